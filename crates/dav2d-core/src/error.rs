@@ -1,0 +1,156 @@
+//! Errors of the engine: registration errors, rejected samples and lookups.
+//!
+//! Each message says what was wrong, where, and what to do next.
+
+use thiserror::Error;
+
+/// Why a node, constraint or stream could not be registered.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GraphError {
+    /// Registering would create a cycle; `path` lists it, first name repeated last.
+    #[error("the graph would have a cycle: {}; a node cannot depend on its own output", path.join(" -> "))]
+    Cycle {
+        /// The cycle, e.g. `["a", "b", "a"]`.
+        path: Vec<String>,
+    },
+    /// An input names neither a stream nor a node.
+    #[error("node '{node}' reads '{input}', which is neither a declared stream nor a node{hint}")]
+    UnknownInput {
+        /// The node being registered.
+        node: String,
+        /// The missing input.
+        input: String,
+        /// A suggestion such as ` (did you mean 'temp'?)`, or empty.
+        hint: String,
+    },
+    /// The name is already used by a stream, node or constraint.
+    #[error(
+        "the name '{name}' is already taken by {taken_by}; streams, nodes and constraints share one namespace, so pick another name"
+    )]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// What holds it: `a stream`, `node 'x'`, ...
+        taken_by: String,
+    },
+    /// A window of zero samples.
+    #[error("node '{node}' has window 0 on input '{input}'; a window must hold at least 1 sample")]
+    ZeroWindow {
+        /// The node.
+        node: String,
+        /// The input.
+        input: String,
+    },
+    /// A parameter is out of range or the shape of the node is wrong.
+    #[error("node '{node}': {message}")]
+    Invalid {
+        /// The node.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The name is not a stream, node or constraint of this graph.
+    #[error("'{name}' is not a stream, node or constraint of this graph{hint}")]
+    UnknownName {
+        /// The name looked up.
+        name: String,
+        /// A suggestion, or empty.
+        hint: String,
+    },
+}
+
+/// Why a sample was rejected. The sample is counted and never applied.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Rejection {
+    /// Pushing to a name that does not exist while streams must be declared.
+    #[error(
+        "stream '{stream}' is not declared; declare it under `streams:` or enable auto-created streams"
+    )]
+    UnknownStream {
+        /// The stream name.
+        stream: String,
+    },
+    /// Pushing to a node's or constraint's output.
+    #[error("'{stream}' is the output of node '{stream}'; push to one of its inputs instead")]
+    NodeOutput {
+        /// The output name.
+        stream: String,
+    },
+    /// A non-number on a stream with numeric bounds.
+    #[error("stream '{stream}' has numeric bounds but got a {type_name}")]
+    NotANumber {
+        /// The stream.
+        stream: String,
+        /// The type received.
+        type_name: &'static str,
+    },
+    /// NaN or infinity on a finite-only stream.
+    #[error("stream '{stream}' accepts finite numbers only, got {value}")]
+    NotFinite {
+        /// The stream.
+        stream: String,
+        /// The value.
+        value: f64,
+    },
+    /// Below the stream's minimum.
+    #[error("stream '{stream}' accepts values >= {min}, got {value}")]
+    BelowMin {
+        /// The stream.
+        stream: String,
+        /// The value.
+        value: f64,
+        /// The minimum.
+        min: f64,
+    },
+    /// Above the stream's maximum.
+    #[error("stream '{stream}' accepts values <= {max}, got {value}")]
+    AboveMax {
+        /// The stream.
+        stream: String,
+        /// The value.
+        value: f64,
+        /// The maximum.
+        max: f64,
+    },
+}
+
+impl Rejection {
+    /// A short, stable reason label for counters and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::UnknownStream { .. } => "unknown_stream",
+            Rejection::NodeOutput { .. } => "node_output",
+            Rejection::NotANumber { .. } => "not_a_number",
+            Rejection::NotFinite { .. } => "not_finite",
+            Rejection::BelowMin { .. } => "below_min",
+            Rejection::AboveMax { .. } => "above_max",
+        }
+    }
+}
+
+/// The closest of `candidates` to `name`, formatted as a hint.
+pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let best = candidates
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len().max(name.len()) / 3).max(1))
+        .min();
+    match best {
+        Some((_, candidate)) => format!(" (did you mean '{candidate}'?)"),
+        None => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}

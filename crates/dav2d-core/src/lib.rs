@@ -1,0 +1,82 @@
+//! The dav2d engine: keyed streams, the latest-value dataflow graph, waves,
+//! constraints and subscriptions.
+//!
+//! The key design decision is that a [`Graph`] is a plain single-threaded
+//! state machine over dense arrays: samples are appended to mirrored rings
+//! (so every window is one contiguous slice), consumers are queued by index,
+//! and a wave evaluates queued (node, key) pairs in topological order. Thread
+//! safety is one mutex around the graph ([`SharedGraph`]), taken per batch,
+//! never per sample. This crate does no I/O, knows nothing of Python, HTTP or
+//! YAML, and its domain types are not serializable: the edges own their wire
+//! formats.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use dav2d_core::{Builtin, Graph, GraphOptions, NodeSpec, SystemClock, Value};
+//!
+//! let mut graph = Graph::new(GraphOptions::default(), Arc::new(SystemClock));
+//! graph.register(NodeSpec::builtin("temp_avg", "sensor_stream", Builtin::MovingAverage { n: 2 })).unwrap();
+//! graph.push("sensor_stream", "dev-1", Value::Float(20.0), None).unwrap();
+//! graph.push("sensor_stream", "dev-1", Value::Float(22.0), None).unwrap();
+//! graph.run_wave();
+//! let reading = graph.latest("temp_avg", "dev-1").unwrap().unwrap();
+//! assert_eq!(reading.sample.unwrap().value, Value::Float(21.0));
+//! ```
+
+mod clock;
+mod constraint;
+mod error;
+mod graph;
+mod ids;
+mod logic;
+mod subscribe;
+mod value;
+mod window;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
+pub use error::{GraphError, Rejection};
+pub use graph::{
+    BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphStats, InputSpec, Keys, LogicSpec,
+    NodeInfo, NodeSpec, NodeStats, Reading, StreamInfo,
+};
+pub use ids::{KeyId, NodeId, StreamId};
+pub use logic::{Builtin, CustomLogic, Evaluation, Outcome};
+pub use subscribe::{Subscription, SubscriptionMode, Update};
+pub use value::{Record, Sample, Scalar, Value};
+pub use window::WindowSnapshot;
+
+/// A graph shared between threads: one mutex, taken per batch.
+#[derive(Clone, Debug)]
+pub struct SharedGraph {
+    inner: Arc<Mutex<Graph>>,
+}
+
+impl SharedGraph {
+    /// Wraps a graph for sharing.
+    pub fn new(graph: Graph) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(graph)),
+        }
+    }
+
+    /// Locks the graph. A panic in another holder does not make the graph
+    /// unusable: its state is consistent between samples, so the lock is
+    /// recovered.
+    pub fn lock(&self) -> MutexGuard<'_, Graph> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tries to lock without waiting.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, Graph>> {
+        match self.inner.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+}

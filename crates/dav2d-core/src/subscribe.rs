@@ -1,0 +1,259 @@
+//! Subscriptions: bounded buffers that deliver stream updates to a consumer
+//! on another thread and conflate, rather than grow, when it falls behind.
+//!
+//! `EveryChange` delivers every update in order while the consumer keeps up;
+//! once `capacity` updates are waiting, further updates are folded into one
+//! pending update per key (the newest), so memory is bounded by the key
+//! space, never by the rate. `Latest` keeps only the pending newest per key.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use crate::constraint::Transition;
+use crate::value::Value;
+
+/// How a subscription buffers updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SubscriptionMode {
+    /// Only the newest pending update per key.
+    #[default]
+    Latest,
+    /// Every update, conflating per key only when `capacity` are waiting.
+    EveryChange,
+}
+
+/// One change of a (stream, key) delivered to subscribers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    /// The stream (or node, or constraint) name.
+    pub name: Arc<str>,
+    /// The key.
+    pub key: Arc<str>,
+    /// The new value; `None` when the update reports an error.
+    pub value: Option<Value>,
+    /// The sample's timestamp in ns.
+    pub ts_ns: i64,
+    /// The sample's sequence number in its (stream, key).
+    pub seq: u64,
+    /// The error state of a node's key (a traceback for Python logic).
+    pub error: Option<Arc<str>>,
+    /// For constraint streams: the state change this update reports.
+    pub transition: Option<Transition>,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
+    queue: VecDeque<Update>,
+    overflow: IndexMap<Arc<str>, Update>,
+    conflated: u64,
+    delivered: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct SubscriptionShared {
+    buffer: Mutex<Buffer>,
+    ready: Condvar,
+    closed: AtomicBool,
+    mode: SubscriptionMode,
+    capacity: usize,
+}
+
+impl SubscriptionShared {
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn offer(&self, update: Update) {
+        let mut buffer = self.lock();
+        let queue_full = self.mode == SubscriptionMode::Latest
+            || buffer.queue.len() >= self.capacity
+            || !buffer.overflow.is_empty();
+        if queue_full {
+            if buffer
+                .overflow
+                .insert(Arc::clone(&update.key), update)
+                .is_some()
+            {
+                buffer.conflated += 1;
+            }
+        } else {
+            buffer.queue.push_back(update);
+        }
+        drop(buffer);
+        self.ready.notify_one();
+    }
+}
+
+/// The consumer end of a subscription. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    shared: Arc<SubscriptionShared>,
+    name: Arc<str>,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        name: Arc<str>,
+        mode: SubscriptionMode,
+        capacity: usize,
+    ) -> (Self, Arc<SubscriptionShared>) {
+        let shared = Arc::new(SubscriptionShared {
+            buffer: Mutex::new(Buffer::default()),
+            ready: Condvar::new(),
+            closed: AtomicBool::new(false),
+            mode,
+            capacity: capacity.max(1),
+        });
+        (
+            Self {
+                shared: Arc::clone(&shared),
+                name,
+            },
+            shared,
+        )
+    }
+
+    /// The name subscribed to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next update if one is waiting.
+    pub fn try_next(&self) -> Option<Update> {
+        let mut buffer = self.shared.lock();
+        Self::pop(&mut buffer)
+    }
+
+    fn pop(buffer: &mut Buffer) -> Option<Update> {
+        let update = match buffer.queue.pop_front() {
+            Some(update) => Some(update),
+            None => buffer
+                .overflow
+                .shift_remove_index(0)
+                .map(|(_, update)| update),
+        };
+        if update.is_some() {
+            buffer.delivered += 1;
+        }
+        update
+    }
+
+    /// Waits up to `timeout` for the next update; `None` on timeout or close.
+    pub fn next_timeout(&self, timeout: Duration) -> Option<Update> {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = self.shared.lock();
+        loop {
+            if let Some(update) = Self::pop(&mut buffer) {
+                return Some(update);
+            }
+            if self.shared.is_closed() {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            buffer = match self.shared.ready.wait_timeout(buffer, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// How many updates were folded into a newer one because the consumer
+    /// was behind.
+    pub fn conflated(&self) -> u64 {
+        self.shared.lock().conflated
+    }
+
+    /// How many updates are waiting.
+    pub fn pending(&self) -> usize {
+        let buffer = self.shared.lock();
+        buffer.queue.len() + buffer.overflow.len()
+    }
+
+    /// Stops the subscription; waiting readers wake up and get `None`.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.ready.notify_all();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(key: &str, value: f64) -> Update {
+        Update {
+            name: Arc::from("s"),
+            key: Arc::from(key),
+            value: Some(Value::Float(value)),
+            ts_ns: 0,
+            seq: 0,
+            error: None,
+            transition: None,
+        }
+    }
+
+    fn drain(subscription: &Subscription) -> Vec<(String, f64)> {
+        std::iter::from_fn(|| subscription.try_next())
+            .map(|u| {
+                (
+                    u.key.to_string(),
+                    u.value.and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_change_delivers_in_order_then_conflates_per_key() {
+        let (subscription, shared) =
+            Subscription::new(Arc::from("s"), SubscriptionMode::EveryChange, 2);
+        for (key, value) in [("a", 1.0), ("b", 2.0), ("a", 3.0), ("b", 4.0), ("a", 5.0)] {
+            shared.offer(update(key, value));
+        }
+        let got = drain(&subscription);
+        let expected = [("a", 1.0), ("b", 2.0), ("a", 5.0), ("b", 4.0)];
+        assert_eq!(got, expected.map(|(k, v)| (k.to_string(), v)));
+        assert_eq!(subscription.conflated(), 1);
+    }
+
+    #[test]
+    fn latest_mode_keeps_one_per_key() {
+        let (subscription, shared) =
+            Subscription::new(Arc::from("s"), SubscriptionMode::Latest, 16);
+        for i in 0..100 {
+            shared.offer(update(if i % 2 == 0 { "a" } else { "b" }, i as f64));
+        }
+        assert_eq!(
+            drain(&subscription),
+            vec![("a".to_string(), 98.0), ("b".to_string(), 99.0)]
+        );
+        assert_eq!(subscription.conflated(), 98);
+    }
+
+    #[test]
+    fn close_wakes_a_waiting_reader() {
+        let (subscription, _shared) =
+            Subscription::new(Arc::from("s"), SubscriptionMode::Latest, 1);
+        subscription.close();
+        assert_eq!(subscription.next_timeout(Duration::from_secs(5)), None);
+    }
+}

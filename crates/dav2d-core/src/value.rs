@@ -1,0 +1,138 @@
+//! Sample values: the scalars, strings, records and byte buffers that flow
+//! through streams.
+//!
+//! Values are cheap to clone: strings, records and byte buffers are reference
+//! counted, so a frame-sized buffer travels the graph without being copied.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One field of a [`Record`]: a scalar or a string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// A 64-bit float.
+    Float(f64),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(Arc<str>),
+}
+
+/// A flat record: an ordered list of (name, scalar) fields.
+pub type Record = Vec<(Arc<str>, Scalar)>;
+
+/// The value carried by a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A 64-bit float.
+    Float(f64),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(Arc<str>),
+    /// A flat record of named scalars.
+    Record(Arc<Record>),
+    /// A reference-counted byte buffer, shared without copying.
+    Bytes(Arc<[u8]>),
+}
+
+impl Default for Value {
+    fn default() -> Self {
+        Value::Float(0.0)
+    }
+}
+
+impl Value {
+    /// The value as a number, if it is one (booleans count as 0 and 1).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(v) => Some(*v),
+            Value::Int(v) => Some(*v as f64),
+            Value::Bool(v) => Some(if *v { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+
+    /// The name of this value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Float(_) => "float",
+            Value::Int(_) => "int",
+            Value::Bool(_) => "bool",
+            Value::Str(_) => "string",
+            Value::Record(_) => "record",
+            Value::Bytes(_) => "bytes",
+        }
+    }
+
+    /// Whether this is a plain float (the fast path of windows).
+    pub fn is_float(&self) -> bool {
+        matches!(self, Value::Float(_))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(Arc::from(v))
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Str(v) => write!(f, "{v}"),
+            Value::Record(fields) => {
+                write!(f, "{{")?;
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    match value {
+                        Scalar::Float(v) => write!(f, "{name}: {v}")?,
+                        Scalar::Int(v) => write!(f, "{name}: {v}")?,
+                        Scalar::Bool(v) => write!(f, "{name}: {v}")?,
+                        Scalar::Str(v) => write!(f, "{name}: {v:?}")?,
+                    }
+                }
+                write!(f, "}}")
+            }
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+        }
+    }
+}
+
+/// One sample of a (stream, key): its value, timestamp and sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The value.
+    pub value: Value,
+    /// Timestamp in nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// Position of this sample in its (stream, key) series, starting at 0.
+    pub seq: u64,
+}
