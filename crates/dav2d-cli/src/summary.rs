@@ -1,0 +1,322 @@
+//! The live terminal summary of `dav2d run` and the graph listing of
+//! `dav2d check`.
+//!
+//! On a terminal the summary redraws in place with ANSI escapes; otherwise
+//! (a pipe, a log file, CI) it prints one plain line per refresh.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Instant;
+
+use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo};
+use dav2d_runtime::{Config, Runtime};
+
+/// What one refresh shows.
+struct Frame {
+    at: Instant,
+    stats: GraphStats,
+    nodes: Vec<NodeInfo>,
+    alerts: Vec<(String, Vec<String>, Vec<String>)>,
+    samples: Vec<(String, String)>,
+}
+
+fn capture(graph: &Graph) -> Frame {
+    let nodes = graph.nodes();
+    let alerts = nodes
+        .iter()
+        .filter(|n| n.kind == "constraint")
+        .map(|n| {
+            let keys = |state| {
+                let mut keys: Vec<String> = graph
+                    .constraint_keys_in(&n.name, state)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                keys.sort();
+                keys
+            };
+            (
+                n.name.clone(),
+                keys(ConstraintState::Tripped),
+                keys(ConstraintState::Stale),
+            )
+        })
+        .collect();
+    // Show each node's value for the first key it has.
+    let samples = nodes
+        .iter()
+        .map(|n| {
+            let shown = graph
+                .latest_all(&n.name)
+                .ok()
+                .and_then(|all| all.into_iter().min_by(|a, b| a.0.cmp(&b.0)))
+                .map(|(key, reading)| match (reading.error, reading.sample) {
+                    (Some(error), _) => {
+                        format!("{key}: error: {}", error.lines().last().unwrap_or(""))
+                    }
+                    (None, Some(sample)) => match sample.value.as_f64() {
+                        Some(v) if n.kind != "constraint" => format!("{key}: {v:.2}"),
+                        _ => format!("{key}: {}", sample.value),
+                    },
+                    (None, None) => format!("{key}: -"),
+                })
+                .unwrap_or_else(|| "-".to_string());
+            (n.name.clone(), shown)
+        })
+        .collect();
+    Frame {
+        at: Instant::now(),
+        stats: graph.stats(),
+        nodes,
+        alerts,
+        samples,
+    }
+}
+
+/// The terminal the summary draws on.
+pub struct Screen {
+    interactive: bool,
+    title: String,
+    started: Instant,
+    previous: Option<Frame>,
+    drawn: bool,
+}
+
+impl Screen {
+    /// A screen; `interactive` redraws in place.
+    pub fn new(interactive: bool, title: String) -> Self {
+        Self {
+            interactive,
+            title,
+            started: Instant::now(),
+            previous: None,
+            drawn: false,
+        }
+    }
+
+    /// Draws one refresh.
+    pub fn draw(&mut self, runtime: &Runtime) {
+        let frame = capture(&runtime.graph().lock());
+        let text = if self.interactive {
+            self.render_full(&frame)
+        } else {
+            self.render_line(&frame)
+        };
+        let mut out = std::io::stdout().lock();
+        let result = if self.interactive {
+            let home = if self.drawn {
+                "\x1b[H\x1b[J"
+            } else {
+                "\x1b[2J\x1b[H"
+            };
+            write!(out, "{home}{text}")
+        } else {
+            writeln!(out, "{text}")
+        };
+        // A closed stdout (e.g. `| head`) must not kill the engine.
+        let _ = result.and_then(|()| out.flush());
+        self.drawn = true;
+        self.previous = Some(frame);
+    }
+
+    /// Prints the final totals.
+    pub fn finish(&mut self, runtime: &Runtime) {
+        let stats = runtime.graph().lock().stats();
+        println!(
+            "stopped after {:.1}s: {} samples in, {} rejected, {} evaluations, {} conflated, {} errors, {} alert transitions",
+            self.started.elapsed().as_secs_f64(),
+            stats.samples_in,
+            stats.rejected,
+            stats.evaluations,
+            stats.conflated,
+            stats.errors,
+            stats.transitions
+        );
+    }
+
+    fn per_second(&self, frame: &Frame, pick: impl Fn(&GraphStats) -> u64) -> f64 {
+        match &self.previous {
+            Some(previous) => {
+                let seconds = frame.at.duration_since(previous.at).as_secs_f64().max(1e-3);
+                pick(&frame.stats).saturating_sub(pick(&previous.stats)) as f64 / seconds
+            }
+            None => 0.0,
+        }
+    }
+
+    fn node_rate(&self, frame: &Frame, node: &NodeInfo) -> f64 {
+        let Some(previous) = &self.previous else {
+            return 0.0;
+        };
+        let before = previous
+            .nodes
+            .iter()
+            .find(|n| n.name == node.name)
+            .map_or(0, |n| n.stats.evaluations);
+        let seconds = frame.at.duration_since(previous.at).as_secs_f64().max(1e-3);
+        node.stats.evaluations.saturating_sub(before) as f64 / seconds
+    }
+
+    fn render_line(&self, frame: &Frame) -> String {
+        let alerts: String = frame
+            .alerts
+            .iter()
+            .map(|(name, tripped, stale)| {
+                format!(" {name}: tripped={} stale={}", tripped.len(), stale.len())
+            })
+            .collect();
+        format!(
+            "t={:.1}s samples={} ({:.0}/s) evaluations={} ({:.0}/s) conflated={} rejected={} errors={}{alerts}",
+            self.started.elapsed().as_secs_f64(),
+            frame.stats.samples_in,
+            self.per_second(frame, |s| s.samples_in),
+            frame.stats.evaluations,
+            self.per_second(frame, |s| s.evaluations),
+            frame.stats.conflated,
+            frame.stats.rejected,
+            frame.stats.errors,
+        )
+    }
+
+    fn render_full(&self, frame: &Frame) -> String {
+        let s = &frame.stats;
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "dav2d: {} (up {:.0}s, Ctrl-C to stop)\n",
+            self.title,
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = writeln!(
+            text,
+            "samples      {:>12} in   {:>10.0}/s   rejected {:>8}   keys {}",
+            s.samples_in,
+            self.per_second(frame, |s| s.samples_in),
+            s.rejected,
+            s.keys
+        );
+        let _ = writeln!(
+            text,
+            "evaluations  {:>12}      {:>10.0}/s   conflated {:>7}   cutoffs {}   errors {}",
+            s.evaluations,
+            self.per_second(frame, |s| s.evaluations),
+            s.conflated,
+            s.cutoffs,
+            s.errors
+        );
+        let _ = writeln!(
+            text,
+            "waves        {:>12}      {:>10.0}/s   alert transitions {}\n",
+            s.waves,
+            self.per_second(frame, |s| s.waves),
+            s.transitions
+        );
+        let _ = writeln!(
+            text,
+            "{:<14} {:<28} {:>6} {:>10} {:>10} {:>7}  {}",
+            "node", "logic", "keys", "evals/s", "conflated", "errors", "latest"
+        );
+        for node in &frame.nodes {
+            let sample = frame
+                .samples
+                .iter()
+                .find(|(n, _)| *n == node.name)
+                .map_or("-", |(_, v)| v.as_str());
+            let logic: String = node.logic.chars().take(28).collect();
+            let _ = writeln!(
+                text,
+                "{:<14} {:<28} {:>6} {:>10.0} {:>10} {:>7}  {}",
+                node.name,
+                logic,
+                node.keys,
+                self.node_rate(frame, node),
+                node.stats.conflated,
+                node.failing_keys,
+                sample
+            );
+        }
+        let _ = writeln!(text);
+        for (name, tripped, stale) in &frame.alerts {
+            let list = |keys: &[String]| {
+                let mut shown = keys.iter().take(8).cloned().collect::<Vec<_>>().join(" ");
+                if keys.len() > 8 {
+                    shown.push_str(&format!(" +{}", keys.len() - 8));
+                }
+                shown
+            };
+            let _ = writeln!(
+                text,
+                "ALERT {name}: {} tripped [{}]",
+                tripped.len(),
+                list(tripped)
+            );
+            let _ = writeln!(
+                text,
+                "      {name}: {} stale   [{}]",
+                stale.len(),
+                list(stale)
+            );
+        }
+        text
+    }
+}
+
+/// The graph a config describes, as `dav2d check` prints it.
+pub fn describe_graph(graph: &Graph, config: &Config) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "streams:");
+    for stream in graph.streams().iter().filter(|s| s.producer.is_none()) {
+        let b = stream.bounds;
+        let mut bounds = Vec::new();
+        if let Some(min) = b.min {
+            bounds.push(format!("min={min}"));
+        }
+        if let Some(max) = b.max {
+            bounds.push(format!("max={max}"));
+        }
+        if b.finite_only {
+            bounds.push("finite only".to_string());
+        }
+        let _ = writeln!(
+            text,
+            "  {} [{}] history {}",
+            stream.name,
+            bounds.join(", "),
+            stream.capacity
+        );
+    }
+    let _ = writeln!(text, "nodes (evaluation order):");
+    for node in graph.nodes() {
+        let inputs: Vec<String> = node
+            .inputs
+            .iter()
+            .map(|(name, window, policy)| format!("{name}[window {window}, {}]", policy.as_str()))
+            .collect();
+        let mut extra = String::new();
+        if node.priority != 0 {
+            let _ = write!(extra, " priority {}", node.priority);
+        }
+        if let Some(deadband) = node.deadband {
+            let _ = write!(extra, " deadband {deadband}");
+        }
+        let _ = writeln!(
+            text,
+            "  {} = {} <- {}{extra}",
+            node.name,
+            node.logic,
+            inputs.join(", ")
+        );
+    }
+    if !config.sources.is_empty() {
+        let _ = writeln!(text, "sources:");
+        for source in &config.sources {
+            let _ = writeln!(
+                text,
+                "  {} -> {} ({} devices at {} Hz)",
+                source.kind.value, source.stream.value, source.devices, source.rate_hz
+            );
+        }
+    }
+    text
+}

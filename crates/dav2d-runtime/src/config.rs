@@ -1,0 +1,592 @@
+//! The YAML config: streams, nodes, constraints and sources in one file.
+//!
+//! This module owns the config's DTOs and converts them by hand into core
+//! types, so the engine stays free of serde. Every error names the file, the
+//! line and column, and the field (`nodes[1].input`), and says what was
+//! expected. Later sections (`http`, `persistence`, `processing`) join the
+//! same file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dav2d_core::{
+    Bounds, Builtin, ConstraintSpec, Direction, EdgePolicy, Graph, GraphError, InputSpec,
+    LogicSpec, NodeSpec,
+};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A config error with its place in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file (or `<built-in demo>`).
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// The field path, e.g. `nodes[1].input`, or empty.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole config file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Input streams and their validity bounds.
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
+    /// Transform nodes.
+    #[serde(default)]
+    pub nodes: Vec<NodeConfig>,
+    /// Constraints.
+    #[serde(default)]
+    pub constraints: Vec<ConstraintConfig>,
+    /// Where samples come from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// How the runner paces itself.
+    #[serde(default)]
+    pub run: RunConfig,
+    #[serde(skip)]
+    file: PathBuf,
+}
+
+/// An input stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Name.
+    pub name: Spanned<String>,
+    /// Smallest valid value.
+    pub min: Option<f64>,
+    /// Largest valid value.
+    pub max: Option<f64>,
+    /// Reject NaN and infinities.
+    #[serde(default)]
+    pub finite_only: bool,
+    /// Samples kept per key at least.
+    pub history: Option<usize>,
+}
+
+/// A node: a built-in transform over one input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name (also the output stream's name).
+    pub name: Spanned<String>,
+    /// `moving_average`, `ewma`, `min`, `max`, `sum`, `rate`, `delta`, `clamp` or `scale`.
+    pub kind: Spanned<String>,
+    /// The input stream or node.
+    pub input: Spanned<String>,
+    /// Window length (moving_average, min, max, sum).
+    pub n: Option<usize>,
+    /// Weight of the newest sample (ewma).
+    pub alpha: Option<f64>,
+    /// Lower limit (clamp).
+    pub lo: Option<f64>,
+    /// Upper limit (clamp).
+    pub hi: Option<f64>,
+    /// Factor (scale).
+    pub a: Option<f64>,
+    /// Offset (scale).
+    pub b: Option<f64>,
+    /// `latest` (default) or `all`.
+    pub policy: Option<Spanned<String>>,
+    /// Higher runs first among independent nodes.
+    #[serde(default)]
+    pub priority: i32,
+    /// Changes smaller than this wake no children.
+    pub deadband: Option<f64>,
+}
+
+/// A constraint over one input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintConfig {
+    /// Name (also the state stream's name).
+    pub name: Spanned<String>,
+    /// The input stream or node.
+    pub input: Spanned<String>,
+    /// Threshold that trips.
+    pub trip: f64,
+    /// Threshold that resets (defaults to `trip`).
+    pub reset: Option<f64>,
+    /// `above` (default) or `below`.
+    pub direction: Option<Spanned<String>>,
+    /// How long the trip condition must hold, e.g. `500ms`.
+    #[serde(rename = "for")]
+    pub hold: Option<Spanned<String>>,
+    /// Silence after which a key is `stale`, e.g. `5s`.
+    pub stale_after: Option<Spanned<String>>,
+    /// `latest` (default) or `all`.
+    pub policy: Option<Spanned<String>>,
+    /// Priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A source of samples.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `synthetic` (more kinds come with the ingestion work).
+    pub kind: Spanned<String>,
+    /// The stream to push to.
+    pub stream: Spanned<String>,
+    /// Number of devices (keys `dev-000` ...).
+    #[serde(default = "default_devices")]
+    pub devices: usize,
+    /// Samples per device per second.
+    #[serde(default = "default_rate")]
+    pub rate_hz: f64,
+    /// Mean value.
+    #[serde(default = "default_base")]
+    pub base: f64,
+    /// Noise amplitude.
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    /// Drift per minute, random walk amplitude.
+    #[serde(default)]
+    pub drift_per_minute: f64,
+    /// Expected overheating episodes per device per hour.
+    #[serde(default)]
+    pub overheat_per_hour: f64,
+    /// Expected silent spells per device per hour.
+    #[serde(default)]
+    pub dropout_per_hour: f64,
+    /// Random seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_devices() -> usize {
+    100
+}
+fn default_rate() -> f64 {
+    100.0
+}
+fn default_base() -> f64 {
+    60.0
+}
+fn default_noise() -> f64 {
+    0.5
+}
+
+/// How the runner paces constraint timers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// How often `for` and `stale_after` timers are checked, e.g. `50ms`.
+    pub tick: Option<Spanned<String>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { tick: None }
+    }
+}
+
+/// The built-in demo config.
+pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
+
+const BUILTIN_KINDS: &str = "moving_average, ewma, min, max, sum, rate, delta, clamp, scale";
+
+impl Config {
+    /// Reads and parses a config file. A missing file is an error naming it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read the config file: {error}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in demo.
+    pub fn demo() -> Result<Config, ConfigError> {
+        Self::parse(DEMO_CONFIG, Path::new("<built-in demo>"))
+    }
+
+    /// Parses config text; `file` is used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = serde_saphyr::from_str(text).map_err(|error| {
+            let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
+            ConfigError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                field: String::new(),
+                message: first_line(&error.to_string()),
+            }
+        })?;
+        config.file = file.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The file this config came from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn error_at<T>(&self, spanned: &Spanned<T>, field: String, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field,
+            message,
+        }
+    }
+
+    /// Checks everything that does not need a graph.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, stream) in self.streams.iter().enumerate() {
+            if let (Some(min), Some(max)) = (stream.min, stream.max)
+                && min > max
+            {
+                return Err(self.error_at(
+                    &stream.name,
+                    format!("streams[{i}].min"),
+                    format!("min ({min}) is greater than max ({max})"),
+                ));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            self.builtin(i, node)?;
+            self.policy(&node.policy, format!("nodes[{i}].policy"))?;
+        }
+        for (i, constraint) in self.constraints.iter().enumerate() {
+            self.constraint_spec(i, constraint)?;
+            self.policy(&constraint.policy, format!("constraints[{i}].policy"))?;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.kind.value != "synthetic" {
+                return Err(self.error_at(
+                    &source.kind,
+                    format!("sources[{i}].kind"),
+                    format!(
+                        "unknown source kind '{}'; expected: synthetic",
+                        source.kind.value
+                    ),
+                ));
+            }
+            if !(source.rate_hz > 0.0 && source.rate_hz <= 100_000.0) || source.devices == 0 {
+                return Err(self.error_at(
+                    &source.kind,
+                    format!("sources[{i}]"),
+                    format!(
+                        "a synthetic source needs devices >= 1 and 0 < rate_hz <= 100000, got devices={} rate_hz={}",
+                        source.devices, source.rate_hz
+                    ),
+                ));
+            }
+        }
+        self.tick()?;
+        Ok(())
+    }
+
+    fn policy(
+        &self,
+        policy: &Option<Spanned<String>>,
+        field: String,
+    ) -> Result<EdgePolicy, ConfigError> {
+        match policy {
+            None => Ok(EdgePolicy::Latest),
+            Some(p) if p.value == "latest" => Ok(EdgePolicy::Latest),
+            Some(p) if p.value == "all" => Ok(EdgePolicy::All),
+            Some(p) => Err(self.error_at(
+                p,
+                field,
+                format!("unknown policy '{}'; expected latest or all", p.value),
+            )),
+        }
+    }
+
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: String,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        let parsed = match text.value.trim().parse::<f64>() {
+            Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => {
+                Ok(Duration::from_secs_f64(seconds))
+            }
+            Ok(seconds) => Err(format!("a duration must be >= 0, got {seconds}")),
+            Err(_) => humantime::parse_duration(text.value.trim()).map_err(|error| {
+                format!(
+                    "'{}' is not a duration ({error}); write e.g. 500ms, 2s or 1m",
+                    text.value
+                )
+            }),
+        };
+        parsed
+            .map(Some)
+            .map_err(|message| self.error_at(text, field, message))
+    }
+
+    /// How often the runner checks constraint timers (default 50 ms).
+    pub fn tick(&self) -> Result<Duration, ConfigError> {
+        Ok(self
+            .duration(&self.run.tick, "run.tick".to_string())?
+            .unwrap_or(Duration::from_millis(50))
+            .max(Duration::from_millis(1)))
+    }
+
+    fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
+        let field = |name: &str| format!("nodes[{i}].{name}");
+        let need = |value: Option<f64>, name: &str| {
+            value.ok_or_else(|| {
+                self.error_at(
+                    &node.kind,
+                    field(name),
+                    format!("{} needs `{name}`", node.kind.value),
+                )
+            })
+        };
+        let need_n = || {
+            node.n.ok_or_else(|| {
+                self.error_at(
+                    &node.kind,
+                    field("n"),
+                    format!("{} needs `n`", node.kind.value),
+                )
+            })
+        };
+        let builtin = match node.kind.value.as_str() {
+            "moving_average" => Builtin::MovingAverage { n: need_n()? },
+            "min" => Builtin::Min { n: need_n()? },
+            "max" => Builtin::Max { n: need_n()? },
+            "sum" => Builtin::Sum { n: need_n()? },
+            "ewma" => Builtin::Ewma {
+                alpha: need(node.alpha, "alpha")?,
+            },
+            "rate" => Builtin::Rate,
+            "delta" => Builtin::Delta,
+            "clamp" => Builtin::Clamp {
+                lo: need(node.lo, "lo")?,
+                hi: need(node.hi, "hi")?,
+            },
+            "scale" => Builtin::Scale {
+                a: node.a.unwrap_or(1.0),
+                b: node.b.unwrap_or(0.0),
+            },
+            other => {
+                return Err(self.error_at(
+                    &node.kind,
+                    field("kind"),
+                    format!("unknown node kind '{other}'; expected one of {BUILTIN_KINDS}"),
+                ));
+            }
+        };
+        builtin
+            .validate()
+            .map_err(|message| self.error_at(&node.kind, format!("nodes[{i}]"), message))?;
+        Ok(builtin)
+    }
+
+    fn constraint_spec(
+        &self,
+        i: usize,
+        constraint: &ConstraintConfig,
+    ) -> Result<ConstraintSpec, ConfigError> {
+        let direction = match &constraint.direction {
+            None => Direction::Above,
+            Some(d) if d.value == "above" => Direction::Above,
+            Some(d) if d.value == "below" => Direction::Below,
+            Some(d) => {
+                return Err(self.error_at(
+                    d,
+                    format!("constraints[{i}].direction"),
+                    format!("unknown direction '{}'; expected above or below", d.value),
+                ));
+            }
+        };
+        let as_ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let spec = ConstraintSpec {
+            trip: constraint.trip,
+            reset: constraint.reset,
+            direction,
+            hold_ns: self
+                .duration(&constraint.hold, format!("constraints[{i}].for"))?
+                .map_or(0, as_ns),
+            stale_after_ns: self
+                .duration(
+                    &constraint.stale_after,
+                    format!("constraints[{i}].stale_after"),
+                )?
+                .map(as_ns),
+        };
+        spec.validate().map_err(|message| {
+            self.error_at(&constraint.name, format!("constraints[{i}]"), message)
+        })?;
+        Ok(spec)
+    }
+
+    /// Declares the streams and registers the nodes and constraints into
+    /// `graph`. Graph errors (cycles, unknown inputs, duplicates) are mapped
+    /// back to the line that caused them.
+    pub fn build(&self, graph: &mut Graph) -> Result<(), ConfigError> {
+        for (i, stream) in self.streams.iter().enumerate() {
+            let bounds = Bounds {
+                min: stream.min,
+                max: stream.max,
+                finite_only: stream.finite_only,
+            };
+            graph
+                .declare_stream(&stream.name.value, bounds, stream.history)
+                .map_err(|error| {
+                    self.error_at(
+                        &stream.name,
+                        format!("streams[{i}].name"),
+                        error.to_string(),
+                    )
+                })?;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            if graph.stream_id(&source.stream.value).is_none() {
+                graph
+                    .declare_stream(&source.stream.value, Bounds::default(), None)
+                    .map_err(|error| {
+                        self.error_at(
+                            &source.stream,
+                            format!("sources[{i}].stream"),
+                            error.to_string(),
+                        )
+                    })?;
+            }
+        }
+        let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let builtin = self.builtin(i, node)?;
+            let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
+            let mut spec =
+                NodeSpec::builtin(node.name.value.clone(), node.input.value.clone(), builtin)
+                    .with_policy(policy)
+                    .with_priority(node.priority);
+            spec.deadband = node.deadband;
+            specs.push(spec);
+        }
+        for (i, constraint) in self.constraints.iter().enumerate() {
+            let spec = self.constraint_spec(i, constraint)?;
+            let policy = self.policy(&constraint.policy, format!("constraints[{i}].policy"))?;
+            specs.push(NodeSpec {
+                name: constraint.name.value.clone(),
+                inputs: vec![InputSpec {
+                    name: constraint.input.value.clone(),
+                    window: 1,
+                    policy,
+                }],
+                logic: LogicSpec::Constraint(spec),
+                priority: constraint.priority,
+                deadband: None,
+            });
+        }
+        graph
+            .register_all(specs)
+            .map(|_| ())
+            .map_err(|error| self.locate(error))
+    }
+
+    /// Finds where in the file a graph error comes from.
+    fn locate(&self, error: GraphError) -> ConfigError {
+        let message = error.to_string();
+        let by_name = |name: &str| -> Option<ConfigError> {
+            if let Some((i, node)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.name.value == name)
+            {
+                return Some(self.error_at(
+                    &node.name,
+                    format!("nodes[{i}].name"),
+                    message.clone(),
+                ));
+            }
+            self.constraints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name.value == name)
+                .map(|(i, c)| {
+                    self.error_at(&c.name, format!("constraints[{i}].name"), message.clone())
+                })
+        };
+        let by_input = |node: &str, input: &str| -> Option<ConfigError> {
+            if let Some((i, n)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.name.value == node && n.input.value == input)
+            {
+                return Some(self.error_at(&n.input, format!("nodes[{i}].input"), message.clone()));
+            }
+            self.constraints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name.value == node && c.input.value == input)
+                .map(|(i, c)| {
+                    self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
+                })
+        };
+        let located = match &error {
+            GraphError::UnknownInput { node, input, .. } => by_input(node, input),
+            GraphError::ZeroWindow { node, input } => by_input(node, input),
+            GraphError::Cycle { path } => path.first().and_then(|name| by_name(name)),
+            GraphError::DuplicateName { name, .. } => {
+                // Point at the second definition.
+                let names = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (&n.name, format!("nodes[{i}].name")))
+                    .chain(
+                        self.constraints
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| (&c.name, format!("constraints[{i}].name"))),
+                    );
+                let mut matching = names.filter(|(n, _)| &n.value == name).collect::<Vec<_>>();
+                matching
+                    .pop()
+                    .map(|(n, field)| self.error_at(n, field, message.clone()))
+            }
+            GraphError::Invalid { node, .. } | GraphError::UnknownName { name: node, .. } => {
+                by_name(node)
+            }
+        };
+        located.unwrap_or_else(|| ConfigError {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message,
+        })
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
+}

@@ -1,0 +1,150 @@
+//! Config errors name the file, line, column and field; good configs build
+//! the graph they describe.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use dav2d_core::{Graph, GraphOptions, ManualClock};
+use dav2d_runtime::Config;
+
+fn strict_graph() -> Graph {
+    let options = GraphOptions {
+        auto_create_streams: false,
+        ..GraphOptions::default()
+    };
+    Graph::new(options, Arc::new(ManualClock::new(0)))
+}
+
+/// Parses and builds `yaml`; the error text must be `expected` exactly.
+fn check(yaml: &str, expected: &str) {
+    let result = Config::parse(yaml, Path::new("test.yaml"))
+        .and_then(|config| config.build(&mut strict_graph()));
+    match result {
+        Ok(()) => panic!("expected an error: {expected}"),
+        Err(error) => assert_eq!(error.to_string(), expected, "for config:\n{yaml}"),
+    }
+}
+
+/// Like [`check`], but only requires the error to start with `prefix` and contain `part`.
+fn check_contains(yaml: &str, prefix: &str, part: &str) {
+    let result = Config::parse(yaml, Path::new("test.yaml"))
+        .and_then(|config| config.build(&mut strict_graph()));
+    let error = result.expect_err("expected an error").to_string();
+    assert!(
+        error.starts_with(prefix) && error.contains(part),
+        "got: {error}"
+    );
+}
+
+const STREAM: &str = "streams:\n  - name: temp\n";
+
+#[test]
+fn the_demo_builds() {
+    let config = Config::demo().unwrap();
+    let mut graph = strict_graph();
+    config.build(&mut graph).unwrap();
+    let names: Vec<String> = graph.nodes().into_iter().map(|n| n.name).collect();
+    assert_eq!(
+        names,
+        vec![
+            "temp_avg",
+            "temp_ewma",
+            "temp_rate",
+            "temp_peak",
+            "overheat"
+        ]
+    );
+}
+
+#[test]
+fn graph_errors_point_at_their_line() {
+    check(
+        &format!(
+            "{STREAM}nodes:\n  - name: avg\n    kind: moving_average\n    input: tmp\n    n: 5\n"
+        ),
+        "test.yaml:6:12: nodes[0].input: node 'avg' reads 'tmp', which is neither a declared stream nor a node (did you mean 'temp'?)",
+    );
+    check(
+        &format!(
+            "{STREAM}nodes:\n  - name: a\n    kind: delta\n    input: b\n  - name: b\n    kind: delta\n    input: a\n"
+        ),
+        "test.yaml:4:11: nodes[0].name: the graph would have a cycle: a -> b -> a; a node cannot depend on its own output",
+    );
+    check(
+        &format!(
+            "{STREAM}nodes:\n  - name: d\n    kind: delta\n    input: temp\nconstraints:\n  - name: d\n    input: temp\n    trip: 1\n"
+        ),
+        "test.yaml:8:11: constraints[0].name: the name 'd' is already taken by another node in the same registration; streams, nodes and constraints share one namespace, so pick another name",
+    );
+}
+
+#[test]
+fn field_errors_say_what_was_expected() {
+    check(
+        &format!("{STREAM}nodes:\n  - name: avg\n    kind: moving_avg\n    input: temp\n"),
+        "test.yaml:5:11: nodes[0].kind: unknown node kind 'moving_avg'; expected one of moving_average, ewma, min, max, sum, rate, delta, clamp, scale",
+    );
+    check(
+        &format!("{STREAM}nodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n"),
+        "test.yaml:5:11: nodes[0].n: moving_average needs `n`",
+    );
+    check(
+        &format!(
+            "{STREAM}nodes:\n  - name: avg\n    kind: sum\n    input: temp\n    n: 3\n    policy: every\n"
+        ),
+        "test.yaml:8:13: nodes[0].policy: unknown policy 'every'; expected latest or all",
+    );
+    check(
+        &format!(
+            "{STREAM}constraints:\n  - name: hot\n    input: temp\n    trip: 80\n    for: soon\n"
+        ),
+        "test.yaml:7:10: constraints[0].for: 'soon' is not a duration (expected number at 0); write e.g. 500ms, 2s or 1m",
+    );
+    check(
+        &format!("{STREAM}constraints:\n  - name: hot\n    input: temp\n    trip: 80\n    reset: 90\n"),
+        "test.yaml:4:11: constraints[0]: node 'hot': an 'above' constraint needs reset <= trip, got trip=80 reset=90"
+            .replace("node 'hot': ", "")
+            .as_str(),
+    );
+}
+
+#[test]
+fn syntax_and_shape_errors_have_a_location() {
+    check_contains(
+        "streams:\n  - name: temp\n    colour: blue\n",
+        "test.yaml:3:5",
+        "colour",
+    );
+    check_contains("nodes: [\n", "test.yaml:", "");
+    check_contains(
+        "constraints:\n  - name: hot\n    input: temp\n    trip: hot\n",
+        "test.yaml:4:11",
+        "",
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let error = Config::load(Path::new("/nonexistent/dav2d.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("/nonexistent/dav2d.yaml: cannot read the config file"),
+        "{error}"
+    );
+}
+
+#[test]
+fn durations_accept_units_and_plain_seconds() {
+    let yaml = format!(
+        "{STREAM}constraints:\n  - name: hot\n    input: temp\n    trip: 80\n    for: 1.5\n    stale_after: 2m\nrun:\n  tick: 20ms\n"
+    );
+    let config = Config::parse(&yaml, Path::new("t.yaml")).unwrap();
+    let mut graph = strict_graph();
+    config.build(&mut graph).unwrap();
+    assert_eq!(
+        graph.nodes()[0].logic,
+        "constraint(above trip=80 reset=80 for=1.5s stale_after=120s)"
+    );
+    assert_eq!(config.tick().unwrap(), std::time::Duration::from_millis(20));
+}
