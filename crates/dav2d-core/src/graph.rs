@@ -260,6 +260,9 @@ pub struct NodeStats {
     pub cutoffs: u64,
     /// Evaluations skipped because an input had no sample for the key yet.
     pub waiting: u64,
+    /// Calls into custom logic; each call evaluates every queued key of the
+    /// node in a wave (for Python: one GIL acquisition).
+    pub batches: u64,
 }
 
 /// A description of one node for listings, `dav2d check` and `/graph`.
@@ -1288,6 +1291,7 @@ impl Graph {
         let node = &mut self.nodes[id.index()];
         node.logic = NodeLogic::Custom(logic);
         node.stats.evaluations += batch.len() as u64;
+        node.stats.batches += 1;
         self.stats.evaluations += batch.len() as u64;
         for (evaluation, (out, ts)) in batch.into_iter().zip(targets) {
             match evaluation.outcome {
@@ -1437,9 +1441,14 @@ impl Graph {
         mode: SubscriptionMode,
         capacity: usize,
     ) -> Result<Subscription, GraphError> {
-        let stream = self
-            .stream_id(name)
-            .ok_or_else(|| self.unknown_name(name))?;
+        // With auto-created streams, subscribing to a new name creates it.
+        let stream = match self.stream_id(name) {
+            Some(stream) => stream,
+            None if self.options.auto_create_streams && !name.is_empty() => {
+                self.add_stream(name, None, Bounds::default())
+            }
+            None => return Err(self.unknown_name(name)),
+        };
         let s = &mut self.streams[stream.index()];
         let (subscription, shared) = Subscription::new(Arc::clone(&s.name), mode, capacity);
         s.subscribers.push(shared);

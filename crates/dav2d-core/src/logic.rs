@@ -59,7 +59,92 @@ pub enum Builtin {
     },
 }
 
+/// The names of the built-ins, as configs and Python spell them.
+pub const BUILTIN_KINDS: &[&str] = &[
+    "moving_average",
+    "ewma",
+    "min",
+    "max",
+    "sum",
+    "rate",
+    "delta",
+    "clamp",
+    "scale",
+];
+
+/// The parameters a built-in may take, all optional until a kind needs one.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BuiltinParams {
+    /// Window length (moving_average, min, max, sum).
+    pub n: Option<usize>,
+    /// Weight of the newest sample (ewma).
+    pub alpha: Option<f64>,
+    /// Lower limit (clamp).
+    pub lo: Option<f64>,
+    /// Upper limit (clamp).
+    pub hi: Option<f64>,
+    /// Factor (scale, default 1).
+    pub a: Option<f64>,
+    /// Offset (scale, default 0).
+    pub b: Option<f64>,
+}
+
+/// Why a built-in could not be made from a name and parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BuiltinError {
+    /// No built-in has this name.
+    UnknownKind(String),
+    /// A required parameter is missing.
+    Missing {
+        /// The built-in.
+        kind: &'static str,
+        /// The parameter.
+        param: &'static str,
+    },
+    /// A parameter is out of range.
+    Invalid(String),
+}
+
+impl fmt::Display for BuiltinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuiltinError::UnknownKind(kind) => {
+                write!(f, "unknown node kind '{kind}'; expected one of {}", BUILTIN_KINDS.join(", "))
+            }
+            BuiltinError::Missing { kind, param } => write!(f, "{kind} needs `{param}`"),
+            BuiltinError::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
 impl Builtin {
+    /// The built-in called `kind` with `params`, validated.
+    pub fn from_name(kind: &str, params: &BuiltinParams) -> Result<Builtin, BuiltinError> {
+        fn need<T>(value: Option<T>, kind: &'static str, param: &'static str) -> Result<T, BuiltinError> {
+            value.ok_or(BuiltinError::Missing { kind, param })
+        }
+        let builtin = match kind {
+            "moving_average" => Builtin::MovingAverage { n: need(params.n, "moving_average", "n")? },
+            "min" => Builtin::Min { n: need(params.n, "min", "n")? },
+            "max" => Builtin::Max { n: need(params.n, "max", "n")? },
+            "sum" => Builtin::Sum { n: need(params.n, "sum", "n")? },
+            "ewma" => Builtin::Ewma { alpha: need(params.alpha, "ewma", "alpha")? },
+            "rate" => Builtin::Rate,
+            "delta" => Builtin::Delta,
+            "clamp" => Builtin::Clamp {
+                lo: need(params.lo, "clamp", "lo")?,
+                hi: need(params.hi, "clamp", "hi")?,
+            },
+            "scale" => Builtin::Scale {
+                a: params.a.unwrap_or(1.0),
+                b: params.b.unwrap_or(0.0),
+            },
+            other => return Err(BuiltinError::UnknownKind(other.to_string())),
+        };
+        builtin.validate().map_err(BuiltinError::Invalid)?;
+        Ok(builtin)
+    }
+
     /// How many samples of its input the built-in needs to see.
     pub fn window(&self) -> usize {
         match *self {

@@ -182,6 +182,11 @@ impl Subscription {
         buffer.queue.len() + buffer.overflow.len()
     }
 
+    /// Whether the subscription was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
     /// Stops the subscription; waiting readers wake up and get `None`.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);

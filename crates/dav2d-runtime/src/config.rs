@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, ConstraintSpec, Direction, EdgePolicy, Graph, GraphError, InputSpec,
+    Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph, GraphError, InputSpec,
     LogicSpec, NodeSpec,
 };
 use serde::Deserialize;
@@ -208,8 +208,6 @@ impl Default for RunConfig {
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
 
-const BUILTIN_KINDS: &str = "moving_average, ewma, min, max, sum, rate, delta, clamp, scale";
-
 impl Config {
     /// Reads and parses a config file. A missing file is an error naming it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -356,55 +354,22 @@ impl Config {
     }
 
     fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
-        let field = |name: &str| format!("nodes[{i}].{name}");
-        let need = |value: Option<f64>, name: &str| {
-            value.ok_or_else(|| {
-                self.error_at(
-                    &node.kind,
-                    field(name),
-                    format!("{} needs `{name}`", node.kind.value),
-                )
-            })
+        let params = BuiltinParams {
+            n: node.n,
+            alpha: node.alpha,
+            lo: node.lo,
+            hi: node.hi,
+            a: node.a,
+            b: node.b,
         };
-        let need_n = || {
-            node.n.ok_or_else(|| {
-                self.error_at(
-                    &node.kind,
-                    field("n"),
-                    format!("{} needs `n`", node.kind.value),
-                )
-            })
-        };
-        let builtin = match node.kind.value.as_str() {
-            "moving_average" => Builtin::MovingAverage { n: need_n()? },
-            "min" => Builtin::Min { n: need_n()? },
-            "max" => Builtin::Max { n: need_n()? },
-            "sum" => Builtin::Sum { n: need_n()? },
-            "ewma" => Builtin::Ewma {
-                alpha: need(node.alpha, "alpha")?,
-            },
-            "rate" => Builtin::Rate,
-            "delta" => Builtin::Delta,
-            "clamp" => Builtin::Clamp {
-                lo: need(node.lo, "lo")?,
-                hi: need(node.hi, "hi")?,
-            },
-            "scale" => Builtin::Scale {
-                a: node.a.unwrap_or(1.0),
-                b: node.b.unwrap_or(0.0),
-            },
-            other => {
-                return Err(self.error_at(
-                    &node.kind,
-                    field("kind"),
-                    format!("unknown node kind '{other}'; expected one of {BUILTIN_KINDS}"),
-                ));
-            }
-        };
-        builtin
-            .validate()
-            .map_err(|message| self.error_at(&node.kind, format!("nodes[{i}]"), message))?;
-        Ok(builtin)
+        Builtin::from_name(&node.kind.value, &params).map_err(|error| {
+            let field = match &error {
+                BuiltinError::UnknownKind(_) => format!("nodes[{i}].kind"),
+                BuiltinError::Missing { param, .. } => format!("nodes[{i}].{param}"),
+                BuiltinError::Invalid(_) => format!("nodes[{i}]"),
+            };
+            self.error_at(&node.kind, field, error.to_string())
+        })
     }
 
     fn constraint_spec(

@@ -1,0 +1,52 @@
+# dav2d: the two commands a new user types, plus benchmarks and lints.
+#   make run    builds everything and runs the built-in demo (CONFIG=path to run a config)
+#   make test   runs every test: cargo test and pytest
+#   make bench  runs the benchmarks beside their bars and peers
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BENCH_VENV := bench/.venv-bench
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+CONFIG ?=
+RUN_ARGS ?=
+
+.PHONY: run test bench develop lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24"
+	touch $@
+
+# Builds the Python extension into .venv (debug build for tests).
+develop: $(VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q
+
+run: $(VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q --release
+	cargo build --release -p dav2d-cli
+	$(CARGO_TARGET_DIR)/release/dav2d run $(CONFIG) $(RUN_ARGS)
+
+test: develop
+	cargo test
+	$(PY) -m pytest -q
+
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(BENCH_VENV) $(BENCH_VENV)/bin/maturin develop -q --profile bench-release
+	cargo build --profile bench-release -p dav2d-bench
+	$(BENCH_VENV)/bin/python bench/run.py --rust-bench $(CARGO_TARGET_DIR)/bench-release/dav2d-bench
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) dav2d-data
+	cargo clean

@@ -1,0 +1,401 @@
+"""The Python face of dav2d: graphs, nodes, constraints and the default graph.
+
+Everything here is a thin layer over the compiled engine in ``dav2d._dav2d``;
+the engine does the work with the GIL released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import _dav2d
+
+__all__ = [
+    "Graph",
+    "Node",
+    "Constraint",
+    "CallbackSubscription",
+    "default_graph",
+    "reset",
+    "DEFAULT_WINDOW",
+]
+
+#: Samples of each input a Python node sees unless ``window=`` says otherwise.
+DEFAULT_WINDOW = 16
+
+_log = logging.getLogger("dav2d")
+
+InputLike = str | tuple[str, int]
+
+
+class CallbackSubscription:
+    """A subscription whose updates are handed to a callback on a daemon thread.
+
+    A slow callback never slows the engine: updates it has not reached yet are
+    conflated per key. ``close()`` stops the thread.
+    """
+
+    def __init__(self, subscription: _dav2d.Subscription, callback: Callable[[_dav2d.Update], Any]) -> None:
+        self.subscription = subscription
+        self._callback = callback
+        self._thread = threading.Thread(target=self._run, name=f"dav2d-subscriber-{subscription.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for update in self.subscription:
+            try:
+                self._callback(update)
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not end its subscription
+                _log.exception("Subscriber callback for %r failed", self.subscription.name)
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stops delivering updates and waits for the callback thread."""
+        self.subscription.close()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def conflated(self) -> int:
+        """Updates folded into newer ones because the callback was behind."""
+        return self.subscription.conflated
+
+
+class Graph:
+    """A dataflow graph of streams, nodes and constraints.
+
+    Most programs use the default graph through the module-level functions
+    (``dav2d.push``, ``dav2d.latest`` ...); make a ``Graph`` for isolation.
+
+    ``auto_create_streams``: pushing to or reading from an unknown stream name
+    creates it (set False to make typos errors). ``history``: samples each
+    (stream, key) keeps at least. ``manual_clock``: time moves only with
+    :meth:`advance_clock`, for deterministic tests.
+    """
+
+    def __init__(self, *, auto_create_streams: bool = True, history: int = 4, manual_clock: bool = False) -> None:
+        self._engine = _dav2d.Graph(
+            auto_create_streams=auto_create_streams, history=history, manual_clock=manual_clock
+        )
+        self._callbacks: list[CallbackSubscription] = []
+
+    # -- building ---------------------------------------------------------------------
+
+    def register(self, item: Node | Constraint) -> Node | Constraint:
+        """Registers a :class:`Node` or :class:`Constraint` and returns it."""
+        return item.register(self)
+
+    def declare_stream(
+        self,
+        name: str,
+        *,
+        min: float | None = None,  # noqa: A002 - the config's name
+        max: float | None = None,  # noqa: A002
+        finite_only: bool = False,
+        history: int | None = None,
+    ) -> None:
+        """Declares an input stream with validity bounds; invalid samples are rejected and counted."""
+        self._engine.declare_stream(name, min=min, max=max, finite_only=finite_only, history=history)
+
+    def load_config(self, path: str) -> None:
+        """Adds the streams, nodes and constraints of a YAML config file."""
+        self._engine.load_config(path)
+
+    # -- data in ----------------------------------------------------------------------
+
+    def push(self, stream: str, value: Any, key: str = "", ts: int | None = None) -> None:
+        """Pushes one sample (or, given a NumPy array or list, a batch for ``key``).
+
+        ``ts`` is nanoseconds since the epoch (default: now). Raises
+        ``RejectedError`` when the sample breaks the stream's bounds.
+        """
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+            report = self.push_many(stream, value, keys=key, ts=ts)
+            if report["rejected"]:
+                index, reason = report["errors"][0]
+                raise _dav2d.RejectedError(f"{report['rejected']} of the batch rejected; first at index {index}: {reason}")
+            return
+        self._engine.push(stream, value, key, ts)
+
+    def push_many(
+        self,
+        stream: str,
+        values: Any,
+        keys: str | Sequence[str] | None = None,
+        ts: Any = None,
+    ) -> dict[str, Any]:
+        """Pushes a batch of numbers: ``values`` a float64 array or sequence,
+        ``keys`` one key or one per value, ``ts`` an optional int64 ns array.
+
+        Good samples are applied beside rejected ones; returns
+        ``{"accepted": n, "rejected": m, "errors": [(index, reason), ...]}``.
+        """
+        if type(values).__name__ == "ndarray" and str(values.dtype) != "float64":
+            values = values.astype("float64")
+        if ts is not None and type(ts).__name__ == "ndarray" and str(ts.dtype) != "int64":
+            ts = ts.astype("int64")
+        elif ts is not None and not isinstance(ts, int) and type(ts).__name__ != "ndarray":
+            import numpy as np
+
+            ts = np.asarray(ts, dtype=np.int64)
+        return self._engine.push_many(stream, values, keys, ts)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def latest(self, name: str, key: str = "", *, sample: bool = False) -> Any:
+        """The latest value of ``name`` for ``key`` (None before any).
+
+        Raises ``NodeError`` with the traceback while that node's key is
+        failing; ``sample=True`` returns a :class:`Sample` with ``.error``
+        instead of raising.
+        """
+        return self._engine.latest(name, key, sample)
+
+    def latest_all(self, name: str) -> dict[str, _dav2d.Sample]:
+        """Every key of ``name`` with its latest :class:`Sample`."""
+        return self._engine.latest_all(name)
+
+    def window(self, name: str, key: str = "", n: int = DEFAULT_WINDOW) -> _dav2d.Window:
+        """The newest ``n`` samples of ``name`` for ``key`` as a zero-copy :class:`Window`."""
+        return self._engine.window(name, key, n)
+
+    def subscribe(
+        self,
+        name: str,
+        callback: Callable[[_dav2d.Update], Any] | None = None,
+        *,
+        mode: str = "every",
+        capacity: int = 1024,
+    ) -> _dav2d.Subscription | CallbackSubscription:
+        """Subscribes to changes of a stream, node or constraint.
+
+        Without ``callback``, returns an iterator of :class:`Update` (blocking;
+        ``.get(timeout)`` waits a bounded time). With ``callback``, calls it
+        for each update on a daemon thread. ``mode="every"`` delivers every
+        change while the reader keeps up and conflates per key beyond
+        ``capacity`` waiting; ``mode="latest"`` keeps only the newest per key.
+        """
+        subscription = self._engine.subscribe(name, mode, capacity)
+        if callback is None:
+            return subscription
+        handle = CallbackSubscription(subscription, callback)
+        self._callbacks.append(handle)
+        return handle
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: samples in, accepted, rejected (by reason), evaluations,
+        conflated, errors, cutoffs, waves, transitions, and per node."""
+        return self._engine.stats()
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node in evaluation (topological) order."""
+        return self._engine.nodes()
+
+    # -- time -------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Checks constraint timers (``for_``, ``stale_after``) now; returns transitions."""
+        return self._engine.tick()
+
+    def advance_clock(self, seconds: float) -> int:
+        """Moves a manual clock forward and ticks (graphs made with ``manual_clock=True``)."""
+        return self._engine.advance_clock(seconds)
+
+    def close(self) -> None:
+        """Stops callback subscriptions and the timer thread."""
+        for handle in self._callbacks:
+            handle.close()
+        self._callbacks.clear()
+        self._engine.stop_ticker()
+
+
+def _inputs(inputs: Sequence[InputLike], window: int, policy: str) -> list[tuple[str, int, str]]:
+    resolved = []
+    for item in inputs:
+        if isinstance(item, str):
+            resolved.append((item, window, policy))
+        elif isinstance(item, tuple) and len(item) == 2:
+            resolved.append((item[0], int(item[1]), policy))
+        else:
+            raise TypeError(f"an input is a name or a (name, window) tuple, got {item!r}")
+    return resolved
+
+
+class Node:
+    """A transform from one or more inputs to an output stream named ``name``.
+
+    ``logic`` is a Python callable receiving one :class:`Window` per input
+    (the newest samples for one key) and returning the new value, or None for
+    no output. Alternatively ``builtin``/``params`` name a native transform
+    (see :mod:`dav2d.nodes`).
+
+    The original notes' form works unchanged::
+
+        Node(name="temp_avg", logic=moving_average, input_source="sensor_stream").register()
+
+    ``inputs``: names or ``(name, window)`` tuples (instead of
+    ``input_source``). ``window``: samples per input (default 16).
+    ``policy``: ``"latest"`` evaluates once per wave on the newest sample,
+    ``"all"`` once per sample. ``priority``: higher runs first among
+    independent nodes. ``deadband``: output changes smaller than this wake no
+    children. ``returns``: ``"number"`` (anything else is an error state) or
+    ``"any"``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        logic: Callable[..., Any] | None = None,
+        input_source: str | None = None,
+        *,
+        inputs: Sequence[InputLike] | None = None,
+        window: int = DEFAULT_WINDOW,
+        priority: int = 0,
+        deadband: float | None = None,
+        policy: str = "latest",
+        returns: str = "number",
+        builtin: str | None = None,
+        params: dict[str, float] | None = None,
+        graph: Graph | None = None,
+    ) -> None:
+        if inputs is None:
+            if input_source is None:
+                raise ValueError(f"node {name!r} needs an input: pass input_source= or inputs=")
+            inputs = [input_source]
+        elif input_source is not None:
+            inputs = [input_source, *inputs]
+        if (logic is None) == (builtin is None):
+            raise ValueError(f"node {name!r} needs exactly one of logic= or builtin=")
+        self.name = name
+        self.logic = logic
+        self.inputs = list(inputs)
+        self.window = window
+        self.priority = priority
+        self.deadband = deadband
+        self.policy = policy
+        self.returns = returns
+        self.builtin = builtin
+        self.params = dict(params or {})
+        self.graph = graph
+
+    def register(self, graph: Graph | None = None) -> Node:
+        """Adds the node to ``graph`` (default: the default graph) and returns it.
+
+        Raises ``GraphError`` for a cycle, an unknown input (with
+        ``auto_create_streams=False``), a duplicate name or a window of 0.
+        """
+        graph = graph or self.graph or default_graph()
+        window = self.window
+        if self.builtin is not None:
+            window = 1  # The engine widens built-in windows to what they need.
+        graph._engine.register_node(
+            self.name,
+            _inputs(self.inputs, window, self.policy),
+            logic=self.logic,
+            builtin=self.builtin,
+            params=self.params or None,
+            priority=self.priority,
+            deadband=self.deadband,
+            returns=self.returns,
+        )
+        self.graph = graph
+        return self
+
+    def latest(self, key: str = "") -> Any:
+        """This node's latest output for ``key``."""
+        return (self.graph or default_graph()).latest(self.name, key)
+
+    def __repr__(self) -> str:
+        what = self.builtin or getattr(self.logic, "__name__", "logic")
+        return f"Node(name={self.name!r}, logic={what}, inputs={self.inputs!r})"
+
+
+class Constraint:
+    """An alert per key over one numeric input, with hysteresis and timers.
+
+    Trips when the input reaches ``trip`` (or falls to it with
+    ``below=True``), clears at ``reset`` (default ``trip``). ``for_``: seconds
+    the condition must hold before tripping. ``stale_after``: seconds without
+    an update after which the key is ``"stale"``. The state per key
+    (``"ok"``, ``"tripped"``, ``"stale"``) is a stream named ``name``;
+    subscribe to it to receive transitions.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        input: str,  # noqa: A002 - the product's vocabulary
+        *,
+        trip: float,
+        reset: float | None = None,
+        below: bool = False,
+        for_: float = 0.0,
+        stale_after: float | None = None,
+        policy: str = "latest",
+        priority: int = 0,
+        graph: Graph | None = None,
+    ) -> None:
+        self.name = name
+        self.input = input
+        self.trip = trip
+        self.reset = reset
+        self.below = below
+        self.for_ = for_
+        self.stale_after = stale_after
+        self.policy = policy
+        self.priority = priority
+        self.graph = graph
+
+    def register(self, graph: Graph | None = None) -> Constraint:
+        """Adds the constraint to ``graph`` (default: the default graph) and returns it."""
+        graph = graph or self.graph or default_graph()
+        graph._engine.register_constraint(
+            self.name,
+            self.input,
+            trip=self.trip,
+            reset=self.reset,
+            below=self.below,
+            hold=self.for_,
+            stale_after=self.stale_after,
+            policy_name=self.policy,
+            priority=self.priority,
+        )
+        self.graph = graph
+        return self
+
+    def state(self, key: str = "") -> str | None:
+        """The constraint's state for ``key``: ``"ok"``, ``"tripped"``, ``"stale"`` or None."""
+        return (self.graph or default_graph()).latest(self.name, key)
+
+    def tripped(self) -> list[str]:
+        """The keys currently tripped."""
+        samples = (self.graph or default_graph()).latest_all(self.name)
+        return sorted(key for key, s in samples.items() if s.value == "tripped")
+
+    def __repr__(self) -> str:
+        return f"Constraint(name={self.name!r}, input={self.input!r}, trip={self.trip}, reset={self.reset})"
+
+
+_default: Graph | None = None
+_default_lock = threading.Lock()
+
+
+def default_graph() -> Graph:
+    """The process-wide graph the module-level functions use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Graph()
+        return _default
+
+
+def reset() -> Graph:
+    """Replaces the default graph with an empty one (handy in tests and notebooks)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = Graph()
+        return _default

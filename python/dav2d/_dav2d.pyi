@@ -1,0 +1,130 @@
+"""Type stubs for the compiled engine module ``dav2d._dav2d``."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+__version__: str
+
+class Dav2dError(Exception):
+    """Base class of every dav2d error."""
+
+class GraphError(Dav2dError):
+    """A registration failed (cycle, unknown input, duplicate name, bad window) or a name is unknown."""
+
+class RejectedError(Dav2dError):
+    """A sample was rejected; the message says why."""
+
+class NodeError(Dav2dError):
+    """A node's logic failed for this key; the message holds the traceback."""
+
+class ConfigError(Dav2dError):
+    """A config file is invalid; the message names file, line, column and field."""
+
+class Window:
+    """The newest samples of one input for one key, oldest first; zero-copy to NumPy."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int | slice) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    @property
+    def timestamps(self) -> list[int]: ...
+    @property
+    def key(self) -> str: ...
+
+class Sample:
+    """The latest sample of one (stream, key) with its error state."""
+
+    value: Any
+    ts: int
+    seq: int
+    key: str
+    error: str | None
+
+class Update:
+    """One change delivered to a subscriber."""
+
+    name: str
+    key: str
+    value: Any
+    ts: int
+    seq: int
+    error: str | None
+    transition: tuple[str, str] | None
+
+class Subscription:
+    """Updates of one name; iterate (blocking) or ``get(timeout)``."""
+
+    def __iter__(self) -> Iterator[Update]: ...
+    def __next__(self) -> Update: ...
+    def get(self, timeout: float | None = None) -> Update | None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def conflated(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+class Graph:
+    """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
+
+    def __init__(self, *, auto_create_streams: bool = True, history: int = 4, manual_clock: bool = False) -> None: ...
+    def declare_stream(
+        self,
+        name: str,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        finite_only: bool = False,
+        history: int | None = None,
+    ) -> None: ...
+    def register_node(
+        self,
+        name: str,
+        inputs: list[tuple[str, int, str]],
+        *,
+        logic: Callable[..., Any] | None = None,
+        builtin: str | None = None,
+        params: dict[str, float] | None = None,
+        priority: int = 0,
+        deadband: float | None = None,
+        returns: str = "number",
+    ) -> None: ...
+    def register_constraint(
+        self,
+        name: str,
+        input: str,
+        *,
+        trip: float,
+        reset: float | None = None,
+        below: bool = False,
+        hold: float = 0.0,
+        stale_after: float | None = None,
+        policy_name: str = "latest",
+        priority: int = 0,
+    ) -> None: ...
+    def load_config(self, path: str) -> None: ...
+    def push(self, stream: str, value: Any, key: str = "", ts: int | None = None) -> None: ...
+    def push_many(
+        self,
+        stream: str,
+        values: np.ndarray | list[float],
+        keys: str | list[str] | None = None,
+        ts: np.ndarray | None = None,
+    ) -> dict[str, Any]: ...
+    def latest(self, name: str, key: str = "", sample: bool = False) -> Any: ...
+    def latest_all(self, name: str) -> dict[str, Sample]: ...
+    def window(self, name: str, key: str = "", n: int = 16) -> Window: ...
+    def subscribe(self, name: str, mode: str = "latest", capacity: int = 1024) -> Subscription: ...
+    def tick(self) -> int: ...
+    def advance_clock(self, seconds: float) -> int: ...
+    def start_ticker(self, interval: float = 0.05) -> None: ...
+    def stop_ticker(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+    def nodes(self) -> list[dict[str, Any]]: ...

@@ -1,0 +1,662 @@
+//! `Graph`, `Sample`, `Update` and `Subscription`: thin wrappers that convert
+//! arguments, release the GIL around engine work and map errors.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dav2d_core::{
+    Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph, GraphOptions, InputSpec,
+    Keys, LogicSpec, ManualClock, NodeSpec, Reading, SharedGraph, Subscription, SubscriptionMode, SystemClock, Update,
+};
+use dav2d_runtime::Config;
+use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{to_python, to_value_or_type_error};
+use crate::error::{NodeError, config_error, graph_error, rejection};
+use crate::logic::{PyLogic, refuse_reentry};
+use crate::window::PyWindow;
+
+/// The latest sample of one (stream, key), with its error state.
+#[pyclass(module = "dav2d._dav2d", name = "Sample", frozen, get_all)]
+pub struct PySample {
+    /// The value (None if the key has only ever failed).
+    value: Py<PyAny>,
+    /// Timestamp, ns since the epoch.
+    ts: i64,
+    /// Position in the (stream, key) series.
+    seq: u64,
+    /// The key.
+    key: String,
+    /// The traceback or reason while the (node, key) is in an error state.
+    error: Option<String>,
+}
+
+#[pymethods]
+impl PySample {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let value = self.value.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
+        match &self.error {
+            Some(error) => format!(
+                "Sample(key={:?}, value={value}, ts={}, seq={}, error={:?})",
+                self.key,
+                self.ts,
+                self.seq,
+                error.lines().last().unwrap_or("")
+            ),
+            None => format!("Sample(key={:?}, value={value}, ts={}, seq={})", self.key, self.ts, self.seq),
+        }
+    }
+}
+
+fn sample(py: Python<'_>, key: &str, reading: Reading) -> PyResult<PySample> {
+    let (value, ts, seq) = match &reading.sample {
+        Some(s) => (to_python(py, &s.value)?.unbind(), s.ts_ns, s.seq),
+        None => (py.None(), 0, 0),
+    };
+    Ok(PySample {
+        value,
+        ts,
+        seq,
+        key: key.to_string(),
+        error: reading.error.map(|e| e.to_string()),
+    })
+}
+
+/// One change delivered to a subscriber.
+#[pyclass(module = "dav2d._dav2d", name = "Update", frozen, get_all)]
+pub struct PyUpdate {
+    /// The stream, node or constraint name.
+    name: String,
+    /// The key.
+    key: String,
+    /// The new value (None when the update reports an error).
+    value: Py<PyAny>,
+    /// Timestamp, ns since the epoch.
+    ts: i64,
+    /// Position in the (name, key) series.
+    seq: u64,
+    /// The error (traceback) when a node's key failed.
+    error: Option<String>,
+    /// For constraints: `(from_state, to_state)` when this update is a transition.
+    transition: Option<(String, String)>,
+}
+
+#[pymethods]
+impl PyUpdate {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let value = self.value.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
+        let mut text = format!("Update(name={:?}, key={:?}, value={value}, ts={}", self.name, self.key, self.ts);
+        if let Some((from, to)) = &self.transition {
+            text.push_str(&format!(", transition={from}->{to}"));
+        }
+        if let Some(error) = &self.error {
+            text.push_str(&format!(", error={:?}", error.lines().last().unwrap_or("")));
+        }
+        text + ")"
+    }
+}
+
+fn update(py: Python<'_>, update: Update) -> PyResult<PyUpdate> {
+    Ok(PyUpdate {
+        name: update.name.to_string(),
+        key: update.key.to_string(),
+        value: match &update.value {
+            Some(v) => to_python(py, v)?.unbind(),
+            None => py.None(),
+        },
+        ts: update.ts_ns,
+        seq: update.seq,
+        error: update.error.map(|e| e.to_string()),
+        transition: update.transition.map(|t| (t.from.as_str().to_string(), t.to.as_str().to_string())),
+    })
+}
+
+/// A subscription: iterate it (blocking) or call `get(timeout)`.
+#[pyclass(module = "dav2d._dav2d", name = "Subscription")]
+pub struct PySubscription {
+    inner: Subscription,
+}
+
+#[pymethods]
+impl PySubscription {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<PyUpdate> {
+        loop {
+            let next = py.detach(|| self.inner.next_timeout(Duration::from_millis(100)));
+            if let Some(next) = next {
+                return update(py, next);
+            }
+            if self.closed() {
+                return Err(PyStopIteration::new_err(()));
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// The next update, waiting up to `timeout` seconds (forever if None);
+    /// None on timeout or after `close()`.
+    #[pyo3(signature = (timeout = None))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyUpdate>> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        loop {
+            let wait = match deadline {
+                Some(deadline) => deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            };
+            if let Some(next) = py.detach(|| self.inner.next_timeout(wait)) {
+                return update(py, next).map(Some);
+            }
+            if self.closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Stops the subscription; iteration ends.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Updates folded into a newer one because the reader was behind.
+    #[getter]
+    fn conflated(&self) -> u64 {
+        self.inner.conflated()
+    }
+
+    /// Updates waiting to be read.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    /// The name subscribed to.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// A dataflow graph. Every call releases the GIL while the engine works.
+#[pyclass(module = "dav2d._dav2d", name = "Graph")]
+pub struct PyGraph {
+    graph: SharedGraph,
+    manual_clock: Option<ManualClock>,
+    ticker: std::sync::Mutex<Option<Ticker>>,
+}
+
+fn policy(text: &str) -> PyResult<EdgePolicy> {
+    match text {
+        "latest" => Ok(EdgePolicy::Latest),
+        "all" => Ok(EdgePolicy::All),
+        other => Err(PyValueError::new_err(format!("unknown policy '{other}'; expected 'latest' or 'all'"))),
+    }
+}
+
+fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
+    if !(seconds >= 0.0 && seconds.is_finite()) {
+        return Err(PyValueError::new_err(format!("{what} must be a finite number of seconds >= 0, got {seconds}")));
+    }
+    Ok((seconds * 1e9).round() as i64)
+}
+
+impl PyGraph {
+    fn with_graph<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Graph) -> R + Send) -> PyResult<R> {
+        refuse_reentry()?;
+        let graph = &self.graph;
+        Ok(py.detach(|| f(&mut graph.lock())))
+    }
+
+    fn register(&self, py: Python<'_>, spec: NodeSpec) -> PyResult<()> {
+        self.with_graph(py, |graph| {
+            graph.register(spec)?;
+            graph.run_wave();
+            Ok(())
+        })?
+        .map_err(graph_error)
+    }
+}
+
+#[pymethods]
+impl PyGraph {
+    /// A new, empty graph.
+    ///
+    /// `auto_create_streams`: unknown stream names in pushes and node inputs
+    /// create streams (otherwise they are errors). `history`: samples every
+    /// (stream, key) keeps at least. `manual_clock`: time only moves with
+    /// `advance_clock()`, for deterministic tests.
+    #[new]
+    #[pyo3(signature = (*, auto_create_streams = true, history = 4, manual_clock = false))]
+    fn new(auto_create_streams: bool, history: usize, manual_clock: bool) -> Self {
+        let options = GraphOptions {
+            auto_create_streams,
+            default_history: history.max(1),
+        };
+        let manual = manual_clock.then(|| ManualClock::new(SystemClock.now_ns()));
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(clock) => Arc::new(clock.clone()),
+            None => Arc::new(SystemClock),
+        };
+        Self {
+            graph: SharedGraph::new(Graph::new(options, clock)),
+            manual_clock: manual,
+            ticker: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Declares an input stream with validity bounds.
+    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, history = None))]
+    fn declare_stream(
+        &self,
+        py: Python<'_>,
+        name: String,
+        min: Option<f64>,
+        max: Option<f64>,
+        finite_only: bool,
+        history: Option<usize>,
+    ) -> PyResult<()> {
+        let bounds = Bounds { min, max, finite_only };
+        self.with_graph(py, |graph| graph.declare_stream(&name, bounds, history).map(|_| ()))?
+            .map_err(graph_error)
+    }
+
+    /// Registers a node. `inputs` is a list of `(name, window, policy)`;
+    /// give `logic` (a callable) or `builtin` (a kind) with `params`.
+    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number"))]
+    #[allow(clippy::too_many_arguments)]
+    fn register_node(
+        &self,
+        py: Python<'_>,
+        name: String,
+        inputs: Vec<(String, usize, String)>,
+        logic: Option<Py<PyAny>>,
+        builtin: Option<String>,
+        params: Option<HashMap<String, f64>>,
+        priority: i32,
+        deadband: Option<f64>,
+        returns: &str,
+    ) -> PyResult<()> {
+        let inputs = inputs
+            .into_iter()
+            .map(|(name, window, p)| Ok(InputSpec { name, window, policy: policy(&p)? }))
+            .collect::<PyResult<Vec<_>>>()?;
+        let logic = match (logic, builtin) {
+            (Some(callable), None) => {
+                if !callable.bind(py).is_callable() {
+                    return Err(PyValueError::new_err(format!("node '{name}': logic must be callable")));
+                }
+                let numeric = match returns {
+                    "number" => true,
+                    "any" => false,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "node '{name}': returns must be 'number' or 'any', got '{other}'"
+                        )));
+                    }
+                };
+                LogicSpec::Custom(Box::new(PyLogic::new(py, callable, numeric)))
+            }
+            (None, Some(kind)) => {
+                let params = params.unwrap_or_default();
+                let unknown: Vec<&String> =
+                    params.keys().filter(|k| !["n", "alpha", "lo", "hi", "a", "b"].contains(&k.as_str())).collect();
+                if !unknown.is_empty() {
+                    return Err(PyValueError::new_err(format!("node '{name}': unknown parameters {unknown:?}")));
+                }
+                let n = match params.get("n") {
+                    Some(&n) if n >= 0.0 && n.fract() == 0.0 => Some(n as usize),
+                    Some(&n) => return Err(PyValueError::new_err(format!("node '{name}': n must be a whole number >= 1, got {n}"))),
+                    None => None,
+                };
+                let builtin_params = BuiltinParams {
+                    n,
+                    alpha: params.get("alpha").copied(),
+                    lo: params.get("lo").copied(),
+                    hi: params.get("hi").copied(),
+                    a: params.get("a").copied(),
+                    b: params.get("b").copied(),
+                };
+                let builtin = Builtin::from_name(&kind, &builtin_params)
+                    .map_err(|e| PyValueError::new_err(format!("node '{name}': {e}")))?;
+                LogicSpec::Builtin(builtin)
+            }
+            _ => return Err(PyValueError::new_err(format!("node '{name}': give exactly one of logic or builtin"))),
+        };
+        let spec = NodeSpec {
+            name,
+            inputs,
+            logic,
+            priority,
+            deadband,
+        };
+        self.register(py, spec)
+    }
+
+    /// Registers a constraint over one input. Durations are in seconds.
+    #[pyo3(signature = (name, input, *, trip, reset = None, below = false, hold = 0.0, stale_after = None, policy_name = "latest", priority = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn register_constraint(
+        &self,
+        py: Python<'_>,
+        name: String,
+        input: String,
+        trip: f64,
+        reset: Option<f64>,
+        below: bool,
+        hold: f64,
+        stale_after: Option<f64>,
+        policy_name: &str,
+        priority: i32,
+    ) -> PyResult<()> {
+        let spec = ConstraintSpec {
+            trip,
+            reset,
+            direction: if below { Direction::Below } else { Direction::Above },
+            hold_ns: seconds_to_ns(hold, "for_")?,
+            stale_after_ns: stale_after.map(|s| seconds_to_ns(s, "stale_after")).transpose()?,
+        };
+        let timers = spec.hold_ns > 0 || spec.stale_after_ns.is_some();
+        let node = NodeSpec {
+            name,
+            inputs: vec![InputSpec {
+                name: input,
+                window: 1,
+                policy: policy(policy_name)?,
+            }],
+            logic: LogicSpec::Constraint(spec),
+            priority,
+            deadband: None,
+        };
+        self.register(py, node)?;
+        if timers && self.manual_clock.is_none() {
+            self.start_ticker(py, 0.05)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a YAML config's streams, nodes and constraints into this graph.
+    fn load_config(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let config = py.detach(|| Config::load(&path)).map_err(config_error)?;
+        self.with_graph(py, |graph| {
+            config.build(graph)?;
+            graph.run_wave();
+            Ok(())
+        })?
+        .map_err(config_error)?;
+        if self.manual_clock.is_none() && !config.constraints.is_empty() {
+            let tick = config.tick().map_err(config_error)?;
+            self.start_ticker(py, tick.as_secs_f64())?;
+        }
+        Ok(())
+    }
+
+    /// Pushes one sample and runs the wave. Raises `RejectedError` if invalid.
+    #[pyo3(signature = (stream, value, key = "", ts = None))]
+    fn push(&self, py: Python<'_>, stream: &str, value: &Bound<'_, PyAny>, key: &str, ts: Option<i64>) -> PyResult<()> {
+        let value = to_value_or_type_error(value)?;
+        self.with_graph(py, |graph| {
+            let result = graph.push(stream, key, value, ts);
+            graph.run_wave();
+            result
+        })?
+        .map_err(rejection)
+    }
+
+    /// Pushes a batch of numbers (a float64 NumPy array or a sequence) with
+    /// one key for all or one per value, and optional int64 ns timestamps.
+    /// Good samples are applied beside rejected ones. Returns
+    /// `{"accepted": n, "rejected": m, "errors": [(index, reason), ...]}`.
+    #[pyo3(signature = (stream, values, keys = None, ts = None))]
+    fn push_many<'py>(
+        &self,
+        py: Python<'py>,
+        stream: &str,
+        values: &Bound<'py, PyAny>,
+        keys: Option<&Bound<'py, PyAny>>,
+        ts: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let array: Option<PyReadonlyArray1<'py, f64>> = values.extract().ok();
+        let owned: Vec<f64>;
+        let values: &[f64] = match &array {
+            Some(array) if array.is_c_contiguous() => array
+                .as_slice()
+                .map_err(|e| PyValueError::new_err(format!("values: {e}")))?,
+            _ => {
+                owned = values.extract().map_err(|_| {
+                    PyValueError::new_err("values must be a 1-D float64 NumPy array or a sequence of numbers")
+                })?;
+                &owned
+            }
+        };
+        let ts_array: Option<PyReadonlyArray1<'py, i64>> = match ts {
+            Some(ts) => Some(ts.extract().map_err(|_| PyValueError::new_err("ts must be a 1-D int64 NumPy array of ns"))?),
+            None => None,
+        };
+        let ts: Option<&[i64]> = match &ts_array {
+            Some(a) => Some(a.as_slice().map_err(|e| PyValueError::new_err(format!("ts: {e}")))?),
+            None => None,
+        };
+        let single: String;
+        let many: Vec<String>;
+        let key_refs: Vec<&str>;
+        let keys = match keys {
+            None => Keys::One(""),
+            Some(k) if k.is_instance_of::<pyo3::types::PyString>() => {
+                single = k.extract()?;
+                Keys::One(&single)
+            }
+            Some(k) => {
+                many = k
+                    .extract()
+                    .map_err(|_| PyValueError::new_err("keys must be a string or a sequence of strings"))?;
+                key_refs = many.iter().map(String::as_str).collect();
+                Keys::Many(&key_refs)
+            }
+        };
+        let report = self.with_graph(py, |graph| {
+            let report = graph.push_numbers(stream, keys, values, ts);
+            graph.run_wave();
+            report
+        })?;
+        if let Some(error) = report.error {
+            return Err(PyValueError::new_err(error));
+        }
+        let result = PyDict::new(py);
+        result.set_item("accepted", report.accepted)?;
+        result.set_item("rejected", report.rejected)?;
+        let errors: Vec<(usize, String)> = report.errors.into_iter().map(|(i, r)| (i, r.to_string())).collect();
+        result.set_item("errors", errors)?;
+        Ok(result)
+    }
+
+    /// The latest value of (name, key), None if it has none yet. Raises
+    /// `NodeError` (with the traceback) while the (node, key) is failing,
+    /// unless `sample=True`, which returns a `Sample` carrying `.error`.
+    #[pyo3(signature = (name, key = "", sample = false))]
+    fn latest(&self, py: Python<'_>, name: &str, key: &str, sample: bool) -> PyResult<Py<PyAny>> {
+        let reading = self.with_graph(py, |graph| graph.latest(name, key))?.map_err(graph_error)?;
+        let Some(reading) = reading else { return Ok(py.None()) };
+        if sample {
+            return Ok(Py::new(py, self::sample(py, key, reading)?)?.into_any());
+        }
+        if let Some(error) = reading.error {
+            return Err(NodeError::new_err(format!("node '{name}' failed for key '{key}':\n{error}")));
+        }
+        match reading.sample {
+            Some(s) => Ok(to_python(py, &s.value)?.unbind()),
+            None => Ok(py.None()),
+        }
+    }
+
+    /// Every key of `name` with its latest `Sample`.
+    fn latest_all<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let readings = self.with_graph(py, |graph| graph.latest_all(name))?.map_err(graph_error)?;
+        let result = PyDict::new(py);
+        for (key, reading) in readings {
+            result.set_item(&*key, Py::new(py, sample(py, &key, reading)?)?)?;
+        }
+        Ok(result)
+    }
+
+    /// The newest `n` samples of (name, key) as a zero-copy `Window`.
+    #[pyo3(signature = (name, key = "", n = 16))]
+    fn window(&self, py: Python<'_>, name: &str, key: &str, n: usize) -> PyResult<PyWindow> {
+        let snapshot = self.with_graph(py, |graph| graph.window(name, key, n))?.map_err(graph_error)?;
+        Ok(PyWindow::new(snapshot, key.to_string()))
+    }
+
+    /// Subscribes to `name`: `mode` is "latest" (newest per key) or "every"
+    /// (every change, conflating per key beyond `capacity` waiting).
+    #[pyo3(signature = (name, mode = "latest", capacity = 1024))]
+    fn subscribe(&self, py: Python<'_>, name: &str, mode: &str, capacity: usize) -> PyResult<PySubscription> {
+        let mode = match mode {
+            "latest" => SubscriptionMode::Latest,
+            "every" => SubscriptionMode::EveryChange,
+            other => return Err(PyValueError::new_err(format!("unknown mode '{other}'; expected 'latest' or 'every'"))),
+        };
+        let inner = self.with_graph(py, |graph| graph.subscribe(name, mode, capacity))?.map_err(graph_error)?;
+        Ok(PySubscription { inner })
+    }
+
+    /// Checks constraint timers (`for`, `stale_after`) now; returns transitions.
+    fn tick(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_graph(py, Graph::tick)
+    }
+
+    /// Moves a manual clock forward by `seconds`, then ticks.
+    fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<u64> {
+        let Some(clock) = &self.manual_clock else {
+            return Err(PyRuntimeError::new_err("advance_clock needs a graph made with manual_clock=True"));
+        };
+        clock.advance(seconds_to_ns(seconds, "seconds")?);
+        self.tick(py)
+    }
+
+    /// Starts a background thread checking constraint timers every `interval` s.
+    #[pyo3(signature = (interval = 0.05))]
+    fn start_ticker(&self, py: Python<'_>, interval: f64) -> PyResult<()> {
+        let interval = Duration::from_secs_f64(interval.clamp(0.001, 3600.0));
+        let mut ticker = self.ticker.lock().map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?;
+        if ticker.is_some() {
+            return Ok(());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (graph, flag) = (self.graph.clone(), Arc::clone(&stop));
+        let thread = py.detach(|| {
+            std::thread::Builder::new().name("dav2d-ticker".into()).spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::sleep(interval);
+                    if flag.load(Ordering::Acquire) {
+                        break;
+                    }
+                    graph.lock().tick();
+                }
+            })
+        });
+        let thread = thread.map_err(|e| PyRuntimeError::new_err(format!("cannot start the ticker thread: {e}")))?;
+        *ticker = Some(Ticker { stop, thread });
+        Ok(())
+    }
+
+    /// Stops the timer thread, if any.
+    fn stop_ticker(&self, py: Python<'_>) -> PyResult<()> {
+        let ticker = self.ticker.lock().map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?.take();
+        if let Some(ticker) = ticker {
+            ticker.stop.store(true, Ordering::Release);
+            py.detach(|| ticker.thread.join())
+                .map_err(|_| PyRuntimeError::new_err("the ticker thread panicked"))?;
+        }
+        Ok(())
+    }
+
+    /// Counters: samples in, accepted, rejected (and by reason), evaluations,
+    /// conflated, errors, cutoffs, waves, transitions, plus `nodes` per node.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (stats, nodes) = self.with_graph(py, |graph| (graph.stats(), graph.nodes()))?;
+        let d = PyDict::new(py);
+        d.set_item("samples_in", stats.samples_in)?;
+        d.set_item("accepted", stats.accepted)?;
+        d.set_item("rejected", stats.rejected)?;
+        let reasons = PyDict::new(py);
+        for (reason, count) in stats.rejected_by_reason {
+            reasons.set_item(reason, count)?;
+        }
+        d.set_item("rejected_by_reason", reasons)?;
+        d.set_item("evaluations", stats.evaluations)?;
+        d.set_item("conflated", stats.conflated)?;
+        d.set_item("errors", stats.errors)?;
+        d.set_item("cutoffs", stats.cutoffs)?;
+        d.set_item("waves", stats.waves)?;
+        d.set_item("transitions", stats.transitions)?;
+        d.set_item("streams", stats.streams)?;
+        d.set_item("keys", stats.keys)?;
+        let per_node = PyDict::new(py);
+        for node in nodes {
+            let n = PyDict::new(py);
+            n.set_item("evaluations", node.stats.evaluations)?;
+            n.set_item("conflated", node.stats.conflated)?;
+            n.set_item("errors", node.stats.errors)?;
+            n.set_item("cutoffs", node.stats.cutoffs)?;
+            n.set_item("waiting", node.stats.waiting)?;
+            n.set_item("batches", node.stats.batches)?;
+            n.set_item("failing_keys", node.failing_keys)?;
+            per_node.set_item(node.name, n)?;
+        }
+        d.set_item("nodes", per_node)?;
+        Ok(d)
+    }
+
+    /// Every node in evaluation order, as dicts.
+    fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let nodes = self.with_graph(py, |graph| graph.nodes())?;
+        let list = PyList::empty(py);
+        for node in nodes {
+            let d = PyDict::new(py);
+            d.set_item("name", node.name)?;
+            d.set_item("kind", node.kind)?;
+            d.set_item("logic", node.logic)?;
+            let inputs: Vec<(String, usize, &str)> =
+                node.inputs.into_iter().map(|(n, w, p)| (n, w, p.as_str())).collect();
+            d.set_item("inputs", inputs)?;
+            d.set_item("priority", node.priority)?;
+            d.set_item("deadband", node.deadband)?;
+            d.set_item("keys", node.keys)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+}
+
+impl Drop for PyGraph {
+    fn drop(&mut self) {
+        if let Ok(mut ticker) = self.ticker.lock()
+            && let Some(ticker) = ticker.take()
+        {
+            ticker.stop.store(true, Ordering::Release);
+            // Not joined: the ticker may be waiting for the GIL this drop holds.
+        }
+    }
+}

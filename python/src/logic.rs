@@ -1,0 +1,156 @@
+//! Python callables as node logic. The GIL is taken once per batch: the
+//! engine hands over every key of the node that needs evaluating in a wave.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dav2d_core::{CustomLogic, Evaluation, Outcome, Value};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::convert::to_value;
+use crate::error::Dav2dError;
+use crate::window::PyWindow;
+
+thread_local! {
+    static IN_LOGIC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Refuses engine calls from inside node logic, where the graph is locked
+/// by the wave that is running the logic.
+pub fn refuse_reentry() -> PyResult<()> {
+    if IN_LOGIC.with(Cell::get) {
+        return Err(Dav2dError::new_err(
+            "dav2d functions cannot be called from inside node logic: the wave running it holds the graph; \
+             give the node more inputs instead of reading other nodes from its logic",
+        ));
+    }
+    Ok(())
+}
+
+/// A Python callable evaluated for each key with one `Window` per input.
+pub struct PyLogic {
+    callable: Py<PyAny>,
+    description: String,
+    numeric: bool,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl PyLogic {
+    /// Wraps `callable`; `numeric` requires it to return numbers.
+    pub fn new(py: Python<'_>, callable: Py<PyAny>, numeric: bool) -> Self {
+        let name = callable
+            .bind(py)
+            .getattr("__qualname__")
+            .or_else(|_| callable.bind(py).getattr("__name__"))
+            .and_then(|n| n.extract::<String>())
+            .unwrap_or_else(|_| "callable".to_string());
+        Self {
+            callable,
+            description: format!("python:{name}"),
+            numeric,
+            last_logged: None,
+            suppressed: 0,
+        }
+    }
+
+    fn evaluate_one(&self, py: Python<'_>, node: &str, item: &Evaluation) -> Result<Outcome, PyErr> {
+        let windows = item
+            .inputs
+            .iter()
+            .map(|w| Py::new(py, PyWindow::new(w.clone(), item.key.to_string())))
+            .collect::<PyResult<Vec<_>>>()?;
+        let args = PyTuple::new(py, windows)?;
+        let result = self.callable.bind(py).call1(args)?;
+        if result.is_none() {
+            return Ok(Outcome::Skip);
+        }
+        let what = if self.numeric { "a number or None" } else { "a number, bool, string, bytes, a flat dict or None" };
+        Ok(match to_value(&result) {
+            Ok(value @ (Value::Float(_) | Value::Int(_) | Value::Bool(_))) => Outcome::Output(value),
+            Ok(value) if !self.numeric => Outcome::Output(value),
+            Ok(value) => Outcome::Failed(Arc::from(format!(
+                "TypeError: node '{node}' returned a {} for key '{}'; its logic must return {what} (register it with returns=\"any\" to allow other values)",
+                value.type_name(),
+                item.key
+            ))),
+            Err(got) => Outcome::Failed(Arc::from(format!(
+                "TypeError: node '{node}' returned {got} for key '{}'; its logic must return {what}",
+                item.key
+            ))),
+        })
+    }
+
+    /// Logs a failure through Python's `logging` ("dav2d" logger), at most
+    /// once a second per node so a failing fleet does not flood the log.
+    fn log(&mut self, py: Python<'_>, node: &str, key: &str, traceback: &str) {
+        let now = Instant::now();
+        if self.last_logged.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            self.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut self.suppressed);
+        self.last_logged = Some(now);
+        let logged = py.import("logging").and_then(|logging| {
+            let logger = logging.call_method1("getLogger", ("dav2d",))?;
+            logger.call_method1(
+                "error",
+                (
+                    "Node %r failed for key %r (%d more failures not logged in the last second):\n%s",
+                    node,
+                    key,
+                    suppressed,
+                    traceback,
+                ),
+            )
+        });
+        if let Err(error) = logged {
+            error.print(py);
+        }
+    }
+}
+
+fn format_traceback(py: Python<'_>, error: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1(
+            "format_exception",
+            (error.get_type(py), error.value(py), error.traceback(py)),
+        )?;
+        lines.extract::<Vec<String>>()
+    });
+    match formatted {
+        Ok(lines) => lines.concat().trim_end().to_string(),
+        Err(_) => error.to_string(),
+    }
+}
+
+impl CustomLogic for PyLogic {
+    fn evaluate_batch(&mut self, node: &str, batch: &mut [Evaluation]) {
+        Python::attach(|py| {
+            IN_LOGIC.with(|flag| flag.set(true));
+            for item in batch.iter_mut() {
+                item.outcome = match self.evaluate_one(py, node, item) {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        let traceback = format_traceback(py, &error);
+                        self.log(py, node, &item.key, &traceback);
+                        Outcome::Failed(Arc::from(traceback))
+                    }
+                };
+                if let Outcome::Failed(message) = &item.outcome
+                    && message.starts_with("TypeError: node '")
+                {
+                    let message = message.to_string();
+                    self.log(py, node, &item.key, &message);
+                }
+            }
+            IN_LOGIC.with(|flag| flag.set(false));
+        });
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}

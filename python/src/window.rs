@@ -1,0 +1,111 @@
+//! `Window`: the `data` argument of Python node logic, a zero-copy view of
+//! the newest samples of one key.
+
+use dav2d_core::WindowSnapshot;
+use pyo3::exceptions::{PyIndexError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PySlice};
+
+use crate::convert::to_python;
+
+/// The newest samples of one input for one key, oldest first.
+///
+/// Supports `len()`, indexing, slicing (a slice is a list), iteration,
+/// `sum()`, and `numpy.asarray(window)` without copying (read-only). The
+/// view stays valid after the call: the engine copies its ring on the next
+/// write instead of changing what a kept view shows.
+#[pyclass(module = "dav2d._dav2d", name = "Window", frozen)]
+pub struct PyWindow {
+    snapshot: WindowSnapshot,
+    key: String,
+}
+
+impl PyWindow {
+    /// Wraps a snapshot.
+    pub fn new(snapshot: WindowSnapshot, key: String) -> Self {
+        Self { snapshot, key }
+    }
+
+    fn list<'py>(&self, py: Python<'py>, start: usize, end: usize, step: usize) -> PyResult<Bound<'py, PyList>> {
+        if self.snapshot.is_all_float() {
+            let numbers = self.snapshot.numbers();
+            let picked: Vec<f64> = (start..end).step_by(step.max(1)).map(|i| numbers[i]).collect();
+            return PyList::new(py, picked);
+        }
+        let items = (start..end)
+            .step_by(step.max(1))
+            .filter_map(|i| self.snapshot.value(i))
+            .map(|v| to_python(py, &v))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+}
+
+#[pymethods]
+impl PyWindow {
+    fn __len__(&self) -> usize {
+        self.snapshot.len()
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let len = self.snapshot.len();
+        if let Ok(slice) = index.cast::<PySlice>() {
+            let indices = slice.indices(len as isize)?;
+            if indices.step <= 0 {
+                let forward = self.list(py, 0, len, 1)?;
+                return forward.as_any().get_item(slice);
+            }
+            let (start, stop) = (indices.start.max(0) as usize, indices.stop.max(0) as usize);
+            return Ok(self.list(py, start, stop.max(start), indices.step as usize)?.into_any());
+        }
+        let i: isize = index
+            .extract()
+            .map_err(|_| PyTypeError::new_err("window indices must be integers or slices"))?;
+        let position = if i < 0 { i + len as isize } else { i };
+        if position < 0 || position as usize >= len {
+            return Err(PyIndexError::new_err(format!("window index {i} out of range for a window of {len}")));
+        }
+        match self.snapshot.value(position as usize) {
+            Some(value) => to_python(py, &value),
+            None => Err(PyIndexError::new_err("window index out of range")),
+        }
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let list = self.list(py, 0, self.snapshot.len(), 1)?;
+        list.as_any().try_iter().map(|it| it.into_any())
+    }
+
+    /// NumPy's array interface: the float values, read-only, no copy.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let numbers = self.snapshot.numbers();
+        let dict = PyDict::new(py);
+        dict.set_item("shape", (numbers.len(),))?;
+        dict.set_item("typestr", "<f8")?;
+        dict.set_item("data", (numbers.as_ptr() as usize, true))?;
+        dict.set_item("version", 3)?;
+        Ok(dict)
+    }
+
+    /// The timestamps (ns since the epoch) of the samples, oldest first.
+    #[getter]
+    fn timestamps(&self) -> Vec<i64> {
+        self.snapshot.timestamps().to_vec()
+    }
+
+    /// The key this window belongs to.
+    #[getter]
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn __repr__(&self) -> String {
+        let shown: Vec<String> = (0..self.snapshot.len().min(8))
+            .filter_map(|i| self.snapshot.value(i))
+            .map(|v| v.to_string())
+            .collect();
+        let more = if self.snapshot.len() > 8 { ", ..." } else { "" };
+        format!("Window(key={:?}, [{}{more}])", self.key, shown.join(", "))
+    }
+}

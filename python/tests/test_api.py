@@ -1,0 +1,337 @@
+"""The Python face of dav2d: the notes' snippet, windows, nodes, constraints,
+subscriptions, errors and counters. Each test uses its own graph or resets
+the default one; nothing here measures time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import textwrap
+
+import numpy as np
+import pytest
+
+import dav2d
+from dav2d import Constraint, Graph, Node
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_graph():
+    dav2d.reset()
+    yield
+    dav2d.reset()
+
+
+def test_the_original_notes_snippet_runs_unchanged():
+    namespace: dict = {}
+    exec(
+        textwrap.dedent(
+            """
+            from dav2d import Node
+            def moving_average(data):
+                return sum(data[-5:]) / 5
+            avg_node = Node(name="temp_avg", logic=moving_average, input_source="sensor_stream")
+            avg_node.register()
+            """
+        ),
+        namespace,
+    )
+    for value in [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]:
+        dav2d.push("sensor_stream", value)
+    assert dav2d.latest("temp_avg") == pytest.approx(23.0)
+    assert namespace["avg_node"].latest() == pytest.approx(23.0)
+
+
+def test_windows_behave_like_sequences_and_convert_to_numpy_without_copying():
+    seen = {}
+
+    def inspect(data):
+        array = np.asarray(data)
+        seen.update(
+            length=len(data),
+            first=data[0],
+            last=data[-1],
+            tail=data[-3:],
+            stepped=data[::2],
+            iterated=list(data),
+            total=sum(data),
+            array=array.copy(),
+            zero_copy=array.__array_interface__["data"][0] == data.__array_interface__["data"][0],
+            writeable=array.flags.writeable,
+        )
+        return float(array.mean())
+
+    graph = Graph()
+    Node("inspect", logic=inspect, input_source="s", window=4).register(graph)
+    graph.push_many("s", np.arange(6, dtype=np.float64), keys="k")
+    assert seen["length"] == 4
+    assert (seen["first"], seen["last"]) == (2.0, 5.0)
+    assert seen["tail"] == [3.0, 4.0, 5.0]
+    assert seen["stepped"] == [2.0, 4.0]
+    assert seen["iterated"] == [2.0, 3.0, 4.0, 5.0]
+    assert seen["total"] == 14.0
+    assert seen["array"].tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert seen["zero_copy"] and not seen["writeable"]
+    with pytest.raises(IndexError):
+        graph.window("s", "k", 4)[4]
+
+
+def test_a_kept_window_view_does_not_change_under_later_samples():
+    graph = Graph()
+    for value in [1.0, 2.0]:
+        graph.push("s", value, key="k")
+    kept = np.asarray(graph.window("s", "k", 2))
+    graph.push("s", 3.0, key="k")
+    assert kept.tolist() == [1.0, 2.0]
+    assert np.asarray(graph.window("s", "k", 2)).tolist() == [2.0, 3.0]
+
+
+def test_node_options_inputs_window_priority_deadband_policy():
+    graph = Graph()
+    calls = []
+
+    def spread(a, b):
+        calls.append((len(a), len(b)))
+        return max(a) - min(b)
+
+    Node("spread", logic=spread, inputs=[("a", 3), "b"], window=2, priority=5).register(graph)
+    Node("every", logic=lambda d: d[-1], input_source="a", policy="all", deadband=0.5).register(graph)
+    graph.push_many("a", [1.0, 2.0, 3.0, 4.0], keys="k")
+    graph.push_many("b", [0.5, 1.0], keys="k")
+    assert graph.latest("spread", "k") == 3.5
+    assert calls[-1] == (3, 2)
+    assert graph.stats()["nodes"]["every"]["evaluations"] == 4
+    graph.push("a", 4.2, key="k")
+    assert graph.latest("every", "k") == 4.0, "a change inside the deadband is not written"
+    names = [n["name"] for n in graph.nodes()]
+    assert names == ["spread", "every"]
+    assert graph.nodes()[0]["priority"] == 5
+
+
+def test_native_builtins_from_python():
+    graph = Graph()
+    dav2d.nodes.moving_average("avg", "temp", n=3).register(graph)
+    dav2d.nodes.ewma("smooth", "temp", alpha=0.5).register(graph)
+    dav2d.nodes.rate("rise", "avg").register(graph)
+    dav2d.nodes.clamp("limited", "temp", lo=0, hi=25).register(graph)
+    dav2d.nodes.scale("fahrenheit", "temp", a=1.8, b=32).register(graph)
+    second = 1_000_000_000
+    graph.push_many("temp", [10.0, 20.0, 30.0], keys="k", ts=np.array([0, second, 2 * second]))
+    assert graph.latest("avg", "k") == 20.0
+    assert graph.latest("limited", "k") == 25.0
+    assert graph.latest("fahrenheit", "k") == pytest.approx(86.0)
+    graph.push("temp", 40.0, key="k", ts=3 * second)
+    assert graph.latest("avg", "k") == 30.0
+    assert graph.latest("rise", "k") == pytest.approx(10.0)
+    assert [n["logic"] for n in graph.nodes()][:2] == ["moving_average(n=3)", "ewma(alpha=0.5)"]
+
+
+def test_batches_take_numpy_arrays_with_keys_and_report_rejections():
+    graph = Graph()
+    graph.declare_stream("temp", min=-40, max=150, finite_only=True)
+    values = np.array([20.0, 999.0, np.nan, 21.0])
+    report = graph.push_many("temp", values, keys=["a", "b", "c", "a"])
+    assert (report["accepted"], report["rejected"]) == (2, 2)
+    assert [index for index, _ in report["errors"]] == [1, 2]
+    assert "accepts values <= 150" in report["errors"][0][1]
+    assert graph.latest("temp", "a") == 21.0
+    assert graph.latest("temp", "b") is None
+    with pytest.raises(dav2d.RejectedError, match="accepts values >= -40"):
+        graph.push("temp", -41.0, key="a")
+    stats = graph.stats()
+    assert stats["rejected"] == 3
+    assert stats["rejected_by_reason"] == {"above_max": 1, "not_finite": 1, "below_min": 1}
+    integers = graph.push_many("temp", np.array([1, 2], dtype=np.int32), keys="i")
+    assert integers["accepted"] == 2 and graph.latest("temp", "i") == 2.0
+    with pytest.raises(ValueError, match="3 keys for 2 values"):
+        graph.push_many("temp", [1.0, 2.0], keys=["a", "b", "c"])
+
+
+def test_values_of_every_kind_round_trip():
+    graph = Graph()
+    for value in [1.5, 7, True, "warm", b"\x00\x01", {"t": 21.5, "unit": "C", "ok": True}]:
+        graph.push("s", value, key="k")
+        assert graph.latest("s", "k") == value
+    with pytest.raises(TypeError, match="dav2d samples are numbers"):
+        graph.push("s", object(), key="k")
+
+
+def test_latest_of_unknown_names_and_keys():
+    graph = Graph()
+    graph.push("temperature", 1.0, key="k")
+    assert graph.latest("temperature", "nobody") is None
+    with pytest.raises(dav2d.GraphError, match="did you mean 'temperature'"):
+        graph.latest("temprature", "k")
+    sample = graph.latest("temperature", "k", sample=True)
+    assert (sample.value, sample.seq, sample.key, sample.error) == (1.0, 0, "k", None)
+
+
+def test_a_failing_node_shows_its_traceback_and_the_rest_keeps_running(caplog):
+    graph = Graph()
+
+    def fragile(data):
+        if data[-1] < 0:
+            raise ValueError(f"negative reading {data[-1]}")
+        return data[-1] ** 0.5
+
+    Node("fragile", logic=fragile, input_source="s").register(graph)
+    dav2d.nodes.scale("sturdy", "s", a=2).register(graph)
+    with caplog.at_level(logging.ERROR, logger="dav2d"):
+        graph.push_many("s", [4.0, -1.0], keys=["good", "bad"])
+    assert graph.latest("fragile", "good") == 2.0
+    assert graph.latest("sturdy", "bad") == -2.0
+    with pytest.raises(dav2d.NodeError) as failure:
+        graph.latest("fragile", "bad")
+    message = str(failure.value)
+    assert "Traceback" in message and "ValueError: negative reading -1.0" in message and "fragile" in message
+    assert graph.latest("fragile", "bad", sample=True).error.endswith("ValueError: negative reading -1.0")
+    assert "negative reading" in caplog.text
+    graph.push("s", 9.0, key="bad")
+    assert graph.latest("fragile", "bad") == 3.0
+    assert graph.stats()["errors"] == 1
+
+
+def test_returning_a_non_number_is_an_error_of_the_same_kind():
+    graph = Graph()
+    Node("wrong", logic=lambda d: f"{d[-1]} degrees", input_source="s").register(graph)
+    Node("listy", logic=lambda d: [d[-1]], input_source="s").register(graph)
+    Node("texty", logic=lambda d: f"{d[-1]} degrees", input_source="s", returns="any").register(graph)
+    graph.push("s", 1.0, key="k")
+    with pytest.raises(dav2d.NodeError, match="returned a string"):
+        graph.latest("wrong", "k")
+    with pytest.raises(dav2d.NodeError, match="returned a list"):
+        graph.latest("listy", "k")
+    assert graph.latest("texty", "k") == "1.0 degrees"
+
+
+def test_python_logic_runs_as_one_batch_per_wave():
+    graph = Graph()
+    Node("double", logic=lambda d: d[-1] * 2, input_source="s").register(graph)
+    keys = [f"dev-{i}" for i in range(1000)]
+    graph.push_many("s", np.ones(1000), keys=keys)
+    node = graph.stats()["nodes"]["double"]
+    assert node["evaluations"] == 1000
+    assert node["batches"] == 1, "one call into Python (one GIL acquisition) for the whole wave"
+
+
+def test_latest_edges_conflate_a_batch_into_one_evaluation_per_key():
+    graph = Graph()
+    Node("last", logic=lambda d: d[-1], input_source="s").register(graph)
+    graph.push_many("s", np.arange(100, dtype=np.float64), keys="k")
+    node = graph.stats()["nodes"]["last"]
+    assert (node["evaluations"], node["conflated"]) == (1, 99)
+    assert graph.latest("last", "k") == 99.0
+    assert len(graph.window("s", "k", 16)) == 16, "the window still received the samples it can show"
+
+
+def test_logic_cannot_call_back_into_the_engine():
+    graph = Graph()
+    Node("sneaky", logic=lambda d: dav2d.latest("s"), input_source="s").register(graph)
+    graph.push("s", 1.0)
+    with pytest.raises(dav2d.NodeError, match="cannot be called from inside node logic"):
+        graph.latest("sneaky")
+
+
+def test_registration_errors_are_clear():
+    graph = Graph()
+    Node("avg", logic=lambda d: d[-1], input_source="temp").register(graph)
+    with pytest.raises(dav2d.GraphError, match="'avg' is already taken by a node"):
+        Node("avg", logic=lambda d: d[-1], input_source="temp").register(graph)
+    with pytest.raises(dav2d.GraphError, match="cycle: loop -> loop"):
+        Node("loop", logic=lambda d: d[-1], input_source="loop").register(graph)
+    with pytest.raises(dav2d.GraphError, match="window 0"):
+        Node("empty", logic=lambda d: 0, input_source="temp", window=0).register(graph)
+    strict = Graph(auto_create_streams=False)
+    strict.declare_stream("temperature")
+    with pytest.raises(dav2d.GraphError, match="reads 'temprature'.*did you mean 'temperature'"):
+        Node("avg", logic=lambda d: d[-1], input_source="temprature").register(strict)
+    with pytest.raises(ValueError, match="exactly one of logic= or builtin="):
+        Node("nothing", input_source="temp")
+    with pytest.raises(ValueError, match="moving_average needs `n`"):
+        Node("avg2", builtin="moving_average", input_source="temp").register(graph)
+
+
+def test_constraints_trip_reset_debounce_and_go_stale_on_a_manual_clock():
+    graph = Graph(manual_clock=True)
+    dav2d.nodes.moving_average("avg", "temp", n=1).register(graph)
+    overheat = Constraint("overheat", "avg", trip=80, reset=75, for_=2.0, stale_after=10.0).register(graph)
+    updates = graph.subscribe("overheat", mode="every")
+    graph.push("temp", 70.0, key="dev")
+    assert overheat.state("dev") == "ok"
+    graph.push("temp", 85.0, key="dev")
+    graph.advance_clock(1.0)
+    assert overheat.state("dev") == "ok"
+    graph.advance_clock(1.0)
+    assert overheat.state("dev") == "tripped"
+    assert overheat.tripped() == ["dev"]
+    graph.push("temp", 78.0, key="dev")
+    assert overheat.state("dev") == "tripped"
+    graph.push("temp", 74.0, key="dev")
+    assert overheat.state("dev") == "ok"
+    graph.advance_clock(10.0)
+    assert overheat.state("dev") == "stale"
+    transitions = []
+    while (update := updates.get(timeout=0)) is not None:
+        if update.transition:
+            transitions.append(update.transition)
+    assert transitions == [("ok", "tripped"), ("tripped", "ok"), ("ok", "stale")]
+    assert graph.stats()["transitions"] == 3
+
+
+def test_subscriptions_iterate_and_call_back():
+    graph = Graph()
+    dav2d.nodes.scale("double", "s", a=2).register(graph)
+    iterator = graph.subscribe("double", mode="every")
+    received = []
+    done = threading.Event()
+
+    def on_update(update):
+        received.append((update.key, update.value))
+        if len(received) == 3:
+            done.set()
+
+    handle = graph.subscribe("double", on_update)
+    graph.push_many("s", [1.0, 2.0, 3.0], keys=["a", "b", "c"])
+    first = next(iter(iterator))
+    assert (first.name, first.key, first.value) == ("double", "a", 2.0)
+    assert done.wait(10), "the callback thread received the updates"
+    assert sorted(received) == [("a", 2.0), ("b", 4.0), ("c", 6.0)]
+    handle.close()
+    iterator.close()
+    assert [(u.key, u.value) for u in iterator] == [("b", 4.0), ("c", 6.0)], "close() ends iteration after what is waiting"
+
+
+def test_slow_subscribers_conflate_instead_of_growing():
+    graph = Graph()
+    subscription = graph.subscribe("s", mode="latest")
+    for value in range(1000):
+        graph.push("s", float(value), key="k")
+    assert subscription.pending == 1
+    assert subscription.get(timeout=0).value == 999.0
+    assert subscription.conflated == 999
+
+
+def test_module_level_functions_use_the_default_graph():
+    dav2d.nodes.moving_average("avg", "sensor", n=2).register()
+    dav2d.push("sensor", np.array([1.0, 3.0]), key="d")
+    assert dav2d.latest("avg", "d") == 2.0
+    assert set(dav2d.latest_all("avg")) == {"d"}
+    assert dav2d.stats()["accepted"] == 2
+    assert len(dav2d.window("sensor", "d", 2)) == 2
+
+
+def test_configs_load_from_python_and_report_their_errors(tmp_path):
+    config = tmp_path / "graph.yaml"
+    config.write_text(
+        "streams:\n  - name: temp\n    max: 100\nnodes:\n  - name: avg\n    kind: moving_average\n"
+        "    input: temp\n    n: 2\nconstraints:\n  - name: hot\n    input: avg\n    trip: 50\n"
+    )
+    graph = Graph(auto_create_streams=False, manual_clock=True)
+    graph.load_config(str(config))
+    graph.push_many("temp", [40.0, 80.0], keys="k")
+    assert graph.latest("avg", "k") == 60.0
+    assert graph.latest("hot", "k") == "tripped"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("nodes:\n  - name: avg\n    kind: moving_avg\n    input: temp\n")
+    with pytest.raises(dav2d.ConfigError, match=r"broken.yaml:3:11: nodes\[0\].kind: unknown node kind"):
+        Graph().load_config(str(broken))
