@@ -22,7 +22,10 @@ pub fn to_value(object: &Bound<'_, PyAny>) -> Result<Value, String> {
             .map_err(|_| "an integer outside the 64-bit range".to_string());
     }
     if let Ok(s) = object.cast::<PyString>() {
-        return s.to_str().map(|s| Value::Str(Arc::from(s))).map_err(|e| e.to_string());
+        return s
+            .to_str()
+            .map(|s| Value::Str(Arc::from(s)))
+            .map_err(|e| e.to_string());
     }
     if let Ok(b) = object.cast::<PyBytes>() {
         return Ok(Value::Bytes(Arc::from(b.as_bytes())));
@@ -38,7 +41,11 @@ pub fn to_value(object: &Bound<'_, PyAny>) -> Result<Value, String> {
                 Ok(Value::Int(v)) => Scalar::Int(v),
                 Ok(Value::Bool(v)) => Scalar::Bool(v),
                 Ok(Value::Str(v)) => Scalar::Str(v),
-                _ => return Err(format!("a dict whose field '{name}' is not a number, bool or string")),
+                _ => {
+                    return Err(format!(
+                        "a dict whose field '{name}' is not a number, bool or string"
+                    ));
+                }
             };
             record.push((Arc::from(name.as_str()), scalar));
         }
@@ -55,7 +62,11 @@ pub fn to_value(object: &Bound<'_, PyAny>) -> Result<Value, String> {
     }
     Err(format!(
         "a {}",
-        object.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "value".to_string())
+        object
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "value".to_string())
     ))
 }
 

@@ -5,21 +5,36 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(dav2d, Dav2dError, PyException, "Base class of every dav2d error.");
+create_exception!(
+    dav2d,
+    Dav2dError,
+    PyException,
+    "Base class of every dav2d error."
+);
 create_exception!(
     dav2d,
     GraphError,
     Dav2dError,
     "A node, constraint or stream could not be registered (cycle, unknown input, duplicate name, bad window), or a name is unknown."
 );
-create_exception!(dav2d, RejectedError, Dav2dError, "A sample was rejected; the message says why.");
+create_exception!(
+    dav2d,
+    RejectedError,
+    Dav2dError,
+    "A sample was rejected; the message says why."
+);
 create_exception!(
     dav2d,
     NodeError,
     Dav2dError,
     "A node's logic failed for this key; the message holds the traceback."
 );
-create_exception!(dav2d, ConfigError, Dav2dError, "A config file is invalid; the message names file, line, column and field.");
+create_exception!(
+    dav2d,
+    ConfigError,
+    Dav2dError,
+    "A config file is invalid; the message names file, line, column and field."
+);
 
 /// Maps a registration or lookup error.
 pub fn graph_error(error: dav2d_core::GraphError) -> PyErr {

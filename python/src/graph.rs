@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph, GraphOptions, InputSpec,
-    Keys, LogicSpec, ManualClock, NodeSpec, Reading, SharedGraph, Subscription, SubscriptionMode, SystemClock, Update,
+    Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph,
+    GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, Reading, SharedGraph,
+    Subscription, SubscriptionMode, SystemClock, Update,
 };
 use dav2d_runtime::Config;
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
@@ -41,7 +42,12 @@ pub struct PySample {
 #[pymethods]
 impl PySample {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let value = self.value.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
+        let value = self
+            .value
+            .bind(py)
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         match &self.error {
             Some(error) => format!(
                 "Sample(key={:?}, value={value}, ts={}, seq={}, error={:?})",
@@ -50,7 +56,10 @@ impl PySample {
                 self.seq,
                 error.lines().last().unwrap_or("")
             ),
-            None => format!("Sample(key={:?}, value={value}, ts={}, seq={})", self.key, self.ts, self.seq),
+            None => format!(
+                "Sample(key={:?}, value={value}, ts={}, seq={})",
+                self.key, self.ts, self.seq
+            ),
         }
     }
 }
@@ -91,8 +100,16 @@ pub struct PyUpdate {
 #[pymethods]
 impl PyUpdate {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let value = self.value.bind(py).repr().map(|r| r.to_string()).unwrap_or_default();
-        let mut text = format!("Update(name={:?}, key={:?}, value={value}, ts={}", self.name, self.key, self.ts);
+        let value = self
+            .value
+            .bind(py)
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let mut text = format!(
+            "Update(name={:?}, key={:?}, value={value}, ts={}",
+            self.name, self.key, self.ts
+        );
         if let Some((from, to)) = &self.transition {
             text.push_str(&format!(", transition={from}->{to}"));
         }
@@ -114,7 +131,9 @@ fn update(py: Python<'_>, update: Update) -> PyResult<PyUpdate> {
         ts: update.ts_ns,
         seq: update.seq,
         error: update.error.map(|e| e.to_string()),
-        transition: update.transition.map(|t| (t.from.as_str().to_string(), t.to.as_str().to_string())),
+        transition: update
+            .transition
+            .map(|t| (t.from.as_str().to_string(), t.to.as_str().to_string())),
     })
 }
 
@@ -147,7 +166,8 @@ impl PySubscription {
     /// None on timeout or after `close()`.
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyUpdate>> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let deadline =
+            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         loop {
             let wait = match deadline {
                 Some(deadline) => deadline
@@ -212,19 +232,27 @@ fn policy(text: &str) -> PyResult<EdgePolicy> {
     match text {
         "latest" => Ok(EdgePolicy::Latest),
         "all" => Ok(EdgePolicy::All),
-        other => Err(PyValueError::new_err(format!("unknown policy '{other}'; expected 'latest' or 'all'"))),
+        other => Err(PyValueError::new_err(format!(
+            "unknown policy '{other}'; expected 'latest' or 'all'"
+        ))),
     }
 }
 
 fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
     if !(seconds >= 0.0 && seconds.is_finite()) {
-        return Err(PyValueError::new_err(format!("{what} must be a finite number of seconds >= 0, got {seconds}")));
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a finite number of seconds >= 0, got {seconds}"
+        )));
     }
     Ok((seconds * 1e9).round() as i64)
 }
 
 impl PyGraph {
-    fn with_graph<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Graph) -> R + Send) -> PyResult<R> {
+    fn with_graph<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Graph) -> R + Send,
+    ) -> PyResult<R> {
         refuse_reentry()?;
         let graph = &self.graph;
         Ok(py.detach(|| f(&mut graph.lock())))
@@ -278,9 +306,15 @@ impl PyGraph {
         finite_only: bool,
         history: Option<usize>,
     ) -> PyResult<()> {
-        let bounds = Bounds { min, max, finite_only };
-        self.with_graph(py, |graph| graph.declare_stream(&name, bounds, history).map(|_| ()))?
-            .map_err(graph_error)
+        let bounds = Bounds {
+            min,
+            max,
+            finite_only,
+        };
+        self.with_graph(py, |graph| {
+            graph.declare_stream(&name, bounds, history).map(|_| ())
+        })?
+        .map_err(graph_error)
     }
 
     /// Registers a node. `inputs` is a list of `(name, window, policy)`;
@@ -301,12 +335,20 @@ impl PyGraph {
     ) -> PyResult<()> {
         let inputs = inputs
             .into_iter()
-            .map(|(name, window, p)| Ok(InputSpec { name, window, policy: policy(&p)? }))
+            .map(|(name, window, p)| {
+                Ok(InputSpec {
+                    name,
+                    window,
+                    policy: policy(&p)?,
+                })
+            })
             .collect::<PyResult<Vec<_>>>()?;
         let logic = match (logic, builtin) {
             (Some(callable), None) => {
                 if !callable.bind(py).is_callable() {
-                    return Err(PyValueError::new_err(format!("node '{name}': logic must be callable")));
+                    return Err(PyValueError::new_err(format!(
+                        "node '{name}': logic must be callable"
+                    )));
                 }
                 let numeric = match returns {
                     "number" => true,
@@ -321,14 +363,22 @@ impl PyGraph {
             }
             (None, Some(kind)) => {
                 let params = params.unwrap_or_default();
-                let unknown: Vec<&String> =
-                    params.keys().filter(|k| !["n", "alpha", "lo", "hi", "a", "b"].contains(&k.as_str())).collect();
+                let unknown: Vec<&String> = params
+                    .keys()
+                    .filter(|k| !["n", "alpha", "lo", "hi", "a", "b"].contains(&k.as_str()))
+                    .collect();
                 if !unknown.is_empty() {
-                    return Err(PyValueError::new_err(format!("node '{name}': unknown parameters {unknown:?}")));
+                    return Err(PyValueError::new_err(format!(
+                        "node '{name}': unknown parameters {unknown:?}"
+                    )));
                 }
                 let n = match params.get("n") {
                     Some(&n) if n >= 0.0 && n.fract() == 0.0 => Some(n as usize),
-                    Some(&n) => return Err(PyValueError::new_err(format!("node '{name}': n must be a whole number >= 1, got {n}"))),
+                    Some(&n) => {
+                        return Err(PyValueError::new_err(format!(
+                            "node '{name}': n must be a whole number >= 1, got {n}"
+                        )));
+                    }
                     None => None,
                 };
                 let builtin_params = BuiltinParams {
@@ -343,7 +393,11 @@ impl PyGraph {
                     .map_err(|e| PyValueError::new_err(format!("node '{name}': {e}")))?;
                 LogicSpec::Builtin(builtin)
             }
-            _ => return Err(PyValueError::new_err(format!("node '{name}': give exactly one of logic or builtin"))),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "node '{name}': give exactly one of logic or builtin"
+                )));
+            }
         };
         let spec = NodeSpec {
             name,
@@ -374,9 +428,15 @@ impl PyGraph {
         let spec = ConstraintSpec {
             trip,
             reset,
-            direction: if below { Direction::Below } else { Direction::Above },
+            direction: if below {
+                Direction::Below
+            } else {
+                Direction::Above
+            },
             hold_ns: seconds_to_ns(hold, "for_")?,
-            stale_after_ns: stale_after.map(|s| seconds_to_ns(s, "stale_after")).transpose()?,
+            stale_after_ns: stale_after
+                .map(|s| seconds_to_ns(s, "stale_after"))
+                .transpose()?,
         };
         let timers = spec.hold_ns > 0 || spec.stale_after_ns.is_some();
         let node = NodeSpec {
@@ -415,7 +475,14 @@ impl PyGraph {
 
     /// Pushes one sample and runs the wave. Raises `RejectedError` if invalid.
     #[pyo3(signature = (stream, value, key = "", ts = None))]
-    fn push(&self, py: Python<'_>, stream: &str, value: &Bound<'_, PyAny>, key: &str, ts: Option<i64>) -> PyResult<()> {
+    fn push(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        value: &Bound<'_, PyAny>,
+        key: &str,
+        ts: Option<i64>,
+    ) -> PyResult<()> {
         let value = to_value_or_type_error(value)?;
         self.with_graph(py, |graph| {
             let result = graph.push(stream, key, value, ts);
@@ -446,17 +513,25 @@ impl PyGraph {
                 .map_err(|e| PyValueError::new_err(format!("values: {e}")))?,
             _ => {
                 owned = values.extract().map_err(|_| {
-                    PyValueError::new_err("values must be a 1-D float64 NumPy array or a sequence of numbers")
+                    PyValueError::new_err(
+                        "values must be a 1-D float64 NumPy array or a sequence of numbers",
+                    )
                 })?;
                 &owned
             }
         };
-        let ts_array: Option<PyReadonlyArray1<'py, i64>> = match ts {
-            Some(ts) => Some(ts.extract().map_err(|_| PyValueError::new_err("ts must be a 1-D int64 NumPy array of ns"))?),
-            None => None,
-        };
+        let ts_array: Option<PyReadonlyArray1<'py, i64>> =
+            match ts {
+                Some(ts) => Some(ts.extract().map_err(|_| {
+                    PyValueError::new_err("ts must be a 1-D int64 NumPy array of ns")
+                })?),
+                None => None,
+            };
         let ts: Option<&[i64]> = match &ts_array {
-            Some(a) => Some(a.as_slice().map_err(|e| PyValueError::new_err(format!("ts: {e}")))?),
+            Some(a) => Some(
+                a.as_slice()
+                    .map_err(|e| PyValueError::new_err(format!("ts: {e}")))?,
+            ),
             None => None,
         };
         let single: String;
@@ -469,9 +544,9 @@ impl PyGraph {
                 Keys::One(&single)
             }
             Some(k) => {
-                many = k
-                    .extract()
-                    .map_err(|_| PyValueError::new_err("keys must be a string or a sequence of strings"))?;
+                many = k.extract().map_err(|_| {
+                    PyValueError::new_err("keys must be a string or a sequence of strings")
+                })?;
                 key_refs = many.iter().map(String::as_str).collect();
                 Keys::Many(&key_refs)
             }
@@ -487,7 +562,11 @@ impl PyGraph {
         let result = PyDict::new(py);
         result.set_item("accepted", report.accepted)?;
         result.set_item("rejected", report.rejected)?;
-        let errors: Vec<(usize, String)> = report.errors.into_iter().map(|(i, r)| (i, r.to_string())).collect();
+        let errors: Vec<(usize, String)> = report
+            .errors
+            .into_iter()
+            .map(|(i, r)| (i, r.to_string()))
+            .collect();
         result.set_item("errors", errors)?;
         Ok(result)
     }
@@ -497,13 +576,19 @@ impl PyGraph {
     /// unless `sample=True`, which returns a `Sample` carrying `.error`.
     #[pyo3(signature = (name, key = "", sample = false))]
     fn latest(&self, py: Python<'_>, name: &str, key: &str, sample: bool) -> PyResult<Py<PyAny>> {
-        let reading = self.with_graph(py, |graph| graph.latest(name, key))?.map_err(graph_error)?;
-        let Some(reading) = reading else { return Ok(py.None()) };
+        let reading = self
+            .with_graph(py, |graph| graph.latest(name, key))?
+            .map_err(graph_error)?;
+        let Some(reading) = reading else {
+            return Ok(py.None());
+        };
         if sample {
             return Ok(Py::new(py, self::sample(py, key, reading)?)?.into_any());
         }
         if let Some(error) = reading.error {
-            return Err(NodeError::new_err(format!("node '{name}' failed for key '{key}':\n{error}")));
+            return Err(NodeError::new_err(format!(
+                "node '{name}' failed for key '{key}':\n{error}"
+            )));
         }
         match reading.sample {
             Some(s) => Ok(to_python(py, &s.value)?.unbind()),
@@ -513,7 +598,9 @@ impl PyGraph {
 
     /// Every key of `name` with its latest `Sample`.
     fn latest_all<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let readings = self.with_graph(py, |graph| graph.latest_all(name))?.map_err(graph_error)?;
+        let readings = self
+            .with_graph(py, |graph| graph.latest_all(name))?
+            .map_err(graph_error)?;
         let result = PyDict::new(py);
         for (key, reading) in readings {
             result.set_item(&*key, Py::new(py, sample(py, &key, reading)?)?)?;
@@ -524,20 +611,34 @@ impl PyGraph {
     /// The newest `n` samples of (name, key) as a zero-copy `Window`.
     #[pyo3(signature = (name, key = "", n = 16))]
     fn window(&self, py: Python<'_>, name: &str, key: &str, n: usize) -> PyResult<PyWindow> {
-        let snapshot = self.with_graph(py, |graph| graph.window(name, key, n))?.map_err(graph_error)?;
+        let snapshot = self
+            .with_graph(py, |graph| graph.window(name, key, n))?
+            .map_err(graph_error)?;
         Ok(PyWindow::new(snapshot, key.to_string()))
     }
 
     /// Subscribes to `name`: `mode` is "latest" (newest per key) or "every"
     /// (every change, conflating per key beyond `capacity` waiting).
     #[pyo3(signature = (name, mode = "latest", capacity = 1024))]
-    fn subscribe(&self, py: Python<'_>, name: &str, mode: &str, capacity: usize) -> PyResult<PySubscription> {
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        mode: &str,
+        capacity: usize,
+    ) -> PyResult<PySubscription> {
         let mode = match mode {
             "latest" => SubscriptionMode::Latest,
             "every" => SubscriptionMode::EveryChange,
-            other => return Err(PyValueError::new_err(format!("unknown mode '{other}'; expected 'latest' or 'every'"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown mode '{other}'; expected 'latest' or 'every'"
+                )));
+            }
         };
-        let inner = self.with_graph(py, |graph| graph.subscribe(name, mode, capacity))?.map_err(graph_error)?;
+        let inner = self
+            .with_graph(py, |graph| graph.subscribe(name, mode, capacity))?
+            .map_err(graph_error)?;
         Ok(PySubscription { inner })
     }
 
@@ -549,7 +650,9 @@ impl PyGraph {
     /// Moves a manual clock forward by `seconds`, then ticks.
     fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<u64> {
         let Some(clock) = &self.manual_clock else {
-            return Err(PyRuntimeError::new_err("advance_clock needs a graph made with manual_clock=True"));
+            return Err(PyRuntimeError::new_err(
+                "advance_clock needs a graph made with manual_clock=True",
+            ));
         };
         clock.advance(seconds_to_ns(seconds, "seconds")?);
         self.tick(py)
@@ -559,31 +662,41 @@ impl PyGraph {
     #[pyo3(signature = (interval = 0.05))]
     fn start_ticker(&self, py: Python<'_>, interval: f64) -> PyResult<()> {
         let interval = Duration::from_secs_f64(interval.clamp(0.001, 3600.0));
-        let mut ticker = self.ticker.lock().map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?;
+        let mut ticker = self
+            .ticker
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?;
         if ticker.is_some() {
             return Ok(());
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (graph, flag) = (self.graph.clone(), Arc::clone(&stop));
         let thread = py.detach(|| {
-            std::thread::Builder::new().name("dav2d-ticker".into()).spawn(move || {
-                while !flag.load(Ordering::Acquire) {
-                    std::thread::sleep(interval);
-                    if flag.load(Ordering::Acquire) {
-                        break;
+            std::thread::Builder::new()
+                .name("dav2d-ticker".into())
+                .spawn(move || {
+                    while !flag.load(Ordering::Acquire) {
+                        std::thread::sleep(interval);
+                        if flag.load(Ordering::Acquire) {
+                            break;
+                        }
+                        graph.lock().tick();
                     }
-                    graph.lock().tick();
-                }
-            })
+                })
         });
-        let thread = thread.map_err(|e| PyRuntimeError::new_err(format!("cannot start the ticker thread: {e}")))?;
+        let thread = thread
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the ticker thread: {e}")))?;
         *ticker = Some(Ticker { stop, thread });
         Ok(())
     }
 
     /// Stops the timer thread, if any.
     fn stop_ticker(&self, py: Python<'_>) -> PyResult<()> {
-        let ticker = self.ticker.lock().map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?.take();
+        let ticker = self
+            .ticker
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?
+            .take();
         if let Some(ticker) = ticker {
             ticker.stop.store(true, Ordering::Release);
             py.detach(|| ticker.thread.join())
@@ -638,8 +751,11 @@ impl PyGraph {
             d.set_item("name", node.name)?;
             d.set_item("kind", node.kind)?;
             d.set_item("logic", node.logic)?;
-            let inputs: Vec<(String, usize, &str)> =
-                node.inputs.into_iter().map(|(n, w, p)| (n, w, p.as_str())).collect();
+            let inputs: Vec<(String, usize, &str)> = node
+                .inputs
+                .into_iter()
+                .map(|(n, w, p)| (n, w, p.as_str()))
+                .collect();
             d.set_item("inputs", inputs)?;
             d.set_item("priority", node.priority)?;
             d.set_item("deadband", node.deadband)?;

@@ -56,7 +56,12 @@ impl PyLogic {
         }
     }
 
-    fn evaluate_one(&self, py: Python<'_>, node: &str, item: &Evaluation) -> Result<Outcome, PyErr> {
+    fn evaluate_one(
+        &self,
+        py: Python<'_>,
+        node: &str,
+        item: &Evaluation,
+    ) -> Result<Outcome, PyErr> {
         let windows = item
             .inputs
             .iter()
@@ -67,9 +72,15 @@ impl PyLogic {
         if result.is_none() {
             return Ok(Outcome::Skip);
         }
-        let what = if self.numeric { "a number or None" } else { "a number, bool, string, bytes, a flat dict or None" };
+        let what = if self.numeric {
+            "a number or None"
+        } else {
+            "a number, bool, string, bytes, a flat dict or None"
+        };
         Ok(match to_value(&result) {
-            Ok(value @ (Value::Float(_) | Value::Int(_) | Value::Bool(_))) => Outcome::Output(value),
+            Ok(value @ (Value::Float(_) | Value::Int(_) | Value::Bool(_))) => {
+                Outcome::Output(value)
+            }
             Ok(value) if !self.numeric => Outcome::Output(value),
             Ok(value) => Outcome::Failed(Arc::from(format!(
                 "TypeError: node '{node}' returned a {} for key '{}'; its logic must return {what} (register it with returns=\"any\" to allow other values)",
@@ -87,7 +98,10 @@ impl PyLogic {
     /// once a second per node so a failing fleet does not flood the log.
     fn log(&mut self, py: Python<'_>, node: &str, key: &str, traceback: &str) {
         let now = Instant::now();
-        if self.last_logged.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             self.suppressed += 1;
             return;
         }

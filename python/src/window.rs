@@ -26,10 +26,19 @@ impl PyWindow {
         Self { snapshot, key }
     }
 
-    fn list<'py>(&self, py: Python<'py>, start: usize, end: usize, step: usize) -> PyResult<Bound<'py, PyList>> {
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
         if self.snapshot.is_all_float() {
             let numbers = self.snapshot.numbers();
-            let picked: Vec<f64> = (start..end).step_by(step.max(1)).map(|i| numbers[i]).collect();
+            let picked: Vec<f64> = (start..end)
+                .step_by(step.max(1))
+                .map(|i| numbers[i])
+                .collect();
             return PyList::new(py, picked);
         }
         let items = (start..end)
@@ -47,7 +56,11 @@ impl PyWindow {
         self.snapshot.len()
     }
 
-    fn __getitem__<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let len = self.snapshot.len();
         if let Ok(slice) = index.cast::<PySlice>() {
             let indices = slice.indices(len as isize)?;
@@ -56,14 +69,18 @@ impl PyWindow {
                 return forward.as_any().get_item(slice);
             }
             let (start, stop) = (indices.start.max(0) as usize, indices.stop.max(0) as usize);
-            return Ok(self.list(py, start, stop.max(start), indices.step as usize)?.into_any());
+            return Ok(self
+                .list(py, start, stop.max(start), indices.step as usize)?
+                .into_any());
         }
         let i: isize = index
             .extract()
             .map_err(|_| PyTypeError::new_err("window indices must be integers or slices"))?;
         let position = if i < 0 { i + len as isize } else { i };
         if position < 0 || position as usize >= len {
-            return Err(PyIndexError::new_err(format!("window index {i} out of range for a window of {len}")));
+            return Err(PyIndexError::new_err(format!(
+                "window index {i} out of range for a window of {len}"
+            )));
         }
         match self.snapshot.value(position as usize) {
             Some(value) => to_python(py, &value),

@@ -214,8 +214,8 @@ impl Screen {
         );
         let _ = writeln!(
             text,
-            "{:<14} {:<28} {:>6} {:>10} {:>10} {:>7}  {}",
-            "node", "logic", "keys", "evals/s", "conflated", "errors", "latest"
+            "{:<14} {:<28} {:>6} {:>10} {:>10} {:>7}  latest",
+            "node", "logic", "keys", "evals/s", "conflated", "errors"
         );
         for node in &frame.nodes {
             let sample = frame

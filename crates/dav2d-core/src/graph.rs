@@ -1180,9 +1180,8 @@ impl Graph {
         let timestamps = series.timestamps(window);
         let ts = timestamps.last().copied().unwrap_or_default();
         let node_key = &mut self.nodes[id.index()].keys[out as usize];
-        match builtin.evaluate(values, timestamps, &mut node_key.memory) {
-            Some(value) => self.emit(id, out, Value::Float(value), ts, None),
-            None => {}
+        if let Some(value) = builtin.evaluate(values, timestamps, &mut node_key.memory) {
+            self.emit(id, out, Value::Float(value), ts, None);
         }
     }
 
@@ -1591,7 +1590,7 @@ fn check_number(stream: &str, bounds: Bounds, value: f64) -> Result<(), Rejectio
         });
     }
     if let Some(min) = bounds.min
-        && !(value >= min)
+        && (value < min || value.is_nan())
     {
         return Err(Rejection::BelowMin {
             stream: stream.to_string(),
@@ -1600,7 +1599,7 @@ fn check_number(stream: &str, bounds: Bounds, value: f64) -> Result<(), Rejectio
         });
     }
     if let Some(max) = bounds.max
-        && !(value <= max)
+        && (value > max || value.is_nan())
     {
         return Err(Rejection::AboveMax {
             stream: stream.to_string(),
@@ -1621,19 +1620,24 @@ fn differs(series: &SeriesRing, value: &Value, deadband: Option<f64>) -> bool {
         (Value::Float(new), None) => {
             let old = series.nums(1).last().copied().unwrap_or(f64::NAN);
             match deadband {
-                Some(deadband) => !((new - old).abs() < deadband),
+                Some(deadband) => changed_by(new - old, deadband),
                 None => new.to_bits() != old.to_bits(),
             }
         }
         _ => match (series.latest_value(), deadband) {
             (Some(old), Some(deadband)) => match (old.as_f64(), value.as_f64()) {
-                (Some(old), Some(new)) => !((new - old).abs() < deadband),
+                (Some(old), Some(new)) => changed_by(new - old, deadband),
                 _ => old != *value,
             },
             (Some(old), None) => old != *value,
             (None, _) => true,
         },
     }
+}
+
+/// Whether a change of `difference` reaches `deadband` (NaN counts as a change).
+fn changed_by(difference: f64, deadband: f64) -> bool {
+    difference.abs() >= deadband || difference.is_nan()
 }
 
 fn describe_constraint(spec: &ConstraintSpec) -> String {
@@ -1689,10 +1693,7 @@ fn topological_order(specs: &[NodeSpec], deps: &[Vec<usize>]) -> Result<Vec<usiz
     let start = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
     let mut path = vec![start];
     let mut current = start;
-    loop {
-        let Some(&next) = deps[current].iter().find(|&&p| indegree[p] > 0) else {
-            break;
-        };
+    while let Some(&next) = deps[current].iter().find(|&&p| indegree[p] > 0) {
         if let Some(position) = path.iter().position(|&p| p == next) {
             // In data-flow order, starting from the node listed first.
             let mut cycle: Vec<usize> = path[position..].iter().rev().copied().collect();

@@ -43,7 +43,9 @@ pub use graph::{
     NodeInfo, NodeSpec, NodeStats, Reading, StreamInfo,
 };
 pub use ids::{KeyId, NodeId, StreamId};
-pub use logic::{BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome};
+pub use logic::{
+    BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome,
+};
 pub use subscribe::{Subscription, SubscriptionMode, Update};
 pub use value::{Record, Sample, Scalar, Value};
 pub use window::WindowSnapshot;

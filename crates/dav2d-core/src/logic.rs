@@ -109,7 +109,11 @@ impl fmt::Display for BuiltinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuiltinError::UnknownKind(kind) => {
-                write!(f, "unknown node kind '{kind}'; expected one of {}", BUILTIN_KINDS.join(", "))
+                write!(
+                    f,
+                    "unknown node kind '{kind}'; expected one of {}",
+                    BUILTIN_KINDS.join(", ")
+                )
             }
             BuiltinError::Missing { kind, param } => write!(f, "{kind} needs `{param}`"),
             BuiltinError::Invalid(message) => f.write_str(message),
@@ -120,15 +124,29 @@ impl fmt::Display for BuiltinError {
 impl Builtin {
     /// The built-in called `kind` with `params`, validated.
     pub fn from_name(kind: &str, params: &BuiltinParams) -> Result<Builtin, BuiltinError> {
-        fn need<T>(value: Option<T>, kind: &'static str, param: &'static str) -> Result<T, BuiltinError> {
+        fn need<T>(
+            value: Option<T>,
+            kind: &'static str,
+            param: &'static str,
+        ) -> Result<T, BuiltinError> {
             value.ok_or(BuiltinError::Missing { kind, param })
         }
         let builtin = match kind {
-            "moving_average" => Builtin::MovingAverage { n: need(params.n, "moving_average", "n")? },
-            "min" => Builtin::Min { n: need(params.n, "min", "n")? },
-            "max" => Builtin::Max { n: need(params.n, "max", "n")? },
-            "sum" => Builtin::Sum { n: need(params.n, "sum", "n")? },
-            "ewma" => Builtin::Ewma { alpha: need(params.alpha, "ewma", "alpha")? },
+            "moving_average" => Builtin::MovingAverage {
+                n: need(params.n, "moving_average", "n")?,
+            },
+            "min" => Builtin::Min {
+                n: need(params.n, "min", "n")?,
+            },
+            "max" => Builtin::Max {
+                n: need(params.n, "max", "n")?,
+            },
+            "sum" => Builtin::Sum {
+                n: need(params.n, "sum", "n")?,
+            },
+            "ewma" => Builtin::Ewma {
+                alpha: need(params.alpha, "ewma", "alpha")?,
+            },
             "rate" => Builtin::Rate,
             "delta" => Builtin::Delta,
             "clamp" => Builtin::Clamp {
@@ -186,7 +204,7 @@ impl Builtin {
             Builtin::Ewma { alpha } if !(alpha > 0.0 && alpha <= 1.0) => {
                 Err(format!("ewma needs 0 < alpha <= 1, got {alpha}"))
             }
-            Builtin::Clamp { lo, hi } if !(lo <= hi) => {
+            Builtin::Clamp { lo, hi } if lo > hi || lo.is_nan() || hi.is_nan() => {
                 Err(format!("clamp needs lo <= hi, got lo={lo} hi={hi}"))
             }
             _ => Ok(()),

@@ -3,6 +3,8 @@
 //! registration errors. Time comes from a manual clock, so nothing here
 //! depends on how fast the machine is.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -425,7 +427,7 @@ fn constraints_trip_reset_debounce_and_go_stale() {
             .and_then(|r| r.sample)
             .map(|s| s.value.to_string())
     };
-    let mut push = |graph: &mut Graph, value: f64| {
+    let push = |graph: &mut Graph, value: f64| {
         graph
             .push("temp", "dev", Value::Float(value), None)
             .unwrap();

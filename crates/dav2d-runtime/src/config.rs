@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph, GraphError, InputSpec,
-    LogicSpec, NodeSpec,
+    Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph,
+    GraphError, InputSpec, LogicSpec, NodeSpec,
 };
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -192,17 +192,11 @@ fn default_noise() -> f64 {
 }
 
 /// How the runner paces constraint timers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// How often `for` and `stale_after` timers are checked, e.g. `50ms`.
     pub tick: Option<Spanned<String>>,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        Self { tick: None }
-    }
 }
 
 /// The built-in demo config.

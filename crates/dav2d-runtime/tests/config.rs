@@ -1,6 +1,8 @@
 //! Config errors name the file, line, column and field; good configs build
 //! the graph they describe.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,0 +1,88 @@
+//! The `dav2d` binary as a user runs it: the demo stops by itself with
+//! `--for`, prints plain lines when stdout is not a terminal, and `check`
+//! prints the graph or a located error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
+
+use std::process::Command;
+
+fn dav2d(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+        .args(args)
+        .output()
+        .expect("the dav2d binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_demo_runs_for_a_while_and_stops_by_itself() {
+    let (ok, stdout, stderr) = dav2d(&["run", "--for", "1500ms", "--refresh", "500ms"]);
+    assert!(ok, "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.len() >= 3,
+        "periodic plain lines when not a terminal:\n{stdout}"
+    );
+    assert!(
+        lines[0].starts_with("t=") && lines[0].contains("samples="),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\x1b'), "no escape codes off a terminal");
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(last.starts_with("stopped after"), "{stdout}");
+    let samples: u64 = last
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(samples > 0, "samples flowed: {last}");
+}
+
+#[test]
+fn check_prints_the_graph_of_a_valid_config() {
+    let demo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../dav2d-runtime/src/demo.yaml"
+    );
+    let (ok, stdout, stderr) = dav2d(&["check", demo]);
+    assert!(ok, "stderr: {stderr}");
+    assert!(
+        stdout.contains("temp_avg = moving_average(n=10) <- temperature[window 10, latest]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("overheat = constraint(above trip=80 reset=75"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with(": ok"), "{stdout}");
+}
+
+#[test]
+fn check_names_file_line_and_field_of_an_error() {
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: rate\n    input: tmp\n",
+    )
+    .unwrap();
+    let (ok, _stdout, stderr) = dav2d(&["check", path.to_str().unwrap()]);
+    assert!(!ok);
+    let expected = format!(
+        "error: {}:6:12: nodes[0].input: node 'avg' reads 'tmp'",
+        path.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    let (ok, _stdout, stderr) = dav2d(&["run", "/nonexistent/dav2d.yaml", "--for", "1s"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("/nonexistent/dav2d.yaml: cannot read the config file"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
