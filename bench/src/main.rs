@@ -1,2 +1,121 @@
-//! placeholder
-fn main() {}
+//! Engine-level benchmarks, driven by `bench/run.py` (which prints them beside
+//! their bars and peers). Each subcommand prints one JSON object.
+//!
+//! - `chain N`: stream → moving_average(5) → constraint over N samples of one
+//!   key, `all` edges so every sample is evaluated, pushed as one batch.
+//! - `latency RATE SECONDS`: a producer thread pushes one sample at a time at
+//!   RATE samples/s; a subscriber thread waits on the node's output. Reports
+//!   push→seen latency percentiles.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dav2d_core::{
+    Builtin, ConstraintSpec, EdgePolicy, Graph, GraphOptions, Keys, NodeSpec, SharedGraph,
+    SubscriptionMode, SystemClock, Value,
+};
+
+fn chain_graph() -> Graph {
+    let mut graph = Graph::new(GraphOptions::default(), Arc::new(SystemClock));
+    let spec = ConstraintSpec {
+        reset: Some(0.4),
+        ..ConstraintSpec::above(0.6)
+    };
+    graph
+        .register_all(vec![
+            NodeSpec::builtin("avg", "s", Builtin::MovingAverage { n: 5 })
+                .with_policy(EdgePolicy::All),
+            NodeSpec::constraint("alert", "avg", spec).with_policy(EdgePolicy::All),
+        ])
+        .unwrap_or_else(|error| panic!("the bench graph is valid: {error}"));
+    graph
+}
+
+fn chain(n: usize) {
+    let mut rng = fastrand::Rng::with_seed(1);
+    let values: Vec<f64> = (0..n).map(|_| rng.f64()).collect();
+    let mut graph = chain_graph();
+    let start = Instant::now();
+    let report = graph.push_numbers("s", Keys::One("k"), &values, None);
+    graph.run_wave();
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = graph.stats();
+    println!(
+        "{{\"samples\": {}, \"seconds\": {seconds}, \"evaluations\": {}, \"transitions\": {}}}",
+        report.accepted, stats.evaluations, stats.transitions
+    );
+}
+
+fn latency(rate: f64, seconds: f64) {
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    graph
+        .lock()
+        .register(NodeSpec::builtin(
+            "avg",
+            "s",
+            Builtin::MovingAverage { n: 5 },
+        ))
+        .unwrap_or_else(|error| panic!("the bench graph is valid: {error}"));
+    let subscription = graph
+        .lock()
+        .subscribe("avg", SubscriptionMode::EveryChange, 1 << 16)
+        .unwrap_or_else(|error| panic!("subscribing works: {error}"));
+    let base = Instant::now();
+    let total = (rate * seconds) as usize;
+    let producer_graph = graph.clone();
+    let producer = std::thread::spawn(move || {
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let mut next = Instant::now();
+        for i in 0..total {
+            while Instant::now() < next {
+                std::hint::spin_loop();
+            }
+            next += period;
+            let ts = base.elapsed().as_nanos() as i64;
+            let mut graph = producer_graph.lock();
+            // A new value each time so the output always changes.
+            let _ = graph.push("s", "k", Value::Float(i as f64), Some(ts));
+            graph.run_wave();
+        }
+    });
+    let mut latencies = Vec::with_capacity(total);
+    while latencies.len() < total {
+        match subscription.next_timeout(Duration::from_secs(5)) {
+            Some(update) => latencies.push(base.elapsed().as_nanos() as i64 - update.ts_ns),
+            None => break,
+        }
+    }
+    let _ = producer.join();
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{{\"samples\": {}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}, \"conflated\": {}}}",
+        latencies.len(),
+        pick(0.5) as f64 / 1e3,
+        pick(0.99) as f64 / 1e3,
+        latencies.last().copied().unwrap_or(0) as f64 / 1e3,
+        subscription.conflated()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let number = |i: usize, default: f64| {
+        args.get(i)
+            .and_then(|a| a.parse::<f64>().ok())
+            .unwrap_or(default)
+    };
+    match args.get(1).map(String::as_str) {
+        Some("chain") => chain(number(2, 1e6) as usize),
+        Some("latency") => latency(number(2, 10_000.0), number(3, 3.0)),
+        _ => {
+            eprintln!("usage: dav2d-bench chain N | latency RATE SECONDS");
+            std::process::exit(2);
+        }
+    }
+}

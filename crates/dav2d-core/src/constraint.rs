@@ -20,7 +20,7 @@ pub enum Direction {
 }
 
 /// The parameters of a constraint.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConstraintSpec {
     /// Threshold that trips the alert.
     pub trip: f64,
@@ -49,6 +49,11 @@ impl ConstraintSpec {
     /// The reset threshold in effect.
     pub fn reset_threshold(&self) -> f64 {
         self.reset.unwrap_or(self.trip)
+    }
+
+    /// Whether the constraint needs the clock (`for` or `stale_after` set).
+    pub fn has_timers(&self) -> bool {
+        self.hold_ns > 0 || self.stale_after_ns.is_some()
     }
 
     /// Checks the thresholds and timers, returning what is wrong.

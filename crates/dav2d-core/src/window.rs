@@ -12,15 +12,23 @@
 //! view that escapes its call stays valid and unchanged instead of racing
 //! with the engine.
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
 
 use crate::value::Value;
 
 /// A mirrored ring of `capacity` elements.
-#[derive(Clone, Debug)]
+///
+/// Not `Clone` on purpose: the only way to share the buffer is
+/// [`MirrorRing::shared`], which records that it was shared.
+#[derive(Debug)]
 pub(crate) struct MirrorRing<T: Clone + Default> {
     buf: Arc<Vec<T>>,
     capacity: usize,
+    /// Set when the buffer's `Arc` was handed out; until then this ring holds
+    /// the only reference and writes need no atomic operation.
+    maybe_shared: Cell<bool>,
 }
 
 impl<T: Clone + Default> MirrorRing<T> {
@@ -29,16 +37,51 @@ impl<T: Clone + Default> MirrorRing<T> {
         Self {
             buf: Arc::new(vec![T::default(); 2 * capacity]),
             capacity,
+            maybe_shared: Cell::new(false),
         }
+    }
+
+    /// The buffer for writing, copied first if a snapshot still holds it.
+    #[inline]
+    fn buf_mut(&mut self) -> &mut Vec<T> {
+        if self.maybe_shared.get() {
+            if Arc::strong_count(&self.buf) != 1 {
+                self.buf = Arc::new((*self.buf).clone());
+            }
+            // Pairs with the release decrement of the snapshot that was
+            // dropped on another thread, so its reads happen before our writes.
+            fence(Ordering::Acquire);
+            self.maybe_shared.set(false);
+        }
+        let pointer = Arc::as_ptr(&self.buf).cast_mut();
+        // SAFETY: `maybe_shared` is false, so the `Arc` was never cloned
+        // since it was created or last found unique (above), and no `Weak`
+        // is ever made from it: this ring holds the only reference, and
+        // `&mut self` makes this the only access.
+        unsafe { &mut *pointer }
     }
 
     /// Writes element number `count` (0-based) of the series.
     #[inline]
     pub(crate) fn write(&mut self, count: u64, value: T) {
         let position = (count % self.capacity as u64) as usize;
-        let buf = Arc::make_mut(&mut self.buf);
+        self.write_at(position, value);
+    }
+
+    /// Writes at `position` (in `0..capacity`) and its mirror.
+    #[inline]
+    pub(crate) fn write_at(&mut self, position: usize, value: T) {
+        let capacity = self.capacity;
+        let buf = self.buf_mut();
         buf[position] = value.clone();
-        buf[position + self.capacity] = value;
+        buf[position + capacity] = value;
+    }
+
+    /// The newest `k` elements when the newest sits at `last` (no division).
+    #[inline]
+    pub(crate) fn slice_ending(&self, last: usize, k: usize) -> &[T] {
+        let end = last + self.capacity + 1;
+        &self.buf[end - k..end]
     }
 
     /// The `[start, end)` range of the newest `n` elements when `count`
@@ -63,6 +106,7 @@ impl<T: Clone + Default> MirrorRing<T> {
     }
 
     pub(crate) fn shared(&self) -> Arc<Vec<T>> {
+        self.maybe_shared.set(true);
         Arc::clone(&self.buf)
     }
 
@@ -85,12 +129,15 @@ impl<T: Clone + Default> MirrorRing<T> {
 
 /// The samples of one (stream, key): timestamps and numeric values always,
 /// full values only once a non-float value has been seen.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct SeriesRing {
     pub(crate) count: u64,
     /// How many of the newest samples the rings hold validly (at most the
     /// capacity; fewer right after a resize).
     held: usize,
+    /// Position of the newest sample in the rings (`(count - 1) % capacity`),
+    /// kept so the hot path never divides.
+    last: usize,
     pub(crate) ts: MirrorRing<i64>,
     pub(crate) num: MirrorRing<f64>,
     /// Present once the series has held a value that is not a float; numeric
@@ -105,6 +152,7 @@ impl SeriesRing {
         Self {
             count: 0,
             held: 0,
+            last: 0,
             ts: MirrorRing::new(capacity),
             num: MirrorRing::new(capacity),
             values: None,
@@ -122,10 +170,54 @@ impl SeriesRing {
             self.push_value(ts_ns, Value::Float(value));
             return;
         }
-        self.ts.write(self.count, ts_ns);
-        self.num.write(self.count, value);
+        let position = self.next_position();
+        self.ts.write_at(position, ts_ns);
+        self.num.write_at(position, value);
+        self.advance(position);
+    }
+
+    #[inline]
+    fn next_position(&self) -> usize {
+        if self.count == 0 || self.last + 1 == self.capacity() {
+            0
+        } else {
+            self.last + 1
+        }
+    }
+
+    #[inline]
+    fn advance(&mut self, position: usize) {
+        self.last = position;
         self.count += 1;
-        self.held = (self.held + 1).min(self.capacity());
+        if self.held < self.capacity() {
+            self.held += 1;
+        }
+    }
+
+    /// Appends many floats, writing only the newest `capacity` of them.
+    pub(crate) fn extend_floats(&mut self, ts: &[i64], values: &[f64]) {
+        if self.values.is_some() {
+            for (&t, &v) in ts.iter().zip(values) {
+                self.push_float(t, v);
+            }
+            return;
+        }
+        let skip = values.len().saturating_sub(self.capacity());
+        if skip > 0 {
+            // Positions of samples no window can see: step over them. The
+            // writes below cover every position again, so `held` stays true.
+            let capacity = self.capacity();
+            self.last = if self.count == 0 {
+                (skip - 1) % capacity
+            } else {
+                (self.last + skip) % capacity
+            };
+            self.count += skip as u64;
+            self.held = (self.held + skip).min(capacity);
+        }
+        for (&t, &v) in ts[skip..].iter().zip(&values[skip..]) {
+            self.push_float(t, v);
+        }
     }
 
     #[inline]
@@ -155,13 +247,13 @@ impl SeriesRing {
         if numeric.is_none() {
             self.non_numeric_written += 1;
         }
-        self.ts.write(count, ts_ns);
-        self.num.write(count, numeric.unwrap_or(f64::NAN));
+        let position = self.next_position();
+        self.ts.write_at(position, ts_ns);
+        self.num.write_at(position, numeric.unwrap_or(f64::NAN));
         if let Some(values) = self.values.as_mut() {
-            values.write(count, value);
+            values.write_at(position, value);
         }
-        self.count += 1;
-        self.held = (self.held + 1).min(capacity);
+        self.advance(position);
     }
 
     /// The newest value, if any.
@@ -170,17 +262,17 @@ impl SeriesRing {
             return None;
         }
         match &self.values {
-            Some(values) => values.slice(self.count, self.k(1)).first().cloned(),
+            Some(values) => values.slice_ending(self.last, self.k(1)).first().cloned(),
             None => self
                 .num
-                .slice(self.count, self.k(1))
+                .slice_ending(self.last, self.k(1))
                 .first()
                 .map(|v| Value::Float(*v)),
         }
     }
 
     pub(crate) fn latest_ts(&self) -> Option<i64> {
-        self.ts.slice(self.count, self.k(1)).first().copied()
+        self.ts.slice_ending(self.last, self.k(1)).first().copied()
     }
 
     /// Whether every value in the newest `n` is a number.
@@ -189,7 +281,7 @@ impl SeriesRing {
             None => true,
             Some(_) if self.non_numeric_written == 0 => true,
             Some(values) => values
-                .slice(self.count, self.k(n))
+                .slice_ending(self.last, self.k(n))
                 .iter()
                 .all(|v| v.as_f64().is_some()),
         }
@@ -199,19 +291,21 @@ impl SeriesRing {
     pub(crate) fn first_non_numeric(&self, n: usize) -> Option<Value> {
         self.values.as_ref().and_then(|values| {
             values
-                .slice(self.count, self.k(n))
+                .slice_ending(self.last, self.k(n))
                 .iter()
                 .find(|v| v.as_f64().is_none())
                 .cloned()
         })
     }
 
+    #[inline]
     pub(crate) fn nums(&self, n: usize) -> &[f64] {
-        self.num.slice(self.count, self.k(n))
+        self.num.slice_ending(self.last, self.k(n))
     }
 
+    #[inline]
     pub(crate) fn timestamps(&self, n: usize) -> &[i64] {
-        self.ts.slice(self.count, self.k(n))
+        self.ts.slice_ending(self.last, self.k(n))
     }
 
     pub(crate) fn resize(&mut self, capacity: usize) {
@@ -222,10 +316,21 @@ impl SeriesRing {
             self.values = Some(values.resized(count, held, capacity));
         }
         self.held = held.min(capacity);
+        self.last = if count == 0 {
+            0
+        } else {
+            ((count - 1) % capacity.max(1) as u64) as usize
+        };
     }
 
     pub(crate) fn snapshot(&self, n: usize) -> WindowSnapshot {
-        let (start, end) = self.ts.range(self.count, self.k(n));
+        let k = self.k(n);
+        let end = if self.count == 0 {
+            self.capacity()
+        } else {
+            self.last + self.capacity() + 1
+        };
+        let start = end - k;
         WindowSnapshot {
             ts: self.ts.shared(),
             num: self.num.shared(),
@@ -354,6 +459,34 @@ mod tests {
         assert_eq!(snapshot.value(2), Some(Value::from("x")));
         assert!(!series.window_is_numeric(3));
         assert!(series.window_is_numeric(1) || series.first_non_numeric(1).is_some());
+    }
+
+    #[test]
+    fn extending_matches_pushing_one_by_one() {
+        for (capacity, before, batch) in [(3, 0, 10), (3, 2, 10), (4, 5, 2), (1, 0, 3), (5, 7, 5)] {
+            let mut pushed = SeriesRing::new(capacity);
+            let mut extended = SeriesRing::new(capacity);
+            for i in 0..before {
+                pushed.push_float(i, i as f64);
+                extended.push_float(i, i as f64);
+            }
+            let ts: Vec<i64> = (before..before + batch).collect();
+            let values: Vec<f64> = ts.iter().map(|&t| t as f64).collect();
+            for (&t, &v) in ts.iter().zip(&values) {
+                pushed.push_float(t, v);
+            }
+            extended.extend_floats(&ts, &values);
+            assert_eq!(
+                extended.nums(capacity),
+                pushed.nums(capacity),
+                "capacity {capacity}"
+            );
+            assert_eq!(extended.timestamps(capacity), pushed.timestamps(capacity));
+            assert_eq!(extended.count, pushed.count);
+            extended.push_float(99, 99.0);
+            pushed.push_float(99, 99.0);
+            assert_eq!(extended.nums(capacity), pushed.nums(capacity));
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+mod columnar;
+
 use crate::clock::Clock;
 use crate::constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Transition};
 use crate::error::{GraphError, Rejection, did_you_mean};
@@ -381,6 +383,10 @@ struct Node {
     keys: Vec<NodeKey>,
     pending: Vec<u32>,
     stats: NodeStats,
+    /// Native logic with a single `all` input: evaluated the moment its
+    /// input is written, since that input is already final for the sample
+    /// (exactly what its wave would compute, without the queueing).
+    immediate: bool,
 }
 
 /// A small bit set of node indices with pending work.
@@ -439,6 +445,8 @@ pub struct Graph {
     wave: u64,
     stats: GraphStats,
     rejected_by_reason: FxHashMap<&'static str, u64>,
+    /// The constraint state names, allocated once.
+    state_names: [Arc<str>; 3],
 }
 
 impl fmt::Debug for Graph {
@@ -467,7 +475,22 @@ impl Graph {
             wave: 0,
             stats: GraphStats::default(),
             rejected_by_reason: FxHashMap::default(),
+            state_names: [
+                ConstraintState::Ok,
+                ConstraintState::Tripped,
+                ConstraintState::Stale,
+            ]
+            .map(|state| Arc::from(state.as_str())),
         }
+    }
+
+    fn state_value(&self, state: ConstraintState) -> Value {
+        let index = match state {
+            ConstraintState::Ok => 0,
+            ConstraintState::Tripped => 1,
+            ConstraintState::Stale => 2,
+        };
+        Value::Str(Arc::clone(&self.state_names[index]))
     }
 
     /// The graph's clock.
@@ -758,6 +781,9 @@ impl Graph {
                 policy: input.policy,
             });
         }
+        let immediate = !matches!(spec.logic, LogicSpec::Custom(_))
+            && inputs.len() == 1
+            && inputs[0].policy == EdgePolicy::All;
         let (logic, description) = match spec.logic {
             LogicSpec::Builtin(builtin) => (NodeLogic::Builtin(builtin), builtin.to_string()),
             LogicSpec::Custom(custom) => {
@@ -780,6 +806,7 @@ impl Graph {
             keys: Vec::new(),
             pending: Vec::new(),
             stats: NodeStats::default(),
+            immediate,
         });
         // Evaluate the new node for every key its inputs already hold.
         if let Some((stream, consumer)) = first_consumer {
@@ -924,6 +951,12 @@ impl Graph {
         }
         let bounds = self.streams[id.index()].bounds;
         let now = self.clock.now_ns();
+        if let Keys::One(key) = keys
+            && values.len() > 1
+            && self.columnar_eligible(id)
+        {
+            return self.push_run(id, key, values, ts_ns, now, report);
+        }
         let mut cached: Option<(u32, u32)> = None; // (key index in `keys`, slot)
         for (index, &value) in values.iter().enumerate() {
             if bounds.is_numeric()
@@ -1039,6 +1072,10 @@ impl Graph {
             out = self.resolve_downstream(stream, slot, consumer_index, consumer);
         }
         let node = &mut self.nodes[consumer.node.index()];
+        if node.immediate {
+            self.evaluate_now(consumer.node, out);
+            return;
+        }
         let node_key = &mut node.keys[out as usize];
         if node_key.queued_wave == self.wave {
             if consumer.policy == EdgePolicy::Latest {
@@ -1105,8 +1142,13 @@ impl Graph {
                 }
             }
             NodeLogic::Constraint(spec) => {
-                let spec = spec.clone();
-                let now = self.clock.now_ns();
+                let spec = *spec;
+                // Only timers need the clock; read it once per node per wave.
+                let now = if spec.has_timers() {
+                    self.clock.now_ns()
+                } else {
+                    0
+                };
                 for &out in &pending {
                     self.evaluate_constraint(id, &spec, out, now);
                 }
@@ -1118,6 +1160,22 @@ impl Graph {
         let node = &mut self.nodes[id.index()];
         if node.pending.is_empty() {
             node.pending = pending;
+        }
+    }
+
+    /// Evaluates an immediate (native, single `all` input) node for one key.
+    fn evaluate_now(&mut self, id: NodeId, out: u32) {
+        match self.nodes[id.index()].logic {
+            NodeLogic::Builtin(builtin) => self.evaluate_builtin(id, builtin, out),
+            NodeLogic::Constraint(spec) => {
+                let now = if spec.has_timers() {
+                    self.clock.now_ns()
+                } else {
+                    0
+                };
+                self.evaluate_constraint(id, &spec, out, now);
+            }
+            NodeLogic::Custom(_) | NodeLogic::Running => {}
         }
     }
 
@@ -1208,10 +1266,13 @@ impl Graph {
         let before = key_state.state;
         let output_slot = &self.streams[node.output.index()].slots[out as usize];
         let needs_write = output_slot.series.count == 0 || output_slot.error.is_some();
+        // Without timers the clock is not read; the sample's time stamps the transition.
+        let now = if spec.has_timers() { now } else { ts };
         match key_state.on_value(spec, value, now) {
             Some(to) => self.transition(id, out, before, to, Some(value), now, ts),
             None if needs_write => {
-                self.emit(id, out, Value::Str(Arc::from(before.as_str())), ts, None);
+                let value = self.state_value(before);
+                self.emit(id, out, value, ts, None);
             }
             None => {
                 node.stats.cutoffs += 1;
@@ -1231,24 +1292,28 @@ impl Graph {
         now: i64,
         ts: i64,
     ) {
-        let node = &self.nodes[id.index()];
-        let key = self.streams[node.output.index()].slots[out as usize].key;
-        let transition = Transition {
-            constraint: Arc::clone(&node.name),
-            key: Arc::clone(&self.keys[key.index()]),
-            from,
-            to,
-            value,
-            at_ns: now,
-        };
         self.stats.transitions += 1;
-        self.emit(
-            id,
-            out,
-            Value::Str(Arc::from(to.as_str())),
-            ts,
-            Some(transition),
-        );
+        let output = self.nodes[id.index()].output;
+        // The transition record is only built for subscribers to receive it.
+        let transition = if self.streams[output.index()].subscribers.is_empty() {
+            None
+        } else {
+            let key = self.streams[output.index()].slots[out as usize].key;
+            Some(Transition {
+                constraint: Arc::clone(&self.nodes[id.index()].name),
+                key: Arc::clone(&self.keys[key.index()]),
+                from,
+                to,
+                value,
+                at_ns: now,
+            })
+        };
+        // A change of state is a change: no cutoff check.
+        let state = self.state_value(to);
+        let slot = &mut self.streams[output.index()].slots[out as usize];
+        slot.error = None;
+        slot.series.push_value(ts, state);
+        self.after_write(output, out, transition);
     }
 
     fn evaluate_custom(&mut self, id: NodeId, pending: &[u32]) {
@@ -1351,7 +1416,7 @@ impl Graph {
             if spec.hold_ns == 0 && spec.stale_after_ns.is_none() {
                 continue;
             }
-            let spec = spec.clone();
+            let spec = *spec;
             for out in 0..self.nodes[index].keys.len() {
                 let key_state = &mut self.nodes[index].keys[out].constraint;
                 let from = key_state.state;
@@ -1619,10 +1684,7 @@ fn differs(series: &SeriesRing, value: &Value, deadband: Option<f64>) -> bool {
     match (value, &series.values) {
         (Value::Float(new), None) => {
             let old = series.nums(1).last().copied().unwrap_or(f64::NAN);
-            match deadband {
-                Some(deadband) => changed_by(new - old, deadband),
-                None => new.to_bits() != old.to_bits(),
-            }
+            float_changed(old, *new, deadband)
         }
         _ => match (series.latest_value(), deadband) {
             (Some(old), Some(deadband)) => match (old.as_f64(), value.as_f64()) {
@@ -1632,6 +1694,16 @@ fn differs(series: &SeriesRing, value: &Value, deadband: Option<f64>) -> bool {
             (Some(old), None) => old != *value,
             (None, _) => true,
         },
+    }
+}
+
+/// Whether a float output moved enough to be written: any bit change without
+/// a deadband, at least `deadband` with one.
+#[inline]
+fn float_changed(old: f64, new: f64, deadband: Option<f64>) -> bool {
+    match deadband {
+        Some(deadband) => changed_by(new - old, deadband),
+        None => new.to_bits() != old.to_bits(),
     }
 }
 
