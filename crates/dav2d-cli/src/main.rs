@@ -4,6 +4,7 @@
 mod summary;
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
-use dav2d_runtime::{Config, Runtime};
+use dav2d_runtime::{Config, HttpConfig, IngestConfig, Runtime, TcpConfig};
 
 /// dav2d keeps the latest valid snapshot of a live system.
 #[derive(Parser)]
@@ -33,12 +34,34 @@ enum Command {
         /// How often the summary refreshes, e.g. `500ms`.
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         refresh: Duration,
+        /// Where the HTTP API listens (overrides http.bind), or `off`.
+        #[arg(long, value_parser = parse_listen)]
+        http: Option<Listen>,
+        /// Where the TCP NDJSON server listens (overrides tcp.bind), or `off`.
+        #[arg(long, value_parser = parse_listen)]
+        tcp: Option<Listen>,
     },
     /// Validates a config and prints the graph it describes.
     Check {
         /// The YAML config.
         config: PathBuf,
     },
+}
+
+/// A `--http`/`--tcp` value: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text == "off" {
+        return Ok(Listen::Off);
+    }
+    text.parse().map(Listen::At).map_err(|error| {
+        format!("'{text}' is not an address ({error}); write e.g. 127.0.0.1:8080, or off")
+    })
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -60,7 +83,9 @@ fn main() -> ExitCode {
             config,
             duration,
             refresh,
-        } => run(config, duration, refresh),
+            http,
+            tcp,
+        } => run(config, duration, refresh, http, tcp),
         Command::Check { config } => check(&config),
     };
     match result {
@@ -99,14 +124,55 @@ fn check(path: &PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-fn run(path: Option<PathBuf>, duration: Option<Duration>, refresh: Duration) -> Result<(), String> {
+fn run(
+    path: Option<PathBuf>,
+    duration: Option<Duration>,
+    refresh: Duration,
+    http: Option<Listen>,
+    tcp: Option<Listen>,
+) -> Result<(), String> {
     let config = load(path.as_ref())?;
+    let mut ingest = config
+        .ingest()
+        .map_err(|error| error.to_string())?
+        .unwrap_or_else(|| IngestConfig {
+            http: None,
+            tcp: None,
+            ..IngestConfig::default()
+        });
+    match http {
+        Some(Listen::Off) => ingest.http = None,
+        Some(Listen::At(address)) => {
+            ingest.http.get_or_insert_with(HttpConfig::default).bind = address
+        }
+        None => {}
+    }
+    match tcp {
+        Some(Listen::Off) => ingest.tcp = None,
+        Some(Listen::At(address)) => {
+            ingest.tcp.get_or_insert_with(TcpConfig::default).bind = address
+        }
+        None => {}
+    }
+    let ingest = (ingest.http.is_some() || ingest.tcp.is_some()).then_some(ingest);
     let graph = SharedGraph::new(new_graph());
-    let runtime = Runtime::start(&config, graph.clone()).map_err(|error| error.to_string())?;
-    let title = match &path {
+    let runtime =
+        Runtime::start(&config, graph.clone(), Some(ingest)).map_err(|error| error.to_string())?;
+    let mut title = match &path {
         Some(path) => path.display().to_string(),
         None => "the built-in demo (100 devices at 100 Hz)".to_string(),
     };
+    if let Some(server) = runtime.ingest() {
+        if let Some(address) = server.http_addr() {
+            title.push_str(&format!("; HTTP on http://{address}"));
+        }
+        if let Some(address) = server.tcp_addr() {
+            title.push_str(&format!("; TCP on {address}"));
+        }
+    }
+    if !std::io::stdout().is_terminal() {
+        println!("dav2d: {title}");
+    }
     let interactive = std::io::stdout().is_terminal();
     let mut screen = summary::Screen::new(interactive, title);
     let started = Instant::now();

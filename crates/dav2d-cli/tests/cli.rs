@@ -20,15 +20,31 @@ fn dav2d(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn the_demo_runs_for_a_while_and_stops_by_itself() {
-    let (ok, stdout, stderr) = dav2d(&["run", "--for", "1500ms", "--refresh", "500ms"]);
+    let (ok, stdout, stderr) = dav2d(&[
+        "run",
+        "--for",
+        "1500ms",
+        "--refresh",
+        "500ms",
+        "--http",
+        "127.0.0.1:0",
+        "--tcp",
+        "off",
+    ]);
     assert!(ok, "stderr: {stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines.len() >= 3,
+        lines.len() >= 4,
         "periodic plain lines when not a terminal:\n{stdout}"
     );
     assert!(
-        lines[0].starts_with("t=") && lines[0].contains("samples="),
+        lines[0].starts_with("dav2d: the built-in demo")
+            && lines[0].contains("HTTP on http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(!lines[0].contains("TCP on"), "--tcp off: {stdout}");
+    assert!(
+        lines[1].starts_with("t=") && lines[1].contains("samples="),
         "{stdout}"
     );
     assert!(!stdout.contains('\x1b'), "no escape codes off a terminal");
@@ -78,7 +94,16 @@ fn check_names_file_line_and_field_of_an_error() {
         path.display()
     );
     assert!(stderr.starts_with(&expected), "{stderr}");
-    let (ok, _stdout, stderr) = dav2d(&["run", "/nonexistent/dav2d.yaml", "--for", "1s"]);
+    let (ok, _stdout, stderr) = dav2d(&[
+        "run",
+        "/nonexistent/dav2d.yaml",
+        "--for",
+        "1s",
+        "--http",
+        "off",
+        "--tcp",
+        "off",
+    ]);
     assert!(!ok);
     assert!(
         stderr.contains("/nonexistent/dav2d.yaml: cannot read the config file"),

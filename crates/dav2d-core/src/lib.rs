@@ -40,7 +40,7 @@ pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direct
 pub use error::{GraphError, Rejection};
 pub use graph::{
     BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphStats, InputSpec, Keys, LogicSpec,
-    NodeInfo, NodeSpec, NodeStats, Reading, StreamInfo,
+    NodeInfo, NodeSpec, NodeStats, Reading, RecordIn, StreamInfo,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

@@ -48,7 +48,7 @@ pub struct Update {
 #[derive(Debug, Default)]
 struct Buffer {
     queue: VecDeque<Update>,
-    overflow: IndexMap<Arc<str>, Update>,
+    overflow: IndexMap<(Arc<str>, Arc<str>), Update>,
     conflated: u64,
     delivered: u64,
 }
@@ -81,7 +81,7 @@ impl SubscriptionShared {
         if queue_full {
             if buffer
                 .overflow
-                .insert(Arc::clone(&update.key), update)
+                .insert((Arc::clone(&update.name), Arc::clone(&update.key)), update)
                 .is_some()
             {
                 buffer.conflated += 1;

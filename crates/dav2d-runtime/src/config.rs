@@ -66,6 +66,15 @@ pub struct Config {
     /// How the runner paces itself.
     #[serde(default)]
     pub run: RunConfig,
+    /// The HTTP API (on 127.0.0.1:8080 unless configured).
+    #[serde(default)]
+    pub http: HttpSection,
+    /// The TCP NDJSON server (on 127.0.0.1:7070 unless configured).
+    #[serde(default)]
+    pub tcp: TcpSection,
+    /// The parser pool and the admission queue.
+    #[serde(default)]
+    pub ingest: IngestSection,
     #[serde(skip)]
     file: PathBuf,
 }
@@ -199,6 +208,48 @@ pub struct RunConfig {
     pub tick: Option<Spanned<String>>,
 }
 
+/// The `http` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Set false to run without the HTTP API.
+    pub enabled: Option<bool>,
+    /// Address to bind, e.g. `127.0.0.1:8080`.
+    pub bind: Option<Spanned<String>>,
+    /// Largest body accepted, e.g. `64MiB` or a number of bytes.
+    pub max_body: Option<Spanned<String>>,
+    /// Bearer token required by every endpoint but `/healthz`.
+    pub token: Option<String>,
+    /// Time allowed for request headers, e.g. `10s`.
+    pub header_timeout: Option<Spanned<String>>,
+    /// Time allowed for a request body, e.g. `30s`.
+    pub body_timeout: Option<Spanned<String>>,
+}
+
+/// The `tcp` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    /// Set false to run without the TCP server.
+    pub enabled: Option<bool>,
+    /// Address to bind, e.g. `127.0.0.1:7070`.
+    pub bind: Option<Spanned<String>>,
+    /// Longest line or frame, e.g. `1MiB`.
+    pub max_line: Option<Spanned<String>>,
+}
+
+/// The `ingest` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Parser pool size; 0 or absent means one per core.
+    pub workers: Option<usize>,
+    /// Samples for `all`-edge streams that may wait to be applied.
+    pub all_queue: Option<usize>,
+    /// Bodies at least this large are parsed in parallel, e.g. `1MiB`.
+    pub parallel_threshold: Option<Spanned<String>>,
+}
+
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
 
@@ -296,6 +347,7 @@ impl Config {
             }
         }
         self.tick()?;
+        self.ingest()?;
         Ok(())
     }
 
@@ -337,6 +389,81 @@ impl Config {
         parsed
             .map(Some)
             .map_err(|message| self.error_at(text, field, message))
+    }
+
+    fn size(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<usize>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        parse_size(&text.value)
+            .map(Some)
+            .map_err(|message| self.error_at(text, field.to_string(), message))
+    }
+
+    fn address(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        text.value.trim().parse().map(Some).map_err(|error| {
+            self.error_at(
+                text,
+                field.to_string(),
+                format!(
+                    "'{}' is not an address ({error}); write e.g. 127.0.0.1:8080",
+                    text.value
+                ),
+            )
+        })
+    }
+
+    /// The ingest servers this config asks for (`None` when both are disabled).
+    pub fn ingest(&self) -> Result<Option<dav2d_ingest::IngestConfig>, ConfigError> {
+        let mut config = dav2d_ingest::IngestConfig::default();
+        let defaults = dav2d_ingest::HttpConfig::default();
+        config.http = match self.http.enabled {
+            Some(false) => None,
+            _ => Some(dav2d_ingest::HttpConfig {
+                bind: self
+                    .address(&self.http.bind, "http.bind")?
+                    .unwrap_or(defaults.bind),
+                max_body: self
+                    .size(&self.http.max_body, "http.max_body")?
+                    .unwrap_or(defaults.max_body),
+                token: self.http.token.clone().filter(|t| !t.is_empty()),
+                header_timeout: self
+                    .duration(&self.http.header_timeout, "http.header_timeout".to_string())?
+                    .unwrap_or(defaults.header_timeout),
+                body_timeout: self
+                    .duration(&self.http.body_timeout, "http.body_timeout".to_string())?
+                    .unwrap_or(defaults.body_timeout),
+            }),
+        };
+        let tcp_defaults = dav2d_ingest::TcpConfig::default();
+        config.tcp = match self.tcp.enabled {
+            Some(false) => None,
+            _ => Some(dav2d_ingest::TcpConfig {
+                bind: self
+                    .address(&self.tcp.bind, "tcp.bind")?
+                    .unwrap_or(tcp_defaults.bind),
+                max_line: self
+                    .size(&self.tcp.max_line, "tcp.max_line")?
+                    .unwrap_or(tcp_defaults.max_line),
+            }),
+        };
+        config.workers = self.ingest.workers.unwrap_or(0);
+        if let Some(capacity) = self.ingest.all_queue {
+            config.all_queue_capacity = capacity.max(1);
+        }
+        if let Some(threshold) =
+            self.size(&self.ingest.parallel_threshold, "ingest.parallel_threshold")?
+        {
+            config.parse.parallel_threshold = threshold;
+        }
+        Ok((config.http.is_some() || config.tcp.is_some()).then_some(config))
     }
 
     /// How often the runner checks constraint timers (default 50 ms).
@@ -544,6 +671,35 @@ impl Config {
             message,
         })
     }
+}
+
+/// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size; write e.g. 1048576, 512KiB or 64MiB"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{text}'; use KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 fn first_line(text: &str) -> String {

@@ -11,5 +11,6 @@ pub mod fleet;
 pub mod runner;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG};
+pub use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer, TcpConfig};
 pub use fleet::SyntheticFleet;
-pub use runner::{RunnerStats, Runtime};
+pub use runner::{RunnerStats, Runtime, RuntimeError};

@@ -12,7 +12,20 @@ use std::time::{Duration, Instant};
 
 use dav2d_core::{Keys, SharedGraph};
 
+use dav2d_ingest::{IngestConfig, IngestServer, StartError};
+
 use crate::config::{Config, ConfigError};
+
+/// Why a runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A server could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
 use crate::fleet::SyntheticFleet;
 
 /// Counters the runner keeps besides the graph's.
@@ -22,9 +35,10 @@ pub struct RunnerStats {
     pub late_steps: AtomicU64,
 }
 
-/// Running sources and timers over a graph.
+/// Running sources, timers and ingest servers over a graph.
 pub struct Runtime {
     graph: SharedGraph,
+    ingest: Option<IngestServer>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<RunnerStats>,
@@ -32,9 +46,23 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the config's graph into `graph` and starts its sources and timers.
-    pub fn start(config: &Config, graph: SharedGraph) -> Result<Runtime, ConfigError> {
+    /// Builds the config's graph into `graph` and starts its ingest
+    /// servers, sources and timers. `ingest` overrides the config's servers
+    /// (`Some(None)` runs none).
+    pub fn start(
+        config: &Config,
+        graph: SharedGraph,
+        ingest: Option<Option<IngestConfig>>,
+    ) -> Result<Runtime, RuntimeError> {
         config.build(&mut graph.lock())?;
+        let ingest = match ingest {
+            Some(ingest) => ingest,
+            None => config.ingest()?,
+        };
+        let ingest = match ingest {
+            Some(ingest) => Some(IngestServer::start(ingest, graph.clone())?),
+            None => None,
+        };
         let tick = config.tick()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RunnerStats::default());
@@ -60,6 +88,7 @@ impl Runtime {
         );
         Ok(Runtime {
             graph,
+            ingest,
             stop,
             threads,
             stats,
@@ -70,6 +99,11 @@ impl Runtime {
     /// The graph being driven.
     pub fn graph(&self) -> &SharedGraph {
         &self.graph
+    }
+
+    /// The running ingest servers, if any.
+    pub fn ingest(&self) -> Option<&IngestServer> {
+        self.ingest.as_ref()
     }
 
     /// The runner's own counters.
@@ -88,6 +122,9 @@ impl Runtime {
     }
 
     fn shutdown(&mut self) {
+        if let Some(ingest) = self.ingest.take() {
+            ingest.stop();
+        }
         self.stop.store(true, Ordering::Release);
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {

@@ -908,6 +908,42 @@ impl Graph {
         Ok(())
     }
 
+    /// Pushes records of any streams, keys and value types, in order. Each
+    /// record carries its index in the original batch, so rejections can be
+    /// reported against it; good records are applied beside rejected ones.
+    /// Evaluation happens on the next [`Graph::run_wave`].
+    pub fn push_records<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = RecordIn<'a>>,
+        report: &mut BatchReport,
+    ) {
+        let now = self.clock.now_ns();
+        let mut cached: Option<(&'a str, Result<StreamId, Rejection>)> = None;
+        for record in records {
+            let stream = match &cached {
+                Some((name, resolved)) if *name == record.stream => resolved.clone(),
+                _ => {
+                    let resolved = self.input_stream(record.stream);
+                    cached = Some((record.stream, resolved.clone()));
+                    resolved
+                }
+            };
+            let result = match stream {
+                Ok(id) => self.push_to(
+                    id,
+                    record.key,
+                    record.value,
+                    Some(record.ts_ns.unwrap_or(now)),
+                ),
+                Err(rejection) => Err(self.reject(None, rejection)),
+            };
+            match result {
+                Ok(()) => report.accepted += 1,
+                Err(rejection) => report.push_rejection(record.index, rejection),
+            }
+        }
+    }
+
     /// Pushes a batch of numbers to one stream: `keys` is either one key for
     /// all samples or one per sample; `ts_ns` is optional (clock's now).
     /// Good samples are applied even when others are rejected.
@@ -1519,6 +1555,35 @@ impl Graph {
         Ok(subscription)
     }
 
+    /// One subscription receiving the changes of every name in `names`
+    /// (each update carries its name). Unknown names are an error.
+    pub fn subscribe_many(
+        &mut self,
+        names: &[&str],
+        mode: SubscriptionMode,
+        capacity: usize,
+    ) -> Result<Subscription, GraphError> {
+        let ids = names
+            .iter()
+            .map(|name| self.stream_id(name).ok_or_else(|| self.unknown_name(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let label: Arc<str> = Arc::from(names.join(","));
+        let (subscription, shared) = Subscription::new(label, mode, capacity);
+        for id in ids {
+            self.streams[id.index()]
+                .subscribers
+                .push(Arc::clone(&shared));
+        }
+        Ok(subscription)
+    }
+
+    /// Whether samples pushed to `name` feed an `all` edge (and so may wait
+    /// for evaluations rather than conflate).
+    pub fn feeds_all_edge(&self, name: &str) -> bool {
+        self.stream_id(name)
+            .is_some_and(|id| self.streams[id.index()].has_all_consumer)
+    }
+
     /// Graph-wide counters.
     pub fn stats(&self) -> GraphStats {
         let mut stats = self.stats.clone();
@@ -1611,6 +1676,21 @@ impl Graph {
     }
 }
 
+/// One record of a heterogeneous batch, as decoded by an ingest edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordIn<'a> {
+    /// Position in the original batch, for error reports.
+    pub index: usize,
+    /// The stream.
+    pub stream: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: Value,
+    /// Timestamp in ns; the clock's now when absent.
+    pub ts_ns: Option<i64>,
+}
+
 /// The keys of a batch: one for every sample, or one per sample.
 #[derive(Clone, Copy, Debug)]
 pub enum Keys<'a> {
@@ -1632,6 +1712,8 @@ pub struct BatchReport {
     pub errors: Vec<(usize, Rejection)>,
     /// A problem with the whole batch (nothing applied).
     pub error: Option<String>,
+    /// Every rejection counted by its reason label.
+    pub by_reason: Vec<(&'static str, u64)>,
 }
 
 impl BatchReport {
@@ -1641,6 +1723,11 @@ impl BatchReport {
     /// Records a rejection of sample `index`.
     pub fn push_rejection(&mut self, index: usize, rejection: Rejection) {
         self.rejected += 1;
+        let reason = rejection.reason();
+        match self.by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, count)) => *count += 1,
+            None => self.by_reason.push((reason, 1)),
+        }
         if self.errors.len() < Self::MAX_ERRORS {
             self.errors.push((index, rejection));
         }

@@ -1,0 +1,279 @@
+//! From bytes to applied samples: decompression, splitting, parallel parsing
+//! on the parser pool, and applying to the graph.
+//!
+//! Bodies above the parallel threshold are split (arrays by a structural
+//! scan, NDJSON at line boundaries) and parsed in chunks on every worker of
+//! the pool; smaller bodies are parsed by one worker. Decoding errors are
+//! per record; the good records are applied beside them.
+
+use std::io::Read;
+use std::ops::Range;
+
+use dav2d_core::{BatchReport, Graph, RecordIn, SharedGraph};
+use rayon::prelude::*;
+
+use crate::scan::{BodyError, check_json_start, split_array, split_lines};
+use crate::wire::{RecordError, WireObject, WireRecord};
+
+/// The encodings of request bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One sample object, an array of them, or a columnar batch object.
+    Json,
+    /// One sample object per line.
+    Ndjson,
+}
+
+/// Limits and tuning of the parser.
+#[derive(Clone, Debug)]
+pub struct ParseOptions {
+    /// Deepest nesting accepted in a body.
+    pub max_depth: usize,
+    /// Bodies at least this large are split and parsed in parallel.
+    pub parallel_threshold: usize,
+    /// Largest body accepted, after decompression.
+    pub max_body: usize,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            max_depth: 32,
+            parallel_threshold: 1 << 20,
+            max_body: 64 << 20,
+        }
+    }
+}
+
+/// Records decoded from a body, and the ones that could not be.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    /// Good records, in body order.
+    pub records: Vec<WireRecord<'a>>,
+    /// Rejected records, in body order.
+    pub errors: Vec<RecordError>,
+}
+
+/// Decompresses a `gzip` or `zstd` body, refusing to inflate past `limit`.
+pub fn decompress(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let read = match encoding {
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out),
+        "zstd" => match zstd::stream::read::Decoder::new(body) {
+            Ok(decoder) => decoder.take(limit as u64 + 1).read_to_end(&mut out),
+            Err(error) => Err(error),
+        },
+        other => return Err(DecompressError::Unsupported(other.to_string())),
+    };
+    match read {
+        Ok(_) if out.len() > limit => Err(DecompressError::TooLarge(limit)),
+        Ok(_) => Ok(out),
+        Err(error) => Err(DecompressError::Corrupt(format!(
+            "the {encoding} body cannot be decoded: {error}"
+        ))),
+    }
+}
+
+/// Why a compressed body could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecompressError {
+    /// Not gzip or zstd.
+    #[error("unsupported Content-Encoding '{0}'; send identity, gzip or zstd")]
+    Unsupported(String),
+    /// Inflates past the limit.
+    #[error("the body inflates past the {0}-byte limit")]
+    TooLarge(usize),
+    /// Not valid for its encoding.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+fn parse_object<'a>(
+    text: &'a [u8],
+    index: usize,
+    offset: usize,
+    default_stream: Option<&'a str>,
+    records: &mut Vec<WireRecord<'a>>,
+    errors: &mut Vec<RecordError>,
+) {
+    match sonic_rs::from_slice::<WireObject<'a>>(text) {
+        Ok(object) => {
+            if let Err(error) = object.into_records(index, default_stream, records) {
+                errors.push(error);
+            }
+        }
+        Err(error) => errors.push(record_error(index, offset, text, &error)),
+    }
+}
+
+fn record_error(index: usize, offset: usize, text: &[u8], error: &sonic_rs::Error) -> RecordError {
+    let full = error.to_string();
+    // sonic-rs appends the location and a snippet; keep the description.
+    let description = full
+        .split(" at line ")
+        .next()
+        .unwrap_or(&full)
+        .trim()
+        .to_string();
+    let position = offset + error.offset().min(text.len());
+    let reason = if description.contains("unknown field") || description.contains("missing field") {
+        "invalid_field"
+    } else if description.contains("invalid type")
+        || description.contains("is null")
+        || description.contains("nested")
+    {
+        "wrong_type"
+    } else if description.contains("out of range") || description.contains("overflow") {
+        "out_of_range"
+    } else if description.contains("UTF-8")
+        || description.contains("utf-8")
+        || description.contains("Utf8")
+    {
+        "invalid_utf8"
+    } else if error.is_eof() {
+        "truncated"
+    } else {
+        "invalid_json"
+    };
+    RecordError {
+        index,
+        reason,
+        message: format!("at byte {position}: {description}"),
+    }
+}
+
+fn parse_ranges<'a>(
+    body: &'a [u8],
+    ranges: &[(usize, Range<usize>)],
+    default_stream: Option<&'a str>,
+    pool: Option<&rayon::ThreadPool>,
+) -> Parsed<'a> {
+    let parse_chunk = |chunk: &[(usize, Range<usize>)]| {
+        let mut parsed = Parsed {
+            records: Vec::with_capacity(chunk.len()),
+            errors: Vec::new(),
+        };
+        for (index, range) in chunk {
+            let text = &body[range.clone()];
+            parse_object(
+                text,
+                *index,
+                range.start,
+                default_stream,
+                &mut parsed.records,
+                &mut parsed.errors,
+            );
+        }
+        parsed
+    };
+    let Some(pool) = pool else {
+        return parse_chunk(ranges);
+    };
+    let chunk = (ranges.len() / (pool.current_num_threads() * 4)).max(512);
+    let parts: Vec<Parsed<'a>> =
+        pool.install(|| ranges.par_chunks(chunk).map(parse_chunk).collect());
+    let mut all = Parsed {
+        records: Vec::with_capacity(parts.iter().map(|p| p.records.len()).sum()),
+        errors: Vec::new(),
+    };
+    for part in parts {
+        all.records.extend(part.records);
+        all.errors.extend(part.errors);
+    }
+    all
+}
+
+/// Parses a whole body. A body that is not JSON at all, is truncated or
+/// nests too deeply is refused as a whole (`BodyError`); otherwise each
+/// record is decoded on its own. Large bodies use every worker of `pool`.
+pub fn parse<'a>(
+    body: &'a [u8],
+    format: Format,
+    default_stream: Option<&'a str>,
+    options: &ParseOptions,
+    pool: &rayon::ThreadPool,
+) -> Result<Parsed<'a>, BodyError> {
+    let parallel = (body.len() >= options.parallel_threshold && pool.current_num_threads() > 1)
+        .then_some(pool);
+    match format {
+        Format::Ndjson => {
+            let lines = split_lines(body);
+            Ok(parse_ranges(body, &lines, default_stream, parallel))
+        }
+        Format::Json => {
+            let (start, first) = check_json_start(body)?;
+            if first == b'{' {
+                let mut parsed = Parsed::default();
+                parse_object(
+                    &body[start..],
+                    0,
+                    start,
+                    default_stream,
+                    &mut parsed.records,
+                    &mut parsed.errors,
+                );
+                return Ok(parsed);
+            }
+            let elements = split_array(body, options.max_depth)?;
+            let ranges: Vec<(usize, Range<usize>)> = elements.into_iter().enumerate().collect();
+            Ok(parse_ranges(body, &ranges, default_stream, parallel))
+        }
+    }
+}
+
+/// What happened to one ingested body.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IngestReport {
+    /// Samples applied.
+    pub accepted: usize,
+    /// Samples rejected, at decoding or by the engine.
+    pub rejected: usize,
+    /// The first rejections in body order: (index, reason).
+    pub errors: Vec<(usize, String)>,
+    /// Rejections by reason label, all of them.
+    pub by_reason: Vec<(&'static str, u64)>,
+}
+
+/// Applies decoded records to the graph and runs the wave. Decoding errors
+/// and engine rejections are merged in body order.
+pub fn apply(graph: &SharedGraph, parsed: Parsed<'_>) -> IngestReport {
+    apply_to(&mut graph.lock(), parsed)
+}
+
+/// [`apply`] on a graph the caller has locked.
+pub fn apply_to(graph: &mut Graph, parsed: Parsed<'_>) -> IngestReport {
+    let mut report = BatchReport::default();
+    let records = parsed.records.iter().map(|r| RecordIn {
+        index: r.index,
+        stream: &r.stream,
+        key: &r.key,
+        value: r.value.clone(),
+        ts_ns: r.ts,
+    });
+    graph.push_records(records, &mut report);
+    graph.run_wave();
+    let mut by_reason = report.by_reason.clone();
+    for error in &parsed.errors {
+        match by_reason.iter_mut().find(|(r, _)| *r == error.reason) {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((error.reason, 1)),
+        }
+    }
+    let mut errors: Vec<(usize, String)> = parsed
+        .errors
+        .iter()
+        .take(BatchReport::MAX_ERRORS)
+        .map(|e| (e.index, e.message.clone()))
+        .chain(report.errors.iter().map(|(i, r)| (*i, r.to_string())))
+        .collect();
+    errors.sort_by_key(|(i, _)| *i);
+    errors.truncate(BatchReport::MAX_ERRORS);
+    IngestReport {
+        accepted: report.accepted,
+        rejected: report.rejected + parsed.errors.len(),
+        errors,
+        by_reason,
+    }
+}
