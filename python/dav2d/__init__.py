@@ -26,6 +26,7 @@ from ._dav2d import (
     NodeError,
     RejectedError,
     Sample,
+    Server,
     Subscription,
     Update,
     Window,
@@ -44,6 +45,7 @@ __all__ = [
     "NodeError",
     "RejectedError",
     "Sample",
+    "Server",
     "Subscription",
     "Update",
     "Window",
@@ -57,6 +59,7 @@ __all__ = [
     "push",
     "push_many",
     "reset",
+    "serve",
     "stats",
     "subscribe",
     "tick",
@@ -107,6 +110,11 @@ def tick() -> int:
 def declare_stream(name: str, **bounds: Any) -> None:
     """Declares a stream with bounds (``min``, ``max``, ``finite_only``, ``history``) in the default graph."""
     default_graph().declare_stream(name, **bounds)
+
+
+def serve(config: str | None = None, **options: Any) -> Server:
+    """Starts the HTTP API and TCP server feeding the default graph; see :meth:`Graph.serve`."""
+    return default_graph().serve(config, **options)
 
 
 def load_config(path: str) -> None:

@@ -203,6 +203,29 @@ class Graph:
         """Moves a manual clock forward and ticks (graphs made with ``manual_clock=True``)."""
         return self._engine.advance_clock(seconds)
 
+    def serve(
+        self,
+        config: str | None = None,
+        *,
+        http: str | None = None,
+        tcp: str | None = None,
+        token: str | None = None,
+        max_body: int | None = None,
+        workers: int | None = None,
+    ) -> _dav2d.Server:
+        """Starts the HTTP API and TCP server feeding this graph, in this process.
+
+        Settings come from the ``http``, ``tcp`` and ``ingest`` sections of the
+        YAML ``config`` (if given), then the keywords: ``http``/``tcp`` are
+        ``"host:port"`` or ``"off"`` (defaults 127.0.0.1:8080 and
+        127.0.0.1:7070), ``token`` a bearer token, ``max_body`` in bytes,
+        ``workers`` the parser pool size. Returns a :class:`Server`; call
+        ``stop()`` when done. Load the config's nodes with :meth:`load_config`.
+        """
+        return _dav2d.serve(
+            self._engine, config, http=http, tcp=tcp, token=token, max_body=max_body, workers=workers
+        )
+
     def close(self) -> None:
         """Stops callback subscriptions and the timer thread."""
         for handle in self._callbacks:

@@ -71,6 +71,26 @@ class Subscription:
     @property
     def name(self) -> str: ...
 
+class Server:
+    """Running ingest servers feeding a graph."""
+
+    @property
+    def http_address(self) -> str | None: ...
+    @property
+    def tcp_address(self) -> str | None: ...
+    def stop(self) -> None: ...
+
+def serve(
+    graph: Graph,
+    config: str | None = None,
+    *,
+    http: str | None = None,
+    tcp: str | None = None,
+    token: str | None = None,
+    max_body: int | None = None,
+    workers: int | None = None,
+) -> Server: ...
+
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 

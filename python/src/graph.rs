@@ -248,6 +248,11 @@ fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
 }
 
 impl PyGraph {
+    /// The engine graph, for the servers.
+    pub(crate) fn shared(&self) -> SharedGraph {
+        self.graph.clone()
+    }
+
     fn with_graph<R: Send>(
         &self,
         py: Python<'_>,

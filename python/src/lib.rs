@@ -7,6 +7,7 @@ mod convert;
 mod error;
 mod graph;
 mod logic;
+mod server;
 mod window;
 
 use pyo3::prelude::*;
@@ -20,6 +21,8 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::PyUpdate>()?;
     m.add_class::<graph::PySubscription>()?;
     m.add_class::<window::PyWindow>()?;
+    m.add_class::<server::PyServer>()?;
+    m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -126,6 +126,12 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         if given != Some(expected.as_str()) {
             state.shared.metrics.reject("unauthorized", "transport", 1);
             state.shared.metrics.request(request.uri().path(), 401);
+            drain(
+                request.into_body(),
+                state.config.max_body,
+                state.config.body_timeout,
+            )
+            .await;
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 "this server requires 'Authorization: Bearer <token>' (http.token)",
@@ -185,7 +191,8 @@ fn encoding_of(headers: &HeaderMap) -> Result<Option<String>, String> {
 enum ReadError {
     TooLarge,
     TimedOut,
-    NotJson(BodyError),
+    /// Refused from its first bytes; the unread rest and how much was read.
+    NotJson(BodyError, Body, usize),
     Broken(String),
 }
 
@@ -211,7 +218,9 @@ async fn read_body(
             }
             bytes.extend_from_slice(&data);
             if !checked && bytes.iter().any(|b| !b.is_ascii_whitespace()) {
-                check_json_start(&bytes).map_err(ReadError::NotJson)?;
+                if let Err(error) = check_json_start(&bytes) {
+                    return Err(ReadError::NotJson(error, body, bytes.len()));
+                }
                 checked = true;
             }
         }
@@ -221,6 +230,22 @@ async fn read_body(
         Ok(result) => result,
         Err(_) => Err(ReadError::TimedOut),
     }
+}
+
+/// Discards (never buffers) up to `limit` bytes of a refused body within
+/// `timeout`, so a client that is still sending can read the answer instead
+/// of failing with a broken pipe.
+async fn drain(mut body: Body, limit: usize, timeout: Duration) {
+    let discard = async {
+        let mut discarded = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            discarded += frame.data_ref().map_or(0, |d| d.len());
+            if discarded > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, discard).await;
 }
 
 async fn ingest(
@@ -245,10 +270,12 @@ async fn ingest_inner(
     body: Body,
 ) -> Response {
     let metrics = &state.shared.metrics;
+    let max_body = state.config.max_body;
     let format = match format_of(&headers) {
         Ok(format) => format,
         Err(message) => {
             metrics.reject("unsupported_media_type", "transport", 1);
+            drain(body, max_body, state.config.body_timeout).await;
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
         }
     };
@@ -256,10 +283,10 @@ async fn ingest_inner(
         Ok(encoding) => encoding,
         Err(message) => {
             metrics.reject("unsupported_encoding", "transport", 1);
+            drain(body, max_body, state.config.body_timeout).await;
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
         }
     };
-    let max_body = state.config.max_body;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -294,8 +321,14 @@ async fn ingest_inner(
                 ),
             );
         }
-        Err(ReadError::NotJson(error)) => {
+        Err(ReadError::NotJson(error, rest, read)) => {
             metrics.reject(error.reason, "transport", 1);
+            drain(
+                rest,
+                max_body.saturating_sub(read),
+                state.config.body_timeout,
+            )
+            .await;
             return json_response(
                 StatusCode::BAD_REQUEST,
                 &json!({"error": error.to_string(), "offset": error.offset}),

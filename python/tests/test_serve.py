@@ -1,0 +1,91 @@
+"""``dav2d.serve()``: the HTTP and TCP servers inside a Python process feed
+its graph. Real sockets on loopback, ephemeral ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+import dav2d
+
+
+def post(address: str, path: str, body: bytes, content_type: str | None = "application/json", token: str | None = None):
+    request = urllib.request.Request(f"http://{address}{path}", data=body, method="POST")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def served():
+    graph = dav2d.Graph()
+    dav2d.nodes.moving_average("avg", "temp", n=2).register(graph)
+    server = graph.serve(http="127.0.0.1:0", tcp="127.0.0.1:0")
+    yield graph, server
+    server.stop()
+
+
+def test_http_posts_reach_the_python_graph(served):
+    graph, server = served
+    status, answer = post(server.http_address, "/ingest/temp", b'[{"key": "a", "value": 10}, {"key": "a", "value": 20}]')
+    assert (status, answer["accepted"]) == (200, 2)
+    assert graph.latest("avg", "a") == 15.0
+    with urllib.request.urlopen(f"http://{server.http_address}/state/avg?key=a", timeout=10) as response:
+        assert json.loads(response.read())["value"] == 15.0
+
+
+def test_the_notes_latency_script_gets_a_clear_400(served):
+    _, server = served
+    # The notes' test script: requests.post(url, data="x" * 10 MB) sends no
+    # Content-Type; http.client does the same (urllib would add a form type).
+    host, port = server.http_address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("POST", "/upload", body=b"x" * (1024 * 1024 * 10))
+    response = connection.getresponse()
+    status, answer = response.status, json.loads(response.read())
+    connection.close()
+    assert status == 400
+    assert answer["offset"] == 0
+    assert "where a JSON object '{' or array '[' of samples was expected" in answer["error"]
+
+
+def test_tcp_ndjson_reaches_the_python_graph(served):
+    graph, server = served
+    host, port = server.tcp_address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b'{"stream": "temp", "key": "t", "value": 1}\n{"stream": "temp", "key": "t", "value": 3}\n')
+        connection.shutdown(socket.SHUT_WR)
+        assert connection.recv(1000) == b""
+    assert graph.latest("avg", "t") == 2.0
+
+
+def test_settings_come_from_a_config_file_and_keywords(tmp_path):
+    config = tmp_path / "dav2d.yaml"
+    config.write_text("http:\n  bind: 127.0.0.1:0\n  token: from-file\ntcp:\n  enabled: false\n")
+    graph = dav2d.Graph()
+    server = graph.serve(str(config))
+    try:
+        assert server.tcp_address is None
+        status, _ = post(server.http_address, "/ingest/temp", b'{"value": 1}')
+        assert status == 401
+        status, answer = post(server.http_address, "/ingest/temp", b'{"value": 1}', token="from-file")
+        assert (status, answer["accepted"]) == (200, 1)
+    finally:
+        server.stop()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("http:\n  bind: localhost-ish\n")
+    with pytest.raises(dav2d.ConfigError, match=r"broken.yaml:2:9: http.bind: 'localhost-ish' is not an address"):
+        graph.serve(str(broken))
+    with pytest.raises(ValueError, match="is not an address"):
+        graph.serve(http="nowhere")
