@@ -6,6 +6,14 @@
 //! - `latency RATE SECONDS`: a producer thread pushes one sample at a time at
 //!   RATE samples/s; a subscriber thread waits on the node's output. Reports
 //!   push→seen latency percentiles.
+//! - `ingest-body FILE WORKERS REPEATS`: POSTs a JSON body over loopback
+//!   until its samples are applied (best of REPEATS), with WORKERS parser
+//!   workers (0 = one per core).
+//! - `parsers FILE REPEATS`: the same bytes parsed single-threaded into
+//!   typed samples by serde_json, sonic-rs and simd-json.
+//! - `events-latency RATE SECONDS`: HTTP POST → `/events` delivery latency.
+
+mod ingest;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,8 +121,20 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("chain") => chain(number(2, 1e6) as usize),
         Some("latency") => latency(number(2, 10_000.0), number(3, 3.0)),
+        Some("ingest-body") => ingest::body(
+            args.get(2).map_or("body.json", String::as_str),
+            number(3, 0.0) as usize,
+            number(4, 5.0) as usize,
+        ),
+        Some("parsers") => ingest::parsers(
+            args.get(2).map_or("body.json", String::as_str),
+            number(3, 5.0) as usize,
+        ),
+        Some("events-latency") => ingest::events(number(2, 1000.0), number(3, 3.0)),
         _ => {
-            eprintln!("usage: dav2d-bench chain N | latency RATE SECONDS");
+            eprintln!(
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS"
+            );
             std::process::exit(2);
         }
     }

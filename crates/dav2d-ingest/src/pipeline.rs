@@ -185,6 +185,59 @@ fn parse_ranges<'a>(
     all
 }
 
+/// Elements handed to a parser task at a time while the scan goes on.
+const SCAN_CHUNK: usize = 1024;
+
+/// Scans the array on this thread and parses each chunk of elements on the
+/// pool as soon as it is found, so scanning and parsing overlap.
+fn scan_and_parse<'a>(
+    body: &'a [u8],
+    max_depth: usize,
+    default_stream: Option<&'a str>,
+    pool: &rayon::ThreadPool,
+) -> Result<Parsed<'a>, BodyError> {
+    let parts: std::sync::Mutex<Vec<(usize, Parsed<'a>)>> = std::sync::Mutex::new(Vec::new());
+    let parse_chunk = |number: usize, chunk: Vec<(usize, Range<usize>)>| {
+        let parsed = parse_ranges(body, &chunk, default_stream, None);
+        if let Ok(mut parts) = parts.lock() {
+            parts.push((number, parsed));
+        }
+    };
+    let scanned = pool.install(|| {
+        rayon::scope(|scope| {
+            let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+            let mut index = 0usize;
+            let mut number = 0usize;
+            let result = crate::scan::scan_array(body, max_depth, |range| {
+                chunk.push((index, range));
+                index += 1;
+                if chunk.len() == SCAN_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(SCAN_CHUNK));
+                    let task = &parse_chunk;
+                    scope.spawn(move |_| task(number, full));
+                    number += 1;
+                }
+            });
+            if result.is_ok() && !chunk.is_empty() {
+                parse_chunk(number, chunk);
+            }
+            result
+        })
+    });
+    scanned?;
+    let mut parts = parts.into_inner().unwrap_or_default();
+    parts.sort_unstable_by_key(|(number, _)| *number);
+    let mut all = Parsed {
+        records: Vec::with_capacity(parts.iter().map(|(_, p)| p.records.len()).sum()),
+        errors: Vec::new(),
+    };
+    for (_, part) in parts {
+        all.records.extend(part.records);
+        all.errors.extend(part.errors);
+    }
+    Ok(all)
+}
+
 /// Parses a whole body. A body that is not JSON at all, is truncated or
 /// nests too deeply is refused as a whole (`BodyError`); otherwise each
 /// record is decoded on its own. Large bodies use every worker of `pool`.
@@ -216,9 +269,15 @@ pub fn parse<'a>(
                 );
                 return Ok(parsed);
             }
-            let elements = split_array(body, options.max_depth)?;
-            let ranges: Vec<(usize, Range<usize>)> = elements.into_iter().enumerate().collect();
-            Ok(parse_ranges(body, &ranges, default_stream, parallel))
+            match parallel {
+                None => {
+                    let elements = split_array(body, options.max_depth)?;
+                    let ranges: Vec<(usize, Range<usize>)> =
+                        elements.into_iter().enumerate().collect();
+                    Ok(parse_ranges(body, &ranges, default_stream, None))
+                }
+                Some(pool) => scan_and_parse(body, options.max_depth, default_stream, pool),
+            }
         }
     }
 }
@@ -275,5 +334,69 @@ pub fn apply_to(graph: &mut Graph, parsed: Parsed<'_>) -> IngestReport {
         rejected: report.rejected + parsed.errors.len(),
         errors,
         by_reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(n: usize, bad_every: usize) -> String {
+        let samples: Vec<String> = (0..n)
+            .map(|i| {
+                if i % bad_every == 7 {
+                    format!(
+                        "{{\"stream\": \"s\", \"key\": \"k{i}\", \"value\": \"x\", \"oops\": 1}}"
+                    )
+                } else {
+                    format!("{{\"stream\": \"s\", \"key\": \"k{i}\", \"value\": {i}}}")
+                }
+            })
+            .collect();
+        format!("[{}]", samples.join(",\n"))
+    }
+
+    #[test]
+    fn parallel_parsing_matches_serial_parsing_in_order() {
+        let text = body(5000, 1000);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let serial_options = ParseOptions {
+            parallel_threshold: usize::MAX,
+            ..ParseOptions::default()
+        };
+        let parallel_options = ParseOptions {
+            parallel_threshold: 0,
+            ..ParseOptions::default()
+        };
+        let serial = parse(text.as_bytes(), Format::Json, None, &serial_options, &pool).unwrap();
+        let parallel = parse(
+            text.as_bytes(),
+            Format::Json,
+            None,
+            &parallel_options,
+            &pool,
+        )
+        .unwrap();
+        assert_eq!(parallel.records, serial.records);
+        assert_eq!(parallel.errors, serial.errors);
+        assert_eq!(parallel.records.len(), 4995);
+        let bad: Vec<usize> = parallel.errors.iter().map(|e| e.index).collect();
+        assert_eq!(bad, vec![7, 1007, 2007, 3007, 4007]);
+        assert!(parallel.records.windows(2).all(|w| w[0].index < w[1].index));
+        // A broken body is refused whole on the parallel path too.
+        let truncated = &text[..text.len() - 1];
+        assert!(
+            parse(
+                truncated.as_bytes(),
+                Format::Json,
+                None,
+                &parallel_options,
+                &pool
+            )
+            .is_err()
+        );
     }
 }

@@ -64,6 +64,19 @@ pub fn check_json_start(body: &[u8]) -> Result<(usize, u8), BodyError> {
 
 /// The ranges of the top-level elements of the JSON array in `body`.
 pub fn split_array(body: &[u8], max_depth: usize) -> Result<Vec<Range<usize>>, BodyError> {
+    let mut elements = Vec::new();
+    scan_array(body, max_depth, |range| elements.push(range))?;
+    Ok(elements)
+}
+
+/// Calls `element` with the range of each top-level element of the JSON
+/// array in `body`, in order, as the scan finds them (so parsing can start
+/// before the scan ends). An error means the body as a whole is refused.
+pub fn scan_array(
+    body: &[u8],
+    max_depth: usize,
+    mut element: impl FnMut(Range<usize>),
+) -> Result<(), BodyError> {
     let (open, _) = check_json_start(body)?;
     if body[open] != b'[' {
         return Err(BodyError {
@@ -72,7 +85,7 @@ pub fn split_array(body: &[u8], max_depth: usize) -> Result<Vec<Range<usize>>, B
             reason: "invalid_json",
         });
     }
-    let mut elements = Vec::new();
+    let mut count = 0usize;
     let mut depth = 1usize;
     let mut start: Option<usize> = None;
     let mut i = open + 1;
@@ -137,8 +150,8 @@ pub fn split_array(body: &[u8], max_depth: usize) -> Result<Vec<Range<usize>>, B
                         });
                     }
                     if let Some(s) = start.take() {
-                        elements.push(s..trim_end(body, s, i));
-                    } else if !elements.is_empty() {
+                        element(s..trim_end(body, s, i));
+                    } else if count > 0 {
                         return Err(BodyError {
                             offset: i,
                             message: "found ']' after ','; expected another element".to_string(),
@@ -152,11 +165,14 @@ pub fn split_array(body: &[u8], max_depth: usize) -> Result<Vec<Range<usize>>, B
                             reason: "invalid_json",
                         });
                     }
-                    return Ok(elements);
+                    return Ok(());
                 }
             }
             b',' if depth == 1 => match start.take() {
-                Some(s) => elements.push(s..trim_end(body, s, i)),
+                Some(s) => {
+                    element(s..trim_end(body, s, i));
+                    count += 1;
+                }
                 None => {
                     return Err(BodyError {
                         offset: i,

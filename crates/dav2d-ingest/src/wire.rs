@@ -96,6 +96,33 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// A JSON string borrowed from the body when it has no escapes (serde's own
+/// `Cow` always allocates behind an `Option`).
+#[derive(Debug, PartialEq)]
+pub struct WireStr<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = WireStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<WireStr<'de>, E> {
+                Ok(WireStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
 /// `ts`: one timestamp (ns) for a sample, or one per value for a columnar batch.
 #[derive(Debug, PartialEq)]
 pub enum WireTs {
@@ -146,10 +173,10 @@ impl<'de> Deserialize<'de> for WireTs {
 pub struct WireObject<'a> {
     /// The stream (optional on `/ingest/{stream}`).
     #[serde(borrow, default)]
-    pub stream: Option<Cow<'a, str>>,
+    pub stream: Option<WireStr<'a>>,
     /// The key (empty when absent).
     #[serde(borrow, default)]
-    pub key: Option<Cow<'a, str>>,
+    pub key: Option<WireStr<'a>>,
     /// The value of a single sample (`null` is an error, not an absence).
     #[serde(default, deserialize_with = "present")]
     pub value: Option<WireValue>,
@@ -158,7 +185,7 @@ pub struct WireObject<'a> {
     pub ts: Option<WireTs>,
     /// Columnar batch: one key per value (or absent for the empty key).
     #[serde(borrow, default)]
-    pub keys: Option<Vec<Cow<'a, str>>>,
+    pub keys: Option<Vec<WireStr<'a>>>,
     /// Columnar batch: the values.
     #[serde(default)]
     pub values: Option<Vec<f64>>,
@@ -208,7 +235,7 @@ impl<'a> WireObject<'a> {
             message,
         };
         let stream = match (self.stream, default_stream) {
-            (Some(stream), _) => stream,
+            (Some(WireStr(stream)), _) => stream,
             (None, Some(stream)) => Cow::Borrowed(stream),
             (None, None) => {
                 return Err(error(
@@ -263,7 +290,7 @@ impl<'a> WireObject<'a> {
                 let key = keys
                     .as_mut()
                     .and_then(Iterator::next)
-                    .unwrap_or(Cow::Borrowed(""));
+                    .map_or(Cow::Borrowed(""), |k| k.0);
                 out.push(WireRecord {
                     index: index + i,
                     stream: stream.clone(),
@@ -290,7 +317,7 @@ impl<'a> WireObject<'a> {
         out.push(WireRecord {
             index,
             stream,
-            key: self.key.unwrap_or(Cow::Borrowed("")),
+            key: self.key.map_or(Cow::Borrowed(""), |k| k.0),
             value,
             ts,
         });
