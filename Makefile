@@ -39,9 +39,11 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
+	bash bench/setup.sh
 	VIRTUAL_ENV=$(CURDIR)/$(BENCH_VENV) $(BENCH_VENV)/bin/maturin develop -q --profile bench-release
-	cargo build --profile bench-release -p dav2d-bench
-	$(BENCH_VENV)/bin/python bench/run.py --rust-bench $(CARGO_TARGET_DIR)/bench-release/dav2d-bench
+	cargo build --profile bench-release -p dav2d-bench -p dav2d-cli
+	$(BENCH_VENV)/bin/python bench/run.py --rust-bench $(CARGO_TARGET_DIR)/bench-release/dav2d-bench \
+		--dav2d $(CARGO_TARGET_DIR)/bench-release/dav2d
 
 lint:
 	cargo fmt --all --check

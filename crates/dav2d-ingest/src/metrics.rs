@@ -56,6 +56,23 @@ pub struct Metrics {
     pub parse_seconds: Histogram,
     /// Samples for `all`-edge streams admitted and not yet applied.
     pub queue_depth: Gauge,
+    /// The per-transport counters, resolved once so the hot path neither
+    /// allocates labels nor locks a family.
+    http: TransportCounters,
+    tcp: TransportCounters,
+    /// `(endpoint, status)` counters resolved once for the ingest routes.
+    ingest_ok: [(&'static str, Counter); 2],
+}
+
+/// The counters of one transport.
+#[derive(Clone)]
+pub struct TransportCounters {
+    /// Samples received.
+    pub received: Counter,
+    /// Samples applied.
+    pub accepted: Counter,
+    /// Bytes received.
+    pub bytes: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -99,7 +116,29 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register_collector(Box::new(GraphCollector { graph }));
+        let counters = |name: &str| {
+            let labels = Transport {
+                transport: name.to_string(),
+            };
+            TransportCounters {
+                received: received.get_or_create(&labels).clone(),
+                accepted: accepted.get_or_create(&labels).clone(),
+                bytes: bytes.get_or_create(&labels).clone(),
+            }
+        };
+        let (http, tcp) = (counters("http"), counters("tcp"));
+        let ok = |endpoint: &'static str| {
+            let labels = Request {
+                endpoint: endpoint.to_string(),
+                status: "200".to_string(),
+            };
+            (endpoint, requests.get_or_create(&labels).clone())
+        };
+        let ingest_ok = [ok("/upload"), ok("/ingest")];
         Self {
+            http,
+            tcp,
+            ingest_ok,
             registry,
             received,
             accepted,
@@ -121,8 +160,23 @@ impl Metrics {
             .inc_by(count);
     }
 
+    /// The counters of `transport` (`http` or `tcp`).
+    pub fn transport(&self, transport: &str) -> &TransportCounters {
+        if transport == "tcp" {
+            &self.tcp
+        } else {
+            &self.http
+        }
+    }
+
     /// Counts a served request.
     pub fn request(&self, endpoint: &str, status: u16) {
+        if status == 200
+            && let Some((_, counter)) = self.ingest_ok.iter().find(|(e, _)| *e == endpoint)
+        {
+            counter.inc();
+            return;
+        }
         self.requests
             .get_or_create(&Request {
                 endpoint: endpoint.to_string(),

@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 use dav2d_core::SharedGraph;
 use tokio::sync::{Semaphore, watch};
 
-use crate::metrics::{Metrics, Transport};
+use crate::metrics::Metrics;
 use crate::pipeline::{Format, IngestReport, ParseOptions, apply, apply_to, decompress, parse};
 use crate::scan::BodyError;
+
+/// How many times the I/O thread retries the engine lock for a small body
+/// before handing it to the parser pool.
+const INLINE_SPINS: usize = 256;
 
 /// The HTTP server's settings.
 #[derive(Clone, Debug)]
@@ -167,7 +171,15 @@ impl Shared {
         default_stream: Option<&str>,
         transport: &str,
     ) -> Option<Outcome> {
-        let mut graph = self.graph.try_lock()?;
+        // Another small request usually holds the engine for microseconds:
+        // spin briefly rather than hop to the pool, but never block.
+        let mut graph = (0..INLINE_SPINS).find_map(|_| {
+            let graph = self.graph.try_lock();
+            if graph.is_none() {
+                std::hint::spin_loop();
+            }
+            graph
+        })?;
         Some(self.ingest_with(
             body,
             None,
@@ -213,13 +225,8 @@ impl Shared {
         wait: bool,
         locked: Option<&mut dav2d_core::Graph>,
     ) -> Outcome {
-        let labels = Transport {
-            transport: transport.to_string(),
-        };
-        self.metrics
-            .bytes
-            .get_or_create(&labels)
-            .inc_by(body.len() as u64);
+        let counters = self.metrics.transport(transport);
+        counters.bytes.inc_by(body.len() as u64);
         let inflated;
         let body = match encoding {
             None => body,
@@ -252,10 +259,7 @@ impl Shared {
             .parse_seconds
             .observe(started.elapsed().as_secs_f64());
         let offered = parsed.records.len() + parsed.errors.len();
-        self.metrics
-            .received
-            .get_or_create(&labels)
-            .inc_by(offered as u64);
+        counters.received.inc_by(offered as u64);
         let needs_admission = self.feeds_all_edge(parsed.records.iter().map(|r| &*r.stream));
         let permits = (parsed.records.len().min(self.admission_capacity)).max(1) as u32;
         let _permit = if needs_admission {
@@ -293,10 +297,7 @@ impl Shared {
             Some(graph) => apply_to(graph, parsed),
             None => apply(&self.graph, parsed),
         };
-        self.metrics
-            .accepted
-            .get_or_create(&labels)
-            .inc_by(report.accepted as u64);
+        counters.accepted.inc_by(report.accepted as u64);
         for (reason, count) in &report.by_reason {
             let stage = if engine_reason(reason) {
                 "engine"
