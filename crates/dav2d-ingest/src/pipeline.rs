@@ -185,6 +185,148 @@ fn parse_ranges<'a>(
     all
 }
 
+/// Where to cut a JSON array of objects into `parts` pieces: the commas of
+/// `}` `,` `{` boundaries near equal fractions of the body. A cut that falls
+/// inside a string is caught later: the piece before it then ends inside an
+/// unterminated string and fails to parse.
+fn cut_points(body: &[u8], parts: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::with_capacity(parts.saturating_sub(1));
+    for k in 1..parts {
+        let from = (body.len() * k / parts).max(cuts.last().map_or(0, |c| c + 1));
+        let mut i = from;
+        let found = loop {
+            let Some(offset) = memchr::memchr(b',', &body[i.min(body.len())..]) else {
+                break None;
+            };
+            let comma = i + offset;
+            let before = body[..comma]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace());
+            let after = body[comma + 1..].iter().find(|b| !b.is_ascii_whitespace());
+            if before == Some(&b'}') && after == Some(&b'{') {
+                break Some(comma);
+            }
+            i = comma + 1;
+        };
+        match found {
+            Some(comma) => cuts.push(comma),
+            None => break,
+        }
+    }
+    cuts
+}
+
+/// The array cut into standalone JSON arrays, one per piece.
+fn pieces(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    for (k, &cut) in cuts.iter().enumerate() {
+        let mut piece = Vec::with_capacity(cut - start + 2);
+        if k > 0 {
+            piece.push(b'[');
+        }
+        piece.extend_from_slice(&body[start..cut]);
+        piece.push(b']');
+        pieces.push(piece);
+        start = cut + 1;
+    }
+    let mut last = Vec::with_capacity(body.len() - start + 1);
+    last.push(b'[');
+    last.extend_from_slice(&body[start..]);
+    pieces.push(last);
+    pieces
+}
+
+/// The optimistic path for a JSON array: each piece parsed by one typed
+/// deserializer call (pieces in parallel), instead of one call per element.
+/// `None` when any piece fails to parse; the caller then takes the
+/// per-record path, which reports each bad record on its own.
+fn parse_pieces<'a>(
+    pieces: &'a [&'a [u8]],
+    default_stream: Option<&'a str>,
+    pool: &rayon::ThreadPool,
+) -> Option<Parsed<'a>> {
+    use serde::de::DeserializeSeed;
+    let parse = |piece: &&'a [u8]| {
+        let mut records = Vec::with_capacity(piece.len() / 64);
+        let mut errors = Vec::new();
+        let mut seed = crate::wire::RecordsSeed {
+            records: &mut records,
+            errors: &mut errors,
+            default_stream,
+            next_index: 0,
+        };
+        let mut deserializer = sonic_rs::Deserializer::from_slice(piece);
+        (&mut seed).deserialize(&mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        let elements = seed.next_index;
+        Some((Parsed { records, errors }, elements))
+    };
+    let parts: Vec<(Parsed<'a>, usize)> = if pieces.len() > 1 {
+        pool.install(|| pieces.par_iter().map(parse).collect::<Option<Vec<_>>>())?
+    } else {
+        pieces.iter().map(parse).collect::<Option<Vec<_>>>()?
+    };
+    let mut all = Parsed {
+        records: Vec::with_capacity(parts.iter().map(|(p, _)| p.records.len()).sum()),
+        errors: Vec::new(),
+    };
+    // Renumber: each piece counted its elements from 0.
+    let mut offset = 0;
+    for (mut part, elements) in parts {
+        if offset > 0 {
+            for record in &mut part.records {
+                record.index += offset;
+            }
+            for error in &mut part.errors {
+                error.index += offset;
+            }
+        }
+        all.records.append(&mut part.records);
+        all.errors.append(&mut part.errors);
+        offset += elements;
+    }
+    Some(all)
+}
+
+/// Parses a body and hands the result to `then` (which applies it), taking
+/// the optimistic whole-array path first. The pieces it may copy live only
+/// for the duration of this call.
+pub fn parse_then<R>(
+    body: &[u8],
+    format: Format,
+    default_stream: Option<&str>,
+    options: &ParseOptions,
+    pool: &rayon::ThreadPool,
+    then: impl FnOnce(Parsed<'_>) -> R,
+) -> Result<R, BodyError> {
+    if format == Format::Json
+        && let Some((start, b'[')) = crate::scan::first_significant(body)
+    {
+        let parts = if body.len() >= options.parallel_threshold {
+            pool.current_num_threads()
+        } else {
+            1
+        };
+        let owned;
+        let borrowed: Vec<&[u8]> = if parts > 1 {
+            let cuts = cut_points(&body[start..], parts);
+            owned = pieces(&body[start..], &cuts);
+            owned.iter().map(Vec::as_slice).collect()
+        } else {
+            vec![body]
+        };
+        // No field recurses into nested values (see `wire`), so any depth is
+        // safe here; a deep body fails this path and meets the scanner's limit.
+        if let Some(parsed) = parse_pieces(&borrowed, default_stream, pool) {
+            return Ok(then(parsed));
+        }
+    }
+    let parsed = parse(body, format, default_stream, options, pool)?;
+    Ok(then(parsed))
+}
+
 /// Elements handed to a parser task at a time while the scan goes on.
 const SCAN_CHUNK: usize = 1024;
 
@@ -398,5 +540,117 @@ mod tests {
             )
             .is_err()
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn run(body: &str) -> Result<(usize, Vec<String>), String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        parse_then(
+            body.as_bytes(),
+            Format::Json,
+            Some("s"),
+            &ParseOptions::default(),
+            &pool,
+            |parsed| {
+                (
+                    parsed.records.len(),
+                    parsed.errors.iter().map(|e| e.message.clone()).collect(),
+                )
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_bad_record_kind_on_a_small_stack() {
+        let bodies = [
+            r#"[{"key": "hot", "value": 999}]"#,
+            r#"[{"key": 5, "value": 1}]"#,
+            r#"[{"key": "nul", "value": null}]"#,
+            r#"[{"key": "none"}]"#,
+            r#"[{"key": "typo", "valu": 1}]"#,
+            r#"[{"key": "big", "value": 1e999}]"#,
+            r#"[{"key": "nan", "value": NaN}]"#,
+            r#"[{"key": "inf", "value": Infinity}]"#,
+            r#"[{"key": "deep", "value": {"a": {"b": 1}}}]"#,
+            r#"[{"key": "arr", "value": [1, 2]}]"#,
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+            r#"[{"value": 1}, [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"#,
+            r#"[{"value": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]"#,
+            r#"[{"keys": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["a"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "values": [1]}]"#,
+        ];
+        for body in bodies {
+            let outcome = std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || run(body).map(|(n, _)| n))
+                .unwrap()
+                .join();
+            assert!(outcome.is_ok(), "{body} overflowed or panicked");
+        }
+    }
+
+    #[test]
+    fn deep_bodies_never_make_the_fast_path_recurse() {
+        let bodies = [
+            format!("[{}1{}]", "[".repeat(100), "]".repeat(100)),
+            format!(
+                "[{{\"value\": 1}}, {}1{}]",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+            format!("[{{\"value\": {}1{}}}]", "[".repeat(100), "]".repeat(100)),
+        ];
+        for (i, body) in bodies.into_iter().enumerate() {
+            // sonic-rs skips mismatched containers recursively; the wire
+            // types must never let it, whatever the depth.
+            let outcome = std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .build()
+                        .unwrap();
+                    let pieces = [body.as_bytes()];
+                    assert!(
+                        parse_pieces(&pieces, None, &pool).is_none(),
+                        "body {i} is refused"
+                    );
+                })
+                .unwrap()
+                .join();
+            assert!(outcome.is_ok());
+        }
+    }
+
+    #[test]
+    fn nested_values_fail_without_recursing() {
+        assert_eq!(
+            run(r#"[{"key": "a", "value": {"a": {"b": 1}}}]"#)
+                .unwrap()
+                .0,
+            0
+        );
+        let deep = format!(
+            "[{{\"value\": {}1{}}}]",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        assert!(
+            run(&deep).is_err(),
+            "refused whole by the scanner's depth limit"
+        );
+        let deep_record = format!(
+            "[{{\"value\": {}1{}}}]",
+            "{\"a\": ".repeat(50_000),
+            "}".repeat(50_000)
+        );
+        assert!(run(&deep_record).is_err());
     }
 }

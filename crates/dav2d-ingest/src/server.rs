@@ -17,7 +17,9 @@ use dav2d_core::SharedGraph;
 use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Format, IngestReport, ParseOptions, apply, apply_to, decompress, parse};
+use crate::pipeline::{
+    Format, IngestReport, ParseOptions, apply, apply_to, decompress, parse_then,
+};
 use crate::scan::BodyError;
 
 /// How many times the I/O thread retries the engine lock for a small body
@@ -248,69 +250,80 @@ impl Shared {
             },
         };
         let started = Instant::now();
-        let parsed = match parse(body, format, default_stream, &self.parse, &self.pool) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                self.metrics.reject(error.reason, "transport", 1);
-                return Outcome::BadBody(error);
-            }
-        };
-        self.metrics
-            .parse_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let offered = parsed.records.len() + parsed.errors.len();
-        counters.received.inc_by(offered as u64);
-        let needs_admission = self.feeds_all_edge(parsed.records.iter().map(|r| &*r.stream));
-        let permits = (parsed.records.len().min(self.admission_capacity)).max(1) as u32;
-        let _permit = if needs_admission {
-            let acquired = if wait {
-                // TCP: wait for room; the socket is not read meanwhile.
-                loop {
-                    match self.admission.try_acquire_many(permits) {
-                        Ok(permit) => break Some(permit),
-                        Err(tokio::sync::TryAcquireError::Closed) => break None,
-                        Err(tokio::sync::TryAcquireError::NoPermits) => {
-                            std::thread::sleep(Duration::from_millis(1));
+        let result = parse_then(
+            body,
+            format,
+            default_stream,
+            &self.parse,
+            &self.pool,
+            |parsed| {
+                self.metrics
+                    .parse_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                let offered = parsed.records.len() + parsed.errors.len();
+                counters.received.inc_by(offered as u64);
+                let needs_admission =
+                    self.feeds_all_edge(parsed.records.iter().map(|r| &*r.stream));
+                let permits = (parsed.records.len().min(self.admission_capacity)).max(1) as u32;
+                let _permit = if needs_admission {
+                    let acquired = if wait {
+                        // TCP: wait for room; the socket is not read meanwhile.
+                        loop {
+                            match self.admission.try_acquire_many(permits) {
+                                Ok(permit) => break Some(permit),
+                                Err(tokio::sync::TryAcquireError::Closed) => break None,
+                                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                                    std::thread::sleep(Duration::from_millis(1));
+                                }
+                            }
+                        }
+                    } else {
+                        self.admission.try_acquire_many(permits).ok()
+                    };
+                    match acquired {
+                        Some(permit) => {
+                            self.metrics.queue_depth.set(
+                                (self.admission_capacity - self.admission.available_permits())
+                                    as i64,
+                            );
+                            Some(permit)
+                        }
+                        None => {
+                            self.metrics
+                                .reject("overloaded", "transport", offered as u64);
+                            return Outcome::Overloaded;
                         }
                     }
+                } else {
+                    None
+                };
+                let report = match locked {
+                    Some(graph) => apply_to(graph, parsed),
+                    None => apply(&self.graph, parsed),
+                };
+                counters.accepted.inc_by(report.accepted as u64);
+                for (reason, count) in &report.by_reason {
+                    let stage = if engine_reason(reason) {
+                        "engine"
+                    } else {
+                        "decode"
+                    };
+                    self.metrics.reject(reason, stage, *count);
                 }
-            } else {
-                self.admission.try_acquire_many(permits).ok()
-            };
-            match acquired {
-                Some(permit) => {
-                    self.metrics
-                        .queue_depth
-                        .set((self.admission_capacity - self.admission.available_permits()) as i64);
-                    Some(permit)
-                }
-                None => {
-                    self.metrics
-                        .reject("overloaded", "transport", offered as u64);
-                    return Outcome::Overloaded;
-                }
+                drop(_permit);
+                self.metrics
+                    .queue_depth
+                    .set((self.admission_capacity - self.admission.available_permits()) as i64);
+                Outcome::Applied(report)
+            },
+        );
+        match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.metrics.reject(error.reason, "transport", 1);
+                Outcome::BadBody(error)
             }
-        } else {
-            None
-        };
-        let report = match locked {
-            Some(graph) => apply_to(graph, parsed),
-            None => apply(&self.graph, parsed),
-        };
-        counters.accepted.inc_by(report.accepted as u64);
-        for (reason, count) in &report.by_reason {
-            let stage = if engine_reason(reason) {
-                "engine"
-            } else {
-                "decode"
-            };
-            self.metrics.reject(reason, stage, *count);
         }
-        drop(_permit);
-        self.metrics
-            .queue_depth
-            .set((self.admission_capacity - self.admission.available_permits()) as i64);
-        Outcome::Applied(report)
     }
 }
 

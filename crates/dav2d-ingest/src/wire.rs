@@ -77,22 +77,62 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut fields = Vec::new();
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            let WireValue(value) = map.next_value()?;
-            let scalar = match value {
-                Value::Float(v) => Scalar::Float(v),
-                Value::Int(v) => Scalar::Int(v),
-                Value::Bool(v) => Scalar::Bool(v),
-                Value::Str(v) => Scalar::Str(v),
-                _ => {
-                    return Err(de::Error::custom(format!(
-                        "record field '{name}' is nested; records are flat maps of numbers, bools and strings"
-                    )));
-                }
-            };
-            fields.push((Arc::from(&*name), scalar));
+        while let Some(name) = map.next_key::<WireStr<'de>>()? {
+            // Fields are read by a visitor that refuses maps and arrays at
+            // their first bracket, so nesting never recurses.
+            let FieldValue(scalar) = map.next_value().map_err(|error: A::Error| {
+                de::Error::custom(format!("record field '{}': {error}", name.0))
+            })?;
+            fields.push((Arc::from(&*name.0), scalar));
         }
         Ok(Value::Record(Arc::new(fields)))
+    }
+}
+
+/// One field of a record: a scalar or a string, never a nested value.
+struct FieldValue(Scalar);
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, bool or string (records are flat)")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue(Scalar::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue(Scalar::Float(v as f64)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue(Scalar::Float(v as f64)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FieldValue, E> {
+                match finite::<E>(v)? {
+                    Value::Float(v) => Ok(FieldValue(Scalar::Float(v))),
+                    _ => Err(E::custom("not a number")),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue(Scalar::Str(Arc::from(v))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<FieldValue, E> {
+                Err(E::custom("is null"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<FieldValue, A::Error> {
+                Err(de::Error::custom(
+                    "is nested; records are flat maps of numbers, bools and strings",
+                ))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<FieldValue, A::Error> {
+                Err(de::Error::custom(
+                    "is an array; records are flat maps of numbers, bools and strings",
+                ))
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
     }
 }
 
@@ -118,8 +158,118 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireStr<'a> {
             fn visit_string<E: de::Error>(self, v: String) -> Result<WireStr<'de>, E> {
                 Ok(WireStr(Cow::Owned(v)))
             }
+            fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<WireStr<'de>, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<WireStr<'de>, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Map, &self))
+            }
         }
-        deserializer.deserialize_str(StrVisitor)
+        // `deserialize_any`, not `deserialize_str`: a container is refused at
+        // its bracket instead of being skipped (sonic-rs skips mismatched
+        // containers recursively, without a depth limit).
+        deserializer.deserialize_any(StrVisitor)
+    }
+}
+
+/// A JSON number, read through `deserialize_any` so a container in its
+/// place is refused at its bracket (see [`WireStr`]).
+#[derive(Debug, PartialEq)]
+pub struct WireNumber(pub f64);
+
+impl<'de> Deserialize<'de> for WireNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumberVisitor;
+        impl<'de> Visitor<'de> for NumberVisitor {
+            type Value = WireNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireNumber, E> {
+                Ok(WireNumber(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireNumber, E> {
+                Ok(WireNumber(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<WireNumber, E> {
+                match finite::<E>(v)? {
+                    Value::Float(v) => Ok(WireNumber(v)),
+                    _ => Err(E::custom("not a number")),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<WireNumber, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<WireNumber, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Map, &self))
+            }
+        }
+        deserializer.deserialize_any(NumberVisitor)
+    }
+}
+
+/// A JSON integer (a timestamp), refusing containers at their bracket.
+#[derive(Debug, PartialEq)]
+pub struct WireInt(pub i64);
+
+impl<'de> Deserialize<'de> for WireInt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl<'de> Visitor<'de> for IntVisitor {
+            type Value = WireInt;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer timestamp in ns since the epoch")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireInt, E> {
+                Ok(WireInt(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WireInt, E> {
+                i64::try_from(v).map(WireInt).map_err(|_| {
+                    E::custom(format!(
+                        "timestamp {v} is out of range for ns since the epoch"
+                    ))
+                })
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<WireInt, E> {
+                Err(E::custom(format!(
+                    "timestamp {v} is not an integer; send ns since the epoch"
+                )))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<WireInt, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<WireInt, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Map, &self))
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+/// A JSON array of `T`, refusing anything else at its first byte.
+#[derive(Debug, PartialEq)]
+pub struct WireList<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for WireList<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = WireList<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireList<T>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(item) = seq.next_element::<T>()? {
+                    items.push(item);
+                }
+                Ok(WireList(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<WireList<T>, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Map, &self))
+            }
+        }
+        deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
     }
 }
 
@@ -156,11 +306,14 @@ impl<'de> Deserialize<'de> for WireTs {
                 )))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireTs, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(ts) = seq.next_element::<i64>()? {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(WireInt(ts)) = seq.next_element::<WireInt>()? {
                     all.push(ts);
                 }
                 Ok(WireTs::Many(all))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<WireTs, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Map, &self))
             }
         }
         deserializer.deserialize_any(TsVisitor)
@@ -168,31 +321,71 @@ impl<'de> Deserialize<'de> for WireTs {
 }
 
 /// One JSON object: a sample, or a columnar batch when `values` is an array.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Deserialized by hand, like every wire type, through `deserialize_any`
+/// with visitors that refuse an unexpected container at its first byte, so
+/// no input depth makes the parser recurse; unknown and duplicate fields are
+/// errors.
+#[derive(Debug, Default)]
 pub struct WireObject<'a> {
     /// The stream (optional on `/ingest/{stream}`).
-    #[serde(borrow, default)]
     pub stream: Option<WireStr<'a>>,
     /// The key (empty when absent).
-    #[serde(borrow, default)]
     pub key: Option<WireStr<'a>>,
     /// The value of a single sample (`null` is an error, not an absence).
-    #[serde(default, deserialize_with = "present")]
     pub value: Option<WireValue>,
     /// Timestamp(s) in ns.
-    #[serde(default)]
     pub ts: Option<WireTs>,
     /// Columnar batch: one key per value (or absent for the empty key).
-    #[serde(borrow, default)]
-    pub keys: Option<Vec<WireStr<'a>>>,
+    pub keys: Option<WireList<WireStr<'a>>>,
     /// Columnar batch: the values.
-    #[serde(default)]
-    pub values: Option<Vec<f64>>,
+    pub values: Option<WireList<WireNumber>>,
 }
 
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<WireValue>, D::Error> {
-    WireValue::deserialize(deserializer).map(Some)
+const FIELDS: &[&str] = &["stream", "key", "value", "ts", "keys", "values"];
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+fn once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(field));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
+    type Value = WireObject<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sample object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireObject<'a>, A::Error> {
+        let mut object = WireObject::default();
+        while let Some(WireStr(name)) = map.next_key::<WireStr<'de>>()? {
+            match &*name {
+                "stream" => once(&mut object.stream, "stream", map.next_value()?)?,
+                "key" => once(&mut object.key, "key", map.next_value()?)?,
+                "value" => once(&mut object.value, "value", map.next_value()?)?,
+                "ts" => once(&mut object.ts, "ts", map.next_value()?)?,
+                "keys" => once(&mut object.keys, "keys", map.next_value()?)?,
+                "values" => once(&mut object.values, "values", map.next_value()?)?,
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        Ok(object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<WireObject<'a>, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+    }
 }
 
 /// A decoded sample, borrowing its strings from the body.
@@ -245,7 +438,8 @@ impl<'a> WireObject<'a> {
                 ));
             }
         };
-        if let Some(values) = self.values {
+        if let Some(WireList(values)) = self.values {
+            let values: Vec<f64> = values.into_iter().map(|WireNumber(v)| v).collect();
             if self.value.is_some() || self.key.is_some() {
                 return Err(error(
                     "invalid_shape",
@@ -272,7 +466,7 @@ impl<'a> WireObject<'a> {
                     ));
                 }
             };
-            if let Some(keys) = &self.keys
+            if let Some(WireList(keys)) = &self.keys
                 && keys.len() != values.len()
             {
                 return Err(error(
@@ -284,7 +478,7 @@ impl<'a> WireObject<'a> {
                     ),
                 ));
             }
-            let mut keys = self.keys.map(Vec::into_iter);
+            let mut keys = self.keys.map(|WireList(keys)| keys.into_iter());
             out.reserve(values.len());
             for (i, value) in values.into_iter().enumerate() {
                 let key = keys
@@ -321,6 +515,48 @@ impl<'a> WireObject<'a> {
             value,
             ts,
         });
+        Ok(())
+    }
+}
+
+/// Deserializes a JSON array of sample objects straight into records,
+/// without materializing the objects. Any bad element fails the whole array;
+/// callers then fall back to parsing element by element.
+pub struct RecordsSeed<'a, 'o> {
+    /// Where records go.
+    pub records: &'o mut Vec<WireRecord<'a>>,
+    /// Where shape errors (missing stream, ...) go.
+    pub errors: &'o mut Vec<RecordError>,
+    /// The stream implied by the URL, if any.
+    pub default_stream: Option<&'a str>,
+    /// Index of the next element.
+    pub next_index: usize,
+}
+
+impl<'de: 'a, 'a> de::DeserializeSeed<'de> for &mut RecordsSeed<'a, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for &mut RecordsSeed<'a, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of sample objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(object) = seq.next_element::<WireObject<'a>>()? {
+            if let Err(error) =
+                object.into_records(self.next_index, self.default_stream, self.records)
+            {
+                self.errors.push(error);
+            }
+            self.next_index += 1;
+        }
         Ok(())
     }
 }

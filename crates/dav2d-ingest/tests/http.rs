@@ -303,7 +303,7 @@ fn bad_records_are_rejected_with_their_reason_and_good_ones_applied() {
             (7, "must be finite"),
             (8, "Invalid"),
             (9, "Invalid"),
-            (10, "record field 'a' is nested"),
+            (10, "record field 'a': is nested"),
             (11, "value is an array"),
         ],
     );
