@@ -50,8 +50,28 @@ impl Default for ParseOptions {
 pub struct Parsed<'a> {
     /// Good records, in body order.
     pub records: Vec<WireRecord<'a>>,
+    /// Further good records, in body order after `records`, when parts were
+    /// parsed in parallel (kept apart rather than copied together).
+    pub more: Vec<Vec<WireRecord<'a>>>,
     /// Rejected records, in body order.
     pub errors: Vec<RecordError>,
+}
+
+impl<'a> Parsed<'a> {
+    /// How many good records there are.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.more.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether there is no good record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every good record, in body order.
+    pub fn iter(&self) -> impl Iterator<Item = &WireRecord<'a>> {
+        self.records.iter().chain(self.more.iter().flatten())
+    }
 }
 
 /// Decompresses a `gzip` or `zstd` body, refusing to inflate past `limit`.
@@ -153,6 +173,7 @@ fn parse_ranges<'a>(
     let parse_chunk = |chunk: &[(usize, Range<usize>)]| {
         let mut parsed = Parsed {
             records: Vec::with_capacity(chunk.len()),
+            more: Vec::new(),
             errors: Vec::new(),
         };
         for (index, range) in chunk {
@@ -176,6 +197,7 @@ fn parse_ranges<'a>(
         pool.install(|| ranges.par_chunks(chunk).map(parse_chunk).collect());
     let mut all = Parsed {
         records: Vec::with_capacity(parts.iter().map(|p| p.records.len()).sum()),
+        more: Vec::new(),
         errors: Vec::new(),
     };
     for part in parts {
@@ -217,77 +239,104 @@ fn cut_points(body: &[u8], parts: usize) -> Vec<usize> {
     cuts
 }
 
-/// The array cut into standalone JSON arrays, one per piece.
-fn pieces(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+/// One piece of a cut array: where it lies in the body, and the brackets it
+/// needs to stand alone as a JSON array.
+struct Piece {
+    range: Range<usize>,
+    open: bool,
+    close: bool,
+}
+
+fn piece_specs(len: usize, cuts: &[usize]) -> Vec<Piece> {
     let mut pieces = Vec::with_capacity(cuts.len() + 1);
     let mut start = 0;
     for (k, &cut) in cuts.iter().enumerate() {
-        let mut piece = Vec::with_capacity(cut - start + 2);
-        if k > 0 {
-            piece.push(b'[');
-        }
-        piece.extend_from_slice(&body[start..cut]);
-        piece.push(b']');
-        pieces.push(piece);
+        pieces.push(Piece {
+            range: start..cut,
+            open: k > 0,
+            close: true,
+        });
         start = cut + 1;
     }
-    let mut last = Vec::with_capacity(body.len() - start + 1);
-    last.push(b'[');
-    last.extend_from_slice(&body[start..]);
-    pieces.push(last);
+    pieces.push(Piece {
+        range: start..len,
+        open: !cuts.is_empty(),
+        close: false,
+    });
     pieces
 }
 
+type PieceRecords<'a> = (Vec<WireRecord<'a>>, Vec<RecordError>, usize);
+
+/// Parses one standalone JSON array of sample objects with one typed
+/// deserializer call; `None` if anything in it is bad.
+fn parse_piece<'a>(text: &'a [u8], default_stream: Option<&'a str>) -> Option<PieceRecords<'a>> {
+    use serde::de::DeserializeSeed;
+    let mut records = Vec::with_capacity(text.len() / 64);
+    let mut errors = Vec::new();
+    let mut seed = crate::wire::RecordsSeed {
+        records: &mut records,
+        errors: &mut errors,
+        default_stream,
+        next_index: 0,
+    };
+    let mut deserializer = sonic_rs::Deserializer::from_slice(text);
+    (&mut seed).deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    let elements = seed.next_index;
+    Some((records, errors, elements))
+}
+
 /// The optimistic path for a JSON array: each piece parsed by one typed
-/// deserializer call (pieces in parallel), instead of one call per element.
-/// `None` when any piece fails to parse; the caller then takes the
-/// per-record path, which reports each bad record on its own.
+/// deserializer call, pieces in parallel, each worker copying its own piece
+/// into its buffer. `None` when any piece fails to parse; the caller then
+/// takes the per-record path, which reports each bad record on its own.
 fn parse_pieces<'a>(
-    pieces: &'a [&'a [u8]],
+    text: &'a [u8],
+    pieces: &[Piece],
+    buffers: &'a mut [Vec<u8>],
     default_stream: Option<&'a str>,
     pool: &rayon::ThreadPool,
 ) -> Option<Parsed<'a>> {
-    use serde::de::DeserializeSeed;
-    let parse = |piece: &&'a [u8]| {
-        let mut records = Vec::with_capacity(piece.len() / 64);
-        let mut errors = Vec::new();
-        let mut seed = crate::wire::RecordsSeed {
-            records: &mut records,
-            errors: &mut errors,
-            default_stream,
-            next_index: 0,
-        };
-        let mut deserializer = sonic_rs::Deserializer::from_slice(piece);
-        (&mut seed).deserialize(&mut deserializer).ok()?;
-        deserializer.end().ok()?;
-        let elements = seed.next_index;
-        Some((Parsed { records, errors }, elements))
-    };
-    let parts: Vec<(Parsed<'a>, usize)> = if pieces.len() > 1 {
-        pool.install(|| pieces.par_iter().map(parse).collect::<Option<Vec<_>>>())?
+    let parts: Vec<PieceRecords<'a>> = if pieces.len() == 1 {
+        vec![parse_piece(&text[pieces[0].range.clone()], default_stream)?]
     } else {
-        pieces.iter().map(parse).collect::<Option<Vec<_>>>()?
+        pool.install(|| {
+            buffers
+                .par_iter_mut()
+                .zip(pieces.par_iter())
+                .map(|(buffer, piece)| {
+                    buffer.reserve(piece.range.len() + 2);
+                    if piece.open {
+                        buffer.push(b'[');
+                    }
+                    buffer.extend_from_slice(&text[piece.range.clone()]);
+                    if piece.close {
+                        buffer.push(b']');
+                    }
+                    let buffer: &'a Vec<u8> = buffer;
+                    parse_piece(buffer, default_stream)
+                })
+                .collect::<Option<Vec<_>>>()
+        })?
     };
-    let mut all = Parsed {
-        records: Vec::with_capacity(parts.iter().map(|(p, _)| p.records.len()).sum()),
-        errors: Vec::new(),
-    };
-    // Renumber: each piece counted its elements from 0.
+    // Each piece counted its elements from 0: shift to body positions.
+    let mut parsed = Parsed::default();
     let mut offset = 0;
-    for (mut part, elements) in parts {
+    for (number, (mut records, mut errors, elements)) in parts.into_iter().enumerate() {
         if offset > 0 {
-            for record in &mut part.records {
-                record.index += offset;
-            }
-            for error in &mut part.errors {
-                error.index += offset;
-            }
+            records.iter_mut().for_each(|r| r.index += offset);
+            errors.iter_mut().for_each(|e| e.index += offset);
         }
-        all.records.append(&mut part.records);
-        all.errors.append(&mut part.errors);
+        if number == 0 {
+            parsed.records = records;
+        } else {
+            parsed.more.push(records);
+        }
+        parsed.errors.append(&mut errors);
         offset += elements;
     }
-    Some(all)
+    Some(parsed)
 }
 
 /// Parses a body and hands the result to `then` (which applies it), taking
@@ -309,17 +358,17 @@ pub fn parse_then<R>(
         } else {
             1
         };
-        let owned;
-        let borrowed: Vec<&[u8]> = if parts > 1 {
-            let cuts = cut_points(&body[start..], parts);
-            owned = pieces(&body[start..], &cuts);
-            owned.iter().map(Vec::as_slice).collect()
+        let text = &body[start..];
+        let cuts = if parts > 1 {
+            cut_points(text, parts)
         } else {
-            vec![body]
+            Vec::new()
         };
+        let pieces = piece_specs(text.len(), &cuts);
+        let mut buffers: Vec<Vec<u8>> = (0..pieces.len()).map(|_| Vec::new()).collect();
         // No field recurses into nested values (see `wire`), so any depth is
         // safe here; a deep body fails this path and meets the scanner's limit.
-        if let Some(parsed) = parse_pieces(&borrowed, default_stream, pool) {
+        if let Some(parsed) = parse_pieces(text, &pieces, &mut buffers, default_stream, pool) {
             return Ok(then(parsed));
         }
     }
@@ -371,6 +420,7 @@ fn scan_and_parse<'a>(
     parts.sort_unstable_by_key(|(number, _)| *number);
     let mut all = Parsed {
         records: Vec::with_capacity(parts.iter().map(|(_, p)| p.records.len()).sum()),
+        more: Vec::new(),
         errors: Vec::new(),
     };
     for (_, part) in parts {
@@ -446,7 +496,7 @@ pub fn apply(graph: &SharedGraph, parsed: Parsed<'_>) -> IngestReport {
 /// [`apply`] on a graph the caller has locked.
 pub fn apply_to(graph: &mut Graph, parsed: Parsed<'_>) -> IngestReport {
     let mut report = BatchReport::default();
-    let records = parsed.records.iter().map(|r| RecordIn {
+    let records = parsed.iter().map(|r| RecordIn {
         index: r.index,
         stream: &r.stream,
         key: &r.key,
@@ -486,7 +536,7 @@ mod tests {
     fn body(n: usize, bad_every: usize) -> String {
         let samples: Vec<String> = (0..n)
             .map(|i| {
-                if i % bad_every == 7 {
+                if bad_every != usize::MAX && i % bad_every == 7 {
                     format!(
                         "{{\"stream\": \"s\", \"key\": \"k{i}\", \"value\": \"x\", \"oops\": 1}}"
                     )
@@ -496,6 +546,45 @@ mod tests {
             })
             .collect();
         format!("[{}]", samples.join(",\n"))
+    }
+
+    #[test]
+    fn the_parallel_fast_path_matches_the_serial_path() {
+        let text = body(5000, usize::MAX);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let serial_options = ParseOptions {
+            parallel_threshold: usize::MAX,
+            ..ParseOptions::default()
+        };
+        let serial = parse(text.as_bytes(), Format::Json, None, &serial_options, &pool).unwrap();
+        let parallel_options = ParseOptions {
+            parallel_threshold: 0,
+            ..ParseOptions::default()
+        };
+        let (records, more) = parse_then(
+            text.as_bytes(),
+            Format::Json,
+            None,
+            &parallel_options,
+            &pool,
+            |parsed| {
+                let records: Vec<(usize, String, String)> = parsed
+                    .iter()
+                    .map(|r| (r.index, r.key.to_string(), r.value.to_string()))
+                    .collect();
+                (records, parsed.more.len())
+            },
+        )
+        .unwrap();
+        assert_eq!(more, 2, "three pieces were parsed");
+        let expected: Vec<(usize, String, String)> = serial
+            .iter()
+            .map(|r| (r.index, r.key.to_string(), r.value.to_string()))
+            .collect();
+        assert_eq!(records, expected);
     }
 
     #[test]
@@ -560,7 +649,7 @@ mod fast_path_tests {
             &pool,
             |parsed| {
                 (
-                    parsed.records.len(),
+                    parsed.len(),
                     parsed.errors.iter().map(|e| e.message.clone()).collect(),
                 )
             },
@@ -617,9 +706,11 @@ mod fast_path_tests {
                         .num_threads(1)
                         .build()
                         .unwrap();
-                    let pieces = [body.as_bytes()];
+                    let text = body.as_bytes();
+                    let pieces = piece_specs(text.len(), &[]);
+                    let mut buffers = vec![Vec::new()];
                     assert!(
-                        parse_pieces(&pieces, None, &pool).is_none(),
+                        parse_pieces(text, &pieces, &mut buffers, None, &pool).is_none(),
                         "body {i} is refused"
                     );
                 })

@@ -260,11 +260,10 @@ impl Shared {
                 self.metrics
                     .parse_seconds
                     .observe(started.elapsed().as_secs_f64());
-                let offered = parsed.records.len() + parsed.errors.len();
+                let offered = parsed.len() + parsed.errors.len();
                 counters.received.inc_by(offered as u64);
-                let needs_admission =
-                    self.feeds_all_edge(parsed.records.iter().map(|r| &*r.stream));
-                let permits = (parsed.records.len().min(self.admission_capacity)).max(1) as u32;
+                let needs_admission = self.feeds_all_edge(parsed.iter().map(|r| &*r.stream));
+                let permits = (parsed.len().min(self.admission_capacity)).max(1) as u32;
                 let _permit = if needs_admission {
                     let acquired = if wait {
                         // TCP: wait for room; the socket is not read meanwhile.
