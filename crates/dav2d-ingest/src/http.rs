@@ -200,13 +200,16 @@ enum ReadError {
 /// is set, the first bytes are checked to be JSON before the rest is read.
 async fn read_body(
     body: Body,
+    expected: Option<usize>,
     limit: usize,
     timeout: Duration,
     check_start: bool,
 ) -> Result<Vec<u8>, ReadError> {
     let read = async {
         let mut body = body;
-        let mut bytes: Vec<u8> = Vec::new();
+        // Sized from Content-Length (already checked against the limit), so a
+        // large body is not copied again and again as the buffer grows.
+        let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
         let mut checked = !check_start;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
@@ -302,7 +305,15 @@ async fn ingest_inner(
         );
     }
     let check_start = format == Format::Json && encoding.is_none();
-    let bytes = match read_body(body, max_body, state.config.body_timeout, check_start).await {
+    let bytes = match read_body(
+        body,
+        declared,
+        max_body,
+        state.config.body_timeout,
+        check_start,
+    )
+    .await
+    {
         Ok(bytes) => bytes,
         Err(ReadError::TooLarge) => {
             metrics.reject("too_large", "transport", 1);
