@@ -201,6 +201,9 @@ struct NodeLabel {
     node: String,
 }
 
+/// Reads one per-node counter.
+type NodeCounter = fn(&dav2d_core::NodeInfo) -> u64;
+
 #[derive(Debug)]
 struct GraphCollector {
     graph: SharedGraph,
@@ -249,29 +252,29 @@ impl Collector for GraphCollector {
             let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric)?;
         }
-        let mut per_node = encoder.encode_descriptor(
-            "node_conflated",
-            "Evaluations superseded before they ran, per node",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for node in &nodes {
-            let label = NodeLabel {
-                node: node.name.clone(),
-            };
-            ConstCounter::new(node.stats.conflated).encode(per_node.encode_family(&label)?)?;
-        }
-        let mut per_node = encoder.encode_descriptor(
-            "node_evaluations",
-            "Evaluations run, per node",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for node in &nodes {
-            let label = NodeLabel {
-                node: node.name.clone(),
-            };
-            ConstCounter::new(node.stats.evaluations).encode(per_node.encode_family(&label)?)?;
+        let per_node: [(&str, &str, NodeCounter); 2] = [
+            (
+                "node_conflated",
+                "Evaluations superseded before they ran, per node",
+                |n| n.stats.conflated,
+            ),
+            ("node_evaluations", "Evaluations run, per node", |n| {
+                n.stats.evaluations
+            }),
+        ];
+        for (name, help, value) in per_node {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for node in &nodes {
+                let label = NodeLabel {
+                    node: node.name.clone(),
+                };
+                ConstCounter::new(value(node)).encode(family.encode_family(&label)?)?;
+            }
         }
         Ok(())
     }

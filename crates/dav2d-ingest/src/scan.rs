@@ -105,23 +105,11 @@ pub fn scan_array(
                             break;
                         }
                         None => {
-                            return Err(BodyError {
-                                offset: i,
-                                message:
-                                    "unterminated string; the body ends inside it (truncated JSON?)"
-                                        .to_string(),
-                                reason: "truncated",
-                            });
+                            return Err(unterminated(i));
                         }
                     }
                     if j >= len {
-                        return Err(BodyError {
-                            offset: i,
-                            message:
-                                "unterminated string; the body ends inside it (truncated JSON?)"
-                                    .to_string(),
-                            reason: "truncated",
-                        });
+                        return Err(unterminated(i));
                     }
                 }
                 i = j;
@@ -195,6 +183,14 @@ pub fn scan_array(
         ),
         reason: "truncated",
     })
+}
+
+fn unterminated(offset: usize) -> BodyError {
+    BodyError {
+        offset,
+        message: "unterminated string; the body ends inside it (truncated JSON?)".to_string(),
+        reason: "truncated",
+    }
 }
 
 fn trim_end(body: &[u8], start: usize, end: usize) -> usize {

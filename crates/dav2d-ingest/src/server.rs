@@ -415,13 +415,19 @@ impl IngestServer {
                     error,
                 })
         };
+        // Binds synchronously (errors before anything runs), serves on the runtime.
+        let listen = |what: &'static str, setting: &'static str, address: SocketAddr| {
+            let listener = bind(what, setting, address)?;
+            let local = listener.local_addr().ok();
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+                .map(|listener| (listener, local))
+                .map_err(|e| StartError::Threads(e.to_string()))
+        };
         let mut http_addr = None;
         if let Some(http) = config.http {
-            let listener = bind("HTTP", "http.bind", http.bind)?;
-            http_addr = listener.local_addr().ok();
-            let _guard = runtime.enter();
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| StartError::Threads(e.to_string()))?;
+            let (listener, local) = listen("HTTP", "http.bind", http.bind)?;
+            http_addr = local;
             runtime.spawn(crate::http::serve(
                 listener,
                 http,
@@ -431,11 +437,8 @@ impl IngestServer {
         }
         let mut tcp_addr = None;
         if let Some(tcp) = config.tcp {
-            let listener = bind("TCP", "tcp.bind", tcp.bind)?;
-            tcp_addr = listener.local_addr().ok();
-            let _guard = runtime.enter();
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| StartError::Threads(e.to_string()))?;
+            let (listener, local) = listen("TCP", "tcp.bind", tcp.bind)?;
+            tcp_addr = local;
             runtime.spawn(crate::tcp::serve(
                 listener,
                 tcp,
