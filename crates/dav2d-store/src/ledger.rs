@@ -1,0 +1,164 @@
+//! The file-action ledger: every create, write batch, fsync, rename and
+//! delete the store makes is counted against a daily budget.
+//!
+//! The system dav2d replaces hit a limit of 160,000 file actions a day
+//! because each request set off its own cascade of file operations; the
+//! store batches instead, and this ledger is how it knows where it stands.
+
+use std::fmt;
+use std::sync::Arc;
+
+use dav2d_core::Clock;
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The kinds of file action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction {
+    /// Creating a file.
+    Create,
+    /// One write call (a whole group of records).
+    Write,
+    /// An fsync of a file or a directory.
+    Fsync,
+    /// A rename.
+    Rename,
+    /// A delete (or truncate).
+    Delete,
+}
+
+impl FileAction {
+    const ALL: [FileAction; 5] = [
+        FileAction::Create,
+        FileAction::Write,
+        FileAction::Fsync,
+        FileAction::Rename,
+        FileAction::Delete,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The action's name, for metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileAction::Create => "create",
+            FileAction::Write => "write",
+            FileAction::Fsync => "fsync",
+            FileAction::Rename => "rename",
+            FileAction::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for FileAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts file actions per UTC day against a budget.
+pub struct Ledger {
+    clock: Arc<dyn Clock>,
+    budget: u64,
+    day: i64,
+    counts: [u64; 5],
+    total: u64,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("budget", &self.budget)
+            .field("day", &self.day)
+            .field("counts", &self.counts)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// The default daily budget (`persistence.max_file_actions_per_day`).
+    pub const DEFAULT_BUDGET: u64 = 160_000;
+
+    /// A ledger with `budget` actions per day, reading the day from `clock`.
+    pub fn new(budget: u64, clock: Arc<dyn Clock>) -> Self {
+        let day = clock.now_ns().div_euclid(DAY_NS);
+        Self {
+            clock,
+            budget,
+            day,
+            counts: [0; 5],
+            total: 0,
+        }
+    }
+
+    fn roll(&mut self) {
+        let day = self.clock.now_ns().div_euclid(DAY_NS);
+        if day != self.day {
+            self.day = day;
+            self.counts = [0; 5];
+        }
+    }
+
+    /// Counts `n` actions of `kind`.
+    pub fn record(&mut self, kind: FileAction, n: u64) {
+        self.roll();
+        self.counts[kind.index()] += n;
+        self.total += n;
+    }
+
+    /// Actions used today.
+    pub fn used_today(&mut self) -> u64 {
+        self.roll();
+        self.counts.iter().sum()
+    }
+
+    /// Actions left today.
+    pub fn remaining_today(&mut self) -> u64 {
+        self.budget.saturating_sub(self.used_today())
+    }
+
+    /// Today's actions by kind.
+    pub fn by_kind(&mut self) -> Vec<(FileAction, u64)> {
+        self.roll();
+        FileAction::ALL
+            .iter()
+            .map(|&k| (k, self.counts[k.index()]))
+            .collect()
+    }
+
+    /// Every action counted since the ledger was made.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The daily budget.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Nanoseconds left in the current UTC day.
+    pub fn day_left_ns(&self) -> i64 {
+        DAY_NS - self.clock.now_ns().rem_euclid(DAY_NS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dav2d_core::ManualClock;
+
+    #[test]
+    fn counts_reset_at_midnight_utc() {
+        let clock = ManualClock::new(DAY_NS * 100 + DAY_NS - 10);
+        let mut ledger = Ledger::new(10, Arc::new(clock.clone()));
+        ledger.record(FileAction::Write, 3);
+        ledger.record(FileAction::Fsync, 4);
+        assert_eq!((ledger.used_today(), ledger.remaining_today()), (7, 3));
+        assert_eq!(ledger.day_left_ns(), 10);
+        clock.advance(10);
+        assert_eq!((ledger.used_today(), ledger.remaining_today()), (0, 10));
+        assert_eq!(ledger.total(), 7);
+    }
+}
