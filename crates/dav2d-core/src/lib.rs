@@ -39,8 +39,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
 pub use error::{GraphError, Rejection};
 pub use graph::{
-    BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphStats, InputSpec, Keys, LogicSpec,
-    NodeInfo, NodeSpec, NodeStats, Reading, RecordIn, StreamInfo,
+    BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats, InputSpec,
+    KeyState, Keys, LogicSpec, NodeInfo, NodeKeyState, NodeSpec, NodeState, NodeStats, Reading,
+    RecordIn, StreamInfo, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

@@ -323,6 +323,41 @@ impl SeriesRing {
         };
     }
 
+    /// The held samples, oldest first, as (timestamp, value).
+    pub(crate) fn held_samples(&self) -> Vec<(i64, Value)> {
+        let n = self.held;
+        let ts = self.timestamps(n);
+        match &self.values {
+            Some(values) => {
+                let values = values.slice_ending(self.last, self.k(n));
+                ts.iter().copied().zip(values.iter().cloned()).collect()
+            }
+            None => ts
+                .iter()
+                .copied()
+                .zip(self.nums(n).iter().map(|v| Value::Float(*v)))
+                .collect(),
+        }
+    }
+
+    /// Replaces the contents with `samples` (oldest first) as the newest of
+    /// a series of `count` samples, keeping sequence numbers and ring
+    /// positions what they were when the samples were taken.
+    pub(crate) fn restore(&mut self, count: u64, samples: &[(i64, Value)]) {
+        let kept = &samples[samples.len().saturating_sub(self.capacity())..];
+        let first = count.saturating_sub(kept.len() as u64);
+        self.count = first;
+        self.held = 0;
+        self.last = if first == 0 {
+            0
+        } else {
+            ((first - 1) % self.capacity() as u64) as usize
+        };
+        for (ts, value) in kept {
+            self.push_value(*ts, value.clone());
+        }
+    }
+
     pub(crate) fn snapshot(&self, n: usize) -> WindowSnapshot {
         let k = self.k(n);
         let end = if self.count == 0 {

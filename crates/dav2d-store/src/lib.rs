@@ -1,4 +1,5 @@
-//! Persistence for dav2d: the write-ahead log and the file-action ledger.
+//! Persistence for dav2d: the write-ahead log, checkpoints and the
+//! file-action ledger.
 //!
 //! The key design decision: nothing touches the disk per sample. Records are
 //! buffered and written a group at a time (one write, one fsync per flush),
@@ -6,8 +7,10 @@
 //! so load raises the batch size rather than the number of file actions.
 //! Checkpoints, Parquet history and the engine wiring build on this.
 
+pub mod checkpoint;
 pub mod ledger;
 pub mod wal;
 
+pub use checkpoint::CheckpointError;
 pub use ledger::{FileAction, Ledger};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

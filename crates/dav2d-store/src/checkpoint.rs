@@ -1,0 +1,394 @@
+//! Checkpoints: the engine's whole state in one file, replaced atomically.
+//!
+//! The file is `DV2CKPT1`, then the encoded [`GraphState`], then a CRC32C of
+//! the encoded state. It is written to a temporary file, fsynced, renamed
+//! over the previous checkpoint and the directory is fsynced, so a crash at
+//! any moment leaves either the old checkpoint or the new one, never a mix.
+//! The encoding is this crate's own: the engine's types are not serializable.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dav2d_core::{
+    ConstraintKeyState, ConstraintState, GraphState, KeyState, NodeKeyState, NodeState, Scalar,
+    StreamState, Value,
+};
+
+use crate::ledger::{FileAction, Ledger};
+
+const MAGIC: &[u8; 8] = b"DV2CKPT1";
+/// The checkpoint's file name in the store directory.
+pub const FILE: &str = "checkpoint.bin";
+const TEMPORARY: &str = "checkpoint.tmp";
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// An I/O call failed.
+    #[error("{action} {path}: {error}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file is not a checkpoint, is damaged or is cut short.
+    #[error(
+        "{path} is not a readable checkpoint: {reason}; move it aside to restart from the write-ahead log alone"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    fn scalar(&mut self, v: &Scalar) {
+        match v {
+            Scalar::Float(x) => {
+                self.u8(0);
+                self.f64(*x);
+            }
+            Scalar::Int(x) => {
+                self.u8(1);
+                self.i64(*x);
+            }
+            Scalar::Bool(x) => {
+                self.u8(2);
+                self.u8(u8::from(*x));
+            }
+            Scalar::Str(x) => {
+                self.u8(3);
+                self.str(x);
+            }
+        }
+    }
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Float(x) => self.scalar(&Scalar::Float(*x)),
+            Value::Int(x) => self.scalar(&Scalar::Int(*x)),
+            Value::Bool(x) => self.scalar(&Scalar::Bool(*x)),
+            Value::Str(x) => self.scalar(&Scalar::Str(Arc::clone(x))),
+            Value::Record(fields) => {
+                self.u8(4);
+                self.u64(fields.len() as u64);
+                for (name, scalar) in fields.iter() {
+                    self.str(name);
+                    self.scalar(scalar);
+                }
+            }
+            Value::Bytes(b) => {
+                self.u8(5);
+                self.bytes(b);
+            }
+        }
+    }
+    fn option_i64(&mut self, v: Option<i64>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.i64(x);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn option_f64(&mut self, v: Option<f64>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.f64(x);
+            }
+            None => self.u8(0),
+        }
+    }
+}
+
+struct Decoder<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Decoder<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!(
+                "cut short at byte {} (needed {n} more)",
+                self.at + MAGIC.len()
+            ));
+        };
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(self.u64()? as i64)
+    }
+    fn f64(&mut self) -> Result<f64, String> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    fn len(&mut self) -> Result<usize, String> {
+        let n = self.u64()?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.bytes.len())
+            .ok_or_else(|| format!("a length of {n} at byte {} is impossible", self.at))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+        let n = self.len()?;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn str(&mut self) -> Result<String, String> {
+        String::from_utf8(self.bytes()?)
+            .map_err(|_| format!("a name before byte {} is not UTF-8", self.at))
+    }
+    fn scalar_tagged(&mut self, tag: u8) -> Result<Scalar, String> {
+        Ok(match tag {
+            0 => Scalar::Float(self.f64()?),
+            1 => Scalar::Int(self.i64()?),
+            2 => Scalar::Bool(self.u8()? != 0),
+            3 => Scalar::Str(Arc::from(self.str()?.as_str())),
+            other => return Err(format!("unknown value tag {other} at byte {}", self.at)),
+        })
+    }
+    fn value(&mut self) -> Result<Value, String> {
+        let tag = self.u8()?;
+        Ok(match tag {
+            4 => {
+                let n = self.len()?;
+                let mut fields = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    let name = self.str()?;
+                    let tag = self.u8()?;
+                    fields.push((Arc::from(name.as_str()), self.scalar_tagged(tag)?));
+                }
+                Value::Record(Arc::new(fields))
+            }
+            5 => Value::Bytes(Arc::from(self.bytes()?)),
+            tag => match self.scalar_tagged(tag)? {
+                Scalar::Float(x) => Value::Float(x),
+                Scalar::Int(x) => Value::Int(x),
+                Scalar::Bool(x) => Value::Bool(x),
+                Scalar::Str(x) => Value::Str(x),
+            },
+        })
+    }
+    fn option_i64(&mut self) -> Result<Option<i64>, String> {
+        Ok(if self.u8()? == 1 {
+            Some(self.i64()?)
+        } else {
+            None
+        })
+    }
+    fn option_f64(&mut self) -> Result<Option<f64>, String> {
+        Ok(if self.u8()? == 1 {
+            Some(self.f64()?)
+        } else {
+            None
+        })
+    }
+}
+
+fn encode(state: &GraphState) -> Vec<u8> {
+    let mut e = Encoder(Vec::new());
+    e.u64(state.streams.len() as u64);
+    for stream in &state.streams {
+        e.str(&stream.name);
+        e.u64(stream.keys.len() as u64);
+        for key in &stream.keys {
+            e.str(&key.key);
+            e.u64(key.count);
+            e.u64(key.samples.len() as u64);
+            for (ts, value) in &key.samples {
+                e.i64(*ts);
+                e.value(value);
+            }
+            match &key.error {
+                Some(error) => {
+                    e.u8(1);
+                    e.str(error);
+                }
+                None => e.u8(0),
+            }
+        }
+    }
+    e.u64(state.nodes.len() as u64);
+    for node in &state.nodes {
+        e.str(&node.name);
+        e.u64(node.keys.len() as u64);
+        for key in &node.keys {
+            e.str(&key.key);
+            e.option_f64(key.memory);
+            let c = &key.constraint;
+            e.u8(match c.state {
+                ConstraintState::Ok => 0,
+                ConstraintState::Tripped => 1,
+                ConstraintState::Stale => 2,
+            });
+            e.option_i64(c.holding_since_ns);
+            e.i64(c.last_update_ns);
+            e.f64(c.last_value);
+        }
+    }
+    e.0
+}
+
+fn decode(bytes: &[u8]) -> Result<GraphState, String> {
+    let mut d = Decoder { bytes, at: 0 };
+    let mut streams = Vec::new();
+    for _ in 0..d.len()? {
+        let name = d.str()?;
+        let mut keys = Vec::new();
+        for _ in 0..d.len()? {
+            let key = d.str()?;
+            let count = d.u64()?;
+            let mut samples = Vec::new();
+            for _ in 0..d.len()? {
+                let ts = d.i64()?;
+                samples.push((ts, d.value()?));
+            }
+            let error = if d.u8()? == 1 { Some(d.str()?) } else { None };
+            keys.push(KeyState {
+                key,
+                count,
+                samples,
+                error,
+            });
+        }
+        streams.push(StreamState { name, keys });
+    }
+    let mut nodes = Vec::new();
+    for _ in 0..d.len()? {
+        let name = d.str()?;
+        let mut keys = Vec::new();
+        for _ in 0..d.len()? {
+            let key = d.str()?;
+            let memory = d.option_f64()?;
+            let state = match d.u8()? {
+                0 => ConstraintState::Ok,
+                1 => ConstraintState::Tripped,
+                2 => ConstraintState::Stale,
+                other => return Err(format!("unknown constraint state {other}")),
+            };
+            let constraint = ConstraintKeyState {
+                state,
+                holding_since_ns: d.option_i64()?,
+                last_update_ns: d.i64()?,
+                last_value: d.f64()?,
+            };
+            keys.push(NodeKeyState {
+                key,
+                memory,
+                constraint,
+            });
+        }
+        nodes.push(NodeState { name, keys });
+    }
+    if d.at != bytes.len() {
+        return Err(format!(
+            "{} unexpected bytes after the state",
+            bytes.len() - d.at
+        ));
+    }
+    Ok(GraphState { streams, nodes })
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CheckpointError + 'a {
+    move |error| CheckpointError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Writes `state` as the checkpoint in `dir`, atomically.
+pub fn write(dir: &Path, state: &GraphState, ledger: &mut Ledger) -> Result<(), CheckpointError> {
+    let payload = encode(state);
+    let temporary = dir.join(TEMPORARY);
+    let mut file = File::create(&temporary).map_err(io("creating", &temporary))?;
+    ledger.record(FileAction::Create, 1);
+    let mut bytes = Vec::with_capacity(MAGIC.len() + payload.len() + 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&payload);
+    bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    file.write_all(&bytes).map_err(io("writing", &temporary))?;
+    ledger.record(FileAction::Write, 1);
+    file.sync_all().map_err(io("syncing", &temporary))?;
+    ledger.record(FileAction::Fsync, 1);
+    let target = dir.join(FILE);
+    std::fs::rename(&temporary, &target).map_err(io("renaming", &target))?;
+    ledger.record(FileAction::Rename, 1);
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))?;
+    ledger.record(FileAction::Fsync, 1);
+    Ok(())
+}
+
+/// Reads the checkpoint in `dir`, if there is one. A damaged checkpoint is
+/// an error that says so; it is never partly read.
+pub fn read(dir: &Path) -> Result<Option<GraphState>, CheckpointError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io("reading", &path)(error)),
+    };
+    let damaged = |reason: String| CheckpointError::Damaged {
+        path: path.clone(),
+        reason,
+    };
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(damaged(
+            "it does not start with the checkpoint marker".to_string(),
+        ));
+    }
+    let payload = &bytes[MAGIC.len()..bytes.len() - 4];
+    let stored = &bytes[bytes.len() - 4..];
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    if crc32c::crc32c(payload) != stored {
+        return Err(damaged(
+            "its checksum does not match (damaged or cut short)".to_string(),
+        ));
+    }
+    decode(payload).map(Some).map_err(damaged)
+}
