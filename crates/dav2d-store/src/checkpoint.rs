@@ -1,7 +1,8 @@
 //! Checkpoints: the engine's whole state in one file, replaced atomically.
 //!
-//! The file is `DV2CKPT1`, then the encoded [`GraphState`], then a CRC32C of
-//! the encoded state. It is written to a temporary file, fsynced, renamed
+//! The file is `DV2CKPT2`, then the first write-ahead-log segment the
+//! checkpoint does not cover and the encoded [`GraphState`], then a CRC32C of
+//! both. It is written to a temporary file, fsynced, renamed
 //! over the previous checkpoint and the directory is fsynced, so a crash at
 //! any moment leaves either the old checkpoint or the new one, never a mix.
 //! The encoding is this crate's own: the engine's types are not serializable.
@@ -18,7 +19,7 @@ use dav2d_core::{
 
 use crate::ledger::{FileAction, Ledger};
 
-const MAGIC: &[u8; 8] = b"DV2CKPT1";
+const MAGIC: &[u8; 8] = b"DV2CKPT2";
 /// The checkpoint's file name in the store directory.
 pub const FILE: &str = "checkpoint.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
@@ -48,29 +49,29 @@ pub enum CheckpointError {
     },
 }
 
-struct Encoder(Vec<u8>);
+pub(crate) struct Encoder(pub(crate) Vec<u8>);
 
 impl Encoder {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn f64(&mut self, v: f64) {
+    pub(crate) fn f64(&mut self, v: f64) {
         self.0.extend_from_slice(&v.to_bits().to_le_bytes());
     }
-    fn bytes(&mut self, v: &[u8]) {
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
         self.u64(v.len() as u64);
         self.0.extend_from_slice(v);
     }
-    fn str(&mut self, v: &str) {
+    pub(crate) fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
-    fn scalar(&mut self, v: &Scalar) {
+    pub(crate) fn scalar(&mut self, v: &Scalar) {
         match v {
             Scalar::Float(x) => {
                 self.u8(0);
@@ -90,7 +91,7 @@ impl Encoder {
             }
         }
     }
-    fn value(&mut self, v: &Value) {
+    pub(crate) fn value(&mut self, v: &Value) {
         match v {
             Value::Float(x) => self.scalar(&Scalar::Float(*x)),
             Value::Int(x) => self.scalar(&Scalar::Int(*x)),
@@ -110,7 +111,7 @@ impl Encoder {
             }
         }
     }
-    fn option_i64(&mut self, v: Option<i64>) {
+    pub(crate) fn option_i64(&mut self, v: Option<i64>) {
         match v {
             Some(x) => {
                 self.u8(1);
@@ -119,7 +120,7 @@ impl Encoder {
             None => self.u8(0),
         }
     }
-    fn option_f64(&mut self, v: Option<f64>) {
+    pub(crate) fn option_f64(&mut self, v: Option<f64>) {
         match v {
             Some(x) => {
                 self.u8(1);
@@ -130,13 +131,13 @@ impl Encoder {
     }
 }
 
-struct Decoder<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(crate) struct Decoder<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Decoder<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
             return Err(format!(
@@ -148,37 +149,37 @@ impl Decoder<'_> {
         self.at = end;
         Ok(slice)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(crate) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes([
             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
         ]))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    pub(crate) fn i64(&mut self) -> Result<i64, String> {
         Ok(self.u64()? as i64)
     }
-    fn f64(&mut self) -> Result<f64, String> {
+    pub(crate) fn f64(&mut self) -> Result<f64, String> {
         Ok(f64::from_bits(self.u64()?))
     }
-    fn len(&mut self) -> Result<usize, String> {
+    pub(crate) fn len(&mut self) -> Result<usize, String> {
         let n = self.u64()?;
         usize::try_from(n)
             .ok()
             .filter(|&n| n <= self.bytes.len())
             .ok_or_else(|| format!("a length of {n} at byte {} is impossible", self.at))
     }
-    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, String> {
         let n = self.len()?;
         Ok(self.take(n)?.to_vec())
     }
-    fn str(&mut self) -> Result<String, String> {
+    pub(crate) fn str(&mut self) -> Result<String, String> {
         String::from_utf8(self.bytes()?)
             .map_err(|_| format!("a name before byte {} is not UTF-8", self.at))
     }
-    fn scalar_tagged(&mut self, tag: u8) -> Result<Scalar, String> {
+    pub(crate) fn scalar_tagged(&mut self, tag: u8) -> Result<Scalar, String> {
         Ok(match tag {
             0 => Scalar::Float(self.f64()?),
             1 => Scalar::Int(self.i64()?),
@@ -187,7 +188,7 @@ impl Decoder<'_> {
             other => return Err(format!("unknown value tag {other} at byte {}", self.at)),
         })
     }
-    fn value(&mut self) -> Result<Value, String> {
+    pub(crate) fn value(&mut self) -> Result<Value, String> {
         let tag = self.u8()?;
         Ok(match tag {
             4 => {
@@ -209,14 +210,14 @@ impl Decoder<'_> {
             },
         })
     }
-    fn option_i64(&mut self) -> Result<Option<i64>, String> {
+    pub(crate) fn option_i64(&mut self) -> Result<Option<i64>, String> {
         Ok(if self.u8()? == 1 {
             Some(self.i64()?)
         } else {
             None
         })
     }
-    fn option_f64(&mut self) -> Result<Option<f64>, String> {
+    pub(crate) fn option_f64(&mut self) -> Result<Option<f64>, String> {
         Ok(if self.u8()? == 1 {
             Some(self.f64()?)
         } else {
@@ -225,8 +226,9 @@ impl Decoder<'_> {
     }
 }
 
-fn encode(state: &GraphState) -> Vec<u8> {
+fn encode(state: &GraphState, wal_from: u64) -> Vec<u8> {
     let mut e = Encoder(Vec::new());
+    e.u64(wal_from);
     e.u64(state.streams.len() as u64);
     for stream in &state.streams {
         e.str(&stream.name);
@@ -269,8 +271,9 @@ fn encode(state: &GraphState) -> Vec<u8> {
     e.0
 }
 
-fn decode(bytes: &[u8]) -> Result<GraphState, String> {
+fn decode(bytes: &[u8]) -> Result<(GraphState, u64), String> {
     let mut d = Decoder { bytes, at: 0 };
+    let wal_from = d.u64()?;
     let mut streams = Vec::new();
     for _ in 0..d.len()? {
         let name = d.str()?;
@@ -326,7 +329,7 @@ fn decode(bytes: &[u8]) -> Result<GraphState, String> {
             bytes.len() - d.at
         ));
     }
-    Ok(GraphState { streams, nodes })
+    Ok((GraphState { streams, nodes }, wal_from))
 }
 
 fn io<'a>(
@@ -340,9 +343,15 @@ fn io<'a>(
     }
 }
 
-/// Writes `state` as the checkpoint in `dir`, atomically.
-pub fn write(dir: &Path, state: &GraphState, ledger: &mut Ledger) -> Result<(), CheckpointError> {
-    let payload = encode(state);
+/// Writes `state` as the checkpoint in `dir`, atomically, noting that it
+/// covers every write-ahead-log segment before `wal_from`.
+pub fn write(
+    dir: &Path,
+    state: &GraphState,
+    wal_from: u64,
+    ledger: &mut Ledger,
+) -> Result<(), CheckpointError> {
+    let payload = encode(state, wal_from);
     let temporary = dir.join(TEMPORARY);
     let mut file = File::create(&temporary).map_err(io("creating", &temporary))?;
     ledger.record(FileAction::Create, 1);
@@ -364,9 +373,10 @@ pub fn write(dir: &Path, state: &GraphState, ledger: &mut Ledger) -> Result<(), 
     Ok(())
 }
 
-/// Reads the checkpoint in `dir`, if there is one. A damaged checkpoint is
-/// an error that says so; it is never partly read.
-pub fn read(dir: &Path) -> Result<Option<GraphState>, CheckpointError> {
+/// Reads the checkpoint in `dir`, if there is one, with the first WAL
+/// segment it does not cover. A damaged checkpoint is an error that says
+/// so; it is never partly read.
+pub fn read(dir: &Path) -> Result<Option<(GraphState, u64)>, CheckpointError> {
     let path = dir.join(FILE);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,

@@ -9,8 +9,10 @@
 
 pub mod checkpoint;
 pub mod ledger;
+pub mod store;
 pub mod wal;
 
 pub use checkpoint::CheckpointError;
 pub use ledger::{FileAction, Ledger};
+pub use store::{Restored, Store, StoreError, StoreOptions};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

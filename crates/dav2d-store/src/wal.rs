@@ -92,6 +92,8 @@ pub struct Damage {
 pub struct Recovery {
     /// Every good record, oldest first.
     pub records: Vec<Vec<u8>>,
+    /// For each segment read: its number and the index of its first record.
+    pub starts: Vec<(u64, usize)>,
     /// Damage found, if any, per segment.
     pub damage: Vec<Damage>,
     /// Segments read.
@@ -145,6 +147,18 @@ fn frame_crc(length: [u8; 4], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&length), payload)
 }
 
+impl Recovery {
+    /// The records of segment `from` and every later segment.
+    pub fn records_from(&self, from: u64) -> &[Vec<u8>] {
+        let first = self
+            .starts
+            .iter()
+            .find(|(segment, _)| *segment >= from)
+            .map_or(self.records.len(), |(_, index)| *index);
+        &self.records[first..]
+    }
+}
+
 /// Reads the good records of one segment; the offset where damage starts,
 /// if any, and its kind.
 fn read_segment(bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Option<(u64, &'static str)> {
@@ -196,6 +210,7 @@ impl Wal {
             File::open(&path)
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(io("reading", &path))?;
+            recovery.starts.push((number, recovery.records.len()));
             let Some((offset, kind)) = read_segment(&bytes, &mut recovery.records) else {
                 continue;
             };
@@ -328,5 +343,31 @@ impl Wal {
     /// The number of the segment being written.
     pub fn segment(&self) -> u64 {
         self.segment
+    }
+
+    /// Commits what is pending and starts a new segment, returning its
+    /// number: every record written before is in an older segment.
+    pub fn roll(&mut self, ledger: &mut Ledger) -> Result<u64, WalError> {
+        self.commit(ledger)?;
+        if self.segment_len > 0 {
+            let (file, number) = Self::create_segment(&self.dir, self.segment + 1, ledger)?;
+            self.file = file;
+            self.segment = number;
+            self.segment_len = 0;
+        }
+        Ok(self.segment)
+    }
+
+    /// Deletes the segments older than `segment` (a checkpoint covers them).
+    /// Returns how many were deleted.
+    pub fn delete_before(&mut self, segment: u64, ledger: &mut Ledger) -> Result<usize, WalError> {
+        let mut deleted = 0;
+        for number in segments(&self.dir)?.into_iter().filter(|&n| n < segment) {
+            let path = segment_path(&self.dir, number);
+            std::fs::remove_file(&path).map_err(io("deleting", &path))?;
+            ledger.record(FileAction::Delete, 1);
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 }

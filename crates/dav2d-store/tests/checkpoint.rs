@@ -78,9 +78,9 @@ fn the_state_round_trips_exactly() {
     let before = busy_graph(&clock);
     let state = before.export_state();
     let mut ledger = Ledger::new(Ledger::DEFAULT_BUDGET, Arc::new(clock.clone()));
-    checkpoint::write(&dir, &state, &mut ledger).unwrap();
-    let read = checkpoint::read(&dir).unwrap().expect("a checkpoint");
-    assert_eq!(read, state);
+    checkpoint::write(&dir, &state, 7, &mut ledger).unwrap();
+    let (read, wal_from) = checkpoint::read(&dir).unwrap().expect("a checkpoint");
+    assert_eq!((&read, wal_from), (&state, 7));
     let mut after = graph(&clock);
     // "events" was pushed to the busy graph only; the twin reports it skipped.
     assert_eq!(after.import_state(&read), vec!["events".to_string()]);
@@ -127,7 +127,7 @@ fn a_damaged_checkpoint_is_refused_with_a_reason() {
     let clock = ManualClock::new(0);
     let state = busy_graph(&clock).export_state();
     let mut ledger = Ledger::new(Ledger::DEFAULT_BUDGET, Arc::new(clock));
-    checkpoint::write(&dir, &state, &mut ledger).unwrap();
+    checkpoint::write(&dir, &state, 7, &mut ledger).unwrap();
     let path = dir.join(checkpoint::FILE);
     let good = std::fs::read(&path).unwrap();
     let mut flipped = good.clone();

@@ -1669,6 +1669,42 @@ impl Graph {
         skipped
     }
 
+    /// Appends a logged sample to (stream, key) as it was recorded, without
+    /// evaluating anything: the replay half of a restart (checkpoint, then
+    /// the write-ahead log). For a constraint's stream the key's state
+    /// follows the value; for an ewma node its memory does. Returns false if
+    /// the graph has no such stream.
+    pub fn restore_sample(&mut self, stream: &str, key: &str, ts_ns: i64, value: Value) -> bool {
+        let Some(id) = self.stream_id(stream) else {
+            return false;
+        };
+        let key_id = self.intern_key(key);
+        let slot = self.slot_for(id, key_id);
+        if let Some(node) = self.streams[id.index()].producer {
+            let node = &mut self.nodes[node.index()];
+            let node_key = &mut node.keys[slot as usize];
+            match (&node.logic, &value) {
+                (NodeLogic::Constraint(_), Value::Str(state)) => {
+                    node_key.constraint.state = match &**state {
+                        "tripped" => ConstraintState::Tripped,
+                        "stale" => ConstraintState::Stale,
+                        _ => ConstraintState::Ok,
+                    };
+                    node_key.constraint.holding_since_ns = None;
+                    node_key.constraint.last_update_ns = ts_ns;
+                }
+                (NodeLogic::Builtin(Builtin::Ewma { .. }), Value::Float(v)) => {
+                    node_key.memory = Some(*v)
+                }
+                _ => {}
+            }
+        }
+        let slot_ref = &mut self.streams[id.index()].slots[slot as usize];
+        slot_ref.error = None;
+        slot_ref.series.push_value(ts_ns, value);
+        true
+    }
+
     /// Graph-wide counters.
     pub fn stats(&self) -> GraphStats {
         let mut stats = self.stats.clone();
