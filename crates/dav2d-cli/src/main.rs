@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
-use dav2d_runtime::{Config, HttpConfig, IngestConfig, Runtime, TcpConfig};
+use dav2d_runtime::{Config, HttpConfig, IngestConfig, Overrides, Runtime, TcpConfig};
 
 /// dav2d keeps the latest valid snapshot of a live system.
 #[derive(Parser)]
@@ -40,6 +40,9 @@ enum Command {
         /// Where the TCP NDJSON server listens (overrides tcp.bind), or `off`.
         #[arg(long, value_parser = parse_listen)]
         tcp: Option<Listen>,
+        /// The store's directory (overrides persistence.dir), or `off` to keep everything in memory.
+        #[arg(long)]
+        data: Option<String>,
     },
     /// Validates a config and prints the graph it describes.
     Check {
@@ -85,7 +88,8 @@ fn main() -> ExitCode {
             refresh,
             http,
             tcp,
-        } => run(config, duration, refresh, http, tcp),
+            data,
+        } => run(config, duration, refresh, http, tcp, data),
         Command::Check { config } => check(&config),
     };
     match result {
@@ -130,6 +134,7 @@ fn run(
     refresh: Duration,
     http: Option<Listen>,
     tcp: Option<Listen>,
+    data: Option<String>,
 ) -> Result<(), String> {
     let config = load(path.as_ref())?;
     let mut ingest = config
@@ -155,9 +160,28 @@ fn run(
         None => {}
     }
     let ingest = (ingest.http.is_some() || ingest.tcp.is_some()).then_some(ingest);
+    let mut persistence = config.persistence().map_err(|error| error.to_string())?;
+    match data.as_deref() {
+        Some("off") => persistence = None,
+        Some(dir) => {
+            let mut defaults = Config::default()
+                .persistence()
+                .map_err(|error| error.to_string())?;
+            if let Some(chosen) = persistence.as_mut().or(defaults.as_mut()) {
+                chosen.dir = PathBuf::from(dir);
+            }
+            persistence = persistence.or(defaults);
+        }
+        None => {}
+    }
+    let data_dir = persistence.as_ref().map(|p| p.dir.clone());
+    let overrides = Overrides {
+        ingest: Some(ingest),
+        persistence: Some(persistence),
+    };
     let graph = SharedGraph::new(new_graph());
     let runtime =
-        Runtime::start(&config, graph.clone(), Some(ingest)).map_err(|error| error.to_string())?;
+        Runtime::start(&config, graph.clone(), overrides).map_err(|error| error.to_string())?;
     let mut title = match &path {
         Some(path) => path.display().to_string(),
         None => "the built-in demo (100 devices at 100 Hz)".to_string(),
@@ -169,6 +193,21 @@ fn run(
         if let Some(address) = server.tcp_addr() {
             title.push_str(&format!("; TCP on {address}"));
         }
+    }
+    if let Some(dir) = &data_dir {
+        title.push_str(&format!("; data in {}", dir.display()));
+    }
+    let persisted = runtime.persistence();
+    if persisted
+        .restored
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        title.push_str(&format!(
+            "; restored from the checkpoint and {} log records",
+            persisted
+                .replayed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ));
     }
     if !std::io::stdout().is_terminal() {
         println!("dav2d: {title}");

@@ -99,9 +99,13 @@ impl Screen {
     pub fn draw(&mut self, runtime: &Runtime) {
         let frame = capture(&runtime.graph().lock());
         let text = if self.interactive {
-            self.render_full(&frame)
+            format!(
+                "{}\n{}\n",
+                self.render_full(&frame),
+                Self::persisted(runtime)
+            )
         } else {
-            self.render_line(&frame)
+            format!("{} {}", self.render_line(&frame), Self::persisted(runtime))
         };
         let mut out = std::io::stdout().lock();
         let result = if self.interactive {
@@ -156,6 +160,17 @@ impl Screen {
             .map_or(0, |n| n.stats.evaluations);
         let seconds = frame.at.duration_since(previous.at).as_secs_f64().max(1e-3);
         node.stats.evaluations.saturating_sub(before) as f64 / seconds
+    }
+
+    fn persisted(runtime: &Runtime) -> String {
+        let p = runtime.persistence();
+        format!(
+            "persisted={} checkpoints={} file_actions_today={}",
+            p.flushed.load(std::sync::atomic::Ordering::Relaxed),
+            p.checkpoints.load(std::sync::atomic::Ordering::Relaxed),
+            p.file_actions_today
+                .load(std::sync::atomic::Ordering::Relaxed)
+        )
     }
 
     fn render_line(&self, frame: &Frame) -> String {

@@ -30,6 +30,8 @@ fn the_demo_runs_for_a_while_and_stops_by_itself() {
         "127.0.0.1:0",
         "--tcp",
         "off",
+        "--data",
+        "off",
     ]);
     assert!(ok, "stderr: {stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -108,6 +110,52 @@ fn check_names_file_line_and_field_of_an_error() {
     assert!(
         stderr.contains("/nonexistent/dav2d.yaml: cannot read the config file"),
         "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_second_run_restores_what_the_first_persisted() {
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.to_str().unwrap();
+    let common = [
+        "--refresh",
+        "500ms",
+        "--http",
+        "off",
+        "--tcp",
+        "off",
+        "--data",
+        data,
+    ];
+    let (ok, stdout, stderr) = dav2d(&[&["run", "--for", "1200ms"][..], &common[..]].concat());
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains(&format!("data in {data}")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("restored"),
+        "nothing to restore the first time: {stdout}"
+    );
+    assert!(
+        dir.join("checkpoint.bin").exists(),
+        "stopping writes a checkpoint"
+    );
+    let (ok, stdout, stderr) = dav2d(&[&["run", "--for", "600ms"][..], &common[..]].concat());
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("restored from the checkpoint"),
+        "{stdout}"
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -75,6 +75,9 @@ pub struct Config {
     /// The parser pool and the admission queue.
     #[serde(default)]
     pub ingest: IngestSection,
+    /// Where and how the processed data is kept on disk.
+    #[serde(default)]
+    pub persistence: PersistenceSection,
     #[serde(skip)]
     file: PathBuf,
 }
@@ -250,6 +253,44 @@ pub struct IngestSection {
     pub parallel_threshold: Option<Spanned<String>>,
 }
 
+/// The `persistence` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSection {
+    /// Set false to keep everything in memory only.
+    pub enabled: Option<bool>,
+    /// The store's directory (default `./dav2d-data`).
+    pub dir: Option<String>,
+    /// How often logged updates are made durable, e.g. `1s`.
+    pub flush_interval: Option<Spanned<String>>,
+    /// How often the whole state is checkpointed, e.g. `1m`.
+    pub checkpoint_interval: Option<Spanned<String>>,
+    /// `always`, `batch` (default) or `off`.
+    pub fsync: Option<Spanned<String>>,
+    /// File actions allowed per UTC day (default 160000).
+    pub max_file_actions_per_day: Option<u64>,
+    /// Roll log segments at this size, e.g. `64MiB`.
+    pub segment_size: Option<Spanned<String>>,
+    /// Raw input streams to persist too (node outputs and constraint states always are).
+    #[serde(default)]
+    pub streams: Vec<String>,
+}
+
+/// Resolved persistence settings.
+#[derive(Clone, Debug)]
+pub struct PersistenceConfig {
+    /// The store's directory.
+    pub dir: std::path::PathBuf,
+    /// How often logged updates are made durable (stretched to fit the budget).
+    pub flush_interval: Duration,
+    /// How often the whole state is checkpointed.
+    pub checkpoint_interval: Duration,
+    /// The store's settings.
+    pub store: dav2d_store::StoreOptions,
+    /// Raw input streams persisted besides node outputs and constraint states.
+    pub streams: Vec<String>,
+}
+
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
 
@@ -348,6 +389,7 @@ impl Config {
         }
         self.tick()?;
         self.ingest()?;
+        self.persistence()?;
         Ok(())
     }
 
@@ -464,6 +506,56 @@ impl Config {
             config.parse.parallel_threshold = threshold;
         }
         Ok((config.http.is_some() || config.tcp.is_some()).then_some(config))
+    }
+
+    /// The persistence this config asks for (`None` when disabled).
+    pub fn persistence(&self) -> Result<Option<PersistenceConfig>, ConfigError> {
+        let section = &self.persistence;
+        if section.enabled == Some(false) {
+            return Ok(None);
+        }
+        let fsync = match &section.fsync {
+            None => dav2d_store::Fsync::Batch,
+            Some(text) => match text.value.as_str() {
+                "always" => dav2d_store::Fsync::Always,
+                "batch" => dav2d_store::Fsync::Batch,
+                "off" => dav2d_store::Fsync::Off,
+                other => {
+                    return Err(self.error_at(
+                        text,
+                        "persistence.fsync".to_string(),
+                        format!("unknown fsync policy '{other}'; expected always, batch or off"),
+                    ));
+                }
+            },
+        };
+        let mut store = dav2d_store::StoreOptions::default();
+        store.wal.fsync = fsync;
+        if let Some(size) = self.size(&section.segment_size, "persistence.segment_size")? {
+            store.wal.segment_bytes = size.max(4096) as u64;
+        }
+        if let Some(budget) = section.max_file_actions_per_day {
+            store.max_file_actions_per_day = budget;
+        }
+        Ok(Some(PersistenceConfig {
+            dir: section.dir.as_deref().unwrap_or("dav2d-data").into(),
+            flush_interval: self
+                .duration(
+                    &section.flush_interval,
+                    "persistence.flush_interval".to_string(),
+                )?
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1)),
+            checkpoint_interval: self
+                .duration(
+                    &section.checkpoint_interval,
+                    "persistence.checkpoint_interval".to_string(),
+                )?
+                .unwrap_or(Duration::from_secs(60))
+                .max(Duration::from_millis(10)),
+            store,
+            streams: section.streams.clone(),
+        }))
     }
 
     /// How often the runner checks constraint timers (default 50 ms).

@@ -10,7 +10,8 @@ pub mod config;
 pub mod fleet;
 pub mod runner;
 
+pub use config::PersistenceConfig;
 pub use config::{Config, ConfigError, DEMO_CONFIG};
 pub use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer, TcpConfig};
 pub use fleet::SyntheticFleet;
-pub use runner::{RunnerStats, Runtime, RuntimeError};
+pub use runner::{Overrides, PersistenceStats, RunnerStats, Runtime, RuntimeError};

@@ -14,7 +14,7 @@ use dav2d_core::{Keys, SharedGraph};
 
 use dav2d_ingest::{IngestConfig, IngestServer, StartError};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, PersistenceConfig};
 
 /// Why a runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,42 @@ pub enum RuntimeError {
     /// A server could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The store could not be opened or restored.
+    #[error(
+        "cannot open the store in {dir}: {error}; fix it or move it aside (or run with persistence off)"
+    )]
+    Store {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        error: dav2d_store::StoreError,
+    },
+}
+
+/// Overrides of what the config asks for (`None` keeps the config's).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// The ingest servers (`Some(None)` runs none).
+    pub ingest: Option<Option<IngestConfig>>,
+    /// Persistence (`Some(None)` keeps everything in memory).
+    pub persistence: Option<Option<PersistenceConfig>>,
+}
+
+/// What the persistence thread reports.
+#[derive(Debug, Default)]
+pub struct PersistenceStats {
+    /// Records made durable.
+    pub flushed: AtomicU64,
+    /// Checkpoints written.
+    pub checkpoints: AtomicU64,
+    /// File actions used today.
+    pub file_actions_today: AtomicU64,
+    /// Records replayed at start.
+    pub replayed: AtomicU64,
+    /// Whether a checkpoint was loaded at start.
+    pub restored: AtomicBool,
+    /// Failed flushes or checkpoints (the engine keeps running in memory).
+    pub failures: AtomicU64,
 }
 use crate::fleet::SyntheticFleet;
 
@@ -35,10 +71,12 @@ pub struct RunnerStats {
     pub late_steps: AtomicU64,
 }
 
-/// Running sources, timers and ingest servers over a graph.
+/// Running sources, timers, ingest servers and persistence over a graph.
 pub struct Runtime {
     graph: SharedGraph,
     ingest: Option<IngestServer>,
+    persistence: Arc<PersistenceStats>,
+    persister: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<RunnerStats>,
@@ -46,16 +84,33 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the config's graph into `graph` and starts its ingest
-    /// servers, sources and timers. `ingest` overrides the config's servers
-    /// (`Some(None)` runs none).
+    /// Builds the config's graph into `graph`, restores it from the store,
+    /// and starts the persistence thread, ingest servers, sources and timers.
     pub fn start(
         config: &Config,
         graph: SharedGraph,
-        ingest: Option<Option<IngestConfig>>,
+        overrides: Overrides,
     ) -> Result<Runtime, RuntimeError> {
         config.build(&mut graph.lock())?;
-        let ingest = match ingest {
+        let persistence = match overrides.persistence {
+            Some(persistence) => persistence,
+            None => config.persistence()?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let persistence_stats = Arc::new(PersistenceStats::default());
+        let mut threads = Vec::new();
+        // Persistence stops last, after everything that produces updates.
+        let persist_stop = Arc::new(AtomicBool::new(false));
+        let persister = match persistence {
+            Some(persistence) => Some(start_persistence(
+                persistence,
+                graph.clone(),
+                Arc::clone(&persist_stop),
+                Arc::clone(&persistence_stats),
+            )?),
+            None => None,
+        };
+        let ingest = match overrides.ingest {
             Some(ingest) => ingest,
             None => config.ingest()?,
         };
@@ -64,9 +119,7 @@ impl Runtime {
             None => None,
         };
         let tick = config.tick()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RunnerStats::default());
-        let mut threads = Vec::new();
         for source in &config.sources {
             let fleet = SyntheticFleet::new(source);
             let (graph, stop, stats) = (graph.clone(), Arc::clone(&stop), Arc::clone(&stats));
@@ -89,6 +142,8 @@ impl Runtime {
         Ok(Runtime {
             graph,
             ingest,
+            persistence: persistence_stats,
+            persister: persister.map(|thread| (persist_stop, thread)),
             stop,
             threads,
             stats,
@@ -104,6 +159,11 @@ impl Runtime {
     /// The running ingest servers, if any.
     pub fn ingest(&self) -> Option<&IngestServer> {
         self.ingest.as_ref()
+    }
+
+    /// What the persistence thread reports.
+    pub fn persistence(&self) -> &PersistenceStats {
+        &self.persistence
     }
 
     /// The runner's own counters.
@@ -129,6 +189,12 @@ impl Runtime {
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("A runtime thread panicked while stopping.");
+            }
+        }
+        if let Some((stop, thread)) = self.persister.take() {
+            stop.store(true, Ordering::Release);
+            if thread.join().is_err() {
+                tracing::error!("The persistence thread panicked while stopping.");
             }
         }
     }
@@ -180,4 +246,128 @@ fn run_fleet(
             next = now;
         }
     }
+}
+
+/// Opens the store, restores the graph from it, and starts the thread that
+/// drains node outputs (and the persisted raw streams) into the log,
+/// flushing on an interval stretched to fit the file-action budget and
+/// checkpointing now and then (and once more when stopping).
+fn start_persistence(
+    config: PersistenceConfig,
+    graph: SharedGraph,
+    stop: Arc<AtomicBool>,
+    stats: Arc<PersistenceStats>,
+) -> Result<JoinHandle<()>, RuntimeError> {
+    let (mut store, updates) = {
+        let mut locked = graph.lock();
+        let clock = Arc::clone(locked.clock());
+        let (store, restored) =
+            dav2d_store::Store::open(&config.dir, config.store.clone(), clock, &mut locked)
+                .map_err(|error| RuntimeError::Store {
+                    dir: config.dir.clone(),
+                    error,
+                })?;
+        stats
+            .replayed
+            .store(restored.replayed as u64, Ordering::Relaxed);
+        stats.restored.store(restored.checkpoint, Ordering::Relaxed);
+        if restored.checkpoint || restored.replayed > 0 {
+            tracing::info!(
+                dir = %config.dir.display(),
+                replayed = restored.replayed,
+                skipped = restored.skipped_records,
+                "Restored the graph from the store."
+            );
+        }
+        let mut names: Vec<String> = locked.nodes().into_iter().map(|n| n.name).collect();
+        names.extend(
+            config
+                .streams
+                .iter()
+                .filter(|s| locked.stream_id(s).is_some())
+                .cloned(),
+        );
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let updates = locked
+            .subscribe_many(&names, dav2d_core::SubscriptionMode::EveryChange, 1 << 20)
+            .map_err(|error| {
+                RuntimeError::Config(ConfigError {
+                    file: config.dir.clone(),
+                    line: 0,
+                    column: 0,
+                    field: "persistence.streams".to_string(),
+                    message: error.to_string(),
+                })
+            })?;
+        (store, updates)
+    };
+    Ok(spawn("dav2d-persist", move || {
+        let mut last_checkpoint = Instant::now();
+        let drain = |store: &mut dav2d_store::Store| -> Result<(), dav2d_store::StoreError> {
+            while let Some(update) = updates.try_next() {
+                store.log(&update)?;
+            }
+            Ok(())
+        };
+        loop {
+            let stopping = stop.load(Ordering::Acquire);
+            // Two actions per flush (write, fsync): never flush more often than the budget allows.
+            let budget_interval = store
+                .ledger()
+                .min_flush_interval_ns(2)
+                .map(|ns| Duration::from_nanos(ns.max(0) as u64));
+            let result = drain(&mut store)
+                .and_then(|()| store.flush())
+                .map(|flushed| {
+                    stats.flushed.fetch_add(flushed as u64, Ordering::Relaxed);
+                });
+            match result {
+                Ok(()) => {}
+                Err(error) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, "Persisting failed; the engine keeps running in memory and retries.");
+                }
+            }
+            if stopping || last_checkpoint.elapsed() >= config.checkpoint_interval {
+                let locked = graph.lock();
+                let result = drain(&mut store)
+                    .and_then(|()| store.flush())
+                    .map(|flushed| stats.flushed.fetch_add(flushed as u64, Ordering::Relaxed))
+                    .and_then(|_| store.checkpoint(&locked));
+                drop(locked);
+                match result {
+                    Ok(()) => {
+                        stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(%error, "A checkpoint failed; the engine keeps running and retries.");
+                    }
+                }
+                last_checkpoint = Instant::now();
+            }
+            stats
+                .file_actions_today
+                .store(store.ledger().used_today(), Ordering::Relaxed);
+            if stopping {
+                break;
+            }
+            let interval = match budget_interval {
+                Some(minimum) => config.flush_interval.max(minimum),
+                None => {
+                    tracing::error!(
+                        budget = store.ledger().budget(),
+                        used = store.ledger().used_today(),
+                        "The daily file-action budget is spent (persistence.max_file_actions_per_day); holding updates until midnight UTC."
+                    );
+                    Duration::from_nanos(store.ledger().day_left_ns().max(0) as u64)
+                        .min(Duration::from_secs(60))
+                }
+            };
+            let deadline = Instant::now() + interval;
+            while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(20).min(interval));
+            }
+        }
+    }))
 }

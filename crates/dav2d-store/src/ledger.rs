@@ -138,6 +138,20 @@ impl Ledger {
         self.budget
     }
 
+    /// The shortest interval between flushes that keeps the rest of today
+    /// within the budget, when each flush costs `actions_per_flush` file
+    /// actions: the store stretches its flush interval to this when load
+    /// (or a small budget) would otherwise overspend. `None` when the budget
+    /// is already spent.
+    pub fn min_flush_interval_ns(&mut self, actions_per_flush: u64) -> Option<i64> {
+        let remaining = self.remaining_today();
+        if remaining < actions_per_flush.max(1) {
+            return None;
+        }
+        let flushes = remaining / actions_per_flush.max(1);
+        Some(self.day_left_ns() / flushes as i64)
+    }
+
     /// Nanoseconds left in the current UTC day.
     pub fn day_left_ns(&self) -> i64 {
         DAY_NS - self.clock.now_ns().rem_euclid(DAY_NS)
@@ -160,5 +174,30 @@ mod tests {
         clock.advance(10);
         assert_eq!((ledger.used_today(), ledger.remaining_today()), (0, 10));
         assert_eq!(ledger.total(), 7);
+    }
+
+    #[test]
+    fn the_flush_interval_stretches_to_fit_the_budget() {
+        // Noon UTC: half a day left, 160,000 actions, 2 per flush.
+        let clock = ManualClock::new(DAY_NS * 10 + DAY_NS / 2);
+        let mut ledger = Ledger::new(160_000, Arc::new(clock.clone()));
+        let interval = ledger.min_flush_interval_ns(2).unwrap();
+        assert_eq!(
+            interval,
+            (DAY_NS / 2) / 80_000,
+            "80,000 flushes over 12 hours"
+        );
+        // Having spent most of the budget, the interval grows.
+        ledger.record(FileAction::Write, 150_000);
+        assert_eq!(
+            ledger.min_flush_interval_ns(2).unwrap(),
+            (DAY_NS / 2) / 5_000
+        );
+        ledger.record(FileAction::Fsync, 10_000);
+        assert_eq!(
+            ledger.min_flush_interval_ns(2),
+            None,
+            "spent: no flush fits"
+        );
     }
 }
