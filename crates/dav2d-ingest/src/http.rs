@@ -627,6 +627,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    state.shared.metrics.request("/healthz", 200);
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+    let problems: Vec<String> = state
+        .shared
+        .status
+        .iter()
+        .filter_map(|s| s.health().err())
+        .collect();
+    if problems.is_empty() {
+        state.shared.metrics.request("/healthz", 200);
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    // Degraded, still serving: 503 tells load balancers, the body says why.
+    state.shared.metrics.request("/healthz", 503);
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "degraded", "problems": problems}),
+    )
 }

@@ -18,4 +18,4 @@ pub mod wire;
 pub use metrics::Metrics;
 pub use pipeline::{Format, IngestReport, ParseOptions, Parsed, apply, decompress, parse};
 pub use scan::BodyError;
-pub use server::{HttpConfig, IngestConfig, IngestServer, StartError, TcpConfig};
+pub use server::{HttpConfig, IngestConfig, IngestServer, StartError, StatusSource, TcpConfig};

@@ -83,7 +83,10 @@ impl fmt::Debug for Metrics {
 
 impl Metrics {
     /// Creates the metrics, reading engine counters from `graph` at each scrape.
-    pub fn new(graph: SharedGraph) -> Self {
+    pub fn new(
+        graph: SharedGraph,
+        status: Vec<std::sync::Arc<dyn crate::server::StatusSource>>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("dav2d");
         let received = Family::<Transport, Counter>::default();
         let accepted = Family::<Transport, Counter>::default();
@@ -116,6 +119,7 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register_collector(Box::new(GraphCollector { graph }));
+        registry.register_collector(Box::new(StatusCollector { status }));
         let counters = |name: &str| {
             let labels = Transport {
                 transport: name.to_string(),
@@ -199,6 +203,24 @@ impl Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
     node: String,
+}
+
+#[derive(Debug)]
+struct StatusCollector {
+    status: Vec<std::sync::Arc<dyn crate::server::StatusSource>>,
+}
+
+impl Collector for StatusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        for source in &self.status {
+            for (name, help, value) in source.gauges() {
+                let gauge = ConstGauge::new(value);
+                let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+                gauge.encode(metric)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads one per-node counter.

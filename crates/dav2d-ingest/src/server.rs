@@ -84,6 +84,18 @@ pub struct IngestConfig {
     pub parse: ParseOptions,
     /// Samples for `all`-edge streams that may wait to be applied.
     pub all_queue_capacity: usize,
+    /// Parts of the process outside the engine (persistence) that report
+    /// their health to `/healthz` and their gauges to `/metrics`.
+    pub status: Vec<Arc<dyn StatusSource>>,
+}
+
+/// Something that reports its health and gauges through the HTTP API, such
+/// as the persistence thread; the ingest edge knows nothing else about it.
+pub trait StatusSource: Send + Sync + std::fmt::Debug {
+    /// `Err(reason)` while degraded (the process keeps serving).
+    fn health(&self) -> Result<(), String>;
+    /// Gauges for `/metrics`: (name without the `dav2d_` prefix, help, value).
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)>;
 }
 
 impl Default for IngestConfig {
@@ -94,6 +106,7 @@ impl Default for IngestConfig {
             workers: 0,
             parse: ParseOptions::default(),
             all_queue_capacity: 1_000_000,
+            status: Vec::new(),
         }
     }
 }
@@ -128,6 +141,7 @@ struct AllEdgeStreams {
 
 /// State shared by every connection.
 pub(crate) struct Shared {
+    pub(crate) status: Vec<Arc<dyn StatusSource>>,
     pub(crate) graph: SharedGraph,
     pub(crate) pool: rayon::ThreadPool,
     pub(crate) metrics: Arc<Metrics>,
@@ -382,13 +396,14 @@ impl IngestServer {
             .enable_all()
             .build()
             .map_err(|e| StartError::Threads(e.to_string()))?;
-        let metrics = Arc::new(Metrics::new(graph.clone()));
+        let metrics = Arc::new(Metrics::new(graph.clone(), config.status.clone()));
         let capacity = config.all_queue_capacity.max(1);
         let mut parse = config.parse.clone();
         if let Some(http) = &config.http {
             parse.max_body = http.max_body;
         }
         let shared = Arc::new(Shared {
+            status: config.status.clone(),
             graph,
             pool,
             metrics: Arc::clone(&metrics),

@@ -807,3 +807,61 @@ fn tcp_stops_reading_while_the_all_edge_queue_is_full() {
         "the queued samples are applied once the engine frees up"
     );
 }
+
+#[derive(Debug, Default)]
+struct FakeStatus {
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl dav2d_ingest::StatusSource for FakeStatus {
+    fn health(&self) -> Result<(), String> {
+        match self.problem.lock().unwrap().clone() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        vec![(
+            "file_actions_remaining_today",
+            "File actions left today",
+            159_990,
+        )]
+    }
+}
+
+#[test]
+fn other_parts_report_health_and_gauges_through_the_api() {
+    let status = Arc::new(FakeStatus::default());
+    let shared: Arc<dyn dav2d_ingest::StatusSource> = status.clone();
+    let server = start_with(|c| c.status = vec![shared]);
+    assert_eq!(
+        request(server.http(), "GET", "/healthz", &[], b"").status,
+        200
+    );
+    *status.problem.lock().unwrap() = Some("persistence: disk full; retrying".into());
+    let degraded = request(server.http(), "GET", "/healthz", &[], b"");
+    assert_eq!(degraded.status, 503);
+    assert_eq!(
+        json(&degraded)["problems"][0],
+        "persistence: disk full; retrying"
+    );
+    let metrics = request(server.http(), "GET", "/metrics", &[], b"");
+    assert!(
+        metrics
+            .body
+            .contains("dav2d_file_actions_remaining_today 159990"),
+        "{}",
+        metrics.body
+    );
+    // Degraded is not down: samples are still taken.
+    assert_eq!(
+        post_json(
+            server.http(),
+            "/ingest/temp",
+            r#"[{"key": "a", "value": 1}]"#
+        )
+        .status,
+        200
+    );
+}

@@ -61,6 +61,60 @@ pub struct PersistenceStats {
     pub restored: AtomicBool,
     /// Failed flushes or checkpoints (the engine keeps running in memory).
     pub failures: AtomicU64,
+    /// The last failure, while persistence is degraded (cleared by a success).
+    pub degraded: std::sync::Mutex<Option<String>>,
+    /// The daily file-action budget.
+    pub budget: AtomicU64,
+}
+
+impl PersistenceStats {
+    fn set_degraded(&self, problem: Option<String>) {
+        if let Ok(mut degraded) = self.degraded.lock() {
+            *degraded = problem;
+        }
+    }
+}
+
+impl dav2d_ingest::StatusSource for PersistenceStats {
+    fn health(&self) -> Result<(), String> {
+        match self.degraded.lock().ok().and_then(|d| d.clone()) {
+            Some(problem) => Err(format!("persistence: {problem}")),
+            None => Ok(()),
+        }
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
+        let used = self.file_actions_today.load(Ordering::Relaxed);
+        let budget = self.budget.load(Ordering::Relaxed);
+        let degraded = self.degraded.lock().map(|d| d.is_some()).unwrap_or(true);
+        vec![
+            (
+                "file_actions_used_today",
+                "File actions (create, write, fsync, rename, delete) used today",
+                used as i64,
+            ),
+            (
+                "file_actions_remaining_today",
+                "File actions left in today's budget",
+                budget.saturating_sub(used) as i64,
+            ),
+            (
+                "persisted_records",
+                "Records made durable since start",
+                self.flushed.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "checkpoints",
+                "Checkpoints written since start",
+                self.checkpoints.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "persistence_degraded",
+                "1 while persistence is failing and retrying",
+                i64::from(degraded),
+            ),
+        ]
+    }
 }
 use crate::fleet::SyntheticFleet;
 
@@ -115,7 +169,12 @@ impl Runtime {
             None => config.ingest()?,
         };
         let ingest = match ingest {
-            Some(ingest) => Some(IngestServer::start(ingest, graph.clone())?),
+            Some(mut ingest) => {
+                if persister.is_some() {
+                    ingest.status.push(Arc::clone(&persistence_stats) as Arc<dyn dav2d_ingest::StatusSource>);
+                }
+                Some(IngestServer::start(ingest, graph.clone())?)
+            }
             None => None,
         };
         let tick = config.tick()?;
@@ -270,6 +329,9 @@ fn start_persistence(
         stats
             .replayed
             .store(restored.replayed as u64, Ordering::Relaxed);
+        stats
+            .budget
+            .store(config.store.max_file_actions_per_day, Ordering::Relaxed);
         stats.restored.store(restored.checkpoint, Ordering::Relaxed);
         if restored.checkpoint || restored.replayed > 0 {
             tracing::info!(
@@ -322,9 +384,10 @@ fn start_persistence(
                     stats.flushed.fetch_add(flushed as u64, Ordering::Relaxed);
                 });
             match result {
-                Ok(()) => {}
+                Ok(()) => stats.set_degraded(None),
                 Err(error) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
+                    stats.set_degraded(Some(error.to_string()));
                     tracing::error!(%error, "Persisting failed; the engine keeps running in memory and retries.");
                 }
             }
@@ -341,6 +404,7 @@ fn start_persistence(
                     }
                     Err(error) => {
                         stats.failures.fetch_add(1, Ordering::Relaxed);
+                        stats.set_degraded(Some(error.to_string()));
                         tracing::error!(%error, "A checkpoint failed; the engine keeps running and retries.");
                     }
                 }
