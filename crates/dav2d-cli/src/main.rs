@@ -49,6 +49,12 @@ enum Command {
         /// The YAML config.
         config: PathBuf,
     },
+    /// Shows what a store directory holds (segments, sizes, records, time
+    /// range, damage, checkpoint) without changing it.
+    Inspect {
+        /// The store's directory, e.g. `dav2d-data`.
+        dir: PathBuf,
+    },
 }
 
 /// A `--http`/`--tcp` value: an address, or `off`.
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
             data,
         } => run(config, duration, refresh, http, tcp, data),
         Command::Check { config } => check(&config),
+        Command::Inspect { dir } => inspect(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,6 +132,47 @@ fn check(path: &PathBuf) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     print!("{}", summary::describe_graph(&graph, &config));
     println!("{}: ok", path.display());
+    Ok(())
+}
+
+fn inspect(dir: &std::path::Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "{} is not a directory; give the store's directory (persistence.dir)",
+            dir.display()
+        ));
+    }
+    let inspection = dav2d_store::inspect(dir).map_err(|error| error.to_string())?;
+    let seconds = |ns: i64| ns as f64 / 1e9;
+    println!(
+        "{}: {} log segments",
+        dir.display(),
+        inspection.segments.len()
+    );
+    for segment in &inspection.segments {
+        let name = segment
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let range = segment.time_range.map_or_else(
+            || "no samples".to_string(),
+            |(lo, hi)| format!("ts {:.3}..{:.3} s", seconds(lo), seconds(hi)),
+        );
+        let damage = segment.damage.map_or_else(String::new, |(offset, kind)| {
+            format!("  DAMAGED ({kind}) from byte {offset}")
+        });
+        println!(
+            "  {name}  {} bytes  {} records  {range}{damage}",
+            segment.bytes, segment.records
+        );
+    }
+    match &inspection.checkpoint {
+        None => println!("checkpoint: none"),
+        Some(Ok((bytes, streams, keys))) => {
+            println!("checkpoint: {bytes} bytes, {streams} streams, {keys} keys")
+        }
+        Some(Err(reason)) => println!("checkpoint: unreadable: {reason}"),
+    }
     Ok(())
 }
 

@@ -8,11 +8,13 @@
 //! Checkpoints, Parquet history and the engine wiring build on this.
 
 pub mod checkpoint;
+pub mod inspect;
 pub mod ledger;
 pub mod store;
 pub mod wal;
 
 pub use checkpoint::CheckpointError;
+pub use inspect::{Inspection, SegmentInfo, inspect};
 pub use ledger::{FileAction, Ledger};
 pub use store::{Restored, Store, StoreError, StoreOptions};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

@@ -159,6 +159,15 @@ impl Recovery {
     }
 }
 
+/// Reads the good records of one segment's bytes into `records`; returns
+/// where damage starts, if any, and its kind. Changes nothing on disk.
+pub fn read_segment_records(
+    bytes: &[u8],
+    records: &mut Vec<Vec<u8>>,
+) -> Option<(u64, &'static str)> {
+    read_segment(bytes, records)
+}
+
 /// Reads the good records of one segment; the offset where damage starts,
 /// if any, and its kind.
 fn read_segment(bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Option<(u64, &'static str)> {
