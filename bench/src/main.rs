@@ -12,8 +12,12 @@
 //! - `parsers FILE REPEATS`: the same bytes parsed single-threaded into
 //!   typed samples by serde_json, sonic-rs and simd-json.
 //! - `events-latency RATE SECONDS`: HTTP POST → `/events` delivery latency.
+//! - `persist N KEYS PER_FLUSH`: N updates logged and made durable (fsync
+//!   batch) beside one JSON line per sample with a flush.
+//! - `restart KEYS`: restoring a checkpoint of KEYS keys into a fresh graph.
 
 mod ingest;
+mod persist;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,9 +135,16 @@ fn main() {
             number(3, 5.0) as usize,
         ),
         Some("events-latency") => ingest::events(number(2, 1000.0), number(3, 3.0)),
+        Some("persist") => persist::persist(
+            number(2, 5e6) as usize,
+            number(3, 10_000.0) as usize,
+            number(4, 1e6) as usize,
+            &std::env::temp_dir(),
+        ),
+        Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS PER_FLUSH | restart KEYS"
             );
             std::process::exit(2);
         }
