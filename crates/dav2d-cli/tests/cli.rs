@@ -157,5 +157,37 @@ fn a_second_run_restores_what_the_first_persisted() {
             .contains("restored from the checkpoint"),
         "{stdout}"
     );
+
+    // `inspect` lists the store and changes nothing in it.
+    let before = files(&dir);
+    let (ok, stdout, stderr) = dav2d(&["inspect", data]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("log segments") && stdout.contains("wal-"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("checkpoint: ") && stdout.contains(" keys"),
+        "{stdout}"
+    );
+    assert_eq!(files(&dir), before, "inspect changes nothing");
+    let (ok, _, stderr) = dav2d(&["inspect", "/nonexistent/store"]);
+    assert!(!ok && stderr.contains("is not a directory"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The files of `dir` with their sizes, sorted.
+fn files(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
 }

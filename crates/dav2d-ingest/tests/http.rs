@@ -503,9 +503,14 @@ fn slow_clients_are_cut_off_and_others_are_still_served() {
     );
     assert_eq!(good.status, 200);
     assert_eq!(read_response(&mut slow_body).status, 408);
+    // The server must close it (end of stream or reset); a read that times
+    // out instead (10 s) means it kept waiting for the headers.
     let mut rest = Vec::new();
-    let closed = slow_headers.read_to_end(&mut rest);
-    assert!(closed.is_ok() || closed.is_err(), "the read returned");
+    match slow_headers.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(error) => panic!("a connection whose headers never finished was not closed: {error}"),
+    }
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
 }
 
