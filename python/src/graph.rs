@@ -24,6 +24,15 @@ use crate::error::{NodeError, config_error, graph_error, rejection};
 use crate::logic::{PyLogic, refuse_reentry};
 use crate::window::PyWindow;
 
+/// `repr()` of a Python value, for the `__repr__`s below.
+fn repr_of(py: Python<'_>, value: &Py<PyAny>) -> String {
+    value
+        .bind(py)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_default()
+}
+
 /// The latest sample of one (stream, key), with its error state.
 #[pyclass(module = "dav2d._dav2d", name = "Sample", frozen, get_all)]
 pub struct PySample {
@@ -42,12 +51,7 @@ pub struct PySample {
 #[pymethods]
 impl PySample {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let value = self
-            .value
-            .bind(py)
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
+        let value = repr_of(py, &self.value);
         match &self.error {
             Some(error) => format!(
                 "Sample(key={:?}, value={value}, ts={}, seq={}, error={:?})",
@@ -100,12 +104,7 @@ pub struct PyUpdate {
 #[pymethods]
 impl PyUpdate {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let value = self
-            .value
-            .bind(py)
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
+        let value = repr_of(py, &self.value);
         let mut text = format!(
             "Update(name={:?}, key={:?}, value={value}, ts={}",
             self.name, self.key, self.ts
