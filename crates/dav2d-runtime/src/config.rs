@@ -269,8 +269,11 @@ pub struct PersistenceSection {
     pub fsync: Option<Spanned<String>>,
     /// File actions allowed per UTC day (default 160000).
     pub max_file_actions_per_day: Option<u64>,
-    /// Roll log segments at this size, e.g. `64MiB`.
+    /// Roll log segments at this size, e.g. `64MiB` (grown with load to
+    /// keep within the budget).
     pub segment_size: Option<Spanned<String>>,
+    /// Delete Parquet history older than this, e.g. `30d` (default: keep).
+    pub retention: Option<Spanned<String>>,
     /// Raw input streams to persist too (node outputs and constraint states always are).
     #[serde(default)]
     pub streams: Vec<String>,
@@ -537,6 +540,9 @@ impl Config {
         if let Some(budget) = section.max_file_actions_per_day {
             store.max_file_actions_per_day = budget;
         }
+        store.retention_ns = self
+            .duration(&section.retention, "persistence.retention".to_string())?
+            .map(|d| d.as_nanos().min(i64::MAX as u128) as i64);
         Ok(Some(PersistenceConfig {
             dir: section.dir.as_deref().unwrap_or("dav2d-data").into(),
             flush_interval: self

@@ -14,4 +14,6 @@ pub use config::PersistenceConfig;
 pub use config::{Config, ConfigError, DEMO_CONFIG};
 pub use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer, TcpConfig};
 pub use fleet::SyntheticFleet;
-pub use runner::{Overrides, PersistenceStats, RunnerStats, Runtime, RuntimeError};
+pub use runner::{
+    Overrides, PersistenceStatus, RunnerStats, Runtime, RuntimeError, start_persistence,
+};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use dav2d_core::{Keys, SharedGraph};
 
 use dav2d_ingest::{IngestConfig, IngestServer, StartError};
+use dav2d_store::{PersistStats, Persister};
 
 use crate::config::{Config, ConfigError, PersistenceConfig};
 
@@ -46,47 +47,23 @@ pub struct Overrides {
     pub persistence: Option<Option<PersistenceConfig>>,
 }
 
-/// What the persistence thread reports.
-#[derive(Debug, Default)]
-pub struct PersistenceStats {
-    /// Records made durable.
-    pub flushed: AtomicU64,
-    /// Checkpoints written.
-    pub checkpoints: AtomicU64,
-    /// File actions used today.
-    pub file_actions_today: AtomicU64,
-    /// Records replayed at start.
-    pub replayed: AtomicU64,
-    /// Whether a checkpoint was loaded at start.
-    pub restored: AtomicBool,
-    /// Failed flushes or checkpoints (the engine keeps running in memory).
-    pub failures: AtomicU64,
-    /// The last failure, while persistence is degraded (cleared by a success).
-    pub degraded: std::sync::Mutex<Option<String>>,
-    /// The daily file-action budget.
-    pub budget: AtomicU64,
-}
+/// Persistence's status as the ingest servers see it (`/healthz`,
+/// `/metrics`).
+#[derive(Debug, Clone)]
+pub struct PersistenceStatus(pub Arc<PersistStats>);
 
-impl PersistenceStats {
-    fn set_degraded(&self, problem: Option<String>) {
-        if let Ok(mut degraded) = self.degraded.lock() {
-            *degraded = problem;
-        }
-    }
-}
-
-impl dav2d_ingest::StatusSource for PersistenceStats {
+impl dav2d_ingest::StatusSource for PersistenceStatus {
     fn health(&self) -> Result<(), String> {
-        match self.degraded.lock().ok().and_then(|d| d.clone()) {
+        match self.0.problem() {
             Some(problem) => Err(format!("persistence: {problem}")),
             None => Ok(()),
         }
     }
 
     fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
-        let used = self.file_actions_today.load(Ordering::Relaxed);
-        let budget = self.budget.load(Ordering::Relaxed);
-        let degraded = self.degraded.lock().map(|d| d.is_some()).unwrap_or(true);
+        let stats = &self.0;
+        let used = stats.file_actions_today.load(Ordering::Relaxed);
+        let budget = stats.budget.load(Ordering::Relaxed);
         vec![
             (
                 "file_actions_used_today",
@@ -99,23 +76,39 @@ impl dav2d_ingest::StatusSource for PersistenceStats {
                 budget.saturating_sub(used) as i64,
             ),
             (
+                "file_actions_budget",
+                "File actions allowed per UTC day (persistence.max_file_actions_per_day)",
+                budget as i64,
+            ),
+            (
                 "persisted_records",
                 "Records made durable since start",
-                self.flushed.load(Ordering::Relaxed) as i64,
+                stats.flushed.load(Ordering::Relaxed) as i64,
             ),
             (
                 "checkpoints",
                 "Checkpoints written since start",
-                self.checkpoints.load(Ordering::Relaxed) as i64,
+                stats.checkpoints.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "persistence_flush_interval_seconds",
+                "The flush interval in force, stretched to fit the file-action budget",
+                (stats.flush_interval_ns.load(Ordering::Relaxed) / 1_000_000_000) as i64,
+            ),
+            (
+                "persistence_segment_bytes",
+                "The log segment size in force, grown to fit the file-action budget",
+                stats.segment_bytes.load(Ordering::Relaxed) as i64,
             ),
             (
                 "persistence_degraded",
-                "1 while persistence is failing and retrying",
-                i64::from(degraded),
+                "1 while persistence is failing and retrying, or cannot keep its budget",
+                i64::from(stats.problem().is_some()),
             ),
         ]
     }
 }
+
 use crate::fleet::SyntheticFleet;
 
 /// Counters the runner keeps besides the graph's.
@@ -129,7 +122,7 @@ pub struct RunnerStats {
 pub struct Runtime {
     graph: SharedGraph,
     ingest: Option<IngestServer>,
-    persistence: Arc<PersistenceStats>,
+    persistence: Arc<PersistStats>,
     persister: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -151,7 +144,7 @@ impl Runtime {
             None => config.persistence()?,
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let persistence_stats = Arc::new(PersistenceStats::default());
+        let persistence_stats = Arc::new(PersistStats::default());
         let mut threads = Vec::new();
         // Persistence stops last, after everything that produces updates.
         let persist_stop = Arc::new(AtomicBool::new(false));
@@ -171,7 +164,9 @@ impl Runtime {
         let ingest = match ingest {
             Some(mut ingest) => {
                 if persister.is_some() {
-                    ingest.status.push(Arc::clone(&persistence_stats) as Arc<dyn dav2d_ingest::StatusSource>);
+                    ingest
+                        .status
+                        .push(Arc::new(PersistenceStatus(Arc::clone(&persistence_stats))));
                 }
                 Some(IngestServer::start(ingest, graph.clone())?)
             }
@@ -221,7 +216,7 @@ impl Runtime {
     }
 
     /// What the persistence thread reports.
-    pub fn persistence(&self) -> &PersistenceStats {
+    pub fn persistence(&self) -> &PersistStats {
         &self.persistence
     }
 
@@ -308,130 +303,50 @@ fn run_fleet(
 }
 
 /// Opens the store, restores the graph from it, and starts the thread that
-/// drains node outputs (and the persisted raw streams) into the log,
-/// flushing on an interval stretched to fit the file-action budget and
-/// checkpointing now and then (and once more when stopping).
-fn start_persistence(
+/// drains node outputs (and the persisted raw streams) into the log on the
+/// budgeted schedule, checkpointing once more when stopped.
+pub fn start_persistence(
     config: PersistenceConfig,
     graph: SharedGraph,
     stop: Arc<AtomicBool>,
-    stats: Arc<PersistenceStats>,
+    stats: Arc<PersistStats>,
 ) -> Result<JoinHandle<()>, RuntimeError> {
-    let (mut store, updates) = {
-        let mut locked = graph.lock();
-        let clock = Arc::clone(locked.clock());
-        let (store, restored) =
-            dav2d_store::Store::open(&config.dir, config.store.clone(), clock, &mut locked)
-                .map_err(|error| RuntimeError::Store {
-                    dir: config.dir.clone(),
-                    error,
-                })?;
-        stats
-            .replayed
-            .store(restored.replayed as u64, Ordering::Relaxed);
-        stats
-            .budget
-            .store(config.store.max_file_actions_per_day, Ordering::Relaxed);
-        stats.restored.store(restored.checkpoint, Ordering::Relaxed);
-        if restored.checkpoint || restored.replayed > 0 {
-            tracing::info!(
-                dir = %config.dir.display(),
-                replayed = restored.replayed,
-                skipped = restored.skipped_records,
-                "Restored the graph from the store."
-            );
-        }
-        let mut names: Vec<String> = locked.nodes().into_iter().map(|n| n.name).collect();
-        names.extend(
-            config
-                .streams
-                .iter()
-                .filter(|s| locked.stream_id(s).is_some())
-                .cloned(),
-        );
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let updates = locked
-            .subscribe_many(&names, dav2d_core::SubscriptionMode::EveryChange, 1 << 20)
-            .map_err(|error| {
-                RuntimeError::Config(ConfigError {
-                    file: config.dir.clone(),
-                    line: 0,
-                    column: 0,
-                    field: "persistence.streams".to_string(),
-                    message: error.to_string(),
-                })
-            })?;
-        (store, updates)
+    let schedule = dav2d_store::Schedule {
+        flush_interval_ns: config.flush_interval.as_nanos().min(i64::MAX as u128) as i64,
+        checkpoint_interval_ns: config.checkpoint_interval.as_nanos().min(i64::MAX as u128) as i64,
+        segment_bytes: config.store.wal.segment_bytes,
     };
+    let (mut persister, restored) = Persister::open(
+        &config.dir,
+        config.store.clone(),
+        schedule,
+        &config.streams,
+        &graph,
+        stats,
+    )
+    .map_err(|error| RuntimeError::Store {
+        dir: config.dir.clone(),
+        error,
+    })?;
+    if restored.checkpoint || restored.replayed > 0 {
+        tracing::info!(
+            dir = %config.dir.display(),
+            replayed = restored.replayed,
+            skipped = restored.skipped_records,
+            "Restored the graph from the store."
+        );
+    }
     Ok(spawn("dav2d-persist", move || {
-        let mut last_checkpoint = Instant::now();
-        let drain = |store: &mut dav2d_store::Store| -> Result<(), dav2d_store::StoreError> {
-            while let Some(update) = updates.try_next() {
-                store.log(&update)?;
-            }
-            Ok(())
-        };
         loop {
             let stopping = stop.load(Ordering::Acquire);
-            // Two actions per flush (write, fsync): never flush more often than the budget allows.
-            let budget_interval = store
-                .ledger()
-                .min_flush_interval_ns(2)
-                .map(|ns| Duration::from_nanos(ns.max(0) as u64));
-            let result = drain(&mut store)
-                .and_then(|()| store.flush())
-                .map(|flushed| {
-                    stats.flushed.fetch_add(flushed as u64, Ordering::Relaxed);
-                });
-            match result {
-                Ok(()) => stats.set_degraded(None),
-                Err(error) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
-                    stats.set_degraded(Some(error.to_string()));
-                    tracing::error!(%error, "Persisting failed; the engine keeps running in memory and retries.");
-                }
-            }
-            if stopping || last_checkpoint.elapsed() >= config.checkpoint_interval {
-                let locked = graph.lock();
-                let result = drain(&mut store)
-                    .and_then(|()| store.flush())
-                    .map(|flushed| stats.flushed.fetch_add(flushed as u64, Ordering::Relaxed))
-                    .and_then(|_| store.checkpoint(&locked));
-                drop(locked);
-                match result {
-                    Ok(()) => {
-                        stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(error) => {
-                        stats.failures.fetch_add(1, Ordering::Relaxed);
-                        stats.set_degraded(Some(error.to_string()));
-                        tracing::error!(%error, "A checkpoint failed; the engine keeps running and retries.");
-                    }
-                }
-                last_checkpoint = Instant::now();
-            }
-            stats
-                .file_actions_today
-                .store(store.ledger().used_today(), Ordering::Relaxed);
+            let due_ns = persister.step(&graph, stopping);
             if stopping {
                 break;
             }
-            let interval = match budget_interval {
-                Some(minimum) => config.flush_interval.max(minimum),
-                None => {
-                    tracing::error!(
-                        budget = store.ledger().budget(),
-                        used = store.ledger().used_today(),
-                        "The daily file-action budget is spent (persistence.max_file_actions_per_day); holding updates until midnight UTC."
-                    );
-                    Duration::from_nanos(store.ledger().day_left_ns().max(0) as u64)
-                        .min(Duration::from_secs(60))
-                }
-            };
-            let deadline = Instant::now() + interval;
-            while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(20).min(interval));
-            }
+            // Wake at least every drain interval to move updates into the
+            // log's buffer; flushes and checkpoints happen when due.
+            let wait = due_ns.clamp(1_000_000, dav2d_store::persist::DRAIN_INTERVAL_NS);
+            std::thread::sleep(Duration::from_nanos(wait as u64));
         }
     }))
 }

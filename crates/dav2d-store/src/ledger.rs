@@ -152,6 +152,11 @@ impl Ledger {
         Some(self.day_left_ns() / flushes as i64)
     }
 
+    /// The time now on the ledger's clock (ns since the epoch).
+    pub fn now_ns(&self) -> i64 {
+        self.clock.now_ns()
+    }
+
     /// Nanoseconds left in the current UTC day.
     pub fn day_left_ns(&self) -> i64 {
         DAY_NS - self.clock.now_ns().rem_euclid(DAY_NS)

@@ -5,16 +5,20 @@
 //! buffered and written a group at a time (one write, one fsync per flush),
 //! and every file action is counted in a [`Ledger`] against a daily budget,
 //! so load raises the batch size rather than the number of file actions.
-//! Checkpoints, Parquet history and the engine wiring build on this.
+//! Checkpoints and Parquet history build on this.
 
 pub mod checkpoint;
+pub mod history;
 pub mod inspect;
 pub mod ledger;
+pub mod persist;
 pub mod store;
 pub mod wal;
 
 pub use checkpoint::CheckpointError;
+pub use history::{HistoryError, HistoryFile, Query, Rows};
 pub use inspect::{Inspection, SegmentInfo, inspect};
 pub use ledger::{FileAction, Ledger};
-pub use store::{Restored, Store, StoreError, StoreOptions};
+pub use persist::{PersistStats, Persister, Schedule};
+pub use store::{PendingCheckpoint, Restored, Store, StoreError, StoreOptions};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

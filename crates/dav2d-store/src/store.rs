@@ -4,17 +4,19 @@
 //! Updates (node outputs, constraint states, and whichever raw streams are
 //! persisted) are logged as records and reach the disk at each `flush`: one
 //! write and one fsync for the whole group. A `checkpoint` rolls the log to a
-//! new segment, writes the graph's whole state noting that segment, and
-//! deletes the segments it covers. Restarting loads the checkpoint, then
+//! new segment, writes the graph's whole state noting that segment, rolls
+//! the segments it covers into a Parquet history file, deletes them, and
+//! drops history older than the retention. Restarting loads the checkpoint, then
 //! replays the records of the segments after it, so `latest()`, windows and
 //! constraint states are what they were at the last durable flush.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dav2d_core::{Clock, Graph, Update, Value};
+use dav2d_core::{Clock, Graph, GraphState, Update, Value};
 
 use crate::checkpoint::{self, CheckpointError, Decoder, Encoder};
+use crate::history::{self, HistoryError};
 use crate::ledger::Ledger;
 use crate::wal::{Damage, Wal, WalError, WalOptions};
 
@@ -27,6 +29,9 @@ pub struct StoreOptions {
     pub wal: WalOptions,
     /// File actions allowed per UTC day.
     pub max_file_actions_per_day: u64,
+    /// Parquet history older than this (ns) is deleted at checkpoints
+    /// (`None` keeps it forever).
+    pub retention_ns: Option<i64>,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +39,7 @@ impl Default for StoreOptions {
         Self {
             wal: WalOptions::default(),
             max_file_actions_per_day: Ledger::DEFAULT_BUDGET,
+            retention_ns: None,
         }
     }
 }
@@ -47,6 +53,12 @@ pub enum StoreError {
     /// The checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// What to persist could not be subscribed to.
+    #[error("{0}")]
+    Names(String),
+    /// Rolling the log into Parquet history failed.
+    #[error(transparent)]
+    History(#[from] HistoryError),
 }
 
 /// What a restart brought back.
@@ -70,7 +82,19 @@ pub struct Store {
     dir: PathBuf,
     wal: Wal,
     ledger: Ledger,
+    retention_ns: Option<i64>,
     scratch: Vec<u8>,
+    logged_bytes: u64,
+    logged_since_checkpoint: u64,
+}
+
+/// A checkpoint taken (the log rolled, the state copied) and not yet
+/// written: [`Store::finish_checkpoint`] does the file work, which needs no
+/// access to the graph.
+#[derive(Debug)]
+pub struct PendingCheckpoint {
+    state: GraphState,
+    wal_from: u64,
 }
 
 fn encode_sample(out: &mut Vec<u8>, stream: &str, key: &str, ts: i64, value: &Value) {
@@ -140,7 +164,10 @@ impl Store {
                 dir: dir.to_path_buf(),
                 wal,
                 ledger,
+                retention_ns: options.retention_ns,
                 scratch: Vec::new(),
+                logged_bytes: 0,
+                logged_since_checkpoint: 0,
             },
             restored,
         ))
@@ -155,8 +182,32 @@ impl Store {
         let mut scratch = std::mem::take(&mut self.scratch);
         encode_sample(&mut scratch, &update.name, &update.key, update.ts_ns, value);
         let result = self.wal.append(&scratch, &mut self.ledger);
+        self.logged_bytes += scratch.len() as u64 + 8;
+        self.logged_since_checkpoint += 1;
         self.scratch = scratch;
         Ok(result?)
+    }
+
+    /// Bytes logged since the store was opened (framing included).
+    pub fn logged_bytes(&self) -> u64 {
+        self.logged_bytes
+    }
+
+    /// Records logged since the last checkpoint (a checkpoint with none is
+    /// skipped: it would only spend file actions).
+    pub fn logged_since_checkpoint(&self) -> u64 {
+        self.logged_since_checkpoint
+    }
+
+    /// Sets the size at which log segments roll (the store grows it with
+    /// load to keep within the file-action budget).
+    pub fn set_segment_bytes(&mut self, bytes: u64) {
+        self.wal.set_segment_bytes(bytes);
+    }
+
+    /// The size at which log segments roll now.
+    pub fn segment_bytes(&self) -> u64 {
+        self.wal.segment_bytes()
     }
 
     /// Makes every logged update durable: one write and one fsync. Returns
@@ -169,10 +220,56 @@ impl Store {
     /// and checkpoint with the graph in the same state (no update in
     /// between), or the log replays updates the checkpoint already holds.
     pub fn checkpoint(&mut self, graph: &Graph) -> Result<(), StoreError> {
+        let pending = self.begin_checkpoint(graph)?;
+        self.finish_checkpoint(pending)
+    }
+
+    /// The part of a checkpoint that needs the graph: commits what is
+    /// pending, rolls the log and copies the state. Hold the graph still
+    /// (its lock) from the last [`Store::log`] through this call.
+    pub fn begin_checkpoint(&mut self, graph: &Graph) -> Result<PendingCheckpoint, StoreError> {
         let wal_from = self.wal.roll(&mut self.ledger)?;
-        checkpoint::write(&self.dir, &graph.export_state(), wal_from, &mut self.ledger)?;
+        self.logged_since_checkpoint = 0;
+        Ok(PendingCheckpoint {
+            state: graph.export_state(),
+            wal_from,
+        })
+    }
+
+    /// The file work of a checkpoint: writes it atomically, rolls the
+    /// segments it covers into Parquet history and deletes them, then
+    /// deletes history older than the retention. A crash anywhere in here
+    /// leaves a directory that restarts correctly; the next checkpoint
+    /// finishes the job without archiving anything twice.
+    pub fn finish_checkpoint(&mut self, pending: PendingCheckpoint) -> Result<(), StoreError> {
+        let PendingCheckpoint { state, wal_from } = pending;
+        checkpoint::write(&self.dir, &state, wal_from, &mut self.ledger)?;
+        drop(state);
+        let archived = history::files(&self.dir)?;
+        let covered: Vec<u64> = crate::wal::segments(&self.dir)?
+            .into_iter()
+            .filter(|&n| n < wal_from)
+            .collect();
+        let unarchived: Vec<u64> = covered
+            .iter()
+            .copied()
+            .filter(|&n| !archived.iter().any(|f| f.covers(n)))
+            .collect();
+        history::archive(&self.dir, &unarchived, &mut self.ledger)?;
         self.wal.delete_before(wal_from, &mut self.ledger)?;
+        if let Some(retention) = self.retention_ns {
+            let before = self.ledger.now_ns().saturating_sub(retention);
+            let expired = history::expire(&self.dir, before, &mut self.ledger)?;
+            if expired > 0 {
+                tracing::info!(expired, "History older than the retention was deleted.");
+            }
+        }
         Ok(())
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// The file-action ledger.

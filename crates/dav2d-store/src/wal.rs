@@ -110,6 +110,9 @@ pub struct Wal {
     segment_len: u64,
     pending: Vec<u8>,
     pending_records: usize,
+    /// A failed write may have left part of a group after `segment_len`:
+    /// it is cut off before anything else is written.
+    dirty: bool,
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
@@ -166,6 +169,62 @@ pub fn read_segment_records(
     records: &mut Vec<Vec<u8>>,
 ) -> Option<(u64, &'static str)> {
     read_segment(bytes, records)
+}
+
+/// Streams the good records of the segment file at `path` to `each`,
+/// reading it in bounded pieces (a segment may be far larger than memory
+/// should hold); returns where damage starts, if any, and its kind. Changes
+/// nothing on disk.
+pub fn for_each_record(
+    path: &Path,
+    mut each: impl FnMut(&[u8]),
+) -> Result<Option<(u64, &'static str)>, WalError> {
+    let file = File::open(path).map_err(io("opening", path))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut offset = 0u64;
+    let mut payload = Vec::new();
+    loop {
+        let mut header = [0u8; HEADER];
+        match read_full(&mut reader, &mut header).map_err(io("reading", path))? {
+            0 => return Ok(None),
+            n if n < HEADER => return Ok(Some((offset, "torn"))),
+            _ => {}
+        }
+        let length_bytes = [header[0], header[1], header[2], header[3]];
+        let length = u32::from_le_bytes(length_bytes) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if length > MAX_RECORD {
+            return Ok(Some((offset, "corrupt")));
+        }
+        payload.resize(length, 0);
+        if read_full(&mut reader, &mut payload).map_err(io("reading", path))? < length {
+            return Ok(Some((offset, "torn")));
+        }
+        if frame_crc(length_bytes, &payload) != crc {
+            return Ok(Some((offset, "corrupt")));
+        }
+        each(&payload);
+        offset += (HEADER + length) as u64;
+    }
+}
+
+/// Reads until `buf` is full or the input ends; how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// The path of segment `number` in `dir`.
+pub fn segment_file(dir: &Path, number: u64) -> PathBuf {
+    segment_path(dir, number)
 }
 
 /// Reads the good records of one segment; the offset where damage starts,
@@ -274,6 +333,7 @@ impl Wal {
             segment_len,
             pending: Vec::new(),
             pending_records: 0,
+            dirty: false,
         };
         Ok((wal, recovery))
     }
@@ -324,29 +384,71 @@ impl Wal {
     /// Writes the buffered records in one write, fsyncs them (unless
     /// `Fsync::Off`) and rolls the segment if it is full. When this returns,
     /// the records are durable. Returns how many records were committed.
+    ///
+    /// When the write or the fsync fails, the records stay buffered, what
+    /// the failed write left in the file is cut off (now, or before the next
+    /// write if the cut fails too), and the next commit writes them again.
     pub fn commit(&mut self, ledger: &mut Ledger) -> Result<usize, WalError> {
         if self.pending.is_empty() {
             return Ok(0);
         }
         let path = segment_path(&self.dir, self.segment);
-        self.file
-            .write_all(&self.pending)
-            .map_err(io("writing", &path))?;
+        if self.dirty {
+            // What a failed write left must go before anything follows it,
+            // or a reader would meet a half record in the middle.
+            self.file
+                .set_len(self.segment_len)
+                .map_err(io("cutting a failed write from", &path))?;
+            ledger.record(FileAction::Delete, 1);
+            self.dirty = false;
+        }
         ledger.record(FileAction::Write, 1);
-        if self.options.fsync != Fsync::Off {
-            self.file.sync_data().map_err(io("syncing", &path))?;
+        let mut result = self
+            .file
+            .write_all(&self.pending)
+            .map_err(io("writing", &path));
+        if result.is_ok() && self.options.fsync != Fsync::Off {
             ledger.record(FileAction::Fsync, 1);
+            // After a failed fsync the kernel may have dropped the pages:
+            // the group is written again rather than trusted.
+            result = self.file.sync_data().map_err(io("syncing", &path));
+        }
+        if let Err(error) = result {
+            self.dirty = true;
+            if self.file.set_len(self.segment_len).is_ok() {
+                ledger.record(FileAction::Delete, 1);
+                self.dirty = false;
+            }
+            return Err(error);
         }
         self.segment_len += self.pending.len() as u64;
         self.pending.clear();
         let committed = std::mem::take(&mut self.pending_records);
         if self.segment_len >= self.options.segment_bytes {
-            let (file, number) = Self::create_segment(&self.dir, self.segment + 1, ledger)?;
-            self.file = file;
-            self.segment = number;
-            self.segment_len = 0;
+            // The records are durable already; a segment that cannot roll
+            // now keeps growing and the roll is tried again next commit.
+            match Self::create_segment(&self.dir, self.segment + 1, ledger) {
+                Ok((file, number)) => {
+                    self.file = file;
+                    self.segment = number;
+                    self.segment_len = 0;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "The log segment could not roll; it keeps growing for now.");
+                }
+            }
         }
         Ok(committed)
+    }
+
+    /// Sets the size at which segments roll.
+    pub fn set_segment_bytes(&mut self, bytes: u64) {
+        self.options.segment_bytes = bytes.max(4096);
+    }
+
+    /// The size at which segments roll.
+    pub fn segment_bytes(&self) -> u64 {
+        self.options.segment_bytes
     }
 
     /// The number of the segment being written.
