@@ -1,6 +1,7 @@
 //! The `dav2d` binary: argument parsing and wiring only. The work happens in
 //! `dav2d-runtime` (config, runner) and `dav2d-core` (the engine).
 
+mod store_cmds;
 mod summary;
 
 use std::io::IsTerminal;
@@ -49,11 +50,36 @@ enum Command {
         /// The YAML config.
         config: PathBuf,
     },
-    /// Shows what a store directory holds (segments, sizes, records, time
-    /// range, damage, checkpoint) without changing it.
+    /// Shows what a store directory holds (log segments, Parquet history,
+    /// sizes, records, time ranges, damage, the checkpoint, file actions
+    /// used) without changing it.
     Inspect {
         /// The store's directory, e.g. `dav2d-data`.
         dir: PathBuf,
+    },
+    /// Writes the history of a store (Parquet files and the log not yet
+    /// rolled into them) to one file, filtered by name, key and time.
+    Export {
+        /// The store's directory, e.g. `dav2d-data`.
+        dir: PathBuf,
+        /// Only this stream, node or constraint.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this key.
+        #[arg(long)]
+        key: Option<String>,
+        /// From this time on (RFC 3339, e.g. 2026-11-22T10:00:00Z, or ns since the epoch).
+        #[arg(long, value_parser = store_cmds::parse_time)]
+        from: Option<i64>,
+        /// Up to (not including) this time.
+        #[arg(long, value_parser = store_cmds::parse_time)]
+        to: Option<i64>,
+        /// The output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: store_cmds::Format,
+        /// The output file (default: stdout; parquet needs one).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -97,7 +123,26 @@ fn main() -> ExitCode {
             data,
         } => run(config, duration, refresh, http, tcp, data),
         Command::Check { config } => check(&config),
-        Command::Inspect { dir } => inspect(&dir),
+        Command::Inspect { dir } => store_cmds::inspect(&dir),
+        Command::Export {
+            dir,
+            name,
+            key,
+            from,
+            to,
+            format,
+            out,
+        } => store_cmds::export(store_cmds::Export {
+            dir,
+            query: dav2d_store::Query {
+                name,
+                key,
+                since: from,
+                until: to,
+            },
+            format,
+            out,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,47 +177,6 @@ fn check(path: &PathBuf) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     print!("{}", summary::describe_graph(&graph, &config));
     println!("{}: ok", path.display());
-    Ok(())
-}
-
-fn inspect(dir: &std::path::Path) -> Result<(), String> {
-    if !dir.is_dir() {
-        return Err(format!(
-            "{} is not a directory; give the store's directory (persistence.dir)",
-            dir.display()
-        ));
-    }
-    let inspection = dav2d_store::inspect(dir).map_err(|error| error.to_string())?;
-    let seconds = |ns: i64| ns as f64 / 1e9;
-    println!(
-        "{}: {} log segments",
-        dir.display(),
-        inspection.segments.len()
-    );
-    for segment in &inspection.segments {
-        let name = segment
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let range = segment.time_range.map_or_else(
-            || "no samples".to_string(),
-            |(lo, hi)| format!("ts {:.3}..{:.3} s", seconds(lo), seconds(hi)),
-        );
-        let damage = segment.damage.map_or_else(String::new, |(offset, kind)| {
-            format!("  DAMAGED ({kind}) from byte {offset}")
-        });
-        println!(
-            "  {name}  {} bytes  {} records  {range}{damage}",
-            segment.bytes, segment.records
-        );
-    }
-    match &inspection.checkpoint {
-        None => println!("checkpoint: none"),
-        Some(Ok((bytes, streams, keys))) => {
-            println!("checkpoint: {bytes} bytes, {streams} streams, {keys} keys")
-        }
-        Some(Err(reason)) => println!("checkpoint: unreadable: {reason}"),
-    }
     Ok(())
 }
 

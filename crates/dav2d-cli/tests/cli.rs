@@ -170,9 +170,65 @@ fn a_second_run_restores_what_the_first_persisted() {
         stdout.contains("checkpoint: ") && stdout.contains(" keys"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("history: 2 Parquet files"),
+        "each stop's checkpoint rolled the log into Parquet: {stdout}"
+    );
+    assert!(stdout.contains("file actions: "), "{stdout}");
     assert_eq!(files(&dir), before, "inspect changes nothing");
     let (ok, _, stderr) = dav2d(&["inspect", "/nonexistent/store"]);
     assert!(!ok && stderr.contains("is not a directory"), "{stderr}");
+
+    // `export` writes what the history holds, filtered, in three formats.
+    let (ok, csv, stderr) = dav2d(&["export", data, "--name", "overheat", "--format", "csv"]);
+    assert!(ok, "{stderr}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("ts,name,key,value,state"));
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.len() >= 100,
+        "a state per device at least: {}",
+        rows.len()
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(",overheat,dev-") && r.contains("Z,")),
+        "{csv}"
+    );
+    assert!(
+        stderr.contains(&format!("exported {} rows", rows.len())),
+        "{stderr}"
+    );
+    let (ok, ndjson, stderr) = dav2d(&[
+        "export", data, "--name", "temp_avg", "--key", "dev-007", "--format", "ndjson",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(ndjson.lines().count() > 10, "{ndjson}");
+    assert!(
+        ndjson
+            .lines()
+            .all(|l| l.contains(r#""name":"temp_avg","key":"dev-007","value":"#)),
+        "{ndjson}"
+    );
+    let parquet = dir.with_extension("parquet");
+    let out = parquet.to_str().unwrap();
+    let (ok, _, stderr) = dav2d(&[
+        "export", data, "--name", "overheat", "--format", "parquet", "--out", out,
+    ]);
+    assert!(ok, "{stderr}");
+    let mut read_back = 0;
+    dav2d_store::history::read_file(&parquet, |rows| {
+        read_back += rows.len();
+        assert!(rows.name.iter().all(|n| n.as_ref() == "overheat"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(read_back, rows.len(), "the same rows as the CSV");
+    let (ok, _, stderr) = dav2d(&["export", data, "--format", "parquet"]);
+    assert!(!ok && stderr.contains("needs --out FILE"), "{stderr}");
+    let (ok, _, stderr) = dav2d(&["export", data, "--from", "yesterday"]);
+    assert!(!ok && stderr.contains("is not a time"), "{stderr}");
+    std::fs::remove_file(&parquet).ok();
     std::fs::remove_dir_all(&dir).ok();
 }
 

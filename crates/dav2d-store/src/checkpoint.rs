@@ -1,8 +1,9 @@
 //! Checkpoints: the engine's whole state in one file, replaced atomically.
 //!
-//! The file is `DV2CKPT2`, then the first write-ahead-log segment the
-//! checkpoint does not cover and the encoded [`GraphState`], then a CRC32C of
-//! both. It is written to a temporary file, fsynced, renamed
+//! The file is `DV2CKPT3`, then the first write-ahead-log segment the
+//! checkpoint does not cover, the encoded [`GraphState`] and the file-action
+//! ledger's day and counts (so the budget survives a restart), then a CRC32C
+//! of all three. It is written to a temporary file, fsynced, renamed
 //! over the previous checkpoint and the directory is fsynced, so a crash at
 //! any moment leaves either the old checkpoint or the new one, never a mix.
 //! The encoding is this crate's own: the engine's types are not serializable.
@@ -17,9 +18,9 @@ use dav2d_core::{
     StreamState, Value,
 };
 
-use crate::ledger::{FileAction, Ledger};
+use crate::ledger::{FileAction, Ledger, LedgerDay};
 
-const MAGIC: &[u8; 8] = b"DV2CKPT2";
+const MAGIC: &[u8; 8] = b"DV2CKPT3";
 /// The checkpoint's file name in the store directory.
 pub const FILE: &str = "checkpoint.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
@@ -226,7 +227,7 @@ impl Decoder<'_> {
     }
 }
 
-fn encode(state: &GraphState, wal_from: u64) -> Vec<u8> {
+fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay) -> Vec<u8> {
     let mut e = Encoder(Vec::new());
     e.u64(wal_from);
     e.u64(state.streams.len() as u64);
@@ -268,10 +269,14 @@ fn encode(state: &GraphState, wal_from: u64) -> Vec<u8> {
             e.f64(c.last_value);
         }
     }
+    e.i64(ledger.day);
+    for count in ledger.counts {
+        e.u64(count);
+    }
     e.0
 }
 
-fn decode(bytes: &[u8]) -> Result<(GraphState, u64), String> {
+fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let mut d = Decoder { bytes, at: 0 };
     let wal_from = d.u64()?;
     let mut streams = Vec::new();
@@ -323,13 +328,22 @@ fn decode(bytes: &[u8]) -> Result<(GraphState, u64), String> {
         }
         nodes.push(NodeState { name, keys });
     }
+    let day = d.i64()?;
+    let mut counts = [0u64; 5];
+    for count in &mut counts {
+        *count = d.u64()?;
+    }
     if d.at != bytes.len() {
         return Err(format!(
             "{} unexpected bytes after the state",
             bytes.len() - d.at
         ));
     }
-    Ok((GraphState { streams, nodes }, wal_from))
+    Ok(Checkpoint {
+        state: GraphState { streams, nodes },
+        wal_from,
+        ledger: LedgerDay { day, counts },
+    })
 }
 
 fn io<'a>(
@@ -343,15 +357,27 @@ fn io<'a>(
     }
 }
 
+/// A checkpoint read back.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The graph's state.
+    pub state: GraphState,
+    /// The first log segment it does not cover.
+    pub wal_from: u64,
+    /// The file-action counts of the day it was written.
+    pub ledger: LedgerDay,
+}
+
 /// Writes `state` as the checkpoint in `dir`, atomically, noting that it
-/// covers every write-ahead-log segment before `wal_from`.
+/// covers every write-ahead-log segment before `wal_from`. The ledger's
+/// counts go with it (as they stand before this checkpoint's own actions).
 pub fn write(
     dir: &Path,
     state: &GraphState,
     wal_from: u64,
     ledger: &mut Ledger,
 ) -> Result<(), CheckpointError> {
-    let payload = encode(state, wal_from);
+    let payload = encode(state, wal_from, ledger.snapshot());
     let temporary = dir.join(TEMPORARY);
     let mut file = File::create(&temporary).map_err(io("creating", &temporary))?;
     ledger.record(FileAction::Create, 1);
@@ -377,6 +403,11 @@ pub fn write(
 /// segment it does not cover. A damaged checkpoint is an error that says
 /// so; it is never partly read.
 pub fn read(dir: &Path) -> Result<Option<(GraphState, u64)>, CheckpointError> {
+    Ok(read_full(dir)?.map(|c| (c.state, c.wal_from)))
+}
+
+/// Like [`read`], with the ledger counts the checkpoint carries.
+pub fn read_full(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     let path = dir.join(FILE);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,

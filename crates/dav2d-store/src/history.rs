@@ -72,6 +72,10 @@ pub enum HistoryError {
     /// Reading a log segment failed.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// Whoever received the rows could not take them (e.g. an export's
+    /// output failed).
+    #[error("{0}")]
+    Output(String),
 }
 
 fn io<'a>(
@@ -638,6 +642,13 @@ fn read_row_group(
         });
     }
     Ok(())
+}
+
+/// The number of rows in a history file, from its footer.
+pub fn row_count(path: &Path) -> Result<u64, HistoryError> {
+    let file = File::open(path).map_err(io("opening", path))?;
+    let reader = SerializedFileReader::new(file).map_err(pq(path))?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Reads a history file, handing each row group to `each`.

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
+use crate::history::{self, HistoryError, Progress};
+use crate::ledger::LedgerDay;
 use crate::store::decode_sample;
-use crate::wal::{self, WalError};
+use crate::wal;
 
 /// One log segment.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,52 +23,98 @@ pub struct SegmentInfo {
     pub damage: Option<(u64, &'static str)>,
 }
 
+/// One Parquet history file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryInfo {
+    /// The file, the segments it holds and its time range.
+    pub file: history::HistoryFile,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Rows in it, or why its footer could not be read.
+    pub rows: Result<u64, String>,
+}
+
 /// What a store directory holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inspection {
     /// The log's segments, oldest first.
     pub segments: Vec<SegmentInfo>,
+    /// The Parquet history files, oldest first.
+    pub history: Vec<HistoryInfo>,
     /// The checkpoint: its size, streams and keys, or why it is unreadable.
     pub checkpoint: Option<Result<(u64, usize, usize), String>>,
+    /// File actions used on the day of the last checkpoint, as it recorded
+    /// them.
+    pub file_actions: Option<LedgerDay>,
 }
 
 /// Reads `dir` without truncating or writing anything.
-pub fn inspect(dir: &Path) -> Result<Inspection, WalError> {
+pub fn inspect(dir: &Path) -> Result<Inspection, HistoryError> {
+    inspect_with_progress(dir, |_| {})
+}
+
+/// [`inspect`], telling `progress` how many bytes of log it has read (the
+/// log is read through; history files only by their footers).
+pub fn inspect_with_progress(
+    dir: &Path,
+    mut progress: impl FnMut(Progress),
+) -> Result<Inspection, HistoryError> {
+    let numbers = wal::segments(dir)?;
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut at = Progress {
+        done: 0,
+        total: numbers
+            .iter()
+            .map(|&n| size(&wal::segment_file(dir, n)))
+            .sum(),
+    };
+    progress(at);
     let mut segments = Vec::new();
-    for number in wal::segments(dir)? {
-        let path = dir.join(format!("wal-{number:016}.log"));
-        let bytes = std::fs::read(&path).map_err(|error| WalError::Io {
-            action: "reading",
-            path: path.clone(),
-            error,
-        })?;
-        let mut records = Vec::new();
-        let damage = wal::read_segment_records(&bytes, &mut records);
+    for number in numbers {
+        let path = wal::segment_file(dir, number);
+        let mut records = 0;
         let mut time_range: Option<(i64, i64)> = None;
-        for record in &records {
+        let damage = wal::for_each_record(&path, |record| {
+            records += 1;
             if let Ok((_, _, ts, _)) = decode_sample(record) {
                 time_range = Some(time_range.map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))));
             }
-        }
+        })?;
+        let bytes = size(&path);
+        at.done += bytes;
+        progress(at);
         segments.push(SegmentInfo {
             path,
-            bytes: bytes.len() as u64,
-            records: records.len(),
+            bytes,
+            records,
             time_range,
             damage,
         });
     }
-    let checkpoint = match checkpoint::read(dir) {
-        Ok(None) => None,
-        Ok(Some((state, _))) => {
-            let size = std::fs::metadata(dir.join(checkpoint::FILE)).map_or(0, |m| m.len());
-            let keys = state.streams.iter().map(|s| s.keys.len()).sum();
-            Some(Ok((size, state.streams.len(), keys)))
+    let history = history::files(dir)?
+        .into_iter()
+        .map(|file| HistoryInfo {
+            bytes: size(&file.path),
+            rows: history::row_count(&file.path).map_err(|error| error.to_string()),
+            file,
+        })
+        .collect();
+    let (checkpoint, file_actions) = match checkpoint::read_full(dir) {
+        Ok(None) => (None, None),
+        Ok(Some(kept)) => {
+            let size = size(&dir.join(checkpoint::FILE));
+            let keys = kept.state.streams.iter().map(|s| s.keys.len()).sum();
+            (
+                Some(Ok((size, kept.state.streams.len(), keys))),
+                Some(kept.ledger),
+            )
         }
-        Err(error) => Some(Err(error.to_string())),
+        Err(error) => (Some(Err(error.to_string())), None),
     };
     Ok(Inspection {
         segments,
+        history,
         checkpoint,
+        file_actions,
     })
 }

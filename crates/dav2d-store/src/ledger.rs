@@ -58,6 +58,30 @@ impl fmt::Display for FileAction {
     }
 }
 
+/// One day's file-action counts, as a checkpoint keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerDay {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// Counts by kind: create, write, fsync, rename, delete.
+    pub counts: [u64; 5],
+}
+
+impl LedgerDay {
+    /// All actions that day.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The counts by kind.
+    pub fn by_kind(&self) -> Vec<(FileAction, u64)> {
+        FileAction::ALL
+            .iter()
+            .map(|&k| (k, self.counts[k.index()]))
+            .collect()
+    }
+}
+
 /// Counts file actions per UTC day against a budget.
 pub struct Ledger {
     clock: Arc<dyn Clock>,
@@ -98,6 +122,27 @@ impl Ledger {
         if day != self.day {
             self.day = day;
             self.counts = [0; 5];
+        }
+    }
+
+    /// Today's counts, to keep in a checkpoint.
+    pub fn snapshot(&mut self) -> LedgerDay {
+        self.roll();
+        LedgerDay {
+            day: self.day,
+            counts: self.counts,
+        }
+    }
+
+    /// Adds the counts a checkpoint kept, if they are from today (a restart
+    /// does not get a fresh budget). Actions after that checkpoint and
+    /// before the restart are not known; the budget's reserve covers them.
+    pub fn restore(&mut self, kept: LedgerDay) {
+        self.roll();
+        if kept.day == self.day {
+            for (count, kept) in self.counts.iter_mut().zip(kept.counts) {
+                *count += kept;
+            }
         }
     }
 

@@ -17,8 +17,8 @@ pub mod wal;
 
 pub use checkpoint::CheckpointError;
 pub use history::{HistoryError, HistoryFile, Query, Rows};
-pub use inspect::{Inspection, SegmentInfo, inspect};
-pub use ledger::{FileAction, Ledger};
+pub use inspect::{HistoryInfo, Inspection, SegmentInfo, inspect, inspect_with_progress};
+pub use ledger::{FileAction, Ledger, LedgerDay};
 pub use persist::{PersistStats, Persister, Schedule};
 pub use store::{PendingCheckpoint, Restored, Store, StoreError, StoreOptions};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

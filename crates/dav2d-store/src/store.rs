@@ -137,10 +137,11 @@ impl Store {
             ..Restored::default()
         };
         let mut wal_from = 0;
-        if let Some((state, from)) = checkpoint::read(dir)? {
+        if let Some(kept) = checkpoint::read_full(dir)? {
             restored.checkpoint = true;
-            restored.skipped_names = graph.import_state(&state);
-            wal_from = from;
+            restored.skipped_names = graph.import_state(&kept.state);
+            wal_from = kept.wal_from;
+            ledger.restore(kept.ledger);
         }
         for record in recovery.records_from(wal_from) {
             let replayed = match decode_sample(record) {

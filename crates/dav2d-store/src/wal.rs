@@ -162,15 +162,6 @@ impl Recovery {
     }
 }
 
-/// Reads the good records of one segment's bytes into `records`; returns
-/// where damage starts, if any, and its kind. Changes nothing on disk.
-pub fn read_segment_records(
-    bytes: &[u8],
-    records: &mut Vec<Vec<u8>>,
-) -> Option<(u64, &'static str)> {
-    read_segment(bytes, records)
-}
-
 /// Streams the good records of the segment file at `path` to `each`,
 /// reading it in bounded pieces (a segment may be far larger than memory
 /// should hold); returns where damage starts, if any, and its kind. Changes
