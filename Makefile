@@ -13,10 +13,10 @@ RUN_ARGS ?=
 
 .PHONY: run test bench develop lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14"
 	touch $@
 
 # Builds the Python extension into .venv (debug build for tests).

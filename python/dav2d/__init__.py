@@ -18,12 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes
-from ._api import DEFAULT_WINDOW, CallbackSubscription, Constraint, Graph, Node, default_graph, reset
+from ._api import (
+    DEFAULT_WINDOW,
+    CallbackSubscription,
+    Constraint,
+    Graph,
+    Node,
+    TimeLike,
+    default_graph,
+    read_history,
+    reset,
+)
 from ._dav2d import (
     ConfigError,
     Dav2dError,
     GraphError,
     NodeError,
+    Persistence,
     RejectedError,
     Sample,
     Server,
@@ -43,21 +54,26 @@ __all__ = [
     "GraphError",
     "Node",
     "NodeError",
+    "Persistence",
     "RejectedError",
     "Sample",
     "Server",
     "Subscription",
+    "TimeLike",
     "Update",
     "Window",
     "__version__",
     "declare_stream",
     "default_graph",
+    "history",
     "latest",
     "latest_all",
     "load_config",
     "nodes",
+    "persist",
     "push",
     "push_many",
+    "read_history",
     "reset",
     "serve",
     "stats",
@@ -115,6 +131,34 @@ def declare_stream(name: str, **bounds: Any) -> None:
 def serve(config: str | None = None, **options: Any) -> Server:
     """Starts the HTTP API and TCP server feeding the default graph; see :meth:`Graph.serve`."""
     return default_graph().serve(config, **options)
+
+
+def persist(dir: str | None = None, **options: Any) -> Persistence:  # noqa: A002 - the config's name
+    """Persists the default graph to ``dir`` (default ``./dav2d-data``); see :meth:`Graph.persist`.
+
+    ``dav2d.history(...)`` then reads from there by default.
+    """
+    return default_graph().persist(dir, **options)
+
+
+def history(
+    name: str | None,
+    key: str | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    *,
+    dir: str | None = None,  # noqa: A002 - the config's name
+) -> Any:
+    """The persisted history of ``name`` (every name if None) as a ``pyarrow.Table``.
+
+    Optionally one ``key``, from ``since`` (inclusive) to ``until``
+    (exclusive): ns since the epoch, ISO 8601 strings or datetimes. Columns:
+    ``ts`` (timestamp[ns, UTC]), ``name``, ``key``, ``value`` (float64, null
+    for text), ``state`` (constraint states and text, null for numbers).
+    ``dir`` defaults to where the default graph persists (else
+    ``./dav2d-data``). Needs ``pyarrow``.
+    """
+    return default_graph().history(name, key, since, until, dir=dir)
 
 
 def load_config(path: str) -> None:

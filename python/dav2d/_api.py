@@ -6,10 +6,12 @@ the engine does the work with the GIL released.
 
 from __future__ import annotations
 
+import datetime
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Union
 
 from . import _dav2d
 
@@ -19,7 +21,9 @@ __all__ = [
     "Constraint",
     "CallbackSubscription",
     "default_graph",
+    "read_history",
     "reset",
+    "TimeLike",
     "DEFAULT_WINDOW",
 ]
 
@@ -80,6 +84,7 @@ class Graph:
             auto_create_streams=auto_create_streams, history=history, manual_clock=manual_clock
         )
         self._callbacks: list[CallbackSubscription] = []
+        self._persistence: _dav2d.Persistence | None = None
 
     # -- building ---------------------------------------------------------------------
 
@@ -186,8 +191,14 @@ class Graph:
 
     def stats(self) -> dict[str, Any]:
         """Counters: samples in, accepted, rejected (by reason), evaluations,
-        conflated, errors, cutoffs, waves, transitions, and per node."""
-        return self._engine.stats()
+        conflated, errors, cutoffs, waves, transitions, and per node; while
+        persisting, ``"persistence"`` holds the store's counters (records
+        persisted, checkpoints, file actions used and left today, the budget,
+        the schedule in force and the current problem, if any)."""
+        stats = self._engine.stats()
+        if self._persistence is not None:
+            stats["persistence"] = self._persistence.stats()
+        return stats
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node in evaluation (topological) order."""
@@ -226,8 +237,70 @@ class Graph:
             self._engine, config, http=http, tcp=tcp, token=token, max_body=max_body, workers=workers
         )
 
+    def persist(
+        self,
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002 - the config's name
+        *,
+        config: str | None = None,
+        flush_interval: float | None = None,
+        checkpoint_interval: float | None = None,
+        fsync: str | None = None,
+        max_file_actions_per_day: int | None = None,
+        retention: float | None = None,
+        segment_size: int | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> _dav2d.Persistence:
+        """Persists this graph to a store directory (default ``./dav2d-data``).
+
+        Restores the graph from the store first (register the same nodes
+        before calling it), then logs every node output and constraint state
+        (and the raw ``streams`` listed), makes them durable every
+        ``flush_interval`` seconds, checkpoints every ``checkpoint_interval``
+        seconds and rolls the log into Parquet history, all within
+        ``max_file_actions_per_day``. Settings come from the ``persistence``
+        section of the YAML ``config`` (if given), then the keywords
+        (durations in seconds, ``fsync`` one of ``"always"``, ``"batch"``,
+        ``"off"``). Returns a :class:`Persistence`; :meth:`close` (or its
+        ``stop()``) flushes and checkpoints one last time.
+        """
+        if self._persistence is not None and self._persistence.running:
+            raise _dav2d.Dav2dError(f"this graph is already persisted to {self._persistence.dir}")
+        self._persistence = _dav2d.persist(
+            self._engine,
+            None if dir is None else os.fspath(dir),
+            config=config,
+            flush_interval=flush_interval,
+            checkpoint_interval=checkpoint_interval,
+            fsync=fsync,
+            max_file_actions_per_day=max_file_actions_per_day,
+            retention=retention,
+            segment_size=segment_size,
+            streams=None if streams is None else list(streams),
+        )
+        return self._persistence
+
+    def history(
+        self,
+        name: str | None,
+        key: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        *,
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002
+    ) -> Any:
+        """The persisted history of ``name`` as a ``pyarrow.Table``; see :func:`read_history`.
+
+        ``dir`` defaults to where this graph persists (else ``./dav2d-data``).
+        """
+        if dir is None:
+            dir = self._persistence.dir if self._persistence is not None else "dav2d-data"  # noqa: A001
+        return read_history(dir, name, key, since, until)
+
     def close(self) -> None:
-        """Stops callback subscriptions and the timer thread."""
+        """Stops persistence (flushing and checkpointing), callback
+        subscriptions and the timer thread."""
+        if self._persistence is not None:
+            self._persistence.stop()
         for handle in self._callbacks:
             handle.close()
         self._callbacks.clear()
@@ -399,6 +472,63 @@ class Constraint:
 
     def __repr__(self) -> str:
         return f"Constraint(name={self.name!r}, input={self.input!r}, trip={self.trip}, reset={self.reset})"
+
+
+TimeLike = Union[int, str, datetime.datetime]
+"""A time: ns since the epoch (int), an ISO 8601 string, or a datetime (naive means UTC)."""
+
+
+def _ns(value: TimeLike | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a time, not a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"{what}={value!r} is not an ISO 8601 time ({error})") from None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    raise TypeError(f"{what} must be ns since the epoch, an ISO 8601 string or a datetime, not {type(value).__name__}")
+
+
+def read_history(
+    dir: str | os.PathLike[str],  # noqa: A002 - the config's name
+    name: str | None,
+    key: str | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+) -> Any:
+    """The history in store directory ``dir`` of ``name`` (every name if None), optionally one
+    ``key``, from ``since`` (inclusive) to ``until`` (exclusive), as a
+    ``pyarrow.Table`` with columns ``ts`` (timestamp[ns, UTC]), ``name``,
+    ``key``, ``value`` (float64, null for text) and ``state`` (string:
+    constraint states and text values, null for numbers).
+
+    Reads the store's Parquet history and the log not yet rolled into it,
+    without changing anything (a running store may be writing it). Needs
+    ``pyarrow`` (``pip install pyarrow``).
+    """
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise ImportError("dav2d.history() returns a pyarrow Table: pip install pyarrow") from None
+    columns = _dav2d.history(os.fspath(dir), name, key, _ns(since, "since"), _ns(until, "until"))
+    return pa.table(
+        {
+            "ts": pa.array(columns["ts"], type=pa.timestamp("ns", tz="UTC")),
+            "name": pa.array(columns["name"], type=pa.string()),
+            "key": pa.array(columns["key"], type=pa.string()),
+            "value": pa.array(columns["value"], type=pa.float64()),
+            "state": pa.array(columns["state"], type=pa.string()),
+        }
+    )
 
 
 _default: Graph | None = None

@@ -91,6 +91,37 @@ def serve(
     workers: int | None = None,
 ) -> Server: ...
 
+class Persistence:
+    """A running persistence thread (see :meth:`dav2d.Graph.persist`)."""
+
+    @property
+    def dir(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def stop(self) -> None: ...
+
+def persist(
+    graph: Graph,
+    dir: str | None = None,
+    *,
+    config: str | None = None,
+    flush_interval: float | None = None,
+    checkpoint_interval: float | None = None,
+    fsync: str | None = None,
+    max_file_actions_per_day: int | None = None,
+    retention: float | None = None,
+    segment_size: int | None = None,
+    streams: list[str] | None = None,
+) -> Persistence: ...
+def history(
+    dir: str,
+    name: str | None = None,
+    key: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> dict[str, Any]: ...
+
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 

@@ -7,6 +7,7 @@ mod convert;
 mod error;
 mod graph;
 mod logic;
+mod persist;
 mod server;
 mod window;
 
@@ -23,6 +24,9 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<window::PyWindow>()?;
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
+    m.add_class::<persist::PyPersistence>()?;
+    m.add_function(wrap_pyfunction!(persist::persist, m)?)?;
+    m.add_function(wrap_pyfunction!(persist::history, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -26,6 +26,9 @@ pub enum RuntimeError {
     /// A server could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// What to persist does not match the graph.
+    #[error("{0}")]
+    Persistence(String),
     /// The store could not be opened or restored.
     #[error(
         "cannot open the store in {dir}: {error}; fix it or move it aside (or run with persistence off)"
@@ -324,9 +327,12 @@ pub fn start_persistence(
         &graph,
         stats,
     )
-    .map_err(|error| RuntimeError::Store {
-        dir: config.dir.clone(),
-        error,
+    .map_err(|error| match error {
+        dav2d_store::StoreError::Names(message) => RuntimeError::Persistence(message),
+        error => RuntimeError::Store {
+            dir: config.dir.clone(),
+            error,
+        },
     })?;
     if restored.checkpoint || restored.replayed > 0 {
         tracing::info!(
