@@ -12,7 +12,7 @@
 //! - `parsers FILE REPEATS`: the same bytes parsed single-threaded into
 //!   typed samples by serde_json, sonic-rs and simd-json.
 //! - `events-latency RATE SECONDS`: HTTP POST → `/events` delivery latency.
-//! - `persist N KEYS PER_FLUSH`: N updates logged and made durable (fsync
+//! - `persist N KEYS`: N samples through a graph made durable by the persister (fsync
 //!   batch) beside one JSON line per sample with a flush.
 //! - `restart KEYS`: restoring a checkpoint of KEYS keys into a fresh graph.
 
@@ -144,7 +144,7 @@ fn main() {
         Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS PER_FLUSH | restart KEYS"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS"
             );
             std::process::exit(2);
         }

@@ -416,6 +416,21 @@ impl Persister {
         self.updates.pending()
     }
 
+    /// Moves every delivered update into the log and flushes now, whatever
+    /// the schedule (still within the budget: nothing is written when it
+    /// is spent). Returns how many records became durable.
+    pub fn flush_now(&mut self) -> Result<usize, StoreError> {
+        self.drain()?;
+        if (self.store.ledger().remaining_today() as f64) < self.per_flush {
+            return Ok(0);
+        }
+        let flushed = self.store.flush()?;
+        self.stats
+            .flushed
+            .fetch_add(flushed as u64, Ordering::Relaxed);
+        Ok(flushed)
+    }
+
     fn budget_allows_checkpoint(&mut self) -> bool {
         self.store.ledger().remaining_today() as f64 >= CHECKPOINT_ACTIONS
     }
