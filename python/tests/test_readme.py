@@ -18,7 +18,8 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_the_python_tour_runs():
+def test_the_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the tour persists to ./my-data
     dav2d.reset()
     namespace: dict = {}
     ran = 0
@@ -37,8 +38,10 @@ def test_the_python_tour_runs():
         else:
             exec(block, namespace)
         ran += 1
-    assert ran >= 6
-    assert dav2d.latest("temp_avg", key="dev-17") == pytest.approx(sum([21.0, 22.5, 23.0, 24.5, 25.0]) / 5)
+    assert ran >= 7
+    assert len(dav2d.history("temp_avg", key="dev-17", dir=tmp_path / "my-data")) >= 1
+    # The persistence block pushed 26.0 after the batch pushed 25.0.
+    assert dav2d.latest("temp_avg", key="dev-17") == pytest.approx(sum([22.5, 23.0, 24.5, 25.0, 26.0]) / 5)
     dav2d.reset()
 
 
