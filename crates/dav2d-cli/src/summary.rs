@@ -163,13 +163,18 @@ impl Screen {
     }
 
     fn persisted(runtime: &Runtime) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
         let p = runtime.persistence();
+        let problem = p
+            .problem()
+            .map_or_else(String::new, |problem| format!(" DEGRADED: {problem}"));
         format!(
-            "persisted={} checkpoints={} file_actions_today={}",
-            p.flushed.load(std::sync::atomic::Ordering::Relaxed),
-            p.checkpoints.load(std::sync::atomic::Ordering::Relaxed),
-            p.file_actions_today
-                .load(std::sync::atomic::Ordering::Relaxed)
+            "persisted={} checkpoints={} file_actions_today={}/{} flush_every={:.1}s{problem}",
+            p.flushed.load(Relaxed),
+            p.checkpoints.load(Relaxed),
+            p.file_actions_today.load(Relaxed),
+            p.budget.load(Relaxed),
+            p.flush_interval_ns.load(Relaxed) as f64 / 1e9,
         )
     }
 
