@@ -133,3 +133,19 @@ def test_bad_persist_arguments_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(dav2d.Dav2dError, match="persistence.streams names 'nope'"):
         graph.persist(tmp_path, streams=["nope"])
     graph.close()
+
+
+def test_persist_takes_the_yaml_persistence_section(tmp_path: Path) -> None:
+    config = tmp_path / "dav2d.yaml"
+    config.write_text(
+        f"persistence:\n  dir: {tmp_path / 'from-yaml'}\n  flush_interval: 10ms\n  max_file_actions_per_day: 12345\n"
+    )
+    graph = build()
+    persistence = graph.persist(config=str(config))
+    assert persistence.dir == str(tmp_path / "from-yaml")
+    assert graph.stats()["persistence"]["file_actions_budget"] == 12345
+    graph.close()
+    assert list((tmp_path / "from-yaml").glob("wal-*.log")), "the store is where the YAML says"
+    config.write_text("persistence:\n  fsync: sometimes\n")
+    with pytest.raises(dav2d.ConfigError, match=r"dav2d.yaml:2:\d+: persistence.fsync"):
+        build().persist(config=str(config))
