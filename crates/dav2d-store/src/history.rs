@@ -714,8 +714,10 @@ pub fn scan(
     }
     let mut interner = Interner::default();
     let mut rows = Rows::default();
+    let mut read: Vec<PathBuf> = archived.iter().map(|f| f.path.clone()).collect();
     for number in segments {
-        let mut filter_and_hand = |full: &mut Rows| {
+        let bytes = size(&wal::segment_file(dir, number));
+        let mut filter_and_hand = |full: &Rows| {
             matched.clear();
             query.filter_into(full, &mut matched);
             if matched.is_empty() {
@@ -724,10 +726,28 @@ pub fn scan(
                 each(&matched)
             }
         };
-        segment_rows(dir, number, &mut interner, &mut rows, &mut filter_and_hand)?;
-        filter_and_hand(&mut rows)?;
+        match segment_rows(dir, number, &mut interner, &mut rows, |full| {
+            filter_and_hand(full)
+        }) {
+            Ok(_) => filter_and_hand(&rows)?,
+            Err(HistoryError::Wal(WalError::Io { error, .. }))
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                // A live store rolled this segment into Parquet while we
+                // read: its rows are in a history file that is new since.
+                for file in files(dir)? {
+                    if file.covers(number) && !read.contains(&file.path) {
+                        read.push(file.path.clone());
+                        if query.overlaps(file.time_range) {
+                            read_file(&file.path, &mut filter_and_hand)?;
+                        }
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
         rows.clear();
-        at.done += size(&wal::segment_file(dir, number));
+        at.done += bytes;
         progress(at);
     }
     Ok(())
