@@ -138,7 +138,6 @@ fn main() {
         Some("persist") => persist::persist(
             number(2, 5e6) as usize,
             number(3, 10_000.0) as usize,
-            number(4, 1e6) as usize,
             &std::env::temp_dir(),
         ),
         Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),

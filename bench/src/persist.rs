@@ -29,13 +29,8 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// Pushes `n` samples over `keys` keys into a graph with one native node as
-/// fast as one producer thread can, while the persister (default schedule:
-/// flush every 1 s, checkpoint every minute, 64 MiB segments, 160,000
-/// actions a day) makes every node output durable; then the naive baseline.
-pub fn persist(n: usize, keys: usize, _unused: usize, scratch: &Path) {
-    let dir = scratch.join("store");
-    let _ = std::fs::remove_dir_all(&dir);
+/// A graph with one native node, `avg` = moving_average(4) of `temp`.
+fn graph_with_avg() -> Graph {
     let mut graph = Graph::new(GraphOptions::default(), Arc::new(SystemClock));
     graph
         .register(NodeSpec::builtin(
@@ -44,7 +39,17 @@ pub fn persist(n: usize, keys: usize, _unused: usize, scratch: &Path) {
             Builtin::MovingAverage { n: 4 },
         ))
         .unwrap_or_else(|e| panic!("registering: {e}"));
-    let shared = SharedGraph::new(graph);
+    graph
+}
+
+/// Pushes `n` samples over `keys` keys into a graph with one native node as
+/// fast as one producer thread can, while the persister (default schedule:
+/// flush every 1 s, checkpoint every minute, 64 MiB segments, 160,000
+/// actions a day) makes every node output durable; then the naive baseline.
+pub fn persist(n: usize, keys: usize, scratch: &Path) {
+    let dir = scratch.join("store");
+    let _ = std::fs::remove_dir_all(&dir);
+    let shared = SharedGraph::new(graph_with_avg());
     let options = StoreOptions::default();
     let schedule = Schedule {
         flush_interval_ns: 1_000_000_000,
@@ -198,17 +203,7 @@ pub fn persist(n: usize, keys: usize, _unused: usize, scratch: &Path) {
 pub fn restart(keys: usize, scratch: &Path) {
     let dir = scratch.join("restart");
     let _ = std::fs::remove_dir_all(&dir);
-    let build = || {
-        let mut graph = Graph::new(GraphOptions::default(), Arc::new(SystemClock));
-        graph
-            .register(NodeSpec::builtin(
-                "avg",
-                "temp",
-                Builtin::MovingAverage { n: 4 },
-            ))
-            .unwrap_or_else(|e| panic!("registering: {e}"));
-        graph
-    };
+    let build = graph_with_avg;
     let mut graph = build();
     let names: Vec<String> = (0..keys).map(|k| format!("dev-{k:07}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
