@@ -20,6 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dav2d_core::{Reading, SubscriptionMode, Update, Value};
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -89,16 +90,21 @@ pub(crate) async fn serve(
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/upload", post(upload))
         .route("/ingest/{stream}", post(ingest_stream))
         .route("/state/{name}", get(state_of))
         .route("/graph", get(graph))
         .route("/events", get(events))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state)
+        .route("/healthz", get(healthz));
+    // Without a token there is nothing to check: no layer, no per-request cost.
+    let routes = if state.config.token.is_some() {
+        routes.layer(middleware::from_fn_with_state(state.clone(), authorize))
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
 fn json_response(status: StatusCode, body: &Json) -> Response {
@@ -145,17 +151,20 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    ingest(state, "/upload", None, headers, body).await
+// The handlers take the whole request rather than a `HeaderMap`, which
+// axum would clone out of it.
+async fn upload(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    ingest(state, "/upload", None, &parts.headers, body).await
 }
 
 async fn ingest_stream(
     State(state): State<AppState>,
     Path(stream): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    ingest(state, "/ingest", Some(stream), headers, body).await
+    let (parts, body) = request.into_parts();
+    ingest(state, "/ingest", Some(stream), &parts.headers, body).await
 }
 
 /// The request's format from `Content-Type` (JSON when absent).
@@ -205,33 +214,67 @@ async fn read_body(
     timeout: Duration,
     check_start: bool,
 ) -> Result<Vec<u8>, ReadError> {
-    let read = async {
-        let mut body = body;
+    let mut reading = BodyRead {
+        body,
         // Sized from Content-Length (already checked against the limit), so a
         // large body is not copied again and again as the buffer grows.
-        let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
-        let mut checked = !check_start;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if bytes.len() + data.len() > limit {
-                return Err(ReadError::TooLarge);
-            }
-            bytes.extend_from_slice(&data);
-            if !checked && bytes.iter().any(|b| !b.is_ascii_whitespace()) {
-                if let Err(error) = check_json_start(&bytes) {
-                    return Err(ReadError::NotJson(error, body, bytes.len()));
-                }
-                checked = true;
-            }
+        bytes: Vec::with_capacity(expected.unwrap_or(0).min(limit)),
+        limit,
+        checked: !check_start,
+    };
+    // A small body usually arrived with its headers: take what is already
+    // there without arming a timer.
+    loop {
+        match reading.body.frame().now_or_never() {
+            Some(Some(frame)) => reading.take(frame)?,
+            Some(None) => return Ok(reading.bytes),
+            None => break,
         }
-        Ok(bytes)
+    }
+    let read = async {
+        while let Some(frame) = reading.body.frame().await {
+            reading.take(frame)?;
+        }
+        Ok(())
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(result) => result,
+        Ok(Ok(())) => Ok(reading.bytes),
+        Ok(Err(error)) => Err(error),
         Err(_) => Err(ReadError::TimedOut),
+    }
+}
+
+/// A body being read into memory.
+struct BodyRead {
+    body: Body,
+    bytes: Vec<u8>,
+    limit: usize,
+    checked: bool,
+}
+
+impl BodyRead {
+    /// Appends one frame, refusing a body past the limit or one whose first
+    /// bytes cannot start JSON.
+    fn take(
+        &mut self,
+        frame: Result<hyper::body::Frame<axum::body::Bytes>, axum::Error>,
+    ) -> Result<(), ReadError> {
+        let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            return Ok(());
+        };
+        if self.bytes.len() + data.len() > self.limit {
+            return Err(ReadError::TooLarge);
+        }
+        self.bytes.extend_from_slice(&data);
+        if !self.checked && self.bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+            if let Err(error) = check_json_start(&self.bytes) {
+                let body = std::mem::replace(&mut self.body, Body::empty());
+                return Err(ReadError::NotJson(error, body, self.bytes.len()));
+            }
+            self.checked = true;
+        }
+        Ok(())
     }
 }
 
@@ -255,7 +298,7 @@ async fn ingest(
     state: AppState,
     endpoint: &'static str,
     stream: Option<String>,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let response = ingest_inner(&state, stream, headers, body).await;
@@ -269,12 +312,12 @@ async fn ingest(
 async fn ingest_inner(
     state: &AppState,
     stream: Option<String>,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let metrics = &state.shared.metrics;
     let max_body = state.config.max_body;
-    let format = match format_of(&headers) {
+    let format = match format_of(headers) {
         Ok(format) => format,
         Err(message) => {
             metrics.reject("unsupported_media_type", "transport", 1);
@@ -282,7 +325,7 @@ async fn ingest_inner(
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
         }
     };
-    let encoding = match encoding_of(&headers) {
+    let encoding = match encoding_of(headers) {
         Ok(encoding) => encoding,
         Err(message) => {
             metrics.reject("unsupported_encoding", "transport", 1);
@@ -388,6 +431,22 @@ async fn ingest_inner(
 
 fn respond(outcome: Outcome) -> Response {
     match outcome {
+        Outcome::Applied(report) if report.errors.is_empty() && report.rejected == 0 => {
+            // The common answer, written without building a JSON tree.
+            let mut response = (
+                StatusCode::OK,
+                format!(
+                    "{{\"accepted\":{},\"rejected\":0,\"errors\":[]}}",
+                    report.accepted
+                ),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         Outcome::Applied(report) => {
             let errors: Vec<Json> = report
                 .errors

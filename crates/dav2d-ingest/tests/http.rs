@@ -512,6 +512,25 @@ fn slow_clients_are_cut_off_and_others_are_still_served() {
         Err(error) => panic!("a connection whose headers never finished was not closed: {error}"),
     }
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    // A body that arrives in two parts, the second after a pause, is read
+    // whole: part of it is taken at once, the rest waits under the timeout.
+    let mut late = connect(server.http());
+    let body = br#"[{"key": "late-1", "value": 1}, {"key": "late-2", "value": 2}]"#;
+    late.write_all(
+        format!(
+            "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    late.write_all(&body[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    late.write_all(&body[20..]).unwrap();
+    let response = read_response(&mut late);
+    assert_eq!(response.status, 200);
+    assert_eq!(json(&response)["accepted"], 2);
+    assert_eq!(server.latest("temp", "late-2"), Some(2.0));
 }
 
 #[test]
