@@ -170,17 +170,14 @@ pub fn parsers(path: &str, repeats: usize) {
             .count()
     });
     assert_eq!(n4, n5, "both splits find every element");
-    eprintln!(
-        "split: dav2d scan {:.3} GB/s, sonic-rs array iterator {:.3} GB/s",
-        body.len() as f64 / scan_seconds / 1e9,
-        body.len() as f64 / skip_seconds / 1e9
-    );
     let gbps = |s: f64| body.len() as f64 / s / 1e9;
     println!(
-        "{{\"samples\": {n1}, \"serde_json_gbps\": {}, \"sonic_rs_gbps\": {}, \"simd_json_gbps\": {}}}",
+        "{{\"samples\": {n1}, \"serde_json_gbps\": {}, \"sonic_rs_gbps\": {}, \"simd_json_gbps\": {}, \"dav2d_scan_gbps\": {}, \"sonic_rs_skip_gbps\": {}}}",
         gbps(serde_seconds),
         gbps(sonic_seconds),
-        gbps(simd_best)
+        gbps(simd_best),
+        gbps(scan_seconds),
+        gbps(skip_seconds)
     );
 }
 
@@ -256,5 +253,49 @@ pub fn events(rate: f64, seconds: f64) {
         pick(0.5),
         pick(0.99),
         latencies.last().copied().unwrap_or(0) as f64 / 1e3
+    );
+}
+
+/// POSTs the body as a sender on a ~100 MB/s link would (1 MiB every 10 ms)
+/// and measures the time from its last byte to the answer: what is left to
+/// parse and apply once the body is in.
+pub fn paced(path: &str, workers: usize, repeats: usize) {
+    let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let server = server(graph(), workers);
+    let address = server
+        .http_addr()
+        .unwrap_or_else(|| panic!("no HTTP address"));
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting: {e}"));
+    let _ = stream.set_nodelay(true);
+    let mut best = f64::MAX;
+    let mut accepted = 0u64;
+    for _ in 0..repeats {
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("sending: {e}"));
+        let mut start = Instant::now();
+        for (i, part) in body.chunks(1 << 20).enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stream
+                .write_all(part)
+                .unwrap_or_else(|e| panic!("sending: {e}"));
+            start = Instant::now();
+        }
+        let (status, answer) = read_response(&mut stream);
+        let seconds = start.elapsed().as_secs_f64();
+        assert_eq!(status, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        accepted = answer["accepted"].as_u64().unwrap_or(0);
+        best = best.min(seconds);
+    }
+    println!(
+        "{{\"bytes\": {}, \"samples\": {accepted}, \"after_last_byte_seconds\": {best}}}",
+        body.len()
     );
 }

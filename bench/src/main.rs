@@ -130,6 +130,11 @@ fn main() {
             number(3, 0.0) as usize,
             number(4, 5.0) as usize,
         ),
+        Some("ingest-paced") => ingest::paced(
+            args.get(2).map_or("body.json", String::as_str),
+            number(3, 0.0) as usize,
+            number(4, 5.0) as usize,
+        ),
         Some("parsers") => ingest::parsers(
             args.get(2).map_or("body.json", String::as_str),
             number(3, 5.0) as usize,
@@ -143,7 +148,7 @@ fn main() {
         Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS"
             );
             std::process::exit(2);
         }

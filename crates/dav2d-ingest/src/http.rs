@@ -27,7 +27,7 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
-use crate::pipeline::Format;
+use crate::pipeline::{ArrayCutter, Format, ParsedPiece, PieceJob};
 use crate::scan::{BodyError, check_json_start};
 use crate::server::{HttpConfig, Outcome, Shared};
 
@@ -347,6 +347,13 @@ async fn ingest_inner(
             ),
         );
     }
+    if format == Format::Json
+        && encoding.is_none()
+        && let Some(expected) = declared
+        && expected >= state.shared.parse.parallel_threshold
+    {
+        return ingest_streamed(state, stream, body, expected).await;
+    }
     let check_start = format == Format::Json && encoding.is_none();
     let bytes = match read_body(
         body,
@@ -358,43 +365,7 @@ async fn ingest_inner(
     .await
     {
         Ok(bytes) => bytes,
-        Err(ReadError::TooLarge) => {
-            metrics.reject("too_large", "transport", 1);
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body exceeds {max_body} bytes (http.max_body)"),
-            );
-        }
-        Err(ReadError::TimedOut) => {
-            metrics.reject("timeout", "transport", 1);
-            return error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the body did not arrive within {} s",
-                    state.config.body_timeout.as_secs_f64()
-                ),
-            );
-        }
-        Err(ReadError::NotJson(error, rest, read)) => {
-            metrics.reject(error.reason, "transport", 1);
-            drain(
-                rest,
-                max_body.saturating_sub(read),
-                state.config.body_timeout,
-            )
-            .await;
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": error.to_string(), "offset": error.offset}),
-            );
-        }
-        Err(ReadError::Broken(message)) => {
-            metrics.reject("broken_body", "transport", 1);
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("the body could not be read: {message}"),
-            );
-        }
+        Err(error) => return refuse(state, error).await,
     };
     if encoding.is_none()
         && bytes.len() < INLINE_BODY
@@ -417,16 +388,144 @@ async fn ingest_inner(
         );
         let _ = sender.send(outcome);
     });
-    let outcome = match receiver.await {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the parser pool dropped the request",
-            );
+    match receiver.await {
+        Ok(outcome) => respond(outcome),
+        Err(_) => pool_dropped(),
+    }
+}
+
+/// The answer to a body that could not be read, draining what a client
+/// still sends of a refused body so it can read the answer.
+async fn refuse(state: &AppState, error: ReadError) -> Response {
+    let metrics = &state.shared.metrics;
+    let max_body = state.config.max_body;
+    match error {
+        ReadError::TooLarge => {
+            metrics.reject("too_large", "transport", 1);
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body exceeds {max_body} bytes (http.max_body)"),
+            )
         }
+        ReadError::TimedOut => {
+            metrics.reject("timeout", "transport", 1);
+            error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.config.body_timeout.as_secs_f64()
+                ),
+            )
+        }
+        ReadError::NotJson(error, rest, read) => {
+            metrics.reject(error.reason, "transport", 1);
+            drain(
+                rest,
+                max_body.saturating_sub(read),
+                state.config.body_timeout,
+            )
+            .await;
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": error.to_string(), "offset": error.offset}),
+            )
+        }
+        ReadError::Broken(message) => {
+            metrics.reject("broken_body", "transport", 1);
+            error_response(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {message}"),
+            )
+        }
+    }
+}
+
+/// Smallest and largest piece a large array body is cut into while it
+/// arrives.
+const PIECE_BYTES: (usize, usize) = (256 << 10, 8 << 20);
+
+/// Reads a large JSON body and parses it at the same time: each piece of
+/// the array is parsed on the pool as soon as it is in, so little is left to
+/// parse when the last byte arrives. Records are applied only once the whole
+/// body parsed, so a broken body is still refused whole.
+async fn ingest_streamed(
+    state: &AppState,
+    stream: Option<String>,
+    body: Body,
+    expected: usize,
+) -> Response {
+    let shared = &state.shared;
+    let limit = state.config.max_body;
+    let workers = shared.pool.current_num_threads().max(1);
+    let mut cutter =
+        ArrayCutter::new((expected / (4 * workers)).clamp(PIECE_BYTES.0, PIECE_BYTES.1));
+    let stream: Option<Arc<str>> = stream.map(Arc::from);
+    let mut parsing = Vec::new();
+    let spawn = |job: PieceJob, parsing: &mut Vec<tokio::sync::oneshot::Receiver<ParsedPiece>>| {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let stream = stream.clone();
+        shared.pool.spawn(move || {
+            let _ = sender.send(job.parse(stream.as_deref()));
+        });
+        parsing.push(receiver);
     };
-    respond(outcome)
+    let read = async {
+        let mut body = body;
+        let mut checked = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if cutter.received() + data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            if !checked && data.iter().any(|b| !b.is_ascii_whitespace()) {
+                if let Err(mut error) = check_json_start(&data) {
+                    error.offset += cutter.received();
+                    let read = cutter.received() + data.len();
+                    return Err(ReadError::NotJson(error, body, read));
+                }
+                checked = true;
+            }
+            for job in cutter.push(data) {
+                spawn(job, &mut parsing);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(state.config.body_timeout, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return refuse(state, error).await,
+        Err(_) => return refuse(state, ReadError::TimedOut).await,
+    }
+    if let Some(job) = cutter.finish() {
+        spawn(job, &mut parsing);
+    }
+    let mut pieces = Vec::with_capacity(parsing.len());
+    for receiver in parsing {
+        match receiver.await {
+            Ok(piece) => pieces.push(piece),
+            Err(_) => return pool_dropped(),
+        }
+    }
+    let worker = Arc::clone(shared);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    shared.pool.spawn(move || {
+        let outcome = worker.ingest_pieces(&pieces, &cutter, stream.as_deref());
+        let _ = sender.send(outcome);
+    });
+    match receiver.await {
+        Ok(outcome) => respond(outcome),
+        Err(_) => pool_dropped(),
+    }
+}
+
+fn pool_dropped() -> Response {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the parser pool dropped the request",
+    )
 }
 
 fn respond(outcome: Outcome) -> Response {

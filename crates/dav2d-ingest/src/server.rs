@@ -18,7 +18,8 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
 use crate::pipeline::{
-    Format, IngestReport, ParseOptions, apply, apply_to, decompress, parse_then,
+    ArrayCutter, Format, IngestReport, ParseOptions, Parsed, ParsedPiece, apply, apply_to,
+    assemble, decompress, parse_then,
 };
 use crate::scan::BodyError;
 
@@ -270,65 +271,7 @@ impl Shared {
             default_stream,
             &self.parse,
             &self.pool,
-            |parsed| {
-                self.metrics
-                    .parse_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                let offered = parsed.len() + parsed.errors.len();
-                counters.received.inc_by(offered as u64);
-                let needs_admission = self.feeds_all_edge(parsed.iter().map(|r| &*r.stream));
-                let permits = (parsed.len().min(self.admission_capacity)).max(1) as u32;
-                let _permit = if needs_admission {
-                    let acquired = if wait {
-                        // TCP: wait for room; the socket is not read meanwhile.
-                        loop {
-                            match self.admission.try_acquire_many(permits) {
-                                Ok(permit) => break Some(permit),
-                                Err(tokio::sync::TryAcquireError::Closed) => break None,
-                                Err(tokio::sync::TryAcquireError::NoPermits) => {
-                                    std::thread::sleep(Duration::from_millis(1));
-                                }
-                            }
-                        }
-                    } else {
-                        self.admission.try_acquire_many(permits).ok()
-                    };
-                    match acquired {
-                        Some(permit) => {
-                            self.metrics.queue_depth.set(
-                                (self.admission_capacity - self.admission.available_permits())
-                                    as i64,
-                            );
-                            Some(permit)
-                        }
-                        None => {
-                            self.metrics
-                                .reject("overloaded", "transport", offered as u64);
-                            return Outcome::Overloaded;
-                        }
-                    }
-                } else {
-                    None
-                };
-                let report = match locked {
-                    Some(graph) => apply_to(graph, parsed),
-                    None => apply(&self.graph, parsed),
-                };
-                counters.accepted.inc_by(report.accepted as u64);
-                for (reason, count) in &report.by_reason {
-                    let stage = if engine_reason(reason) {
-                        "engine"
-                    } else {
-                        "decode"
-                    };
-                    self.metrics.reject(reason, stage, *count);
-                }
-                drop(_permit);
-                self.metrics
-                    .queue_depth
-                    .set((self.admission_capacity - self.admission.available_permits()) as i64);
-                Outcome::Applied(report)
-            },
+            |parsed| self.admit_and_apply(parsed, started, transport, wait, locked),
         );
         match result {
             Ok(outcome) => outcome,
@@ -337,6 +280,105 @@ impl Shared {
                 Outcome::BadBody(error)
             }
         }
+    }
+
+    /// Finishes a JSON array body that was cut and parsed while it arrived
+    /// (run it on the pool): applies the pieces' records when every piece
+    /// parsed, else parses the whole body the careful way, which reports each
+    /// bad record (or refuses a broken body whole).
+    pub(crate) fn ingest_pieces(
+        &self,
+        pieces: &[ParsedPiece],
+        cutter: &ArrayCutter,
+        default_stream: Option<&str>,
+    ) -> Outcome {
+        let started = Instant::now();
+        match assemble(pieces).filter(|_| !pieces.is_empty()) {
+            Some(parsed) => {
+                self.metrics
+                    .transport("http")
+                    .bytes
+                    .inc_by(cutter.received() as u64);
+                self.admit_and_apply(parsed, started, "http", false, None)
+            }
+            None => self.ingest(
+                &cutter.body(),
+                None,
+                Format::Json,
+                default_stream,
+                "http",
+                false,
+            ),
+        }
+    }
+
+    /// Admits decoded records (a full `all` queue waits or refuses, as
+    /// `wait` says) and applies them, counting everything in the metrics.
+    fn admit_and_apply(
+        &self,
+        parsed: Parsed<'_>,
+        started: Instant,
+        transport: &str,
+        wait: bool,
+        locked: Option<&mut dav2d_core::Graph>,
+    ) -> Outcome {
+        let counters = self.metrics.transport(transport);
+        self.metrics
+            .parse_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let offered = parsed.len() + parsed.errors.len();
+        counters.received.inc_by(offered as u64);
+        let needs_admission = self.feeds_all_edge(parsed.iter().map(|(_, r)| &*r.stream));
+        let permits = (parsed.len().min(self.admission_capacity)).max(1) as u32;
+        let _permit = if needs_admission {
+            let acquired = if wait {
+                // TCP: wait for room; the socket is not read meanwhile.
+                loop {
+                    match self.admission.try_acquire_many(permits) {
+                        Ok(permit) => break Some(permit),
+                        Err(tokio::sync::TryAcquireError::Closed) => break None,
+                        Err(tokio::sync::TryAcquireError::NoPermits) => {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                }
+            } else {
+                self.admission.try_acquire_many(permits).ok()
+            };
+            match acquired {
+                Some(permit) => {
+                    self.metrics
+                        .queue_depth
+                        .set((self.admission_capacity - self.admission.available_permits()) as i64);
+                    Some(permit)
+                }
+                None => {
+                    self.metrics
+                        .reject("overloaded", "transport", offered as u64);
+                    return Outcome::Overloaded;
+                }
+            }
+        } else {
+            None
+        };
+        let report = match locked {
+            Some(graph) => apply_to(graph, parsed),
+            None => apply(&self.graph, parsed),
+        };
+        counters.accepted.inc_by(report.accepted as u64);
+        for (reason, count) in &report.by_reason {
+            let stage = if engine_reason(reason) {
+                "engine"
+            } else {
+                "decode"
+            };
+            self.metrics.reject(reason, stage, *count);
+        }
+        drop(_permit);
+        self.metrics
+            .queue_depth
+            .set((self.admission_capacity - self.admission.available_permits()) as i64);
+        Outcome::Applied(report)
     }
 }
 

@@ -389,7 +389,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
 }
 
 /// A decoded sample, borrowing its strings from the body.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WireRecord<'a> {
     /// Position in the request (element, line or column index).
     pub index: usize,

@@ -889,3 +889,100 @@ fn other_parts_report_health_and_gauges_through_the_api() {
         200
     );
 }
+
+/// Sends `body` to `/ingest/temp` in `parts` writes with a pause between
+/// them, so the server sees it arrive in pieces.
+fn post_in_parts(address: SocketAddr, body: &[u8], parts: usize) -> Response {
+    let mut stream = connect(address);
+    stream
+        .write_all(
+            format!(
+                "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    for part in body.chunks(body.len().div_ceil(parts)) {
+        stream.write_all(part).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    read_response(&mut stream)
+}
+
+fn large_array(n: usize, key: impl Fn(usize) -> String) -> String {
+    let samples: Vec<String> = (0..n)
+        .map(|i| format!("{{\"key\": \"{}\", \"value\": {}}}", key(i), i % 100))
+        .collect();
+    format!("[{}]", samples.join(","))
+}
+
+#[test]
+fn large_bodies_are_parsed_while_they_arrive() {
+    let server = start_with(|c| c.parse.parallel_threshold = 8 << 10);
+    // Good records, over several pieces: all applied, in order.
+    let body = large_array(20_000, |i| format!("big-{}", i % 50));
+    assert!(body.len() > 600_000);
+    let response = post_in_parts(server.http(), body.as_bytes(), 6);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json(&response)["accepted"], 20_000);
+    assert_eq!(server.latest("temp", "big-49"), Some(99.0));
+    assert_eq!(server.latest("double", "big-0"), Some(2.0 * 50.0));
+    // A bad record deep inside: rejected with its body position, the rest applied.
+    let bad = body.replacen(
+        "{\"key\": \"big-0\", \"value\": 0}",
+        "{\"key\": \"big-0\", \"value\": \"x\"}",
+        1,
+    );
+    let response = post_in_parts(server.http(), bad.as_bytes(), 6);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let answer = json(&response);
+    assert_eq!(answer["accepted"], 19_999);
+    assert_eq!(answer["errors"][0]["index"], 0);
+    let late_bad = body.replacen("\"value\": 50}", "\"value\": 500}", 1);
+    let answer = json(&post_in_parts(server.http(), late_bad.as_bytes(), 6));
+    assert_eq!(answer["accepted"], 19_999);
+    assert_eq!(answer["errors"][0]["index"], 50);
+    let reason = answer["errors"][0]["error"].as_str().unwrap();
+    assert!(reason.contains("500"), "{reason}");
+    // Keys holding the bytes of a cut: parsed the careful way, all applied.
+    let tricky = large_array(10_000, |i| format!("{}{}", "},{".repeat(20), i % 7));
+    let answer = json(&post_in_parts(server.http(), tricky.as_bytes(), 6));
+    assert_eq!(answer["accepted"], 10_000, "{answer}");
+    let last = (0..10_000).rev().find(|i| i % 7 == 6).unwrap();
+    let key = format!("{}6", "},{".repeat(20));
+    assert_eq!(server.latest("temp", &key), Some((last % 100) as f64));
+    // A large columnar object (not an array) is parsed whole.
+    let keys: Vec<String> = (0..40_000).map(|i| format!("\"col-{i}\"")).collect();
+    let values: Vec<String> = (0..40_000).map(|i| (i % 100).to_string()).collect();
+    let columnar = format!(
+        "{{\"keys\": [{}], \"values\": [{}]}}",
+        keys.join(","),
+        values.join(",")
+    );
+    assert!(columnar.len() > 8 << 10);
+    let answer = json(&post_in_parts(server.http(), columnar.as_bytes(), 3));
+    assert_eq!(answer["accepted"], 40_000, "{answer}");
+    // A truncated body is refused whole: nothing of it is applied.
+    let cut = large_array(20_000, |i| format!("cut-{i}"));
+    let cut = &cut[..cut.len() - 1];
+    let response = post_in_parts(server.http(), cut.as_bytes(), 4);
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(
+        json(&response)["error"]
+            .as_str()
+            .unwrap()
+            .contains("ends inside the array")
+    );
+    assert_eq!(server.latest("temp", "cut-0"), None);
+    // Not JSON at all: refused from its first bytes.
+    let junk = "x".repeat(300_000);
+    let response = post_in_parts(server.http(), junk.as_bytes(), 3);
+    assert_eq!(response.status, 400);
+    assert!(
+        json(&response)["error"]
+            .as_str()
+            .unwrap()
+            .contains("at byte 0")
+    );
+}
