@@ -367,6 +367,18 @@ async fn ingest_inner(
         Ok(bytes) => bytes,
         Err(error) => return refuse(state, error).await,
     };
+    ingest_bytes(state, bytes, encoding, format, stream).await
+}
+
+/// Ingests a body read whole: small ones on this I/O thread when the engine
+/// is free, others on the pool.
+async fn ingest_bytes(
+    state: &AppState,
+    bytes: Vec<u8>,
+    encoding: Option<String>,
+    format: Format,
+    stream: Option<String>,
+) -> Response {
     if encoding.is_none()
         && bytes.len() < INLINE_BODY
         && let Some(outcome) = state
@@ -444,10 +456,16 @@ async fn refuse(state: &AppState, error: ReadError) -> Response {
 /// arrives.
 const PIECE_BYTES: (usize, usize) = (256 << 10, 8 << 20);
 
-/// Reads a large JSON body and parses it at the same time: each piece of
-/// the array is parsed on the pool as soon as it is in, so little is left to
-/// parse when the last byte arrives. Records are applied only once the whole
-/// body parsed, so a broken body is still refused whole.
+/// A body still arriving after this long is parsed while it arrives. One
+/// that comes in faster (a local sender) is parsed whole once in: on a busy
+/// machine, parsing beside the receiving only slows both.
+const PARSE_WHILE_ARRIVING_AFTER: Duration = Duration::from_millis(20);
+
+/// Reads a large JSON body and, if it is slow to arrive, parses it at the
+/// same time: each piece of the array is parsed on the pool as soon as it is
+/// in, so little is left to parse when the last byte arrives. Records are
+/// applied only once the whole body parsed, so a broken body is still
+/// refused whole.
 async fn ingest_streamed(
     state: &AppState,
     stream: Option<String>,
@@ -469,6 +487,7 @@ async fn ingest_streamed(
         });
         parsing.push(receiver);
     };
+    let arriving = std::time::Instant::now();
     let read = async {
         let mut body = body;
         let mut checked = false;
@@ -488,8 +507,11 @@ async fn ingest_streamed(
                 }
                 checked = true;
             }
-            for job in cutter.push(data) {
-                spawn(job, &mut parsing);
+            cutter.push(data);
+            if arriving.elapsed() >= PARSE_WHILE_ARRIVING_AFTER {
+                for job in cutter.cut() {
+                    spawn(job, &mut parsing);
+                }
             }
         }
         Ok(())
@@ -499,7 +521,12 @@ async fn ingest_streamed(
         Ok(Err(error)) => return refuse(state, error).await,
         Err(_) => return refuse(state, ReadError::TimedOut).await,
     }
-    if let Some(job) = cutter.finish() {
+    if !cutter.has_pieces() {
+        // It came in quickly: parse it whole, one piece per worker.
+        let stream = stream.as_deref().map(str::to_string);
+        return ingest_bytes(state, cutter.body(), None, Format::Json, stream).await;
+    }
+    for job in cutter.cut().into_iter().chain(cutter.finish()) {
         spawn(job, &mut parsing);
     }
     let mut pieces = Vec::with_capacity(parsing.len());

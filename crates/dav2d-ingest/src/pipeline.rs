@@ -449,10 +449,10 @@ impl ArrayCutter {
         self.pieces > 0
     }
 
-    /// Takes one more frame of the body; returns the pieces it completes.
-    pub fn push(&mut self, frame: Bytes) -> Vec<PieceJob> {
+    /// Takes one more frame of the body.
+    pub fn push(&mut self, frame: Bytes) {
         if frame.is_empty() {
-            return Vec::new();
+            return;
         }
         if self.array.is_none() {
             self.array = frame
@@ -462,6 +462,10 @@ impl ArrayCutter {
         }
         self.frames.push((self.received, frame));
         self.received += self.frames.last().map_or(0, |(_, f)| f.len());
+    }
+
+    /// Cuts off the pieces complete so far.
+    pub fn cut(&mut self) -> Vec<PieceJob> {
         let mut jobs = Vec::new();
         if self.array != Some(true) {
             return jobs;
@@ -899,7 +903,8 @@ mod cutter_tests {
                 break;
             }
             let end = (at + size).min(body.len());
-            jobs.extend(cutter.push(Bytes::copy_from_slice(&body[at..end])));
+            cutter.push(Bytes::copy_from_slice(&body[at..end]));
+            jobs.extend(cutter.cut());
             at = end;
         }
         jobs.extend(cutter.finish());
@@ -971,9 +976,10 @@ mod cutter_tests {
     #[test]
     fn bodies_that_are_not_arrays_are_never_cut() {
         let mut cutter = ArrayCutter::new(4);
-        let jobs = cutter.push(Bytes::from_static(
+        cutter.push(Bytes::from_static(
             b"  {\"keys\": [\"a\"], \"values\": [1]},{}",
         ));
+        let jobs = cutter.cut();
         assert!(jobs.is_empty());
         assert!(cutter.finish().is_none());
         assert!(!cutter.has_pieces());

@@ -928,6 +928,9 @@ fn large_bodies_are_parsed_while_they_arrive() {
     assert_eq!(json(&response)["accepted"], 20_000);
     assert_eq!(server.latest("temp", "big-49"), Some(99.0));
     assert_eq!(server.latest("double", "big-0"), Some(2.0 * 50.0));
+    // The same body sent at once (it is in before parsing would start early).
+    let response = post_json(server.http(), "/ingest/temp", &body);
+    assert_eq!(json(&response)["accepted"], 20_000, "{}", response.body);
     // A bad record deep inside: rejected with its body position, the rest applied.
     let bad = body.replacen(
         "{\"key\": \"big-0\", \"value\": 0}",
