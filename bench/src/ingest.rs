@@ -40,18 +40,27 @@ fn server(graph: SharedGraph, workers: usize) -> IngestServer {
     IngestServer::start(config, graph).unwrap_or_else(|e| panic!("starting the server: {e}"))
 }
 
-/// Sends one request on a keep-alive connection and reads the answer.
-fn post(stream: &mut TcpStream, path: &str, body: &[u8]) -> (u16, String) {
+/// Writes the head of a JSON POST of `length` bytes.
+fn write_head(stream: &mut TcpStream, path: &str, length: usize) {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     );
     stream
         .write_all(head.as_bytes())
         .unwrap_or_else(|e| panic!("sending: {e}"));
+}
+
+/// Sends one request on a keep-alive connection.
+fn send(stream: &mut TcpStream, path: &str, body: &[u8]) {
+    write_head(stream, path, body.len());
     stream
         .write_all(body)
         .unwrap_or_else(|e| panic!("sending: {e}"));
+}
+
+/// Sends one request on a keep-alive connection and reads the answer.
+fn post(stream: &mut TcpStream, path: &str, body: &[u8]) -> (u16, String) {
+    send(stream, path, body);
     read_response(stream)
 }
 
@@ -89,8 +98,17 @@ fn read_response(stream: &mut TcpStream) -> (u16, String) {
     }
 }
 
-/// POSTs the body at `path` `repeats` times with `workers` parser workers.
-pub fn body(path: &str, workers: usize, repeats: usize) {
+/// POSTs the body in the file at `path` `repeats` times on one keep-alive
+/// connection to a server with `workers` parser workers. `send` writes one
+/// request and returns the instant its timing starts. Returns the body's
+/// length, the best time from that instant to the answer, and the samples
+/// the last answer accepted.
+fn best_post(
+    path: &str,
+    workers: usize,
+    repeats: usize,
+    send: impl Fn(&mut TcpStream, &[u8]) -> Instant,
+) -> (usize, f64, u64) {
     let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let server = server(graph(), workers);
     let address = server
@@ -101,18 +119,50 @@ pub fn body(path: &str, workers: usize, repeats: usize) {
     let mut best = f64::MAX;
     let mut accepted = 0u64;
     for _ in 0..repeats {
-        let start = Instant::now();
-        let (status, answer) = post(&mut stream, "/upload", &body);
+        let start = send(&mut stream, &body);
+        let (status, answer) = read_response(&mut stream);
         let seconds = start.elapsed().as_secs_f64();
         assert_eq!(status, 200, "{answer}");
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         accepted = answer["accepted"].as_u64().unwrap_or(0);
         best = best.min(seconds);
     }
+    (body.len(), best, accepted)
+}
+
+/// POSTs the body at `path` `repeats` times with `workers` parser workers.
+pub fn body(path: &str, workers: usize, repeats: usize) {
+    let (bytes, best, accepted) = best_post(path, workers, repeats, |stream, body| {
+        let start = Instant::now();
+        send(stream, "/upload", body);
+        start
+    });
     println!(
-        "{{\"bytes\": {}, \"samples\": {accepted}, \"seconds\": {best}, \"gbps\": {}}}",
-        body.len(),
-        body.len() as f64 / best / 1e9
+        "{{\"bytes\": {bytes}, \"samples\": {accepted}, \"seconds\": {best}, \"gbps\": {}}}",
+        bytes as f64 / best / 1e9
+    );
+}
+
+/// POSTs the body as a sender on a ~100 MB/s link would (1 MiB every 10 ms)
+/// and measures the time from its last byte to the answer: what is left to
+/// parse and apply once the body is in.
+pub fn paced(path: &str, workers: usize, repeats: usize) {
+    let (bytes, best, accepted) = best_post(path, workers, repeats, |stream, body| {
+        let mut start = Instant::now();
+        write_head(stream, "/upload", body.len());
+        for (i, part) in body.chunks(1 << 20).enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stream
+                .write_all(part)
+                .unwrap_or_else(|e| panic!("sending: {e}"));
+            start = Instant::now();
+        }
+        start
+    });
+    println!(
+        "{{\"bytes\": {bytes}, \"samples\": {accepted}, \"after_last_byte_seconds\": {best}}}"
     );
 }
 
@@ -253,49 +303,5 @@ pub fn events(rate: f64, seconds: f64) {
         pick(0.5),
         pick(0.99),
         latencies.last().copied().unwrap_or(0) as f64 / 1e3
-    );
-}
-
-/// POSTs the body as a sender on a ~100 MB/s link would (1 MiB every 10 ms)
-/// and measures the time from its last byte to the answer: what is left to
-/// parse and apply once the body is in.
-pub fn paced(path: &str, workers: usize, repeats: usize) {
-    let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let server = server(graph(), workers);
-    let address = server
-        .http_addr()
-        .unwrap_or_else(|| panic!("no HTTP address"));
-    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting: {e}"));
-    let _ = stream.set_nodelay(true);
-    let mut best = f64::MAX;
-    let mut accepted = 0u64;
-    for _ in 0..repeats {
-        let head = format!(
-            "POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream
-            .write_all(head.as_bytes())
-            .unwrap_or_else(|e| panic!("sending: {e}"));
-        let mut start = Instant::now();
-        for (i, part) in body.chunks(1 << 20).enumerate() {
-            if i > 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            stream
-                .write_all(part)
-                .unwrap_or_else(|e| panic!("sending: {e}"));
-            start = Instant::now();
-        }
-        let (status, answer) = read_response(&mut stream);
-        let seconds = start.elapsed().as_secs_f64();
-        assert_eq!(status, 200, "{answer}");
-        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
-        accepted = answer["accepted"].as_u64().unwrap_or(0);
-        best = best.min(seconds);
-    }
-    println!(
-        "{{\"bytes\": {}, \"samples\": {accepted}, \"after_last_byte_seconds\": {best}}}",
-        body.len()
     );
 }
