@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -25,6 +26,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value as Json, json};
+use tokio::sync::oneshot::Receiver;
 use tokio::sync::watch;
 
 use crate::pipeline::{ArrayCutter, Format, ParsedPiece, PieceJob};
@@ -214,67 +216,76 @@ async fn read_body(
     timeout: Duration,
     check_start: bool,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut reading = BodyRead {
-        body,
-        // Sized from Content-Length (already checked against the limit), so a
-        // large body is not copied again and again as the buffer grows.
-        bytes: Vec::with_capacity(expected.unwrap_or(0).min(limit)),
-        limit,
-        checked: !check_start,
-    };
+    let mut body = body;
+    let mut check = FrameCheck::new(limit, check_start);
+    // Sized from Content-Length (already checked against the limit), so a
+    // large body is not copied again and again as the buffer grows.
+    let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
     // A small body usually arrived with its headers: take what is already
     // there without arming a timer.
     loop {
-        match reading.body.frame().now_or_never() {
-            Some(Some(frame)) => reading.take(frame)?,
-            Some(None) => return Ok(reading.bytes),
+        match body.frame().now_or_never() {
+            Some(Some(frame)) => bytes.extend_from_slice(&check.take(frame, &mut body)?),
+            Some(None) => return Ok(bytes),
             None => break,
         }
     }
     let read = async {
-        while let Some(frame) = reading.body.frame().await {
-            reading.take(frame)?;
+        while let Some(frame) = body.frame().await {
+            bytes.extend_from_slice(&check.take(frame, &mut body)?);
         }
         Ok(())
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(())) => Ok(reading.bytes),
+        Ok(Ok(())) => Ok(bytes),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(ReadError::TimedOut),
     }
 }
 
-/// A body being read into memory.
-struct BodyRead {
-    body: Body,
-    bytes: Vec<u8>,
+/// Checks a body's frames as they arrive: the size limit, and (when asked)
+/// that its first significant byte can start JSON.
+struct FrameCheck {
+    received: usize,
     limit: usize,
     checked: bool,
 }
 
-impl BodyRead {
-    /// Appends one frame, refusing a body past the limit or one whose first
-    /// bytes cannot start JSON.
+impl FrameCheck {
+    fn new(limit: usize, check_start: bool) -> Self {
+        Self {
+            received: 0,
+            limit,
+            checked: !check_start,
+        }
+    }
+
+    /// The data of one frame (empty for a trailers frame), or why the body
+    /// is refused; on `NotJson` the unread rest of `body` goes with the error.
     fn take(
         &mut self,
-        frame: Result<hyper::body::Frame<axum::body::Bytes>, axum::Error>,
-    ) -> Result<(), ReadError> {
+        frame: Result<hyper::body::Frame<Bytes>, axum::Error>,
+        body: &mut Body,
+    ) -> Result<Bytes, ReadError> {
         let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
-            return Ok(());
+            return Ok(Bytes::new());
         };
-        if self.bytes.len() + data.len() > self.limit {
+        if self.received + data.len() > self.limit {
             return Err(ReadError::TooLarge);
         }
-        self.bytes.extend_from_slice(&data);
-        if !self.checked && self.bytes.iter().any(|b| !b.is_ascii_whitespace()) {
-            if let Err(error) = check_json_start(&self.bytes) {
-                let body = std::mem::replace(&mut self.body, Body::empty());
-                return Err(ReadError::NotJson(error, body, self.bytes.len()));
+        let before = self.received;
+        self.received += data.len();
+        if !self.checked && data.iter().any(|b| !b.is_ascii_whitespace()) {
+            // Frames before this one were whitespace only.
+            if let Err(mut error) = check_json_start(&data) {
+                error.offset += before;
+                let rest = std::mem::replace(body, Body::empty());
+                return Err(ReadError::NotJson(error, rest, self.received));
             }
             self.checked = true;
         }
-        Ok(())
+        Ok(data)
     }
 }
 
@@ -387,20 +398,17 @@ async fn ingest_bytes(
     {
         return respond(outcome);
     }
-    let shared = Arc::clone(&state.shared);
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    state.shared.pool.spawn(move || {
-        let outcome = shared.ingest(
+    let outcome = on_pool(&state.shared, move |shared| {
+        shared.ingest(
             &bytes,
             encoding.as_deref(),
             format,
             stream.as_deref(),
             "http",
             false,
-        );
-        let _ = sender.send(outcome);
+        )
     });
-    match receiver.await {
+    match outcome.await {
         Ok(outcome) => respond(outcome),
         Err(_) => pool_dropped(),
     }
@@ -473,41 +481,21 @@ async fn ingest_streamed(
     expected: usize,
 ) -> Response {
     let shared = &state.shared;
-    let limit = state.config.max_body;
     let workers = shared.pool.current_num_threads().max(1);
     let mut cutter =
         ArrayCutter::new((expected / (4 * workers)).clamp(PIECE_BYTES.0, PIECE_BYTES.1));
     let stream: Option<Arc<str>> = stream.map(Arc::from);
     let mut parsing = Vec::new();
-    let spawn = |job: PieceJob, parsing: &mut Vec<tokio::sync::oneshot::Receiver<ParsedPiece>>| {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawn = |job: PieceJob, parsing: &mut Vec<Receiver<ParsedPiece>>| {
         let stream = stream.clone();
-        shared.pool.spawn(move || {
-            let _ = sender.send(job.parse(stream.as_deref()));
-        });
-        parsing.push(receiver);
+        parsing.push(on_pool(shared, move |_| job.parse(stream.as_deref())));
     };
     let arriving = std::time::Instant::now();
     let read = async {
         let mut body = body;
-        let mut checked = false;
+        let mut check = FrameCheck::new(state.config.max_body, true);
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if cutter.received() + data.len() > limit {
-                return Err(ReadError::TooLarge);
-            }
-            if !checked && data.iter().any(|b| !b.is_ascii_whitespace()) {
-                if let Err(mut error) = check_json_start(&data) {
-                    error.offset += cutter.received();
-                    let read = cutter.received() + data.len();
-                    return Err(ReadError::NotJson(error, body, read));
-                }
-                checked = true;
-            }
-            cutter.push(data);
+            cutter.push(check.take(frame, &mut body)?);
             if arriving.elapsed() >= PARSE_WHILE_ARRIVING_AFTER {
                 for job in cutter.cut() {
                     spawn(job, &mut parsing);
@@ -536,16 +524,26 @@ async fn ingest_streamed(
             Err(_) => return pool_dropped(),
         }
     }
-    let worker = Arc::clone(shared);
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    shared.pool.spawn(move || {
-        let outcome = worker.ingest_pieces(&pieces, &cutter, stream.as_deref());
-        let _ = sender.send(outcome);
+    let outcome = on_pool(shared, move |shared| {
+        shared.ingest_pieces(&pieces, &cutter, stream.as_deref())
     });
-    match receiver.await {
+    match outcome.await {
         Ok(outcome) => respond(outcome),
         Err(_) => pool_dropped(),
     }
+}
+
+/// Runs `work` on the parser pool; the receiver gets its result.
+fn on_pool<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    work: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let worker = Arc::clone(shared);
+    shared.pool.spawn(move || {
+        let _ = sender.send(work(&worker));
+    });
+    receiver
 }
 
 fn pool_dropped() -> Response {
