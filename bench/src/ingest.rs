@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dav2d_core::{Bounds, Builtin, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock};
-use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer};
+use dav2d_runtime::{HttpConfig, IntakeConfig, Plan, Runtime};
 use serde::Deserialize;
 
 fn graph() -> SharedGraph {
@@ -26,18 +26,22 @@ fn graph() -> SharedGraph {
     SharedGraph::new(graph)
 }
 
-fn server(graph: SharedGraph, workers: usize) -> IngestServer {
-    let config = IngestConfig {
+fn server(graph: SharedGraph, workers: usize) -> Runtime {
+    let mut intake = IntakeConfig {
+        workers,
+        ..IntakeConfig::default()
+    };
+    intake.parse.max_body = 256 << 20;
+    let plan = Plan {
         http: Some(HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_body: 256 << 20,
             ..HttpConfig::default()
         }),
-        tcp: None,
-        workers,
-        ..IngestConfig::default()
+        intake,
+        ..Plan::default()
     };
-    IngestServer::start(config, graph).unwrap_or_else(|e| panic!("starting the server: {e}"))
+    Runtime::start(plan, graph).unwrap_or_else(|e| panic!("starting the server: {e}"))
 }
 
 /// Writes the head of a JSON POST of `length` bytes.
@@ -112,7 +116,7 @@ fn best_post(
     let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let server = server(graph(), workers);
     let address = server
-        .http_addr()
+        .address("http")
         .unwrap_or_else(|| panic!("no HTTP address"));
     let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting: {e}"));
     let _ = stream.set_nodelay(true);
@@ -212,7 +216,7 @@ pub fn parsers(path: &str, repeats: usize) {
     );
     // Splitting the array into elements: dav2d's structural scan vs sonic-rs' lazy iterator.
     let (scan_seconds, n4) = best_of(repeats, || {
-        dav2d_ingest::scan::split_array(&body, 32).map_or(0, |v| v.len())
+        dav2d_wire::scan::split_array(&body, 32).map_or(0, |v| v.len())
     });
     let (skip_seconds, n5) = best_of(repeats, || {
         sonic_rs::to_array_iter(&body[..])
@@ -242,7 +246,7 @@ fn now_ns() -> i64 {
 pub fn events(rate: f64, seconds: f64) {
     let server = server(graph(), 0);
     let address = server
-        .http_addr()
+        .address("http")
         .unwrap_or_else(|| panic!("no HTTP address"));
     let mut events = TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting: {e}"));
     events

@@ -223,18 +223,31 @@ class Graph:
         token: str | None = None,
         max_body: int | None = None,
         workers: int | None = None,
+        data: str | None = None,
     ) -> _dav2d.Server:
-        """Starts the HTTP API and TCP server feeding this graph, in this process.
+        """Runs the YAML ``config`` (if given) in this process, feeding this graph.
 
-        Settings come from the ``http``, ``tcp`` and ``ingest`` sections of the
-        YAML ``config`` (if given), then the keywords: ``http``/``tcp`` are
-        ``"host:port"`` or ``"off"`` (defaults 127.0.0.1:8080 and
+        The same runtime as ``dav2d run``: the config's streams, nodes and
+        constraints are added to this graph, its ``sources:`` and ``sinks:``
+        start, and the HTTP API and TCP server listen as its ``http``, ``tcp``
+        and ``ingest`` sections say. The keywords override it: ``http``/``tcp``
+        are ``"host:port"`` or ``"off"`` (defaults 127.0.0.1:8080 and
         127.0.0.1:7070), ``token`` a bearer token, ``max_body`` in bytes,
-        ``workers`` the parser pool size. Returns a :class:`Server`; call
-        ``stop()`` when done. Load the config's nodes with :meth:`load_config`.
+        ``workers`` the parser pool size, ``data`` a store directory or
+        ``"off"`` (by default a Python graph persists only when the config
+        has a ``persistence`` section; see also :meth:`persist`). Returns a
+        :class:`Server`; ``stop()`` stops it in order (sources, a last wave,
+        sinks, the store's checkpoint).
         """
         return _dav2d.serve(
-            self._engine, config, http=http, tcp=tcp, token=token, max_body=max_body, workers=workers
+            self._engine,
+            config,
+            http=http,
+            tcp=tcp,
+            token=token,
+            max_body=max_body,
+            workers=workers,
+            data=data,
         )
 
     def persist(

@@ -72,12 +72,14 @@ class Subscription:
     def name(self) -> str: ...
 
 class Server:
-    """Running ingest servers feeding a graph."""
+    """A running runtime (sources, sinks, the HTTP API) feeding a graph."""
 
     @property
     def http_address(self) -> str | None: ...
     @property
     def tcp_address(self) -> str | None: ...
+    @property
+    def running(self) -> bool: ...
     def stop(self) -> None: ...
 
 def serve(
@@ -89,6 +91,7 @@ def serve(
     token: str | None = None,
     max_body: int | None = None,
     workers: int | None = None,
+    data: str | None = None,
 ) -> Server: ...
 
 class Persistence:

@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dav2d_core::{
@@ -13,7 +11,7 @@ use dav2d_core::{
     GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, Reading, SharedGraph,
     Subscription, SubscriptionMode, SystemClock, Update,
 };
-use dav2d_runtime::Config;
+use dav2d_runtime::{Config, HealthBoard, Timer};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
@@ -214,17 +212,13 @@ impl PySubscription {
     }
 }
 
-struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
 /// A dataflow graph. Every call releases the GIL while the engine works.
 #[pyclass(module = "dav2d._dav2d", name = "Graph")]
 pub struct PyGraph {
     graph: SharedGraph,
     manual_clock: Option<ManualClock>,
-    ticker: std::sync::Mutex<Option<Ticker>>,
+    ticker: std::sync::Mutex<Option<Timer>>,
+    health: HealthBoard,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -250,6 +244,12 @@ impl PyGraph {
     /// The engine graph, for the servers.
     pub(crate) fn shared(&self) -> SharedGraph {
         self.graph.clone()
+    }
+
+    /// The health board every runtime started for this graph pins to, so
+    /// `/healthz` of `serve()` sees the store of `persist()`.
+    pub(crate) fn health(&self) -> HealthBoard {
+        self.health.clone()
     }
 
     fn with_graph<R: Send>(
@@ -296,6 +296,7 @@ impl PyGraph {
             graph: SharedGraph::new(Graph::new(options, clock)),
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
+            health: HealthBoard::default(),
         }
     }
 
@@ -673,24 +674,11 @@ impl PyGraph {
         if ticker.is_some() {
             return Ok(());
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (graph, flag) = (self.graph.clone(), Arc::clone(&stop));
-        let thread = py.detach(|| {
-            std::thread::Builder::new()
-                .name("dav2d-ticker".into())
-                .spawn(move || {
-                    while !flag.load(Ordering::Acquire) {
-                        std::thread::sleep(interval);
-                        if flag.load(Ordering::Acquire) {
-                            break;
-                        }
-                        graph.lock().tick();
-                    }
-                })
-        });
-        let thread = thread
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the ticker thread: {e}")))?;
-        *ticker = Some(Ticker { stop, thread });
+        let graph = self.graph.clone();
+        let timer = py
+            .detach(|| Timer::start(graph, interval))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        *ticker = Some(timer);
         Ok(())
     }
 
@@ -701,10 +689,8 @@ impl PyGraph {
             .lock()
             .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?
             .take();
-        if let Some(ticker) = ticker {
-            ticker.stop.store(true, Ordering::Release);
-            py.detach(|| ticker.thread.join())
-                .map_err(|_| PyRuntimeError::new_err("the ticker thread panicked"))?;
+        if let Some(timer) = ticker {
+            py.detach(|| timer.stop());
         }
         Ok(())
     }
@@ -719,7 +705,7 @@ impl PyGraph {
         d.set_item("rejected", stats.rejected)?;
         let reasons = PyDict::new(py);
         for (reason, count) in stats.rejected_by_reason {
-            reasons.set_item(reason, count)?;
+            reasons.set_item(reason.as_str(), count)?;
         }
         d.set_item("rejected_by_reason", reasons)?;
         d.set_item("evaluations", stats.evaluations)?;
@@ -775,8 +761,8 @@ impl Drop for PyGraph {
         if let Ok(mut ticker) = self.ticker.lock()
             && let Some(ticker) = ticker.take()
         {
-            ticker.stop.store(true, Ordering::Release);
-            // Not joined: the ticker may be waiting for the GIL this drop holds.
+            // Not joined: the timer may be waiting for the GIL this drop holds.
+            ticker.stop_soon();
         }
     }
 }

@@ -3,12 +3,11 @@
 //! `dav2d-store`'s; this file converts arguments and results.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dav2d_runtime::{Config, PersistenceConfig};
+use dav2d_runtime::{Config, PersistenceConfig, Plan, Runtime};
 use dav2d_store::{Fsync, PersistStats, Query};
 use numpy::IntoPyArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -18,11 +17,11 @@ use pyo3::types::{PyDict, PyList};
 use crate::error::{Dav2dError, config_error};
 use crate::graph::PyGraph;
 
-/// A running persistence thread; `stop()` flushes, checkpoints and stops it.
+/// A running persistence sink (in a runtime of its own over the graph);
+/// `stop()` flushes, checkpoints and stops it.
 #[pyclass(module = "dav2d._dav2d", name = "Persistence")]
 pub struct PyPersistence {
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    runtime: Mutex<Option<Runtime>>,
     stats: Arc<PersistStats>,
     dir: PathBuf,
 }
@@ -46,7 +45,7 @@ impl PyPersistence {
     /// Whether the thread is still running.
     #[getter]
     fn running(&self) -> bool {
-        self.thread.lock().map(|t| t.is_some()).unwrap_or(false)
+        self.runtime.lock().map(|t| t.is_some()).unwrap_or(false)
     }
 
     /// Counters: records persisted, checkpoints, file actions used and left
@@ -77,15 +76,13 @@ impl PyPersistence {
     /// Flushes, writes a last checkpoint (rolling the log into Parquet
     /// history) and stops the thread. Safe to call twice.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        self.stop.store(true, Ordering::Release);
-        let thread = self
-            .thread
+        let runtime = self
+            .runtime
             .lock()
             .map_err(|_| PyRuntimeError::new_err("persistence lock poisoned"))?
             .take();
-        if let Some(thread) = thread {
-            py.detach(|| thread.join())
-                .map_err(|_| PyRuntimeError::new_err("the persistence thread panicked"))?;
+        if let Some(runtime) = runtime {
+            py.detach(|| runtime.stop());
         }
         Ok(())
     }
@@ -96,17 +93,6 @@ impl PyPersistence {
             self.dir(),
             self.running()
         )
-    }
-}
-
-impl Drop for PyPersistence {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Ok(mut thread) = self.thread.lock()
-            && let Some(thread) = thread.take()
-        {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -177,17 +163,19 @@ pub fn persist(
         settings.streams = streams;
     }
     let dir = settings.dir.clone();
-    let stats = Arc::new(PersistStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let shared = graph.shared();
-    let thread = {
-        let (stop, stats) = (Arc::clone(&stop), Arc::clone(&stats));
-        py.detach(move || dav2d_runtime::start_persistence(settings, shared, stop, stats))
-            .map_err(|e| Dav2dError::new_err(e.to_string()))?
+    let plan = Plan {
+        persistence: Some(settings),
+        ..Plan::default()
     };
+    let (shared, health) = (graph.shared(), graph.health());
+    let runtime = py
+        .detach(move || Runtime::start_with(plan, shared, health))
+        .map_err(|e| Dav2dError::new_err(e.to_string()))?;
+    let stats = runtime
+        .persistence_stats()
+        .ok_or_else(|| PyRuntimeError::new_err("the runtime started without its store"))?;
     Ok(PyPersistence {
-        stop,
-        thread: Mutex::new(Some(thread)),
+        runtime: Mutex::new(Some(runtime)),
         stats,
         dir,
     })

@@ -1,20 +1,21 @@
-//! `serve()`: the HTTP and TCP ingest servers inside a Python process,
-//! feeding a Python graph.
+//! `serve()`: the runtime inside a Python process, feeding a Python graph
+//! (the config's graph, sources, sinks and persistence when a config is
+//! given; the HTTP and TCP servers by default).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use dav2d_runtime::{Config, HttpConfig, IngestConfig, IngestServer, TcpConfig};
+use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::error::config_error;
+use crate::error::{Dav2dError, config_error};
 use crate::graph::PyGraph;
 
-/// Running ingest servers; `stop()` (or garbage collection) stops them.
+/// A running runtime; `stop()` (or garbage collection) stops it in order.
 #[pyclass(module = "dav2d._dav2d", name = "Server")]
 pub struct PyServer {
-    inner: Mutex<Option<IngestServer>>,
+    inner: Mutex<Option<Runtime>>,
     http: Option<String>,
     tcp: Option<String>,
 }
@@ -33,15 +34,22 @@ impl PyServer {
         self.tcp.clone()
     }
 
-    /// Stops the servers and waits for them.
+    /// Whether it is still running.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.lock().map(|r| r.is_some()).unwrap_or(false)
+    }
+
+    /// Stops in order (sources stop accepting, the graph drains, sinks flush,
+    /// the store checkpoints) and waits. Safe to call twice.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        let server = self
+        let runtime = self
             .inner
             .lock()
             .map_err(|_| PyRuntimeError::new_err("server lock poisoned"))?
             .take();
-        if let Some(server) = server {
-            py.detach(|| server.stop());
+        if let Some(runtime) = runtime {
+            py.detach(|| runtime.stop());
         }
         Ok(())
     }
@@ -62,11 +70,12 @@ fn listen(text: &str, what: &str) -> PyResult<Option<std::net::SocketAddr>> {
     })
 }
 
-/// Starts the ingest servers for `graph`: settings from the `http`, `tcp`
-/// and `ingest` sections of the YAML `config` (if given), then the keyword
-/// overrides.
+/// Starts a runtime for `graph`: the YAML `config` (if given: its streams,
+/// nodes, constraints, sources, sinks, the `http`, `tcp` and `ingest`
+/// sections, and persistence when its `persistence` section asks for it),
+/// then the keyword overrides.
 #[pyfunction]
-#[pyo3(signature = (graph, config = None, *, http = None, tcp = None, token = None, max_body = None, workers = None))]
+#[pyo3(signature = (graph, config = None, *, http = None, tcp = None, token = None, max_body = None, workers = None, data = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     py: Python<'_>,
@@ -77,31 +86,31 @@ pub fn serve(
     token: Option<String>,
     max_body: Option<usize>,
     workers: Option<usize>,
+    data: Option<String>,
 ) -> PyResult<PyServer> {
-    let mut ingest = match &config {
-        Some(path) => Config::load(path)
-            .and_then(|c| c.ingest())
-            .map_err(config_error)?
-            .unwrap_or_else(|| IngestConfig {
-                http: None,
-                tcp: None,
-                ..IngestConfig::default()
-            }),
-        None => IngestConfig::default(),
+    let config = match &config {
+        Some(path) => Config::load(path).map_err(config_error)?,
+        None => Config::default(),
     };
+    // A Python graph persists through `persist()` unless its config asks.
+    let persists = config.persistence.is_set();
+    let mut overrides = Overrides {
+        data: match data.as_deref() {
+            Some("off") => Some(None),
+            Some(dir) => Some(Some(PathBuf::from(dir))),
+            None if persists => None,
+            None => Some(None),
+        },
+        ..Overrides::default()
+    };
+    let mut http_config = config.http().map_err(config_error)?;
     if let Some(text) = &http {
-        match listen(text, "http")? {
-            Some(address) => ingest.http.get_or_insert_with(HttpConfig::default).bind = address,
-            None => ingest.http = None,
-        }
+        http_config = listen(text, "http")?.map(|bind| HttpConfig {
+            bind,
+            ..http_config.unwrap_or_default()
+        });
     }
-    if let Some(text) = &tcp {
-        match listen(text, "tcp")? {
-            Some(address) => ingest.tcp.get_or_insert_with(TcpConfig::default).bind = address,
-            None => ingest.tcp = None,
-        }
-    }
-    if let Some(http) = ingest.http.as_mut() {
+    if let Some(http) = http_config.as_mut() {
         if token.is_some() {
             http.token = token.filter(|t| !t.is_empty());
         }
@@ -109,16 +118,31 @@ pub fn serve(
             http.max_body = max_body;
         }
     }
-    if let Some(workers) = workers {
-        ingest.workers = workers;
+    overrides.http = Some(http_config);
+    if let Some(text) = &tcp {
+        let tcp_config = config.tcp().map_err(config_error)?;
+        overrides.tcp = Some(listen(text, "tcp")?.map(|bind| TcpConfig {
+            bind,
+            ..tcp_config.unwrap_or_default()
+        }));
     }
-    let shared = graph.shared();
-    let server = py
-        .detach(|| IngestServer::start(ingest, shared))
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let mut plan = Plan::new(config, overrides).map_err(config_error)?;
+    if let Some(workers) = workers {
+        plan.intake.workers = workers;
+    }
+    if let Some(http) = &plan.http {
+        plan.intake.parse.max_body = http.max_body;
+    }
+    let (shared, health) = (graph.shared(), graph.health());
+    let runtime = py
+        .detach(|| Runtime::start_with(plan, shared, health))
+        .map_err(|e| match e {
+            dav2d_runtime::RuntimeError::Config(error) => config_error(error),
+            error => Dav2dError::new_err(error.to_string()),
+        })?;
     Ok(PyServer {
-        http: server.http_addr().map(|a| a.to_string()),
-        tcp: server.tcp_addr().map(|a| a.to_string()),
-        inner: Mutex::new(Some(server)),
+        http: runtime.address("http").map(|a| a.to_string()),
+        tcp: runtime.address("tcp").map(|a| a.to_string()),
+        inner: Mutex::new(Some(runtime)),
     })
 }

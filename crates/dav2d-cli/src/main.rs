@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
-use dav2d_runtime::{Config, HttpConfig, IngestConfig, Overrides, Runtime, TcpConfig};
+use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// dav2d keeps the latest valid snapshot of a live system.
 #[derive(Parser)]
@@ -189,94 +191,86 @@ fn run(
     data: Option<String>,
 ) -> Result<(), String> {
     let config = load(path.as_ref())?;
-    let mut ingest = config
-        .ingest()
-        .map_err(|error| error.to_string())?
-        .unwrap_or_else(|| IngestConfig {
-            http: None,
-            tcp: None,
-            ..IngestConfig::default()
-        });
-    match http {
-        Some(Listen::Off) => ingest.http = None,
-        Some(Listen::At(address)) => {
-            ingest.http.get_or_insert_with(HttpConfig::default).bind = address
-        }
-        None => {}
-    }
-    match tcp {
-        Some(Listen::Off) => ingest.tcp = None,
-        Some(Listen::At(address)) => {
-            ingest.tcp.get_or_insert_with(TcpConfig::default).bind = address
-        }
-        None => {}
-    }
-    let ingest = (ingest.http.is_some() || ingest.tcp.is_some()).then_some(ingest);
-    let mut persistence = config.persistence().map_err(|error| error.to_string())?;
-    match data.as_deref() {
-        Some("off") => persistence = None,
-        Some(dir) => {
-            let mut defaults = Config::default()
-                .persistence()
-                .map_err(|error| error.to_string())?;
-            if let Some(chosen) = persistence.as_mut().or(defaults.as_mut()) {
-                chosen.dir = PathBuf::from(dir);
-            }
-            persistence = persistence.or(defaults);
-        }
-        None => {}
-    }
-    let data_dir = persistence.as_ref().map(|p| p.dir.clone());
+    let http_default = config
+        .http()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let tcp_default = config.tcp().map_err(|e| e.to_string())?.unwrap_or_default();
     let overrides = Overrides {
-        ingest: Some(ingest),
-        persistence: Some(persistence),
+        http: http.map(|listen| match listen {
+            Listen::Off => None,
+            Listen::At(bind) => Some(HttpConfig {
+                bind,
+                ..http_default
+            }),
+        }),
+        tcp: tcp.map(|listen| match listen {
+            Listen::Off => None,
+            Listen::At(bind) => Some(TcpConfig {
+                bind,
+                ..tcp_default
+            }),
+        }),
+        data: data.map(|dir| (dir != "off").then(|| PathBuf::from(dir))),
     };
+    let plan = Plan::new(config, overrides).map_err(|error| error.to_string())?;
+    let data_dir = plan.persistence.as_ref().map(|p| p.dir.clone());
+    // Ctrl-C or SIGTERM asks for an orderly stop; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
+    }
     let graph = SharedGraph::new(new_graph());
-    let runtime =
-        Runtime::start(&config, graph.clone(), overrides).map_err(|error| error.to_string())?;
+    let runtime = Runtime::start(plan, graph).map_err(|error| error.to_string())?;
     let mut title = match &path {
         Some(path) => path.display().to_string(),
         None => "the built-in demo (100 devices at 100 Hz)".to_string(),
     };
-    if let Some(server) = runtime.ingest() {
-        if let Some(address) = server.http_addr() {
-            title.push_str(&format!("; HTTP on http://{address}"));
-        }
-        if let Some(address) = server.tcp_addr() {
-            title.push_str(&format!("; TCP on {address}"));
-        }
+    if let Some(address) = runtime.address("http") {
+        title.push_str(&format!("; HTTP on http://{address}"));
+    }
+    if let Some(address) = runtime.address("tcp") {
+        title.push_str(&format!("; TCP on {address}"));
     }
     if let Some(dir) = &data_dir {
         title.push_str(&format!("; data in {}", dir.display()));
     }
-    let persisted = runtime.persistence();
-    if persisted
-        .restored
-        .load(std::sync::atomic::Ordering::Relaxed)
+    if let Some(persisted) = runtime.persistence()
+        && persisted.restored.load(Ordering::Relaxed)
     {
         title.push_str(&format!(
             "; restored from the checkpoint and {} log records",
-            persisted
-                .replayed
-                .load(std::sync::atomic::Ordering::Relaxed)
+            persisted.replayed.load(Ordering::Relaxed)
         ));
     }
-    if !std::io::stdout().is_terminal() {
+    let interactive = std::io::stdout().is_terminal();
+    if !interactive {
         println!("dav2d: {title}");
     }
-    let interactive = std::io::stdout().is_terminal();
     let mut screen = summary::Screen::new(interactive, title);
     let started = Instant::now();
     let refresh = refresh.max(Duration::from_millis(100));
+    let mut next_draw = started + refresh;
     loop {
-        let left = duration.map(|d| d.saturating_sub(started.elapsed()));
-        if left == Some(Duration::ZERO) {
+        if stop.load(Ordering::Acquire) {
+            tracing::info!("Stopping: a signal asked for it.");
             break;
         }
-        std::thread::sleep(left.map_or(refresh, |left| left.min(refresh)));
-        screen.draw(&runtime);
+        let now = Instant::now();
+        if duration.is_some_and(|d| now.duration_since(started) >= d) {
+            break;
+        }
+        if now >= next_draw {
+            screen.draw(&runtime);
+            next_draw += refresh;
+        }
+        // Wake often enough to answer a signal promptly.
+        std::thread::sleep(Duration::from_millis(20));
     }
-    screen.finish(&runtime);
+    let graph = runtime.graph().clone();
     runtime.stop();
+    screen.finish(&graph);
     Ok(())
 }

@@ -8,11 +8,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
-use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo};
+use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, SharedGraph};
+use dav2d_runtime::config::SourceSpec;
 use dav2d_runtime::{Config, Runtime};
 
 /// What one refresh shows.
-struct Frame {
+struct Tally {
     at: Instant,
     stats: GraphStats,
     nodes: Vec<NodeInfo>,
@@ -20,7 +21,7 @@ struct Frame {
     samples: Vec<(String, String)>,
 }
 
-fn capture(graph: &Graph) -> Frame {
+fn capture(graph: &Graph) -> Tally {
     let nodes = graph.nodes();
     let alerts = nodes
         .iter()
@@ -51,7 +52,7 @@ fn capture(graph: &Graph) -> Frame {
                 .latest_all(&n.name)
                 .ok()
                 .and_then(|all| all.into_iter().min_by(|a, b| a.0.cmp(&b.0)))
-                .map(|(key, reading)| match (reading.error, reading.sample) {
+                .map(|(key, tally)| match (tally.error, tally.sample) {
                     (Some(error), _) => {
                         format!("{key}: error: {}", error.lines().last().unwrap_or(""))
                     }
@@ -65,7 +66,7 @@ fn capture(graph: &Graph) -> Frame {
             (n.name.clone(), shown)
         })
         .collect();
-    Frame {
+    Tally {
         at: Instant::now(),
         stats: graph.stats(),
         nodes,
@@ -79,7 +80,7 @@ pub struct Screen {
     interactive: bool,
     title: String,
     started: Instant,
-    previous: Option<Frame>,
+    previous: Option<Tally>,
     drawn: bool,
 }
 
@@ -97,15 +98,15 @@ impl Screen {
 
     /// Draws one refresh.
     pub fn draw(&mut self, runtime: &Runtime) {
-        let frame = capture(&runtime.graph().lock());
+        let tally = capture(&runtime.graph().lock());
         let text = if self.interactive {
             format!(
                 "{}\n{}\n",
-                self.render_full(&frame),
+                self.render_full(&tally),
                 Self::persisted(runtime)
             )
         } else {
-            format!("{} {}", self.render_line(&frame), Self::persisted(runtime))
+            format!("{} {}", self.render_line(&tally), Self::persisted(runtime))
         };
         let mut out = std::io::stdout().lock();
         let result = if self.interactive {
@@ -121,12 +122,13 @@ impl Screen {
         // A closed stdout (e.g. `| head`) must not kill the engine.
         let _ = result.and_then(|()| out.flush());
         self.drawn = true;
-        self.previous = Some(frame);
+        self.previous = Some(tally);
     }
 
-    /// Prints the final totals.
-    pub fn finish(&mut self, runtime: &Runtime) {
-        let stats = runtime.graph().lock().stats();
+    /// Prints the final totals (after the runtime stopped, so they include
+    /// the last drain).
+    pub fn finish(&mut self, graph: &SharedGraph) {
+        let stats = graph.lock().stats();
         println!(
             "stopped after {:.1}s: {} samples in, {} rejected, {} evaluations, {} conflated, {} errors, {} alert transitions",
             self.started.elapsed().as_secs_f64(),
@@ -139,17 +141,17 @@ impl Screen {
         );
     }
 
-    fn per_second(&self, frame: &Frame, pick: impl Fn(&GraphStats) -> u64) -> f64 {
+    fn per_second(&self, tally: &Tally, pick: impl Fn(&GraphStats) -> u64) -> f64 {
         match &self.previous {
             Some(previous) => {
-                let seconds = frame.at.duration_since(previous.at).as_secs_f64().max(1e-3);
-                pick(&frame.stats).saturating_sub(pick(&previous.stats)) as f64 / seconds
+                let seconds = tally.at.duration_since(previous.at).as_secs_f64().max(1e-3);
+                pick(&tally.stats).saturating_sub(pick(&previous.stats)) as f64 / seconds
             }
             None => 0.0,
         }
     }
 
-    fn node_rate(&self, frame: &Frame, node: &NodeInfo) -> f64 {
+    fn node_rate(&self, tally: &Tally, node: &NodeInfo) -> f64 {
         let Some(previous) = &self.previous else {
             return 0.0;
         };
@@ -158,13 +160,15 @@ impl Screen {
             .iter()
             .find(|n| n.name == node.name)
             .map_or(0, |n| n.stats.evaluations);
-        let seconds = frame.at.duration_since(previous.at).as_secs_f64().max(1e-3);
+        let seconds = tally.at.duration_since(previous.at).as_secs_f64().max(1e-3);
         node.stats.evaluations.saturating_sub(before) as f64 / seconds
     }
 
     fn persisted(runtime: &Runtime) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        let p = runtime.persistence();
+        let Some(p) = runtime.persistence() else {
+            return "persistence off".to_string();
+        };
         let problem = p
             .problem()
             .map_or_else(String::new, |problem| format!(" DEGRADED: {problem}"));
@@ -178,8 +182,8 @@ impl Screen {
         )
     }
 
-    fn render_line(&self, frame: &Frame) -> String {
-        let alerts: String = frame
+    fn render_line(&self, tally: &Tally) -> String {
+        let alerts: String = tally
             .alerts
             .iter()
             .map(|(name, tripped, stale)| {
@@ -189,18 +193,18 @@ impl Screen {
         format!(
             "t={:.1}s samples={} ({:.0}/s) evaluations={} ({:.0}/s) conflated={} rejected={} errors={}{alerts}",
             self.started.elapsed().as_secs_f64(),
-            frame.stats.samples_in,
-            self.per_second(frame, |s| s.samples_in),
-            frame.stats.evaluations,
-            self.per_second(frame, |s| s.evaluations),
-            frame.stats.conflated,
-            frame.stats.rejected,
-            frame.stats.errors,
+            tally.stats.samples_in,
+            self.per_second(tally, |s| s.samples_in),
+            tally.stats.evaluations,
+            self.per_second(tally, |s| s.evaluations),
+            tally.stats.conflated,
+            tally.stats.rejected,
+            tally.stats.errors,
         )
     }
 
-    fn render_full(&self, frame: &Frame) -> String {
-        let s = &frame.stats;
+    fn render_full(&self, tally: &Tally) -> String {
+        let s = &tally.stats;
         let mut text = String::new();
         let _ = writeln!(
             text,
@@ -212,7 +216,7 @@ impl Screen {
             text,
             "samples      {:>12} in   {:>10.0}/s   rejected {:>8}   keys {}",
             s.samples_in,
-            self.per_second(frame, |s| s.samples_in),
+            self.per_second(tally, |s| s.samples_in),
             s.rejected,
             s.keys
         );
@@ -220,7 +224,7 @@ impl Screen {
             text,
             "evaluations  {:>12}      {:>10.0}/s   conflated {:>7}   cutoffs {}   errors {}",
             s.evaluations,
-            self.per_second(frame, |s| s.evaluations),
+            self.per_second(tally, |s| s.evaluations),
             s.conflated,
             s.cutoffs,
             s.errors
@@ -229,7 +233,7 @@ impl Screen {
             text,
             "waves        {:>12}      {:>10.0}/s   alert transitions {}\n",
             s.waves,
-            self.per_second(frame, |s| s.waves),
+            self.per_second(tally, |s| s.waves),
             s.transitions
         );
         let _ = writeln!(
@@ -237,8 +241,8 @@ impl Screen {
             "{:<14} {:<28} {:>6} {:>10} {:>10} {:>7}  latest",
             "node", "logic", "keys", "evals/s", "conflated", "errors"
         );
-        for node in &frame.nodes {
-            let sample = frame
+        for node in &tally.nodes {
+            let sample = tally
                 .samples
                 .iter()
                 .find(|(n, _)| *n == node.name)
@@ -250,14 +254,14 @@ impl Screen {
                 node.name,
                 logic,
                 node.keys,
-                self.node_rate(frame, node),
+                self.node_rate(tally, node),
                 node.stats.conflated,
                 node.failing_keys,
                 sample
             );
         }
         let _ = writeln!(text);
-        for (name, tripped, stale) in &frame.alerts {
+        for (name, tripped, stale) in &tally.alerts {
             let list = |keys: &[String]| {
                 let mut shown = keys.iter().take(8).cloned().collect::<Vec<_>>().join(" ");
                 if keys.len() > 8 {
@@ -331,11 +335,27 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
     if !config.sources.is_empty() {
         let _ = writeln!(text, "sources:");
         for source in &config.sources {
-            let _ = writeln!(
-                text,
-                "  {} -> {} ({} devices at {} Hz)",
-                source.kind.value, source.stream.value, source.devices, source.rate_hz
-            );
+            let detail = match &source.spec {
+                SourceSpec::Synthetic(fleet) => format!(
+                    " -> {} ({} devices at {} Hz)",
+                    fleet.stream.value,
+                    fleet.devices.unwrap_or(100),
+                    fleet.rate_hz.unwrap_or(100.0)
+                ),
+                SourceSpec::Http(http) => {
+                    format!(
+                        " on {}",
+                        http.bind.as_ref().map_or("127.0.0.1:8080", |b| &b.value)
+                    )
+                }
+                SourceSpec::Tcp(tcp) => {
+                    format!(
+                        " on {}",
+                        tcp.bind.as_ref().map_or("127.0.0.1:7070", |b| &b.value)
+                    )
+                }
+            };
+            let _ = writeln!(text, "  {}{detail}", source.kind.value);
         }
     }
     text

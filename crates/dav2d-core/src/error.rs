@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use crate::reason::RejectReason;
+
 /// Why a node, constraint or stream could not be registered.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum GraphError {
@@ -115,15 +117,15 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// A short, stable reason label for counters and metrics.
-    pub fn reason(&self) -> &'static str {
+    /// The typed reason, for counters and metrics.
+    pub fn reason(&self) -> RejectReason {
         match self {
-            Rejection::UnknownStream { .. } => "unknown_stream",
-            Rejection::NodeOutput { .. } => "node_output",
-            Rejection::NotANumber { .. } => "not_a_number",
-            Rejection::NotFinite { .. } => "not_finite",
-            Rejection::BelowMin { .. } => "below_min",
-            Rejection::AboveMax { .. } => "above_max",
+            Rejection::UnknownStream { .. } => RejectReason::UnknownStream,
+            Rejection::NodeOutput { .. } => RejectReason::NodeOutput,
+            Rejection::NotANumber { .. } => RejectReason::NotANumber,
+            Rejection::NotFinite { .. } => RejectReason::NotFinite,
+            Rejection::BelowMin { .. } => RejectReason::BelowMin,
+            Rejection::AboveMax { .. } => RejectReason::AboveMax,
         }
     }
 }

@@ -29,6 +29,7 @@ mod error;
 mod graph;
 mod ids;
 mod logic;
+mod reason;
 mod subscribe;
 mod value;
 mod window;
@@ -47,6 +48,7 @@ pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{
     BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome,
 };
+pub use reason::{RejectReason, Stage};
 pub use subscribe::{Subscription, SubscriptionMode, Update};
 pub use value::{Record, Sample, Scalar, Value};
 pub use window::WindowSnapshot;

@@ -1,19 +1,22 @@
-//! Runs a dav2d graph: the YAML config, the synthetic sensor fleet, and the
-//! runner that drives sources and constraint timers on threads.
+//! Runs a dav2d graph: the YAML config, resolved with overrides into a
+//! [`Plan`], and the [`Runtime`] that starts and stops every component of it.
 //!
 //! This crate is the wiring shared by the `dav2d` binary and the Python
-//! package. The key design decision: the config's DTOs live here and are
-//! converted by hand into core types, so `dav2d-core` never sees serde, and
-//! every config error points at a file, line, column and field.
+//! package; neither holds wiring of its own. The key design decision: the
+//! config's DTOs live here and are converted by hand into core types and
+//! component settings, so `dav2d-core` never sees serde, every config error
+//! points at a file, line, column and field, and each component crate knows
+//! only its own settings type.
 
 pub mod config;
-pub mod fleet;
-pub mod runner;
+pub mod plan;
+pub mod runtime;
 
-pub use config::PersistenceConfig;
 pub use config::{Config, ConfigError, DEMO_CONFIG};
-pub use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer, TcpConfig};
-pub use fleet::SyntheticFleet;
-pub use runner::{
-    Overrides, PersistenceStatus, RunnerStats, Runtime, RuntimeError, start_persistence,
-};
+pub use dav2d_component::{HealthBoard, IntakeConfig, StartError};
+pub use dav2d_http::HttpConfig;
+pub use dav2d_store::PersistenceConfig;
+pub use dav2d_synthetic::SyntheticConfig;
+pub use dav2d_tcp::TcpConfig;
+pub use plan::{Overrides, Plan, Planned, SinkPlan, SourcePlan};
+pub use runtime::{Runtime, RuntimeError, Timer};

@@ -12,6 +12,7 @@ pub mod history;
 pub mod inspect;
 pub mod ledger;
 pub mod persist;
+mod sink;
 pub mod store;
 pub mod wal;
 
@@ -20,5 +21,6 @@ pub use history::{HistoryError, HistoryFile, Query, Rows};
 pub use inspect::{HistoryInfo, Inspection, SegmentInfo, inspect, inspect_with_progress};
 pub use ledger::{FileAction, Ledger, LedgerDay};
 pub use persist::{PersistStats, Persister, Schedule};
+pub use sink::{PersistenceConfig, PersistenceSink};
 pub use store::{PendingCheckpoint, Restored, Store, StoreError, StoreOptions};
 pub use wal::{Damage, Fsync, Recovery, Wal, WalError, WalOptions};

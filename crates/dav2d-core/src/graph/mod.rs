@@ -34,6 +34,7 @@ use crate::constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Tra
 use crate::error::{GraphError, Rejection, did_you_mean};
 use crate::ids::{KeyId, NodeId, StreamId};
 use crate::logic::{Builtin, CustomLogic, Evaluation, Outcome};
+use crate::reason::RejectReason;
 use crate::subscribe::{Subscription, SubscriptionMode, SubscriptionShared, Update};
 use crate::value::{Sample, Value};
 use crate::window::{SeriesRing, WindowSnapshot};
@@ -228,7 +229,7 @@ pub struct GraphStats {
     /// Samples rejected, all reasons.
     pub rejected: u64,
     /// Rejections by reason label.
-    pub rejected_by_reason: Vec<(&'static str, u64)>,
+    pub rejected_by_reason: Vec<(RejectReason, u64)>,
     /// (node, key) evaluations run.
     pub evaluations: u64,
     /// Evaluations superseded by a newer sample before they ran.
@@ -444,7 +445,7 @@ pub struct Graph {
     pending: PendingNodes,
     wave: u64,
     stats: GraphStats,
-    rejected_by_reason: FxHashMap<&'static str, u64>,
+    rejected_by_reason: FxHashMap<RejectReason, u64>,
     /// The constraint state names, allocated once.
     state_names: [Arc<str>; 3],
 }
@@ -1713,7 +1714,7 @@ impl Graph {
             .iter()
             .map(|(k, v)| (*k, *v))
             .collect();
-        reasons.sort();
+        reasons.sort_by_key(|(reason, _)| reason.as_str());
         stats.rejected_by_reason = reasons;
         stats.streams = self.streams.len();
         stats.nodes = self.nodes.len();
@@ -1885,7 +1886,7 @@ pub struct BatchReport {
     /// A problem with the whole batch (nothing applied).
     pub error: Option<String>,
     /// Every rejection counted by its reason label.
-    pub by_reason: Vec<(&'static str, u64)>,
+    pub by_reason: Vec<(RejectReason, u64)>,
 }
 
 impl BatchReport {

@@ -1,5 +1,6 @@
-//! From bytes to applied samples: decompression, splitting, parallel parsing
-//! on the parser pool, and applying to the graph.
+//! From bytes to decoded samples: decompression, splitting and parallel
+//! parsing on the parser pool. Applying them is the `Intake`'s (in
+//! `dav2d-component`).
 //!
 //! Bodies above the parallel threshold are split (arrays by a structural
 //! scan, NDJSON at line boundaries) and parsed in chunks on every worker of
@@ -12,11 +13,11 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use dav2d_core::{BatchReport, Graph, RecordIn, SharedGraph};
+use dav2d_core::{RecordIn, RejectReason};
 use rayon::prelude::*;
 
+use crate::dto::{RecordError, WireObject, WireRecord};
 use crate::scan::{BodyError, check_json_start, split_array, split_lines};
-use crate::wire::{RecordError, WireObject, WireRecord};
 
 /// The encodings of request bodies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +81,17 @@ impl<'a> Parsed<'a> {
                 .iter()
                 .flat_map(|(first, part)| part.iter().map(move |r| (first + r.index, r))),
         )
+    }
+
+    /// Every good record as the engine takes it, in body order.
+    pub fn samples(&self) -> impl Iterator<Item = RecordIn<'_>> {
+        self.iter().map(|(index, r)| RecordIn {
+            index,
+            stream: &r.stream,
+            key: &r.key,
+            value: r.value.clone(),
+            ts_ns: r.ts,
+        })
     }
 }
 
@@ -148,23 +160,23 @@ fn record_error(index: usize, offset: usize, text: &[u8], error: &sonic_rs::Erro
         .to_string();
     let position = offset + error.offset().min(text.len());
     let reason = if description.contains("unknown field") || description.contains("missing field") {
-        "invalid_field"
+        RejectReason::InvalidField
     } else if description.contains("invalid type")
         || description.contains("is null")
         || description.contains("nested")
     {
-        "wrong_type"
+        RejectReason::WrongType
     } else if description.contains("out of range") || description.contains("overflow") {
-        "out_of_range"
+        RejectReason::OutOfRange
     } else if description.contains("UTF-8")
         || description.contains("utf-8")
         || description.contains("Utf8")
     {
-        "invalid_utf8"
+        RejectReason::InvalidUtf8
     } else if error.is_eof() {
-        "truncated"
+        RejectReason::Truncated
     } else {
-        "invalid_json"
+        RejectReason::InvalidJson
     };
     RecordError {
         index,
@@ -292,7 +304,7 @@ fn parse_piece<'a>(text: &'a [u8], default_stream: Option<&'a str>) -> Option<Pi
     use serde::de::DeserializeSeed;
     let mut records = Vec::with_capacity(text.len() / 64);
     let mut errors = Vec::new();
-    let mut seed = crate::wire::RecordsSeed {
+    let mut seed = crate::dto::RecordsSeed {
         records: &mut records,
         errors: &mut errors,
         default_stream,
@@ -723,61 +735,6 @@ pub fn parse<'a>(
                 Some(pool) => scan_and_parse(body, options.max_depth, default_stream, pool),
             }
         }
-    }
-}
-
-/// What happened to one ingested body.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct IngestReport {
-    /// Samples applied.
-    pub accepted: usize,
-    /// Samples rejected, at decoding or by the engine.
-    pub rejected: usize,
-    /// The first rejections in body order: (index, reason).
-    pub errors: Vec<(usize, String)>,
-    /// Rejections by reason label, all of them.
-    pub by_reason: Vec<(&'static str, u64)>,
-}
-
-/// Applies decoded records to the graph and runs the wave. Decoding errors
-/// and engine rejections are merged in body order.
-pub fn apply(graph: &SharedGraph, parsed: Parsed<'_>) -> IngestReport {
-    apply_to(&mut graph.lock(), parsed)
-}
-
-/// [`apply`] on a graph the caller has locked.
-pub fn apply_to(graph: &mut Graph, parsed: Parsed<'_>) -> IngestReport {
-    let mut report = BatchReport::default();
-    let records = parsed.iter().map(|(index, r)| RecordIn {
-        index,
-        stream: &r.stream,
-        key: &r.key,
-        value: r.value.clone(),
-        ts_ns: r.ts,
-    });
-    graph.push_records(records, &mut report);
-    graph.run_wave();
-    let mut by_reason = report.by_reason.clone();
-    for error in &parsed.errors {
-        match by_reason.iter_mut().find(|(r, _)| *r == error.reason) {
-            Some((_, n)) => *n += 1,
-            None => by_reason.push((error.reason, 1)),
-        }
-    }
-    let mut errors: Vec<(usize, String)> = parsed
-        .errors
-        .iter()
-        .take(BatchReport::MAX_ERRORS)
-        .map(|e| (e.index, e.message.clone()))
-        .chain(report.errors.iter().map(|(i, r)| (*i, r.to_string())))
-        .collect();
-    errors.sort_by_key(|(i, _)| *i);
-    errors.truncate(BatchReport::MAX_ERRORS);
-    IngestReport {
-        accepted: report.accepted,
-        rejected: report.rejected + parsed.errors.len(),
-        errors,
-        by_reason,
     }
 }
 

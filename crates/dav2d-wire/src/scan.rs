@@ -9,6 +9,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use dav2d_core::RejectReason;
+
 /// Why a whole body was refused before any record was parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BodyError {
@@ -17,7 +19,7 @@ pub struct BodyError {
     /// What was found and what was expected.
     pub message: String,
     /// A short label for metrics.
-    pub reason: &'static str,
+    pub reason: RejectReason,
 }
 
 impl fmt::Display for BodyError {
@@ -51,13 +53,13 @@ pub fn check_json_start(body: &[u8]) -> Result<(usize, u8), BodyError> {
                 "found {} where a JSON object '{{' or array '[' of samples was expected",
                 describe(byte)
             ),
-            reason: "not_json",
+            reason: RejectReason::NotJson,
         }),
         None => Err(BodyError {
             offset: body.len(),
             message: "the body is empty; send a JSON sample, an array of samples or NDJSON"
                 .to_string(),
-            reason: "empty_body",
+            reason: RejectReason::EmptyBody,
         }),
     }
 }
@@ -82,7 +84,7 @@ pub fn scan_array(
         return Err(BodyError {
             offset: open,
             message: "expected '[' to start an array".to_string(),
-            reason: "invalid_json",
+            reason: RejectReason::InvalidJson,
         });
     }
     let mut count = 0usize;
@@ -123,7 +125,7 @@ pub fn scan_array(
                         message: format!(
                             "nesting deeper than {max_depth} levels; samples are flat"
                         ),
-                        reason: "too_deep",
+                        reason: RejectReason::TooDeep,
                     });
                 }
             }
@@ -134,7 +136,7 @@ pub fn scan_array(
                         return Err(BodyError {
                             offset: i,
                             message: "found '}' where ']' closes the array".to_string(),
-                            reason: "invalid_json",
+                            reason: RejectReason::InvalidJson,
                         });
                     }
                     if let Some(s) = start.take() {
@@ -143,14 +145,14 @@ pub fn scan_array(
                         return Err(BodyError {
                             offset: i,
                             message: "found ']' after ','; expected another element".to_string(),
-                            reason: "invalid_json",
+                            reason: RejectReason::InvalidJson,
                         });
                     }
                     if let Some((offset, byte)) = first_significant(&body[i + 1..]) {
                         return Err(BodyError {
                             offset: i + 1 + offset,
                             message: format!("found {} after the end of the array", describe(byte)),
-                            reason: "invalid_json",
+                            reason: RejectReason::InvalidJson,
                         });
                     }
                     return Ok(());
@@ -165,7 +167,7 @@ pub fn scan_array(
                     return Err(BodyError {
                         offset: i,
                         message: "found ',' where an element was expected".to_string(),
-                        reason: "invalid_json",
+                        reason: RejectReason::InvalidJson,
                     });
                 }
             },
@@ -181,7 +183,7 @@ pub fn scan_array(
         message: format!(
             "the body ends inside the array ({depth} unclosed brackets); truncated JSON?"
         ),
-        reason: "truncated",
+        reason: RejectReason::Truncated,
     })
 }
 
@@ -189,7 +191,7 @@ fn unterminated(offset: usize) -> BodyError {
     BodyError {
         offset,
         message: "unterminated string; the body ends inside it (truncated JSON?)".to_string(),
-        reason: "truncated",
+        reason: RejectReason::Truncated,
     }
 }
 

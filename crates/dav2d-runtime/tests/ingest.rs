@@ -1,4 +1,4 @@
-//! The HTTP and TCP servers over real loopback sockets: every body format,
+//! The HTTP and TCP sources, started by the runtime, over real loopback sockets: every body format,
 //! bad input of every kind, limits, timeouts, auth, backpressure, state,
 //! events and metrics. A raw HTTP/1.1 client controls exactly what is sent
 //! (and what is not). Waits are bounded; nothing is timed.
@@ -13,14 +13,14 @@ use std::time::Duration;
 use dav2d_core::{
     Bounds, Builtin, EdgePolicy, Graph, GraphOptions, ManualClock, NodeSpec, SharedGraph, Value,
 };
-use dav2d_ingest::{HttpConfig, IngestConfig, IngestServer, TcpConfig};
+use dav2d_runtime::{HttpConfig, Plan, Runtime, TcpConfig};
 
 struct Server {
     graph: SharedGraph,
-    server: IngestServer,
+    runtime: Runtime,
 }
 
-fn start_with(configure: impl FnOnce(&mut IngestConfig)) -> Server {
+fn start_with(configure: impl FnOnce(&mut Plan)) -> Server {
     let mut graph = Graph::new(
         GraphOptions::default(),
         Arc::new(ManualClock::new(1_000_000_000)),
@@ -50,7 +50,7 @@ fn start_with(configure: impl FnOnce(&mut IngestConfig)) -> Server {
         )
         .unwrap();
     let graph = SharedGraph::new(graph);
-    let mut config = IngestConfig {
+    let mut config = Plan {
         http: Some(HttpConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             max_body: 1 << 20,
@@ -62,11 +62,12 @@ fn start_with(configure: impl FnOnce(&mut IngestConfig)) -> Server {
             bind: "127.0.0.1:0".parse().unwrap(),
             max_line: 64 << 10,
         }),
-        ..IngestConfig::default()
+        ..Plan::default()
     };
+    config.intake.parse.max_body = 1 << 20;
     configure(&mut config);
-    let server = IngestServer::start(config, graph.clone()).unwrap();
-    Server { graph, server }
+    let runtime = Runtime::start(config, graph.clone()).unwrap();
+    Server { graph, runtime }
 }
 
 fn start() -> Server {
@@ -75,7 +76,7 @@ fn start() -> Server {
 
 impl Server {
     fn http(&self) -> SocketAddr {
-        self.server.http_addr().unwrap()
+        self.runtime.address("http").unwrap()
     }
 
     fn latest(&self, name: &str, key: &str) -> Option<f64> {
@@ -398,7 +399,10 @@ fn broken_bodies_are_refused_whole_with_the_byte_offset() {
 
 #[test]
 fn a_body_that_is_not_json_is_refused_before_it_is_read() {
-    let server = start_with(|c| c.http.as_mut().unwrap().max_body = 64 << 20);
+    let server = start_with(|c| {
+        c.http.as_mut().unwrap().max_body = 64 << 20;
+        c.intake.parse.max_body = 64 << 20;
+    });
     // The notes' test: 10 MB of 'x'. Send the headers and only the first
     // 64 KiB: the answer must come without the rest.
     let mut stream = connect(server.http());
@@ -535,7 +539,7 @@ fn slow_clients_are_cut_off_and_others_are_still_served() {
 
 #[test]
 fn a_full_all_edge_queue_answers_429_with_retry_after() {
-    let server = start_with(|c| c.all_queue_capacity = 10);
+    let server = start_with(|c| c.intake.all_queue_capacity = 10);
     // Hold the engine so the first batch waits in the queue.
     let held = server.graph.lock();
     let address = server.http();
@@ -548,7 +552,7 @@ fn a_full_all_edge_queue_answers_429_with_retry_after() {
     let mut depth = 0;
     for _ in 0..500 {
         // Not a scrape: that reads the engine's counters under the lock held here.
-        depth = server.server.metrics().queue_depth.get();
+        depth = server.runtime.metrics().queue_depth.get();
         if depth == 10 {
             break;
         }
@@ -572,10 +576,10 @@ fn a_full_all_edge_queue_answers_429_with_retry_after() {
     drop(held);
     assert_eq!(latest.join().unwrap().status, 200);
     assert_eq!(first.join().unwrap().status, 200);
-    let metrics = server.server.metrics().encode();
+    let metrics = server.runtime.metrics().encode();
     assert!(
         metrics
-            .contains(r#"dav2d_samples_rejected_total{reason="overloaded",stage="transport"} 1"#),
+            .contains(r#"dav2d_samples_rejected_total{component="http",kind="http",reason="overloaded",stage="transport"} 1"#),
         "{metrics}"
     );
 }
@@ -636,9 +640,9 @@ fn state_graph_metrics_and_health_answer() {
     assert_eq!(graph["nodes"][0]["inputs"][0]["name"], "temp");
     let metrics = request(server.http(), "GET", "/metrics", &[], b"");
     for line in [
-        r#"dav2d_samples_received_total{transport="http"} 3"#,
-        r#"dav2d_samples_accepted_total{transport="http"} 2"#,
-        r#"dav2d_samples_rejected_total{reason="above_max",stage="engine"} 1"#,
+        r#"dav2d_samples_received_total{component="http",kind="http"} 3"#,
+        r#"dav2d_samples_accepted_total{component="http",kind="http"} 2"#,
+        r#"dav2d_samples_rejected_total{component="http",kind="http",reason="above_max",stage="engine"} 1"#,
         "dav2d_evaluations_total 2",
         "dav2d_parse_seconds_count 1",
         r#"dav2d_node_evaluations_total{node="double"} 2"#,
@@ -696,7 +700,7 @@ fn events_stream_node_changes() {
 #[test]
 fn tcp_takes_ndjson_on_many_connections_and_answers_bad_lines() {
     let server = start();
-    let address = server.server.tcp_addr().unwrap();
+    let address = server.runtime.address("tcp").unwrap();
     let writers: Vec<_> = (0..4)
         .map(|c| {
             std::thread::spawn(move || {
@@ -750,33 +754,33 @@ fn tcp_takes_ndjson_on_many_connections_and_answers_bad_lines() {
 }
 
 #[test]
-fn tcp_binary_frames_carry_samples() {
+fn tcp_binary_units_carry_samples() {
     let server = start();
-    let mut stream = TcpStream::connect(server.server.tcp_addr().unwrap()).unwrap();
+    let mut stream = TcpStream::connect(server.runtime.address("tcp").unwrap()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let payload = br#"[{"stream": "temp", "key": "bin", "value": 33}]"#;
-    let mut frame = b"DV2B".to_vec();
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.push(1);
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(&3u32.to_be_bytes());
-    frame.push(9);
-    frame.extend_from_slice(b"abc");
-    stream.write_all(&frame).unwrap();
+    let mut units = b"DV2B".to_vec();
+    units.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    units.push(1);
+    units.extend_from_slice(payload);
+    units.extend_from_slice(&3u32.to_be_bytes());
+    units.push(9);
+    units.extend_from_slice(b"abc");
+    stream.write_all(&units).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.contains("frame kind 9 is not supported"), "{reply}");
+    assert!(reply.contains("unit kind 9 is not supported"), "{reply}");
     assert_eq!(server.latest("temp", "bin"), Some(33.0));
 }
 
 #[test]
 fn tcp_stops_reading_while_the_all_edge_queue_is_full() {
-    let server = start_with(|c| c.all_queue_capacity = 100);
+    let server = start_with(|c| c.intake.all_queue_capacity = 100);
     let held = server.graph.lock();
-    let mut stream = TcpStream::connect(server.server.tcp_addr().unwrap()).unwrap();
+    let mut stream = TcpStream::connect(server.runtime.address("tcp").unwrap()).unwrap();
     stream.set_nonblocking(true).unwrap();
     let line = b"{\"stream\": \"strict\", \"key\": \"k\", \"value\": 1}\n";
     let mut sent = 0usize;
@@ -837,33 +841,36 @@ struct FakeStatus {
     problem: std::sync::Mutex<Option<String>>,
 }
 
-impl dav2d_ingest::StatusSource for FakeStatus {
-    fn health(&self) -> Result<(), String> {
+impl dav2d_component::Health for FakeStatus {
+    fn status(&self) -> Result<(), String> {
         match self.problem.lock().unwrap().clone() {
             Some(problem) => Err(problem),
             None => Ok(()),
         }
     }
 
-    fn gauges(&self) -> Vec<(&'static str, &'static str, i64)> {
-        vec![(
-            "file_actions_remaining_today",
-            "File actions left today",
-            159_990,
-        )]
+    fn gauges(&self) -> Vec<dav2d_component::Gauge> {
+        vec![dav2d_component::Gauge {
+            name: "file_actions_remaining_today",
+            help: "File actions left today",
+            value: 159_990,
+        }]
     }
 }
 
 #[test]
 fn other_parts_report_health_and_gauges_through_the_api() {
     let status = Arc::new(FakeStatus::default());
-    let shared: Arc<dyn dav2d_ingest::StatusSource> = status.clone();
-    let server = start_with(|c| c.status = vec![shared]);
+    let server = start();
+    server
+        .runtime
+        .health()
+        .pin("persistence", "persistence", status.clone());
     assert_eq!(
         request(server.http(), "GET", "/healthz", &[], b"").status,
         200
     );
-    *status.problem.lock().unwrap() = Some("persistence: disk full; retrying".into());
+    *status.problem.lock().unwrap() = Some("disk full; retrying".into());
     let degraded = request(server.http(), "GET", "/healthz", &[], b"");
     assert_eq!(degraded.status, 503);
     assert_eq!(
@@ -919,13 +926,18 @@ fn large_array(n: usize, key: impl Fn(usize) -> String) -> String {
 
 #[test]
 fn large_bodies_are_parsed_while_they_arrive() {
-    let server = start_with(|c| c.parse.parallel_threshold = 8 << 10);
+    let server = start_with(|c| c.intake.parse.parallel_threshold = 8 << 10);
     // Good records, over several pieces: all applied, in order.
     let body = large_array(20_000, |i| format!("big-{}", i % 50));
     assert!(body.len() > 600_000);
     let response = post_in_parts(server.http(), body.as_bytes(), 6);
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(json(&response)["accepted"], 20_000);
+    assert_eq!(
+        server.runtime.metrics().parsed_while_arriving.get(),
+        1,
+        "a body arriving over 100 ms is parsed while it arrives"
+    );
     assert_eq!(server.latest("temp", "big-49"), Some(99.0));
     assert_eq!(server.latest("double", "big-0"), Some(2.0 * 50.0));
     // The same body sent at once (it is in before parsing would start early).

@@ -1,11 +1,15 @@
-//! Prometheus metrics: what the ingest edge counts (received, accepted,
-//! rejected by reason and stage, bytes, parse time, queue depth, requests)
-//! and, read at scrape time, the engine's counters (evaluations, conflated,
-//! errors, cutoffs, waves, transitions).
+//! Prometheus metrics: what every component counts under its `component`
+//! and `kind` labels (received, accepted, rejected by reason and stage,
+//! bytes), the intake's parse time and queue depth, HTTP requests, and, read
+//! at scrape time, the engine's counters (evaluations, conflated, errors,
+//! cutoffs, waves, transitions) and each component's health.
 
 use std::fmt;
+use std::sync::Arc;
 
-use dav2d_core::SharedGraph;
+use crate::health::HealthBoard;
+
+use dav2d_core::{RejectReason, SharedGraph, Stage};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -14,17 +18,23 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels naming the transport (`http`, `tcp`).
+/// Labels naming a component.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Transport {
-    /// `http` or `tcp`.
-    pub transport: String,
+pub struct ComponentLabels {
+    /// The component's name, e.g. `http`.
+    pub component: String,
+    /// Its kind, e.g. `http`.
+    pub kind: String,
 }
 
 /// Labels of a rejection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Rejected {
-    /// A short reason label, e.g. `not_json`, `too_large`, `above_max`.
+    /// The component that refused.
+    pub component: String,
+    /// Its kind.
+    pub kind: String,
+    /// The reason label, e.g. `not_json`, `too_large`, `above_max`.
     pub reason: String,
     /// Where: `transport` (whole request), `decode` (one record), `engine`.
     pub stage: String,
@@ -39,34 +49,34 @@ pub struct Request {
     pub status: String,
 }
 
-/// Every metric the ingest edge exposes.
+/// Every metric the components share, plus the engine's counters and every
+/// component's health gauges, read at scrape time.
 pub struct Metrics {
     registry: Registry,
-    /// Samples (records) received.
-    pub received: Family<Transport, Counter>,
-    /// Samples applied.
-    pub accepted: Family<Transport, Counter>,
-    /// Samples or requests rejected, by reason and stage.
-    pub rejected: Family<Rejected, Counter>,
-    /// Body bytes received (before decompression).
-    pub bytes: Family<Transport, Counter>,
+    received: Family<ComponentLabels, Counter>,
+    accepted: Family<ComponentLabels, Counter>,
+    bytes: Family<ComponentLabels, Counter>,
+    rejected: Family<Rejected, Counter>,
     /// Requests served, by endpoint and status.
     pub requests: Family<Request, Counter>,
     /// Time to parse a body, in seconds.
     pub parse_seconds: Histogram,
     /// Samples for `all`-edge streams admitted and not yet applied.
     pub queue_depth: Gauge,
-    /// The per-transport counters, resolved once so the hot path neither
-    /// allocates labels nor locks a family.
-    http: TransportCounters,
-    tcp: TransportCounters,
+    /// Large bodies parsed while they were still arriving.
+    pub parsed_while_arriving: Counter,
     /// `(endpoint, status)` counters resolved once for the ingest routes.
     ingest_ok: [(&'static str, Counter); 2],
 }
 
-/// The counters of one transport.
-#[derive(Clone)]
-pub struct TransportCounters {
+/// The counters of one component, resolved once so the hot path neither
+/// allocates labels nor locks a family.
+#[derive(Clone, Debug)]
+pub struct ComponentCounters {
+    /// The component's name.
+    pub component: Arc<str>,
+    /// Its kind.
+    pub kind: &'static str,
     /// Samples received.
     pub received: Counter,
     /// Samples applied.
@@ -82,31 +92,38 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Creates the metrics, reading engine counters from `graph` at each scrape.
-    pub fn new(
-        graph: SharedGraph,
-        status: Vec<std::sync::Arc<dyn crate::server::StatusSource>>,
-    ) -> Self {
+    /// Creates the metrics, reading engine counters from `graph` and
+    /// components' gauges and health from `health` at each scrape.
+    pub fn new(graph: SharedGraph, health: HealthBoard) -> Self {
         let mut registry = Registry::with_prefix("dav2d");
-        let received = Family::<Transport, Counter>::default();
-        let accepted = Family::<Transport, Counter>::default();
+        let received = Family::<ComponentLabels, Counter>::default();
+        let accepted = Family::<ComponentLabels, Counter>::default();
         let rejected = Family::<Rejected, Counter>::default();
-        let bytes = Family::<Transport, Counter>::default();
+        let bytes = Family::<ComponentLabels, Counter>::default();
         let requests = Family::<Request, Counter>::default();
         let parse_seconds = Histogram::new(exponential_buckets(1e-5, 4.0, 10));
         let queue_depth = Gauge::default();
-        registry.register("samples_received", "Samples received", received.clone());
+        let parsed_while_arriving = Counter::default();
+        registry.register(
+            "samples_received",
+            "Samples received, per component",
+            received.clone(),
+        );
         registry.register(
             "samples_accepted",
-            "Samples applied to the graph",
+            "Samples applied to the graph, per component",
             accepted.clone(),
         );
         registry.register(
             "samples_rejected",
-            "Samples or requests rejected, by reason and stage",
+            "Samples or requests rejected, by component, reason and stage",
             rejected.clone(),
         );
-        registry.register("received_bytes", "Body bytes received", bytes.clone());
+        registry.register(
+            "received_bytes",
+            "Body bytes received, per component",
+            bytes.clone(),
+        );
         registry.register("requests", "HTTP requests served", requests.clone());
         registry.register(
             "parse_seconds",
@@ -118,19 +135,13 @@ impl Metrics {
             "Samples for all-edge streams admitted and not yet applied",
             queue_depth.clone(),
         );
+        registry.register(
+            "bodies_parsed_while_arriving",
+            "Large JSON bodies cut and parsed while they were still arriving",
+            parsed_while_arriving.clone(),
+        );
         registry.register_collector(Box::new(GraphCollector { graph }));
-        registry.register_collector(Box::new(StatusCollector { status }));
-        let counters = |name: &str| {
-            let labels = Transport {
-                transport: name.to_string(),
-            };
-            TransportCounters {
-                received: received.get_or_create(&labels).clone(),
-                accepted: accepted.get_or_create(&labels).clone(),
-                bytes: bytes.get_or_create(&labels).clone(),
-            }
-        };
-        let (http, tcp) = (counters("http"), counters("tcp"));
+        registry.register_collector(Box::new(HealthCollector { health }));
         let ok = |endpoint: &'static str| {
             let labels = Request {
                 endpoint: endpoint.to_string(),
@@ -140,8 +151,6 @@ impl Metrics {
         };
         let ingest_ok = [ok("/upload"), ok("/ingest")];
         Self {
-            http,
-            tcp,
             ingest_ok,
             registry,
             received,
@@ -151,26 +160,41 @@ impl Metrics {
             requests,
             parse_seconds,
             queue_depth,
+            parsed_while_arriving,
         }
     }
 
-    /// Counts a rejection.
-    pub fn reject(&self, reason: &str, stage: &str, count: u64) {
+    /// The counters of the component `name` of `kind`.
+    pub fn component(&self, name: &str, kind: &'static str) -> ComponentCounters {
+        let labels = ComponentLabels {
+            component: name.to_string(),
+            kind: kind.to_string(),
+        };
+        ComponentCounters {
+            component: Arc::from(name),
+            kind,
+            received: self.received.get_or_create(&labels).clone(),
+            accepted: self.accepted.get_or_create(&labels).clone(),
+            bytes: self.bytes.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Counts `count` rejections by `component` for `reason` at `stage`.
+    pub fn reject(
+        &self,
+        component: &ComponentCounters,
+        reason: RejectReason,
+        stage: Stage,
+        count: u64,
+    ) {
         self.rejected
             .get_or_create(&Rejected {
-                reason: reason.to_string(),
-                stage: stage.to_string(),
+                component: component.component.to_string(),
+                kind: component.kind.to_string(),
+                reason: reason.as_str().to_string(),
+                stage: stage.as_str().to_string(),
             })
             .inc_by(count);
-    }
-
-    /// The counters of `transport` (`http` or `tcp`).
-    pub fn transport(&self, transport: &str) -> &TransportCounters {
-        if transport == "tcp" {
-            &self.tcp
-        } else {
-            &self.http
-        }
     }
 
     /// Counts a served request.
@@ -206,18 +230,31 @@ struct NodeLabel {
 }
 
 #[derive(Debug)]
-struct StatusCollector {
-    status: Vec<std::sync::Arc<dyn crate::server::StatusSource>>,
+struct HealthCollector {
+    health: HealthBoard,
 }
 
-impl Collector for StatusCollector {
+impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        for source in &self.status {
-            for (name, help, value) in source.gauges() {
-                let gauge = ConstGauge::new(value);
-                let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-                gauge.encode(metric)?;
-            }
+        for gauge in self.health.gauges() {
+            let value = ConstGauge::new(gauge.value);
+            let metric =
+                encoder.encode_descriptor(gauge.name, gauge.help, None, value.metric_type())?;
+            value.encode(metric)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "component_up",
+            "1 while a component works, 0 while it is degraded",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for report in self.health.reports() {
+            let labels = ComponentLabels {
+                component: report.component,
+                kind: report.kind.to_string(),
+            };
+            ConstGauge::new(i64::from(report.status.is_ok()))
+                .encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use dav2d_core::{Scalar, Value};
+use dav2d_core::{RejectReason, Scalar, Value};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -409,7 +409,7 @@ pub struct RecordError {
     /// Position in the request.
     pub index: usize,
     /// A short label for metrics (`invalid_json`, `missing_field`, ...).
-    pub reason: &'static str,
+    pub reason: RejectReason,
     /// The full reason.
     pub message: String,
 }
@@ -422,7 +422,7 @@ impl<'a> WireObject<'a> {
         default_stream: Option<&'a str>,
         out: &mut Vec<WireRecord<'a>>,
     ) -> Result<(), RecordError> {
-        let error = |reason: &'static str, message: String| RecordError {
+        let error = |reason: RejectReason, message: String| RecordError {
             index,
             reason,
             message,
@@ -432,7 +432,7 @@ impl<'a> WireObject<'a> {
             (None, Some(stream)) => Cow::Borrowed(stream),
             (None, None) => {
                 return Err(error(
-                    "missing_field",
+                    RejectReason::MissingField,
                     "missing field `stream`; give it in the sample or POST to /ingest/{stream}"
                         .to_string(),
                 ));
@@ -442,7 +442,7 @@ impl<'a> WireObject<'a> {
             let values: Vec<f64> = values.into_iter().map(|WireNumber(v)| v).collect();
             if self.value.is_some() || self.key.is_some() {
                 return Err(error(
-                    "invalid_shape",
+                    RejectReason::InvalidShape,
                     "a columnar batch has `keys` and `values`, not `key` or `value`".to_string(),
                 ));
             }
@@ -451,7 +451,7 @@ impl<'a> WireObject<'a> {
                 Some(WireTs::Many(ts)) if ts.len() == values.len() => Some(ts),
                 Some(WireTs::Many(ts)) => {
                     return Err(error(
-                        "invalid_shape",
+                        RejectReason::InvalidShape,
                         format!(
                             "{} timestamps for {} values; give one per value",
                             ts.len(),
@@ -461,7 +461,7 @@ impl<'a> WireObject<'a> {
                 }
                 Some(WireTs::One(_)) => {
                     return Err(error(
-                        "invalid_shape",
+                        RejectReason::InvalidShape,
                         "a columnar batch needs `ts` as an array".to_string(),
                     ));
                 }
@@ -470,7 +470,7 @@ impl<'a> WireObject<'a> {
                 && keys.len() != values.len()
             {
                 return Err(error(
-                    "invalid_shape",
+                    RejectReason::InvalidShape,
                     format!(
                         "{} keys for {} values; give one per value",
                         keys.len(),
@@ -496,14 +496,17 @@ impl<'a> WireObject<'a> {
             return Ok(());
         }
         let Some(WireValue(value)) = self.value else {
-            return Err(error("missing_field", "missing field `value`".to_string()));
+            return Err(error(
+                RejectReason::MissingField,
+                "missing field `value`".to_string(),
+            ));
         };
         let ts = match self.ts {
             None => None,
             Some(WireTs::One(ts)) => Some(ts),
             Some(WireTs::Many(_)) => {
                 return Err(error(
-                    "invalid_shape",
+                    RejectReason::InvalidShape,
                     "`ts` of one sample must be one integer".to_string(),
                 ));
             }

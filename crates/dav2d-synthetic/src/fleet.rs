@@ -3,7 +3,7 @@
 //!
 //! It is deterministic for a given seed, so demos and tests repeat.
 
-use crate::config::SourceConfig;
+use crate::config::SyntheticConfig;
 
 struct Device {
     drift: f64,
@@ -16,7 +16,7 @@ struct Device {
 /// A fleet of synthetic devices; each [`SyntheticFleet::step`] yields one
 /// sample per reporting device.
 pub struct SyntheticFleet {
-    config: SourceConfig,
+    config: SyntheticConfig,
     keys: Vec<String>,
     devices: Vec<Device>,
     rng: fastrand::Rng,
@@ -24,7 +24,7 @@ pub struct SyntheticFleet {
 
 impl SyntheticFleet {
     /// A fleet as configured.
-    pub fn new(config: &SourceConfig) -> Self {
+    pub fn new(config: &SyntheticConfig) -> Self {
         let width = config.devices.saturating_sub(1).to_string().len().max(3);
         let keys = (0..config.devices)
             .map(|i| format!("dev-{i:0width$}"))
@@ -48,7 +48,7 @@ impl SyntheticFleet {
 
     /// The stream the fleet reports to.
     pub fn stream(&self) -> &str {
-        &self.config.stream.value
+        &self.config.stream
     }
 
     /// The period between two steps, in seconds.
@@ -108,12 +108,21 @@ impl SyntheticFleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn the_demo_fleet_reports_every_device_and_sometimes_overheats() {
-        let config = Config::demo().expect("the demo config parses");
-        let mut fleet = SyntheticFleet::new(&config.sources[0]);
+        let config = SyntheticConfig {
+            stream: "temperature".into(),
+            devices: 100,
+            rate_hz: 100.0,
+            base: 60.0,
+            noise: 0.8,
+            drift_per_minute: 1.5,
+            overheat_per_hour: 120.0,
+            dropout_per_hour: 30.0,
+            seed: 7,
+        };
+        let mut fleet = SyntheticFleet::new(&config);
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         let mut hottest = f64::MIN;
         let mut reported = 0;

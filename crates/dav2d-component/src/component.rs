@@ -1,0 +1,133 @@
+//! The two traits every connector implements, and what a running component
+//! is handed.
+//!
+//! A component is built from its config (unstarted, cheap, no I/O), then
+//! started with a [`Context`]; starting binds, connects or spawns and fails
+//! before anything runs. Stopping is orderly and in a fixed order chosen by
+//! the runtime: sources stop accepting first, the graph drains, then sinks
+//! flush.
+
+use std::net::SocketAddr;
+
+use dav2d_core::SharedGraph;
+
+use crate::health::HealthBoard;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+
+/// What a component gets when it starts.
+#[derive(Clone)]
+pub struct Context {
+    /// The shared intake, already labelled with this component's name and kind.
+    pub intake: Intake,
+    /// The runtime's I/O threads (tokio), for sockets and timers.
+    pub io: tokio::runtime::Handle,
+    /// Every running component's health (the HTTP API serves it).
+    pub health: HealthBoard,
+}
+
+impl Context {
+    /// The graph the intake applies to.
+    pub fn graph(&self) -> &SharedGraph {
+        self.intake.graph()
+    }
+
+    /// The shared metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        self.intake.metrics()
+    }
+}
+
+/// Why a component could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An address could not be bound.
+    #[error("cannot bind the {what} server to {address}: {error}; set {setting} to a free address")]
+    Bind {
+        /// `HTTP`, `TCP`, ...
+        what: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The setting to change, e.g. `http.bind`.
+        setting: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// Anything else, said in full.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where samples enter: produces samples into its [`Intake`].
+pub trait Source: Send {
+    /// The component's name (unique in a runtime; its metrics label).
+    fn name(&self) -> &str;
+    /// Its kind, e.g. `http`, `tcp`, `synthetic`.
+    fn kind(&self) -> &'static str;
+    /// Starts producing. Errors (a busy port) come back before anything runs.
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError>;
+}
+
+/// Whether a sink may lose intermediate updates under load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every update is delivered or the sink reports that it cannot keep up
+    /// (persistence): never merged away silently.
+    Lossless,
+    /// A slow reader sees the newest value and the skipped ones are counted
+    /// (server-sent events, dashboards).
+    Conflating,
+}
+
+impl Delivery {
+    /// The label, e.g. in `/graph`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Lossless => "lossless",
+            Delivery::Conflating => "conflating",
+        }
+    }
+}
+
+/// Where results leave: consumes updates from subscriptions to the graph.
+pub trait Sink: Send {
+    /// The component's name.
+    fn name(&self) -> &str;
+    /// Its kind, e.g. `persistence`.
+    fn kind(&self) -> &'static str;
+    /// Whether it is lossless or conflating.
+    fn delivery(&self) -> Delivery;
+    /// Starts consuming.
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError>;
+}
+
+/// A started source or sink.
+pub trait Running: Send {
+    /// The address it listens on, for servers.
+    fn address(&self) -> Option<SocketAddr> {
+        None
+    }
+    /// Stops it and waits for it: a source stops accepting, a sink flushes.
+    fn stop(self: Box<Self>);
+}
+
+/// Binds a listener synchronously (so a busy port is an error before
+/// anything runs) and hands it to the I/O runtime. `what` (`HTTP`) and
+/// `setting` (`http.bind`) name it in the error.
+pub fn bind(
+    io: &tokio::runtime::Handle,
+    what: &'static str,
+    setting: &str,
+    address: SocketAddr,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|error| StartError::Bind {
+            what,
+            address,
+            setting: setting.to_string(),
+            error,
+        })?;
+    let _guard = io.enter();
+    tokio::net::TcpListener::from_std(listener).map_err(|e| StartError::Other(e.to_string()))
+}

@@ -1,0 +1,95 @@
+//! Health: what each component reports to `/healthz` and `/metrics`, and
+//! the board the runtime pins every running component's health to.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+/// One gauge a component exposes in `/metrics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gauge {
+    /// The name without the `dav2d_` prefix.
+    pub name: &'static str,
+    /// The help text.
+    pub help: &'static str,
+    /// The value.
+    pub value: i64,
+}
+
+/// Something that reports whether it works (a running source or sink, the
+/// persistence thread); the HTTP API knows nothing else about it.
+pub trait Health: Send + Sync + fmt::Debug {
+    /// `Err(reason)` while degraded (the process keeps serving).
+    fn status(&self) -> Result<(), String>;
+    /// Gauges for `/metrics`.
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
+}
+
+/// The health of one component, as the board lists it.
+#[derive(Clone, Debug)]
+pub struct HealthReport {
+    /// The component's name.
+    pub component: String,
+    /// Its kind (`http`, `tcp`, `synthetic`, `persistence`, ...).
+    pub kind: &'static str,
+    /// `Err(reason)` while degraded.
+    pub status: Result<(), String>,
+}
+
+/// One pinned component: its name, kind and health.
+type Pinned = (String, &'static str, Arc<dyn Health>);
+
+/// Every running component's health; cloned into whatever serves it.
+#[derive(Clone, Default)]
+pub struct HealthBoard {
+    entries: Arc<RwLock<Vec<Pinned>>>,
+}
+
+impl fmt::Debug for HealthBoard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthBoard")
+            .field("components", &self.reports().len())
+            .finish()
+    }
+}
+
+impl HealthBoard {
+    /// Pins a component's health to the board.
+    pub fn pin(&self, component: &str, kind: &'static str, health: Arc<dyn Health>) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.push((component.to_string(), kind, health));
+    }
+
+    /// Every component's current health.
+    pub fn reports(&self) -> Vec<HealthReport> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .map(|(component, kind, health)| HealthReport {
+                component: component.clone(),
+                kind,
+                status: health.status(),
+            })
+            .collect()
+    }
+
+    /// The reasons of every degraded component, prefixed by its name.
+    pub fn problems(&self) -> Vec<String> {
+        self.reports()
+            .into_iter()
+            .filter_map(|report| {
+                report
+                    .status
+                    .err()
+                    .map(|reason| format!("{}: {reason}", report.component))
+            })
+            .collect()
+    }
+
+    /// Every component's gauges.
+    pub fn gauges(&self) -> Vec<Gauge> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.iter().flat_map(|(_, _, h)| h.gauges()).collect()
+    }
+}

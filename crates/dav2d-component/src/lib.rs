@@ -1,0 +1,21 @@
+//! The component model of dav2d: every source and sink is one folder (a
+//! crate) implementing [`Source`] or [`Sink`], and every source feeds the
+//! engine through the shared [`Intake`].
+//!
+//! The key design decision: admission (the bounded queue for `all`-edge
+//! streams), decoding with the shared wire code, typed rejection and the
+//! batched apply live here once, so HTTP, TCP, the synthetic fleet and every
+//! later connector refuse the same input for the same reasons, push back the
+//! same way ("retry later": HTTP 429, TCP stops reading), and report the
+//! same metrics under their own `component` and `kind` labels. Components
+//! never depend on each other; the runtime starts them from a plan.
+
+mod component;
+mod health;
+mod intake;
+pub mod metrics;
+
+pub use component::{Context, Delivery, Running, Sink, Source, StartError, bind};
+pub use health::{Gauge, Health, HealthBoard, HealthReport};
+pub use intake::{Admission, IngestReport, Intake, IntakeConfig, Outcome};
+pub use metrics::Metrics;

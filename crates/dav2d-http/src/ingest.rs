@@ -1,0 +1,475 @@
+//! The ingest routes (`POST /upload`, `POST /ingest/{stream}`): media type
+//! and encoding, body limits and timeouts, refusing a body that cannot be
+//! JSON from its first bytes, parse-while-arriving for large arrays, and the
+//! answer (how many samples were accepted, why others were rejected).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dav2d_component::{Admission, Intake, Outcome};
+use dav2d_core::RejectReason;
+use dav2d_wire::{ArrayCutter, BodyError, Format, ParsedPiece, PieceJob, check_json_start};
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use serde_json::{Value as Json, json};
+use tokio::sync::oneshot::Receiver;
+
+use crate::serve::{AppState, error_response, json_response};
+
+/// Bodies smaller than this are parsed on the I/O thread: handing them to
+/// the pool would cost more than parsing them.
+const INLINE_BODY: usize = 16 << 10;
+
+// The handlers take the whole request rather than a `HeaderMap`, which
+// axum would clone out of it.
+pub(crate) async fn upload(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    ingest(state, "/upload", None, &parts.headers, body).await
+}
+
+pub(crate) async fn ingest_stream(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    ingest(state, "/ingest", Some(stream), &parts.headers, body).await
+}
+
+/// The request's format from `Content-Type` (JSON when absent).
+fn format_of(headers: &HeaderMap) -> Result<Format, String> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let text = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let media = text.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "text/json" | "" => Ok(Format::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
+        other => Err(format!(
+            "unsupported Content-Type '{other}'; send application/json or application/x-ndjson"
+        )),
+    }
+}
+
+fn encoding_of(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match text.as_str() {
+        "" | "identity" => Ok(None),
+        "gzip" | "x-gzip" | "zstd" => Ok(Some(text)),
+        other => Err(format!(
+            "unsupported Content-Encoding '{other}'; send identity, gzip or zstd"
+        )),
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    TimedOut,
+    /// Refused from its first bytes; the unread rest and how much was read.
+    NotJson(BodyError, Body, usize),
+    Broken(String),
+}
+
+/// Reads the body up to `limit` bytes within `timeout`. When `check_start`
+/// is set, the first bytes are checked to be JSON before the rest is read.
+async fn read_body(
+    body: Body,
+    expected: Option<usize>,
+    limit: usize,
+    timeout: Duration,
+    check_start: bool,
+) -> Result<Vec<u8>, ReadError> {
+    let mut body = body;
+    let mut check = FrameCheck::new(limit, check_start);
+    // Sized from Content-Length (already checked against the limit), so a
+    // large body is not copied again and again as the buffer grows.
+    let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
+    // A small body usually arrived with its headers: take what is already
+    // there without arming a timer.
+    loop {
+        match body.frame().now_or_never() {
+            Some(Some(frame)) => bytes.extend_from_slice(&check.take(frame, &mut body)?),
+            Some(None) => return Ok(bytes),
+            None => break,
+        }
+    }
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            bytes.extend_from_slice(&check.take(frame, &mut body)?);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Ok(bytes),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(ReadError::TimedOut),
+    }
+}
+
+/// Checks a body's frames as they arrive: the size limit, and (when asked)
+/// that its first significant byte can start JSON.
+struct FrameCheck {
+    received: usize,
+    limit: usize,
+    checked: bool,
+}
+
+impl FrameCheck {
+    fn new(limit: usize, check_start: bool) -> Self {
+        Self {
+            received: 0,
+            limit,
+            checked: !check_start,
+        }
+    }
+
+    /// The data of one frame (empty for a trailers frame), or why the body
+    /// is refused; on `NotJson` the unread rest of `body` goes with the error.
+    fn take(
+        &mut self,
+        frame: Result<hyper::body::Frame<Bytes>, axum::Error>,
+        body: &mut Body,
+    ) -> Result<Bytes, ReadError> {
+        let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            return Ok(Bytes::new());
+        };
+        if self.received + data.len() > self.limit {
+            return Err(ReadError::TooLarge);
+        }
+        let before = self.received;
+        self.received += data.len();
+        if !self.checked && data.iter().any(|b| !b.is_ascii_whitespace()) {
+            // Frames before this one were whitespace only.
+            if let Err(mut error) = check_json_start(&data) {
+                error.offset += before;
+                let rest = std::mem::replace(body, Body::empty());
+                return Err(ReadError::NotJson(error, rest, self.received));
+            }
+            self.checked = true;
+        }
+        Ok(data)
+    }
+}
+
+/// Discards (never buffers) up to `limit` bytes of a refused body within
+/// `timeout`, so a client that is still sending can read the answer instead
+/// of failing with a broken pipe.
+pub(crate) async fn drain(mut body: Body, limit: usize, timeout: Duration) {
+    let discard = async {
+        let mut discarded = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            discarded += frame.data_ref().map_or(0, |d| d.len());
+            if discarded > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, discard).await;
+}
+
+async fn ingest(
+    state: AppState,
+    endpoint: &'static str,
+    stream: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let response = ingest_inner(&state, stream, headers, body).await;
+    state
+        .intake
+        .metrics()
+        .request(endpoint, response.status().as_u16());
+    response
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    stream: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let intake = &state.intake;
+    let max_body = state.config.max_body;
+    let format = match format_of(headers) {
+        Ok(format) => format,
+        Err(message) => {
+            intake.reject(RejectReason::UnsupportedMediaType, 1);
+            drain(body, max_body, state.config.body_timeout).await;
+            return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+        }
+    };
+    let encoding = match encoding_of(headers) {
+        Ok(encoding) => encoding,
+        Err(message) => {
+            intake.reject(RejectReason::UnsupportedEncoding, 1);
+            drain(body, max_body, state.config.body_timeout).await;
+            return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+        }
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max_body) {
+        intake.reject(RejectReason::TooLarge, 1);
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {} bytes; this server accepts at most {max_body} (http.max_body)",
+                declared.unwrap_or(0)
+            ),
+        );
+    }
+    if format == Format::Json
+        && encoding.is_none()
+        && let Some(expected) = declared
+        && expected >= state.intake.parse_options().parallel_threshold
+    {
+        return ingest_streamed(state, stream, body, expected).await;
+    }
+    let check_start = format == Format::Json && encoding.is_none();
+    let bytes = match read_body(
+        body,
+        declared,
+        max_body,
+        state.config.body_timeout,
+        check_start,
+    )
+    .await
+    {
+        Ok(bytes) => bytes,
+        Err(error) => return refuse(state, error).await,
+    };
+    ingest_bytes(state, bytes, encoding, format, stream).await
+}
+
+/// Ingests a body read whole: small ones on this I/O thread when the engine
+/// is free, others on the pool.
+async fn ingest_bytes(
+    state: &AppState,
+    bytes: Vec<u8>,
+    encoding: Option<String>,
+    format: Format,
+    stream: Option<String>,
+) -> Response {
+    if encoding.is_none()
+        && bytes.len() < INLINE_BODY
+        && let Some(outcome) = state.intake.ingest_now(&bytes, format, stream.as_deref())
+    {
+        return respond(outcome);
+    }
+    let outcome = on_pool(&state.intake, move |intake| {
+        intake.ingest(
+            &bytes,
+            encoding.as_deref(),
+            format,
+            stream.as_deref(),
+            Admission::Refuse,
+        )
+    });
+    match outcome.await {
+        Ok(outcome) => respond(outcome),
+        Err(_) => pool_dropped(),
+    }
+}
+
+/// The answer to a body that could not be read, draining what a client
+/// still sends of a refused body so it can read the answer.
+async fn refuse(state: &AppState, error: ReadError) -> Response {
+    let intake = &state.intake;
+    let max_body = state.config.max_body;
+    match error {
+        ReadError::TooLarge => {
+            intake.reject(RejectReason::TooLarge, 1);
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body exceeds {max_body} bytes (http.max_body)"),
+            )
+        }
+        ReadError::TimedOut => {
+            intake.reject(RejectReason::Timeout, 1);
+            error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.config.body_timeout.as_secs_f64()
+                ),
+            )
+        }
+        ReadError::NotJson(error, rest, read) => {
+            intake.reject(error.reason, 1);
+            drain(
+                rest,
+                max_body.saturating_sub(read),
+                state.config.body_timeout,
+            )
+            .await;
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": error.to_string(), "offset": error.offset}),
+            )
+        }
+        ReadError::Broken(message) => {
+            intake.reject(RejectReason::BrokenBody, 1);
+            error_response(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {message}"),
+            )
+        }
+    }
+}
+
+/// Smallest and largest piece a large array body is cut into while it
+/// arrives.
+const PIECE_BYTES: (usize, usize) = (256 << 10, 8 << 20);
+
+/// A body still arriving after this long is parsed while it arrives. One
+/// that comes in faster (a local sender) is parsed whole once in: on a busy
+/// machine, parsing beside the receiving only slows both.
+const PARSE_WHILE_ARRIVING_AFTER: Duration = Duration::from_millis(20);
+
+/// Reads a large JSON body and, if it is slow to arrive, parses it at the
+/// same time: each piece of the array is parsed on the pool as soon as it is
+/// in, so little is left to parse when the last byte arrives. Records are
+/// applied only once the whole body parsed, so a broken body is still
+/// refused whole.
+pub(crate) async fn ingest_streamed(
+    state: &AppState,
+    stream: Option<String>,
+    body: Body,
+    expected: usize,
+) -> Response {
+    let intake = &state.intake;
+    let workers = intake.workers().max(1);
+    let mut cutter =
+        ArrayCutter::new((expected / (4 * workers)).clamp(PIECE_BYTES.0, PIECE_BYTES.1));
+    let stream: Option<Arc<str>> = stream.map(Arc::from);
+    let mut parsing = Vec::new();
+    let spawn = |job: PieceJob, parsing: &mut Vec<Receiver<ParsedPiece>>| {
+        let stream = stream.clone();
+        parsing.push(on_pool(intake, move |_| job.parse(stream.as_deref())));
+    };
+    let arriving = std::time::Instant::now();
+    let read = async {
+        let mut body = body;
+        let mut check = FrameCheck::new(state.config.max_body, true);
+        while let Some(frame) = body.frame().await {
+            cutter.push(check.take(frame, &mut body)?);
+            if arriving.elapsed() >= PARSE_WHILE_ARRIVING_AFTER {
+                for job in cutter.cut() {
+                    spawn(job, &mut parsing);
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(state.config.body_timeout, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return refuse(state, error).await,
+        Err(_) => return refuse(state, ReadError::TimedOut).await,
+    }
+    if !cutter.has_pieces() {
+        // It came in quickly: parse it whole, one piece per worker.
+        let stream = stream.as_deref().map(str::to_string);
+        return ingest_bytes(state, cutter.body(), None, Format::Json, stream).await;
+    }
+    for job in cutter.cut().into_iter().chain(cutter.finish()) {
+        spawn(job, &mut parsing);
+    }
+    let mut pieces = Vec::with_capacity(parsing.len());
+    for receiver in parsing {
+        match receiver.await {
+            Ok(piece) => pieces.push(piece),
+            Err(_) => return pool_dropped(),
+        }
+    }
+    let outcome = on_pool(intake, move |intake| {
+        intake.ingest_pieces(&pieces, &cutter, stream.as_deref())
+    });
+    match outcome.await {
+        Ok(outcome) => respond(outcome),
+        Err(_) => pool_dropped(),
+    }
+}
+
+/// Runs `work` on the parser pool; the receiver gets its result.
+fn on_pool<T: Send + 'static>(
+    intake: &Intake,
+    work: impl FnOnce(&Intake) -> T + Send + 'static,
+) -> Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let worker = intake.clone();
+    intake.spawn(move || {
+        let _ = sender.send(work(&worker));
+    });
+    receiver
+}
+
+fn pool_dropped() -> Response {
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the parser pool dropped the request",
+    )
+}
+
+fn respond(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Applied(report) if report.errors.is_empty() && report.rejected == 0 => {
+            // The common answer, written without building a JSON tree.
+            let mut response = (
+                StatusCode::OK,
+                format!(
+                    "{{\"accepted\":{},\"rejected\":0,\"errors\":[]}}",
+                    report.accepted
+                ),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Outcome::Applied(report) => {
+            let errors: Vec<Json> = report
+                .errors
+                .iter()
+                .map(|(index, error)| json!({"index": index, "error": error}))
+                .collect();
+            let status = if report.accepted == 0 && report.rejected > 0 {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            json_response(
+                status,
+                &json!({"accepted": report.accepted, "rejected": report.rejected, "errors": errors}),
+            )
+        }
+        Outcome::BadBody(error) => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": error.to_string(), "offset": error.offset}),
+        ),
+        Outcome::TooLarge(message) => error_response(StatusCode::PAYLOAD_TOO_LARGE, message),
+        Outcome::BadEncoding(message) => error_response(StatusCode::BAD_REQUEST, message),
+        Outcome::Overloaded => {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the queue of samples for all-edge streams is full; retry after a second",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}

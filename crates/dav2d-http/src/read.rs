@@ -1,0 +1,108 @@
+//! The read routes: `/state/{name}`, `/graph`, `/metrics`, `/healthz`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dav2d_wire::reading_json;
+use serde_json::{Value as Json, json};
+
+use crate::serve::{AppState, error_response, json_response};
+
+#[derive(serde::Deserialize)]
+pub(crate) struct KeyQuery {
+    key: Option<String>,
+}
+
+pub(crate) async fn state_of(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<KeyQuery>,
+) -> Response {
+    let graph = state.intake.graph().clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let graph = graph.lock();
+        match &query.key {
+            Some(key) => graph.latest(&name, key).map(|reading| match reading {
+                Some(reading) => (StatusCode::OK, reading_json(key, &reading)),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    json!({"error": format!("'{name}' has no sample for key '{key}' yet")}),
+                ),
+            }),
+            None => graph.latest_all(&name).map(|all| {
+                let keys: serde_json::Map<String, Json> = all
+                    .iter()
+                    .map(|(key, reading)| (key.to_string(), reading_json(key, reading)))
+                    .collect();
+                (StatusCode::OK, json!({"name": name, "keys": keys}))
+            }),
+        }
+    })
+    .await;
+    let response = match result {
+        Ok(Ok((status, body))) => json_response(status, &body),
+        Ok(Err(error)) => error_response(StatusCode::NOT_FOUND, error.to_string()),
+        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "the state lookup failed"),
+    };
+    state
+        .intake
+        .metrics()
+        .request("/state", response.status().as_u16());
+    response
+}
+
+pub(crate) async fn graph(State(state): State<AppState>) -> Response {
+    let (streams, nodes) = {
+        let graph = state.intake.graph().lock();
+        (graph.streams(), graph.nodes())
+    };
+    let streams: Vec<Json> = streams
+        .iter()
+        .filter(|s| s.producer.is_none())
+        .map(|s| {
+            json!({"name": s.name, "keys": s.keys, "accepted": s.accepted, "rejected": s.rejected,
+                   "min": s.bounds.min, "max": s.bounds.max, "finite_only": s.bounds.finite_only,
+                   "history": s.capacity})
+        })
+        .collect();
+    let nodes: Vec<Json> = nodes
+        .iter()
+        .map(|n| {
+            let inputs: Vec<Json> = n
+                .inputs
+                .iter()
+                .map(|(name, window, policy)| json!({"name": name, "window": window, "policy": policy.as_str()}))
+                .collect();
+            json!({"name": n.name, "kind": n.kind, "logic": n.logic, "inputs": inputs, "priority": n.priority,
+                   "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,
+                   "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors})
+        })
+        .collect();
+    state.intake.metrics().request("/graph", 200);
+    json_response(StatusCode::OK, &json!({"streams": streams, "nodes": nodes}))
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    state.intake.metrics().request("/metrics", 200);
+    let text = state.intake.metrics().encode();
+    let mut response = (StatusCode::OK, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let problems = state.health.problems();
+    if problems.is_empty() {
+        state.intake.metrics().request("/healthz", 200);
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    // Degraded, still serving: 503 tells load balancers, the body says why.
+    state.intake.metrics().request("/healthz", 503);
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "degraded", "problems": problems}),
+    )
+}

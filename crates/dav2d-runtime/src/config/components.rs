@@ -1,0 +1,355 @@
+//! The component part of the config: `sources:` and `sinks:` (lists tagged
+//! by `kind`), the top-level `http`, `tcp` and `ingest` sections, and their
+//! conversion into each component's settings.
+//!
+//! A list entry names its `kind` first; the rest of the entry is then read
+//! as that kind's section, so an unknown field is located on its own line
+//! and an unknown kind is an error listing the known ones.
+
+use std::fmt;
+
+use dav2d_component::IntakeConfig;
+use dav2d_http::HttpConfig;
+use dav2d_synthetic::SyntheticConfig;
+use dav2d_tcp::TcpConfig;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::{Config, ConfigError, PersistenceSection};
+
+/// The source kinds a config can name.
+pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp"];
+/// The sink kinds a config can name.
+pub const SINK_KINDS: &[&str] = &["persistence"];
+
+/// One entry of `sources:`.
+#[derive(Debug)]
+pub struct SourceEntry {
+    /// The `kind:` as written.
+    pub kind: Spanned<String>,
+    /// The component's name (its metrics label); defaults to the kind.
+    pub name: Option<String>,
+    /// The kind's settings.
+    pub spec: SourceSpec,
+}
+
+/// The settings of a source, by kind.
+#[derive(Debug)]
+pub enum SourceSpec {
+    /// The synthetic sensor fleet.
+    Synthetic(SyntheticSection),
+    /// Another HTTP listener.
+    Http(HttpSection),
+    /// Another TCP listener.
+    Tcp(TcpSection),
+}
+
+/// One entry of `sinks:`.
+#[derive(Debug)]
+pub struct SinkEntry {
+    /// The `kind:` as written.
+    pub kind: Spanned<String>,
+    /// The component's name; defaults to the kind.
+    pub name: Option<String>,
+    /// The kind's settings.
+    pub spec: SinkSpec,
+}
+
+/// The settings of a sink, by kind.
+#[derive(Debug)]
+pub enum SinkSpec {
+    /// Another store (the top-level `persistence` section is the default one).
+    Persistence(PersistenceSection),
+}
+
+/// Reads `kind` (which must come first), then hands the rest of the map
+/// to the kind's section.
+fn read_entry<'de, A, T>(
+    what: &'static str,
+    kinds: &'static [&'static str],
+    mut map: A,
+    read: impl FnOnce(&str, de::value::MapAccessDeserializer<A>) -> Result<Option<T>, A::Error>,
+) -> Result<(Spanned<String>, T), A::Error>
+where
+    A: MapAccess<'de>,
+{
+    let key: Option<String> = map.next_key()?;
+    if key.as_deref() != Some("kind") {
+        return Err(de::Error::custom(format!(
+            "each entry of {what} starts with `kind:` (one of {}); got `{}` first",
+            kinds.join(", "),
+            key.unwrap_or_default()
+        )));
+    }
+    let kind: Spanned<String> = map.next_value()?;
+    let name = kind.value.clone();
+    match read(&name, de::value::MapAccessDeserializer::new(map))? {
+        Some(spec) => Ok((kind, spec)),
+        None => Err(de::Error::custom(format!(
+            "unknown {what} kind '{name}'; expected one of: {}",
+            kinds.join(", ")
+        ))),
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = SourceEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a source: a map starting with `kind:`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SourceEntry, A::Error> {
+                let (kind, (name, spec)) =
+                    read_entry("sources", SOURCE_KINDS, map, |kind, rest| {
+                        Ok(match kind {
+                            "synthetic" => {
+                                let s = SyntheticSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Synthetic(s)))
+                            }
+                            "http" => {
+                                let s = HttpSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Http(s)))
+                            }
+                            "tcp" => {
+                                let s = TcpSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Tcp(s)))
+                            }
+                            _ => None,
+                        })
+                    })?;
+                Ok(SourceEntry { kind, name, spec })
+            }
+        }
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = SinkEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sink: a map starting with `kind:`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SinkEntry, A::Error> {
+                let (kind, (name, spec)) = read_entry("sinks", SINK_KINDS, map, |kind, rest| {
+                    Ok(match kind {
+                        "persistence" => {
+                            let s = PersistenceSection::deserialize(rest)?;
+                            Some((s.name.clone(), SinkSpec::Persistence(s)))
+                        }
+                        _ => None,
+                    })
+                })?;
+                Ok(SinkEntry { kind, name, spec })
+            }
+        }
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+/// A synthetic sensor fleet (`kind: synthetic`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// The stream to push to.
+    pub stream: Spanned<String>,
+    /// Number of devices (keys `dev-000` ...).
+    pub devices: Option<usize>,
+    /// Samples per device per second.
+    pub rate_hz: Option<f64>,
+    /// Mean value.
+    pub base: Option<f64>,
+    /// Noise amplitude.
+    pub noise: Option<f64>,
+    /// Drift per minute, random walk amplitude.
+    pub drift_per_minute: Option<f64>,
+    /// Expected overheating episodes per device per hour.
+    pub overheat_per_hour: Option<f64>,
+    /// Expected silent spells per device per hour.
+    pub dropout_per_hour: Option<f64>,
+    /// Random seed.
+    pub seed: Option<u64>,
+}
+
+/// The `http` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// The component's name, in a `sources:`/`sinks:` entry (its metrics label).
+    pub name: Option<String>,
+    /// Set false to run without the HTTP API.
+    pub enabled: Option<bool>,
+    /// Address to bind, e.g. `127.0.0.1:8080`.
+    pub bind: Option<Spanned<String>>,
+    /// Largest body accepted, e.g. `64MiB` or a number of bytes.
+    pub max_body: Option<Spanned<String>>,
+    /// Bearer token required by every endpoint but `/healthz`.
+    pub token: Option<String>,
+    /// Time allowed for request headers, e.g. `10s`.
+    pub header_timeout: Option<Spanned<String>>,
+    /// Time allowed for a request body, e.g. `30s`.
+    pub body_timeout: Option<Spanned<String>>,
+}
+
+/// The `tcp` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    /// The component's name, in a `sources:`/`sinks:` entry (its metrics label).
+    pub name: Option<String>,
+    /// Set false to run without the TCP server.
+    pub enabled: Option<bool>,
+    /// Address to bind, e.g. `127.0.0.1:7070`.
+    pub bind: Option<Spanned<String>>,
+    /// Longest line or frame, e.g. `1MiB`.
+    pub max_line: Option<Spanned<String>>,
+}
+
+/// The `ingest` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Parser pool size; 0 or absent means one per core.
+    pub workers: Option<usize>,
+    /// Samples for `all`-edge streams that may wait to be applied.
+    pub all_queue: Option<usize>,
+    /// Bodies at least this large are parsed in parallel, e.g. `1MiB`.
+    pub parallel_threshold: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Checks every source and sink entry.
+    pub(crate) fn validate_components(&self) -> Result<(), ConfigError> {
+        for (i, source) in self.sources.iter().enumerate() {
+            let field = format!("sources[{i}]");
+            match &source.spec {
+                SourceSpec::Synthetic(section) => {
+                    synthetic(section)
+                        .validate()
+                        .map_err(|message| self.error_at(&source.kind, field, message))?;
+                }
+                SourceSpec::Http(section) => {
+                    self.http_from(section, &field)?;
+                }
+                SourceSpec::Tcp(section) => {
+                    self.tcp_from(section, &field)?;
+                }
+            }
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            match &sink.spec {
+                SinkSpec::Persistence(section) => {
+                    self.persistence_from(section, &format!("sinks[{i}]"))?;
+                }
+            }
+        }
+        self.intake()?;
+        self.http()?;
+        self.tcp()?;
+        Ok(())
+    }
+
+    /// The intake's settings (the `ingest` section).
+    pub fn intake(&self) -> Result<IntakeConfig, ConfigError> {
+        let mut config = IntakeConfig {
+            workers: self.ingest.workers.unwrap_or(0),
+            ..IntakeConfig::default()
+        };
+        if let Some(capacity) = self.ingest.all_queue {
+            config.all_queue_capacity = capacity.max(1);
+        }
+        if let Some(threshold) =
+            self.size(&self.ingest.parallel_threshold, "ingest.parallel_threshold")?
+        {
+            config.parse.parallel_threshold = threshold;
+        }
+        if let Some(http) = self.http()? {
+            config.parse.max_body = http.max_body;
+        }
+        Ok(config)
+    }
+
+    /// The HTTP API this config asks for (`None` when disabled).
+    pub fn http(&self) -> Result<Option<HttpConfig>, ConfigError> {
+        match self.http.enabled {
+            Some(false) => Ok(None),
+            _ => self.http_from(&self.http, "http").map(Some),
+        }
+    }
+
+    /// The TCP server this config asks for (`None` when disabled).
+    pub fn tcp(&self) -> Result<Option<TcpConfig>, ConfigError> {
+        match self.tcp.enabled {
+            Some(false) => Ok(None),
+            _ => self.tcp_from(&self.tcp, "tcp").map(Some),
+        }
+    }
+
+    pub(crate) fn http_from(
+        &self,
+        section: &HttpSection,
+        prefix: &str,
+    ) -> Result<HttpConfig, ConfigError> {
+        let defaults = HttpConfig::default();
+        Ok(HttpConfig {
+            bind: self
+                .address(&section.bind, &format!("{prefix}.bind"))?
+                .unwrap_or(defaults.bind),
+            max_body: self
+                .size(&section.max_body, &format!("{prefix}.max_body"))?
+                .unwrap_or(defaults.max_body),
+            token: section.token.clone().filter(|t| !t.is_empty()),
+            header_timeout: self
+                .duration(&section.header_timeout, format!("{prefix}.header_timeout"))?
+                .unwrap_or(defaults.header_timeout),
+            body_timeout: self
+                .duration(&section.body_timeout, format!("{prefix}.body_timeout"))?
+                .unwrap_or(defaults.body_timeout),
+        })
+    }
+
+    pub(crate) fn tcp_from(
+        &self,
+        section: &TcpSection,
+        prefix: &str,
+    ) -> Result<TcpConfig, ConfigError> {
+        let defaults = TcpConfig::default();
+        Ok(TcpConfig {
+            bind: self
+                .address(&section.bind, &format!("{prefix}.bind"))?
+                .unwrap_or(defaults.bind),
+            max_line: self
+                .size(&section.max_line, &format!("{prefix}.max_line"))?
+                .unwrap_or(defaults.max_line),
+        })
+    }
+}
+
+/// A synthetic section's settings, defaults filled in.
+pub(crate) fn synthetic(section: &SyntheticSection) -> SyntheticConfig {
+    let defaults = SyntheticConfig::default();
+    SyntheticConfig {
+        stream: section.stream.value.clone(),
+        devices: section.devices.unwrap_or(defaults.devices),
+        rate_hz: section.rate_hz.unwrap_or(defaults.rate_hz),
+        base: section.base.unwrap_or(defaults.base),
+        noise: section.noise.unwrap_or(defaults.noise),
+        drift_per_minute: section
+            .drift_per_minute
+            .unwrap_or(defaults.drift_per_minute),
+        overheat_per_hour: section
+            .overheat_per_hour
+            .unwrap_or(defaults.overheat_per_hour),
+        dropout_per_hour: section
+            .dropout_per_hour
+            .unwrap_or(defaults.dropout_per_hour),
+        seed: section.seed.unwrap_or(defaults.seed),
+    }
+}

@@ -1,0 +1,308 @@
+//! The graph part of the config: streams, nodes and constraints, converted
+//! by hand into core specs and registered, with graph errors mapped back to
+//! the line that caused them.
+
+use std::time::Duration;
+
+use dav2d_core::{
+    Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph,
+    GraphError, InputSpec, LogicSpec, NodeSpec,
+};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Config, ConfigError};
+
+/// An input stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Name.
+    pub name: Spanned<String>,
+    /// Smallest valid value.
+    pub min: Option<f64>,
+    /// Largest valid value.
+    pub max: Option<f64>,
+    /// Reject NaN and infinities.
+    #[serde(default)]
+    pub finite_only: bool,
+    /// Samples kept per key at least.
+    pub history: Option<usize>,
+}
+
+/// A node: a built-in transform over one input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name (also the output stream's name).
+    pub name: Spanned<String>,
+    /// `moving_average`, `ewma`, `min`, `max`, `sum`, `rate`, `delta`, `clamp` or `scale`.
+    pub kind: Spanned<String>,
+    /// The input stream or node.
+    pub input: Spanned<String>,
+    /// Window length (moving_average, min, max, sum).
+    pub n: Option<usize>,
+    /// Weight of the newest sample (ewma).
+    pub alpha: Option<f64>,
+    /// Lower limit (clamp).
+    pub lo: Option<f64>,
+    /// Upper limit (clamp).
+    pub hi: Option<f64>,
+    /// Factor (scale).
+    pub a: Option<f64>,
+    /// Offset (scale).
+    pub b: Option<f64>,
+    /// `latest` (default) or `all`.
+    pub policy: Option<Spanned<String>>,
+    /// Higher runs first among independent nodes.
+    #[serde(default)]
+    pub priority: i32,
+    /// Changes smaller than this wake no children.
+    pub deadband: Option<f64>,
+}
+
+/// A constraint over one input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintConfig {
+    /// Name (also the state stream's name).
+    pub name: Spanned<String>,
+    /// The input stream or node.
+    pub input: Spanned<String>,
+    /// Threshold that trips.
+    pub trip: f64,
+    /// Threshold that resets (defaults to `trip`).
+    pub reset: Option<f64>,
+    /// `above` (default) or `below`.
+    pub direction: Option<Spanned<String>>,
+    /// How long the trip condition must hold, e.g. `500ms`.
+    #[serde(rename = "for")]
+    pub hold: Option<Spanned<String>>,
+    /// Silence after which a key is `stale`, e.g. `5s`.
+    pub stale_after: Option<Spanned<String>>,
+    /// `latest` (default) or `all`.
+    pub policy: Option<Spanned<String>>,
+    /// Priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+impl Config {
+    pub(crate) fn policy(
+        &self,
+        policy: &Option<Spanned<String>>,
+        field: String,
+    ) -> Result<EdgePolicy, ConfigError> {
+        match policy {
+            None => Ok(EdgePolicy::Latest),
+            Some(p) if p.value == "latest" => Ok(EdgePolicy::Latest),
+            Some(p) if p.value == "all" => Ok(EdgePolicy::All),
+            Some(p) => Err(self.error_at(
+                p,
+                field,
+                format!("unknown policy '{}'; expected latest or all", p.value),
+            )),
+        }
+    }
+
+    pub(crate) fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
+        let params = BuiltinParams {
+            n: node.n,
+            alpha: node.alpha,
+            lo: node.lo,
+            hi: node.hi,
+            a: node.a,
+            b: node.b,
+        };
+        Builtin::from_name(&node.kind.value, &params).map_err(|error| {
+            let field = match &error {
+                BuiltinError::UnknownKind(_) => format!("nodes[{i}].kind"),
+                BuiltinError::Missing { param, .. } => format!("nodes[{i}].{param}"),
+                BuiltinError::Invalid(_) => format!("nodes[{i}]"),
+            };
+            self.error_at(&node.kind, field, error.to_string())
+        })
+    }
+
+    pub(crate) fn constraint_spec(
+        &self,
+        i: usize,
+        constraint: &ConstraintConfig,
+    ) -> Result<ConstraintSpec, ConfigError> {
+        let direction = match &constraint.direction {
+            None => Direction::Above,
+            Some(d) if d.value == "above" => Direction::Above,
+            Some(d) if d.value == "below" => Direction::Below,
+            Some(d) => {
+                return Err(self.error_at(
+                    d,
+                    format!("constraints[{i}].direction"),
+                    format!("unknown direction '{}'; expected above or below", d.value),
+                ));
+            }
+        };
+        let as_ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let spec = ConstraintSpec {
+            trip: constraint.trip,
+            reset: constraint.reset,
+            direction,
+            hold_ns: self
+                .duration(&constraint.hold, format!("constraints[{i}].for"))?
+                .map_or(0, as_ns),
+            stale_after_ns: self
+                .duration(
+                    &constraint.stale_after,
+                    format!("constraints[{i}].stale_after"),
+                )?
+                .map(as_ns),
+        };
+        spec.validate().map_err(|message| {
+            self.error_at(&constraint.name, format!("constraints[{i}]"), message)
+        })?;
+        Ok(spec)
+    }
+
+    /// Declares the streams and registers the nodes and constraints into
+    /// `graph`. Graph errors (cycles, unknown inputs, duplicates) are mapped
+    /// back to the line that caused them.
+    pub fn build(&self, graph: &mut Graph) -> Result<(), ConfigError> {
+        for (i, stream) in self.streams.iter().enumerate() {
+            let bounds = Bounds {
+                min: stream.min,
+                max: stream.max,
+                finite_only: stream.finite_only,
+            };
+            graph
+                .declare_stream(&stream.name.value, bounds, stream.history)
+                .map_err(|error| {
+                    self.error_at(
+                        &stream.name,
+                        format!("streams[{i}].name"),
+                        error.to_string(),
+                    )
+                })?;
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let super::SourceSpec::Synthetic(synthetic) = &source.spec else {
+                continue;
+            };
+            if graph.stream_id(&synthetic.stream.value).is_none() {
+                graph
+                    .declare_stream(&synthetic.stream.value, Bounds::default(), None)
+                    .map_err(|error| {
+                        self.error_at(
+                            &synthetic.stream,
+                            format!("sources[{i}].stream"),
+                            error.to_string(),
+                        )
+                    })?;
+            }
+        }
+        let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let builtin = self.builtin(i, node)?;
+            let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
+            let mut spec =
+                NodeSpec::builtin(node.name.value.clone(), node.input.value.clone(), builtin)
+                    .with_policy(policy)
+                    .with_priority(node.priority);
+            spec.deadband = node.deadband;
+            specs.push(spec);
+        }
+        for (i, constraint) in self.constraints.iter().enumerate() {
+            let spec = self.constraint_spec(i, constraint)?;
+            let policy = self.policy(&constraint.policy, format!("constraints[{i}].policy"))?;
+            specs.push(NodeSpec {
+                name: constraint.name.value.clone(),
+                inputs: vec![InputSpec {
+                    name: constraint.input.value.clone(),
+                    window: 1,
+                    policy,
+                }],
+                logic: LogicSpec::Constraint(spec),
+                priority: constraint.priority,
+                deadband: None,
+            });
+        }
+        graph
+            .register_all(specs)
+            .map(|_| ())
+            .map_err(|error| self.locate(error))
+    }
+
+    /// Finds where in the file a graph error comes from.
+    fn locate(&self, error: GraphError) -> ConfigError {
+        let message = error.to_string();
+        let by_name = |name: &str| -> Option<ConfigError> {
+            if let Some((i, node)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.name.value == name)
+            {
+                return Some(self.error_at(
+                    &node.name,
+                    format!("nodes[{i}].name"),
+                    message.clone(),
+                ));
+            }
+            self.constraints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name.value == name)
+                .map(|(i, c)| {
+                    self.error_at(&c.name, format!("constraints[{i}].name"), message.clone())
+                })
+        };
+        let by_input = |node: &str, input: &str| -> Option<ConfigError> {
+            if let Some((i, n)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.name.value == node && n.input.value == input)
+            {
+                return Some(self.error_at(&n.input, format!("nodes[{i}].input"), message.clone()));
+            }
+            self.constraints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name.value == node && c.input.value == input)
+                .map(|(i, c)| {
+                    self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
+                })
+        };
+        let located = match &error {
+            GraphError::UnknownInput { node, input, .. } => by_input(node, input),
+            GraphError::ZeroWindow { node, input } => by_input(node, input),
+            GraphError::Cycle { path } => path.first().and_then(|name| by_name(name)),
+            GraphError::DuplicateName { name, .. } => {
+                // Point at the second definition.
+                let names = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (&n.name, format!("nodes[{i}].name")))
+                    .chain(
+                        self.constraints
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| (&c.name, format!("constraints[{i}].name"))),
+                    );
+                let mut matching = names.filter(|(n, _)| &n.value == name).collect::<Vec<_>>();
+                matching
+                    .pop()
+                    .map(|(n, field)| self.error_at(n, field, message.clone()))
+            }
+            GraphError::Invalid { node, .. } | GraphError::UnknownName { name: node, .. } => {
+                by_name(node)
+            }
+        };
+        located.unwrap_or_else(|| ConfigError {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message,
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! The YAML config: streams, nodes, constraints, sources, sinks and
+//! persistence in one file.
+//!
+//! This module owns the config's DTOs and converts them by hand into core
+//! types and component settings, so the engine stays free of serde. Every
+//! error names the file, the line and column, and the field
+//! (`nodes[1].input`), and says what was expected. `schema` is split by
+//! concern: `graph` (streams, nodes, constraints), `components` (sources,
+//! sinks, the HTTP/TCP/intake sections), `persistence`, and the units
+//! (durations, sizes, addresses) below.
+
+pub(crate) mod components;
+mod graph;
+mod persistence;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub use components::{
+    HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec, SyntheticSection,
+    TcpSection,
+};
+pub use graph::{ConstraintConfig, NodeConfig, StreamConfig};
+pub use persistence::PersistenceSection;
+
+/// A config error with its place in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file (or `<built-in demo>`).
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// The field path, e.g. `nodes[1].input`, or empty.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole config file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Input streams and their validity bounds.
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
+    /// Transform nodes.
+    #[serde(default)]
+    pub nodes: Vec<NodeConfig>,
+    /// Constraints.
+    #[serde(default)]
+    pub constraints: Vec<ConstraintConfig>,
+    /// Where samples come from, each tagged by `kind`.
+    #[serde(default)]
+    pub sources: Vec<SourceEntry>,
+    /// Where results go besides the HTTP API and persistence, each tagged by `kind`.
+    #[serde(default)]
+    pub sinks: Vec<SinkEntry>,
+    /// How the runner paces itself.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The HTTP API (on 127.0.0.1:8080 unless configured).
+    #[serde(default)]
+    pub http: HttpSection,
+    /// The TCP NDJSON server (on 127.0.0.1:7070 unless configured).
+    #[serde(default)]
+    pub tcp: TcpSection,
+    /// The parser pool and the admission queue.
+    #[serde(default)]
+    pub ingest: IngestSection,
+    /// Where and how the processed data is kept on disk.
+    #[serde(default)]
+    pub persistence: PersistenceSection,
+    #[serde(skip)]
+    file: PathBuf,
+}
+
+/// How the runner paces constraint timers.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// How often `for` and `stale_after` timers are checked, e.g. `50ms`.
+    pub tick: Option<Spanned<String>>,
+}
+
+/// The built-in demo config.
+pub const DEMO_CONFIG: &str = include_str!("../demo.yaml");
+
+impl Config {
+    /// Reads and parses a config file. A missing file is an error naming it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read the config file: {error}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in demo.
+    pub fn demo() -> Result<Config, ConfigError> {
+        Self::parse(DEMO_CONFIG, Path::new("<built-in demo>"))
+    }
+
+    /// Parses config text; `file` is used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = serde_saphyr::from_str(text).map_err(|error| {
+            let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
+            ConfigError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                field: String::new(),
+                message: first_line(&error.to_string()),
+            }
+        })?;
+        config.file = file.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The file this config came from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub(crate) fn error_at<T>(
+        &self,
+        spanned: &Spanned<T>,
+        field: String,
+        message: String,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field,
+            message,
+        }
+    }
+
+    /// Checks everything that does not need a graph.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, stream) in self.streams.iter().enumerate() {
+            if let (Some(min), Some(max)) = (stream.min, stream.max)
+                && min > max
+            {
+                return Err(self.error_at(
+                    &stream.name,
+                    format!("streams[{i}].min"),
+                    format!("min ({min}) is greater than max ({max})"),
+                ));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            self.builtin(i, node)?;
+            self.policy(&node.policy, format!("nodes[{i}].policy"))?;
+        }
+        for (i, constraint) in self.constraints.iter().enumerate() {
+            self.constraint_spec(i, constraint)?;
+            self.policy(&constraint.policy, format!("constraints[{i}].policy"))?;
+        }
+        self.validate_components()?;
+        self.tick()?;
+        self.persistence()?;
+        Ok(())
+    }
+
+    pub(crate) fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: String,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        let parsed = match text.value.trim().parse::<f64>() {
+            Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => {
+                Ok(Duration::from_secs_f64(seconds))
+            }
+            Ok(seconds) => Err(format!("a duration must be >= 0, got {seconds}")),
+            Err(_) => humantime::parse_duration(text.value.trim()).map_err(|error| {
+                format!(
+                    "'{}' is not a duration ({error}); write e.g. 500ms, 2s or 1m",
+                    text.value
+                )
+            }),
+        };
+        parsed
+            .map(Some)
+            .map_err(|message| self.error_at(text, field, message))
+    }
+
+    pub(crate) fn size(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<usize>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        parse_size(&text.value)
+            .map(Some)
+            .map_err(|message| self.error_at(text, field.to_string(), message))
+    }
+
+    pub(crate) fn address(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let Some(text) = value else { return Ok(None) };
+        text.value.trim().parse().map(Some).map_err(|error| {
+            self.error_at(
+                text,
+                field.to_string(),
+                format!(
+                    "'{}' is not an address ({error}); write e.g. 127.0.0.1:8080",
+                    text.value
+                ),
+            )
+        })
+    }
+
+    /// How often the runner checks constraint timers (default 50 ms).
+    pub fn tick(&self) -> Result<Duration, ConfigError> {
+        Ok(self
+            .duration(&self.run.tick, "run.tick".to_string())?
+            .unwrap_or(Duration::from_millis(50))
+            .max(Duration::from_millis(1)))
+    }
+}
+
+/// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size; write e.g. 1048576, 512KiB or 64MiB"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{text}'; use KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).trim().to_string()
+}

@@ -1,0 +1,114 @@
+//! The `persistence` section, resolved into the store's settings.
+
+use std::time::Duration;
+
+use dav2d_store::PersistenceConfig;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Config, ConfigError};
+
+/// The `persistence` section.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSection {
+    /// The component's name, in a `sources:`/`sinks:` entry (its metrics label).
+    pub name: Option<String>,
+    /// Set false to keep everything in memory only.
+    pub enabled: Option<bool>,
+    /// The store's directory (default `./dav2d-data`).
+    pub dir: Option<String>,
+    /// How often logged updates are made durable, e.g. `1s`.
+    pub flush_interval: Option<Spanned<String>>,
+    /// How often the whole state is checkpointed, e.g. `1m`.
+    pub checkpoint_interval: Option<Spanned<String>>,
+    /// `always`, `batch` (default) or `off`.
+    pub fsync: Option<Spanned<String>>,
+    /// File actions allowed per UTC day (default 160000).
+    pub max_file_actions_per_day: Option<u64>,
+    /// Roll log segments at this size, e.g. `64MiB` (grown with load to
+    /// keep within the budget).
+    pub segment_size: Option<Spanned<String>>,
+    /// Delete Parquet history older than this, e.g. `30d` (default: keep).
+    pub retention: Option<Spanned<String>>,
+    /// Raw input streams to persist too (node outputs and constraint states always are).
+    #[serde(default)]
+    pub streams: Vec<String>,
+}
+
+impl PersistenceSection {
+    /// Whether the file says anything about persistence (a Python graph
+    /// persists through `persist()` unless its config asks).
+    pub fn is_set(&self) -> bool {
+        self.enabled == Some(true)
+            || self.dir.is_some()
+            || self.flush_interval.is_some()
+            || self.checkpoint_interval.is_some()
+            || self.fsync.is_some()
+            || self.max_file_actions_per_day.is_some()
+            || self.segment_size.is_some()
+            || self.retention.is_some()
+            || !self.streams.is_empty()
+    }
+}
+
+impl Config {
+    /// The persistence this config asks for (`None` when disabled).
+    pub fn persistence(&self) -> Result<Option<PersistenceConfig>, ConfigError> {
+        if self.persistence.enabled == Some(false) {
+            return Ok(None);
+        }
+        self.persistence_from(&self.persistence, "persistence")
+            .map(Some)
+    }
+
+    /// Resolves a persistence section found at `prefix` (for errors).
+    pub(crate) fn persistence_from(
+        &self,
+        section: &PersistenceSection,
+        prefix: &str,
+    ) -> Result<PersistenceConfig, ConfigError> {
+        let fsync = match &section.fsync {
+            None => dav2d_store::Fsync::Batch,
+            Some(text) => match text.value.as_str() {
+                "always" => dav2d_store::Fsync::Always,
+                "batch" => dav2d_store::Fsync::Batch,
+                "off" => dav2d_store::Fsync::Off,
+                other => {
+                    return Err(self.error_at(
+                        text,
+                        format!("{prefix}.fsync"),
+                        format!("unknown fsync policy '{other}'; expected always, batch or off"),
+                    ));
+                }
+            },
+        };
+        let mut store = dav2d_store::StoreOptions::default();
+        store.wal.fsync = fsync;
+        if let Some(size) = self.size(&section.segment_size, &format!("{prefix}.segment_size"))? {
+            store.wal.segment_bytes = size.max(4096) as u64;
+        }
+        if let Some(budget) = section.max_file_actions_per_day {
+            store.max_file_actions_per_day = budget;
+        }
+        store.retention_ns = self
+            .duration(&section.retention, format!("{prefix}.retention"))?
+            .map(|d| d.as_nanos().min(i64::MAX as u128) as i64);
+        Ok(PersistenceConfig {
+            dir: section.dir.as_deref().unwrap_or("dav2d-data").into(),
+            flush_interval: self
+                .duration(&section.flush_interval, format!("{prefix}.flush_interval"))?
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1)),
+            checkpoint_interval: self
+                .duration(
+                    &section.checkpoint_interval,
+                    format!("{prefix}.checkpoint_interval"),
+                )?
+                .unwrap_or(Duration::from_secs(60))
+                .max(Duration::from_millis(10)),
+            store,
+            streams: section.streams.clone(),
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! The runtime: starts everything a [`Plan`] names over a shared graph and
+//! stops it in order.
+//!
+//! Start order: the graph is built, sinks start (persistence restores the
+//! graph from the store before any new sample arrives), then sources, then
+//! the timer thread that ticks constraints so `for` and `stale_after` fire
+//! without new data. Stop order is the reverse and orderly: sources stop
+//! accepting, the graph drains (a last wave), the timer stops, sinks flush
+//! (the store checkpoints and rolls history), the I/O threads end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dav2d_component::{Context, HealthBoard, Intake, Metrics, Running, StartError};
+use dav2d_core::SharedGraph;
+use dav2d_store::PersistStats;
+
+use crate::config::ConfigError;
+use crate::plan::Plan;
+
+/// Why a runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A component could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// A started component with its name and kind.
+struct Started {
+    name: String,
+    kind: &'static str,
+    running: Box<dyn Running>,
+}
+
+/// Everything a plan started, over one graph.
+pub struct Runtime {
+    graph: SharedGraph,
+    health: HealthBoard,
+    metrics: Arc<Metrics>,
+    sources: Vec<Started>,
+    sinks: Vec<Started>,
+    timer: Option<Timer>,
+    io: Option<tokio::runtime::Runtime>,
+    persistence: Option<Arc<PersistStats>>,
+    started: Instant,
+}
+
+impl Runtime {
+    /// Builds the plan's graph into `graph` and starts its sinks, sources and
+    /// timer. Errors (a bad graph, a busy port, a broken store) come back
+    /// before anything keeps running.
+    pub fn start(plan: Plan, graph: SharedGraph) -> Result<Runtime, RuntimeError> {
+        Self::start_with(plan, graph, HealthBoard::default())
+    }
+
+    /// [`Runtime::start`], pinning every component's health to `health`
+    /// (shared with other runtimes over the same graph, as Python's
+    /// `serve()` and `persist()` are).
+    pub fn start_with(
+        plan: Plan,
+        graph: SharedGraph,
+        health: HealthBoard,
+    ) -> Result<Runtime, RuntimeError> {
+        if let Some(config) = &plan.graph {
+            config.build(&mut graph.lock())?;
+        }
+        let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores.clamp(1, 4))
+            .thread_name("dav2d-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StartError::Other(format!("cannot start the I/O threads: {e}")))?;
+        let intake = Intake::new(&plan.intake, graph.clone(), Arc::clone(&metrics))
+            .map_err(StartError::Other)?;
+        let mut runtime = Runtime {
+            graph,
+            health,
+            metrics,
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            timer: None,
+            persistence: None,
+            io: None,
+            started: Instant::now(),
+        };
+        let context = |name: &str, kind: &'static str| Context {
+            intake: intake.for_component(name, kind),
+            io: io.handle().clone(),
+            health: runtime.health.clone(),
+        };
+        let (planned_sinks, persistence) = plan.build_sinks();
+        runtime.persistence = persistence;
+        let mut sinks = Vec::new();
+        for sink in planned_sinks {
+            let (name, kind) = (sink.name().to_string(), sink.kind());
+            let running = sink.start(context(&name, kind))?;
+            sinks.push(Started {
+                name,
+                kind,
+                running,
+            });
+        }
+        runtime.sinks = sinks;
+        let mut sources = Vec::new();
+        for source in plan.build_sources() {
+            let (name, kind) = (source.name().to_string(), source.kind());
+            let running = source.start(context(&name, kind))?;
+            sources.push(Started {
+                name,
+                kind,
+                running,
+            });
+        }
+        runtime.sources = sources;
+        runtime.io = Some(io);
+        if let Some(tick) = plan.tick {
+            runtime.timer = Some(Timer::start(runtime.graph.clone(), tick)?);
+        }
+        tracing::info!(
+            sources = runtime.sources.len(),
+            sinks = runtime.sinks.len(),
+            "Runtime started."
+        );
+        Ok(runtime)
+    }
+
+    /// What the default store reports, when the plan persists.
+    pub fn persistence(&self) -> Option<&PersistStats> {
+        self.persistence.as_deref()
+    }
+
+    /// [`Runtime::persistence`], shared.
+    pub fn persistence_stats(&self) -> Option<Arc<PersistStats>> {
+        self.persistence.clone()
+    }
+
+    /// The graph being driven.
+    pub fn graph(&self) -> &SharedGraph {
+        &self.graph
+    }
+
+    /// Every component's health.
+    pub fn health(&self) -> &HealthBoard {
+        &self.health
+    }
+
+    /// The shared metrics (what `/metrics` serves).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The address the source `name` listens on, if it is a server.
+    pub fn address(&self, name: &str) -> Option<SocketAddr> {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.running.address())
+    }
+
+    /// Every started component: (name, kind, address if it listens).
+    pub fn components(&self) -> Vec<(String, &'static str, Option<SocketAddr>)> {
+        self.sinks
+            .iter()
+            .chain(&self.sources)
+            .map(|s| (s.name.clone(), s.kind, s.running.address()))
+            .collect()
+    }
+
+    /// How long it has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops everything in order and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for source in self.sources.drain(..).rev() {
+            source.running.stop();
+        }
+        // Drain: whatever the sources applied last is evaluated before the
+        // sinks take their last updates.
+        self.graph.lock().run_wave();
+        if let Some(timer) = self.timer.take() {
+            timer.stop();
+        }
+        for sink in self.sinks.drain(..).rev() {
+            sink.running.stop();
+        }
+        if let Some(io) = self.io.take() {
+            io.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The thread that checks constraint timers (`for`, `stale_after`) every
+/// `tick`, so they fire without new data. Dropping it stops it.
+pub struct Timer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Timer {
+    /// Starts ticking `graph` every `tick`.
+    pub fn start(graph: SharedGraph, tick: Duration) -> Result<Timer, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("dav2d-timers".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    std::thread::sleep(tick);
+                    if thread_stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    graph.lock().tick();
+                }
+            })
+            .map_err(|e| StartError::Other(format!("cannot start the timer thread: {e}")))?;
+        Ok(Timer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.halt(true);
+    }
+
+    fn halt(&mut self, wait: bool) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && wait
+            && thread.join().is_err()
+        {
+            tracing::error!("The timer thread panicked while stopping.");
+        }
+    }
+
+    /// Asks the thread to stop without waiting for it (for a caller that
+    /// may hold a lock the thread needs, such as Python's GIL).
+    pub fn stop_soon(mut self) {
+        self.halt(false);
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.halt(true);
+    }
+}

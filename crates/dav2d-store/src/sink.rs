@@ -1,0 +1,224 @@
+//! Persistence as a component: the [`Sink`] that restores the graph from
+//! the store when it starts and then drains every node output (and the raw
+//! streams asked for) into the log on the budgeted schedule, flushing,
+//! checkpointing and rolling history once more when it stops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dav2d_component::{Context, Delivery, Gauge, Health, Running, Sink, StartError};
+
+use crate::persist::{DRAIN_INTERVAL_NS, PersistStats, Persister, Schedule};
+use crate::store::{StoreError, StoreOptions};
+
+/// Resolved persistence settings.
+#[derive(Clone, Debug)]
+pub struct PersistenceConfig {
+    /// The store's directory.
+    pub dir: PathBuf,
+    /// How often logged updates are made durable (stretched to fit the budget).
+    pub flush_interval: Duration,
+    /// How often the whole state is checkpointed.
+    pub checkpoint_interval: Duration,
+    /// The store's settings.
+    pub store: StoreOptions,
+    /// Raw input streams persisted besides node outputs and constraint states.
+    pub streams: Vec<String>,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("dav2d-data"),
+            flush_interval: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(60),
+            store: StoreOptions::default(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+impl PersistenceConfig {
+    /// The component these settings describe, named `name`.
+    pub fn build(self, name: &str) -> PersistenceSink {
+        PersistenceSink {
+            name: name.to_string(),
+            config: self,
+            stats: Arc::new(PersistStats::default()),
+        }
+    }
+}
+
+/// Persistence, built from its [`PersistenceConfig`] and not yet started.
+#[derive(Debug)]
+pub struct PersistenceSink {
+    name: String,
+    config: PersistenceConfig,
+    stats: Arc<PersistStats>,
+}
+
+impl PersistenceSink {
+    /// What the persistence thread will report, shared before it starts.
+    pub fn stats(&self) -> Arc<PersistStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.config.dir
+    }
+}
+
+impl Health for PersistStats {
+    fn status(&self) -> Result<(), String> {
+        match self.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        let used = self.file_actions_today.load(Ordering::Relaxed);
+        let budget = self.budget.load(Ordering::Relaxed);
+        let gauge = |name, help, value: u64| Gauge {
+            name,
+            help,
+            value: value.min(i64::MAX as u64) as i64,
+        };
+        vec![
+            gauge(
+                "file_actions_used_today",
+                "File actions (create, write, fsync, rename, delete) used today",
+                used,
+            ),
+            gauge(
+                "file_actions_remaining_today",
+                "File actions left in today's budget",
+                budget.saturating_sub(used),
+            ),
+            gauge(
+                "file_actions_budget",
+                "File actions allowed per UTC day (persistence.max_file_actions_per_day)",
+                budget,
+            ),
+            gauge(
+                "persisted_records",
+                "Records made durable since start",
+                self.flushed.load(Ordering::Relaxed),
+            ),
+            gauge(
+                "checkpoints",
+                "Checkpoints written since start",
+                self.checkpoints.load(Ordering::Relaxed),
+            ),
+            gauge(
+                "persistence_flush_interval_seconds",
+                "The flush interval in force, stretched to fit the file-action budget",
+                self.flush_interval_ns.load(Ordering::Relaxed) / 1_000_000_000,
+            ),
+            gauge(
+                "persistence_segment_bytes",
+                "The log segment size in force, grown to fit the file-action budget",
+                self.segment_bytes.load(Ordering::Relaxed),
+            ),
+            gauge(
+                "persistence_degraded",
+                "1 while persistence is failing and retrying, or cannot keep its budget",
+                u64::from(self.problem().is_some()),
+            ),
+        ]
+    }
+}
+
+struct RunningPersistence {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink for PersistenceSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "persistence"
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Lossless
+    }
+
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
+        let config = self.config;
+        let schedule = Schedule {
+            flush_interval_ns: config.flush_interval.as_nanos().min(i64::MAX as u128) as i64,
+            checkpoint_interval_ns: config.checkpoint_interval.as_nanos().min(i64::MAX as u128)
+                as i64,
+            segment_bytes: config.store.wal.segment_bytes,
+        };
+        let graph = context.graph().clone();
+        let (mut persister, restored) = Persister::open(
+            &config.dir,
+            config.store.clone(),
+            schedule,
+            &config.streams,
+            &graph,
+            Arc::clone(&self.stats),
+        )
+        .map_err(|error| match error {
+            StoreError::Names(message) => StartError::Other(message),
+            error => StartError::Other(format!(
+                "cannot open the store in {}: {error}; fix it or move it aside (or run with persistence off)",
+                config.dir.display()
+            )),
+        })?;
+        if restored.checkpoint || restored.replayed > 0 {
+            tracing::info!(
+                dir = %config.dir.display(),
+                replayed = restored.replayed,
+                skipped = restored.skipped_records,
+                "Restored the graph from the store."
+            );
+        }
+        context
+            .health
+            .pin(&self.name, "persistence", self.stats.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("dav2d-persist".into())
+            .spawn(move || {
+                loop {
+                    let stopping = thread_stop.load(Ordering::Acquire);
+                    let due_ns = persister.step(&graph, stopping);
+                    if stopping {
+                        break;
+                    }
+                    // Wake at least every drain interval to move updates
+                    // into the log's buffer; flushes and checkpoints happen
+                    // when due.
+                    let wait = due_ns.clamp(1_000_000, DRAIN_INTERVAL_NS);
+                    std::thread::sleep(Duration::from_nanos(wait as u64));
+                }
+            })
+            .map_err(|e| StartError::Other(format!("cannot start the persistence thread: {e}")))?;
+        Ok(Box::new(RunningPersistence {
+            stop,
+            thread: Some(thread),
+        }))
+    }
+}
+
+impl Running for RunningPersistence {
+    fn stop(mut self: Box<Self>) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("The persistence thread panicked while stopping.");
+        }
+    }
+}
