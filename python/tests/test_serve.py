@@ -89,3 +89,70 @@ def test_settings_come_from_a_config_file_and_keywords(tmp_path):
         graph.serve(str(broken))
     with pytest.raises(ValueError, match="is not an address"):
         graph.serve(http="nowhere")
+
+
+def test_serve_runs_a_config_with_its_graph_and_sources(tmp_path):
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        "streams:\n  - name: temperature\n"
+        "nodes:\n  - name: avg\n    kind: moving_average\n    input: temperature\n    n: 2\n"
+        "sources:\n  - kind: synthetic\n    stream: temperature\n    devices: 3\n    rate_hz: 200\n"
+        "http:\n  bind: 127.0.0.1:0\ntcp:\n  enabled: false\n"
+    )
+    graph = dav2d.Graph(auto_create_streams=False)
+    server = graph.serve(str(config))
+    try:
+        updates = graph.subscribe("avg")
+        update = updates.get(timeout=10)
+        assert update is not None and update.key.startswith("dev-")
+        with urllib.request.urlopen(f"http://{server.http_address}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'dav2d_samples_accepted_total{component="synthetic",kind="synthetic"}' in metrics
+    finally:
+        server.stop()
+    assert not server.running
+
+
+FAILING_DISK = r'''
+import json, resource, signal, sys, time, urllib.error, urllib.request
+import dav2d
+
+# The kernel refuses to let any file grow past 64 KiB: the store's log write
+# fails as it would on a full disk (SIGXFSZ ignored, so write() gets EFBIG).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+graph = dav2d.Graph()
+dav2d.nodes.scale("twice", "temp", a=2.0).register(graph)
+graph.persist(sys.argv[1], flush_interval=0.01)
+server = graph.serve(http="127.0.0.1:0", tcp="off")
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
+status = None
+for attempt in range(500):
+    graph.push_many("temp", [float(i) for i in range(2000)], [f"k{attempt}-{i}" for i in range(2000)])
+    try:
+        with urllib.request.urlopen(f"http://{server.http_address}/healthz", timeout=10) as response:
+            status = (response.status, json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        status = (error.code, json.loads(error.read()))
+        break
+    time.sleep(0.02)
+print(json.dumps(status))
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+server.stop()
+graph.close()
+'''
+
+
+def test_serve_reports_a_failing_store_of_persist_on_healthz(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_DISK)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "data")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    status, body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == 503, body
+    assert body["status"] == "degraded"
+    assert body["problems"][0].startswith("persistence: "), body

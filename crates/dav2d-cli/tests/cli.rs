@@ -247,3 +247,100 @@ fn files(dir: &std::path::Path) -> Vec<(String, u64)> {
     files.sort();
     files
 }
+
+/// POSTs `body` to `path` on `address` and returns the status line and body.
+fn post(address: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
+    use std::io::BufRead;
+    for signal in ["INT", "TERM"] {
+        let dir =
+            std::env::temp_dir().join(format!("dav2d-cli-signal-{signal}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("dav2d.yaml");
+        // A long flush interval: nothing is durable before the signal
+        // unless the stop is orderly.
+        std::fs::write(
+            &config,
+            format!(
+                "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {}\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+            .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
+            .args(["--tcp", "off", "--refresh", "1h"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut title = String::new();
+        stdout.read_line(&mut title).unwrap();
+        let address = title
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("the title names the HTTP address: {title}"))
+            .trim()
+            .to_string();
+        let samples: Vec<String> = (0..100)
+            .map(|i| format!("{{\"key\": \"k{i}\", \"value\": {i}}}"))
+            .collect();
+        let answer = post(
+            &address,
+            "/ingest/temp",
+            &format!("[{}]", samples.join(",")),
+        );
+        assert!(answer.contains("\"accepted\":100"), "{answer}");
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        assert!(status.success(), "SIG{signal} exits with 0: {status:?}");
+        assert!(rest.contains("stopped after"), "the final summary: {rest}");
+        let data = dir.join("data");
+        assert!(data.join("checkpoint.bin").exists(), "a checkpoint");
+        let parquet = std::fs::read_dir(data.join("history"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+            .count();
+        assert!(parquet >= 1, "the log is rolled into Parquet history");
+        let (ok, exported, stderr) = dav2d(&[
+            "export",
+            data.to_str().unwrap(),
+            "--name",
+            "twice",
+            "--format",
+            "ndjson",
+        ]);
+        assert!(ok, "{stderr}");
+        assert_eq!(exported.lines().count(), 100, "{exported}");
+        assert!(exported.contains("\"key\":\"k99\""), "{exported}");
+        assert!(exported.contains("198"), "{exported}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -150,3 +150,53 @@ fn durations_accept_units_and_plain_seconds() {
     );
     assert_eq!(config.tick().unwrap(), std::time::Duration::from_millis(20));
 }
+
+#[test]
+fn sources_and_sinks_are_lists_tagged_by_kind() {
+    check(
+        "sources:\n  - kind: mqtt\n    topic: x\n",
+        "test.yaml:2:5: unknown sources kind 'mqtt'; expected one of: synthetic, http, tcp",
+    );
+    check(
+        "sinks:\n  - kind: kafka\n",
+        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence",
+    );
+    check_contains(
+        "sources:\n  - stream: temp\n    kind: synthetic\n",
+        "test.yaml:2:",
+        "each entry of sources starts with `kind:`",
+    );
+    // A field of the kind's section that is not there is located on its line.
+    check_contains(
+        "sources:\n  - kind: tcp\n    bind: 127.0.0.1:0\n    max_lines: 3\n",
+        "test.yaml:",
+        "unknown field `max_lines`",
+    );
+    // Values are checked with their own line and field.
+    check(
+        "sources:\n  - kind: http\n    bind: nowhere\n",
+        "test.yaml:3:11: sources[0].bind: 'nowhere' is not an address (invalid socket address syntax); write e.g. 127.0.0.1:8080",
+    );
+    check(
+        "sources:\n  - kind: synthetic\n    stream: temp\n    devices: 0\n",
+        "test.yaml:2:11: sources[0]: a synthetic source needs devices >= 1 and 0 < rate_hz <= 100000, got devices=0 rate_hz=100",
+    );
+    check(
+        "sinks:\n  - kind: persistence\n    fsync: sometimes\n",
+        "test.yaml:3:12: sinks[0].fsync: unknown fsync policy 'sometimes'; expected always, batch or off",
+    );
+}
+
+#[test]
+fn a_plan_names_every_component_once() {
+    let config = Config::parse(
+        "streams:\n  - name: temp\nsources:\n  - kind: synthetic\n    stream: temp\n  - kind: synthetic\n    stream: temp\n  - kind: tcp\n    name: plant-floor\n    bind: 127.0.0.1:0\nsinks:\n  - kind: persistence\n    dir: /tmp/elsewhere\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let plan = dav2d_runtime::Plan::new(config, dav2d_runtime::Overrides::default()).unwrap();
+    let names: Vec<&str> = plan.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["synthetic", "synthetic-2", "plant-floor"]);
+    assert_eq!(plan.sinks[0].name, "persistence-2");
+    assert!(plan.http.is_some() && plan.tcp.is_some() && plan.persistence.is_some());
+}

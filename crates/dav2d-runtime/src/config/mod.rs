@@ -278,6 +278,16 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{text}' is too large"))
 }
 
+/// The first line of a parser error, without the parser's own location
+/// prefix (`error: line 2 column 5: `): the location is printed once, ours.
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).trim().to_string()
+    let line = text.lines().next().unwrap_or(text).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((location, message)) if location.contains(" column ") => message.to_string(),
+        _ => line.to_string(),
+    }
 }
