@@ -4,6 +4,7 @@ gives the error shown)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -23,10 +24,21 @@ def test_the_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     dav2d.reset()
     namespace: dict = {}
     ran = 0
+    seen: list = []
     for block in blocks("python"):
         if "for update in" in block:
-            # The tour's subscription loop waits forever; subscribe, then stop.
-            block = block.replace('for update in dav2d.subscribe("overheat"):', 'for update in dav2d.subscribe("overheat").get(timeout=0) or []:')
+            # The tour's subscription loop waits forever: run it over the
+            # updates one pushed sample causes (a new key's first state),
+            # and check that the loop's body ran on a real update.
+            block = block.replace(
+                'for update in dav2d.subscribe("overheat"):',
+                'subscription = dav2d.subscribe("overheat")\n'
+                'dav2d.push("sensor_stream", 20.0, key="readme-probe")\n'
+                'for update in itertools.islice(subscription, 1):\n'
+                '    seen.append(update)',
+            )
+            namespace["itertools"] = itertools
+            namespace["seen"] = seen
         if "raises dav2d.NodeError" in block:
             lines = block.splitlines()
             failing = next(i for i, line in enumerate(lines) if "raises dav2d.NodeError" in line)
@@ -39,6 +51,7 @@ def test_the_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             exec(block, namespace)
         ran += 1
     assert ran >= 7
+    assert [(u.name, u.key, u.value) for u in seen] == [("overheat", "readme-probe", "ok")]
     assert len(dav2d.history("temp_avg", key="dev-17", dir=tmp_path / "my-data")) >= 1
     # The persistence block pushed 26.0 after the batch pushed 25.0.
     assert dav2d.latest("temp_avg", key="dev-17") == pytest.approx(sum([22.5, 23.0, 24.5, 25.0, 26.0]) / 5)
