@@ -446,6 +446,59 @@ impl WindowSnapshot {
 mod tests {
     use super::*;
 
+    /// A view is the shared buffer and the range it showed when taken.
+    type View = (Arc<Vec<u64>>, usize, usize, Vec<u64>);
+
+    #[test]
+    fn views_held_on_other_threads_stay_unchanged_while_the_writer_wraps_many_times() {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<View>(16);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let receiver = Arc::clone(&receiver);
+                std::thread::spawn(move || {
+                    let mut held: Vec<View> = Vec::new();
+                    let mut checked = 0u64;
+                    loop {
+                        let next = receiver.lock().map(|r| r.recv());
+                        let Ok(Ok(view)) = next else { break };
+                        held.push(view);
+                        // Every held view still reads what it saw, however
+                        // often the writer wrapped the ring meanwhile.
+                        for (buf, start, end, seen) in &held {
+                            assert_eq!(&buf[*start..*end], &seen[..]);
+                            checked += 1;
+                        }
+                        if held.len() > 24 {
+                            held.remove(0);
+                        }
+                    }
+                    checked
+                })
+            })
+            .collect();
+        let mut ring = MirrorRing::<u64>::new(8);
+        for count in 0..100_000u64 {
+            ring.write(count, count);
+            if count % 13 == 0 {
+                let view = ring.shared();
+                let (start, end) = ring.range(count + 1, 5);
+                let seen = view[start..end].to_vec();
+                let first = (count + 1).saturating_sub(5);
+                assert_eq!(seen, (first..=count).collect::<Vec<_>>());
+                sender
+                    .send((view, start, end, seen))
+                    .expect("a reader takes the view");
+            }
+        }
+        drop(sender);
+        let checked: u64 = readers
+            .into_iter()
+            .map(|r| r.join().expect("no reader saw a changed view"))
+            .sum();
+        assert!(checked > 7_000, "the readers checked views: {checked}");
+    }
+
     fn check_ring(capacity: usize, writes: u64, n: usize, expected: &[i64]) {
         let mut ring = MirrorRing::new(capacity);
         for i in 0..writes {
