@@ -131,3 +131,50 @@ pub fn bind(
     let _guard = io.enter();
     tokio::net::TcpListener::from_std(listener).map_err(|e| StartError::Other(e.to_string()))
 }
+
+/// A server's accept loop running on the I/O threads: the `Running` of
+/// every listening source (HTTP, TCP, later brokers' listeners).
+pub struct ServerTask {
+    address: Option<SocketAddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    served: Option<tokio::task::JoinHandle<()>>,
+    io: tokio::runtime::Handle,
+}
+
+impl ServerTask {
+    /// Spawns `serve(stop)` on `io`; `stop` turns true when the task must
+    /// stop accepting.
+    pub fn spawn<F>(
+        io: tokio::runtime::Handle,
+        address: Option<SocketAddr>,
+        serve: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F,
+    ) -> ServerTask
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let served = io.spawn(serve(stop));
+        ServerTask {
+            address,
+            shutdown,
+            served: Some(served),
+            io,
+        }
+    }
+}
+
+impl Running for ServerTask {
+    fn address(&self) -> Option<SocketAddr> {
+        self.address
+    }
+
+    fn stop(mut self: Box<Self>) {
+        let _ = self.shutdown.send(true);
+        if let Some(served) = self.served.take() {
+            // Stop accepting; open connections finish what they were doing.
+            let _ = self.io.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(2), served).await
+            });
+        }
+    }
+}

@@ -15,7 +15,7 @@ mod health;
 mod intake;
 pub mod metrics;
 
-pub use component::{Context, Delivery, Running, Sink, Source, StartError, bind};
+pub use component::{Context, Delivery, Running, ServerTask, Sink, Source, StartError, bind};
 pub use health::{Gauge, Health, HealthBoard, HealthReport};
 pub use intake::{Admission, IngestReport, Intake, IntakeConfig, Outcome};
 pub use metrics::Metrics;

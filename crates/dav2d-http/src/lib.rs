@@ -18,12 +18,9 @@ mod ingest;
 mod read;
 mod serve;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use dav2d_component::{Context, Running, Source, StartError};
-use tokio::sync::watch;
+use dav2d_component::{Context, Running, ServerTask, Source, StartError};
 
 pub use config::HttpConfig;
 
@@ -33,13 +30,6 @@ pub struct HttpSource {
     name: String,
     setting: String,
     config: HttpConfig,
-}
-
-struct RunningHttp {
-    address: Option<SocketAddr>,
-    shutdown: watch::Sender<bool>,
-    served: Option<tokio::task::JoinHandle<()>>,
-    io: tokio::runtime::Handle,
 }
 
 impl Source for HttpSource {
@@ -54,35 +44,14 @@ impl Source for HttpSource {
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let listener = dav2d_component::bind(&context.io, "HTTP", &self.setting, self.config.bind)?;
         let address = listener.local_addr().ok();
-        let (shutdown, stop) = watch::channel(false);
         let state = serve::AppState {
             intake: context.intake.clone(),
             config: Arc::new(self.config),
             health: context.health.clone(),
         };
-        let served = context.io.spawn(serve::serve(listener, state, stop));
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");
-        Ok(Box::new(RunningHttp {
-            address,
-            shutdown,
-            served: Some(served),
-            io: context.io,
-        }))
-    }
-}
-
-impl Running for RunningHttp {
-    fn address(&self) -> Option<SocketAddr> {
-        self.address
-    }
-
-    fn stop(mut self: Box<Self>) {
-        let _ = self.shutdown.send(true);
-        if let Some(served) = self.served.take() {
-            // Stop accepting; open connections finish their request.
-            let _ = self
-                .io
-                .block_on(async { tokio::time::timeout(Duration::from_secs(2), served).await });
-        }
+        Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {
+            serve::serve(listener, state, stop)
+        })))
     }
 }
