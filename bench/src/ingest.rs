@@ -27,11 +27,10 @@ fn graph() -> SharedGraph {
 }
 
 fn server(graph: SharedGraph, workers: usize) -> Runtime {
-    let mut intake = IntakeConfig {
+    let intake = IntakeConfig {
         workers,
         ..IntakeConfig::default()
     };
-    intake.parse.max_body = 256 << 20;
     let plan = Plan {
         http: Some(HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),

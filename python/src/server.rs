@@ -130,9 +130,6 @@ pub fn serve(
     if let Some(workers) = workers {
         plan.intake.workers = workers;
     }
-    if let Some(http) = &plan.http {
-        plan.intake.parse.max_body = http.max_body;
-    }
     let (shared, health) = (graph.shared(), graph.health());
     let runtime = py
         .detach(|| Runtime::start_with(plan, shared, health))

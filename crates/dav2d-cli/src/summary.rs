@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, SharedGraph};
 use dav2d_runtime::config::SourceSpec;
-use dav2d_runtime::{Config, Runtime};
+use dav2d_runtime::{Config, HttpConfig, Runtime, TcpConfig};
 
 /// What one refresh shows.
 struct Tally {
@@ -336,27 +336,29 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
         let _ = writeln!(text, "sources:");
         for source in &config.sources {
             let detail = match &source.spec {
-                SourceSpec::Synthetic(fleet) => format!(
-                    " -> {} ({} devices at {} Hz)",
-                    fleet.stream.value,
-                    fleet.devices.unwrap_or(100),
-                    fleet.rate_hz.unwrap_or(100.0)
-                ),
-                SourceSpec::Http(http) => {
+                SourceSpec::Synthetic(section) => {
+                    let fleet = section.settings();
                     format!(
-                        " on {}",
-                        http.bind.as_ref().map_or("127.0.0.1:8080", |b| &b.value)
+                        " -> {} ({} devices at {} Hz)",
+                        fleet.stream, fleet.devices, fleet.rate_hz
                     )
                 }
-                SourceSpec::Tcp(tcp) => {
-                    format!(
-                        " on {}",
-                        tcp.bind.as_ref().map_or("127.0.0.1:7070", |b| &b.value)
-                    )
-                }
+                SourceSpec::Http(http) => bind(http.bind.as_ref(), HttpConfig::default().bind),
+                SourceSpec::Tcp(tcp) => bind(tcp.bind.as_ref(), TcpConfig::default().bind),
             };
             let _ = writeln!(text, "  {}{detail}", source.kind.value);
         }
     }
     text
+}
+
+/// ` on ADDRESS` for a listener, the default one when none is written.
+fn bind<T: AsRef<str>>(
+    written: Option<&dav2d_runtime::config::Spanned<T>>,
+    default: std::net::SocketAddr,
+) -> String {
+    match written {
+        Some(address) => format!(" on {}", address.value.as_ref()),
+        None => format!(" on {default}"),
+    }
 }

@@ -248,24 +248,6 @@ fn files(dir: &std::path::Path) -> Vec<(String, u64)> {
     files
 }
 
-/// POSTs `body` to `path` on `address` and returns the status line and body.
-fn post(address: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 /// Starts `dav2d run CONFIG` with HTTP on an ephemeral port; returns the
 /// child and its title line.
 fn spawn_run(config: &std::path::Path) -> (std::process::Child, String) {
@@ -310,8 +292,9 @@ fn stop(child: &mut std::process::Child, signal: &str) -> String {
     rest
 }
 
-/// GETs `path` on `address`; returns the whole answer.
-fn get(address: &str, path: &str) -> String {
+/// Sends one HTTP/1.1 request (`method path`, a JSON `body` if not empty)
+/// to `address`; returns the whole answer.
+fn request(address: &str, method: &str, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream
@@ -319,7 +302,8 @@ fn get(address: &str, path: &str) -> String {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
@@ -350,11 +334,8 @@ fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
         let samples: Vec<String> = (0..100)
             .map(|i| format!("{{\"key\": \"k{i}\", \"value\": {i}}}"))
             .collect();
-        let answer = post(
-            &address,
-            "/ingest/temp",
-            &format!("[{}]", samples.join(",")),
-        );
+        let body = format!("[{}]", samples.join(","));
+        let answer = request(&address, "POST", "/ingest/temp", &body);
         assert!(answer.contains("\"accepted\":100"), "{answer}");
         let rest = stop(&mut child, signal);
         assert!(rest.contains("stopped after"), "the final summary: {rest}");
@@ -382,9 +363,9 @@ fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
         let (mut again, title) = spawn_run(&config);
         assert!(title.contains("restored from the checkpoint"), "{title}");
         let address = http_address(&title);
-        let state = get(&address, "/state/twice?key=k99");
+        let state = request(&address, "GET", "/state/twice?key=k99", "");
         assert!(state.contains("\"value\":198.0"), "{state}");
-        let state = get(&address, "/state/temp?key=k7");
+        let state = request(&address, "GET", "/state/temp?key=k7", "");
         assert!(state.contains("\"value\":7.0"), "{state}");
         stop(&mut again, signal);
         std::fs::remove_dir_all(&dir).ok();

@@ -138,7 +138,9 @@ impl Intake {
             .build()
             .map_err(|e| format!("cannot start the parser pool: {e}"))?;
         let capacity = config.all_queue_capacity.max(1);
-        let counters = metrics.component("intake", "intake");
+        // Unregistered: only relabelled intakes (one per component) count
+        // into `/metrics`, so no series stands for the unlabelled one.
+        let counters = crate::metrics::ComponentCounters::unregistered();
         let shared = Arc::new(Shared {
             graph,
             pool,
@@ -352,7 +354,7 @@ impl Intake {
     ) -> Outcome {
         self.counters.received.inc_by(values.len() as u64);
         let feeds_all = self.feeds_all_edge(std::iter::once(stream));
-        let Some(_permit) = self.admit(feeds_all, values.len(), admission) else {
+        let Some(_permit) = self.admit(feeds_all, values.len(), values.len(), admission) else {
             return Outcome::Overloaded;
         };
         let report = {
@@ -364,12 +366,14 @@ impl Intake {
         Outcome::Applied(self.report(report, &[]))
     }
 
-    /// Takes room in the `all`-edge queue for `samples`, waiting or
-    /// refusing as `admission` says; `None` is refused (and counted).
+    /// Takes room in the `all`-edge queue for `samples` good samples,
+    /// waiting or refusing as `admission` says; `None` is refused, and the
+    /// `offered` samples (good and bad) are counted as overloaded.
     fn admit(
         &self,
         needed: bool,
         samples: usize,
+        offered: usize,
         admission: Admission,
     ) -> Option<Option<tokio::sync::SemaphorePermit<'_>>> {
         if !needed {
@@ -396,7 +400,7 @@ impl Intake {
                 Some(Some(permit))
             }
             None => {
-                self.reject(RejectReason::Overloaded, samples as u64);
+                self.reject(RejectReason::Overloaded, offered as u64);
                 None
             }
         }
@@ -425,7 +429,7 @@ impl Intake {
         let offered = parsed.len() + parsed.errors.len();
         self.counters.received.inc_by(offered as u64);
         let needed = self.feeds_all_edge(parsed.iter().map(|(_, r)| &*r.stream));
-        let Some(permit) = self.admit(needed, offered, admission) else {
+        let Some(permit) = self.admit(needed, parsed.len(), offered, admission) else {
             return Outcome::Overloaded;
         };
         let mut batch = BatchReport::default();

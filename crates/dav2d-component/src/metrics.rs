@@ -85,6 +85,19 @@ pub struct ComponentCounters {
     pub bytes: Counter,
 }
 
+impl ComponentCounters {
+    /// Counters that no registry reads, for an intake not yet labelled.
+    pub fn unregistered() -> Self {
+        Self {
+            component: Arc::from("unlabelled"),
+            kind: "unlabelled",
+            received: Counter::default(),
+            accepted: Counter::default(),
+            bytes: Counter::default(),
+        }
+    }
+}
+
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()

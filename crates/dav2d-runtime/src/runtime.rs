@@ -79,11 +79,16 @@ impl Runtime {
             .enable_all()
             .build()
             .map_err(|e| StartError::Other(format!("cannot start the I/O threads: {e}")))?;
-        let intake = Intake::new(&plan.intake, graph.clone(), Arc::clone(&metrics))
+        // The decompression limit of every body is the HTTP API's body limit.
+        let mut intake_config = plan.intake.clone();
+        if let Some(http) = &plan.http {
+            intake_config.parse.max_body = http.max_body;
+        }
+        let intake = Intake::new(&intake_config, graph.clone(), Arc::clone(&metrics))
             .map_err(StartError::Other)?;
         let mut runtime = Runtime {
             graph,
-            health,
+            health: health.clone(),
             metrics,
             sources: Vec::new(),
             sinks: Vec::new(),
@@ -95,32 +100,31 @@ impl Runtime {
         let context = |name: &str, kind: &'static str| Context {
             intake: intake.for_component(name, kind),
             io: io.handle().clone(),
-            health: runtime.health.clone(),
+            health: health.clone(),
         };
-        let (planned_sinks, persistence) = plan.build_sinks();
+        // Each started component joins the runtime at once, so a later one
+        // that fails to start leaves nothing running: dropping the runtime
+        // stops them in order.
+        let (sinks, persistence) = plan.build_sinks();
         runtime.persistence = persistence;
-        let mut sinks = Vec::new();
-        for sink in planned_sinks {
+        for sink in sinks {
             let (name, kind) = (sink.name().to_string(), sink.kind());
             let running = sink.start(context(&name, kind))?;
-            sinks.push(Started {
+            runtime.sinks.push(Started {
                 name,
                 kind,
                 running,
             });
         }
-        runtime.sinks = sinks;
-        let mut sources = Vec::new();
         for source in plan.build_sources() {
             let (name, kind) = (source.name().to_string(), source.kind());
             let running = source.start(context(&name, kind))?;
-            sources.push(Started {
+            runtime.sources.push(Started {
                 name,
                 kind,
                 running,
             });
         }
-        runtime.sources = sources;
         runtime.io = Some(io);
         if let Some(tick) = plan.tick {
             runtime.timer = Some(Timer::start(runtime.graph.clone(), tick)?);

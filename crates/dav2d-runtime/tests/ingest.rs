@@ -64,7 +64,6 @@ fn start_with(configure: impl FnOnce(&mut Plan)) -> Server {
         }),
         ..Plan::default()
     };
-    config.intake.parse.max_body = 1 << 20;
     configure(&mut config);
     let runtime = Runtime::start(config, graph.clone()).unwrap();
     Server { graph, runtime }
@@ -399,10 +398,7 @@ fn broken_bodies_are_refused_whole_with_the_byte_offset() {
 
 #[test]
 fn a_body_that_is_not_json_is_refused_before_it_is_read() {
-    let server = start_with(|c| {
-        c.http.as_mut().unwrap().max_body = 64 << 20;
-        c.intake.parse.max_body = 64 << 20;
-    });
+    let server = start_with(|c| c.http.as_mut().unwrap().max_body = 64 << 20);
     // The notes' test: 10 MB of 'x'. Send the headers and only the first
     // 64 KiB: the answer must come without the rest.
     let mut stream = connect(server.http());

@@ -270,9 +270,6 @@ impl Config {
         {
             config.parse.parallel_threshold = threshold;
         }
-        if let Some(http) = self.http()? {
-            config.parse.max_body = http.max_body;
-        }
         Ok(config)
     }
 
@@ -329,6 +326,13 @@ impl Config {
                 .size(&section.max_line, &format!("{prefix}.max_line"))?
                 .unwrap_or(defaults.max_line),
         })
+    }
+}
+
+impl SyntheticSection {
+    /// The fleet's settings, defaults filled in.
+    pub fn settings(&self) -> SyntheticConfig {
+        synthetic(self)
     }
 }
 

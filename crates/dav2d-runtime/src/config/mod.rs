@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+pub use serde_saphyr::Spanned;
 
 pub use components::{
     HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec, SyntheticSection,
