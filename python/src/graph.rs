@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use dav2d_core::{
     Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph,
-    GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, Reading, SharedGraph,
-    Subscription, SubscriptionMode, SystemClock, Update,
+    GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, Reading,
+    SharedGraph, Subscription, SubscriptionMode, SystemClock, Update,
 };
 use dav2d_runtime::{Config, HealthBoard, Timer};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
@@ -250,6 +250,13 @@ impl PyGraph {
     /// `/healthz` of `serve()` sees the store of `persist()`.
     pub(crate) fn health(&self) -> HealthBoard {
         self.health.clone()
+    }
+
+    /// What the graph published after its last wave: read without the
+    /// engine lock (still refused inside node logic, like every call).
+    fn reads(&self) -> PyResult<&ReadModel> {
+        refuse_reentry()?;
+        Ok(self.graph.reads())
     }
 
     fn with_graph<R: Send>(
@@ -581,9 +588,7 @@ impl PyGraph {
     /// unless `sample=True`, which returns a `Sample` carrying `.error`.
     #[pyo3(signature = (name, key = "", sample = false))]
     fn latest(&self, py: Python<'_>, name: &str, key: &str, sample: bool) -> PyResult<Py<PyAny>> {
-        let reading = self
-            .with_graph(py, |graph| graph.latest(name, key))?
-            .map_err(graph_error)?;
+        let reading = self.reads()?.latest(name, key).map_err(graph_error)?;
         let Some(reading) = reading else {
             return Ok(py.None());
         };
@@ -603,9 +608,7 @@ impl PyGraph {
 
     /// Every key of `name` with its latest `Sample`.
     fn latest_all<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let readings = self
-            .with_graph(py, |graph| graph.latest_all(name))?
-            .map_err(graph_error)?;
+        let readings = self.reads()?.latest_all(name).map_err(graph_error)?;
         let result = PyDict::new(py);
         for (key, reading) in readings {
             result.set_item(&*key, Py::new(py, sample(py, &key, reading)?)?)?;
@@ -698,7 +701,8 @@ impl PyGraph {
     /// Counters: samples in, accepted, rejected (and by reason), evaluations,
     /// conflated, errors, cutoffs, waves, transitions, plus `nodes` per node.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (stats, nodes) = self.with_graph(py, |graph| (graph.stats(), graph.nodes()))?;
+        let reads = self.reads()?;
+        let (stats, nodes) = (reads.stats(), reads.nodes());
         let d = PyDict::new(py);
         d.set_item("samples_in", stats.samples_in)?;
         d.set_item("accepted", stats.accepted)?;
@@ -734,7 +738,7 @@ impl PyGraph {
 
     /// Every node in evaluation order, as dicts.
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let nodes = self.with_graph(py, |graph| graph.nodes())?;
+        let nodes = self.reads()?.nodes();
         let list = PyList::empty(py);
         for node in nodes {
             let d = PyDict::new(py);

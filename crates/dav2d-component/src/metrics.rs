@@ -65,6 +65,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Large bodies parsed while they were still arriving.
     pub parsed_while_arriving: Counter,
+    /// Updates a slow event-stream client skipped.
+    pub events_dropped: Counter,
     /// `(endpoint, status)` counters resolved once for the ingest routes.
     ingest_ok: [(&'static str, Counter); 2],
 }
@@ -117,6 +119,7 @@ impl Metrics {
         let parse_seconds = Histogram::new(exponential_buckets(1e-5, 4.0, 10));
         let queue_depth = Gauge::default();
         let parsed_while_arriving = Counter::default();
+        let events_dropped = Counter::default();
         registry.register(
             "samples_received",
             "Samples received, per component",
@@ -153,6 +156,11 @@ impl Metrics {
             "Large JSON bodies cut and parsed while they were still arriving",
             parsed_while_arriving.clone(),
         );
+        registry.register(
+            "events_dropped",
+            "Updates a slow /events client skipped (it sees newer ones instead)",
+            events_dropped.clone(),
+        );
         registry.register_collector(Box::new(GraphCollector { graph }));
         registry.register_collector(Box::new(HealthCollector { health }));
         let ok = |endpoint: &'static str| {
@@ -174,6 +182,7 @@ impl Metrics {
             parse_seconds,
             queue_depth,
             parsed_while_arriving,
+            events_dropped,
         }
     }
 
@@ -283,10 +292,9 @@ struct GraphCollector {
 
 impl Collector for GraphCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let (stats, nodes) = {
-            let graph = self.graph.lock();
-            (graph.stats(), graph.nodes())
-        };
+        // The published counters: a scrape never waits for the engine.
+        let reads = self.graph.reads();
+        let (stats, nodes) = (reads.stats(), reads.nodes());
         let counters = [
             ("evaluations", "Node evaluations run", stats.evaluations),
             (

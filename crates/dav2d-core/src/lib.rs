@@ -29,6 +29,7 @@ mod error;
 mod graph;
 mod ids;
 mod logic;
+mod published;
 mod reason;
 mod subscribe;
 mod value;
@@ -48,23 +49,38 @@ pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{
     BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome,
 };
+pub use published::ReadModel;
 pub use reason::{RejectReason, Stage};
 pub use subscribe::{Subscription, SubscriptionMode, Update};
 pub use value::{Record, Sample, Scalar, Value};
 pub use window::WindowSnapshot;
 
-/// A graph shared between threads: one mutex, taken per batch.
+/// A graph shared between threads: one mutex, taken per batch, and the
+/// read model readers use without it.
 #[derive(Clone, Debug)]
 pub struct SharedGraph {
     inner: Arc<Mutex<Graph>>,
+    reads: Arc<ReadModel>,
 }
 
 impl SharedGraph {
-    /// Wraps a graph for sharing.
-    pub fn new(graph: Graph) -> Self {
+    /// Wraps a graph for sharing; from now on it publishes to its read model.
+    pub fn new(mut graph: Graph) -> Self {
+        let reads = graph.read_model();
         Self {
             inner: Arc::new(Mutex::new(graph)),
+            reads,
         }
+    }
+
+    /// What the graph published after its last wave, read without the lock.
+    pub fn reads(&self) -> &ReadModel {
+        &self.reads
+    }
+
+    /// [`SharedGraph::reads`], shared.
+    pub fn read_model(&self) -> Arc<ReadModel> {
+        Arc::clone(&self.reads)
     }
 
     /// Locks the graph. A panic in another holder does not make the graph

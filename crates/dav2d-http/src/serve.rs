@@ -24,6 +24,7 @@ pub(crate) struct AppState {
     pub(crate) intake: Intake,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) health: HealthBoard,
+    pub(crate) events: Arc<crate::events::EventHub>,
 }
 
 /// Accepts connections until `stop` turns true.

@@ -694,6 +694,45 @@ fn events_stream_node_changes() {
 }
 
 #[test]
+fn reads_answer_while_the_engine_is_held() {
+    let server = start();
+    post_json(
+        server.http(),
+        "/ingest/temp",
+        r#"[{"key": "a", "value": 4}]"#,
+    );
+    // A test hook holding the engine lock, as a long wave would.
+    let held = server.graph.lock();
+    for path in [
+        "/state/double?key=a",
+        "/state/temp",
+        "/graph",
+        "/metrics",
+        "/healthz",
+    ] {
+        let response = request(server.http(), "GET", path, &[], b"");
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+    }
+    let state = json(&request(
+        server.http(),
+        "GET",
+        "/state/double?key=a",
+        &[],
+        b"",
+    ));
+    assert_eq!(state["value"], 8.0, "the published state of the last wave");
+    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
+    assert_eq!(graph["nodes"][0]["evaluations"], 1);
+    let missing = request(server.http(), "GET", "/state/dubble", &[], b"");
+    assert!(
+        missing.body.contains("did you mean 'double'"),
+        "{}",
+        missing.body
+    );
+    drop(held);
+}
+
+#[test]
 fn tcp_takes_ndjson_on_many_connections_and_answers_bad_lines() {
     let server = start();
     let address = server.runtime.address("tcp").unwrap();

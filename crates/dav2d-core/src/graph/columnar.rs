@@ -242,6 +242,7 @@ impl Graph {
         let new_ts = &column.ts[column.first_new..];
         let new_nums = &column.nums[column.first_new..];
         self.streams[stream.index()].slots[slot as usize].error = None;
+        self.mark_changed(stream, slot);
         if has_subscribers {
             for (&ts, &value) in new_ts.iter().zip(new_nums) {
                 self.streams[stream.index()].slots[slot as usize]

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 mod columnar;
+mod publish;
 
 use crate::clock::Clock;
 use crate::constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Transition};
@@ -335,6 +336,8 @@ struct Slot {
     all_stamp: u64,
     /// For each consumer of the stream: that consumer's output slot for this key.
     downstream: Vec<u32>,
+    /// Whether the read model has yet to see this slot's latest change.
+    unpublished: bool,
 }
 
 struct Stream {
@@ -448,6 +451,8 @@ pub struct Graph {
     rejected_by_reason: FxHashMap<RejectReason, u64>,
     /// The constraint state names, allocated once.
     state_names: [Arc<str>; 3],
+    /// What readers see without the lock; see [`Graph::read_model`].
+    publishing: Option<publish::Publishing>,
 }
 
 impl fmt::Debug for Graph {
@@ -482,6 +487,7 @@ impl Graph {
                 ConstraintState::Stale,
             ]
             .map(|state| Arc::from(state.as_str())),
+            publishing: None,
         }
     }
 
@@ -587,6 +593,7 @@ impl Graph {
         if let Some(history) = history {
             self.ensure_capacity(id, history);
         }
+        self.republish_description();
         Ok(id)
     }
 
@@ -612,6 +619,7 @@ impl Graph {
             error: None,
             all_stamp: u64::MAX,
             downstream: Vec::new(),
+            unpublished: false,
         });
         s.slot_of_key.insert(key, slot);
         if let Some(node) = s.producer {
@@ -642,6 +650,12 @@ impl Graph {
     /// independent nodes) and a cycle is reported with its path. Nothing is
     /// registered unless everything is valid.
     pub fn register_all(&mut self, specs: Vec<NodeSpec>) -> Result<Vec<NodeId>, GraphError> {
+        let ids = self.register_batch(specs)?;
+        self.republish_description();
+        Ok(ids)
+    }
+
+    fn register_batch(&mut self, specs: Vec<NodeSpec>) -> Result<Vec<NodeId>, GraphError> {
         let mut batch_index: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, spec) in specs.iter().enumerate() {
             self.validate_spec(spec)?;
@@ -1033,7 +1047,7 @@ impl Graph {
         self.stats.accepted += 1;
         if s.has_all_consumer {
             if s.slots[slot as usize].all_stamp == self.wave {
-                self.run_wave();
+                self.run_pending();
             }
             self.streams[stream.index()].slots[slot as usize].all_stamp = self.wave;
         }
@@ -1063,6 +1077,7 @@ impl Graph {
     /// Notifies subscribers of a new sample in (stream, slot) and queues consumers.
     #[inline]
     fn after_write(&mut self, stream: StreamId, slot: u32, transition: Option<Transition>) {
+        self.mark_changed(stream, slot);
         if !self.streams[stream.index()].subscribers.is_empty() {
             self.notify(stream, slot, transition);
         }
@@ -1153,8 +1168,17 @@ impl Graph {
     }
 
     /// Runs one wave: evaluates every queued (node, key) in topological
-    /// order, each at most once. Returns the number of evaluations.
+    /// order, each at most once, then publishes the result to the read
+    /// model (if one was asked for). Returns the number of evaluations.
     pub fn run_wave(&mut self) -> u64 {
+        let evaluations = self.run_pending();
+        self.publish();
+        evaluations
+    }
+
+    /// The wave itself, without publishing: `all` edges run it between two
+    /// samples of one key, and only the caller's wave publishes.
+    fn run_pending(&mut self) -> u64 {
         if self.pending.count == 0 {
             return 0;
         }
@@ -1435,6 +1459,7 @@ impl Graph {
         self.stats.errors += 1;
         let output = node.output;
         self.streams[output.index()].slots[out as usize].error = Some(error);
+        self.mark_changed(output, out);
         if !self.streams[output.index()].subscribers.is_empty() {
             self.notify(output, out, None);
         }
@@ -1648,6 +1673,7 @@ impl Graph {
                 let slot_ref = &mut self.streams[id.index()].slots[slot as usize];
                 slot_ref.series.restore(key.count, &key.samples);
                 slot_ref.error = key.error.as_deref().map(Arc::from);
+                self.mark_changed(id, slot);
             }
         }
         for node in &state.nodes {
@@ -1667,6 +1693,7 @@ impl Graph {
                 node_key.constraint = key.constraint;
             }
         }
+        self.publish();
         skipped
     }
 
@@ -1703,6 +1730,7 @@ impl Graph {
         let slot_ref = &mut self.streams[id.index()].slots[slot as usize];
         slot_ref.error = None;
         slot_ref.series.push_value(ts_ns, value);
+        self.mark_changed(id, slot);
         true
     }
 

@@ -1,0 +1,193 @@
+//! The read model: what readers need (the latest state of every changed
+//! (name, key), the graph's description, the counters), published by the
+//! engine after each wave, so `/state`, `/graph`, `/metrics`, `/healthz` and
+//! Python's `latest()`/`stats()` answer without the engine lock.
+//!
+//! The engine writes it once per wave under a short write lock (only the
+//! (name, key) pairs the wave changed, plus a few counters per node);
+//! readers take the read lock for as long as one lookup. A reader therefore
+//! sees the state as of the last completed wave, never a half-applied one,
+//! and never waits for a wave to finish.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{GraphError, did_you_mean};
+use crate::graph::{GraphStats, NodeInfo, NodeStats, Reading, StreamInfo};
+
+/// Per-node counters published with every wave.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeCounters {
+    pub(crate) stats: NodeStats,
+    pub(crate) keys: usize,
+}
+
+/// Per-stream counters published with every wave.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StreamCounters {
+    pub(crate) keys: usize,
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
+}
+
+#[derive(Default)]
+struct Published {
+    /// Latest state per name, then per key.
+    latest: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Reading>>,
+    /// Nodes in evaluation order, without their counters.
+    nodes: Arc<Vec<NodeInfo>>,
+    /// Every stream (inputs and node outputs), without their counters.
+    streams: Arc<Vec<StreamInfo>>,
+    node_counters: Vec<NodeCounters>,
+    stream_counters: Vec<StreamCounters>,
+    stats: GraphStats,
+    waves: u64,
+}
+
+/// What one publication changes.
+pub(crate) struct Publication {
+    pub(crate) description: Option<(Arc<Vec<NodeInfo>>, Arc<Vec<StreamInfo>>)>,
+    pub(crate) node_counters: Vec<NodeCounters>,
+    pub(crate) stream_counters: Vec<StreamCounters>,
+    pub(crate) stats: GraphStats,
+    pub(crate) changed: Vec<(Arc<str>, Arc<str>, Reading)>,
+}
+
+/// The engine's published state, shared with readers (see the module docs).
+#[derive(Default)]
+pub struct ReadModel {
+    state: RwLock<Published>,
+}
+
+impl std::fmt::Debug for ReadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadModel")
+            .field("waves", &self.read().waves)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadModel {
+    fn read(&self) -> RwLockReadGuard<'_, Published> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn apply(&self, publication: Publication) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((nodes, streams)) = publication.description {
+            for stream in streams.iter() {
+                state
+                    .latest
+                    .entry(Arc::from(stream.name.as_str()))
+                    .or_default();
+            }
+            state.nodes = nodes;
+            state.streams = streams;
+        }
+        for (name, key, reading) in publication.changed {
+            state.latest.entry(name).or_default().insert(key, reading);
+        }
+        state.node_counters = publication.node_counters;
+        state.stream_counters = publication.stream_counters;
+        state.stats = publication.stats;
+        state.waves += 1;
+    }
+
+    fn unknown(state: &Published, name: &str) -> GraphError {
+        GraphError::UnknownName {
+            name: name.to_string(),
+            hint: did_you_mean(name, state.latest.keys().map(|n| &**n)),
+        }
+    }
+
+    /// Whether `name` is a stream, node or constraint.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.read().latest.contains_key(name)
+    }
+
+    /// `Ok(())` if `name` is a stream, node or constraint, else the error
+    /// (with a suggestion) that [`crate::Graph::latest`] would give.
+    pub fn check_name(&self, name: &str) -> Result<(), GraphError> {
+        let state = self.read();
+        match state.latest.contains_key(name) {
+            true => Ok(()),
+            false => Err(Self::unknown(&state, name)),
+        }
+    }
+
+    /// The latest state of (name, key) as of the last wave; `Ok(None)` if
+    /// the key has no sample yet.
+    pub fn latest(&self, name: &str, key: &str) -> Result<Option<Reading>, GraphError> {
+        let state = self.read();
+        match state.latest.get(name) {
+            Some(keys) => Ok(keys.get(key).cloned()),
+            None => Err(Self::unknown(&state, name)),
+        }
+    }
+
+    /// Every key of `name` with its latest state, ordered by key.
+    pub fn latest_all(&self, name: &str) -> Result<Vec<(Arc<str>, Reading)>, GraphError> {
+        let state = self.read();
+        let Some(keys) = state.latest.get(name) else {
+            return Err(Self::unknown(&state, name));
+        };
+        let mut all: Vec<(Arc<str>, Reading)> = keys
+            .iter()
+            .map(|(key, reading)| (Arc::clone(key), reading.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    /// Every node in evaluation order, with its counters as of the last wave.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let state = self.read();
+        state
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| {
+                let mut node = node.clone();
+                if let Some(counters) = state.node_counters.get(index) {
+                    node.stats = counters.stats.clone();
+                    node.keys = counters.keys;
+                }
+                node.failing_keys = state.latest.get(node.name.as_str()).map_or(0, |keys| {
+                    keys.values().filter(|r| r.error.is_some()).count()
+                });
+                node
+            })
+            .collect()
+    }
+
+    /// Every stream (inputs and node outputs), with its counters.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let state = self.read();
+        state
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(index, stream)| {
+                let mut stream = stream.clone();
+                if let Some(counters) = state.stream_counters.get(index) {
+                    stream.keys = counters.keys;
+                    stream.accepted = counters.accepted;
+                    stream.rejected = counters.rejected;
+                }
+                stream
+            })
+            .collect()
+    }
+
+    /// Graph-wide counters as of the last wave.
+    pub fn stats(&self) -> GraphStats {
+        self.read().stats.clone()
+    }
+
+    /// How many times the engine has published (a test hook: it moves after
+    /// every wave).
+    pub fn publications(&self) -> u64 {
+        self.read().waves
+    }
+}
