@@ -45,9 +45,12 @@ struct Published {
     waves: u64,
 }
 
+/// The graph's nodes and streams, without their counters.
+pub(crate) type Description = (Arc<Vec<NodeInfo>>, Arc<Vec<StreamInfo>>);
+
 /// What one publication changes.
 pub(crate) struct Publication {
-    pub(crate) description: Option<(Arc<Vec<NodeInfo>>, Arc<Vec<StreamInfo>>)>,
+    pub(crate) description: Option<Description>,
     pub(crate) node_counters: Vec<NodeCounters>,
     pub(crate) stream_counters: Vec<StreamCounters>,
     pub(crate) stats: GraphStats,
