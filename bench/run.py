@@ -218,16 +218,66 @@ def wrk(url: str, seconds: int) -> tuple[float, float]:
     return rps, float(p99.group(1)) * factor
 
 
-def wrk_dav2d(binary: str, seconds: int) -> tuple[float, float]:
+class EventReaders:
+    """``count`` ``/events`` clients of the node ``avg`` that read everything
+    they are sent, served by one selector thread of this process."""
+
+    def __init__(self, port: int, count: int) -> None:
+        import selectors
+        import threading
+
+        self.selector = selectors.DefaultSelector()
+        self.sockets = []
+        for _ in range(count):
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(b"GET /events?names=avg HTTP/1.1\r\nHost: bench\r\n\r\n")
+            client.setblocking(False)
+            self.selector.register(client, selectors.EVENT_READ)
+            self.sockets.append(client)
+        self.received = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while self.running:
+            for key, _ in self.selector.select(timeout=0.1):
+                try:
+                    self.received += len(key.fileobj.recv(1 << 16))
+                except BlockingIOError:
+                    pass
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=10)
+        for client in self.sockets:
+            client.close()
+
+
+def wrk_dav2d(binary: str, seconds: int, readers: int = 0) -> tuple[float, float]:
     config = Path(__file__).with_name("http-bench.yaml")
-    server = subprocess.Popen([binary, "run", str(config), "--for", f"{seconds + 30}s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    data = tempfile.mkdtemp(prefix="dav2d-bench-http-")
+    server = subprocess.Popen(
+        [binary, "run", str(config), "--for", f"{seconds + 30}s", "--data", data],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listening = None
     try:
         wait_for_port(18080)
+        if readers:
+            listening = EventReaders(18080, readers)
         wrk("http://127.0.0.1:18080/ingest/temp", 1)  # warm up
-        return wrk("http://127.0.0.1:18080/ingest/temp", seconds)
+        result = wrk("http://127.0.0.1:18080/ingest/temp", seconds)
+        if listening is not None and listening.received == 0:
+            raise RuntimeError("the /events readers received nothing")
+        return result
     finally:
+        if listening is not None:
+            listening.close()
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def wrk_nginx(seconds: int) -> tuple[float, float] | None:
@@ -380,6 +430,16 @@ def main() -> None:
             peer,
             f"{rps / 1e3:.0f}k req/s ({'meets' if rps >= 50_000 else 'MISSES'} the bar)"
             + ("" if ceiling is None else f"; {rps / ceiling[0]:.2f}x the nginx ceiling"),
+        )
+        readers = 500
+        with_readers, readers_p99 = wrk_dav2d(args.dav2d, seconds, readers)
+        ratio = with_readers / rps
+        report(
+            f"The same small POSTs while {readers} /events clients stream the node's updates",
+            f"{with_readers:,.0f} req/s, p99 {readers_p99:.0f} us",
+            ">= 0.8x the throughput with no reader",
+            f"no /events reader (row above): {rps:,.0f} req/s",
+            f"{ratio:.2f}x ({'meets' if ratio >= 0.8 else 'MISSES'} the bar)",
         )
     events = min(
         (rust_bench(args.rust_bench, "events-latency", "1000", str(3 if not args.quick else 1)) for _ in range(REPEATS)),
