@@ -100,9 +100,18 @@ class Graph:
         max: float | None = None,  # noqa: A002
         finite_only: bool = False,
         history: int | None = None,
+        type: str | None = None,  # noqa: A002 - the config's name
     ) -> None:
-        """Declares an input stream with validity bounds; invalid samples are rejected and counted."""
-        self._engine.declare_stream(name, min=min, max=max, finite_only=finite_only, history=history)
+        """Declares an input stream with validity bounds and the type of values it takes.
+
+        ``type`` is ``"number"``, ``"string"``, ``"bool"``, ``"record"``,
+        ``"bytes"`` or ``"any"``; by default a stream that numeric nodes
+        (built-ins, constraints) read takes numbers and any other takes
+        anything. Invalid samples are rejected (``RejectedError``) and counted.
+        """
+        self._engine.declare_stream(
+            name, min=min, max=max, finite_only=finite_only, history=history, value_type=type
+        )
 
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""

@@ -137,6 +137,7 @@ class Graph:
         max: float | None = None,
         finite_only: bool = False,
         history: int | None = None,
+        value_type: str | None = None,
     ) -> None: ...
     def register_node(
         self,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dav2d_core::{
     Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph,
     GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, Reading,
-    SharedGraph, Subscription, SubscriptionMode, SystemClock, Update,
+    SharedGraph, Subscription, SubscriptionMode, SystemClock, Update, ValueType,
 };
 use dav2d_runtime::{Config, HealthBoard, Timer};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
@@ -307,8 +307,10 @@ impl PyGraph {
         }
     }
 
-    /// Declares an input stream with validity bounds.
-    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, history = None))]
+    /// Declares an input stream with validity bounds and, optionally, the
+    /// type of values it takes.
+    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, history = None, value_type = None))]
+    #[allow(clippy::too_many_arguments)] // Python keywords, one per setting.
     fn declare_stream(
         &self,
         py: Python<'_>,
@@ -317,14 +319,29 @@ impl PyGraph {
         max: Option<f64>,
         finite_only: bool,
         history: Option<usize>,
+        value_type: Option<String>,
     ) -> PyResult<()> {
         let bounds = Bounds {
             min,
             max,
             finite_only,
         };
+        let value_type = match value_type.as_deref() {
+            None => None,
+            Some(text) => Some(ValueType::from_name(text).ok_or_else(|| {
+                let known: Vec<&str> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
+                PyValueError::new_err(format!(
+                    "type='{text}' is not a value type; use one of: {}",
+                    known.join(", ")
+                ))
+            })?),
+        };
         self.with_graph(py, |graph| {
-            graph.declare_stream(&name, bounds, history).map(|_| ())
+            graph.declare_stream(&name, bounds, history)?;
+            match value_type {
+                Some(value_type) => graph.declare_type(&name, value_type),
+                None => Ok(()),
+            }
         })?
         .map_err(graph_error)
     }

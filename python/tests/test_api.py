@@ -335,3 +335,22 @@ def test_configs_load_from_python_and_report_their_errors(tmp_path):
     broken.write_text("nodes:\n  - name: avg\n    kind: moving_avg\n    input: temp\n")
     with pytest.raises(dav2d.ConfigError, match=r"broken.yaml:3:11: nodes\[0\].kind: unknown node kind"):
         Graph().load_config(str(broken))
+
+
+def test_typed_streams_refuse_the_wrong_type_at_the_door():
+    graph = Graph()
+    dav2d.nodes.moving_average("avg", "mix", n=3).register(graph)
+    report = graph.push_many("mix", [1.0, 3.0], keys="k")
+    assert report["accepted"] == 2
+    with pytest.raises(dav2d.RejectedError, match="takes number values .read by numeric node 'avg'"):
+        graph.push("mix", "oops", key="k")
+    assert graph.latest("avg", "k") == 2.0, "the node never saw the string"
+    assert graph.stats()["rejected_by_reason"] == {"type_mismatch": 1}
+    graph.declare_stream("label", type="string")
+    graph.push("label", "north", key="k")
+    with pytest.raises(dav2d.RejectedError, match="takes string values"):
+        graph.push("label", 1.0, key="k")
+    with pytest.raises(dav2d.GraphError, match="declared to take string values"):
+        dav2d.nodes.max("peak", "label", n=2).register(graph)
+    with pytest.raises(ValueError, match="not a value type"):
+        graph.declare_stream("other", type="strnig")

@@ -86,6 +86,20 @@ pub enum Rejection {
         /// The type received.
         type_name: &'static str,
     },
+    /// A value of another type than the stream takes.
+    #[error(
+        "stream '{stream}' takes {expected} values{why}, got a {type_name}; declare its type (e.g. `type: any`) to take others"
+    )]
+    TypeMismatch {
+        /// The stream.
+        stream: String,
+        /// The type it takes.
+        expected: &'static str,
+        /// Why, e.g. ` (read by numeric node 'avg')`, or empty when declared.
+        why: String,
+        /// The type received.
+        type_name: &'static str,
+    },
     /// NaN or infinity on a finite-only stream.
     #[error("stream '{stream}' accepts finite numbers only, got {value}")]
     NotFinite {
@@ -123,6 +137,7 @@ impl Rejection {
             Rejection::UnknownStream { .. } => RejectReason::UnknownStream,
             Rejection::NodeOutput { .. } => RejectReason::NodeOutput,
             Rejection::NotANumber { .. } => RejectReason::NotANumber,
+            Rejection::TypeMismatch { .. } => RejectReason::TypeMismatch,
             Rejection::NotFinite { .. } => RejectReason::NotFinite,
             Rejection::BelowMin { .. } => RejectReason::BelowMin,
             Rejection::AboveMax { .. } => RejectReason::AboveMax,

@@ -52,7 +52,7 @@ pub use logic::{
 pub use published::ReadModel;
 pub use reason::{RejectReason, Stage};
 pub use subscribe::{Subscription, SubscriptionMode, Update};
-pub use value::{Record, Sample, Scalar, Value};
+pub use value::{Record, Sample, Scalar, Value, ValueType};
 pub use window::WindowSnapshot;
 
 /// A graph shared between threads: one mutex, taken per batch, and the

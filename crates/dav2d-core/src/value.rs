@@ -136,3 +136,65 @@ pub struct Sample {
     /// Position of this sample in its (stream, key) series, starting at 0.
     pub seq: u64,
 }
+
+/// The type of the values a stream takes; a sample of another type is
+/// rejected at the door (`type_mismatch`) instead of putting the nodes that
+/// read it into an error state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueType {
+    /// Floats and integers: the default of a stream that numeric nodes
+    /// (built-ins, constraints) read.
+    Number,
+    /// Booleans.
+    Bool,
+    /// Text.
+    String,
+    /// Flat records.
+    Record,
+    /// Raw bytes.
+    Bytes,
+    /// Anything: the default of a stream no numeric node reads.
+    Any,
+}
+
+impl ValueType {
+    /// Every type, in the order they are listed to users.
+    pub const ALL: [ValueType; 6] = [
+        ValueType::Number,
+        ValueType::String,
+        ValueType::Bool,
+        ValueType::Record,
+        ValueType::Bytes,
+        ValueType::Any,
+    ];
+
+    /// The name users write, e.g. `number`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::Number => "number",
+            ValueType::Bool => "bool",
+            ValueType::String => "string",
+            ValueType::Record => "record",
+            ValueType::Bytes => "bytes",
+            ValueType::Any => "any",
+        }
+    }
+
+    /// The type named `name`, if any.
+    pub fn from_name(name: &str) -> Option<ValueType> {
+        ValueType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether a value of this type may be `value`.
+    pub fn accepts(self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (ValueType::Any, _)
+                | (ValueType::Number, Value::Float(_) | Value::Int(_))
+                | (ValueType::Bool, Value::Bool(_))
+                | (ValueType::String, Value::Str(_))
+                | (ValueType::Record, Value::Record(_))
+                | (ValueType::Bytes, Value::Bytes(_))
+        )
+    }
+}

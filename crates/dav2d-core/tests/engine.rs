@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, ConstraintSpec, ConstraintState, CustomLogic, EdgePolicy, Evaluation, Graph,
-    GraphError, GraphOptions, InputSpec, Keys, ManualClock, NodeSpec, Outcome, Rejection,
-    SubscriptionMode, Value,
+    BatchReport, Bounds, Builtin, ConstraintSpec, ConstraintState, CustomLogic, EdgePolicy,
+    Evaluation, Graph, GraphError, GraphOptions, InputSpec, Keys, ManualClock, NodeSpec, Outcome,
+    RecordIn, RejectReason, Rejection, SubscriptionMode, Value, ValueType,
 };
 
 const SECOND: i64 = 1_000_000_000;
@@ -393,6 +393,8 @@ fn a_failing_key_keeps_its_error_until_the_next_good_evaluation() {
 #[test]
 fn builtins_reject_non_numbers_with_an_error_state() {
     let (mut graph, _clock) = graph();
+    // A stream declared to take anything lets a string reach the node.
+    graph.declare_type("s", ValueType::Any).unwrap();
     graph
         .register(NodeSpec::builtin(
             "avg",
@@ -407,6 +409,68 @@ fn builtins_reject_non_numbers_with_an_error_state() {
         error.contains("holds a string") && error.contains("needs numbers"),
         "{error}"
     );
+}
+
+#[test]
+fn a_stream_numeric_nodes_read_takes_numbers_and_refuses_the_rest_at_the_door() {
+    let (mut graph, _clock) = graph();
+    graph
+        .register(NodeSpec::builtin(
+            "avg",
+            "mix",
+            Builtin::MovingAverage { n: 3 },
+        ))
+        .unwrap();
+    let values = [Value::Float(1.0), Value::from("oops"), Value::Float(3.0)];
+    let mut report = BatchReport::default();
+    graph.push_records(
+        values.iter().enumerate().map(|(index, value)| RecordIn {
+            index,
+            stream: "mix",
+            key: "mix",
+            value: value.clone(),
+            ts_ns: None,
+        }),
+        &mut report,
+    );
+    graph.run_wave();
+    assert_eq!((report.accepted, report.rejected), (2, 1));
+    let (index, rejection) = &report.errors[0];
+    assert_eq!(*index, 1);
+    assert_eq!(rejection.reason(), RejectReason::TypeMismatch);
+    assert_eq!(
+        rejection.to_string(),
+        "stream 'mix' takes number values (read by numeric node 'avg'), got a string; declare its type (e.g. `type: any`) to take others"
+    );
+    let reading = graph.latest("avg", "mix").unwrap().unwrap();
+    assert_eq!(reading.error, None, "the node never saw the string");
+    assert_eq!(reading.sample.unwrap().value, Value::Float(2.0));
+    // A declared type is checked the same way, and numeric nodes refuse it.
+    graph.declare_type("label", ValueType::String).unwrap();
+    assert!(graph.push("label", "k", Value::from("north"), None).is_ok());
+    assert_eq!(
+        graph
+            .push("label", "k", Value::Float(1.0), None)
+            .unwrap_err()
+            .reason(),
+        RejectReason::TypeMismatch
+    );
+    let report = graph.push_numbers("label", Keys::One("k"), &[1.0, 2.0], None);
+    assert_eq!((report.accepted, report.rejected), (0, 2));
+    let refused = graph
+        .register(NodeSpec::builtin("bad", "label", Builtin::Max { n: 2 }))
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("declared to take string values"),
+        "{refused}"
+    );
+    assert!(graph.declare_type("mix", ValueType::String).is_err());
+    // A stream nothing numeric reads takes anything.
+    for value in [Value::from("a"), Value::Float(1.0), Value::Bool(true)] {
+        assert!(graph.push("free", "k", value, None).is_ok());
+    }
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
         .filter(|s| s.producer.is_none())
         .map(|s| {
             json!({"name": s.name, "keys": s.keys, "accepted": s.accepted, "rejected": s.rejected,
-                   "min": s.bounds.min, "max": s.bounds.max, "finite_only": s.bounds.finite_only,
+                   "type": s.value_type.as_str(), "min": s.bounds.min, "max": s.bounds.max, "finite_only": s.bounds.finite_only,
                    "history": s.capacity})
         })
         .collect();

@@ -200,3 +200,16 @@ fn a_plan_names_every_component_once() {
     assert_eq!(plan.sinks[0].name, "persistence-2");
     assert!(plan.http.is_some() && plan.tcp.is_some() && plan.persistence.is_some());
 }
+
+#[test]
+fn stream_types_are_checked_where_they_are_written() {
+    check(
+        "streams:\n  - name: temp\n    type: strnig\n",
+        "test.yaml:3:11: streams[0].type: unknown type 'strnig'; expected one of: number, string, bool, record, bytes, any",
+    );
+    check_contains(
+        "streams:\n  - name: label\n    type: string\nnodes:\n  - name: avg\n    kind: moving_average\n    input: label\n    n: 3\n",
+        "test.yaml:5:",
+        "it needs numbers, but stream 'label' is declared to take string values",
+    );
+}

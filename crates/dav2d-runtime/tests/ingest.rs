@@ -694,6 +694,46 @@ fn events_stream_node_changes() {
 }
 
 #[test]
+fn a_sample_of_the_wrong_type_is_refused_and_the_good_ones_beside_it_applied() {
+    let server = start();
+    let response = post_json(
+        server.http(),
+        "/ingest/strict",
+        r#"[{"key":"mix","value":1.0},{"key":"mix","value":"oops"},{"key":"mix","value":3.0}]"#,
+    );
+    let answer = json(&response);
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(answer["errors"][0]["index"], 1);
+    assert!(
+        answer["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("takes number values (read by numeric node 'every'), got a string"),
+        "{answer}"
+    );
+    let every = json(&request(
+        server.http(),
+        "GET",
+        "/state/every?key=mix",
+        &[],
+        b"",
+    ));
+    assert_eq!(every["value"], 3.0);
+    assert!(every.get("error").is_none(), "no error state: {every}");
+    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
+    let strict = graph["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "strict")
+        .unwrap();
+    assert_eq!(strict["type"], "number");
+}
+
+#[test]
 fn reads_answer_while_the_engine_is_held() {
     let server = start();
     post_json(

@@ -37,7 +37,7 @@ use crate::ids::{KeyId, NodeId, StreamId};
 use crate::logic::{Builtin, CustomLogic, Evaluation, Outcome};
 use crate::reason::RejectReason;
 use crate::subscribe::{Subscription, SubscriptionMode, SubscriptionShared, Update};
-use crate::value::{Sample, Value};
+use crate::value::{Sample, Value, ValueType};
 use crate::window::{SeriesRing, WindowSnapshot};
 
 const UNRESOLVED: u32 = u32::MAX;
@@ -301,6 +301,9 @@ pub struct StreamInfo {
     pub producer: Option<String>,
     /// Bounds.
     pub bounds: Bounds,
+    /// The type of values it takes (declared, or `number` when a numeric
+    /// node reads it, else `any`).
+    pub value_type: ValueType,
     /// Ring capacity per key.
     pub capacity: usize,
     /// Keys seen.
@@ -344,6 +347,11 @@ struct Stream {
     name: Arc<str>,
     producer: Option<NodeId>,
     bounds: Bounds,
+    /// The type declared for it, if any.
+    declared_type: Option<ValueType>,
+    /// A numeric node (a built-in or a constraint) reading it, if any: the
+    /// stream then takes numbers unless its type is declared.
+    numeric_reader: Option<NodeId>,
     capacity: usize,
     slots: Vec<Slot>,
     slot_of_key: FxHashMap<KeyId, u32>,
@@ -542,6 +550,8 @@ impl Graph {
             name: Arc::clone(&name),
             producer,
             bounds,
+            declared_type: None,
+            numeric_reader: None,
             capacity: self.options.default_history.max(1),
             slots: Vec::new(),
             slot_of_key: FxHashMap::default(),
@@ -717,6 +727,22 @@ impl Graph {
             node: spec.name.clone(),
             message,
         };
+        if !matches!(spec.logic, LogicSpec::Custom(_)) {
+            for input in &spec.inputs {
+                let declared = self
+                    .stream_id(&input.name)
+                    .and_then(|id| self.streams[id.index()].declared_type);
+                if let Some(declared) = declared
+                    && !matches!(declared, ValueType::Number | ValueType::Any)
+                {
+                    return Err(invalid(format!(
+                        "it needs numbers, but stream '{}' is declared to take {} values",
+                        input.name,
+                        declared.as_str()
+                    )));
+                }
+            }
+        }
         if spec.name.is_empty() {
             return Err(invalid("a node needs a non-empty name".to_string()));
         }
@@ -782,7 +808,11 @@ impl Graph {
                 _ => input.window,
             };
             self.ensure_capacity(stream, window);
+            let numeric = !matches!(spec.logic, LogicSpec::Custom(_));
             let s = &mut self.streams[stream.index()];
+            if numeric && s.producer.is_none() {
+                s.numeric_reader.get_or_insert(id);
+            }
             first_consumer.get_or_insert((stream, s.consumers.len()));
             s.consumers.push(Consumer {
                 node: id,
@@ -869,10 +899,66 @@ impl Graph {
         rejection
     }
 
+    /// The type `stream` takes, and why (for the rejection).
+    fn value_type(&self, stream: StreamId) -> (ValueType, String) {
+        let s = &self.streams[stream.index()];
+        match (s.declared_type, s.numeric_reader) {
+            (Some(declared), _) => (declared, String::new()),
+            (None, Some(node)) => (
+                ValueType::Number,
+                format!(
+                    " (read by numeric node '{}')",
+                    self.nodes[node.index()].name
+                ),
+            ),
+            (None, None) => (ValueType::Any, String::new()),
+        }
+    }
+
+    /// Declares the type of values `name` takes (creating the stream if it
+    /// does not exist). A numeric node already reading it refuses a type
+    /// other than `number` or `any`.
+    pub fn declare_type(&mut self, name: &str, value_type: ValueType) -> Result<(), GraphError> {
+        let id = match self.stream_id(name) {
+            Some(id) => id,
+            None => self.declare_stream(name, Bounds::default(), None)?,
+        };
+        let s = &self.streams[id.index()];
+        if s.producer.is_some() {
+            return Err(GraphError::Invalid {
+                node: name.to_string(),
+                message: "the type of a node's output follows from its logic; declare the types of input streams".to_string(),
+            });
+        }
+        if let Some(node) = s.numeric_reader
+            && !matches!(value_type, ValueType::Number | ValueType::Any)
+        {
+            return Err(GraphError::Invalid {
+                node: self.nodes[node.index()].name.to_string(),
+                message: format!(
+                    "it needs numbers, so stream '{name}' cannot take {} values",
+                    value_type.as_str()
+                ),
+            });
+        }
+        self.streams[id.index()].declared_type = Some(value_type);
+        self.republish_description();
+        Ok(())
+    }
+
     fn check_bounds(&self, stream: StreamId, value: &Value) -> Result<(), Rejection> {
         let s = &self.streams[stream.index()];
         let bounds = s.bounds;
         if !bounds.is_numeric() {
+            let (expected, why) = self.value_type(stream);
+            if !expected.accepts(value) {
+                return Err(Rejection::TypeMismatch {
+                    stream: s.name.to_string(),
+                    expected: expected.as_str(),
+                    why,
+                    type_name: value.type_name(),
+                });
+            }
             return Ok(());
         }
         let Some(v) = value.as_f64() else {
@@ -998,6 +1084,20 @@ impl Graph {
                 ts.len(),
                 values.len()
             ));
+            return report;
+        }
+        let (expected, why) = self.value_type(id);
+        if !matches!(expected, ValueType::Number | ValueType::Any) {
+            for index in 0..values.len() {
+                let rejection = Rejection::TypeMismatch {
+                    stream: stream.to_string(),
+                    expected: expected.as_str(),
+                    why: why.clone(),
+                    type_name: "float",
+                };
+                let rejection = self.reject(Some(id), rejection);
+                report.push_rejection(index, rejection);
+            }
             return report;
         }
         let bounds = self.streams[id.index()].bounds;
@@ -1790,10 +1890,12 @@ impl Graph {
     pub fn streams(&self) -> Vec<StreamInfo> {
         self.streams
             .iter()
-            .map(|s| StreamInfo {
+            .enumerate()
+            .map(|(index, s)| StreamInfo {
                 name: s.name.to_string(),
                 producer: s.producer.map(|n| self.nodes[n.index()].name.to_string()),
                 bounds: s.bounds,
+                value_type: self.value_type(StreamId(index as u32)).0,
                 capacity: s.capacity,
                 keys: s.slots.len(),
                 accepted: s.accepted,

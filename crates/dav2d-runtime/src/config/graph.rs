@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dav2d_core::{
     Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph,
-    GraphError, InputSpec, LogicSpec, NodeSpec,
+    GraphError, InputSpec, LogicSpec, NodeSpec, ValueType,
 };
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -28,6 +28,10 @@ pub struct StreamConfig {
     pub finite_only: bool,
     /// Samples kept per key at least.
     pub history: Option<usize>,
+    /// The type of values it takes: `number`, `string`, `bool`, `record`,
+    /// `bytes` or `any` (default: `number` when a numeric node reads it).
+    #[serde(rename = "type")]
+    pub value_type: Option<Spanned<String>>,
 }
 
 /// A node: a built-in transform over one input.
@@ -88,6 +92,29 @@ pub struct ConstraintConfig {
 }
 
 impl Config {
+    /// The declared type of `streams[i]`, if any.
+    pub(crate) fn value_type(
+        &self,
+        i: usize,
+        stream: &StreamConfig,
+    ) -> Result<Option<ValueType>, ConfigError> {
+        let Some(text) = &stream.value_type else {
+            return Ok(None);
+        };
+        ValueType::from_name(&text.value).map(Some).ok_or_else(|| {
+            let known: Vec<&str> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
+            self.error_at(
+                text,
+                format!("streams[{i}].type"),
+                format!(
+                    "unknown type '{}'; expected one of: {}",
+                    text.value,
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
     pub(crate) fn policy(
         &self,
         policy: &Option<Spanned<String>>,
@@ -181,6 +208,17 @@ impl Config {
                         error.to_string(),
                     )
                 })?;
+            if let Some(value_type) = self.value_type(i, stream)? {
+                graph
+                    .declare_type(&stream.name.value, value_type)
+                    .map_err(|error| {
+                        self.error_at(
+                            &stream.name,
+                            format!("streams[{i}].type"),
+                            error.to_string(),
+                        )
+                    })?;
+            }
         }
         for (i, source) in self.sources.iter().enumerate() {
             let super::SourceSpec::Synthetic(synthetic) = &source.spec else {

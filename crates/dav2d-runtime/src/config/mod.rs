@@ -164,6 +164,7 @@ impl Config {
     /// Checks everything that does not need a graph.
     fn validate(&self) -> Result<(), ConfigError> {
         for (i, stream) in self.streams.iter().enumerate() {
+            self.value_type(i, stream)?;
             if let (Some(min), Some(max)) = (stream.min, stream.max)
                 && min > max
             {
