@@ -320,13 +320,14 @@ class Graph:
 
     def close(self) -> None:
         """Stops persistence (flushing and checkpointing), callback
-        subscriptions and the timer thread."""
+        subscriptions, the timer thread and the offload workers."""
         if self._persistence is not None:
             self._persistence.stop()
         for handle in self._callbacks:
             handle.close()
         self._callbacks.clear()
         self._engine.stop_ticker()
+        self._engine.stop_workers()
 
 
 def _inputs(inputs: Sequence[InputLike], window: int, policy: str) -> list[tuple[str, int, str]]:
@@ -359,7 +360,11 @@ class Node:
     ``"all"`` once per sample. ``priority``: higher runs first among
     independent nodes. ``deadband``: output changes smaller than this wake no
     children. ``returns``: ``"number"`` (anything else is an error state) or
-    ``"any"``.
+    ``"any"``. ``offload``: run the logic on a worker thread outside the wave
+    (slow logic: a model, heavy Python), so it never holds the engine; its
+    output enters in a later wave, newer inputs replace pending ones while a
+    call runs (counted as conflated), and ``stats()["nodes"][name]["lag_s"]``
+    says how far behind it is.
     """
 
     def __init__(
@@ -377,6 +382,7 @@ class Node:
         builtin: str | None = None,
         params: dict[str, float] | None = None,
         graph: Graph | None = None,
+        offload: bool = False,
     ) -> None:
         if inputs is None:
             if input_source is None:
@@ -397,6 +403,7 @@ class Node:
         self.builtin = builtin
         self.params = dict(params or {})
         self.graph = graph
+        self.offload = offload
 
     def register(self, graph: Graph | None = None) -> Node:
         """Adds the node to ``graph`` (default: the default graph) and returns it.
@@ -417,6 +424,7 @@ class Node:
             priority=self.priority,
             deadband=self.deadband,
             returns=self.returns,
+            offload=self.offload,
         )
         self.graph = graph
         return self

@@ -11,7 +11,7 @@ use dav2d_core::{
     GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, Reading,
     SharedGraph, Subscription, SubscriptionMode, SystemClock, Update, ValueType,
 };
-use dav2d_runtime::{Config, HealthBoard, Timer};
+use dav2d_runtime::{Config, HealthBoard, Timer, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
@@ -218,6 +218,7 @@ pub struct PyGraph {
     graph: SharedGraph,
     manual_clock: Option<ManualClock>,
     ticker: std::sync::Mutex<Option<Timer>>,
+    workers: std::sync::Mutex<Option<Workers>>,
     health: HealthBoard,
 }
 
@@ -303,6 +304,7 @@ impl PyGraph {
             graph: SharedGraph::new(Graph::new(options, clock)),
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
+            workers: std::sync::Mutex::new(None),
             health: HealthBoard::default(),
         }
     }
@@ -348,7 +350,7 @@ impl PyGraph {
 
     /// Registers a node. `inputs` is a list of `(name, window, policy)`;
     /// give `logic` (a callable) or `builtin` (a kind) with `params`.
-    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number"))]
+    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_node(
         &self,
@@ -361,6 +363,7 @@ impl PyGraph {
         priority: i32,
         deadband: Option<f64>,
         returns: &str,
+        offload: bool,
     ) -> PyResult<()> {
         let inputs = inputs
             .into_iter()
@@ -434,8 +437,13 @@ impl PyGraph {
             logic,
             priority,
             deadband,
+            offload,
         };
-        self.register(py, spec)
+        self.register(py, spec)?;
+        if offload {
+            self.start_workers(py)?;
+        }
+        Ok(())
     }
 
     /// Registers a constraint over one input. Durations are in seconds.
@@ -478,6 +486,7 @@ impl PyGraph {
             logic: LogicSpec::Constraint(spec),
             priority,
             deadband: None,
+            offload: false,
         };
         self.register(py, node)?;
         if timers && self.manual_clock.is_none() {
@@ -702,6 +711,35 @@ impl PyGraph {
         Ok(())
     }
 
+    /// Starts the workers that run offloaded nodes, if not yet running.
+    fn start_workers(&self, py: Python<'_>) -> PyResult<()> {
+        let mut workers = self
+            .workers
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("workers lock poisoned"))?;
+        if workers.is_none() {
+            let graph = self.graph.clone();
+            *workers = Some(
+                py.detach(|| Workers::start(graph, Workers::default_count()))
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the offload workers after their current job, if any.
+    fn stop_workers(&self, py: Python<'_>) -> PyResult<()> {
+        let workers = self
+            .workers
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("workers lock poisoned"))?
+            .take();
+        if let Some(workers) = workers {
+            py.detach(|| workers.stop());
+        }
+        Ok(())
+    }
+
     /// Stops the timer thread, if any.
     fn stop_ticker(&self, py: Python<'_>) -> PyResult<()> {
         let ticker = self
@@ -747,6 +785,8 @@ impl PyGraph {
             n.set_item("waiting", node.stats.waiting)?;
             n.set_item("batches", node.stats.batches)?;
             n.set_item("failing_keys", node.failing_keys)?;
+            n.set_item("offload", node.offload)?;
+            n.set_item("lag_s", node.lag_ns as f64 / 1e9)?;
             per_node.set_item(node.name, n)?;
         }
         d.set_item("nodes", per_node)?;
@@ -784,6 +824,12 @@ impl Drop for PyGraph {
         {
             // Not joined: the timer may be waiting for the GIL this drop holds.
             ticker.stop_soon();
+        }
+        if let Ok(mut workers) = self.workers.lock()
+            && let Some(workers) = workers.take()
+        {
+            // Not joined either: a worker may be running Python logic.
+            workers.stop_soon();
         }
     }
 }

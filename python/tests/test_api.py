@@ -354,3 +354,32 @@ def test_typed_streams_refuse_the_wrong_type_at_the_door():
         dav2d.nodes.max("peak", "label", n=2).register(graph)
     with pytest.raises(ValueError, match="not a value type"):
         graph.declare_stream("other", type="strnig")
+
+
+def test_an_offloaded_node_never_holds_the_engine():
+    import threading
+
+    graph = Graph()
+    started, release = threading.Event(), threading.Event()
+
+    def slow(data):
+        started.set()
+        assert release.wait(timeout=20)
+        return data[-1] * 10
+
+    Node("slow", logic=slow, input_source="temp", window=1, offload=True).register(graph)
+    dav2d.nodes.scale("after", "slow", a=1.0, b=1.0).register(graph)
+    dav2d.nodes.scale("double", "other", a=2.0).register(graph)
+    updates = graph.subscribe("after")
+    graph.push("temp", 1.0, key="k")
+    assert started.wait(timeout=20), "a worker runs the slow logic"
+    # Held on the event: the engine still applies and evaluates other samples.
+    graph.push("other", 4.0, key="k")
+    assert graph.latest("double", "k") == 8.0
+    assert graph.latest("slow", "k") is None
+    release.set()
+    update = updates.get(timeout=20)
+    assert (update.name, update.value) == ("after", 11.0)
+    node = graph.stats()["nodes"]["slow"]
+    assert node["offload"] is True and node["evaluations"] == 1
+    graph.close()

@@ -356,6 +356,18 @@ impl Collector for GraphCollector {
                 ConstCounter::new(value(node)).encode(family.encode_family(&label)?)?;
             }
         }
+        let mut lag = encoder.encode_descriptor(
+            "node_lag_seconds",
+            "How long a node's output has been behind its inputs (offloaded nodes; 0 when caught up)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for node in &nodes {
+            let label = NodeLabel {
+                node: node.name.clone(),
+            };
+            ConstGauge::new(node.lag_ns as f64 / 1e9).encode(lag.encode_family(&label)?)?;
+        }
         Ok(())
     }
 }

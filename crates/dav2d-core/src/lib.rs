@@ -29,6 +29,7 @@ mod error;
 mod graph;
 mod ids;
 mod logic;
+mod offload;
 mod published;
 mod reason;
 mod subscribe;
@@ -49,6 +50,7 @@ pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{
     BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome,
 };
+pub use offload::{Job, JobQueue};
 pub use published::ReadModel;
 pub use reason::{RejectReason, Stage};
 pub use subscribe::{Subscription, SubscriptionMode, Update};

@@ -301,3 +301,35 @@ pub trait CustomLogic: Send {
     /// A short description for graph listings, e.g. `python:moving_average`.
     fn describe(&self) -> String;
 }
+
+/// A stateless built-in run as an offloaded job (`offload: true` on a
+/// built-in node): the same kernel, over the window snapshot the job got.
+pub(crate) struct BuiltinJob(pub(crate) Builtin);
+
+impl CustomLogic for BuiltinJob {
+    fn evaluate_batch(&mut self, node: &str, batch: &mut [Evaluation]) {
+        for evaluation in batch {
+            let Some(window) = evaluation.inputs.first() else {
+                continue;
+            };
+            evaluation.outcome = if !window.is_all_float() {
+                Outcome::Failed(Arc::from(format!(
+                    "node '{node}' ({}) needs numbers; its input window holds other values",
+                    self.0
+                )))
+            } else {
+                match self
+                    .0
+                    .evaluate(window.numbers(), window.timestamps(), &mut None)
+                {
+                    Some(value) => Outcome::Output(Value::Float(value)),
+                    None => Outcome::Skip,
+                }
+            };
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (offloaded)", self.0)
+    }
+}

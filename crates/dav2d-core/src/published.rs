@@ -21,6 +21,7 @@ use crate::graph::{GraphStats, NodeInfo, NodeStats, Reading, StreamInfo};
 pub(crate) struct NodeCounters {
     pub(crate) stats: NodeStats,
     pub(crate) keys: usize,
+    pub(crate) lag_ns: u64,
 }
 
 /// Per-stream counters published with every wave.
@@ -155,6 +156,7 @@ impl ReadModel {
                 if let Some(counters) = state.node_counters.get(index) {
                     node.stats = counters.stats.clone();
                     node.keys = counters.keys;
+                    node.lag_ns = counters.lag_ns;
                 }
                 node.failing_keys = state.latest.get(node.name.as_str()).map_or(0, |keys| {
                     keys.values().filter(|r| r.error.is_some()).count()

@@ -71,7 +71,8 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
                 .collect();
             json!({"name": n.name, "kind": n.kind, "logic": n.logic, "inputs": inputs, "priority": n.priority,
                    "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,
-                   "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors})
+                   "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors,
+                   "offload": n.offload, "lag_seconds": n.lag_ns as f64 / 1e9})
         })
         .collect();
     state.intake.metrics().request("/graph", 200);

@@ -19,4 +19,4 @@ pub use dav2d_store::PersistenceConfig;
 pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
 pub use plan::{Overrides, Plan, Planned, SinkPlan, SourcePlan};
-pub use runtime::{Runtime, RuntimeError, Timer};
+pub use runtime::{Runtime, RuntimeError, Timer, Workers};

@@ -63,6 +63,9 @@ pub struct Plan {
     pub sinks: Vec<Planned<SinkPlan>>,
     /// How often constraint timers are checked; `None` runs no timer.
     pub tick: Option<Duration>,
+    /// Workers for offloaded nodes (`None`: [`crate::Workers::default_count`]);
+    /// started only when the graph has offloaded nodes.
+    pub workers: Option<usize>,
 }
 
 /// Overrides of what the config asks for (`None` keeps the config's).
@@ -85,6 +88,7 @@ impl Plan {
             tcp: config.tcp()?,
             persistence: config.persistence()?,
             tick: Some(config.tick()?),
+            workers: config.run.workers.map(|n| n.clamp(1, 64)),
             ..Plan::default()
         };
         let mut names = vec![

@@ -47,6 +47,7 @@ pub struct Runtime {
     sources: Vec<Started>,
     sinks: Vec<Started>,
     timer: Option<Timer>,
+    workers: Option<Workers>,
     io: Option<tokio::runtime::Runtime>,
     persistence: Option<Arc<PersistStats>>,
     started: Instant,
@@ -93,6 +94,7 @@ impl Runtime {
             sources: Vec::new(),
             sinks: Vec::new(),
             timer: None,
+            workers: None,
             persistence: None,
             io: None,
             started: Instant::now(),
@@ -126,6 +128,10 @@ impl Runtime {
             });
         }
         runtime.io = Some(io);
+        if runtime.graph.lock().has_offloaded_nodes() {
+            let workers = plan.workers.unwrap_or_else(Workers::default_count);
+            runtime.workers = Some(Workers::start(runtime.graph.clone(), workers)?);
+        }
         if let Some(tick) = plan.tick {
             runtime.timer = Some(Timer::start(runtime.graph.clone(), tick)?);
         }
@@ -199,6 +205,10 @@ impl Runtime {
         if let Some(timer) = self.timer.take() {
             timer.stop();
         }
+        // Jobs in flight finish and are written before the sinks flush.
+        if let Some(workers) = self.workers.take() {
+            workers.stop();
+        }
         for sink in self.sinks.drain(..).rev() {
             sink.running.stop();
         }
@@ -267,6 +277,75 @@ impl Timer {
 }
 
 impl Drop for Timer {
+    fn drop(&mut self) {
+        self.halt(true);
+    }
+}
+
+/// The threads that run offloaded nodes' jobs: each takes the most urgent
+/// job, runs it without the engine lock, and gives it back to the graph
+/// (which writes the outputs and evaluates their children). Dropping it
+/// stops them after their current job.
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// One per core, at most 4: Python logic takes the GIL, and models use
+    /// threads of their own.
+    pub fn default_count() -> usize {
+        std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .min(4)
+    }
+
+    /// Starts `count` workers (at least one) over `graph`'s job queue.
+    pub fn start(graph: SharedGraph, count: usize) -> Result<Workers, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let jobs = graph.lock().jobs();
+        let mut threads = Vec::new();
+        for index in 0..count.max(1) {
+            let (graph, jobs, stop) = (graph.clone(), Arc::clone(&jobs), Arc::clone(&stop));
+            let thread = std::thread::Builder::new()
+                .name(format!("dav2d-worker-{index}"))
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        let Some(mut job) = jobs.take(Duration::from_millis(100)) else {
+                            continue;
+                        };
+                        job.run();
+                        graph.lock().complete(job);
+                    }
+                })
+                .map_err(|e| StartError::Other(format!("cannot start an offload worker: {e}")))?;
+            threads.push(thread);
+        }
+        Ok(Workers { stop, threads })
+    }
+
+    /// Stops the workers after their current job and waits for them.
+    pub fn stop(mut self) {
+        self.halt(true);
+    }
+
+    /// Asks the workers to stop without waiting (for a caller holding a
+    /// lock their jobs may need, such as Python's GIL).
+    pub fn stop_soon(mut self) {
+        self.halt(false);
+    }
+
+    fn halt(&mut self, wait: bool) {
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            if wait && thread.join().is_err() {
+                tracing::error!("An offload worker panicked.");
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
     fn drop(&mut self) {
         self.halt(true);
     }

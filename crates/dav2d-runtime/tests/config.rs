@@ -213,3 +213,21 @@ fn stream_types_are_checked_where_they_are_written() {
         "it needs numbers, but stream 'label' is declared to take string values",
     );
 }
+
+#[test]
+fn nodes_can_be_offloaded_from_yaml() {
+    let config = Config::parse(
+        "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n    n: 3\n    offload: true\nrun:\n  workers: 2\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    assert_eq!(config.run.workers, Some(2));
+    let mut graph = strict_graph();
+    config.build(&mut graph).unwrap();
+    assert!(graph.nodes()[0].offload);
+    assert!(graph.has_offloaded_nodes());
+    check(
+        "streams:\n  - name: temp\nnodes:\n  - name: smooth\n    kind: ewma\n    input: temp\n    alpha: 0.5\n    offload: true\n",
+        "test.yaml:4:11: nodes[0].name: node 'smooth': ewma keeps its memory in the engine and cannot be offloaded",
+    );
+}

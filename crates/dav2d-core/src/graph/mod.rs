@@ -28,6 +28,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 mod columnar;
+mod offload;
 mod publish;
 
 use crate::clock::Clock;
@@ -117,6 +118,9 @@ pub struct NodeSpec {
     pub priority: i32,
     /// Output changes smaller than this wake no children.
     pub deadband: Option<f64>,
+    /// Run the logic on a worker outside the wave (slow logic: a model,
+    /// heavy Python); its result enters as the node's output in a later wave.
+    pub offload: bool,
 }
 
 impl NodeSpec {
@@ -128,6 +132,7 @@ impl NodeSpec {
             logic: LogicSpec::Builtin(builtin),
             priority: 0,
             deadband: None,
+            offload: false,
         }
     }
 
@@ -143,6 +148,7 @@ impl NodeSpec {
             logic: LogicSpec::Custom(logic),
             priority: 0,
             deadband: None,
+            offload: false,
         }
     }
 
@@ -158,6 +164,7 @@ impl NodeSpec {
             logic: LogicSpec::Constraint(spec),
             priority: 0,
             deadband: None,
+            offload: false,
         }
     }
 
@@ -172,6 +179,13 @@ impl NodeSpec {
     /// Sets the priority.
     pub fn with_priority(mut self, priority: i32) -> Self {
         self.priority = priority;
+        self
+    }
+
+    /// Sets the deadband.
+    /// Marks the node offloaded (see [`NodeSpec::offload`]).
+    pub fn offloaded(mut self) -> Self {
+        self.offload = true;
         self
     }
 
@@ -288,6 +302,12 @@ pub struct NodeInfo {
     pub keys: usize,
     /// Keys currently in an error state.
     pub failing_keys: usize,
+    /// Whether its logic runs on a worker outside the wave.
+    pub offload: bool,
+    /// How long (ns of clock time) its output has been behind its inputs:
+    /// 0 for a node that is caught up, which every node evaluated in the
+    /// wave is once the wave ends.
+    pub lag_ns: u64,
     /// Counters.
     pub stats: NodeStats,
 }
@@ -371,6 +391,8 @@ struct NodeInput {
 #[derive(Clone)]
 struct NodeKey {
     queued_wave: u64,
+    /// Waiting for the offloaded node's job in flight to come back.
+    offload_waiting: bool,
     inputs: Box<[u32]>,
     memory: Option<f64>,
     constraint: ConstraintKeyState,
@@ -399,6 +421,8 @@ struct Node {
     /// input is written, since that input is already final for the sample
     /// (exactly what its wave would compute, without the queueing).
     immediate: bool,
+    /// Set for an offloaded node: its job in flight and waiting keys.
+    offload: Option<offload::Offload>,
 }
 
 /// A small bit set of node indices with pending work.
@@ -461,6 +485,10 @@ pub struct Graph {
     state_names: [Arc<str>; 3],
     /// What readers see without the lock; see [`Graph::read_model`].
     publishing: Option<publish::Publishing>,
+    /// Jobs of offloaded nodes waiting for a worker.
+    jobs: Arc<crate::offload::JobQueue>,
+    /// How many jobs were queued, to order equal priorities.
+    jobs_queued: u64,
 }
 
 impl fmt::Debug for Graph {
@@ -496,6 +524,8 @@ impl Graph {
             ]
             .map(|state| Arc::from(state.as_str())),
             publishing: None,
+            jobs: Arc::new(crate::offload::JobQueue::default()),
+            jobs_queued: 0,
         }
     }
 
@@ -636,6 +666,7 @@ impl Graph {
             let node = &mut self.nodes[node.index()];
             node.keys.push(NodeKey {
                 queued_wave: u64::MAX,
+                offload_waiting: false,
                 inputs: vec![UNRESOLVED; node.inputs.len()].into_boxed_slice(),
                 memory: None,
                 constraint: ConstraintKeyState {
@@ -727,6 +758,22 @@ impl Graph {
             node: spec.name.clone(),
             message,
         };
+        if spec.offload {
+            match &spec.logic {
+                LogicSpec::Constraint(_) => {
+                    return Err(invalid(
+                        "a constraint cannot be offloaded; it is cheap and its timers run in the engine"
+                            .to_string(),
+                    ));
+                }
+                LogicSpec::Builtin(Builtin::Ewma { .. }) => {
+                    return Err(invalid(
+                        "ewma keeps its memory in the engine and cannot be offloaded".to_string(),
+                    ));
+                }
+                _ => {}
+            }
+        }
         if !matches!(spec.logic, LogicSpec::Custom(_)) {
             for input in &spec.inputs {
                 let declared = self
@@ -827,9 +874,14 @@ impl Graph {
             });
         }
         let immediate = !matches!(spec.logic, LogicSpec::Custom(_))
+            && !spec.offload
             && inputs.len() == 1
             && inputs[0].policy == EdgePolicy::All;
         let (logic, description) = match spec.logic {
+            LogicSpec::Builtin(builtin) if spec.offload => (
+                NodeLogic::Custom(Box::new(crate::logic::BuiltinJob(builtin))),
+                format!("{builtin} (offloaded)"),
+            ),
             LogicSpec::Builtin(builtin) => (NodeLogic::Builtin(builtin), builtin.to_string()),
             LogicSpec::Custom(custom) => {
                 let description = custom.describe();
@@ -852,6 +904,7 @@ impl Graph {
             pending: Vec::new(),
             stats: NodeStats::default(),
             immediate,
+            offload: spec.offload.then(offload::Offload::default),
         });
         // Evaluate the new node for every key its inputs already hold.
         if let Some((stream, consumer)) = first_consumer {
@@ -1295,6 +1348,12 @@ impl Graph {
 
     fn evaluate_node(&mut self, id: NodeId) {
         let mut pending = std::mem::take(&mut self.nodes[id.index()].pending);
+        if self.nodes[id.index()].offload.is_some() {
+            self.offload_keys(id, &pending);
+            pending.clear();
+            self.nodes[id.index()].pending = pending;
+            return;
+        }
         match &self.nodes[id.index()].logic {
             NodeLogic::Builtin(builtin) => {
                 let builtin = *builtin;
@@ -1477,7 +1536,10 @@ impl Graph {
         self.after_write(output, out, transition);
     }
 
-    fn evaluate_custom(&mut self, id: NodeId, pending: &[u32]) {
+    /// The evaluations of `pending` keys of a custom node (each with its
+    /// inputs' windows, zero-copy) and each one's output slot and newest
+    /// input time; keys waiting for an input are counted and left out.
+    fn custom_batch(&mut self, id: NodeId, pending: &[u32]) -> (Vec<Evaluation>, Vec<(u32, i64)>) {
         let input_count = self.nodes[id.index()].inputs.len();
         let mut batch = Vec::with_capacity(pending.len());
         let mut targets = Vec::with_capacity(pending.len());
@@ -1503,6 +1565,11 @@ impl Graph {
             });
             targets.push((out, ts));
         }
+        (batch, targets)
+    }
+
+    fn evaluate_custom(&mut self, id: NodeId, pending: &[u32]) {
+        let (mut batch, targets) = self.custom_batch(id, pending);
         if batch.is_empty() {
             return;
         }
@@ -1513,8 +1580,14 @@ impl Graph {
         };
         let name = Arc::clone(&node.name);
         logic.evaluate_batch(&name, &mut batch);
+        self.nodes[id.index()].logic = NodeLogic::Custom(logic);
+        self.apply_outcomes(id, batch, targets);
+    }
+
+    /// Counts a custom batch and writes its outcomes (outputs queue the
+    /// node's children; failures set the key's error state).
+    fn apply_outcomes(&mut self, id: NodeId, batch: Vec<Evaluation>, targets: Vec<(u32, i64)>) {
         let node = &mut self.nodes[id.index()];
-        node.logic = NodeLogic::Custom(logic);
         node.stats.evaluations += batch.len() as u64;
         node.stats.batches += 1;
         self.stats.evaluations += batch.len() as u64;
@@ -1852,9 +1925,11 @@ impl Graph {
 
     /// Every node in topological order.
     pub fn nodes(&self) -> Vec<NodeInfo> {
+        let now = self.clock.now_ns();
         self.nodes
             .iter()
-            .map(|node| NodeInfo {
+            .enumerate()
+            .map(|(index, node)| NodeInfo {
                 name: node.name.to_string(),
                 kind: match node.logic {
                     NodeLogic::Builtin(_) => "builtin",
@@ -1881,6 +1956,8 @@ impl Graph {
                     .iter()
                     .filter(|s| s.error.is_some())
                     .count(),
+                offload: node.offload.is_some(),
+                lag_ns: self.lag_ns(NodeId(index as u32), now),
                 stats: node.stats.clone(),
             })
             .collect()

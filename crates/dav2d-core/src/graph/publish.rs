@@ -108,14 +108,17 @@ impl Graph {
         stats.streams = self.streams.len();
         stats.nodes = self.nodes.len();
         stats.keys = self.keys.len();
+        let now = self.clock.now_ns();
         publishing.model.apply(Publication {
             description,
             node_counters: self
                 .nodes
                 .iter()
-                .map(|node| NodeCounters {
+                .enumerate()
+                .map(|(index, node)| NodeCounters {
                     stats: node.stats.clone(),
                     keys: node.keys.len(),
+                    lag_ns: self.lag_ns(super::NodeId(index as u32), now),
                 })
                 .collect(),
             stream_counters: self

@@ -63,6 +63,10 @@ pub struct NodeConfig {
     pub priority: i32,
     /// Changes smaller than this wake no children.
     pub deadband: Option<f64>,
+    /// Run on a worker outside the wave, so slow logic never holds the
+    /// engine (stateless built-ins; `run.workers` sets how many workers).
+    #[serde(default)]
+    pub offload: bool,
 }
 
 /// A constraint over one input.
@@ -245,6 +249,7 @@ impl Config {
                     .with_policy(policy)
                     .with_priority(node.priority);
             spec.deadband = node.deadband;
+            spec.offload = node.offload;
             specs.push(spec);
         }
         for (i, constraint) in self.constraints.iter().enumerate() {
@@ -260,6 +265,7 @@ impl Config {
                 logic: LogicSpec::Constraint(spec),
                 priority: constraint.priority,
                 deadband: None,
+                offload: false,
             });
         }
         graph

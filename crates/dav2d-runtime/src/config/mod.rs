@@ -101,6 +101,8 @@ pub struct Config {
 pub struct RunConfig {
     /// How often `for` and `stale_after` timers are checked, e.g. `50ms`.
     pub tick: Option<Spanned<String>>,
+    /// Workers running offloaded nodes (default: one per core, at most 4).
+    pub workers: Option<usize>,
 }
 
 /// The built-in demo config.
