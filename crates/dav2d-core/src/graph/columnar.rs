@@ -14,10 +14,9 @@
 //! would.
 
 use crate::constraint::ConstraintKeyState;
-use crate::graph::{
-    BatchReport, EdgePolicy, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED, check_number,
-    float_changed,
-};
+use crate::graph::ingest::check_number;
+use crate::graph::wave::float_changed;
+use crate::graph::{BatchReport, EdgePolicy, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
 use crate::logic::Builtin;
 
 /// Samples per column: small enough to stay in cache, large enough that the

@@ -1,0 +1,492 @@
+//! Ingest: resolving input streams, the type and bounds checks, pushing
+//! samples (one, records, numbers), applying them and queueing consumers.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::constraint::Transition;
+use crate::error::{GraphError, Rejection};
+use crate::ids::StreamId;
+use crate::value::{Value, ValueType};
+
+impl Graph {
+    pub(super) fn input_stream(&mut self, name: &str) -> Result<StreamId, Rejection> {
+        match self.stream_id(name) {
+            Some(id) if self.streams[id.index()].producer.is_some() => Err(Rejection::NodeOutput {
+                stream: name.to_string(),
+            }),
+            Some(id) => Ok(id),
+            None if self.options.auto_create_streams && !name.is_empty() => {
+                Ok(self.add_stream(name, None, Bounds::default()))
+            }
+            None => Err(Rejection::UnknownStream {
+                stream: name.to_string(),
+            }),
+        }
+    }
+
+    pub(super) fn reject(&mut self, stream: Option<StreamId>, rejection: Rejection) -> Rejection {
+        self.stats.samples_in += 1;
+        self.stats.rejected += 1;
+        *self
+            .rejected_by_reason
+            .entry(rejection.reason())
+            .or_default() += 1;
+        if let Some(stream) = stream {
+            self.streams[stream.index()].rejected += 1;
+        }
+        rejection
+    }
+
+    /// The type `stream` takes, and why (for the rejection).
+    pub(super) fn value_type(&self, stream: StreamId) -> (ValueType, String) {
+        let s = &self.streams[stream.index()];
+        match (s.declared_type, s.numeric_reader) {
+            (Some(declared), _) => (declared, String::new()),
+            (None, Some(node)) => (
+                ValueType::Number,
+                format!(
+                    " (read by numeric node '{}')",
+                    self.nodes[node.index()].name
+                ),
+            ),
+            (None, None) => (ValueType::Any, String::new()),
+        }
+    }
+
+    /// Declares the type of values `name` takes (creating the stream if it
+    /// does not exist). A numeric node already reading it refuses a type
+    /// other than `number` or `any`.
+    pub fn declare_type(&mut self, name: &str, value_type: ValueType) -> Result<(), GraphError> {
+        let id = match self.stream_id(name) {
+            Some(id) => id,
+            None => self.declare_stream(name, Bounds::default(), None)?,
+        };
+        let s = &self.streams[id.index()];
+        if s.producer.is_some() {
+            return Err(GraphError::Invalid {
+                node: name.to_string(),
+                message: "the type of a node's output follows from its logic; declare the types of input streams".to_string(),
+            });
+        }
+        if let Some(node) = s.numeric_reader
+            && !matches!(value_type, ValueType::Number | ValueType::Any)
+        {
+            return Err(GraphError::Invalid {
+                node: self.nodes[node.index()].name.to_string(),
+                message: format!(
+                    "it needs numbers, so stream '{name}' cannot take {} values",
+                    value_type.as_str()
+                ),
+            });
+        }
+        self.streams[id.index()].declared_type = Some(value_type);
+        self.republish_description();
+        Ok(())
+    }
+
+    pub(super) fn check_bounds(&self, stream: StreamId, value: &Value) -> Result<(), Rejection> {
+        let s = &self.streams[stream.index()];
+        let bounds = s.bounds;
+        if !bounds.is_numeric() {
+            let (expected, why) = self.value_type(stream);
+            if !expected.accepts(value) {
+                return Err(Rejection::TypeMismatch {
+                    stream: s.name.to_string(),
+                    expected: expected.as_str(),
+                    why,
+                    type_name: value.type_name(),
+                });
+            }
+            return Ok(());
+        }
+        let Some(v) = value.as_f64() else {
+            return Err(Rejection::NotANumber {
+                stream: s.name.to_string(),
+                type_name: value.type_name(),
+            });
+        };
+        check_number(&s.name, bounds, v)
+    }
+
+    /// Pushes one sample. `ts_ns` defaults to the clock's now. Evaluation
+    /// happens on the next [`Graph::run_wave`].
+    pub fn push(
+        &mut self,
+        stream: &str,
+        key: &str,
+        value: Value,
+        ts_ns: Option<i64>,
+    ) -> Result<(), Rejection> {
+        let id = self
+            .input_stream(stream)
+            .map_err(|r| self.reject(None, r))?;
+        self.push_to(id, key, value, ts_ns)
+    }
+
+    /// Pushes one sample to a stream by id.
+    pub fn push_to(
+        &mut self,
+        stream: StreamId,
+        key: &str,
+        value: Value,
+        ts_ns: Option<i64>,
+    ) -> Result<(), Rejection> {
+        if let Err(rejection) = self.check_bounds(stream, &value) {
+            return Err(self.reject(Some(stream), rejection));
+        }
+        if self.streams[stream.index()].producer.is_some() {
+            let rejection = Rejection::NodeOutput {
+                stream: self.streams[stream.index()].name.to_string(),
+            };
+            return Err(self.reject(Some(stream), rejection));
+        }
+        let key = self.intern_key(key);
+        let slot = self.slot_for(stream, key);
+        let ts = ts_ns.unwrap_or_else(|| self.clock.now_ns());
+        self.apply(stream, slot, ts, value);
+        Ok(())
+    }
+
+    /// Pushes records of any streams, keys and value types, in order. Each
+    /// record carries its index in the original batch, so rejections can be
+    /// reported against it; good records are applied beside rejected ones.
+    /// Evaluation happens on the next [`Graph::run_wave`].
+    pub fn push_records<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = RecordIn<'a>>,
+        report: &mut BatchReport,
+    ) {
+        let now = self.clock.now_ns();
+        let mut cached: Option<(&'a str, Result<StreamId, Rejection>)> = None;
+        for record in records {
+            let stream = match &cached {
+                Some((name, resolved)) if *name == record.stream => resolved.clone(),
+                _ => {
+                    let resolved = self.input_stream(record.stream);
+                    cached = Some((record.stream, resolved.clone()));
+                    resolved
+                }
+            };
+            let result = match stream {
+                Ok(id) => self.push_to(
+                    id,
+                    record.key,
+                    record.value,
+                    Some(record.ts_ns.unwrap_or(now)),
+                ),
+                Err(rejection) => Err(self.reject(None, rejection)),
+            };
+            match result {
+                Ok(()) => report.accepted += 1,
+                Err(rejection) => report.push_rejection(record.index, rejection),
+            }
+        }
+    }
+
+    /// Pushes a batch of numbers to one stream: `keys` is either one key for
+    /// all samples or one per sample; `ts_ns` is optional (clock's now).
+    /// Good samples are applied even when others are rejected.
+    pub fn push_numbers(
+        &mut self,
+        stream: &str,
+        keys: Keys<'_>,
+        values: &[f64],
+        ts_ns: Option<&[i64]>,
+    ) -> BatchReport {
+        let mut report = BatchReport::default();
+        let id = match self.input_stream(stream) {
+            Ok(id) => id,
+            Err(rejection) => {
+                for index in 0..values.len() {
+                    let rejection = self.reject(None, rejection.clone());
+                    report.push_rejection(index, rejection);
+                }
+                return report;
+            }
+        };
+        if let Keys::Many(keys) = keys
+            && keys.len() != values.len()
+        {
+            report.error = Some(format!(
+                "got {} keys for {} values; give one key or one per value",
+                keys.len(),
+                values.len()
+            ));
+            return report;
+        }
+        if let Some(ts) = ts_ns
+            && ts.len() != values.len()
+        {
+            report.error = Some(format!(
+                "got {} timestamps for {} values; give one per value",
+                ts.len(),
+                values.len()
+            ));
+            return report;
+        }
+        let (expected, why) = self.value_type(id);
+        if !matches!(expected, ValueType::Number | ValueType::Any) {
+            for index in 0..values.len() {
+                let rejection = Rejection::TypeMismatch {
+                    stream: stream.to_string(),
+                    expected: expected.as_str(),
+                    why: why.clone(),
+                    type_name: "float",
+                };
+                let rejection = self.reject(Some(id), rejection);
+                report.push_rejection(index, rejection);
+            }
+            return report;
+        }
+        let bounds = self.streams[id.index()].bounds;
+        let now = self.clock.now_ns();
+        if let Keys::One(key) = keys
+            && values.len() > 1
+            && self.columnar_eligible(id)
+        {
+            return self.push_run(id, key, values, ts_ns, now, report);
+        }
+        let mut cached: Option<(u32, u32)> = None; // (key index in `keys`, slot)
+        for (index, &value) in values.iter().enumerate() {
+            if bounds.is_numeric()
+                && let Err(rejection) = check_number(&self.streams[id.index()].name, bounds, value)
+            {
+                let rejection = self.reject(Some(id), rejection);
+                report.push_rejection(index, rejection);
+                continue;
+            }
+            let slot = match keys {
+                Keys::One(key) => match cached {
+                    Some((_, slot)) => slot,
+                    None => {
+                        let key = self.intern_key(key);
+                        let slot = self.slot_for(id, key);
+                        cached = Some((0, slot));
+                        slot
+                    }
+                },
+                Keys::Many(keys) => {
+                    let key = self.intern_key(keys[index]);
+                    self.slot_for(id, key)
+                }
+            };
+            let ts = ts_ns.map_or(now, |ts| ts[index]);
+            self.apply_float(id, slot, ts, value);
+            report.accepted += 1;
+        }
+        report
+    }
+
+    #[inline]
+    pub(super) fn before_apply(&mut self, stream: StreamId, slot: u32) {
+        let s = &mut self.streams[stream.index()];
+        s.accepted += 1;
+        self.stats.samples_in += 1;
+        self.stats.accepted += 1;
+        if s.has_all_consumer {
+            if s.slots[slot as usize].all_stamp == self.wave {
+                self.run_pending();
+            }
+            self.streams[stream.index()].slots[slot as usize].all_stamp = self.wave;
+        }
+    }
+
+    pub(super) fn apply(&mut self, stream: StreamId, slot: u32, ts: i64, value: Value) {
+        if let Value::Float(v) = value {
+            self.apply_float(stream, slot, ts, v);
+            return;
+        }
+        self.before_apply(stream, slot);
+        self.streams[stream.index()].slots[slot as usize]
+            .series
+            .push_value(ts, value);
+        self.after_write(stream, slot, None);
+    }
+
+    #[inline]
+    pub(super) fn apply_float(&mut self, stream: StreamId, slot: u32, ts: i64, value: f64) {
+        self.before_apply(stream, slot);
+        self.streams[stream.index()].slots[slot as usize]
+            .series
+            .push_float(ts, value);
+        self.after_write(stream, slot, None);
+    }
+
+    /// Notifies subscribers of a new sample in (stream, slot) and queues consumers.
+    #[inline]
+    pub(super) fn after_write(
+        &mut self,
+        stream: StreamId,
+        slot: u32,
+        transition: Option<Transition>,
+    ) {
+        self.mark_changed(stream, slot);
+        if !self.streams[stream.index()].subscribers.is_empty() {
+            self.notify(stream, slot, transition);
+        }
+        for consumer in 0..self.streams[stream.index()].consumers.len() {
+            self.mark_consumer(stream, slot, consumer);
+        }
+    }
+
+    pub(super) fn notify(&mut self, stream: StreamId, slot: u32, transition: Option<Transition>) {
+        let s = &mut self.streams[stream.index()];
+        s.subscribers.retain(|sub| !sub.is_closed());
+        let slot_ref = &s.slots[slot as usize];
+        let series = &slot_ref.series;
+        let update = Update {
+            name: Arc::clone(&s.name),
+            key: Arc::clone(&self.keys[slot_ref.key.index()]),
+            value: if slot_ref.error.is_some() {
+                None
+            } else {
+                series.latest_value()
+            },
+            ts_ns: series.latest_ts().unwrap_or_default(),
+            seq: series.count.saturating_sub(1),
+            error: slot_ref.error.clone(),
+            transition,
+        };
+        if let Some((last, rest)) = s.subscribers.split_last() {
+            for subscriber in rest {
+                subscriber.offer(update.clone());
+            }
+            last.offer(update);
+        }
+    }
+
+    #[inline]
+    pub(super) fn mark_consumer(&mut self, stream: StreamId, slot: u32, consumer_index: usize) {
+        let consumer = self.streams[stream.index()].consumers[consumer_index];
+        let mut out = self.streams[stream.index()].slots[slot as usize]
+            .downstream
+            .get(consumer_index)
+            .copied()
+            .unwrap_or(UNRESOLVED);
+        if out == UNRESOLVED {
+            out = self.resolve_downstream(stream, slot, consumer_index, consumer);
+        }
+        let node = &mut self.nodes[consumer.node.index()];
+        if node.immediate {
+            self.evaluate_now(consumer.node, out);
+            return;
+        }
+        let node_key = &mut node.keys[out as usize];
+        if node_key.queued_wave == self.wave {
+            if consumer.policy == EdgePolicy::Latest {
+                node.stats.conflated += 1;
+                self.stats.conflated += 1;
+            }
+        } else {
+            node_key.queued_wave = self.wave;
+            node.pending.push(out);
+            self.pending.insert(consumer.node.index());
+        }
+    }
+
+    pub(super) fn resolve_downstream(
+        &mut self,
+        stream: StreamId,
+        slot: u32,
+        consumer_index: usize,
+        consumer: Consumer,
+    ) -> u32 {
+        let key = self.streams[stream.index()].slots[slot as usize].key;
+        let output = self.nodes[consumer.node.index()].output;
+        let out = self.slot_for(output, key);
+        self.nodes[consumer.node.index()].keys[out as usize].inputs[consumer.input] = slot;
+        let downstream = &mut self.streams[stream.index()].slots[slot as usize].downstream;
+        if downstream.len() <= consumer_index {
+            downstream.resize(consumer_index + 1, UNRESOLVED);
+        }
+        downstream[consumer_index] = out;
+        out
+    }
+}
+
+/// One record of a heterogeneous batch, as decoded by an ingest edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordIn<'a> {
+    /// Position in the original batch, for error reports.
+    pub index: usize,
+    /// The stream.
+    pub stream: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: Value,
+    /// Timestamp in ns; the clock's now when absent.
+    pub ts_ns: Option<i64>,
+}
+
+/// The keys of a batch: one for every sample, or one per sample.
+#[derive(Clone, Copy, Debug)]
+pub enum Keys<'a> {
+    /// Every sample has this key.
+    One(&'a str),
+    /// One key per sample.
+    Many(&'a [&'a str]),
+}
+
+/// What happened to a batch: how many samples were applied and why the
+/// others were rejected.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchReport {
+    /// Samples applied.
+    pub accepted: usize,
+    /// Samples rejected.
+    pub rejected: usize,
+    /// The first rejections: (index in the batch, reason).
+    pub errors: Vec<(usize, Rejection)>,
+    /// A problem with the whole batch (nothing applied).
+    pub error: Option<String>,
+    /// Every rejection counted by its reason label.
+    pub by_reason: Vec<(RejectReason, u64)>,
+}
+
+impl BatchReport {
+    /// How many rejections are kept with their reason.
+    pub const MAX_ERRORS: usize = 100;
+
+    /// Records a rejection of sample `index`.
+    pub fn push_rejection(&mut self, index: usize, rejection: Rejection) {
+        self.rejected += 1;
+        let reason = rejection.reason();
+        match self.by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, count)) => *count += 1,
+            None => self.by_reason.push((reason, 1)),
+        }
+        if self.errors.len() < Self::MAX_ERRORS {
+            self.errors.push((index, rejection));
+        }
+    }
+}
+
+pub(super) fn check_number(stream: &str, bounds: Bounds, value: f64) -> Result<(), Rejection> {
+    if bounds.finite_only && !value.is_finite() {
+        return Err(Rejection::NotFinite {
+            stream: stream.to_string(),
+            value,
+        });
+    }
+    if let Some(min) = bounds.min
+        && (value < min || value.is_nan())
+    {
+        return Err(Rejection::BelowMin {
+            stream: stream.to_string(),
+            value,
+            min,
+        });
+    }
+    if let Some(max) = bounds.max
+        && (value > max || value.is_nan())
+    {
+        return Err(Rejection::AboveMax {
+            stream: stream.to_string(),
+            value,
+            max,
+        });
+    }
+    Ok(())
+}

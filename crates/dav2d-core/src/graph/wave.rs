@@ -1,0 +1,415 @@
+//! Waves: evaluating queued (node, key) pairs in topological order, the
+//! built-in, constraint and custom paths, early cutoff, and constraint
+//! timers (`tick`).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::constraint::{ConstraintSpec, ConstraintState, Transition};
+use crate::ids::{NodeId, StreamId};
+use crate::logic::{Builtin, Evaluation, Outcome};
+use crate::value::Value;
+use crate::window::SeriesRing;
+
+impl Graph {
+    /// Whether any (node, key) waits for a wave.
+    pub fn has_pending(&self) -> bool {
+        self.pending.count > 0
+    }
+
+    /// Runs one wave: evaluates every queued (node, key) in topological
+    /// order, each at most once, then publishes the result to the read
+    /// model (if one was asked for). Returns the number of evaluations.
+    pub fn run_wave(&mut self) -> u64 {
+        let evaluations = self.run_pending();
+        self.publish();
+        evaluations
+    }
+
+    /// The wave itself, without publishing: `all` edges run it between two
+    /// samples of one key, and only the caller's wave publishes.
+    pub(super) fn run_pending(&mut self) -> u64 {
+        if self.pending.count == 0 {
+            return 0;
+        }
+        let before = self.stats.evaluations;
+        let mut cursor = 0;
+        while let Some(index) = self.pending.pop_from(cursor) {
+            cursor = index;
+            self.evaluate_node(NodeId(index as u32));
+        }
+        self.wave += 1;
+        self.stats.waves += 1;
+        self.stats.evaluations - before
+    }
+
+    pub(super) fn evaluate_node(&mut self, id: NodeId) {
+        let mut pending = std::mem::take(&mut self.nodes[id.index()].pending);
+        if self.nodes[id.index()].offload.is_some() {
+            self.offload_keys(id, &pending);
+            pending.clear();
+            self.nodes[id.index()].pending = pending;
+            return;
+        }
+        match &self.nodes[id.index()].logic {
+            NodeLogic::Builtin(builtin) => {
+                let builtin = *builtin;
+                for &out in &pending {
+                    self.evaluate_builtin(id, builtin, out);
+                }
+            }
+            NodeLogic::Constraint(spec) => {
+                let spec = *spec;
+                // Only timers need the clock; read it once per node per wave.
+                let now = if spec.has_timers() {
+                    self.clock.now_ns()
+                } else {
+                    0
+                };
+                for &out in &pending {
+                    self.evaluate_constraint(id, &spec, out, now);
+                }
+            }
+            NodeLogic::Custom(_) => self.evaluate_custom(id, &pending),
+            NodeLogic::Running => {}
+        }
+        pending.clear();
+        let node = &mut self.nodes[id.index()];
+        if node.pending.is_empty() {
+            node.pending = pending;
+        }
+    }
+
+    /// Evaluates an immediate (native, single `all` input) node for one key.
+    pub(super) fn evaluate_now(&mut self, id: NodeId, out: u32) {
+        match self.nodes[id.index()].logic {
+            NodeLogic::Builtin(builtin) => self.evaluate_builtin(id, builtin, out),
+            NodeLogic::Constraint(spec) => {
+                let now = if spec.has_timers() {
+                    self.clock.now_ns()
+                } else {
+                    0
+                };
+                self.evaluate_constraint(id, &spec, out, now);
+            }
+            NodeLogic::Custom(_) | NodeLogic::Running => {}
+        }
+    }
+
+    /// The slot of input `input` for output slot `out`, resolving it lazily.
+    #[inline]
+    pub(super) fn input_slot(&mut self, id: NodeId, out: u32, input: usize) -> Option<u32> {
+        let slot = self.nodes[id.index()].keys[out as usize].inputs[input];
+        if slot != UNRESOLVED {
+            return Some(slot);
+        }
+        let node = &self.nodes[id.index()];
+        let key = self.streams[node.output.index()].slots[out as usize].key;
+        let stream = node.inputs[input].stream;
+        let slot = *self.streams[stream.index()].slot_of_key.get(&key)?;
+        self.nodes[id.index()].keys[out as usize].inputs[input] = slot;
+        Some(slot)
+    }
+
+    pub(super) fn not_numeric_error(
+        &self,
+        stream: StreamId,
+        slot: u32,
+        window: usize,
+        needed_by: &str,
+    ) -> Arc<str> {
+        let s = &self.streams[stream.index()];
+        let slot = &s.slots[slot as usize];
+        let found = slot
+            .series
+            .first_non_numeric(window)
+            .map_or("a non-number", |v| v.type_name());
+        Arc::from(format!(
+            "input '{}' holds a {} for key '{}', but {} needs numbers",
+            s.name,
+            found,
+            self.keys[slot.key.index()],
+            needed_by
+        ))
+    }
+
+    pub(super) fn evaluate_builtin(&mut self, id: NodeId, builtin: Builtin, out: u32) {
+        let Some(in_slot) = self.input_slot(id, out, 0) else {
+            self.nodes[id.index()].stats.waiting += 1;
+            return;
+        };
+        let (stream, window) = {
+            let input = &self.nodes[id.index()].inputs[0];
+            (input.stream, input.window)
+        };
+        self.stats.evaluations += 1;
+        self.nodes[id.index()].stats.evaluations += 1;
+        let series = &self.streams[stream.index()].slots[in_slot as usize].series;
+        if !series.window_is_numeric(window) {
+            let error = self.not_numeric_error(stream, in_slot, window, &builtin.to_string());
+            let ts = self.clock.now_ns();
+            self.fail(id, out, error, ts);
+            return;
+        }
+        let values = series.nums(window);
+        let timestamps = series.timestamps(window);
+        let ts = timestamps.last().copied().unwrap_or_default();
+        let node_key = &mut self.nodes[id.index()].keys[out as usize];
+        if let Some(value) = builtin.evaluate(values, timestamps, &mut node_key.memory) {
+            self.emit(id, out, Value::Float(value), ts, None);
+        }
+    }
+
+    pub(super) fn evaluate_constraint(
+        &mut self,
+        id: NodeId,
+        spec: &ConstraintSpec,
+        out: u32,
+        now: i64,
+    ) {
+        let Some(in_slot) = self.input_slot(id, out, 0) else {
+            self.nodes[id.index()].stats.waiting += 1;
+            return;
+        };
+        let stream = self.nodes[id.index()].inputs[0].stream;
+        self.stats.evaluations += 1;
+        self.nodes[id.index()].stats.evaluations += 1;
+        let series = &self.streams[stream.index()].slots[in_slot as usize].series;
+        if !series.window_is_numeric(1) {
+            let error = self.not_numeric_error(stream, in_slot, 1, "a constraint");
+            self.fail(id, out, error, now);
+            return;
+        }
+        let Some(&value) = series.nums(1).last() else {
+            return;
+        };
+        let ts = series.latest_ts().unwrap_or(now);
+        let node = &mut self.nodes[id.index()];
+        let key_state = &mut node.keys[out as usize].constraint;
+        let before = key_state.state;
+        let output_slot = &self.streams[node.output.index()].slots[out as usize];
+        let needs_write = output_slot.series.count == 0 || output_slot.error.is_some();
+        // Without timers the clock is not read; the sample's time stamps the transition.
+        let now = if spec.has_timers() { now } else { ts };
+        match key_state.on_value(spec, value, now) {
+            Some(to) => self.transition(id, out, before, to, Some(value), now, ts),
+            None if needs_write => {
+                let value = self.state_value(before);
+                self.emit(id, out, value, ts, None);
+            }
+            None => {
+                node.stats.cutoffs += 1;
+                self.stats.cutoffs += 1;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn transition(
+        &mut self,
+        id: NodeId,
+        out: u32,
+        from: ConstraintState,
+        to: ConstraintState,
+        value: Option<f64>,
+        now: i64,
+        ts: i64,
+    ) {
+        self.stats.transitions += 1;
+        let output = self.nodes[id.index()].output;
+        // The transition record is only built for subscribers to receive it.
+        let transition = if self.streams[output.index()].subscribers.is_empty() {
+            None
+        } else {
+            let key = self.streams[output.index()].slots[out as usize].key;
+            Some(Transition {
+                constraint: Arc::clone(&self.nodes[id.index()].name),
+                key: Arc::clone(&self.keys[key.index()]),
+                from,
+                to,
+                value,
+                at_ns: now,
+            })
+        };
+        // A change of state is a change: no cutoff check.
+        let state = self.state_value(to);
+        let slot = &mut self.streams[output.index()].slots[out as usize];
+        slot.error = None;
+        slot.series.push_value(ts, state);
+        self.after_write(output, out, transition);
+    }
+
+    /// The evaluations of `pending` keys of a custom node (each with its
+    /// inputs' windows, zero-copy) and each one's output slot and newest
+    /// input time; keys waiting for an input are counted and left out.
+    pub(super) fn custom_batch(
+        &mut self,
+        id: NodeId,
+        pending: &[u32],
+    ) -> (Vec<Evaluation>, Vec<(u32, i64)>) {
+        let input_count = self.nodes[id.index()].inputs.len();
+        let mut batch = Vec::with_capacity(pending.len());
+        let mut targets = Vec::with_capacity(pending.len());
+        'keys: for &out in pending {
+            let mut inputs = Vec::with_capacity(input_count);
+            let mut ts = i64::MIN;
+            for input in 0..input_count {
+                let Some(slot) = self.input_slot(id, out, input) else {
+                    self.nodes[id.index()].stats.waiting += 1;
+                    continue 'keys;
+                };
+                let node_input = &self.nodes[id.index()].inputs[input];
+                let series = &self.streams[node_input.stream.index()].slots[slot as usize].series;
+                ts = ts.max(series.latest_ts().unwrap_or(i64::MIN));
+                inputs.push(series.snapshot(node_input.window));
+            }
+            let output = self.nodes[id.index()].output;
+            let key = self.streams[output.index()].slots[out as usize].key;
+            batch.push(Evaluation {
+                key: Arc::clone(&self.keys[key.index()]),
+                inputs,
+                outcome: Outcome::Skip,
+            });
+            targets.push((out, ts));
+        }
+        (batch, targets)
+    }
+
+    pub(super) fn evaluate_custom(&mut self, id: NodeId, pending: &[u32]) {
+        let (mut batch, targets) = self.custom_batch(id, pending);
+        if batch.is_empty() {
+            return;
+        }
+        let node = &mut self.nodes[id.index()];
+        let NodeLogic::Custom(mut logic) = std::mem::replace(&mut node.logic, NodeLogic::Running)
+        else {
+            return;
+        };
+        let name = Arc::clone(&node.name);
+        logic.evaluate_batch(&name, &mut batch);
+        self.nodes[id.index()].logic = NodeLogic::Custom(logic);
+        self.apply_outcomes(id, batch, targets);
+    }
+
+    /// Counts a custom batch and writes its outcomes (outputs queue the
+    /// node's children; failures set the key's error state).
+    pub(super) fn apply_outcomes(
+        &mut self,
+        id: NodeId,
+        batch: Vec<Evaluation>,
+        targets: Vec<(u32, i64)>,
+    ) {
+        let node = &mut self.nodes[id.index()];
+        node.stats.evaluations += batch.len() as u64;
+        node.stats.batches += 1;
+        self.stats.evaluations += batch.len() as u64;
+        for (evaluation, (out, ts)) in batch.into_iter().zip(targets) {
+            match evaluation.outcome {
+                Outcome::Output(value) => self.emit(id, out, value, ts, None),
+                Outcome::Skip => {}
+                Outcome::Failed(error) => self.fail(id, out, error, ts),
+            }
+        }
+    }
+
+    /// Writes a node's output for one key unless it is unchanged (early
+    /// cutoff), then notifies subscribers and queues children.
+    pub(super) fn emit(
+        &mut self,
+        id: NodeId,
+        out: u32,
+        value: Value,
+        ts: i64,
+        transition: Option<Transition>,
+    ) {
+        let node = &mut self.nodes[id.index()];
+        let output = node.output;
+        let slot = &mut self.streams[output.index()].slots[out as usize];
+        let had_error = slot.error.take().is_some();
+        if !had_error && !differs(&slot.series, &value, node.deadband) {
+            node.stats.cutoffs += 1;
+            self.stats.cutoffs += 1;
+            return;
+        }
+        match value {
+            Value::Float(v) => slot.series.push_float(ts, v),
+            other => slot.series.push_value(ts, other),
+        }
+        self.after_write(output, out, transition);
+    }
+
+    pub(super) fn fail(&mut self, id: NodeId, out: u32, error: Arc<str>, _ts: i64) {
+        let node = &mut self.nodes[id.index()];
+        node.stats.errors += 1;
+        self.stats.errors += 1;
+        let output = node.output;
+        self.streams[output.index()].slots[out as usize].error = Some(error);
+        self.mark_changed(output, out);
+        if !self.streams[output.index()].subscribers.is_empty() {
+            self.notify(output, out, None);
+        }
+    }
+
+    /// Applies the passage of time to constraints (`for` debounce and
+    /// `stale_after` deadlines), then runs a wave for whatever changed.
+    /// Returns the number of transitions.
+    pub fn tick(&mut self) -> u64 {
+        let now = self.clock.now_ns();
+        let before = self.stats.transitions;
+        for index in 0..self.nodes.len() {
+            let NodeLogic::Constraint(spec) = &self.nodes[index].logic else {
+                continue;
+            };
+            if spec.hold_ns == 0 && spec.stale_after_ns.is_none() {
+                continue;
+            }
+            let spec = *spec;
+            for out in 0..self.nodes[index].keys.len() {
+                let key_state = &mut self.nodes[index].keys[out].constraint;
+                let from = key_state.state;
+                if let Some(to) = key_state.on_tick(&spec, now) {
+                    self.transition(NodeId(index as u32), out as u32, from, to, None, now, now);
+                }
+            }
+        }
+        self.run_wave();
+        self.stats.transitions - before
+    }
+}
+
+/// Whether `value` differs from the newest sample of `series` enough to be written.
+#[inline]
+pub(super) fn differs(series: &SeriesRing, value: &Value, deadband: Option<f64>) -> bool {
+    if series.count == 0 {
+        return true;
+    }
+    match (value, &series.values) {
+        (Value::Float(new), None) => {
+            let old = series.nums(1).last().copied().unwrap_or(f64::NAN);
+            float_changed(old, *new, deadband)
+        }
+        _ => match (series.latest_value(), deadband) {
+            (Some(old), Some(deadband)) => match (old.as_f64(), value.as_f64()) {
+                (Some(old), Some(new)) => changed_by(new - old, deadband),
+                _ => old != *value,
+            },
+            (Some(old), None) => old != *value,
+            (None, _) => true,
+        },
+    }
+}
+
+/// Whether a float output moved enough to be written: any bit change without
+/// a deadband, at least `deadband` with one.
+#[inline]
+pub(super) fn float_changed(old: f64, new: f64, deadband: Option<f64>) -> bool {
+    match deadband {
+        Some(deadband) => changed_by(new - old, deadband),
+        None => new.to_bits() != old.to_bits(),
+    }
+}
+
+/// Whether a change of `difference` reaches `deadband` (NaN counts as a change).
+pub(super) fn changed_by(difference: f64, deadband: f64) -> bool {
+    difference.abs() >= deadband || difference.is_nan()
+}
