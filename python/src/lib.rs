@@ -8,6 +8,7 @@ mod error;
 mod graph;
 mod logic;
 mod persist;
+mod samples;
 mod server;
 mod window;
 
@@ -18,9 +19,9 @@ use pyo3::prelude::*;
 fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<graph::PyGraph>()?;
-    m.add_class::<graph::PySample>()?;
-    m.add_class::<graph::PyUpdate>()?;
-    m.add_class::<graph::PySubscription>()?;
+    m.add_class::<samples::PySample>()?;
+    m.add_class::<samples::PyUpdate>()?;
+    m.add_class::<samples::PySubscription>()?;
     m.add_class::<window::PyWindow>()?;
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
