@@ -82,6 +82,9 @@ class Server:
     def running(self) -> bool: ...
     def stop(self) -> None: ...
 
+def builtins() -> list[dict[str, Any]]:
+    """The engine's table of built-in nodes: kind, help and params (name, default, integer)."""
+
 def serve(
     graph: Graph,
     config: str | None = None,

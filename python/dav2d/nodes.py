@@ -3,61 +3,64 @@
 Built-ins run in Rust with no Python per sample::
 
     dav2d.nodes.moving_average("temp_avg", "sensor_stream", n=5).register()
+
+The constructors are made from the engine's table of built-ins (the one the
+YAML ``kind:`` reads), so both faces take the same names, parameters and
+defaults: ``moving_average(name, input, n)``, ``ewma(name, input, alpha)``,
+``min``/``max``/``sum(name, input, n)``, ``rate(name, input)``,
+``delta(name, input)``, ``clamp(name, input, lo, hi)``,
+``scale(name, input, a=1.0, b=0.0)``. Parameters may be given by position
+after ``input`` or by name; any other keyword (``priority``, ``deadband``,
+``policy``, ``offload``, ``graph``) goes to :class:`~dav2d.Node`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
+from . import _dav2d
 from ._api import Node
 
-__all__ = ["moving_average", "ewma", "min", "max", "sum", "rate", "delta", "clamp", "scale"]
+__all__: list[str] = []
 
 
-def _builtin(kind: str, name: str, input: str, params: dict[str, float], options: dict[str, Any]) -> Node:  # noqa: A002
-    return Node(name, builtin=kind, params=params, inputs=[input], **options)
+def _constructor(kind: str, help_text: str, params: list[tuple[str, float | None, bool]]) -> Callable[..., Node]:
+    names = [name for name, _, _ in params]
+
+    def make(name: str, input: str, *args: Any, **options: Any) -> Node:  # noqa: A002 - the config's name
+        if len(args) > len(names):
+            raise TypeError(f"{kind}() takes {len(names)} parameter(s) after name and input ({', '.join(names)}), got {len(args)}")
+        given = dict(zip(names, args))
+        for param in names:
+            if param in options:
+                if param in given:
+                    raise TypeError(f"{kind}() got {param!r} twice")
+                given[param] = options.pop(param)
+        # Defaults and validation are the engine's: it names what is missing or wrong.
+        return Node(name, builtin=kind, params={k: float(v) for k, v in given.items()}, inputs=[input], **options)
+
+    parameters = [
+        inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+        inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+    ]
+    for param, default, integer in params:
+        parameters.append(
+            inspect.Parameter(
+                param,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=inspect.Parameter.empty if default is None else (int(default) if integer else default),
+                annotation=int if integer else float,
+            )
+        )
+    parameters.append(inspect.Parameter("options", inspect.Parameter.VAR_KEYWORD, annotation=Any))
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = help_text
+    make.__signature__ = inspect.Signature(parameters, return_annotation=Node)  # type: ignore[attr-defined]
+    return make
 
 
-def moving_average(name: str, input: str, n: int = 5, **options: Any) -> Node:  # noqa: A002
-    """Mean of the newest ``n`` samples (of those available while fewer)."""
-    return _builtin("moving_average", name, input, {"n": n}, options)
-
-
-def ewma(name: str, input: str, alpha: float, **options: Any) -> Node:  # noqa: A002
-    """Exponentially weighted moving average: ``alpha * x + (1 - alpha) * previous``."""
-    return _builtin("ewma", name, input, {"alpha": alpha}, options)
-
-
-def min(name: str, input: str, n: int, **options: Any) -> Node:  # noqa: A001,A002
-    """Minimum of the newest ``n`` samples."""
-    return _builtin("min", name, input, {"n": n}, options)
-
-
-def max(name: str, input: str, n: int, **options: Any) -> Node:  # noqa: A001,A002
-    """Maximum of the newest ``n`` samples."""
-    return _builtin("max", name, input, {"n": n}, options)
-
-
-def sum(name: str, input: str, n: int, **options: Any) -> Node:  # noqa: A001,A002
-    """Sum of the newest ``n`` samples."""
-    return _builtin("sum", name, input, {"n": n}, options)
-
-
-def rate(name: str, input: str, **options: Any) -> Node:  # noqa: A002
-    """Change per second between the two newest samples, from their timestamps."""
-    return _builtin("rate", name, input, {}, options)
-
-
-def delta(name: str, input: str, **options: Any) -> Node:  # noqa: A002
-    """Difference between the two newest samples."""
-    return _builtin("delta", name, input, {}, options)
-
-
-def clamp(name: str, input: str, lo: float, hi: float, **options: Any) -> Node:  # noqa: A002
-    """The newest sample limited to ``[lo, hi]``."""
-    return _builtin("clamp", name, input, {"lo": lo, "hi": hi}, options)
-
-
-def scale(name: str, input: str, a: float = 1.0, b: float = 0.0, **options: Any) -> Node:  # noqa: A002
-    """``a * x + b`` of the newest sample."""
-    return _builtin("scale", name, input, {"a": a, "b": b}, options)
+for _builtin in _dav2d.builtins():
+    globals()[_builtin["kind"]] = _constructor(_builtin["kind"], _builtin["help"], _builtin["params"])
+    __all__.append(_builtin["kind"])
+del _builtin

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, BuiltinParams, Clock, ConstraintSpec, Direction, EdgePolicy, Graph,
-    GraphOptions, InputSpec, Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph,
-    SubscriptionMode, SystemClock, ValueType,
+    Bounds, Builtin, Clock, ConstraintSpec, Direction, EdgePolicy, Graph, GraphOptions, InputSpec,
+    Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph, SubscriptionMode, SystemClock,
+    ValueType,
 };
 use dav2d_runtime::{Config, HealthBoard, Timer, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
@@ -206,33 +206,9 @@ impl PyGraph {
             }
             (None, Some(kind)) => {
                 let params = params.unwrap_or_default();
-                let unknown: Vec<&String> = params
-                    .keys()
-                    .filter(|k| !["n", "alpha", "lo", "hi", "a", "b"].contains(&k.as_str()))
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(PyValueError::new_err(format!(
-                        "node '{name}': unknown parameters {unknown:?}"
-                    )));
-                }
-                let n = match params.get("n") {
-                    Some(&n) if n >= 0.0 && n.fract() == 0.0 => Some(n as usize),
-                    Some(&n) => {
-                        return Err(PyValueError::new_err(format!(
-                            "node '{name}': n must be a whole number >= 1, got {n}"
-                        )));
-                    }
-                    None => None,
-                };
-                let builtin_params = BuiltinParams {
-                    n,
-                    alpha: params.get("alpha").copied(),
-                    lo: params.get("lo").copied(),
-                    hi: params.get("hi").copied(),
-                    a: params.get("a").copied(),
-                    b: params.get("b").copied(),
-                };
-                let builtin = Builtin::from_name(&kind, &builtin_params)
+                let params: Vec<(&str, f64)> =
+                    params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                let builtin = Builtin::from_params(&kind, &params)
                     .map_err(|e| PyValueError::new_err(format!("node '{name}': {e}")))?;
                 LogicSpec::Builtin(builtin)
             }

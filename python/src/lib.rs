@@ -13,6 +13,28 @@ mod server;
 mod window;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// The engine's table of built-in nodes: one dict per built-in with `kind`,
+/// `help` and `params` (a list of `(name, default or None, integer)`);
+/// `dav2d.nodes` makes its constructors from it.
+#[pyfunction]
+fn builtins(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let list = PyList::empty(py);
+    for def in dav2d_core::BUILTINS {
+        let d = PyDict::new(py);
+        d.set_item("kind", def.kind)?;
+        d.set_item("help", def.help)?;
+        let params: Vec<(&str, Option<f64>, bool)> = def
+            .params
+            .iter()
+            .map(|p| (p.name, p.default, p.integer))
+            .collect();
+        d.set_item("params", params)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
 
 /// The compiled core of the `dav2d` package. Use `dav2d`, not this module.
 #[pymodule]
@@ -28,6 +50,7 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<persist::PyPersistence>()?;
     m.add_function(wrap_pyfunction!(persist::persist, m)?)?;
     m.add_function(wrap_pyfunction!(persist::history, m)?)?;
+    m.add_function(wrap_pyfunction!(builtins, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -48,7 +48,8 @@ pub use graph::{
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{
-    BUILTIN_KINDS, Builtin, BuiltinError, BuiltinParams, CustomLogic, Evaluation, Outcome,
+    BUILTINS, Builtin, BuiltinDef, BuiltinError, BuiltinParam, CustomLogic, Evaluation, Outcome,
+    builtin_kinds,
 };
 pub use offload::{Job, JobQueue};
 pub use published::ReadModel;

@@ -59,34 +59,127 @@ pub enum Builtin {
     },
 }
 
-/// The names of the built-ins, as configs and Python spell them.
-pub const BUILTIN_KINDS: &[&str] = &[
-    "moving_average",
-    "ewma",
-    "min",
-    "max",
-    "sum",
-    "rate",
-    "delta",
-    "clamp",
-    "scale",
+/// One parameter of a built-in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BuiltinParam {
+    /// Its name, as YAML and Python spell it.
+    pub name: &'static str,
+    /// Its default; `None` when it is required.
+    pub default: Option<f64>,
+    /// Whether it must be a whole number (a window length).
+    pub integer: bool,
+}
+
+/// One built-in as configs, Python and listings see it: the single table
+/// YAML, `dav2d.nodes` and `dav2d check` read. Adding a built-in is its
+/// kernel ([`Builtin`], [`Builtin::evaluate`], [`Builtin::window`]) and
+/// one entry here.
+#[derive(Clone, Copy)]
+pub struct BuiltinDef {
+    /// Its name, e.g. `moving_average`.
+    pub kind: &'static str,
+    /// Its parameters, in the order Python takes them positionally.
+    pub params: &'static [BuiltinParam],
+    /// One sentence for docs and docstrings.
+    pub help: &'static str,
+    /// Makes the built-in from its parameters, in `params` order.
+    build: fn(&[f64]) -> Builtin,
+}
+
+impl fmt::Debug for BuiltinDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuiltinDef")
+            .field("kind", &self.kind)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+const fn required(name: &'static str) -> BuiltinParam {
+    BuiltinParam {
+        name,
+        default: None,
+        integer: false,
+    }
+}
+
+const fn window(name: &'static str, default: Option<f64>) -> BuiltinParam {
+    BuiltinParam {
+        name,
+        default,
+        integer: true,
+    }
+}
+
+const fn optional(name: &'static str, default: f64) -> BuiltinParam {
+    BuiltinParam {
+        name,
+        default: Some(default),
+        integer: false,
+    }
+}
+
+/// Every built-in.
+pub const BUILTINS: &[BuiltinDef] = &[
+    BuiltinDef {
+        kind: "moving_average",
+        params: &[window("n", None)],
+        help: "Mean of the newest n samples (of those available while fewer).",
+        build: |p| Builtin::MovingAverage { n: p[0] as usize },
+    },
+    BuiltinDef {
+        kind: "ewma",
+        params: &[required("alpha")],
+        help: "Exponentially weighted moving average: alpha * x + (1 - alpha) * previous.",
+        build: |p| Builtin::Ewma { alpha: p[0] },
+    },
+    BuiltinDef {
+        kind: "min",
+        params: &[window("n", None)],
+        help: "Minimum of the newest n samples.",
+        build: |p| Builtin::Min { n: p[0] as usize },
+    },
+    BuiltinDef {
+        kind: "max",
+        params: &[window("n", None)],
+        help: "Maximum of the newest n samples.",
+        build: |p| Builtin::Max { n: p[0] as usize },
+    },
+    BuiltinDef {
+        kind: "sum",
+        params: &[window("n", None)],
+        help: "Sum of the newest n samples.",
+        build: |p| Builtin::Sum { n: p[0] as usize },
+    },
+    BuiltinDef {
+        kind: "rate",
+        params: &[],
+        help: "Change per second between the two newest samples, from their timestamps.",
+        build: |_| Builtin::Rate,
+    },
+    BuiltinDef {
+        kind: "delta",
+        params: &[],
+        help: "Difference between the two newest samples.",
+        build: |_| Builtin::Delta,
+    },
+    BuiltinDef {
+        kind: "clamp",
+        params: &[required("lo"), required("hi")],
+        help: "The newest sample limited to [lo, hi].",
+        build: |p| Builtin::Clamp { lo: p[0], hi: p[1] },
+    },
+    BuiltinDef {
+        kind: "scale",
+        params: &[optional("a", 1.0), optional("b", 0.0)],
+        help: "a * x + b of the newest sample.",
+        build: |p| Builtin::Scale { a: p[0], b: p[1] },
+    },
 ];
 
-/// The parameters a built-in may take, all optional until a kind needs one.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BuiltinParams {
-    /// Window length (moving_average, min, max, sum).
-    pub n: Option<usize>,
-    /// Weight of the newest sample (ewma).
-    pub alpha: Option<f64>,
-    /// Lower limit (clamp).
-    pub lo: Option<f64>,
-    /// Upper limit (clamp).
-    pub hi: Option<f64>,
-    /// Factor (scale, default 1).
-    pub a: Option<f64>,
-    /// Offset (scale, default 0).
-    pub b: Option<f64>,
+/// The names of the built-ins, as configs and Python spell them.
+pub fn builtin_kinds() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|def| def.kind)
 }
 
 /// Why a built-in could not be made from a name and parameters.
@@ -94,6 +187,13 @@ pub struct BuiltinParams {
 pub enum BuiltinError {
     /// No built-in has this name.
     UnknownKind(String),
+    /// A parameter this built-in does not take.
+    UnknownParam {
+        /// The built-in.
+        kind: &'static str,
+        /// The parameter given.
+        param: String,
+    },
     /// A required parameter is missing.
     Missing {
         /// The built-in.
@@ -109,11 +209,25 @@ impl fmt::Display for BuiltinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuiltinError::UnknownKind(kind) => {
+                let kinds: Vec<&str> = builtin_kinds().collect();
                 write!(
                     f,
                     "unknown node kind '{kind}'; expected one of {}",
-                    BUILTIN_KINDS.join(", ")
+                    kinds.join(", ")
                 )
+            }
+            BuiltinError::UnknownParam { kind, param } => {
+                let takes: Vec<&str> = Builtin::def_of(kind)
+                    .map(|d| d.params.iter().map(|p| p.name).collect())
+                    .unwrap_or_default();
+                match takes.is_empty() {
+                    true => write!(f, "{kind} takes no parameters; remove `{param}`"),
+                    false => write!(
+                        f,
+                        "{kind} takes {}; `{param}` is not one of its parameters",
+                        takes.join(", ")
+                    ),
+                }
             }
             BuiltinError::Missing { kind, param } => write!(f, "{kind} needs `{param}`"),
             BuiltinError::Invalid(message) => f.write_str(message),
@@ -122,43 +236,43 @@ impl fmt::Display for BuiltinError {
 }
 
 impl Builtin {
-    /// The built-in called `kind` with `params`, validated.
-    pub fn from_name(kind: &str, params: &BuiltinParams) -> Result<Builtin, BuiltinError> {
-        fn need<T>(
-            value: Option<T>,
-            kind: &'static str,
-            param: &'static str,
-        ) -> Result<T, BuiltinError> {
-            value.ok_or(BuiltinError::Missing { kind, param })
+    /// The table entry of `kind`, if there is one.
+    pub fn def_of(kind: &str) -> Option<&'static BuiltinDef> {
+        BUILTINS.iter().find(|def| def.kind == kind)
+    }
+
+    /// The built-in called `kind` with `params` (by name; a missing one
+    /// takes its default), validated.
+    pub fn from_params(kind: &str, params: &[(&str, f64)]) -> Result<Builtin, BuiltinError> {
+        let def = Self::def_of(kind).ok_or_else(|| BuiltinError::UnknownKind(kind.to_string()))?;
+        if let Some((param, _)) = params
+            .iter()
+            .find(|(name, _)| !def.params.iter().any(|p| p.name == *name))
+        {
+            return Err(BuiltinError::UnknownParam {
+                kind: def.kind,
+                param: param.to_string(),
+            });
         }
-        let builtin = match kind {
-            "moving_average" => Builtin::MovingAverage {
-                n: need(params.n, "moving_average", "n")?,
-            },
-            "min" => Builtin::Min {
-                n: need(params.n, "min", "n")?,
-            },
-            "max" => Builtin::Max {
-                n: need(params.n, "max", "n")?,
-            },
-            "sum" => Builtin::Sum {
-                n: need(params.n, "sum", "n")?,
-            },
-            "ewma" => Builtin::Ewma {
-                alpha: need(params.alpha, "ewma", "alpha")?,
-            },
-            "rate" => Builtin::Rate,
-            "delta" => Builtin::Delta,
-            "clamp" => Builtin::Clamp {
-                lo: need(params.lo, "clamp", "lo")?,
-                hi: need(params.hi, "clamp", "hi")?,
-            },
-            "scale" => Builtin::Scale {
-                a: params.a.unwrap_or(1.0),
-                b: params.b.unwrap_or(0.0),
-            },
-            other => return Err(BuiltinError::UnknownKind(other.to_string())),
-        };
+        let mut values = Vec::with_capacity(def.params.len());
+        for param in def.params {
+            let given = params.iter().find(|(name, _)| *name == param.name);
+            let value = given
+                .map(|(_, v)| *v)
+                .or(param.default)
+                .ok_or(BuiltinError::Missing {
+                    kind: def.kind,
+                    param: param.name,
+                })?;
+            if param.integer && !(value >= 0.0 && value.fract() == 0.0 && value < 1e15) {
+                return Err(BuiltinError::Invalid(format!(
+                    "{} needs `{}` to be a whole number >= 0, got {value}",
+                    def.kind, param.name
+                )));
+            }
+            values.push(value);
+        }
+        let builtin = (def.build)(&values);
         builtin.validate().map_err(BuiltinError::Invalid)?;
         Ok(builtin)
     }
@@ -175,7 +289,7 @@ impl Builtin {
         }
     }
 
-    /// The built-in's name as written in configs.
+    /// The built-in's name as written in configs (its table entry's).
     pub fn kind(&self) -> &'static str {
         match self {
             Builtin::MovingAverage { .. } => "moving_average",

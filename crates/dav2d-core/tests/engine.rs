@@ -977,3 +977,46 @@ fn exported_state_restores_readings_windows_errors_and_timers() {
         Value::from("tripped")
     );
 }
+
+#[test]
+fn the_builtin_table_names_each_kernel_and_checks_its_parameters() {
+    for def in dav2d_core::BUILTINS {
+        let params: Vec<(&str, f64)> = def.params.iter().map(|p| (p.name, 1.0)).collect();
+        let builtin = Builtin::from_params(def.kind, &params).unwrap();
+        assert_eq!(builtin.kind(), def.kind);
+        assert!(builtin.to_string().starts_with(def.kind), "{builtin}");
+        assert!(!def.help.is_empty());
+    }
+    let cases = [
+        ("moving_average", &[][..], "moving_average needs `n`"),
+        (
+            "moving_average",
+            &[("n", 2.5)][..],
+            "moving_average needs `n` to be a whole number >= 0, got 2.5",
+        ),
+        (
+            "moving_average",
+            &[("n", 3.0), ("alpha", 0.1)][..],
+            "moving_average takes n; `alpha` is not one of its parameters",
+        ),
+        (
+            "rate",
+            &[("n", 3.0)][..],
+            "rate takes no parameters; remove `n`",
+        ),
+        (
+            "median",
+            &[][..],
+            "unknown node kind 'median'; expected one of moving_average, ewma, min, max, sum, rate, delta, clamp, scale",
+        ),
+    ];
+    for (kind, params, expected) in cases {
+        let error = Builtin::from_params(kind, params).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+    }
+    assert_eq!(
+        Builtin::from_params("scale", &[("a", 3.0)]).unwrap(),
+        Builtin::Scale { a: 3.0, b: 0.0 },
+        "defaults come from the table"
+    );
+}

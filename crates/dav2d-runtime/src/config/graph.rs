@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, BuiltinError, BuiltinParams, ConstraintSpec, Direction, EdgePolicy, Graph,
-    GraphError, InputSpec, LogicSpec, NodeSpec, ValueType,
+    Bounds, Builtin, BuiltinError, ConstraintSpec, Direction, EdgePolicy, Graph, GraphError,
+    InputSpec, LogicSpec, NodeSpec, ValueType,
 };
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -34,39 +34,76 @@ pub struct StreamConfig {
     pub value_type: Option<Spanned<String>>,
 }
 
-/// A node: a built-in transform over one input.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A node: a built-in transform over one input. Besides the fields below,
+/// an entry holds the built-in's parameters (`n`, `alpha`, ... as the
+/// built-in table in `dav2d-core` lists them), each located on its line.
+#[derive(Debug)]
 pub struct NodeConfig {
     /// Name (also the output stream's name).
     pub name: Spanned<String>,
-    /// `moving_average`, `ewma`, `min`, `max`, `sum`, `rate`, `delta`, `clamp` or `scale`.
+    /// The built-in, e.g. `moving_average` (see `dav2d_core::BUILTINS`).
     pub kind: Spanned<String>,
     /// The input stream or node.
     pub input: Spanned<String>,
-    /// Window length (moving_average, min, max, sum).
-    pub n: Option<usize>,
-    /// Weight of the newest sample (ewma).
-    pub alpha: Option<f64>,
-    /// Lower limit (clamp).
-    pub lo: Option<f64>,
-    /// Upper limit (clamp).
-    pub hi: Option<f64>,
-    /// Factor (scale).
-    pub a: Option<f64>,
-    /// Offset (scale).
-    pub b: Option<f64>,
+    /// The built-in's parameters, as written.
+    pub params: Vec<(String, Spanned<f64>)>,
     /// `latest` (default) or `all`.
     pub policy: Option<Spanned<String>>,
     /// Higher runs first among independent nodes.
-    #[serde(default)]
     pub priority: i32,
     /// Changes smaller than this wake no children.
     pub deadband: Option<f64>,
     /// Run on a worker outside the wave, so slow logic never holds the
     /// engine (stateless built-ins; `run.workers` sets how many workers).
-    #[serde(default)]
     pub offload: bool,
+}
+
+impl<'de> Deserialize<'de> for NodeConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = NodeConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a node: name, kind, input and the built-in's parameters")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeConfig, A::Error> {
+                let (mut name, mut kind, mut input) = (None, None, None);
+                let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, false);
+                let mut params: Vec<(String, Spanned<f64>)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" => name = Some(map.next_value()?),
+                        "kind" => kind = Some(map.next_value()?),
+                        "input" => input = Some(map.next_value()?),
+                        "policy" => policy = Some(map.next_value()?),
+                        "priority" => priority = map.next_value()?,
+                        "deadband" => deadband = Some(map.next_value()?),
+                        "offload" => offload = map.next_value()?,
+                        _ if params.iter().any(|(p, _)| *p == key) => {
+                            return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                        }
+                        _ => {
+                            let value = map.next_value()?;
+                            params.push((key, value));
+                        }
+                    }
+                }
+                Ok(NodeConfig {
+                    name: name.ok_or_else(|| A::Error::missing_field("name"))?,
+                    kind: kind.ok_or_else(|| A::Error::missing_field("kind"))?,
+                    input: input.ok_or_else(|| A::Error::missing_field("input"))?,
+                    params,
+                    policy,
+                    priority,
+                    deadband,
+                    offload,
+                })
+            }
+        }
+        deserializer.deserialize_map(NodeVisitor)
+    }
 }
 
 /// A constraint over one input.
@@ -137,21 +174,28 @@ impl Config {
     }
 
     pub(crate) fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
-        let params = BuiltinParams {
-            n: node.n,
-            alpha: node.alpha,
-            lo: node.lo,
-            hi: node.hi,
-            a: node.a,
-            b: node.b,
-        };
-        Builtin::from_name(&node.kind.value, &params).map_err(|error| {
-            let field = match &error {
-                BuiltinError::UnknownKind(_) => format!("nodes[{i}].kind"),
-                BuiltinError::Missing { param, .. } => format!("nodes[{i}].{param}"),
-                BuiltinError::Invalid(_) => format!("nodes[{i}]"),
-            };
-            self.error_at(&node.kind, field, error.to_string())
+        let params: Vec<(&str, f64)> = node
+            .params
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.value))
+            .collect();
+        Builtin::from_params(&node.kind.value, &params).map_err(|error| match &error {
+            BuiltinError::UnknownParam { param, .. } => {
+                let field = format!("nodes[{i}].{param}");
+                match node.params.iter().find(|(p, _)| p == param) {
+                    Some((_, value)) => self.error_at(value, field, error.to_string()),
+                    None => self.error_at(&node.kind, field, error.to_string()),
+                }
+            }
+            BuiltinError::UnknownKind(_) => {
+                self.error_at(&node.kind, format!("nodes[{i}].kind"), error.to_string())
+            }
+            BuiltinError::Missing { param, .. } => {
+                self.error_at(&node.kind, format!("nodes[{i}].{param}"), error.to_string())
+            }
+            BuiltinError::Invalid(_) => {
+                self.error_at(&node.kind, format!("nodes[{i}]"), error.to_string())
+            }
         })
     }
 
