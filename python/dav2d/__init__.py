@@ -124,7 +124,7 @@ def tick() -> int:
 
 
 def declare_stream(name: str, **bounds: Any) -> None:
-    """Declares a stream with bounds (``min``, ``max``, ``finite_only``, ``history``) and ``type`` in the default graph."""
+    """Declares a stream with bounds (``min``, ``max``, ``finite_only``), ``keep`` and ``type`` in the default graph."""
     default_graph().declare_stream(name, **bounds)
 
 

@@ -74,14 +74,22 @@ class Graph:
     (``dav2d.push``, ``dav2d.latest`` ...); make a ``Graph`` for isolation.
 
     ``auto_create_streams``: pushing to or reading from an unknown stream name
-    creates it (set False to make typos errors). ``history``: samples each
-    (stream, key) keeps at least. ``manual_clock``: time moves only with
-    :meth:`advance_clock`, for deterministic tests.
+    creates it (set False to make typos errors). ``keep``: samples each
+    (stream, key) keeps at least (default 4; ``history`` is its former
+    name). ``manual_clock``: time moves only with :meth:`advance_clock`, for
+    deterministic tests.
     """
 
-    def __init__(self, *, auto_create_streams: bool = True, history: int = 4, manual_clock: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        auto_create_streams: bool = True,
+        keep: int | None = None,
+        manual_clock: bool = False,
+        history: int | None = None,
+    ) -> None:
         self._engine = _dav2d.Graph(
-            auto_create_streams=auto_create_streams, history=history, manual_clock=manual_clock
+            auto_create_streams=auto_create_streams, keep=_keep(keep, history), manual_clock=manual_clock
         )
         self._callbacks: list[CallbackSubscription] = []
         self._persistence: _dav2d.Persistence | None = None
@@ -99,18 +107,21 @@ class Graph:
         min: float | None = None,  # noqa: A002 - the config's name
         max: float | None = None,  # noqa: A002
         finite_only: bool = False,
-        history: int | None = None,
+        keep: int | None = None,
         type: str | None = None,  # noqa: A002 - the config's name
+        history: int | None = None,
     ) -> None:
         """Declares an input stream with validity bounds and the type of values it takes.
 
         ``type`` is ``"number"``, ``"string"``, ``"bool"``, ``"record"``,
         ``"bytes"`` or ``"any"``; by default a stream that numeric nodes
         (built-ins, constraints) read takes numbers and any other takes
-        anything. Invalid samples are rejected (``RejectedError``) and counted.
+        anything. ``keep``: samples each key keeps at least (``history`` is its
+        former name). Invalid samples are rejected (``RejectedError``) and
+        counted.
         """
         self._engine.declare_stream(
-            name, min=min, max=max, finite_only=finite_only, history=history, value_type=type
+            name, min=min, max=max, finite_only=finite_only, keep=_keep(keep, history), value_type=type
         )
 
     def load_config(self, path: str) -> None:
@@ -328,6 +339,13 @@ class Graph:
         self._callbacks.clear()
         self._engine.stop_ticker()
         self._engine.stop_workers()
+
+
+def _keep(keep: int | None, history: int | None) -> int | None:
+    """``keep``, or its former name ``history``; not both."""
+    if keep is not None and history is not None:
+        raise TypeError("give keep= (history= is its former name), not both")
+    return history if keep is None else keep
 
 
 def _inputs(inputs: Sequence[InputLike], window: int, policy: str) -> list[tuple[str, int, str]]:

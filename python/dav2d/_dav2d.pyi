@@ -131,7 +131,7 @@ def history(
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 
-    def __init__(self, *, auto_create_streams: bool = True, history: int = 4, manual_clock: bool = False) -> None: ...
+    def __init__(self, *, auto_create_streams: bool = True, keep: int | None = None, manual_clock: bool = False) -> None: ...
     def declare_stream(
         self,
         name: str,
@@ -139,7 +139,7 @@ class Graph:
         min: float | None = None,
         max: float | None = None,
         finite_only: bool = False,
-        history: int | None = None,
+        keep: int | None = None,
         value_type: str | None = None,
     ) -> None: ...
     def register_node(

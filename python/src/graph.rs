@@ -96,15 +96,16 @@ impl PyGraph {
     /// A new, empty graph.
     ///
     /// `auto_create_streams`: unknown stream names in pushes and node inputs
-    /// create streams (otherwise they are errors). `history`: samples every
-    /// (stream, key) keeps at least. `manual_clock`: time only moves with
-    /// `advance_clock()`, for deterministic tests.
+    /// create streams (otherwise they are errors). `keep`: samples every
+    /// (stream, key) keeps at least (default: the engine's). `manual_clock`:
+    /// time only moves with `advance_clock()`, for deterministic tests.
     #[new]
-    #[pyo3(signature = (*, auto_create_streams = true, history = 4, manual_clock = false))]
-    fn new(auto_create_streams: bool, history: usize, manual_clock: bool) -> Self {
+    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false))]
+    fn new(auto_create_streams: bool, keep: Option<usize>, manual_clock: bool) -> Self {
+        let defaults = GraphOptions::default();
         let options = GraphOptions {
             auto_create_streams,
-            default_history: history.max(1),
+            default_keep: keep.unwrap_or(defaults.default_keep).max(1),
         };
         let manual = manual_clock.then(|| ManualClock::new(SystemClock.now_ns()));
         let clock: Arc<dyn Clock> = match &manual {
@@ -122,7 +123,7 @@ impl PyGraph {
 
     /// Declares an input stream with validity bounds and, optionally, the
     /// type of values it takes.
-    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, history = None, value_type = None))]
+    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, keep = None, value_type = None))]
     #[allow(clippy::too_many_arguments)] // Python keywords, one per setting.
     fn declare_stream(
         &self,
@@ -131,7 +132,7 @@ impl PyGraph {
         min: Option<f64>,
         max: Option<f64>,
         finite_only: bool,
-        history: Option<usize>,
+        keep: Option<usize>,
         value_type: Option<String>,
     ) -> PyResult<()> {
         let bounds = Bounds {
@@ -150,7 +151,7 @@ impl PyGraph {
             })?),
         };
         self.with_graph(py, |graph| {
-            graph.declare_stream(&name, bounds, history)?;
+            graph.declare_stream(&name, bounds, keep)?;
             match value_type {
                 Some(value_type) => graph.declare_type(&name, value_type),
                 None => Ok(()),

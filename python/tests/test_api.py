@@ -383,3 +383,17 @@ def test_an_offloaded_node_never_holds_the_engine():
     node = graph.stats()["nodes"]["slow"]
     assert node["offload"] is True and node["evaluations"] == 1
     graph.close()
+
+
+def test_keep_names_how_many_samples_a_key_keeps():
+    graph = Graph(keep=8)
+    graph.push_many("s", [float(i) for i in range(20)], keys="k")
+    assert len(graph.window("s", "k", 100)) == 8
+    graph.declare_stream("t", keep=12)
+    graph.push_many("t", [float(i) for i in range(20)], keys="k")
+    assert len(graph.window("t", "k", 100)) == 12
+    old = Graph(history=6)  # the former name still works
+    old.push_many("s", [float(i) for i in range(20)], keys="k")
+    assert len(old.window("s", "k", 100)) == 6
+    with pytest.raises(TypeError, match="not both"):
+        Graph(keep=2, history=3)

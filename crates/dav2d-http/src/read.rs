@@ -58,7 +58,7 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
         .map(|s| {
             json!({"name": s.name, "keys": s.keys, "accepted": s.accepted, "rejected": s.rejected,
                    "type": s.value_type.as_str(), "min": s.bounds.min, "max": s.bounds.max, "finite_only": s.bounds.finite_only,
-                   "history": s.capacity})
+                   "keep": s.capacity})
         })
         .collect();
     let nodes: Vec<Json> = nodes

@@ -230,14 +230,14 @@ pub struct GraphOptions {
     /// are caught as unknown inputs.
     pub auto_create_streams: bool,
     /// Samples every (stream, key) keeps at least, whatever its consumers need.
-    pub default_history: usize,
+    pub default_keep: usize,
 }
 
 impl Default for GraphOptions {
     fn default() -> Self {
         Self {
             auto_create_streams: true,
-            default_history: 4,
+            default_keep: 4,
         }
     }
 }
@@ -588,7 +588,7 @@ impl Graph {
             bounds,
             declared_type: None,
             numeric_reader: None,
-            capacity: self.options.default_history.max(1),
+            capacity: self.options.default_keep.max(1),
             slots: Vec::new(),
             slot_of_key: FxHashMap::default(),
             consumers: Vec::new(),
@@ -611,13 +611,13 @@ impl Graph {
         }
     }
 
-    /// Declares an input stream with validity bounds and a minimum history,
-    /// or updates the bounds of an existing input stream.
+    /// Declares an input stream with validity bounds and how many samples
+    /// each key keeps at least (`keep`), or updates an existing input stream.
     pub fn declare_stream(
         &mut self,
         name: &str,
         bounds: Bounds,
-        history: Option<usize>,
+        keep: Option<usize>,
     ) -> Result<StreamId, GraphError> {
         if name.is_empty() {
             return Err(GraphError::Invalid {
@@ -636,8 +636,8 @@ impl Graph {
             None => self.add_stream(name, None, bounds),
         };
         self.streams[id.index()].bounds = bounds;
-        if let Some(history) = history {
-            self.ensure_capacity(id, history);
+        if let Some(keep) = keep {
+            self.ensure_capacity(id, keep);
         }
         self.republish_description();
         Ok(id)

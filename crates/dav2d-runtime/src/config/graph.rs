@@ -26,8 +26,9 @@ pub struct StreamConfig {
     /// Reject NaN and infinities.
     #[serde(default)]
     pub finite_only: bool,
-    /// Samples kept per key at least.
-    pub history: Option<usize>,
+    /// Samples kept per key at least (`history` is the former name).
+    #[serde(alias = "history")]
+    pub keep: Option<usize>,
     /// The type of values it takes: `number`, `string`, `bool`, `record`,
     /// `bytes` or `any` (default: `number` when a numeric node reads it).
     #[serde(rename = "type")]
@@ -248,7 +249,7 @@ impl Config {
                 finite_only: stream.finite_only,
             };
             graph
-                .declare_stream(&stream.name.value, bounds, stream.history)
+                .declare_stream(&stream.name.value, bounds, stream.keep)
                 .map_err(|error| {
                     self.error_at(
                         &stream.name,
