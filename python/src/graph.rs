@@ -588,7 +588,7 @@ impl PyGraph {
         for node in nodes {
             let d = PyDict::new(py);
             d.set_item("name", node.name)?;
-            d.set_item("kind", node.kind)?;
+            d.set_item("kind", node.kind.as_str())?;
             d.set_item("logic", node.logic)?;
             let inputs: Vec<(String, usize, &str)> = node
                 .inputs

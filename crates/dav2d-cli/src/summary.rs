@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
-use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, SharedGraph};
+use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, NodeKind, SharedGraph};
 use dav2d_runtime::config::SourceSpec;
 use dav2d_runtime::{Config, HttpConfig, Runtime, TcpConfig};
 
@@ -25,7 +25,7 @@ fn capture(graph: &Graph) -> Tally {
     let nodes = graph.nodes();
     let alerts = nodes
         .iter()
-        .filter(|n| n.kind == "constraint")
+        .filter(|n| n.kind == NodeKind::Constraint)
         .map(|n| {
             let keys = |state| {
                 let mut keys: Vec<String> = graph
@@ -57,7 +57,7 @@ fn capture(graph: &Graph) -> Tally {
                         format!("{key}: error: {}", error.lines().last().unwrap_or(""))
                     }
                     (None, Some(sample)) => match sample.value.as_f64() {
-                        Some(v) if n.kind != "constraint" => format!("{key}: {v:.2}"),
+                        Some(v) if n.kind != NodeKind::Constraint => format!("{key}: {v:.2}"),
                         _ => format!("{key}: {}", sample.value),
                     },
                     (None, None) => format!("{key}: -"),

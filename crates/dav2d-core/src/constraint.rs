@@ -119,6 +119,17 @@ impl ConstraintState {
             ConstraintState::Stale => "stale",
         }
     }
+
+    /// The state written as `name` (see [`ConstraintState::as_str`]).
+    pub fn from_name(name: &str) -> Option<ConstraintState> {
+        [
+            ConstraintState::Ok,
+            ConstraintState::Tripped,
+            ConstraintState::Stale,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
 }
 
 impl fmt::Display for ConstraintState {

@@ -43,8 +43,8 @@ pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direct
 pub use error::{GraphError, Rejection};
 pub use graph::{
     BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats, InputSpec,
-    KeyState, Keys, LogicSpec, NodeInfo, NodeKeyState, NodeSpec, NodeState, NodeStats, Reading,
-    RecordIn, StreamInfo, StreamState,
+    KeyState, Keys, LogicSpec, NodeInfo, NodeKeyState, NodeKind, NodeSpec, NodeState, NodeStats,
+    Reading, SampleIn, StreamInfo, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

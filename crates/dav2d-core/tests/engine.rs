@@ -11,7 +11,7 @@ use std::time::Duration;
 use dav2d_core::{
     BatchReport, Bounds, Builtin, ConstraintSpec, ConstraintState, CustomLogic, EdgePolicy,
     Evaluation, Graph, GraphError, GraphOptions, InputSpec, Keys, ManualClock, NodeSpec, Outcome,
-    RecordIn, RejectReason, Rejection, SubscriptionMode, Value, ValueType,
+    RejectReason, Rejection, SampleIn, SubscriptionMode, Value, ValueType,
 };
 
 const SECOND: i64 = 1_000_000_000;
@@ -424,7 +424,7 @@ fn a_stream_numeric_nodes_read_takes_numbers_and_refuses_the_rest_at_the_door() 
     let values = [Value::Float(1.0), Value::from("oops"), Value::Float(3.0)];
     let mut report = BatchReport::default();
     graph.push_records(
-        values.iter().enumerate().map(|(index, value)| RecordIn {
+        values.iter().enumerate().map(|(index, value)| SampleIn {
             index,
             stream: "mix",
             key: "mix",

@@ -69,7 +69,7 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
                 .iter()
                 .map(|(name, window, policy)| json!({"name": name, "window": window, "policy": policy.as_str()}))
                 .collect();
-            json!({"name": n.name, "kind": n.kind, "logic": n.logic, "inputs": inputs, "priority": n.priority,
+            json!({"name": n.name, "kind": n.kind.as_str(), "logic": n.logic, "inputs": inputs, "priority": n.priority,
                    "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,
                    "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors,
                    "offload": n.offload, "lag_seconds": n.lag_ns as f64 / 1e9})

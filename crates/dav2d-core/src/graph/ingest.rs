@@ -154,7 +154,7 @@ impl Graph {
     /// Evaluation happens on the next [`Graph::run_wave`].
     pub fn push_records<'a>(
         &mut self,
-        records: impl IntoIterator<Item = RecordIn<'a>>,
+        records: impl IntoIterator<Item = SampleIn<'a>>,
         report: &mut BatchReport,
     ) {
         let now = self.clock.now_ns();
@@ -407,7 +407,7 @@ impl Graph {
 
 /// One record of a heterogeneous batch, as decoded by an ingest edge.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RecordIn<'a> {
+pub struct SampleIn<'a> {
     /// Position in the original batch, for error reports.
     pub index: usize,
     /// The stream.

@@ -36,7 +36,7 @@ mod register;
 mod state;
 mod wave;
 
-pub use ingest::{BatchReport, Keys, RecordIn};
+pub use ingest::{BatchReport, Keys, SampleIn};
 pub use state::{GraphState, KeyState, NodeKeyState, NodeState, StreamState};
 
 use crate::clock::Clock;
@@ -291,13 +291,35 @@ pub struct NodeStats {
     pub batches: u64,
 }
 
+/// What kind of logic a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A native built-in.
+    Builtin,
+    /// Logic from outside the engine (Python).
+    Custom,
+    /// A constraint (its output is its state per key).
+    Constraint,
+}
+
+impl NodeKind {
+    /// The kind's label, e.g. in `/graph`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Builtin => "builtin",
+            NodeKind::Custom => "custom",
+            NodeKind::Constraint => "constraint",
+        }
+    }
+}
+
 /// A description of one node for listings, `dav2d check` and `/graph`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeInfo {
     /// Name.
     pub name: String,
-    /// `builtin`, `custom` or `constraint`.
-    pub kind: &'static str,
+    /// What kind of logic it runs.
+    pub kind: NodeKind,
     /// Logic, e.g. `moving_average(n=5)`.
     pub logic: String,
     /// Inputs: name, window, policy.
@@ -416,6 +438,7 @@ enum NodeLogic {
 
 struct Node {
     name: Arc<str>,
+    kind: NodeKind,
     output: StreamId,
     inputs: Vec<NodeInput>,
     logic: NodeLogic,

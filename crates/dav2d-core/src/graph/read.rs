@@ -152,11 +152,7 @@ impl Graph {
             .enumerate()
             .map(|(index, node)| NodeInfo {
                 name: node.name.to_string(),
-                kind: match node.logic {
-                    NodeLogic::Builtin(_) => "builtin",
-                    NodeLogic::Constraint(_) => "constraint",
-                    NodeLogic::Custom(_) | NodeLogic::Running => "custom",
-                },
+                kind: node.kind,
                 logic: node.description.clone(),
                 inputs: node
                     .inputs

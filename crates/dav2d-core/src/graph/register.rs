@@ -213,6 +213,11 @@ impl Graph {
             && !spec.offload
             && inputs.len() == 1
             && inputs[0].policy == EdgePolicy::All;
+        let kind = match &spec.logic {
+            LogicSpec::Builtin(_) => NodeKind::Builtin,
+            LogicSpec::Custom(_) => NodeKind::Custom,
+            LogicSpec::Constraint(_) => NodeKind::Constraint,
+        };
         let (logic, description) = match spec.logic {
             LogicSpec::Builtin(builtin) if spec.offload => (
                 NodeLogic::Custom(Box::new(crate::logic::BuiltinJob(builtin))),
@@ -230,6 +235,7 @@ impl Graph {
         };
         self.nodes.push(Node {
             name: Arc::clone(&self.streams[output.index()].name),
+            kind,
             output,
             inputs,
             logic,

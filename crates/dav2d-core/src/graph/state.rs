@@ -112,11 +112,8 @@ impl Graph {
             let node_key = &mut node.keys[slot as usize];
             match (&node.logic, &value) {
                 (NodeLogic::Constraint(_), Value::Str(state)) => {
-                    node_key.constraint.state = match &**state {
-                        "tripped" => ConstraintState::Tripped,
-                        "stale" => ConstraintState::Stale,
-                        _ => ConstraintState::Ok,
-                    };
+                    node_key.constraint.state =
+                        ConstraintState::from_name(state).unwrap_or(ConstraintState::Ok);
                     node_key.constraint.holding_since_ns = None;
                     node_key.constraint.last_update_ns = ts_ns;
                 }

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use dav2d_core::{RecordIn, RejectReason};
+use dav2d_core::{RejectReason, SampleIn};
 use rayon::prelude::*;
 
 use crate::dto::{RecordError, WireObject, WireRecord};
@@ -91,8 +91,8 @@ impl<'a> Parsed<'a> {
     }
 
     /// Every good record as the engine takes it, in body order.
-    pub fn samples(&self) -> impl Iterator<Item = RecordIn<'_>> {
-        self.iter().map(|(index, r)| RecordIn {
+    pub fn samples(&self) -> impl Iterator<Item = SampleIn<'_>> {
+        self.iter().map(|(index, r)| SampleIn {
             index,
             stream: &r.stream,
             key: &r.key,
