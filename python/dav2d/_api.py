@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Samples of each input a Python node sees unless ``window=`` says otherwise.
-DEFAULT_WINDOW = 16
+DEFAULT_WINDOW: int = _dav2d.DEFAULT_WINDOW
 
 _log = logging.getLogger("dav2d")
 

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 __version__: str
+DEFAULT_WINDOW: int
 
 class Dav2dError(Exception):
     """Base class of every dav2d error."""

@@ -431,7 +431,7 @@ impl PyGraph {
     }
 
     /// The newest `n` samples of (name, key) as a zero-copy `Window`.
-    #[pyo3(signature = (name, key = "", n = 16))]
+    #[pyo3(signature = (name, key = "", n = dav2d_core::DEFAULT_WINDOW))]
     fn window(&self, py: Python<'_>, name: &str, key: &str, n: usize) -> PyResult<PyWindow> {
         let snapshot = self
             .with_graph(py, |graph| graph.window(name, key, n))?

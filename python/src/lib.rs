@@ -52,5 +52,6 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(persist::history, m)?)?;
     m.add_function(wrap_pyfunction!(builtins, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEFAULT_WINDOW", dav2d_core::DEFAULT_WINDOW)?;
     Ok(())
 }

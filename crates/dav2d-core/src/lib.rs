@@ -42,9 +42,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
 pub use error::{GraphError, Rejection};
 pub use graph::{
-    BatchReport, Bounds, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats, InputSpec,
-    KeyState, Keys, LogicSpec, NodeInfo, NodeKeyState, NodeKind, NodeSpec, NodeState, NodeStats,
-    Reading, SampleIn, StreamInfo, StreamState,
+    BatchReport, Bounds, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats,
+    InputSpec, KeyState, Keys, LogicSpec, NodeInfo, NodeKeyState, NodeKind, NodeSpec, NodeState,
+    NodeStats, Reading, SampleIn, StreamInfo, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

@@ -51,6 +51,9 @@ use crate::window::SeriesRing;
 
 const UNRESOLVED: u32 = u32::MAX;
 
+/// Samples of an input a node (or a window read) sees when none is given.
+pub const DEFAULT_WINDOW: usize = 16;
+
 /// How an input edge wakes its node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EdgePolicy {
