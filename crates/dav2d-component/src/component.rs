@@ -9,9 +9,21 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use dav2d_core::SharedGraph;
 
-use crate::health::HealthBoard;
+use crate::health::{Health, HealthBoard};
+
+/// The health of a component that is up while it runs.
+#[derive(Debug)]
+struct Up;
+
+impl Health for Up {
+    fn status(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 
@@ -106,6 +118,12 @@ pub trait Running: Send {
     /// The address it listens on, for servers.
     fn address(&self) -> Option<SocketAddr> {
         None
+    }
+    /// Its health, which the runtime pins to the board (`/healthz`,
+    /// `dav2d_component_up`, its gauges in `/metrics`); by default it is up
+    /// while it runs.
+    fn health(&self) -> Arc<dyn Health> {
+        Arc::new(Up)
     }
     /// Stops it and waits for it: a source stops accepting, a sink flushes.
     fn stop(self: Box<Self>);

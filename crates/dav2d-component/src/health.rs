@@ -37,13 +37,17 @@ pub struct HealthReport {
     pub status: Result<(), String>,
 }
 
-/// One pinned component: its name, kind and health.
-type Pinned = (String, &'static str, Arc<dyn Health>);
+/// One pinned component: its pin, name, kind and health.
+type Pinned = (Pin, String, &'static str, Arc<dyn Health>);
+
+/// What [`HealthBoard::pin`] returns, to take the entry off again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pin(u64);
 
 /// Every running component's health; cloned into whatever serves it.
 #[derive(Clone, Default)]
 pub struct HealthBoard {
-    entries: Arc<RwLock<Vec<Pinned>>>,
+    entries: Arc<RwLock<(u64, Vec<Pinned>)>>,
 }
 
 impl fmt::Debug for HealthBoard {
@@ -56,17 +60,27 @@ impl fmt::Debug for HealthBoard {
 
 impl HealthBoard {
     /// Pins a component's health to the board.
-    pub fn pin(&self, component: &str, kind: &'static str, health: Arc<dyn Health>) {
+    pub fn pin(&self, component: &str, kind: &'static str, health: Arc<dyn Health>) -> Pin {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        entries.push((component.to_string(), kind, health));
+        entries.0 += 1;
+        let pin = Pin(entries.0);
+        entries.1.push((pin, component.to_string(), kind, health));
+        pin
+    }
+
+    /// Takes a stopped component off the board.
+    pub fn unpin(&self, pin: Pin) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.1.retain(|(p, ..)| *p != pin);
     }
 
     /// Every component's current health.
     pub fn reports(&self) -> Vec<HealthReport> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
+            .1
             .iter()
-            .map(|(component, kind, health)| HealthReport {
+            .map(|(_, component, kind, health)| HealthReport {
                 component: component.clone(),
                 kind,
                 status: health.status(),
@@ -90,6 +104,6 @@ impl HealthBoard {
     /// Every component's gauges.
     pub fn gauges(&self) -> Vec<Gauge> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries.iter().flat_map(|(_, _, h)| h.gauges()).collect()
+        entries.1.iter().flat_map(|(.., h)| h.gauges()).collect()
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dav2d_component::{Context, HealthBoard, Intake, Metrics, Running, StartError};
+use dav2d_component::{Context, HealthBoard, Intake, Metrics, Pin, Running, StartError};
 use dav2d_core::SharedGraph;
 use dav2d_store::PersistStats;
 
@@ -37,6 +37,7 @@ struct Started {
     name: String,
     kind: &'static str,
     running: Box<dyn Running>,
+    pin: Pin,
 }
 
 /// Everything a plan started, over one graph.
@@ -112,19 +113,23 @@ impl Runtime {
         for sink in sinks {
             let (name, kind) = (sink.name().to_string(), sink.kind());
             let running = sink.start(context(&name, kind))?;
+            let pin = health.pin(&name, kind, running.health());
             runtime.sinks.push(Started {
                 name,
                 kind,
                 running,
+                pin,
             });
         }
         for source in plan.build_sources() {
             let (name, kind) = (source.name().to_string(), source.kind());
             let running = source.start(context(&name, kind))?;
+            let pin = health.pin(&name, kind, running.health());
             runtime.sources.push(Started {
                 name,
                 kind,
                 running,
+                pin,
             });
         }
         runtime.io = Some(io);
@@ -198,6 +203,7 @@ impl Runtime {
     fn shutdown(&mut self) {
         for source in self.sources.drain(..).rev() {
             source.running.stop();
+            self.health.unpin(source.pin);
         }
         // Drain: whatever the sources applied last is evaluated before the
         // sinks take their last updates.
@@ -211,6 +217,7 @@ impl Runtime {
         }
         for sink in self.sinks.drain(..).rev() {
             sink.running.stop();
+            self.health.unpin(sink.pin);
         }
         if let Some(io) = self.io.take() {
             io.shutdown_timeout(Duration::from_secs(2));

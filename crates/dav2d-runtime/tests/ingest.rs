@@ -642,6 +642,8 @@ fn state_graph_metrics_and_health_answer() {
         "dav2d_evaluations_total 2",
         "dav2d_parse_seconds_count 1",
         r#"dav2d_node_evaluations_total{node="double"} 2"#,
+        r#"dav2d_component_up{component="http",kind="http"} 1"#,
+        r#"dav2d_component_up{component="tcp",kind="tcp"} 1"#,
     ] {
         assert!(
             metrics.body.contains(line),

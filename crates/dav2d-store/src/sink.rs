@@ -136,6 +136,7 @@ impl Health for PersistStats {
 struct RunningPersistence {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<PersistStats>,
 }
 
 impl Sink for PersistenceSink {
@@ -183,9 +184,6 @@ impl Sink for PersistenceSink {
                 "Restored the graph from the store."
             );
         }
-        context
-            .health
-            .pin(&self.name, "persistence", self.stats.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -208,11 +206,16 @@ impl Sink for PersistenceSink {
         Ok(Box::new(RunningPersistence {
             stop,
             thread: Some(thread),
+            stats: self.stats,
         }))
     }
 }
 
 impl Running for RunningPersistence {
+    fn health(&self) -> Arc<dyn Health> {
+        self.stats.clone()
+    }
+
     fn stop(mut self: Box<Self>) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take()

@@ -56,6 +56,7 @@ impl Health for FleetStats {
 struct RunningFleet {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<FleetStats>,
 }
 
 impl Source for SyntheticSource {
@@ -70,24 +71,32 @@ impl Source for SyntheticSource {
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         self.config.validate().map_err(StartError::Other)?;
         let stats = Arc::new(FleetStats::default());
-        context.health.pin(&self.name, "synthetic", stats.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let fleet = SyntheticFleet::new(&self.config);
-        let (intake, thread_stop) = (context.intake.clone(), Arc::clone(&stop));
+        let (intake, thread_stop, thread_stats) = (
+            context.intake.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&stats),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("dav2d-{}", self.name))
-            .spawn(move || run(fleet, intake, thread_stop, stats))
+            .spawn(move || run(fleet, intake, thread_stop, thread_stats))
             .map_err(|e| {
                 StartError::Other(format!("cannot start the synthetic fleet's thread: {e}"))
             })?;
         Ok(Box::new(RunningFleet {
             stop,
             thread: Some(thread),
+            stats,
         }))
     }
 }
 
 impl Running for RunningFleet {
+    fn health(&self) -> Arc<dyn Health> {
+        self.stats.clone()
+    }
+
     fn stop(mut self: Box<Self>) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take()
