@@ -54,6 +54,53 @@ impl PyServer {
         Ok(())
     }
 
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM arrives, or `timeout`
+    /// seconds pass, then stops in order, like `dav2d run`. Returns True
+    /// when a signal asked. On the main thread SIGTERM is handled like
+    /// SIGINT for the wait (and restored after), so a script ends with exit
+    /// status 0 instead of being killed.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let deadline = match timeout {
+            Some(t) if t.is_finite() && t >= 0.0 => {
+                Some(std::time::Instant::now() + std::time::Duration::from_secs_f64(t.min(1e9)))
+            }
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout={t} is not a number of seconds >= 0"
+                )));
+            }
+            None => None,
+        };
+        let signal = py.import("signal")?;
+        let sigterm = signal.getattr("SIGTERM")?;
+        // Only the main thread may set handlers; elsewhere SIGTERM keeps its own.
+        let previous = signal
+            .call_method1("signal", (&sigterm, signal.getattr("default_int_handler")?))
+            .ok();
+        let mut signalled = false;
+        let outcome = loop {
+            py.detach(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+            match py.check_signals() {
+                Ok(()) => {}
+                Err(error) if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+                    signalled = true;
+                    break Ok(());
+                }
+                Err(error) => break Err(error),
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break Ok(());
+            }
+        };
+        if let Some(previous) = previous {
+            signal.call_method1("signal", (&sigterm, previous))?;
+        }
+        outcome?;
+        self.stop(py)?;
+        Ok(signalled)
+    }
+
     fn __repr__(&self) -> String {
         format!("Server(http={:?}, tcp={:?})", self.http, self.tcp)
     }

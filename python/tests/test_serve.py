@@ -156,3 +156,47 @@ def test_serve_reports_a_failing_store_of_persist_on_healthz(tmp_path):
     assert status == 503, body
     assert body["status"] == "degraded"
     assert body["problems"][0].startswith("persistence: "), body
+
+
+SIGNALLED = r'''
+import sys
+import dav2d
+
+graph = dav2d.Graph()
+dav2d.nodes.scale("twice", "temp", a=2.0).register(graph)
+# A long flush interval: nothing is durable before the signal unless the stop is orderly.
+graph.persist(sys.argv[1], flush_interval=3600, checkpoint_interval=3600)
+server = graph.serve(http="127.0.0.1:0", tcp="off")
+print(server.http_address, flush=True)
+signalled = server.wait()
+graph.close()
+print("stopped", signalled, flush=True)
+'''
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_served_script_stops_in_order_on_a_signal(tmp_path, signal_name):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "serve.py"
+    script.write_text(SIGNALLED)
+    data = tmp_path / "data"
+    child = subprocess.Popen([sys.executable, str(script), str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        address = child.stdout.readline().strip()
+        body = json.dumps([{"key": f"k{i}", "value": i} for i in range(100)]).encode()
+        status, answer = post(address, "/ingest/temp", body)
+        assert (status, answer["accepted"]) == (200, 100)
+        child.send_signal(getattr(signal, signal_name))
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, out
+    assert "stopped True" in out
+    assert (data / "checkpoint.bin").exists()
+    assert list((data / "history").glob("*.parquet")), "the log is rolled into Parquet"
+    table = dav2d.read_history(str(data), "twice")
+    assert table.num_rows == 100
