@@ -129,6 +129,10 @@ pub struct PersistStats {
     pub degraded: Mutex<Option<String>>,
     /// Why the budget cannot be kept at this load, while that is so.
     pub over_budget: Mutex<Option<String>>,
+    /// Node updates merged into a newer one of the same (name, key) before
+    /// they could be logged: history lost to a backlog, so persistence is
+    /// reported degraded while this is not zero.
+    pub merged: AtomicU64,
 }
 
 impl PersistStats {
@@ -138,7 +142,16 @@ impl PersistStats {
             Ok(problem) => problem.clone(),
             Err(_) => Some("the persistence status lock was poisoned".to_string()),
         };
-        read(&self.degraded).or_else(|| read(&self.over_budget))
+        read(&self.degraded)
+            .or_else(|| read(&self.over_budget))
+            .or_else(|| {
+                let merged = self.merged.load(Ordering::Relaxed);
+                (merged > 0).then(|| {
+                    format!(
+                        "{merged} node updates were merged into newer ones before they could be logged; persistence cannot keep up with this load (their newest values are kept)"
+                    )
+                })
+            })
     }
 
     fn set_problem(&self, problem: Option<String>) {
@@ -193,6 +206,7 @@ impl Persister {
         stats: Arc<PersistStats>,
     ) -> Result<(Persister, Restored), StoreError> {
         let fsync = options.wal.fsync;
+        let backlog = options.backlog.max(1);
         let mut locked = graph.lock();
         let clock = Arc::clone(locked.clock());
         let (store, restored) = Store::open(dir, options, clock, &mut locked)?;
@@ -211,7 +225,7 @@ impl Persister {
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let updates = locked
-            .subscribe_many(&names, dav2d_core::SubscriptionMode::EveryChange, 1 << 20)
+            .subscribe_many(&names, dav2d_core::SubscriptionMode::EveryChange, backlog)
             .map_err(|error| StoreError::Names(error.to_string()))?;
         drop(locked);
         Ok((
@@ -268,6 +282,14 @@ impl Persister {
     fn drain(&mut self) -> Result<(), StoreError> {
         while let Some(update) = self.updates.try_next() {
             self.store.log(&update)?;
+        }
+        let merged = self.updates.conflated();
+        let before = self.stats.merged.swap(merged, Ordering::Relaxed);
+        if merged > before {
+            tracing::warn!(
+                merged = merged - before,
+                "Node updates merged before they could be logged: persistence is behind."
+            );
         }
         Ok(())
     }

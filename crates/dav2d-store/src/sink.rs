@@ -125,6 +125,11 @@ impl Health for PersistStats {
                 self.segment_bytes.load(Ordering::Relaxed),
             ),
             gauge(
+                "persistence_merged_updates",
+                "Node updates merged into newer ones before they could be logged (history lost to a backlog)",
+                self.merged.load(Ordering::Relaxed),
+            ),
+            gauge(
                 "persistence_degraded",
                 "1 while persistence is failing and retrying, or cannot keep its budget",
                 u64::from(self.problem().is_some()),

@@ -32,6 +32,10 @@ pub struct StoreOptions {
     /// Parquet history older than this (ns) is deleted at checkpoints
     /// (`None` keeps it forever).
     pub retention_ns: Option<i64>,
+    /// Node updates that may wait to be logged; past it, newer updates of a
+    /// (name, key) merge into the waiting one, which is counted and reported
+    /// (`merged`), never silent.
+    pub backlog: usize,
 }
 
 impl Default for StoreOptions {
@@ -40,6 +44,7 @@ impl Default for StoreOptions {
             wal: WalOptions::default(),
             max_file_actions_per_day: Ledger::DEFAULT_BUDGET,
             retention_ns: None,
+            backlog: 1 << 20,
         }
     }
 }

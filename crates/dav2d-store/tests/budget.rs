@@ -220,3 +220,37 @@ fn a_budget_that_cannot_be_met_stops_persistence_with_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_backlog_that_merges_updates_is_counted_and_reported_never_silent() {
+    let dir = scratch("merged");
+    let clock = ManualClock::new(20_000 * DAY);
+    let shared = graph(&clock);
+    let options = StoreOptions {
+        backlog: 4,
+        ..StoreOptions::default()
+    };
+    let stats = Arc::new(PersistStats::default());
+    let (mut persister, _) =
+        Persister::open(&dir, options, schedule(), &[], &shared, Arc::clone(&stats)).unwrap();
+    persister.step(&shared, false);
+    assert_eq!(stats.problem(), None);
+    // Ten updates of one key wait while the persister does not drain: the
+    // backlog holds four, the rest merge into the newest.
+    {
+        let mut graph = shared.lock();
+        for i in 0..10 {
+            clock.advance(SECOND);
+            graph
+                .push("temp", "a", dav2d_core::Value::Float(i as f64), None)
+                .unwrap();
+            graph.run_wave();
+        }
+    }
+    persister.step(&shared, false);
+    let merged = stats.merged.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(merged > 0, "merges are counted");
+    let problem = stats.problem().expect("persistence is reported degraded");
+    assert!(problem.contains("merged into newer ones"), "{problem}");
+    std::fs::remove_dir_all(&dir).ok();
+}
