@@ -112,8 +112,11 @@ impl PyGraph {
             Some(clock) => Arc::new(clock.clone()),
             None => Arc::new(SystemClock),
         };
+        let graph = SharedGraph::new(Graph::new(options, clock));
+        // Python's latest() and stats() read what the graph publishes.
+        graph.reads();
         Self {
-            graph: SharedGraph::new(Graph::new(options, clock)),
+            graph,
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
             workers: std::sync::Mutex::new(None),

@@ -36,7 +36,7 @@ mod subscribe;
 mod value;
 mod window;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
@@ -63,27 +63,30 @@ pub use window::WindowSnapshot;
 #[derive(Clone, Debug)]
 pub struct SharedGraph {
     inner: Arc<Mutex<Graph>>,
-    reads: Arc<ReadModel>,
+    reads: Arc<OnceLock<Arc<ReadModel>>>,
 }
 
 impl SharedGraph {
-    /// Wraps a graph for sharing; from now on it publishes to its read model.
-    pub fn new(mut graph: Graph) -> Self {
-        let reads = graph.read_model();
+    /// Wraps a graph for sharing.
+    pub fn new(graph: Graph) -> Self {
         Self {
             inner: Arc::new(Mutex::new(graph)),
-            reads,
+            reads: Arc::new(OnceLock::new()),
         }
     }
 
     /// What the graph published after its last wave, read without the lock.
+    /// The graph publishes from the first call on (which takes the lock
+    /// once), so a graph nobody reads this way pays nothing for it; servers
+    /// call it when they start.
+    /// Do not call it for the first time while holding the lock.
     pub fn reads(&self) -> &ReadModel {
-        &self.reads
+        self.reads.get_or_init(|| self.lock().read_model())
     }
 
     /// [`SharedGraph::reads`], shared.
     pub fn read_model(&self) -> Arc<ReadModel> {
-        Arc::clone(&self.reads)
+        Arc::clone(self.reads.get_or_init(|| self.lock().read_model()))
     }
 
     /// Locks the graph. A panic in another holder does not make the graph

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -37,106 +37,139 @@ fn update_event(update: &Update) -> Event {
     Event::default().event(kind.as_str()).data(data.to_string())
 }
 
-/// The one subscription of a server's event streams, fanned out.
+/// A client's request that the hub's subscription cover more names.
+struct Grow {
+    names: Vec<String>,
+    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The one subscription of a server's event streams, fanned out. Its thread
+/// owns the subscription: it drains it into the broadcast and, when a
+/// client asks for names not yet covered, subscribes anew (the only time it
+/// takes the engine lock), so no client ever blocks a thread of its own.
 pub(crate) struct EventHub {
-    graph: SharedGraph,
     sender: broadcast::Sender<Arc<Update>>,
-    /// Names the hub's subscription covers; grows as clients ask.
-    names: Mutex<HashSet<String>>,
-    /// The subscription the hub's thread drains; replaced when names grow.
-    subscription: Mutex<Option<Arc<Subscription>>>,
+    grow: Mutex<std::sync::mpsc::Sender<Grow>>,
+    /// Names the hub's subscription covers.
+    covered: Arc<Mutex<HashSet<String>>>,
 }
 
 impl EventHub {
-    pub(crate) fn new(graph: SharedGraph) -> Arc<EventHub> {
+    pub(crate) fn new(graph: SharedGraph) -> Result<Arc<EventHub>, String> {
         let (sender, _) = broadcast::channel(CLIENT_BACKLOG);
-        Arc::new(EventHub {
-            graph,
+        let (grow, requests) = std::sync::mpsc::channel();
+        let covered = Arc::new(Mutex::new(HashSet::new()));
+        let (hub_sender, hub_covered) = (sender.clone(), Arc::clone(&covered));
+        std::thread::Builder::new()
+            .name("dav2d-events".into())
+            .spawn(move || run_hub(&graph, &requests, &hub_sender, &hub_covered))
+            .map_err(|e| format!("cannot start the event hub: {e}"))?;
+        Ok(Arc::new(EventHub {
             sender,
-            names: Mutex::new(HashSet::new()),
-            subscription: Mutex::new(None),
-        })
+            grow: Mutex::new(grow),
+            covered,
+        }))
     }
 
-    /// A receiver of every update from now on, if the hub already covers
-    /// `names` (no engine lock, no blocking: the common case).
-    fn listen_now(&self, names: &[String]) -> Option<broadcast::Receiver<Arc<Update>>> {
-        let covered = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let started = self
-            .subscription
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some();
-        (started && names.iter().all(|n| covered.contains(n))).then(|| self.sender.subscribe())
-    }
-
-    /// Makes sure the hub's subscription covers `names` (taking the engine
-    /// lock only when it must grow), starting the hub's thread the first
-    /// time, and returns a receiver of every update from now on.
-    fn listen(
-        self: &Arc<Self>,
-        names: &[String],
-    ) -> Result<broadcast::Receiver<Arc<Update>>, String> {
+    /// A receiver of every update from now on, once the hub covers `names`.
+    async fn listen(&self, names: &[String]) -> Result<broadcast::Receiver<Arc<Update>>, String> {
+        // Subscribed before growing, so nothing between the two is missed.
         let receiver = self.sender.subscribe();
-        let mut covered = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        if names.iter().all(|n| covered.contains(n)) {
+        let covered = {
+            let covered = self.covered.lock().unwrap_or_else(|p| p.into_inner());
+            names.iter().all(|n| covered.contains(n))
+        };
+        if covered {
             return Ok(receiver);
         }
-        let wanted: Vec<&str> = covered
-            .iter()
-            .map(String::as_str)
-            .chain(names.iter().map(String::as_str))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let subscription = self
-            .graph
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        let request = Grow {
+            names: names.to_vec(),
+            reply,
+        };
+        let sent = self
+            .grow
             .lock()
-            .subscribe_many(&wanted, SubscriptionMode::EveryChange, CLIENT_BACKLOG)
-            .map_err(|e| e.to_string())?;
-        covered.extend(names.iter().cloned());
-        let mut slot = self.subscription.lock().unwrap_or_else(|p| p.into_inner());
-        let first = slot.is_none();
-        if let Some(old) = slot.replace(Arc::new(subscription)) {
-            old.close();
+            .unwrap_or_else(|p| p.into_inner())
+            .send(request);
+        if sent.is_err() {
+            return Err("the event hub has stopped".to_string());
         }
-        drop(slot);
-        if first {
-            let hub = Arc::downgrade(self);
-            std::thread::Builder::new()
-                .name("dav2d-events".into())
-                .spawn(move || run_hub(hub))
-                .map_err(|e| format!("cannot start the event hub: {e}"))?;
+        match replied.await {
+            Ok(Ok(())) => Ok(receiver),
+            Ok(Err(message)) => Err(message),
+            Err(_) => Err("the event hub has stopped".to_string()),
         }
-        Ok(receiver)
     }
 }
 
-/// Drains the hub's subscription into the broadcast until the server (and
-/// so the hub) is gone.
-fn run_hub(hub: Weak<EventHub>) {
+/// The hub's thread: grows the subscription on request and drains it into
+/// the broadcast, until the server (and so the hub's request channel) is gone.
+fn run_hub(
+    graph: &SharedGraph,
+    requests: &std::sync::mpsc::Receiver<Grow>,
+    sender: &broadcast::Sender<Arc<Update>>,
+    covered: &Mutex<HashSet<String>>,
+) {
+    use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+    let mut subscription: Option<Subscription> = None;
+    let mut next: Option<Grow> = None;
     loop {
-        let Some(hub) = hub.upgrade() else { return };
-        let subscription = hub
-            .subscription
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(subscription) = subscription else {
-            return;
+        loop {
+            let request = match next.take() {
+                Some(request) => request,
+                None => match requests.try_recv() {
+                    Ok(request) => request,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                },
+            };
+            let answer = grow(graph, &mut subscription, covered, &request.names);
+            let _ = request.reply.send(answer);
+        }
+        let Some(current) = &subscription else {
+            match requests.recv_timeout(Duration::from_millis(100)) {
+                Ok(request) => next = Some(request),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            continue;
         };
-        // Short waits, so a replaced subscription or a stopped server is
-        // noticed promptly.
+        // Short waits, so a request is served promptly.
         for _ in 0..64 {
-            match subscription.next_timeout(Duration::from_millis(50)) {
+            match current.next_timeout(Duration::from_millis(20)) {
                 // No receiver is not an error: updates nobody reads are dropped.
                 Some(update) => {
-                    let _ = hub.sender.send(Arc::new(update));
+                    let _ = sender.send(Arc::new(update));
                 }
                 None => break,
             }
         }
     }
+}
+
+/// Subscribes to what `covered` and `names` name together, replacing the
+/// hub's subscription (the only time the hub takes the engine lock).
+fn grow(
+    graph: &SharedGraph,
+    subscription: &mut Option<Subscription>,
+    covered: &Mutex<HashSet<String>>,
+    names: &[String],
+) -> Result<(), String> {
+    let mut wanted = covered.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    wanted.extend(names.iter().cloned());
+    let list: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let grown = graph
+        .lock()
+        .subscribe_many(&list, SubscriptionMode::EveryChange, CLIENT_BACKLOG)
+        .map_err(|error| error.to_string())?;
+    // The new subscription exists before the old one closes: an update in
+    // between may come twice, never not at all.
+    if let Some(old) = subscription.replace(grown) {
+        old.close();
+    }
+    *covered.lock().unwrap_or_else(|p| p.into_inner()) = wanted;
+    Ok(())
 }
 
 pub(crate) async fn events(
@@ -157,25 +190,11 @@ pub(crate) async fn events(
         state.intake.metrics().request("/events", 404);
         return error_response(StatusCode::NOT_FOUND, error.to_string());
     }
-    let hub = Arc::clone(&state.events);
-    let listened = match hub.listen_now(&names) {
-        Some(receiver) => Ok(Ok(receiver)),
-        None => {
-            let names = names.clone();
-            tokio::task::spawn_blocking(move || hub.listen(&names)).await
-        }
-    };
-    let receiver = match listened {
-        Ok(Ok(receiver)) => receiver,
-        Ok(Err(message)) => {
+    let receiver = match state.events.listen(&names).await {
+        Ok(receiver) => receiver,
+        Err(message) => {
             state.intake.metrics().request("/events", 404);
             return error_response(StatusCode::NOT_FOUND, message);
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot start the event stream",
-            );
         }
     };
     state.intake.metrics().request("/events", 200);

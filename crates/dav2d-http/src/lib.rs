@@ -48,7 +48,7 @@ impl Source for HttpSource {
             intake: context.intake.clone(),
             config: Arc::new(self.config),
             health: context.health.clone(),
-            events: events::EventHub::new(context.graph().clone()),
+            events: events::EventHub::new(context.graph().clone()).map_err(StartError::Other)?,
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");
         Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {

@@ -73,6 +73,8 @@ impl Runtime {
         if let Some(config) = &plan.graph {
             config.build(&mut graph.lock())?;
         }
+        // Readers (HTTP, Python) use what the graph publishes after each wave.
+        graph.reads();
         let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let io = tokio::runtime::Builder::new_multi_thread()
