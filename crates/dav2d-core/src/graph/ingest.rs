@@ -38,19 +38,34 @@ impl Graph {
         rejection
     }
 
-    /// The type `stream` takes, and why (for the rejection).
-    pub(super) fn value_type(&self, stream: StreamId) -> (ValueType, String) {
+    /// The type `stream` takes: declared, or `number` when a numeric node
+    /// reads it, else `any`.
+    #[inline]
+    pub(super) fn value_type(&self, stream: StreamId) -> ValueType {
         let s = &self.streams[stream.index()];
         match (s.declared_type, s.numeric_reader) {
-            (Some(declared), _) => (declared, String::new()),
-            (None, Some(node)) => (
-                ValueType::Number,
-                format!(
-                    " (read by numeric node '{}')",
-                    self.nodes[node.index()].name
-                ),
+            (Some(declared), _) => declared,
+            (None, Some(_)) => ValueType::Number,
+            (None, None) => ValueType::Any,
+        }
+    }
+
+    /// The rejection of a `type_name` value on `stream`, saying why the
+    /// stream takes what it takes (built only when a sample is refused).
+    fn type_mismatch(&self, stream: StreamId, type_name: &'static str) -> Rejection {
+        let s = &self.streams[stream.index()];
+        let why = match (s.declared_type, s.numeric_reader) {
+            (None, Some(node)) => format!(
+                " (read by numeric node '{}')",
+                self.nodes[node.index()].name
             ),
-            (None, None) => (ValueType::Any, String::new()),
+            _ => String::new(),
+        };
+        Rejection::TypeMismatch {
+            stream: s.name.to_string(),
+            expected: self.value_type(stream).as_str(),
+            why,
+            type_name,
         }
     }
 
@@ -89,14 +104,8 @@ impl Graph {
         let s = &self.streams[stream.index()];
         let bounds = s.bounds;
         if !bounds.is_numeric() {
-            let (expected, why) = self.value_type(stream);
-            if !expected.accepts(value) {
-                return Err(Rejection::TypeMismatch {
-                    stream: s.name.to_string(),
-                    expected: expected.as_str(),
-                    why,
-                    type_name: value.type_name(),
-                });
+            if !self.value_type(stream).accepts(value) {
+                return Err(self.type_mismatch(stream, value.type_name()));
             }
             return Ok(());
         }
@@ -225,15 +234,9 @@ impl Graph {
             ));
             return report;
         }
-        let (expected, why) = self.value_type(id);
-        if !matches!(expected, ValueType::Number | ValueType::Any) {
+        if !matches!(self.value_type(id), ValueType::Number | ValueType::Any) {
             for index in 0..values.len() {
-                let rejection = Rejection::TypeMismatch {
-                    stream: stream.to_string(),
-                    expected: expected.as_str(),
-                    why: why.clone(),
-                    type_name: "float",
-                };
+                let rejection = self.type_mismatch(id, "float");
                 let rejection = self.reject(Some(id), rejection);
                 report.push_rejection(index, rejection);
             }

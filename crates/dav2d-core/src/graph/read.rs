@@ -189,7 +189,7 @@ impl Graph {
                 name: s.name.to_string(),
                 producer: s.producer.map(|n| self.nodes[n.index()].name.to_string()),
                 bounds: s.bounds,
-                value_type: self.value_type(StreamId(index as u32)).0,
+                value_type: self.value_type(StreamId(index as u32)),
                 capacity: s.capacity,
                 keys: s.slots.len(),
                 accepted: s.accepted,
