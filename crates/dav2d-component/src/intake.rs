@@ -205,12 +205,6 @@ impl Intake {
             .reject(&self.counters, reason, Stage::Transport, count);
     }
 
-    /// Counts bytes received that are not (yet) a body handed to
-    /// [`Intake::ingest`].
-    pub fn count_bytes(&self, bytes: usize) {
-        self.counters.bytes.inc_by(bytes as u64);
-    }
-
     /// Whether any of `streams` feeds an `all` edge.
     fn feeds_all_edge<'a>(&self, mut streams: impl Iterator<Item = &'a str>) -> bool {
         let mut cache = match self.shared.all_edge.lock() {

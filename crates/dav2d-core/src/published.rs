@@ -105,11 +105,6 @@ impl ReadModel {
         }
     }
 
-    /// Whether `name` is a stream, node or constraint.
-    pub fn has_name(&self, name: &str) -> bool {
-        self.read().latest.contains_key(name)
-    }
-
     /// `Ok(())` if `name` is a stream, node or constraint, else the error
     /// (with a suggestion) that [`crate::Graph::latest`] would give.
     pub fn check_name(&self, name: &str) -> Result<(), GraphError> {
@@ -188,11 +183,5 @@ impl ReadModel {
     /// Graph-wide counters as of the last wave.
     pub fn stats(&self) -> GraphStats {
         self.read().stats.clone()
-    }
-
-    /// How many times the engine has published (a test hook: it moves after
-    /// every wave).
-    pub fn publications(&self) -> u64 {
-        self.read().waves
     }
 }

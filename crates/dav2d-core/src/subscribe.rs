@@ -135,13 +135,15 @@ impl Subscription {
     }
 
     fn pop(buffer: &mut Buffer) -> Option<Update> {
-        let update = match buffer.queue.pop_front() {
-            Some(update) => Some(update),
-            None => buffer
-                .overflow
-                .shift_remove_index(0)
-                .map(|(_, update)| update),
-        };
+        if buffer.queue.is_empty() && !buffer.overflow.is_empty() {
+            // Move the merged updates over in one go, in their order: taking
+            // them one by one from the front of the map would cost a shift
+            // of the whole map each (quadratic, with the producer waiting on
+            // this buffer's lock meanwhile).
+            let merged = std::mem::take(&mut buffer.overflow);
+            buffer.queue.extend(merged.into_values());
+        }
+        let update = buffer.queue.pop_front();
         if update.is_some() {
             buffer.delivered += 1;
         }

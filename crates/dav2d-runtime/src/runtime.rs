@@ -32,10 +32,9 @@ pub enum RuntimeError {
     Start(#[from] StartError),
 }
 
-/// A started component with its name and kind.
+/// A started component with its name and its pin on the health board.
 struct Started {
     name: String,
-    kind: &'static str,
     running: Box<dyn Running>,
     pin: Pin,
 }
@@ -116,23 +115,13 @@ impl Runtime {
             let (name, kind) = (sink.name().to_string(), sink.kind());
             let running = sink.start(context(&name, kind))?;
             let pin = health.pin(&name, kind, running.health());
-            runtime.sinks.push(Started {
-                name,
-                kind,
-                running,
-                pin,
-            });
+            runtime.sinks.push(Started { name, running, pin });
         }
         for source in plan.build_sources() {
             let (name, kind) = (source.name().to_string(), source.kind());
             let running = source.start(context(&name, kind))?;
             let pin = health.pin(&name, kind, running.health());
-            runtime.sources.push(Started {
-                name,
-                kind,
-                running,
-                pin,
-            });
+            runtime.sources.push(Started { name, running, pin });
         }
         runtime.io = Some(io);
         if runtime.graph.lock().has_offloaded_nodes() {
@@ -181,15 +170,6 @@ impl Runtime {
             .iter()
             .find(|s| s.name == name)
             .and_then(|s| s.running.address())
-    }
-
-    /// Every started component: (name, kind, address if it listens).
-    pub fn components(&self) -> Vec<(String, &'static str, Option<SocketAddr>)> {
-        self.sinks
-            .iter()
-            .chain(&self.sources)
-            .map(|s| (s.name.clone(), s.kind, s.running.address()))
-            .collect()
     }
 
     /// How long it has been running.
