@@ -196,3 +196,51 @@ impl Running for ServerTask {
         }
     }
 }
+
+/// A component's own thread (a fleet, a persister, a broker client's loop):
+/// the `Running` of every component that runs on one. `stop` asks the loop
+/// to end through the flag it was given, then joins it.
+pub struct ThreadTask {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    health: Arc<dyn Health>,
+    name: String,
+}
+
+impl ThreadTask {
+    /// Starts `body` on a thread named `name`; `body` runs until the flag it
+    /// gets turns true. `health` is what the runtime pins for it.
+    pub fn spawn(
+        name: &str,
+        health: Arc<dyn Health>,
+        body: impl FnOnce(Arc<std::sync::atomic::AtomicBool>) + Send + 'static,
+    ) -> Result<ThreadTask, StartError> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || body(flag))
+            .map_err(|e| StartError::Other(format!("cannot start the {name} thread: {e}")))?;
+        Ok(ThreadTask {
+            stop,
+            thread: Some(thread),
+            health,
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Running for ThreadTask {
+    fn health(&self) -> Arc<dyn Health> {
+        Arc::clone(&self.health)
+    }
+
+    fn stop(mut self: Box<Self>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(thread = %self.name, "A component's thread panicked while stopping.");
+        }
+    }
+}

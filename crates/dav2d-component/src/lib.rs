@@ -15,7 +15,9 @@ mod health;
 mod intake;
 pub mod metrics;
 
-pub use component::{Context, Delivery, Running, ServerTask, Sink, Source, StartError, bind};
+pub use component::{
+    Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
+};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
 pub use intake::{Admission, IngestReport, Intake, IntakeConfig, Outcome};
 pub use metrics::Metrics;

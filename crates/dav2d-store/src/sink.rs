@@ -5,11 +5,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dav2d_component::{Context, Delivery, Gauge, Health, Running, Sink, StartError};
+use dav2d_component::{Context, Delivery, Gauge, Health, Running, Sink, StartError, ThreadTask};
 
 use crate::persist::{DRAIN_INTERVAL_NS, PersistStats, Persister, Schedule};
 use crate::store::{StoreError, StoreOptions};
@@ -138,12 +137,6 @@ impl Health for PersistStats {
     }
 }
 
-struct RunningPersistence {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    stats: Arc<PersistStats>,
-}
-
 impl Sink for PersistenceSink {
     fn name(&self) -> &str {
         &self.name
@@ -189,44 +182,20 @@ impl Sink for PersistenceSink {
                 "Restored the graph from the store."
             );
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("dav2d-persist".into())
-            .spawn(move || {
-                loop {
-                    let stopping = thread_stop.load(Ordering::Acquire);
-                    let due_ns = persister.step(&graph, stopping);
-                    if stopping {
-                        break;
-                    }
-                    // Wake at least every drain interval to move updates
-                    // into the log's buffer; flushes and checkpoints happen
-                    // when due.
-                    let wait = due_ns.clamp(1_000_000, DRAIN_INTERVAL_NS);
-                    std::thread::sleep(Duration::from_nanos(wait as u64));
+        let health: Arc<dyn Health> = self.stats.clone();
+        let task = ThreadTask::spawn("dav2d-persist", health, move |stop| {
+            loop {
+                let stopping = stop.load(Ordering::Acquire);
+                let due_ns = persister.step(&graph, stopping);
+                if stopping {
+                    break;
                 }
-            })
-            .map_err(|e| StartError::Other(format!("cannot start the persistence thread: {e}")))?;
-        Ok(Box::new(RunningPersistence {
-            stop,
-            thread: Some(thread),
-            stats: self.stats,
-        }))
-    }
-}
-
-impl Running for RunningPersistence {
-    fn health(&self) -> Arc<dyn Health> {
-        self.stats.clone()
-    }
-
-    fn stop(mut self: Box<Self>) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("The persistence thread panicked while stopping.");
-        }
+                // Wake at least every drain interval to move updates into the
+                // log's buffer; flushes and checkpoints happen when due.
+                let wait = due_ns.clamp(1_000_000, DRAIN_INTERVAL_NS);
+                std::thread::sleep(Duration::from_nanos(wait as u64));
+            }
+        })?;
+        Ok(Box::new(task))
     }
 }

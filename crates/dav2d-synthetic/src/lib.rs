@@ -12,11 +12,10 @@ mod fleet;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dav2d_component::{
-    Admission, Context, Gauge, Health, Intake, Outcome, Running, Source, StartError,
+    Admission, Context, Gauge, Health, Intake, Outcome, Running, Source, StartError, ThreadTask,
 };
 use dav2d_core::Keys;
 
@@ -53,12 +52,6 @@ impl Health for FleetStats {
     }
 }
 
-struct RunningFleet {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    stats: Arc<FleetStats>,
-}
-
 impl Source for SyntheticSource {
     fn name(&self) -> &str {
         &self.name
@@ -71,39 +64,13 @@ impl Source for SyntheticSource {
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         self.config.validate().map_err(StartError::Other)?;
         let stats = Arc::new(FleetStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let fleet = SyntheticFleet::new(&self.config);
-        let (intake, thread_stop, thread_stats) = (
-            context.intake.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&stats),
-        );
-        let thread = std::thread::Builder::new()
-            .name(format!("dav2d-{}", self.name))
-            .spawn(move || run(fleet, intake, thread_stop, thread_stats))
-            .map_err(|e| {
-                StartError::Other(format!("cannot start the synthetic fleet's thread: {e}"))
-            })?;
-        Ok(Box::new(RunningFleet {
-            stop,
-            thread: Some(thread),
-            stats,
-        }))
-    }
-}
-
-impl Running for RunningFleet {
-    fn health(&self) -> Arc<dyn Health> {
-        self.stats.clone()
-    }
-
-    fn stop(mut self: Box<Self>) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("The synthetic fleet's thread panicked.");
-        }
+        let (intake, health, thread_stats) =
+            (context.intake.clone(), stats.clone(), Arc::clone(&stats));
+        let task = ThreadTask::spawn(&format!("dav2d-{}", self.name), health, move |stop| {
+            run(fleet, intake, stop, thread_stats)
+        })?;
+        Ok(Box::new(task))
     }
 }
 
