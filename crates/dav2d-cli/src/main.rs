@@ -269,6 +269,8 @@ fn run(
         // Wake often enough to answer a signal promptly.
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The last state, then the totals once everything has stopped in order.
+    screen.draw(&runtime);
     let graph = runtime.graph().clone();
     runtime.stop();
     screen.finish(&graph);
