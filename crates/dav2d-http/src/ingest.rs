@@ -88,7 +88,7 @@ async fn read_body(
     check_start: bool,
 ) -> Result<Vec<u8>, ReadError> {
     let mut body = body;
-    let mut check = FrameCheck::new(limit, check_start);
+    let mut check = ChunkCheck::new(limit, check_start);
     // Sized from Content-Length (already checked against the limit), so a
     // large body is not copied again and again as the buffer grows.
     let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
@@ -96,14 +96,14 @@ async fn read_body(
     // there without arming a timer.
     loop {
         match body.frame().now_or_never() {
-            Some(Some(frame)) => bytes.extend_from_slice(&check.take(frame, &mut body)?),
+            Some(Some(chunk)) => bytes.extend_from_slice(&check.take(chunk, &mut body)?),
             Some(None) => return Ok(bytes),
             None => break,
         }
     }
     let read = async {
-        while let Some(frame) = body.frame().await {
-            bytes.extend_from_slice(&check.take(frame, &mut body)?);
+        while let Some(chunk) = body.frame().await {
+            bytes.extend_from_slice(&check.take(chunk, &mut body)?);
         }
         Ok(())
     };
@@ -114,15 +114,15 @@ async fn read_body(
     }
 }
 
-/// Checks a body's frames as they arrive: the size limit, and (when asked)
+/// Checks a body's chunks as they arrive: the size limit, and (when asked)
 /// that its first significant byte can start JSON.
-struct FrameCheck {
+struct ChunkCheck {
     received: usize,
     limit: usize,
     checked: bool,
 }
 
-impl FrameCheck {
+impl ChunkCheck {
     fn new(limit: usize, check_start: bool) -> Self {
         Self {
             received: 0,
@@ -131,15 +131,15 @@ impl FrameCheck {
         }
     }
 
-    /// The data of one frame (empty for a trailers frame), or why the body
+    /// The data of one chunk (empty for a trailers chunk), or why the body
     /// is refused; on `NotJson` the unread rest of `body` goes with the error.
     fn take(
         &mut self,
-        frame: Result<hyper::body::Frame<Bytes>, axum::Error>,
+        chunk: Result<hyper::body::Frame<Bytes>, axum::Error>,
         body: &mut Body,
     ) -> Result<Bytes, ReadError> {
-        let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
+        let chunk = chunk.map_err(|e| ReadError::Broken(e.to_string()))?;
+        let Ok(data) = chunk.into_data() else {
             return Ok(Bytes::new());
         };
         if self.received + data.len() > self.limit {
@@ -148,7 +148,7 @@ impl FrameCheck {
         let before = self.received;
         self.received += data.len();
         if !self.checked && data.iter().any(|b| !b.is_ascii_whitespace()) {
-            // Frames before this one were whitespace only.
+            // Chunks before this one were whitespace only.
             if let Err(mut error) = check_json_start(&data) {
                 error.offset += before;
                 let rest = std::mem::replace(body, Body::empty());
@@ -166,8 +166,8 @@ impl FrameCheck {
 pub(crate) async fn drain(mut body: Body, limit: usize, timeout: Duration) {
     let discard = async {
         let mut discarded = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            discarded += frame.data_ref().map_or(0, |d| d.len());
+        while let Some(Ok(chunk)) = body.frame().await {
+            discarded += chunk.data_ref().map_or(0, |d| d.len());
             if discarded > limit {
                 break;
             }
@@ -361,9 +361,9 @@ pub(crate) async fn ingest_streamed(
     let arriving = std::time::Instant::now();
     let read = async {
         let mut body = body;
-        let mut check = FrameCheck::new(state.config.max_body, true);
-        while let Some(frame) = body.frame().await {
-            cutter.push(check.take(frame, &mut body)?);
+        let mut check = ChunkCheck::new(state.config.max_body, true);
+        while let Some(chunk) = body.frame().await {
+            cutter.push(check.take(chunk, &mut body)?);
             if arriving.elapsed() >= PARSE_WHILE_ARRIVING_AFTER {
                 for job in cutter.cut() {
                     spawn(job, &mut parsing);

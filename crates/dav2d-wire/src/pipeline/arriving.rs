@@ -14,14 +14,14 @@ use crate::dto::RecordError;
 /// Cuts a JSON array body into pieces while it is still arriving, so the
 /// pieces already in are parsed on the pool while the rest is received.
 ///
-/// Frames are kept as they came (reference-counted, never copied here);
-/// each [`PieceJob`] carries the slices of the frames it covers. A cut is a
-/// `}` `,` `{` boundary found inside one frame; as in [`parse_then`], a cut
+/// Chunks are kept as they came (reference-counted, never copied here);
+/// each [`PieceJob`] carries the slices of the chunks it covers. A cut is a
+/// `}` `,` `{` boundary found inside one chunk; as in [`parse_then`], a cut
 /// that falls inside a string makes a piece fail, and the caller then parses
 /// the whole body the careful way.
 #[derive(Debug)]
 pub struct ArrayCutter {
-    frames: Vec<(usize, Bytes)>,
+    chunks: Vec<(usize, Bytes)>,
     received: usize,
     piece_start: usize,
     piece_bytes: usize,
@@ -37,7 +37,7 @@ pub struct ArrayCutter {
 pub struct PieceJob {
     /// Position of the piece among the pieces of the body.
     pub number: usize,
-    frames: Vec<Bytes>,
+    chunks: Vec<Bytes>,
     len: usize,
     open: bool,
     close: bool,
@@ -47,7 +47,7 @@ impl ArrayCutter {
     /// A cutter aiming at pieces of about `piece_bytes`.
     pub fn new(piece_bytes: usize) -> Self {
         Self {
-            frames: Vec::new(),
+            chunks: Vec::new(),
             received: 0,
             piece_start: 0,
             piece_bytes: piece_bytes.max(1),
@@ -67,19 +67,19 @@ impl ArrayCutter {
         self.pieces > 0
     }
 
-    /// Takes one more frame of the body.
-    pub fn push(&mut self, frame: Bytes) {
-        if frame.is_empty() {
+    /// Takes one more chunk of the body.
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
             return;
         }
         if self.array.is_none() {
-            self.array = frame
+            self.array = chunk
                 .iter()
                 .find(|b| !b.is_ascii_whitespace())
                 .map(|&b| b == b'[');
         }
-        self.frames.push((self.received, frame));
-        self.received += self.frames.last().map_or(0, |(_, f)| f.len());
+        self.chunks.push((self.received, chunk));
+        self.received += self.chunks.last().map_or(0, |(_, f)| f.len());
     }
 
     /// Cuts off the pieces complete so far.
@@ -117,26 +117,26 @@ impl ArrayCutter {
     /// The whole body in one buffer (for the careful path).
     pub fn body(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.received);
-        for (_, frame) in &self.frames {
-            body.extend_from_slice(frame);
+        for (_, chunk) in &self.chunks {
+            body.extend_from_slice(chunk);
         }
         body
     }
 
     fn job(&mut self, range: Range<usize>, close: bool) -> PieceJob {
-        let mut frames = Vec::new();
-        for (start, frame) in &self.frames {
-            let end = start + frame.len();
+        let mut chunks = Vec::new();
+        for (start, chunk) in &self.chunks {
+            let end = start + chunk.len();
             if end <= range.start || *start >= range.end {
                 continue;
             }
             let from = range.start.max(*start) - start;
             let to = range.end.min(end) - start;
-            frames.push(frame.slice(from..to));
+            chunks.push(chunk.slice(from..to));
         }
         let job = PieceJob {
             number: self.pieces,
-            frames,
+            chunks,
             len: range.len(),
             open: self.pieces > 0,
             close,
@@ -146,21 +146,21 @@ impl ArrayCutter {
     }
 
     /// The first `}` `,` `{` comma at or after `from` whose brackets lie in
-    /// the same frame; `Err(position)` to look again from there once more
+    /// the same chunk; `Err(position)` to look again from there once more
     /// has arrived.
     fn find_cut(&self, from: usize) -> Result<usize, usize> {
         let first = self
-            .frames
-            .partition_point(|(start, frame)| start + frame.len() <= from);
-        let last_frame = self.frames.len().saturating_sub(1);
-        for (number, (start, frame)) in self.frames.iter().enumerate().skip(first) {
+            .chunks
+            .partition_point(|(start, chunk)| start + chunk.len() <= from);
+        let last_chunk = self.chunks.len().saturating_sub(1);
+        for (number, (start, chunk)) in self.chunks.iter().enumerate().skip(first) {
             let mut i = from.saturating_sub(*start);
-            while let Some(offset) = memchr::memchr(b',', &frame[i.min(frame.len())..]) {
+            while let Some(offset) = memchr::memchr(b',', &chunk[i.min(chunk.len())..]) {
                 let comma = i + offset;
-                match cut_at(frame, comma) {
+                match cut_at(chunk, comma) {
                     Some(true) => return Ok(start + comma),
                     // The byte after the comma has not arrived yet.
-                    None if number == last_frame => return Err(start + comma),
+                    None if number == last_chunk => return Err(start + comma),
                     _ => {}
                 }
                 i = comma + 1;
@@ -211,8 +211,8 @@ impl PieceJob {
         if self.open {
             text.push(b'[');
         }
-        for frame in &self.frames {
-            text.extend_from_slice(frame);
+        for chunk in &self.chunks {
+            text.extend_from_slice(chunk);
         }
         if self.close {
             text.push(b']');
@@ -250,17 +250,17 @@ pub fn assemble(pieces: &[ParsedPiece]) -> Option<Parsed<'_>> {
 mod cutter_tests {
     use super::*;
 
-    /// Cuts `body` arriving in frames of the given sizes (cycled) and parses
+    /// Cuts `body` arriving in chunks of the given sizes (cycled) and parses
     /// the pieces; `None` when a piece failed.
     fn cut_and_parse(
         body: &[u8],
-        frame_sizes: &[usize],
+        chunk_sizes: &[usize],
         piece_bytes: usize,
     ) -> Option<Vec<(usize, String, String)>> {
         let mut cutter = ArrayCutter::new(piece_bytes);
         let mut jobs = Vec::new();
         let mut at = 0;
-        for size in frame_sizes.iter().cycle() {
+        for size in chunk_sizes.iter().cycle() {
             if at >= body.len() {
                 break;
             }
@@ -290,7 +290,7 @@ mod cutter_tests {
     }
 
     #[test]
-    fn pieces_cut_from_any_frames_parse_to_the_whole_body() {
+    fn pieces_cut_from_any_chunks_parse_to_the_whole_body() {
         let text = samples(3000);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
@@ -309,16 +309,16 @@ mod cutter_tests {
             .map(|(i, r)| (i, r.key.to_string(), r.value.to_string()))
             .collect();
         assert_eq!(expected.len(), 3000);
-        for (frames, piece) in [
+        for (chunks, piece) in [
             (vec![1], 997),
             (vec![3, 1, 4096], 5000),
             (vec![65536], 10_000),
             (vec![8192, 7], 1),
             (vec![1 << 20], 1 << 20),
         ] {
-            let got = cut_and_parse(text.as_bytes(), &frames, piece)
-                .unwrap_or_else(|| panic!("frames {frames:?}, pieces of {piece}: a piece failed"));
-            assert_eq!(got, expected, "frames {frames:?}, pieces of {piece}");
+            let got = cut_and_parse(text.as_bytes(), &chunks, piece)
+                .unwrap_or_else(|| panic!("chunks {chunks:?}, pieces of {piece}: a piece failed"));
+            assert_eq!(got, expected, "chunks {chunks:?}, pieces of {piece}");
         }
     }
 
