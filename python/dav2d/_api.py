@@ -77,7 +77,8 @@ class Graph:
     creates it (set False to make typos errors). ``keep``: samples each
     (stream, key) keeps at least (default 4; ``history`` is its former
     name). ``manual_clock``: time moves only with :meth:`advance_clock`, for
-    deterministic tests.
+    deterministic tests. ``offload_workers``: threads running offloaded nodes
+    (default: one per core, at most 4).
     """
 
     def __init__(
@@ -86,10 +87,14 @@ class Graph:
         auto_create_streams: bool = True,
         keep: int | None = None,
         manual_clock: bool = False,
+        offload_workers: int | None = None,
         history: int | None = None,
     ) -> None:
         self._engine = _dav2d.Graph(
-            auto_create_streams=auto_create_streams, keep=_keep(keep, history), manual_clock=manual_clock
+            auto_create_streams=auto_create_streams,
+            keep=_keep(keep, history),
+            manual_clock=manual_clock,
+            offload_workers=offload_workers,
         )
         self._callbacks: list[CallbackSubscription] = []
         self._persistence: _dav2d.Persistence | None = None

@@ -133,7 +133,14 @@ def history(
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 
-    def __init__(self, *, auto_create_streams: bool = True, keep: int | None = None, manual_clock: bool = False) -> None: ...
+    def __init__(
+        self,
+        *,
+        auto_create_streams: bool = True,
+        keep: int | None = None,
+        manual_clock: bool = False,
+        offload_workers: int | None = None,
+    ) -> None: ...
     def declare_stream(
         self,
         name: str,

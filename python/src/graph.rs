@@ -30,6 +30,7 @@ pub struct PyGraph {
     manual_clock: Option<ManualClock>,
     ticker: std::sync::Mutex<Option<Timer>>,
     workers: std::sync::Mutex<Option<Workers>>,
+    offload_workers: usize,
     health: HealthBoard,
 }
 
@@ -99,9 +100,16 @@ impl PyGraph {
     /// create streams (otherwise they are errors). `keep`: samples every
     /// (stream, key) keeps at least (default: the engine's). `manual_clock`:
     /// time only moves with `advance_clock()`, for deterministic tests.
+    /// `offload_workers`: threads running offloaded nodes (default: one
+    /// per core, at most 4), started with the first offloaded node.
     #[new]
-    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false))]
-    fn new(auto_create_streams: bool, keep: Option<usize>, manual_clock: bool) -> Self {
+    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false, offload_workers = None))]
+    fn new(
+        auto_create_streams: bool,
+        keep: Option<usize>,
+        manual_clock: bool,
+        offload_workers: Option<usize>,
+    ) -> Self {
         let defaults = GraphOptions::default();
         let options = GraphOptions {
             auto_create_streams,
@@ -120,6 +128,9 @@ impl PyGraph {
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
             workers: std::sync::Mutex::new(None),
+            offload_workers: offload_workers
+                .unwrap_or_else(Workers::default_count)
+                .clamp(1, 64),
             health: HealthBoard::default(),
         }
     }
@@ -511,7 +522,7 @@ impl PyGraph {
         if workers.is_none() {
             let graph = self.graph.clone();
             *workers = Some(
-                py.detach(|| Workers::start(graph, Workers::default_count()))
+                py.detach(|| Workers::start(graph, self.offload_workers))
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
             );
         }

@@ -359,7 +359,7 @@ def test_typed_streams_refuse_the_wrong_type_at_the_door():
 def test_an_offloaded_node_never_holds_the_engine():
     import threading
 
-    graph = Graph()
+    graph = Graph(offload_workers=1)
     started, release = threading.Event(), threading.Event()
 
     def slow(data):
