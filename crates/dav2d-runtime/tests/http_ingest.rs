@@ -1,201 +1,44 @@
-//! The HTTP and TCP sources, started by the runtime, over real loopback sockets: every body format,
-//! bad input of every kind, limits, timeouts, auth, backpressure, state,
-//! events and metrics. A raw HTTP/1.1 client controls exactly what is sent
-//! (and what is not). Waits are bounded; nothing is timed.
+//! The HTTP ingest routes, started by the runtime, over real loopback
+//! sockets: every body format, bad input of every kind, limits, timeouts,
+//! auth, backpressure, typed streams, parse-while-arriving. A raw HTTP/1.1
+//! client controls exactly what is sent (and what is not). Waits are
+//! bounded; nothing is timed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use dav2d_core::{
-    Bounds, Builtin, EdgePolicy, Graph, GraphOptions, ManualClock, NodeSpec, SharedGraph, Value,
-};
-use dav2d_runtime::{HttpConfig, Plan, Runtime, TcpConfig};
+use common::*;
 
-struct Server {
-    graph: SharedGraph,
-    runtime: Runtime,
-}
-
-fn start_with(configure: impl FnOnce(&mut Plan)) -> Server {
-    let mut graph = Graph::new(
-        GraphOptions::default(),
-        Arc::new(ManualClock::new(1_000_000_000)),
-    );
-    graph
-        .declare_stream(
-            "temp",
-            Bounds {
-                min: Some(-50.0),
-                max: Some(150.0),
-                finite_only: true,
-            },
-            None,
-        )
-        .unwrap();
-    graph
-        .register(NodeSpec::builtin(
-            "double",
-            "temp",
-            Builtin::Scale { a: 2.0, b: 0.0 },
-        ))
-        .unwrap();
-    graph
-        .register(
-            NodeSpec::builtin("every", "strict", Builtin::Scale { a: 1.0, b: 0.0 })
-                .with_policy(EdgePolicy::All),
-        )
-        .unwrap();
-    let graph = SharedGraph::new(graph);
-    let mut config = Plan {
-        http: Some(HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            max_body: 1 << 20,
-            token: None,
-            header_timeout: Duration::from_millis(300),
-            body_timeout: Duration::from_millis(500),
-        }),
-        tcp: Some(TcpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            max_line: 64 << 10,
-        }),
-        ..Plan::default()
-    };
-    configure(&mut config);
-    let runtime = Runtime::start(config, graph.clone()).unwrap();
-    Server { graph, runtime }
-}
-
-fn start() -> Server {
-    start_with(|_| {})
-}
-
-impl Server {
-    fn http(&self) -> SocketAddr {
-        self.runtime.address("http").unwrap()
-    }
-
-    fn latest(&self, name: &str, key: &str) -> Option<f64> {
-        self.graph
-            .lock()
-            .latest(name, key)
-            .unwrap()
-            .and_then(|r| r.sample)
-            .and_then(|s| s.value.as_f64())
-    }
-}
-
-struct Response {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-fn connect(address: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-fn read_response(stream: &mut TcpStream) -> Response {
-    let mut raw = Vec::new();
-    let mut buffer = [0u8; 65536];
-    loop {
-        let n = match stream.read(&mut buffer) {
-            Ok(n) => n,
-            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(error) => panic!("reading the response failed: {error}"),
-        };
-        raw.extend_from_slice(&buffer[..n]);
-        if let Some(end) = find(&raw, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            if raw.len() >= end + 4 + length || n == 0 {
-                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-                let body =
-                    String::from_utf8_lossy(&raw[end + 4..(end + 4 + length).min(raw.len())])
-                        .to_string();
-                return Response {
-                    status,
-                    headers: head,
-                    body,
-                };
-            }
-        }
-        assert!(
-            n > 0,
-            "the server closed the connection without a response: {:?}",
-            String::from_utf8_lossy(&raw)
-        );
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn request(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
+/// Sends `body` to `/ingest/temp` in `parts` writes with a pause between
+/// them, so the server sees it arrive in pieces.
+fn post_in_parts(address: SocketAddr, body: &[u8], parts: usize) -> Response {
     let mut stream = connect(address);
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    stream
+        .write_all(
+            format!(
+                "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    for part in body.chunks(body.len().div_ceil(parts)) {
+        stream.write_all(part).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
     read_response(&mut stream)
 }
 
-fn post_json(address: SocketAddr, path: &str, body: &str) -> Response {
-    request(
-        address,
-        "POST",
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
-}
-
-fn json(response: &Response) -> serde_json::Value {
-    serde_json::from_str(&response.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.body))
-}
-
-/// Posts `body` to `/ingest/temp` and checks the answer's accepted/rejected
-/// counts and the reasons of the rejections.
-fn check(server: &Server, body: &str, status: u16, accepted: u64, reasons: &[(u64, &str)]) {
-    let response = post_json(server.http(), "/ingest/temp", body);
-    assert_eq!(response.status, status, "{body} -> {}", response.body);
-    let answer = json(&response);
-    assert_eq!(answer["accepted"], accepted, "{body} -> {answer}");
-    let errors = answer["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), reasons.len(), "{body} -> {answer}");
-    for (error, (index, part)) in errors.iter().zip(reasons) {
-        assert_eq!(error["index"], *index, "{body} -> {answer}");
-        let text = error["error"].as_str().unwrap();
-        assert!(text.contains(part), "{body}: expected '{part}' in '{text}'");
-    }
+fn large_array(n: usize, key: impl Fn(usize) -> String) -> String {
+    let samples: Vec<String> = (0..n)
+        .map(|i| format!("{{\"key\": \"{}\", \"value\": {}}}", key(i), i % 100))
+        .collect();
+    format!("[{}]", samples.join(","))
 }
 
 #[test]
@@ -617,85 +460,6 @@ fn a_token_guards_every_endpoint_but_healthz() {
 }
 
 #[test]
-fn state_graph_metrics_and_health_answer() {
-    let server = start();
-    post_json(
-        server.http(),
-        "/ingest/temp",
-        r#"[{"key": "a", "value": 10}, {"key": "b", "value": 20}, {"key": "b", "value": 999}]"#,
-    );
-    let one = request(server.http(), "GET", "/state/double?key=b", &[], b"");
-    assert_eq!(json(&one)["value"], 40.0);
-    let all = json(&request(server.http(), "GET", "/state/double", &[], b""));
-    assert_eq!(all["keys"]["a"]["value"], 20.0);
-    let missing = request(server.http(), "GET", "/state/dubble", &[], b"");
-    assert_eq!(missing.status, 404);
-    assert!(missing.body.contains("did you mean 'double'"));
-    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
-    assert_eq!(graph["nodes"][0]["name"], "double");
-    assert_eq!(graph["nodes"][0]["inputs"][0]["name"], "temp");
-    let metrics = request(server.http(), "GET", "/metrics", &[], b"");
-    for line in [
-        r#"dav2d_samples_received_total{component="http",kind="http"} 3"#,
-        r#"dav2d_samples_accepted_total{component="http",kind="http"} 2"#,
-        r#"dav2d_samples_rejected_total{component="http",kind="http",reason="above_max",stage="engine"} 1"#,
-        "dav2d_evaluations_total 2",
-        "dav2d_parse_seconds_count 1",
-        r#"dav2d_node_evaluations_total{node="double"} 2"#,
-        r#"dav2d_component_up{component="http",kind="http"} 1"#,
-        r#"dav2d_component_up{component="tcp",kind="tcp"} 1"#,
-    ] {
-        assert!(
-            metrics.body.contains(line),
-            "missing '{line}' in:\n{}",
-            metrics.body
-        );
-    }
-    assert_eq!(
-        request(server.http(), "GET", "/healthz", &[], b"").status,
-        200
-    );
-}
-
-#[test]
-fn events_stream_node_changes() {
-    let server = start();
-    let mut stream = connect(server.http());
-    stream
-        .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: test\r\n\r\n")
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while find(&seen, b"\r\n\r\n").is_none() {
-        let n = stream.read(&mut buffer).unwrap();
-        assert!(n > 0);
-        seen.extend_from_slice(&buffer[..n]);
-    }
-    assert!(String::from_utf8_lossy(&seen).contains("text/event-stream"));
-    post_json(
-        server.http(),
-        "/ingest/temp",
-        r#"[{"key": "a", "value": 4}]"#,
-    );
-    for _ in 0..100 {
-        if find(&seen, b"\"value\":8.0").is_some() {
-            break;
-        }
-        let n = stream.read(&mut buffer).unwrap();
-        seen.extend_from_slice(&buffer[..n]);
-    }
-    let text = String::from_utf8_lossy(&seen);
-    assert!(
-        text.contains("event: update")
-            && text.contains(r#""name":"double""#)
-            && text.contains(r#""value":8.0"#),
-        "{text}"
-    );
-    let unknown = request(server.http(), "GET", "/events?names=nope", &[], b"");
-    assert_eq!(unknown.status, 404);
-}
-
-#[test]
 fn a_sample_of_the_wrong_type_is_refused_and_the_good_ones_beside_it_applied() {
     let server = start();
     let response = post_json(
@@ -733,272 +497,6 @@ fn a_sample_of_the_wrong_type_is_refused_and_the_good_ones_beside_it_applied() {
         .find(|s| s["name"] == "strict")
         .unwrap();
     assert_eq!(strict["type"], "number");
-}
-
-#[test]
-fn reads_answer_while_the_engine_is_held() {
-    let server = start();
-    post_json(
-        server.http(),
-        "/ingest/temp",
-        r#"[{"key": "a", "value": 4}]"#,
-    );
-    // A test hook holding the engine lock, as a long wave would.
-    let held = server.graph.lock();
-    for path in [
-        "/state/double?key=a",
-        "/state/temp",
-        "/graph",
-        "/metrics",
-        "/healthz",
-    ] {
-        let response = request(server.http(), "GET", path, &[], b"");
-        assert_eq!(response.status, 200, "{path}: {}", response.body);
-    }
-    let state = json(&request(
-        server.http(),
-        "GET",
-        "/state/double?key=a",
-        &[],
-        b"",
-    ));
-    assert_eq!(state["value"], 8.0, "the published state of the last wave");
-    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
-    assert_eq!(graph["nodes"][0]["evaluations"], 1);
-    let missing = request(server.http(), "GET", "/state/dubble", &[], b"");
-    assert!(
-        missing.body.contains("did you mean 'double'"),
-        "{}",
-        missing.body
-    );
-    drop(held);
-}
-
-#[test]
-fn tcp_takes_ndjson_on_many_connections_and_answers_bad_lines() {
-    let server = start();
-    let address = server.runtime.address("tcp").unwrap();
-    let writers: Vec<_> = (0..4)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let mut stream = TcpStream::connect(address).unwrap();
-                for i in 0..100 {
-                    writeln!(
-                        stream,
-                        "{{\"stream\": \"temp\", \"key\": \"c{c}\", \"value\": {i}}}"
-                    )
-                    .unwrap();
-                }
-                stream.shutdown(std::net::Shutdown::Write).unwrap();
-                let mut reply = String::new();
-                stream.read_to_string(&mut reply).unwrap();
-                reply
-            })
-        })
-        .collect();
-    for writer in writers {
-        assert_eq!(writer.join().unwrap(), "");
-    }
-    for c in 0..4 {
-        assert_eq!(server.latest("temp", &format!("c{c}")), Some(99.0));
-    }
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"{\"stream\": \"temp\", \"key\": \"x\", \"value\": 1}\nnot json\n{\"stream\": \"temp\", \"key\": \"x\", \"value\": 500}\n")
-        .unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let lines: Vec<serde_json::Value> = reply
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "{reply}");
-    assert_eq!(
-        (lines[0]["line"].as_u64(), lines[1]["line"].as_u64()),
-        (Some(1), Some(2))
-    );
-    assert!(
-        lines[1]["error"]
-            .as_str()
-            .unwrap()
-            .contains("accepts values <= 150")
-    );
-    assert_eq!(server.latest("temp", "x"), Some(1.0));
-}
-
-#[test]
-fn tcp_binary_units_carry_samples() {
-    let server = start();
-    let mut stream = TcpStream::connect(server.runtime.address("tcp").unwrap()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let payload = br#"[{"stream": "temp", "key": "bin", "value": 33}]"#;
-    let mut units = b"DV2B".to_vec();
-    units.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    units.push(1);
-    units.extend_from_slice(payload);
-    units.extend_from_slice(&3u32.to_be_bytes());
-    units.push(9);
-    units.extend_from_slice(b"abc");
-    stream.write_all(&units).unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.contains("unit kind 9 is not supported"), "{reply}");
-    assert_eq!(server.latest("temp", "bin"), Some(33.0));
-}
-
-#[test]
-fn tcp_stops_reading_while_the_all_edge_queue_is_full() {
-    let server = start_with(|c| c.intake.all_queue_capacity = 100);
-    let held = server.graph.lock();
-    let mut stream = TcpStream::connect(server.runtime.address("tcp").unwrap()).unwrap();
-    stream.set_nonblocking(true).unwrap();
-    let line = b"{\"stream\": \"strict\", \"key\": \"k\", \"value\": 1}\n";
-    let mut sent = 0usize;
-    let mut blocked = false;
-    // Bounded: 256 MiB at most. The server must stop reading long before.
-    while sent < 256 << 20 {
-        match stream.write(&line.repeat(1000)) {
-            Ok(n) => sent += n,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                // Give the server every chance to drain before deciding.
-                std::thread::sleep(Duration::from_millis(200));
-                match stream.write(line) {
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                        blocked = true;
-                        break;
-                    }
-                    Ok(n) => sent += n,
-                    Err(error) => panic!("{error}"),
-                }
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
-    assert!(
-        blocked,
-        "the server kept reading {sent} bytes while the queue was full"
-    );
-    assert!(
-        sent < 64 << 20,
-        "memory stays bounded: {sent} bytes accepted before push-back"
-    );
-    drop(held);
-    let value = Value::Float(1.0);
-    let mut applied = false;
-    for _ in 0..500 {
-        if server
-            .graph
-            .lock()
-            .latest("every", "k")
-            .unwrap()
-            .and_then(|r| r.sample)
-            .map(|s| s.value)
-            == Some(value.clone())
-        {
-            applied = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        applied,
-        "the queued samples are applied once the engine frees up"
-    );
-}
-
-#[derive(Debug, Default)]
-struct FakeStatus {
-    problem: std::sync::Mutex<Option<String>>,
-}
-
-impl dav2d_component::Health for FakeStatus {
-    fn status(&self) -> Result<(), String> {
-        match self.problem.lock().unwrap().clone() {
-            Some(problem) => Err(problem),
-            None => Ok(()),
-        }
-    }
-
-    fn gauges(&self) -> Vec<dav2d_component::Gauge> {
-        vec![dav2d_component::Gauge {
-            name: "file_actions_remaining_today",
-            help: "File actions left today",
-            value: 159_990,
-        }]
-    }
-}
-
-#[test]
-fn other_parts_report_health_and_gauges_through_the_api() {
-    let status = Arc::new(FakeStatus::default());
-    let server = start();
-    server
-        .runtime
-        .health()
-        .pin("persistence", "persistence", status.clone());
-    assert_eq!(
-        request(server.http(), "GET", "/healthz", &[], b"").status,
-        200
-    );
-    *status.problem.lock().unwrap() = Some("disk full; retrying".into());
-    let degraded = request(server.http(), "GET", "/healthz", &[], b"");
-    assert_eq!(degraded.status, 503);
-    assert_eq!(
-        json(&degraded)["problems"][0],
-        "persistence: disk full; retrying"
-    );
-    let metrics = request(server.http(), "GET", "/metrics", &[], b"");
-    assert!(
-        metrics
-            .body
-            .contains("dav2d_file_actions_remaining_today 159990"),
-        "{}",
-        metrics.body
-    );
-    // Degraded is not down: samples are still taken.
-    assert_eq!(
-        post_json(
-            server.http(),
-            "/ingest/temp",
-            r#"[{"key": "a", "value": 1}]"#
-        )
-        .status,
-        200
-    );
-}
-
-/// Sends `body` to `/ingest/temp` in `parts` writes with a pause between
-/// them, so the server sees it arrive in pieces.
-fn post_in_parts(address: SocketAddr, body: &[u8], parts: usize) -> Response {
-    let mut stream = connect(address);
-    stream
-        .write_all(
-            format!(
-                "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    for part in body.chunks(body.len().div_ceil(parts)) {
-        stream.write_all(part).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    read_response(&mut stream)
-}
-
-fn large_array(n: usize, key: impl Fn(usize) -> String) -> String {
-    let samples: Vec<String> = (0..n)
-        .map(|i| format!("{{\"key\": \"{}\", \"value\": {}}}", key(i), i % 100))
-        .collect();
-    format!("[{}]", samples.join(","))
 }
 
 #[test]

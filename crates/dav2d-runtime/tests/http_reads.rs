@@ -1,0 +1,190 @@
+//! The HTTP read routes over real loopback sockets: state, graph, metrics,
+//! health, events, and that they answer while the engine is held.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use common::*;
+
+#[derive(Debug, Default)]
+struct FakeStatus {
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl dav2d_component::Health for FakeStatus {
+    fn status(&self) -> Result<(), String> {
+        match self.problem.lock().unwrap().clone() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    fn gauges(&self) -> Vec<dav2d_component::Gauge> {
+        vec![dav2d_component::Gauge {
+            name: "file_actions_remaining_today",
+            help: "File actions left today",
+            value: 159_990,
+        }]
+    }
+}
+
+#[test]
+fn state_graph_metrics_and_health_answer() {
+    let server = start();
+    post_json(
+        server.http(),
+        "/ingest/temp",
+        r#"[{"key": "a", "value": 10}, {"key": "b", "value": 20}, {"key": "b", "value": 999}]"#,
+    );
+    let one = request(server.http(), "GET", "/state/double?key=b", &[], b"");
+    assert_eq!(json(&one)["value"], 40.0);
+    let all = json(&request(server.http(), "GET", "/state/double", &[], b""));
+    assert_eq!(all["keys"]["a"]["value"], 20.0);
+    let missing = request(server.http(), "GET", "/state/dubble", &[], b"");
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("did you mean 'double'"));
+    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
+    assert_eq!(graph["nodes"][0]["name"], "double");
+    assert_eq!(graph["nodes"][0]["inputs"][0]["name"], "temp");
+    let metrics = request(server.http(), "GET", "/metrics", &[], b"");
+    for line in [
+        r#"dav2d_samples_received_total{component="http",kind="http"} 3"#,
+        r#"dav2d_samples_accepted_total{component="http",kind="http"} 2"#,
+        r#"dav2d_samples_rejected_total{component="http",kind="http",reason="above_max",stage="engine"} 1"#,
+        "dav2d_evaluations_total 2",
+        "dav2d_parse_seconds_count 1",
+        r#"dav2d_node_evaluations_total{node="double"} 2"#,
+        r#"dav2d_component_up{component="http",kind="http"} 1"#,
+        r#"dav2d_component_up{component="tcp",kind="tcp"} 1"#,
+    ] {
+        assert!(
+            metrics.body.contains(line),
+            "missing '{line}' in:\n{}",
+            metrics.body
+        );
+    }
+    assert_eq!(
+        request(server.http(), "GET", "/healthz", &[], b"").status,
+        200
+    );
+}
+
+#[test]
+fn events_stream_node_changes() {
+    let server = start();
+    let mut stream = connect(server.http());
+    stream
+        .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while find(&seen, b"\r\n\r\n").is_none() {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("text/event-stream"));
+    post_json(
+        server.http(),
+        "/ingest/temp",
+        r#"[{"key": "a", "value": 4}]"#,
+    );
+    for _ in 0..100 {
+        if find(&seen, b"\"value\":8.0").is_some() {
+            break;
+        }
+        let n = stream.read(&mut buffer).unwrap();
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains("event: update")
+            && text.contains(r#""name":"double""#)
+            && text.contains(r#""value":8.0"#),
+        "{text}"
+    );
+    let unknown = request(server.http(), "GET", "/events?names=nope", &[], b"");
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn reads_answer_while_the_engine_is_held() {
+    let server = start();
+    post_json(
+        server.http(),
+        "/ingest/temp",
+        r#"[{"key": "a", "value": 4}]"#,
+    );
+    // A test hook holding the engine lock, as a long wave would.
+    let held = server.graph.lock();
+    for path in [
+        "/state/double?key=a",
+        "/state/temp",
+        "/graph",
+        "/metrics",
+        "/healthz",
+    ] {
+        let response = request(server.http(), "GET", path, &[], b"");
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+    }
+    let state = json(&request(
+        server.http(),
+        "GET",
+        "/state/double?key=a",
+        &[],
+        b"",
+    ));
+    assert_eq!(state["value"], 8.0, "the published state of the last wave");
+    let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
+    assert_eq!(graph["nodes"][0]["evaluations"], 1);
+    let missing = request(server.http(), "GET", "/state/dubble", &[], b"");
+    assert!(
+        missing.body.contains("did you mean 'double'"),
+        "{}",
+        missing.body
+    );
+    drop(held);
+}
+
+#[test]
+fn other_parts_report_health_and_gauges_through_the_api() {
+    let status = Arc::new(FakeStatus::default());
+    let server = start();
+    server
+        .runtime
+        .health()
+        .pin("persistence", "persistence", status.clone());
+    assert_eq!(
+        request(server.http(), "GET", "/healthz", &[], b"").status,
+        200
+    );
+    *status.problem.lock().unwrap() = Some("disk full; retrying".into());
+    let degraded = request(server.http(), "GET", "/healthz", &[], b"");
+    assert_eq!(degraded.status, 503);
+    assert_eq!(
+        json(&degraded)["problems"][0],
+        "persistence: disk full; retrying"
+    );
+    let metrics = request(server.http(), "GET", "/metrics", &[], b"");
+    assert!(
+        metrics
+            .body
+            .contains("dav2d_file_actions_remaining_today 159990"),
+        "{}",
+        metrics.body
+    );
+    // Degraded is not down: samples are still taken.
+    assert_eq!(
+        post_json(
+            server.http(),
+            "/ingest/temp",
+            r#"[{"key": "a", "value": 1}]"#
+        )
+        .status,
+        200
+    );
+}
