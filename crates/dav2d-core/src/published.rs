@@ -32,10 +32,45 @@ pub(crate) struct StreamCounters {
     pub(crate) rejected: u64,
 }
 
+/// The published states of one stream, by the engine's slot (so the engine
+/// writes a change without hashing its key).
+#[derive(Default)]
+struct StreamStates {
+    slot_of_key: FxHashMap<Arc<str>, u32>,
+    /// The key and latest state of each slot that has published one.
+    slots: Vec<Option<(Arc<str>, Reading)>>,
+}
+
+impl StreamStates {
+    fn get(&self, key: &str) -> Option<&Reading> {
+        let slot = *self.slot_of_key.get(key)?;
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map(|(_, reading)| reading)
+    }
+
+    fn set(&mut self, slot: u32, key: Arc<str>, reading: Reading) {
+        let index = slot as usize;
+        if index >= self.slots.len() {
+            self.slots.resize_with(index + 1, || None);
+        }
+        match &mut self.slots[index] {
+            Some((_, current)) => *current = reading,
+            empty => {
+                self.slot_of_key.insert(Arc::clone(&key), slot);
+                *empty = Some((key, reading));
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Published {
-    /// Latest state per name, then per key.
-    latest: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Reading>>,
+    /// Stream index by name (streams, nodes and constraints).
+    names: FxHashMap<Arc<str>, usize>,
+    /// Latest states per stream index.
+    states: Vec<StreamStates>,
     /// Nodes in evaluation order, without their counters.
     nodes: Arc<Vec<NodeInfo>>,
     /// Every stream (inputs and node outputs), without their counters.
@@ -55,7 +90,8 @@ pub(crate) struct Publication {
     pub(crate) node_counters: Vec<NodeCounters>,
     pub(crate) stream_counters: Vec<StreamCounters>,
     pub(crate) stats: GraphStats,
-    pub(crate) changed: Vec<(Arc<str>, Arc<str>, Reading)>,
+    /// Changed slots: (stream index, slot, key, reading).
+    pub(crate) changed: Vec<(usize, u32, Arc<str>, Reading)>,
 }
 
 /// The engine's published state, shared with readers (see the module docs).
@@ -80,17 +116,18 @@ impl ReadModel {
     pub(crate) fn apply(&self, publication: Publication) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if let Some((nodes, streams)) = publication.description {
-            for stream in streams.iter() {
-                state
-                    .latest
-                    .entry(Arc::from(stream.name.as_str()))
-                    .or_default();
+            for (index, stream) in streams.iter().enumerate() {
+                state.names.insert(Arc::from(stream.name.as_str()), index);
             }
+            let count = streams.len();
+            state.states.resize_with(count, StreamStates::default);
             state.nodes = nodes;
             state.streams = streams;
         }
-        for (name, key, reading) in publication.changed {
-            state.latest.entry(name).or_default().insert(key, reading);
+        for (stream, slot, key, reading) in publication.changed {
+            if let Some(states) = state.states.get_mut(stream) {
+                states.set(slot, key, reading);
+            }
         }
         state.node_counters = publication.node_counters;
         state.stream_counters = publication.stream_counters;
@@ -101,7 +138,7 @@ impl ReadModel {
     fn unknown(state: &Published, name: &str) -> GraphError {
         GraphError::UnknownName {
             name: name.to_string(),
-            hint: did_you_mean(name, state.latest.keys().map(|n| &**n)),
+            hint: did_you_mean(name, state.names.keys().map(|n| &**n)),
         }
     }
 
@@ -109,7 +146,7 @@ impl ReadModel {
     /// (with a suggestion) that [`crate::Graph::latest`] would give.
     pub fn check_name(&self, name: &str) -> Result<(), GraphError> {
         let state = self.read();
-        match state.latest.contains_key(name) {
+        match state.names.contains_key(name) {
             true => Ok(()),
             false => Err(Self::unknown(&state, name)),
         }
@@ -119,8 +156,8 @@ impl ReadModel {
     /// the key has no sample yet.
     pub fn latest(&self, name: &str, key: &str) -> Result<Option<Reading>, GraphError> {
         let state = self.read();
-        match state.latest.get(name) {
-            Some(keys) => Ok(keys.get(key).cloned()),
+        match state.names.get(name).and_then(|&i| state.states.get(i)) {
+            Some(states) => Ok(states.get(key).cloned()),
             None => Err(Self::unknown(&state, name)),
         }
     }
@@ -128,11 +165,13 @@ impl ReadModel {
     /// Every key of `name` with its latest state, ordered by key.
     pub fn latest_all(&self, name: &str) -> Result<Vec<(Arc<str>, Reading)>, GraphError> {
         let state = self.read();
-        let Some(keys) = state.latest.get(name) else {
+        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
             return Err(Self::unknown(&state, name));
         };
-        let mut all: Vec<(Arc<str>, Reading)> = keys
+        let mut all: Vec<(Arc<str>, Reading)> = states
+            .slots
             .iter()
+            .flatten()
             .map(|(key, reading)| (Arc::clone(key), reading.clone()))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -153,9 +192,18 @@ impl ReadModel {
                     node.keys = counters.keys;
                     node.lag_ns = counters.lag_ns;
                 }
-                node.failing_keys = state.latest.get(node.name.as_str()).map_or(0, |keys| {
-                    keys.values().filter(|r| r.error.is_some()).count()
-                });
+                node.failing_keys = state
+                    .names
+                    .get(node.name.as_str())
+                    .and_then(|&i| state.states.get(i))
+                    .map_or(0, |states| {
+                        states
+                            .slots
+                            .iter()
+                            .flatten()
+                            .filter(|(_, r)| r.error.is_some())
+                            .count()
+                    });
                 node
             })
             .collect()

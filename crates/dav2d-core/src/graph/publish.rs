@@ -94,7 +94,8 @@ impl Graph {
                 error: slot_ref.error.clone(),
             };
             changed.push((
-                Arc::clone(&s.name),
+                stream.index(),
+                slot,
                 Arc::clone(&self.keys[slot_ref.key.index()]),
                 reading,
             ));
