@@ -76,9 +76,13 @@ impl Graph {
             }
             return;
         }
-        let NodeLogic::Custom(logic) = std::mem::replace(&mut node.logic, NodeLogic::Running)
-        else {
-            return;
+        let logic = match std::mem::replace(&mut node.logic, NodeLogic::Running) {
+            NodeLogic::Custom(logic) => logic,
+            // Only custom logic is offloaded; anything else stays in place.
+            other => {
+                node.logic = other;
+                return;
+            }
         };
         if let Some(offload) = &mut node.offload {
             offload.in_flight = true;
