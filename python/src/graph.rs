@@ -497,6 +497,8 @@ impl PyGraph {
     /// Starts a background thread checking constraint timers every `interval` s.
     #[pyo3(signature = (interval = 0.05))]
     fn start_ticker(&self, py: Python<'_>, interval: f64) -> PyResult<()> {
+        // NaN (which clamp keeps) becomes the default tick.
+        let interval = if interval.is_nan() { 0.05 } else { interval };
         let interval = Duration::from_secs_f64(interval.clamp(0.001, 3600.0));
         let mut ticker = self
             .ticker

@@ -151,7 +151,12 @@ impl PySubscription {
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyUpdate>> {
         let deadline =
-            timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+            // Any number is a wait: NaN and negatives are none, and
+            // infinity (or anything past a year) waits a year at a time.
+            timeout.map(|t| {
+                let seconds = if t >= 0.0 { t.min(365.0 * 86_400.0) } else { 0.0 };
+                std::time::Instant::now() + Duration::from_secs_f64(seconds)
+            });
         loop {
             let wait = match deadline {
                 Some(deadline) => deadline

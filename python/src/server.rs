@@ -158,8 +158,13 @@ pub fn serve(
         });
     }
     if let Some(http) = http_config.as_mut() {
-        if token.is_some() {
-            http.token = token.filter(|t| !t.is_empty());
+        if let Some(token) = token {
+            if token.trim().is_empty() {
+                return Err(PyValueError::new_err(
+                    "token='' would turn auth off; leave token out to run without one, or give a secret",
+                ));
+            }
+            http.token = Some(token);
         }
         if let Some(max_body) = max_body {
             http.max_body = max_body;

@@ -200,3 +200,18 @@ def test_a_served_script_stops_in_order_on_a_signal(tmp_path, signal_name):
     assert list((data / "history").glob("*.parquet")), "the log is rolled into Parquet"
     table = dav2d.read_history(str(data), "twice")
     assert table.num_rows == 100
+
+
+def test_values_a_user_types_raise_clear_errors_never_a_panic():
+    graph = dav2d.Graph()
+    with pytest.raises(ValueError, match="would turn auth off"):
+        graph.serve(http="127.0.0.1:0", tcp="off", token="")
+    updates = graph.subscribe("temp")
+    # An update is waiting before each get, so none of these waits long.
+    for value, timeout in enumerate([float("inf"), 1e300, float("nan"), -1.0]):
+        graph.push("temp", float(value), key="k")
+        update = updates.get(timeout=timeout)
+        assert update is not None and update.value == float(value)
+    # With nothing waiting, NaN and negative timeouts return at once.
+    assert updates.get(timeout=float("nan")) is None
+    assert updates.get(timeout=-1.0) is None

@@ -6,6 +6,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use dav2d_core::RejectReason;
 
+use subtle::ConstantTimeEq;
+
 use crate::ingest::drain;
 use crate::serve::{AppState, error_response};
 
@@ -17,12 +19,11 @@ pub(crate) async fn authorize(
     if let Some(token) = &state.config.token
         && request.uri().path() != "/healthz"
     {
-        let expected = format!("Bearer {token}");
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+        if !bearer_matches(given, token) {
             state.intake.reject(RejectReason::Unauthorized, 1);
             state.intake.metrics().request(request.uri().path(), 401);
             drain(
@@ -42,4 +43,37 @@ pub(crate) async fn authorize(
         }
     }
     next.run(request).await
+}
+
+/// Whether `given` (an `Authorization` header) carries `token`: the scheme
+/// is case-insensitive (RFC 9110), the token is compared in constant time
+/// so its bytes cannot be guessed from response times.
+fn bearer_matches(given: Option<&str>, token: &str) -> bool {
+    let Some((scheme, credentials)) = given.and_then(|v| v.trim().split_once(' ')) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && bool::from(credentials.trim().as_bytes().ct_eq(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_matches;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_exact() {
+        let cases = [
+            (Some("Bearer s3cret"), true),
+            (Some("bearer s3cret"), true),
+            (Some("BEARER  s3cret "), true),
+            (Some("Bearer s3cre"), false),
+            (Some("Bearer s3cretx"), false),
+            (Some("Basic s3cret"), false),
+            (Some("s3cret"), false),
+            (None, false),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(bearer_matches(given, "s3cret"), expected, "{given:?}");
+        }
+    }
 }

@@ -57,9 +57,15 @@ fn format_of(headers: &HeaderMap) -> Result<Format, String> {
 }
 
 fn encoding_of(headers: &HeaderMap) -> Result<Option<String>, String> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+    let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(
+            "more than one Content-Encoding header; send one (identity, gzip or zstd)".to_string(),
+        );
+    }
     let text = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
     match text.as_str() {
         "" | "identity" => Ok(None),

@@ -43,6 +43,13 @@ impl Source for HttpSource {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let listener = dav2d_component::bind(&context.io, "HTTP", &self.setting, self.config.bind)?;
+        if !self.config.bind.ip().is_loopback() && self.config.token.is_none() {
+            tracing::warn!(
+                component = %self.name,
+                address = %self.config.bind,
+                "The HTTP API listens beyond loopback without a token: anyone who can reach it can read and write; set http.token."
+            );
+        }
         let address = listener.local_addr().ok();
         let state = serve::AppState {
             intake: context.intake.clone(),

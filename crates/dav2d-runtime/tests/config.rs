@@ -231,3 +231,25 @@ fn nodes_can_be_offloaded_from_yaml() {
         "test.yaml:4:11: nodes[0].name: node 'smooth': ewma keeps its memory in the engine and cannot be offloaded",
     );
 }
+
+#[test]
+fn values_a_user_types_are_bounded_never_a_panic() {
+    check(
+        "http:\n  token: \"\"\n",
+        "test.yaml:2:10: http.token: an empty token would turn auth off; remove `token` to run without one, or set a secret",
+    );
+    for field in ["tick: 1e20", "tick: 2e19", "tick: 1000000000000 years"] {
+        let yaml = format!("run:\n  {field}\n");
+        check_contains(&yaml, "test.yaml:2:", "run.tick");
+    }
+    check_contains(
+        "streams:\n  - name: temp\nconstraints:\n  - name: hot\n    input: temp\n    trip: 1\n    for: 1e19\n",
+        "test.yaml:7:10: constraints[0].for:",
+        "longer than the longest duration dav2d takes (100 years)",
+    );
+    check_contains(
+        "http:\n  header_timeout: 99999999999999999999\n",
+        "test.yaml:2:19: http.header_timeout:",
+        "100 years",
+    );
+}

@@ -323,6 +323,28 @@ fn unsupported_types_and_encodings_get_415() {
     );
     assert_eq!(brotli.status, 415);
     assert!(brotli.body.contains("send identity, gzip or zstd"));
+    // Two encodings that disagree are refused, not half obeyed.
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(br#"[{"key": "two", "value": 1}]"#).unwrap();
+    let body = gzip.finish().unwrap();
+    let twice = request(
+        server.http(),
+        "POST",
+        "/ingest/temp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Encoding", "identity"),
+        ],
+        &body,
+    );
+    assert_eq!(twice.status, 415, "{}", twice.body);
+    assert!(
+        twice.body.contains("more than one Content-Encoding"),
+        "{}",
+        twice.body
+    );
+    assert_eq!(server.latest("temp", "two"), None);
 }
 
 #[test]
@@ -457,6 +479,17 @@ fn a_token_guards_every_endpoint_but_healthz() {
         br#"[{"key": "a", "value": 1}]"#,
     );
     assert_eq!(allowed.status, 200);
+    // The scheme is case-insensitive; the token is not.
+    for (header, status) in [("bearer s3cret", 200), ("Bearer S3CRET", 401)] {
+        let response = request(
+            server.http(),
+            "GET",
+            "/state/temp",
+            &[("Authorization", header)],
+            b"",
+        );
+        assert_eq!(response.status, status, "{header}");
+    }
 }
 
 #[test]

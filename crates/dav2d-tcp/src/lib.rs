@@ -35,6 +35,13 @@ impl Source for TcpSource {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let listener = dav2d_component::bind(&context.io, "TCP", &self.setting, self.config.bind)?;
+        if !self.config.bind.ip().is_loopback() {
+            tracing::warn!(
+                component = %self.name,
+                address = %self.config.bind,
+                "The TCP source listens beyond loopback and takes samples without auth; bind it to 127.0.0.1 or put it behind a firewall."
+            );
+        }
         let address = listener.local_addr().ok();
         tracing::info!(component = %self.name, address = ?address, "TCP source started.");
         let (config, intake) = (Arc::new(self.config), context.intake.clone());

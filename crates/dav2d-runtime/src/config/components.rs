@@ -191,7 +191,7 @@ pub struct HttpSection {
     /// Largest body accepted, e.g. `64MiB` or a number of bytes.
     pub max_body: Option<Spanned<String>>,
     /// Bearer token required by every endpoint but `/healthz`.
-    pub token: Option<String>,
+    pub token: Option<Spanned<String>>,
     /// Time allowed for request headers, e.g. `10s`.
     pub header_timeout: Option<Spanned<String>>,
     /// Time allowed for a request body, e.g. `30s`.
@@ -302,7 +302,18 @@ impl Config {
             max_body: self
                 .size(&section.max_body, &format!("{prefix}.max_body"))?
                 .unwrap_or(defaults.max_body),
-            token: section.token.clone().filter(|t| !t.is_empty()),
+            token: match &section.token {
+                Some(token) if token.value.trim().is_empty() => {
+                    return Err(self.error_at(
+                        token,
+                        format!("{prefix}.token"),
+                        "an empty token would turn auth off; remove `token` to run without one, or set a secret"
+                            .to_string(),
+                    ));
+                }
+                Some(token) => Some(token.value.clone()),
+                None => None,
+            },
             header_timeout: self
                 .duration(&section.header_timeout, format!("{prefix}.header_timeout"))?
                 .unwrap_or(defaults.header_timeout),

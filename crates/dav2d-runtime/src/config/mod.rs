@@ -105,6 +105,11 @@ pub struct RunConfig {
     pub workers: Option<usize>,
 }
 
+/// The longest duration any setting takes: longer ones are refused with
+/// their place in the file (far past any sensible timer, and far from the
+/// values that overflow nanosecond arithmetic).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("../demo.yaml");
 
@@ -198,9 +203,10 @@ impl Config {
     ) -> Result<Option<Duration>, ConfigError> {
         let Some(text) = value else { return Ok(None) };
         let parsed = match text.value.trim().parse::<f64>() {
-            Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => {
+            Ok(seconds) if seconds >= 0.0 && seconds <= MAX_DURATION.as_secs_f64() => {
                 Ok(Duration::from_secs_f64(seconds))
             }
+            Ok(seconds) if seconds > MAX_DURATION.as_secs_f64() => Ok(Duration::MAX),
             Ok(seconds) => Err(format!("a duration must be >= 0, got {seconds}")),
             Err(_) => humantime::parse_duration(text.value.trim()).map_err(|error| {
                 format!(
@@ -208,7 +214,17 @@ impl Config {
                     text.value
                 )
             }),
-        };
+        }
+        .and_then(|duration| {
+            if duration > MAX_DURATION {
+                Err(format!(
+                    "'{}' is longer than the longest duration dav2d takes (100 years); write a shorter one",
+                    text.value
+                ))
+            } else {
+                Ok(duration)
+            }
+        });
         parsed
             .map(Some)
             .map_err(|message| self.error_at(text, field, message))
