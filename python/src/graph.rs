@@ -109,7 +109,15 @@ impl PyGraph {
         keep: Option<usize>,
         manual_clock: bool,
         offload_workers: Option<usize>,
-    ) -> Self {
+    ) -> PyResult<Self> {
+        if let Some(keep) = keep
+            && keep > dav2d_core::MAX_WINDOW
+        {
+            return Err(PyValueError::new_err(format!(
+                "keep={keep} is more than the {} samples a key can keep",
+                dav2d_core::MAX_WINDOW
+            )));
+        }
         let defaults = GraphOptions::default();
         let options = GraphOptions {
             auto_create_streams,
@@ -123,7 +131,7 @@ impl PyGraph {
         let graph = SharedGraph::new(Graph::new(options, clock));
         // Python's latest() and stats() read what the graph publishes.
         graph.reads();
-        Self {
+        Ok(Self {
             graph,
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
@@ -132,7 +140,7 @@ impl PyGraph {
                 .unwrap_or_else(Workers::default_count)
                 .clamp(1, 64),
             health: HealthBoard::default(),
-        }
+        })
     }
 
     /// Declares an input stream with validity bounds and, optionally, the

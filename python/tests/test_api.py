@@ -397,3 +397,17 @@ def test_keep_names_how_many_samples_a_key_keeps():
     assert len(old.window("s", "k", 100)) == 6
     with pytest.raises(TypeError, match="not both"):
         Graph(keep=2, history=3)
+
+
+def test_sizes_a_user_types_raise_clear_errors_never_abort():
+    with pytest.raises(ValueError, match="more than the 1048576 samples"):
+        Graph(keep=10**12)
+    graph = Graph()
+    with pytest.raises(dav2d.GraphError, match="more than the 1048576"):
+        graph.declare_stream("s", keep=10**12)
+    with pytest.raises(dav2d.GraphError, match="more than the 1048576"):
+        Node("n", logic=lambda d: 1.0, input_source="s", window=10**12).register(graph)
+    with pytest.raises(ValueError, match="more than the 1048576"):
+        dav2d.nodes.moving_average("avg", "s", n=10**12).register(graph)
+    graph.push("s", 1.0, key="k")  # the graph still works
+    assert graph.latest("s", "k") == 1.0

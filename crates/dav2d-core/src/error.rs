@@ -51,6 +51,14 @@ pub enum GraphError {
         /// What is wrong.
         message: String,
     },
+    /// A stream's settings are out of range.
+    #[error("stream '{stream}': {message}")]
+    InvalidStream {
+        /// The stream.
+        stream: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The name is not a stream, node or constraint of this graph.
     #[error("'{name}' is not a stream, node or constraint of this graph{hint}")]
     UnknownName {

@@ -264,10 +264,18 @@ impl Builtin {
                     kind: def.kind,
                     param: param.name,
                 })?;
-            if param.integer && !(value >= 0.0 && value.fract() == 0.0 && value < 1e15) {
+            if param.integer && !(value >= 0.0 && value.fract() == 0.0) {
                 return Err(BuiltinError::Invalid(format!(
                     "{} needs `{}` to be a whole number >= 0, got {value}",
                     def.kind, param.name
+                )));
+            }
+            if param.integer && value > crate::graph::MAX_WINDOW as f64 {
+                return Err(BuiltinError::Invalid(format!(
+                    "{} `{}`={value} is more than the {} samples a key can keep",
+                    def.kind,
+                    param.name,
+                    crate::graph::MAX_WINDOW
                 )));
             }
             values.push(value);

@@ -253,3 +253,16 @@ fn values_a_user_types_are_bounded_never_a_panic() {
         "100 years",
     );
 }
+
+#[test]
+fn sizes_a_user_types_are_bounded_never_an_abort() {
+    check(
+        "streams:\n  - name: temp\n    keep: 1000000000000\n",
+        "test.yaml:2:11: streams[0].name: stream 'temp': keep=1000000000000 is more than the 1048576 samples a key can keep",
+    );
+    check_contains(
+        "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n    n: 1e12\n",
+        "test.yaml:5:11: nodes[0]:",
+        "is more than the 1048576 samples a key can keep",
+    );
+}

@@ -79,8 +79,8 @@ impl Graph {
         };
         let s = &self.streams[id.index()];
         if s.producer.is_some() {
-            return Err(GraphError::Invalid {
-                node: name.to_string(),
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
                 message: "the type of a node's output follows from its logic; declare the types of input streams".to_string(),
             });
         }

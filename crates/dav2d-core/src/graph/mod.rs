@@ -54,6 +54,11 @@ const UNRESOLVED: u32 = u32::MAX;
 /// Samples of an input a node (or a window read) sees when none is given.
 pub const DEFAULT_WINDOW: usize = 16;
 
+/// The most samples one (stream, key) keeps, and so the longest window a
+/// node may ask for: larger values are refused where they are given instead
+/// of failing to allocate on the first sample.
+pub const MAX_WINDOW: usize = 1 << 20;
+
 /// How an input edge wakes its node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EdgePolicy {
@@ -646,9 +651,19 @@ impl Graph {
         keep: Option<usize>,
     ) -> Result<StreamId, GraphError> {
         if name.is_empty() {
-            return Err(GraphError::Invalid {
-                node: name.to_string(),
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
                 message: "a stream needs a non-empty name".to_string(),
+            });
+        }
+        if let Some(keep) = keep
+            && keep > MAX_WINDOW
+        {
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
+                message: format!(
+                    "keep={keep} is more than the {MAX_WINDOW} samples a key can keep"
+                ),
             });
         }
         let id = match self.stream_id(name) {

@@ -139,6 +139,12 @@ impl Graph {
                     input: input.name.clone(),
                 });
             }
+            if input.window > MAX_WINDOW {
+                return Err(invalid(format!(
+                    "a window of {} samples on '{}' is more than the {MAX_WINDOW} a key can keep",
+                    input.window, input.name
+                )));
+            }
             if input.name == spec.name {
                 return Err(GraphError::Cycle {
                     path: vec![spec.name.clone(), spec.name.clone()],

@@ -382,9 +382,9 @@ impl Config {
                     .pop()
                     .map(|(n, field)| self.error_at(n, field, message.clone()))
             }
-            GraphError::Invalid { node, .. } | GraphError::UnknownName { name: node, .. } => {
-                by_name(node)
-            }
+            GraphError::Invalid { node, .. }
+            | GraphError::InvalidStream { stream: node, .. }
+            | GraphError::UnknownName { name: node, .. } => by_name(node),
         };
         located.unwrap_or_else(|| ConfigError {
             file: self.file.clone(),
