@@ -29,9 +29,14 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// A graph with one native node, `avg` = moving_average(4) of `temp`.
+/// A graph with one native node, `avg` = moving_average(4) of `temp`,
+/// without key limits (the restart benchmark holds a million keys).
 fn graph_with_avg() -> Graph {
-    let mut graph = Graph::new(GraphOptions::default(), Arc::new(SystemClock));
+    let options = GraphOptions {
+        limits: dav2d_core::Limits::unbounded(),
+        ..GraphOptions::default()
+    };
+    let mut graph = Graph::new(options, Arc::new(SystemClock));
     graph
         .register(NodeSpec::builtin(
             "avg",

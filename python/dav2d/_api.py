@@ -10,7 +10,7 @@ import datetime
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 from . import _dav2d
@@ -78,7 +78,10 @@ class Graph:
     (stream, key) keeps at least (default 4; ``history`` is its former
     name). ``manual_clock``: time moves only with :meth:`advance_clock`, for
     deterministic tests. ``offload_workers``: threads running offloaded nodes
-    (default: one per core, at most 4).
+    (default: one per core, at most 4). ``limits``: what clients can make the
+    graph hold, by the names of a config's ``limits:`` section, e.g.
+    ``{"keys": 10_000, "value_size": "64KiB"}``; a sample past one is
+    rejected with its reason.
     """
 
     def __init__(
@@ -89,12 +92,14 @@ class Graph:
         manual_clock: bool = False,
         offload_workers: int | None = None,
         history: int | None = None,
+        limits: Mapping[str, int | str] | None = None,
     ) -> None:
         self._engine = _dav2d.Graph(
             auto_create_streams=auto_create_streams,
             keep=_keep(keep, history),
             manual_clock=manual_clock,
             offload_workers=offload_workers,
+            limits=dict(limits) if limits is not None else None,
         )
         self._callbacks: list[CallbackSubscription] = []
         self._persistence: _dav2d.Persistence | None = None

@@ -23,6 +23,9 @@ class NodeError(Dav2dError):
 class ConfigError(Dav2dError):
     """A config file is invalid; the message names file, line, column and field."""
 
+class InvalidArgument(Dav2dError, ValueError):
+    """An argument out of its range or of the wrong shape (also a ValueError)."""
+
 class Window:
     """The newest samples of one input for one key, oldest first; zero-copy to NumPy."""
 
@@ -140,6 +143,7 @@ class Graph:
         keep: int | None = None,
         manual_clock: bool = False,
         offload_workers: int | None = None,
+        limits: dict[str, int | str] | None = None,
     ) -> None: ...
     def declare_stream(
         self,

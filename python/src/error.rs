@@ -36,6 +36,39 @@ create_exception!(
     "A config file is invalid; the message names file, line, column and field."
 );
 
+/// `dav2d.InvalidArgument`: a `Dav2dError` that is also a `ValueError`,
+/// made once at import (a class with two bases).
+static INVALID_ARGUMENT: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> =
+    pyo3::sync::PyOnceLock::new();
+
+/// An argument out of its range or of the wrong shape: a
+/// `dav2d.InvalidArgument` (both `Dav2dError` and `ValueError`).
+pub fn invalid(message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    Python::attach(|py| match INVALID_ARGUMENT.get(py) {
+        Some(class) => PyErr::from_type(class.bind(py).clone(), message),
+        None => pyo3::exceptions::PyValueError::new_err(message),
+    })
+}
+
+fn make_invalid_argument(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyType>> {
+    let bases = (
+        py.get_type::<Dav2dError>(),
+        py.get_type::<pyo3::exceptions::PyValueError>(),
+    );
+    let namespace = pyo3::types::PyDict::new(py);
+    namespace.set_item("__module__", "dav2d")?;
+    namespace.set_item(
+        "__doc__",
+        "An argument out of its range or of the wrong shape (also a ValueError).",
+    )?;
+    let class =
+        py.import("builtins")?
+            .getattr("type")?
+            .call1(("InvalidArgument", bases, namespace))?;
+    Ok(class.cast_into::<pyo3::types::PyType>()?)
+}
+
 /// Maps a registration or lookup error.
 pub fn graph_error(error: dav2d_core::GraphError) -> PyErr {
     GraphError::new_err(error.to_string())
@@ -59,5 +92,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RejectedError", py.get_type::<RejectedError>())?;
     m.add("NodeError", py.get_type::<NodeError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
+    let invalid = make_invalid_argument(py)?;
+    m.add("InvalidArgument", &invalid)?;
+    let _ = INVALID_ARGUMENT.set(py, invalid.unbind());
     Ok(())
 }

@@ -13,7 +13,7 @@ use dav2d_core::{
 };
 use dav2d_runtime::{Config, HealthBoard, Timer, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -38,7 +38,7 @@ fn policy(text: &str) -> PyResult<EdgePolicy> {
     match text {
         "latest" => Ok(EdgePolicy::Latest),
         "all" => Ok(EdgePolicy::All),
-        other => Err(PyValueError::new_err(format!(
+        other => Err(crate::error::invalid(format!(
             "unknown policy '{other}'; expected 'latest' or 'all'"
         ))),
     }
@@ -46,7 +46,7 @@ fn policy(text: &str) -> PyResult<EdgePolicy> {
 
 fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
     if !(seconds >= 0.0 && seconds.is_finite()) {
-        return Err(PyValueError::new_err(format!(
+        return Err(crate::error::invalid(format!(
             "{what} must be a finite number of seconds >= 0, got {seconds}"
         )));
     }
@@ -92,6 +92,29 @@ impl PyGraph {
     }
 }
 
+/// The limits of `Graph(limits=...)`, read by the config's names and
+/// bounds (`dav2d_runtime::set_limit`): ints, or sizes such as `"64KiB"`.
+fn read_limits(given: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<dav2d_core::Limits> {
+    let mut limits = dav2d_core::Limits::default();
+    for (name, value) in given.into_iter().flat_map(|dict| dict.iter()) {
+        let name: String = name
+            .extract()
+            .map_err(|_| crate::error::invalid("limits: each name is a string"))?;
+        let text = if let Ok(text) = value.extract::<String>() {
+            text
+        } else if let Ok(number) = value.extract::<i128>() {
+            number.to_string()
+        } else {
+            return Err(crate::error::invalid(format!(
+                "limits['{name}']: give a whole number or a size such as '64KiB'"
+            )));
+        };
+        dav2d_runtime::set_limit(&mut limits, &name, &text)
+            .map_err(|message| crate::error::invalid(format!("limits['{name}']: {message}")))?;
+    }
+    Ok(limits)
+}
+
 #[pymethods]
 impl PyGraph {
     /// A new, empty graph.
@@ -102,18 +125,21 @@ impl PyGraph {
     /// time only moves with `advance_clock()`, for deterministic tests.
     /// `offload_workers`: threads running offloaded nodes (default: one
     /// per core, at most 4), started with the first offloaded node.
+    /// `limits`: what clients can make the graph hold, by the names of a
+    /// config's `limits:` section (`{"keys": 10_000, "value_size": "64KiB"}`).
     #[new]
-    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false, offload_workers = None))]
+    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false, offload_workers = None, limits = None))]
     fn new(
         auto_create_streams: bool,
         keep: Option<usize>,
         manual_clock: bool,
         offload_workers: Option<usize>,
+        limits: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Self> {
         if let Some(keep) = keep
             && keep > dav2d_core::MAX_WINDOW
         {
-            return Err(PyValueError::new_err(format!(
+            return Err(crate::error::invalid(format!(
                 "keep={keep} is more than the {} samples a key can keep",
                 dav2d_core::MAX_WINDOW
             )));
@@ -122,6 +148,7 @@ impl PyGraph {
         let options = GraphOptions {
             auto_create_streams,
             default_keep: keep.unwrap_or(defaults.default_keep).max(1),
+            limits: read_limits(limits)?,
         };
         let manual = manual_clock.then(|| ManualClock::new(SystemClock.now_ns()));
         let clock: Arc<dyn Clock> = match &manual {
@@ -166,7 +193,7 @@ impl PyGraph {
             None => None,
             Some(text) => Some(ValueType::from_name(text).ok_or_else(|| {
                 let known: Vec<&str> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
-                PyValueError::new_err(format!(
+                crate::error::invalid(format!(
                     "type='{text}' is not a value type; use one of: {}",
                     known.join(", ")
                 ))
@@ -212,7 +239,7 @@ impl PyGraph {
         let logic = match (logic, builtin) {
             (Some(callable), None) => {
                 if !callable.bind(py).is_callable() {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(crate::error::invalid(format!(
                         "node '{name}': logic must be callable"
                     )));
                 }
@@ -220,7 +247,7 @@ impl PyGraph {
                     "number" => true,
                     "any" => false,
                     other => {
-                        return Err(PyValueError::new_err(format!(
+                        return Err(crate::error::invalid(format!(
                             "node '{name}': returns must be 'number' or 'any', got '{other}'"
                         )));
                     }
@@ -232,11 +259,11 @@ impl PyGraph {
                 let params: Vec<(&str, f64)> =
                     params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 let builtin = Builtin::from_params(&kind, &params)
-                    .map_err(|e| PyValueError::new_err(format!("node '{name}': {e}")))?;
+                    .map_err(|e| crate::error::invalid(format!("node '{name}': {e}")))?;
                 LogicSpec::Builtin(builtin)
             }
             _ => {
-                return Err(PyValueError::new_err(format!(
+                return Err(crate::error::invalid(format!(
                     "node '{name}': give exactly one of logic or builtin"
                 )));
             }
@@ -358,10 +385,10 @@ impl PyGraph {
         let values: &[f64] = match &array {
             Some(array) if array.is_c_contiguous() => array
                 .as_slice()
-                .map_err(|e| PyValueError::new_err(format!("values: {e}")))?,
+                .map_err(|e| crate::error::invalid(format!("values: {e}")))?,
             _ => {
                 owned = values.extract().map_err(|_| {
-                    PyValueError::new_err(
+                    crate::error::invalid(
                         "values must be a 1-D float64 NumPy array or a sequence of numbers",
                     )
                 })?;
@@ -371,14 +398,14 @@ impl PyGraph {
         let ts_array: Option<PyReadonlyArray1<'py, i64>> =
             match ts {
                 Some(ts) => Some(ts.extract().map_err(|_| {
-                    PyValueError::new_err("ts must be a 1-D int64 NumPy array of ns")
+                    crate::error::invalid("ts must be a 1-D int64 NumPy array of ns")
                 })?),
                 None => None,
             };
         let ts: Option<&[i64]> = match &ts_array {
             Some(a) => Some(
                 a.as_slice()
-                    .map_err(|e| PyValueError::new_err(format!("ts: {e}")))?,
+                    .map_err(|e| crate::error::invalid(format!("ts: {e}")))?,
             ),
             None => None,
         };
@@ -393,7 +420,7 @@ impl PyGraph {
             }
             Some(k) => {
                 many = k.extract().map_err(|_| {
-                    PyValueError::new_err("keys must be a string or a sequence of strings")
+                    crate::error::invalid("keys must be a string or a sequence of strings")
                 })?;
                 key_refs = many.iter().map(String::as_str).collect();
                 Keys::Many(&key_refs)
@@ -405,7 +432,7 @@ impl PyGraph {
             report
         })?;
         if let Some(error) = report.error {
-            return Err(PyValueError::new_err(error));
+            return Err(crate::error::invalid(error));
         }
         let result = PyDict::new(py);
         result.set_item("accepted", report.accepted)?;
@@ -475,7 +502,7 @@ impl PyGraph {
             "latest" => SubscriptionMode::Latest,
             "every" => SubscriptionMode::EveryChange,
             other => {
-                return Err(PyValueError::new_err(format!(
+                return Err(crate::error::invalid(format!(
                     "unknown mode '{other}'; expected 'latest' or 'every'"
                 )));
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use dav2d_runtime::{Config, PersistenceConfig, Plan, Runtime};
 use dav2d_store::{Fsync, PersistStats, Query};
 use numpy::IntoPyArray;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -28,7 +28,7 @@ pub struct PyPersistence {
 
 fn seconds(value: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| {
-        PyValueError::new_err(format!(
+        crate::error::invalid(format!(
             "{what}={value} is not a duration in seconds (>= 0)"
         ))
     })
@@ -125,7 +125,7 @@ pub fn persist(
     };
     let mut settings: PersistenceConfig =
         loaded.persistence().map_err(config_error)?.ok_or_else(|| {
-            PyValueError::new_err("the config turns persistence off (persistence.enabled: false)")
+            crate::error::invalid("the config turns persistence off (persistence.enabled: false)")
         })?;
     if let Some(dir) = dir {
         settings.dir = dir;
@@ -143,7 +143,7 @@ pub fn persist(
             "batch" => Fsync::Batch,
             "off" => Fsync::Off,
             other => {
-                return Err(PyValueError::new_err(format!(
+                return Err(crate::error::invalid(format!(
                     "fsync='{other}' is not a policy; use 'always', 'batch' or 'off'"
                 )));
             }
@@ -195,7 +195,7 @@ pub fn history<'py>(
     until: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !dir.is_dir() {
-        return Err(PyValueError::new_err(format!(
+        return Err(crate::error::invalid(format!(
             "{} is not a store directory (persistence.dir)",
             dir.display()
         )));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::error::{Dav2dError, config_error};
@@ -66,7 +66,7 @@ impl PyServer {
                 Some(std::time::Instant::now() + std::time::Duration::from_secs_f64(t.min(1e9)))
             }
             Some(t) => {
-                return Err(PyValueError::new_err(format!(
+                return Err(crate::error::invalid(format!(
                     "timeout={t} is not a number of seconds >= 0"
                 )));
             }
@@ -111,7 +111,7 @@ fn listen(text: &str, what: &str) -> PyResult<Option<std::net::SocketAddr>> {
         return Ok(None);
     }
     text.parse().map(Some).map_err(|e| {
-        PyValueError::new_err(format!(
+        crate::error::invalid(format!(
             "{what}='{text}' is not an address ({e}); write e.g. 127.0.0.1:8080, or 'off'"
         ))
     })
@@ -160,7 +160,7 @@ pub fn serve(
     if let Some(http) = http_config.as_mut() {
         if let Some(token) = token {
             if token.trim().is_empty() {
-                return Err(PyValueError::new_err(
+                return Err(crate::error::invalid(
                     "token='' would turn auth off; leave token out to run without one, or give a secret",
                 ));
             }

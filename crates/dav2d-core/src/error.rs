@@ -136,6 +136,64 @@ pub enum Rejection {
         /// The maximum.
         max: f64,
     },
+    /// A new key past the limit on keys.
+    #[error(
+        "stream '{stream}' cannot take a new key: {limit} keys {scope} is the limit (`limits.keys`, `limits.keys_per_stream`)"
+    )]
+    TooManyKeys {
+        /// The stream.
+        stream: String,
+        /// The limit reached.
+        limit: usize,
+        /// `on this stream` or `over all streams`.
+        scope: &'static str,
+    },
+    /// A key longer than allowed.
+    #[error(
+        "a key of {len} bytes on stream '{stream}' is longer than the {limit} allowed (`limits.key_length`)"
+    )]
+    KeyTooLong {
+        /// The stream.
+        stream: String,
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A new stream name past the limits on names or streams.
+    #[error("cannot create stream '{stream}': {why}")]
+    StreamRefused {
+        /// The name (cut to 64 characters).
+        stream: String,
+        /// Which limit.
+        why: String,
+        /// The reason to count.
+        reason: RejectReason,
+    },
+    /// A value larger than allowed.
+    #[error(
+        "a value of {size} bytes on stream '{stream}' is larger than the {limit} allowed (`limits.value_size`)"
+    )]
+    ValueTooLarge {
+        /// The stream.
+        stream: String,
+        /// The value's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The budget for retained strings, records and buffers is spent.
+    #[error(
+        "stream '{stream}' cannot keep another {size} bytes: the input streams hold {limit} bytes of strings, records and buffers, the limit (`limits.retained_values`)"
+    )]
+    RetainedFull {
+        /// The stream.
+        stream: String,
+        /// The value's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl Rejection {
@@ -149,6 +207,11 @@ impl Rejection {
             Rejection::NotFinite { .. } => RejectReason::NotFinite,
             Rejection::BelowMin { .. } => RejectReason::BelowMin,
             Rejection::AboveMax { .. } => RejectReason::AboveMax,
+            Rejection::TooManyKeys { .. } => RejectReason::TooManyKeys,
+            Rejection::KeyTooLong { .. } => RejectReason::KeyTooLong,
+            Rejection::StreamRefused { reason, .. } => *reason,
+            Rejection::ValueTooLarge { .. } => RejectReason::ValueTooLarge,
+            Rejection::RetainedFull { .. } => RejectReason::RetainedFull,
         }
     }
 }

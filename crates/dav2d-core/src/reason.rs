@@ -108,6 +108,28 @@ reasons! {
     UnitTooLong => "unit_too_long",
     /// A binary TCP unit of an unknown kind.
     UnknownUnitKind => "unknown_unit_kind",
+    /// A new key past `limits.keys` or `limits.keys_per_stream`.
+    TooManyKeys => "too_many_keys",
+    /// A key longer than `limits.key_length`.
+    KeyTooLong => "key_too_long",
+    /// A new stream name longer than `limits.name_length`.
+    NameTooLong => "name_too_long",
+    /// A new stream past `limits.streams`.
+    TooManyStreams => "too_many_streams",
+    /// A value larger than `limits.value_size`.
+    ValueTooLarge => "value_too_large",
+    /// The budget `limits.retained_values` is spent.
+    RetainedFull => "retained_full",
+    /// The bytes of bodies in flight are at `ingest.body_budget`: retry later.
+    BodyBudget => "body_budget",
+    /// A connection past the listener's `max_connections`.
+    TooManyConnections => "too_many_connections",
+    /// A connection idle, or with a message half sent, for too long.
+    IdleTimeout => "idle_timeout",
+    /// A request whose `Host` is not allowed.
+    ForbiddenHost => "forbidden_host",
+    /// The lossless sink could not keep up and the sample waits no longer.
+    NotDurable => "not_durable",
 }
 
 impl fmt::Display for RejectReason {

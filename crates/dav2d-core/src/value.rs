@@ -47,6 +47,28 @@ impl Default for Value {
 }
 
 impl Value {
+    /// Bytes this value holds on the heap beyond its own size: the text of
+    /// a string, the bytes of a buffer, the names and strings of a record.
+    /// Numbers and booleans hold none.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Float(_) | Value::Int(_) | Value::Bool(_) => 0,
+            Value::Str(text) => text.len(),
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Record(fields) => fields
+                .iter()
+                .map(|(name, scalar)| {
+                    name.len()
+                        + std::mem::size_of::<(Arc<str>, Scalar)>()
+                        + match scalar {
+                            Scalar::Str(text) => text.len(),
+                            _ => 0,
+                        }
+                })
+                .sum(),
+        }
+    }
+
     /// The value as a number, if it is one (booleans count as 0 and 1).
     pub fn as_f64(&self) -> Option<f64> {
         match self {

@@ -77,6 +77,12 @@ impl<T: Clone + Default> MirrorRing<T> {
         buf[position + capacity] = value;
     }
 
+    /// The element at `position` (in `0..capacity`).
+    #[inline]
+    pub(crate) fn get(&self, position: usize) -> Option<&T> {
+        self.buf.get(position)
+    }
+
     /// The newest `k` elements when the newest sits at `last` (no division).
     #[inline]
     pub(crate) fn slice_ending(&self, last: usize, k: usize) -> &[T] {
@@ -145,6 +151,9 @@ pub(crate) struct SeriesRing {
     pub(crate) values: Option<MirrorRing<Value>>,
     /// How many of the values in `values` are not numbers at all.
     pub(crate) non_numeric_written: u64,
+    /// Heap bytes of the values the ring holds (strings, records, bytes),
+    /// for the graph's budget of retained values.
+    pub(crate) value_bytes: usize,
 }
 
 impl SeriesRing {
@@ -157,6 +166,7 @@ impl SeriesRing {
             num: MirrorRing::new(capacity),
             values: None,
             non_numeric_written: 0,
+            value_bytes: 0,
         }
     }
 
@@ -250,8 +260,11 @@ impl SeriesRing {
         let position = self.next_position();
         self.ts.write_at(position, ts_ns);
         self.num.write_at(position, numeric.unwrap_or(f64::NAN));
+        let added = value.heap_size();
         if let Some(values) = self.values.as_mut() {
+            let evicted = values.get(position).map_or(0, Value::heap_size);
             values.write_at(position, value);
+            self.value_bytes = (self.value_bytes + added).saturating_sub(evicted);
         }
         self.advance(position);
     }
@@ -313,7 +326,12 @@ impl SeriesRing {
         self.ts = self.ts.resized(count, held, capacity);
         self.num = self.num.resized(count, held, capacity);
         if let Some(values) = &self.values {
-            self.values = Some(values.resized(count, held, capacity));
+            let values = values.resized(count, held, capacity);
+            self.value_bytes = (0..values.capacity())
+                .filter_map(|position| values.get(position))
+                .map(Value::heap_size)
+                .sum();
+            self.values = Some(values);
         }
         self.held = held.min(capacity);
         self.last = if count == 0 {

@@ -130,8 +130,16 @@ impl Graph {
         now: i64,
         mut report: BatchReport,
     ) -> BatchReport {
-        let key = self.intern_key(key);
-        let slot = self.slot_for(stream, key);
+        let slot = match self.admit_key(stream, key) {
+            Ok(slot) => slot,
+            Err(rejection) => {
+                for index in 0..values.len() {
+                    let rejection = self.reject(Some(stream), rejection.clone());
+                    report.push_rejection(index, rejection);
+                }
+                return report;
+            }
+        };
         if self.streams[stream.index()].slots[slot as usize]
             .series
             .values

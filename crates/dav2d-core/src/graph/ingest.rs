@@ -17,6 +17,31 @@ impl Graph {
             }),
             Some(id) => Ok(id),
             None if self.options.auto_create_streams && !name.is_empty() => {
+                let limits = self.options.limits;
+                let refused = |why: String, reason| Rejection::StreamRefused {
+                    stream: name.chars().take(64).collect(),
+                    why,
+                    reason,
+                };
+                if name.len() > limits.max_name_len {
+                    return Err(refused(
+                        format!(
+                            "a name of {} bytes is longer than the {} allowed (`limits.name_length`)",
+                            name.len(),
+                            limits.max_name_len
+                        ),
+                        RejectReason::NameTooLong,
+                    ));
+                }
+                if self.streams.len() >= limits.max_streams {
+                    return Err(refused(
+                        format!(
+                            "the graph has {} streams, the limit (`limits.streams`); declare the streams you use",
+                            self.streams.len()
+                        ),
+                        RejectReason::TooManyStreams,
+                    ));
+                }
                 Ok(self.add_stream(name, None, Bounds::default()))
             }
             None => Err(Rejection::UnknownStream {
@@ -150,8 +175,31 @@ impl Graph {
             };
             return Err(self.reject(Some(stream), rejection));
         }
-        let key = self.intern_key(key);
-        let slot = self.slot_for(stream, key);
+        let size = value.heap_size();
+        if size > 0 {
+            let limits = self.options.limits;
+            let stream_name = || self.streams[stream.index()].name.to_string();
+            if size > limits.max_value_bytes {
+                let rejection = Rejection::ValueTooLarge {
+                    stream: stream_name(),
+                    size,
+                    limit: limits.max_value_bytes,
+                };
+                return Err(self.reject(Some(stream), rejection));
+            }
+            if self.retained_bytes.saturating_add(size) > limits.max_retained_bytes {
+                let rejection = Rejection::RetainedFull {
+                    stream: stream_name(),
+                    size,
+                    limit: limits.max_retained_bytes,
+                };
+                return Err(self.reject(Some(stream), rejection));
+            }
+        }
+        let slot = match self.admit_key(stream, key) {
+            Ok(slot) => slot,
+            Err(rejection) => return Err(self.reject(Some(stream), rejection)),
+        };
         let ts = ts_ns.unwrap_or_else(|| self.clock.now_ns());
         self.apply(stream, slot, ts, value);
         Ok(())
@@ -250,7 +298,7 @@ impl Graph {
         {
             return self.push_run(id, key, values, ts_ns, now, report);
         }
-        let mut cached: Option<(u32, u32)> = None; // (key index in `keys`, slot)
+        let mut cached: Option<u32> = None; // the slot of `Keys::One`
         for (index, &value) in values.iter().enumerate() {
             if bounds.is_numeric()
                 && let Err(rejection) = check_number(&self.streams[id.index()].name, bounds, value)
@@ -259,19 +307,19 @@ impl Graph {
                 report.push_rejection(index, rejection);
                 continue;
             }
-            let slot = match keys {
-                Keys::One(key) => match cached {
-                    Some((_, slot)) => slot,
-                    None => {
-                        let key = self.intern_key(key);
-                        let slot = self.slot_for(id, key);
-                        cached = Some((0, slot));
-                        slot
-                    }
-                },
-                Keys::Many(keys) => {
-                    let key = self.intern_key(keys[index]);
-                    self.slot_for(id, key)
+            let slot = match (keys, cached) {
+                (Keys::One(_), Some(slot)) => Ok(slot),
+                (Keys::One(key), None) => self.admit_key(id, key).inspect(|slot| {
+                    cached = Some(*slot);
+                }),
+                (Keys::Many(keys), _) => self.admit_key(id, keys[index]),
+            };
+            let slot = match slot {
+                Ok(slot) => slot,
+                Err(rejection) => {
+                    let rejection = self.reject(Some(id), rejection);
+                    report.push_rejection(index, rejection);
+                    continue;
                 }
             };
             let ts = ts_ns.map_or(now, |ts| ts[index]);
@@ -301,19 +349,34 @@ impl Graph {
             return;
         }
         self.before_apply(stream, slot);
-        self.streams[stream.index()].slots[slot as usize]
-            .series
-            .push_value(ts, value);
+        let series = &mut self.streams[stream.index()].slots[slot as usize].series;
+        let before = series.value_bytes;
+        series.push_value(ts, value);
+        let after = series.value_bytes;
+        self.account_retained(before, after);
         self.after_write(stream, slot, None);
     }
 
     #[inline]
     pub(super) fn apply_float(&mut self, stream: StreamId, slot: u32, ts: i64, value: f64) {
         self.before_apply(stream, slot);
-        self.streams[stream.index()].slots[slot as usize]
-            .series
-            .push_float(ts, value);
+        let series = &mut self.streams[stream.index()].slots[slot as usize].series;
+        if series.values.is_some() {
+            // A float may evict a string this ring held.
+            let before = series.value_bytes;
+            series.push_float(ts, value);
+            let after = series.value_bytes;
+            self.account_retained(before, after);
+        } else {
+            series.push_float(ts, value);
+        }
         self.after_write(stream, slot, None);
+    }
+
+    /// Moves the budget of retained values by a ring's change in bytes.
+    #[inline]
+    pub(super) fn account_retained(&mut self, before: usize, after: usize) {
+        self.retained_bytes = (self.retained_bytes + after).saturating_sub(before);
     }
 
     /// Notifies subscribers of a new sample in (stream, slot) and queues consumers.

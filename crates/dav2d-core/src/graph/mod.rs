@@ -41,7 +41,7 @@ pub use state::{GraphState, KeyState, NodeKeyState, NodeState, StreamState};
 
 use crate::clock::Clock;
 use crate::constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState};
-use crate::error::{GraphError, did_you_mean};
+use crate::error::{GraphError, Rejection, did_you_mean};
 use crate::ids::{KeyId, NodeId, StreamId};
 use crate::logic::{Builtin, CustomLogic};
 use crate::reason::RejectReason;
@@ -239,6 +239,8 @@ pub struct GraphOptions {
     pub auto_create_streams: bool,
     /// Samples every (stream, key) keeps at least, whatever its consumers need.
     pub default_keep: usize,
+    /// What any client can make the engine hold.
+    pub limits: Limits,
 }
 
 impl Default for GraphOptions {
@@ -246,6 +248,116 @@ impl Default for GraphOptions {
         Self {
             auto_create_streams: true,
             default_keep: 4,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What any producer can make the engine hold; a sample past a limit is
+/// refused with its reason (and counted) while the samples beside it are
+/// applied. The defaults keep a graph under about 1 GB whatever its
+/// clients send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// (stream, key) pairs over all input streams.
+    pub max_keys: usize,
+    /// Keys of one input stream.
+    pub max_keys_per_stream: usize,
+    /// Bytes of a key.
+    pub max_key_len: usize,
+    /// Bytes of a stream name (a sample naming a longer unknown stream is
+    /// refused rather than creating it).
+    pub max_name_len: usize,
+    /// Streams, counting node outputs (a sample naming a new stream past
+    /// this is refused rather than creating it).
+    pub max_streams: usize,
+    /// Bytes of one value (a string, a record, a byte buffer).
+    pub max_value_bytes: usize,
+    /// Bytes of strings, records and buffers all input streams hold in
+    /// their rings together.
+    pub max_retained_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_keys: 500_000,
+            max_keys_per_stream: 500_000,
+            max_key_len: 1024,
+            max_name_len: 256,
+            max_streams: 10_000,
+            max_value_bytes: 1 << 20,
+            max_retained_bytes: 256 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The names a config or a Python keyword gives each limit, the most
+    /// each takes, and what it bounds.
+    pub const FIELDS: &'static [(&'static str, usize, &'static str)] = &[
+        (
+            "keys",
+            u32::MAX as usize,
+            "(stream, key) pairs over all input streams",
+        ),
+        (
+            "keys_per_stream",
+            u32::MAX as usize,
+            "keys of one input stream",
+        ),
+        ("key_length", 1 << 20, "bytes of a key"),
+        ("name_length", 1 << 16, "bytes of a new stream's name"),
+        ("streams", 1 << 24, "streams, counting node outputs"),
+        (
+            "value_size",
+            1 << 30,
+            "bytes of one string, record or buffer",
+        ),
+        (
+            "retained_values",
+            1 << 40,
+            "bytes of strings, records and buffers the input streams keep",
+        ),
+    ];
+
+    /// Sets the limit called `name` (one of [`Limits::FIELDS`]) to `value`,
+    /// refusing 0, values past the field's maximum and unknown names.
+    pub fn set(&mut self, name: &str, value: usize) -> Result<(), String> {
+        let Some(&(_, most, _)) = Self::FIELDS.iter().find(|(field, _, _)| *field == name) else {
+            let names: Vec<&str> = Self::FIELDS.iter().map(|(field, _, _)| *field).collect();
+            return Err(format!(
+                "unknown limit '{name}'{}; the limits are: {}",
+                did_you_mean(name, names.iter().copied()),
+                names.join(", ")
+            ));
+        };
+        if value == 0 || value > most {
+            return Err(format!("{name} must be between 1 and {most}, got {value}"));
+        }
+        let field = match name {
+            "keys" => &mut self.max_keys,
+            "keys_per_stream" => &mut self.max_keys_per_stream,
+            "key_length" => &mut self.max_key_len,
+            "name_length" => &mut self.max_name_len,
+            "streams" => &mut self.max_streams,
+            "value_size" => &mut self.max_value_bytes,
+            _ => &mut self.max_retained_bytes,
+        };
+        *field = value;
+        Ok(())
+    }
+
+    /// No limit at all (tests and benchmarks that build huge graphs on purpose).
+    pub fn unbounded() -> Self {
+        Self {
+            max_keys: usize::MAX,
+            max_keys_per_stream: usize::MAX,
+            max_key_len: usize::MAX,
+            max_name_len: usize::MAX,
+            max_streams: usize::MAX,
+            max_value_bytes: usize::MAX,
+            max_retained_bytes: usize::MAX,
         }
     }
 }
@@ -528,6 +640,11 @@ pub struct Graph {
     jobs: Arc<crate::offload::JobQueue>,
     /// How many jobs were queued, to order equal priorities.
     jobs_queued: u64,
+    /// (stream, key) pairs of input streams, against `limits.max_keys`.
+    input_keys: usize,
+    /// Heap bytes the rings of input streams hold, against
+    /// `limits.max_retained_bytes`.
+    retained_bytes: usize,
 }
 
 impl fmt::Debug for Graph {
@@ -565,6 +682,8 @@ impl Graph {
             publishing: None,
             jobs: Arc::new(crate::offload::JobQueue::default()),
             jobs_queued: 0,
+            input_keys: 0,
+            retained_bytes: 0,
         }
     }
 
@@ -585,6 +704,11 @@ impl Graph {
     /// The graph's options.
     pub fn options(&self) -> &GraphOptions {
         &self.options
+    }
+
+    /// Changes the limits; what the graph already holds stays.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.options.limits = limits;
     }
 
     /// The id of the stream (or node output, or constraint state) `name`.
@@ -694,6 +818,42 @@ impl Graph {
         }
     }
 
+    /// The slot of `key` on input stream `stream`, created within the
+    /// limits on keys and key length.
+    #[inline]
+    pub(super) fn admit_key(&mut self, stream: StreamId, key: &str) -> Result<u32, Rejection> {
+        if let Some(id) = self.key_ids.get(key)
+            && let Some(slot) = self.streams[stream.index()].slot_of_key.get(id)
+        {
+            return Ok(*slot);
+        }
+        let limits = self.options.limits;
+        let s = &self.streams[stream.index()];
+        if key.len() > limits.max_key_len {
+            return Err(Rejection::KeyTooLong {
+                stream: s.name.to_string(),
+                len: key.len(),
+                limit: limits.max_key_len,
+            });
+        }
+        if s.slots.len() >= limits.max_keys_per_stream {
+            return Err(Rejection::TooManyKeys {
+                stream: s.name.to_string(),
+                limit: limits.max_keys_per_stream,
+                scope: "on this stream",
+            });
+        }
+        if self.input_keys >= limits.max_keys {
+            return Err(Rejection::TooManyKeys {
+                stream: s.name.to_string(),
+                limit: limits.max_keys,
+                scope: "over all streams",
+            });
+        }
+        let key = self.intern_key(key);
+        Ok(self.slot_for(stream, key))
+    }
+
     fn slot_for(&mut self, stream: StreamId, key: KeyId) -> u32 {
         if let Some(slot) = self.streams[stream.index()].slot_of_key.get(&key) {
             return *slot;
@@ -709,7 +869,11 @@ impl Graph {
             unpublished: false,
         });
         s.slot_of_key.insert(key, slot);
-        if let Some(node) = s.producer {
+        let producer = s.producer;
+        if producer.is_none() {
+            self.input_keys += 1;
+        }
+        if let Some(node) = producer {
             let node = &mut self.nodes[node.index()];
             node.keys.push(NodeKey {
                 queued_wave: u64::MAX,

@@ -123,9 +123,15 @@ impl Graph {
                 _ => {}
             }
         }
+        let is_input = self.streams[id.index()].producer.is_none();
         let slot_ref = &mut self.streams[id.index()].slots[slot as usize];
         slot_ref.error = None;
+        let before = slot_ref.series.value_bytes;
         slot_ref.series.push_value(ts_ns, value);
+        let after = slot_ref.series.value_bytes;
+        if is_input {
+            self.account_retained(before, after);
+        }
         self.mark_changed(id, slot);
         true
     }

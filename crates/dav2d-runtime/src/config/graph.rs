@@ -242,6 +242,7 @@ impl Config {
     /// `graph`. Graph errors (cycles, unknown inputs, duplicates) are mapped
     /// back to the line that caused them.
     pub fn build(&self, graph: &mut Graph) -> Result<(), ConfigError> {
+        graph.set_limits(self.limits()?);
         for (i, stream) in self.streams.iter().enumerate() {
             let bounds = Bounds {
                 min: stream.min,

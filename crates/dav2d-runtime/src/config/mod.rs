@@ -11,6 +11,7 @@
 
 pub(crate) mod components;
 mod graph;
+mod limits;
 mod persistence;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use components::{
     TcpSection,
 };
 pub use graph::{ConstraintConfig, NodeConfig, StreamConfig};
+pub use limits::{LimitsSection, set_limit};
 pub use persistence::PersistenceSection;
 
 /// A config error with its place in the file.
@@ -91,6 +93,9 @@ pub struct Config {
     /// Where and how the processed data is kept on disk.
     #[serde(default)]
     pub persistence: PersistenceSection,
+    /// What any client can make the engine hold (keys, sizes).
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(skip)]
     file: PathBuf,
 }
@@ -191,6 +196,7 @@ impl Config {
             self.policy(&constraint.policy, format!("constraints[{i}].policy"))?;
         }
         self.validate_components()?;
+        self.limits()?;
         self.tick()?;
         self.persistence()?;
         Ok(())
@@ -269,7 +275,7 @@ impl Config {
 }
 
 /// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`.
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

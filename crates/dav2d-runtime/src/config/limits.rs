@@ -1,0 +1,66 @@
+//! The `limits:` section: what any client can make the engine hold (keys,
+//! key and name lengths, streams, value sizes, retained bytes), read by the
+//! same names and bounds as Python's `Graph(limits=...)` through
+//! `dav2d_core::Limits::set`, so both faces refuse the same values.
+
+use dav2d_core::Limits;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Config, ConfigError, parse_size};
+
+/// The `limits` section: each a count or a size (`1MiB`); see
+/// `dav2d_core::Limits` for the defaults.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// (stream, key) pairs over all input streams.
+    pub keys: Option<Spanned<String>>,
+    /// Keys of one input stream.
+    pub keys_per_stream: Option<Spanned<String>>,
+    /// Bytes of a key.
+    pub key_length: Option<Spanned<String>>,
+    /// Bytes of a new stream's name.
+    pub name_length: Option<Spanned<String>>,
+    /// Streams, counting node outputs.
+    pub streams: Option<Spanned<String>>,
+    /// Bytes of one string, record or buffer.
+    pub value_size: Option<Spanned<String>>,
+    /// Bytes of strings, records and buffers the input streams keep.
+    pub retained_values: Option<Spanned<String>>,
+}
+
+impl LimitsSection {
+    fn entries(&self) -> [(&'static str, &Option<Spanned<String>>); 7] {
+        [
+            ("keys", &self.keys),
+            ("keys_per_stream", &self.keys_per_stream),
+            ("key_length", &self.key_length),
+            ("name_length", &self.name_length),
+            ("streams", &self.streams),
+            ("value_size", &self.value_size),
+            ("retained_values", &self.retained_values),
+        ]
+    }
+}
+
+/// Sets `limits` from `name = value` pairs given as text (a count or a
+/// size such as `64KiB`): the one reading YAML and Python keywords share.
+pub fn set_limit(limits: &mut Limits, name: &str, value: &str) -> Result<(), String> {
+    let value = parse_size(value)?;
+    limits.set(name, value)
+}
+
+impl Config {
+    /// The engine's limits: the defaults with this config's `limits:` applied.
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        for (name, value) in self.limits.entries() {
+            if let Some(value) = value {
+                set_limit(&mut limits, name, &value.value)
+                    .map_err(|message| self.error_at(value, format!("limits.{name}"), message))?;
+            }
+        }
+        Ok(limits)
+    }
+}
