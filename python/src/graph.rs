@@ -144,6 +144,16 @@ impl PyGraph {
                 dav2d_core::MAX_WINDOW
             )));
         }
+        let offload_workers = match offload_workers {
+            None => Workers::default_count(),
+            Some(n) if (1..=Workers::MAX).contains(&n) => n,
+            Some(n) => {
+                return Err(crate::error::invalid(format!(
+                    "offload_workers={n} is out of range; give 1 to {}",
+                    Workers::MAX
+                )));
+            }
+        };
         let defaults = GraphOptions::default();
         let options = GraphOptions {
             auto_create_streams,
@@ -163,9 +173,7 @@ impl PyGraph {
             manual_clock: manual,
             ticker: std::sync::Mutex::new(None),
             workers: std::sync::Mutex::new(None),
-            offload_workers: offload_workers
-                .unwrap_or_else(Workers::default_count)
-                .clamp(1, 64),
+            offload_workers,
             health: HealthBoard::default(),
         })
     }

@@ -37,6 +37,10 @@ pub struct IntakeConfig {
     pub parse: ParseOptions,
     /// Samples for `all`-edge streams that may wait to be applied.
     pub all_queue_capacity: usize,
+    /// Bytes of bodies in flight across every connection of every source
+    /// (received and not yet applied); a body that does not fit is refused
+    /// with "retry later" (HTTP 503 with `Retry-After`).
+    pub body_budget: usize,
 }
 
 impl Default for IntakeConfig {
@@ -45,8 +49,51 @@ impl Default for IntakeConfig {
             workers: 0,
             parse: ParseOptions::default(),
             all_queue_capacity: 1_000_000,
+            body_budget: 128 << 20,
         }
     }
+}
+
+/// The unit the body budget counts in, so a permit count fits a `u32`.
+const BUDGET_UNIT: usize = 1024;
+
+/// A share of the body budget, held while a body is in flight and given
+/// back when dropped.
+#[derive(Debug)]
+pub struct BodyPermit {
+    budget: Arc<Semaphore>,
+    units: u32,
+}
+
+impl BodyPermit {
+    /// Takes `more` bytes on top of what this permit holds, if the budget
+    /// has them (never waits).
+    pub fn grow(&mut self, more: usize) -> bool {
+        let units = units_of(more);
+        match self.budget.try_acquire_many(units) {
+            Ok(permit) => {
+                permit.forget();
+                self.units = self.units.saturating_add(units);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Bytes this permit holds.
+    pub fn bytes(&self) -> usize {
+        self.units as usize * BUDGET_UNIT
+    }
+}
+
+impl Drop for BodyPermit {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.units as usize);
+    }
+}
+
+fn units_of(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
 }
 
 /// What a full `all`-edge queue does to a batch.
@@ -102,6 +149,7 @@ struct Shared {
     admission: Semaphore,
     admission_capacity: usize,
     all_edge: Mutex<AllEdgeStreams>,
+    body_budget: Arc<Semaphore>,
 }
 
 /// The shared way into the engine, labelled with the component using it.
@@ -153,6 +201,9 @@ impl Intake {
                 checked: Instant::now(),
                 node_count: usize::MAX,
             }),
+            body_budget: Arc::new(Semaphore::new(
+                (config.body_budget / BUDGET_UNIT).clamp(1, u32::MAX as usize),
+            )),
         });
         if let Ok(mut cache) = shared.all_edge.lock() {
             refresh(&mut cache, &shared.graph.lock());
@@ -191,6 +242,25 @@ impl Intake {
     /// How many parser workers there are.
     pub fn workers(&self) -> usize {
         self.shared.pool.current_num_threads()
+    }
+
+    /// A share of the body budget for `bytes` about to be received, or
+    /// `None` (counted as `body_budget`) when bodies in flight already hold it.
+    pub fn reserve_body(&self, bytes: usize) -> Option<BodyPermit> {
+        let units = units_of(bytes.max(1));
+        match self.shared.body_budget.try_acquire_many(units) {
+            Ok(permit) => {
+                permit.forget();
+                Some(BodyPermit {
+                    budget: Arc::clone(&self.shared.body_budget),
+                    units,
+                })
+            }
+            Err(_) => {
+                self.reject(RejectReason::BodyBudget, 1);
+                None
+            }
+        }
     }
 
     /// Runs `work` on the parser pool.

@@ -13,11 +13,13 @@
 mod component;
 mod health;
 mod intake;
+mod listen;
 pub mod metrics;
 
 pub use component::{
     Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
 };
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
-pub use intake::{Admission, IngestReport, Intake, IntakeConfig, Outcome};
+pub use intake::{Admission, BodyPermit, IngestReport, Intake, IntakeConfig, Outcome};
+pub use listen::{Accepted, Connection, Incoming, Listener, TlsFiles, token_matches};
 pub use metrics::Metrics;

@@ -52,7 +52,7 @@ pub use logic::{
     builtin_kinds,
 };
 pub use offload::{Job, JobQueue};
-pub use published::ReadModel;
+pub use published::{Page, ReadModel};
 pub use reason::{RejectReason, Stage};
 pub use subscribe::{Subscription, SubscriptionMode, Update};
 pub use value::{Record, Sample, Scalar, Value, ValueType};

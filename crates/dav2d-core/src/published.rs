@@ -16,6 +16,15 @@ use rustc_hash::FxHashMap;
 use crate::error::{GraphError, did_you_mean};
 use crate::graph::{GraphStats, NodeInfo, NodeStats, Reading, StreamInfo};
 
+/// One page of [`ReadModel::latest_page`].
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// The keys of the page with their latest state, in key order.
+    pub keys: Vec<(Arc<str>, Reading)>,
+    /// The key to ask after for the next page; `None` on the last one.
+    pub next: Option<Arc<str>>,
+}
+
 /// Per-node counters published with every wave.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NodeCounters {
@@ -176,6 +185,57 @@ impl ReadModel {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
+    }
+
+    /// One page of the keys of `name` in key order: those after `after`,
+    /// at most `limit` of them and at most about `max_bytes` of values, and
+    /// the key to continue after when more remain. Costs one pass over the
+    /// keys, and clones only the page.
+    pub fn latest_page(
+        &self,
+        name: &str,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page, GraphError> {
+        let state = self.read();
+        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
+            return Err(Self::unknown(&state, name));
+        };
+        let mut candidates: Vec<&(Arc<str>, Reading)> = states
+            .slots
+            .iter()
+            .flatten()
+            .filter(|(key, _)| after.is_none_or(|after| &**key > after))
+            .collect();
+        let limit = limit.max(1);
+        let more = candidates.len() > limit;
+        if more {
+            candidates.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
+            candidates.truncate(limit);
+        }
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut keys = Vec::with_capacity(candidates.len());
+        let mut bytes = 0usize;
+        let mut cut = false;
+        for (key, reading) in candidates {
+            let size = key.len()
+                + 128
+                + reading.sample.as_ref().map_or(0, |s| s.value.heap_size())
+                + reading.error.as_ref().map_or(0, |e| e.len());
+            if !keys.is_empty() && bytes + size > max_bytes {
+                cut = true;
+                break;
+            }
+            bytes += size;
+            keys.push((Arc::clone(key), reading.clone()));
+        }
+        let next = if more || cut {
+            keys.last().map(|(key, _)| Arc::clone(key))
+        } else {
+            None
+        };
+        Ok(Page { keys, next })
     }
 
     /// Every node in evaluation order, with its counters as of the last wave.

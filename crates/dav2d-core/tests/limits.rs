@@ -147,7 +147,9 @@ fn values_are_bounded_one_by_one_and_together() {
     // A key keeps 4 samples (the default): four numbers on `a` evict its
     // string and free its bytes.
     for v in 0..4 {
-        graph.push("s", "a", Value::Float(f64::from(v)), None).unwrap();
+        graph
+            .push("s", "a", Value::Float(f64::from(v)), None)
+            .unwrap();
     }
     graph.push("s", "c", hundred(), None).unwrap();
     assert_eq!(rejected(&graph, RejectReason::ValueTooLarge), 1);

@@ -1,12 +1,11 @@
-//! Bearer-token auth for every endpoint but `/healthz`.
+//! Bearer-token auth for every endpoint but `/healthz`, and, on a server
+//! without a token, the `Host` check that stops DNS rebinding.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use dav2d_core::RejectReason;
-
-use subtle::ConstantTimeEq;
 
 use crate::ingest::drain;
 use crate::serve::{AppState, error_response};
@@ -45,6 +44,34 @@ pub(crate) async fn authorize(
     next.run(request).await
 }
 
+/// Refuses (403) a request whose `Host` names something other than an IP
+/// literal, `localhost` or `http.allowed_hosts`: a web page that rebinds
+/// its own domain name to 127.0.0.1 sends its domain as `Host`.
+pub(crate) async fn check_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().unwrap_or(""));
+    if let Some(host) = host
+        && !crate::config::host_allowed(host, &state.config.allowed_hosts)
+    {
+        state.intake.reject(RejectReason::ForbiddenHost, 1);
+        state.intake.metrics().request(request.uri().path(), 403);
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host '{}' is not served without a token; list it in http.allowed_hosts, or set http.token",
+                host.chars().take(100).collect::<String>()
+            ),
+        );
+    }
+    next.run(request).await
+}
+
 /// Whether `given` (an `Authorization` header) carries `token`: the scheme
 /// is case-insensitive (RFC 9110), the token is compared in constant time
 /// so its bytes cannot be guessed from response times.
@@ -53,7 +80,7 @@ fn bearer_matches(given: Option<&str>, token: &str) -> bool {
         return false;
     };
     scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(credentials.trim().as_bytes().ct_eq(token.as_bytes()))
+        && dav2d_component::token_matches(credentials.trim().as_bytes(), token)
 }
 
 #[cfg(test)]

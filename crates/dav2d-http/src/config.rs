@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dav2d_component::TlsFiles;
+
 use crate::HttpSource;
 
 /// The HTTP server's settings.
@@ -19,6 +21,13 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// A client must send its whole body within this time.
     pub body_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Host names (besides IP literals and `localhost`) a request may name
+    /// in `Host` when there is no token: the guard against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -29,6 +38,9 @@ impl Default for HttpConfig {
             token: None,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            tls: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -41,6 +53,64 @@ impl HttpConfig {
             name: name.to_string(),
             setting: setting.to_string(),
             config: self,
+        }
+    }
+}
+
+/// Whether a request naming `host` (its `Host` header, port included) may
+/// be served by a server without a token: an IP literal or `localhost`
+/// (which a DNS-rebinding page cannot name) or one of `allowed`.
+pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:8080`
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.');
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn hosts_a_rebinding_page_can_name_are_refused() {
+        let allowed = vec!["dav2d.internal".to_string()];
+        for host in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:80",
+            "[::1]:8080",
+            "10.0.0.5",
+            "app.localhost:1",
+            "dav2d.internal:8080",
+        ] {
+            assert!(host_allowed(host, &allowed), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "[evil]:80",
+            "",
+        ] {
+            assert!(!host_allowed(host, &allowed), "{host}");
         }
     }
 }

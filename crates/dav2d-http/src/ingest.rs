@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dav2d_component::{Admission, Intake, Outcome};
+use dav2d_component::{Admission, BodyPermit, Intake, Outcome};
 use dav2d_core::RejectReason;
 use dav2d_wire::{ArrayCutter, BodyError, Format, ParsedPiece, PieceJob, check_json_start};
 use futures_util::FutureExt;
@@ -19,6 +19,10 @@ use serde_json::{Value as Json, json};
 use tokio::sync::oneshot::Receiver;
 
 use crate::serve::{AppState, error_response, json_response};
+
+/// What a body of unknown length takes from the body budget at first; it
+/// takes more as it arrives.
+const BUDGET_STEP: usize = 64 << 10;
 
 /// Bodies smaller than this are parsed on the I/O thread: handing them to
 /// the pool would cost more than parsing them.
@@ -78,6 +82,8 @@ fn encoding_of(headers: &HeaderMap) -> Result<Option<String>, String> {
 
 enum ReadError {
     TooLarge,
+    /// The body budget could not cover what arrived.
+    Budget,
     TimedOut,
     /// Refused from its first bytes; the unread rest and how much was read.
     NotJson(BodyError, Body, usize),
@@ -92,9 +98,10 @@ async fn read_body(
     limit: usize,
     timeout: Duration,
     check_start: bool,
+    budget: &mut BodyPermit,
 ) -> Result<Vec<u8>, ReadError> {
     let mut body = body;
-    let mut check = ChunkCheck::new(limit, check_start);
+    let mut check = ChunkCheck::new(limit, check_start, budget);
     // Sized from Content-Length (already checked against the limit), so a
     // large body is not copied again and again as the buffer grows.
     let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
@@ -120,20 +127,23 @@ async fn read_body(
     }
 }
 
-/// Checks a body's chunks as they arrive: the size limit, and (when asked)
+/// Checks a body's chunks as they arrive: the size limit, the body budget
+/// (taking more of it as a body of unknown length grows), and (when asked)
 /// that its first significant byte can start JSON.
-struct ChunkCheck {
+struct ChunkCheck<'a> {
     received: usize,
     limit: usize,
     checked: bool,
+    budget: &'a mut BodyPermit,
 }
 
-impl ChunkCheck {
-    fn new(limit: usize, check_start: bool) -> Self {
+impl<'a> ChunkCheck<'a> {
+    fn new(limit: usize, check_start: bool, budget: &'a mut BodyPermit) -> Self {
         Self {
             received: 0,
             limit,
             checked: !check_start,
+            budget,
         }
     }
 
@@ -150,6 +160,14 @@ impl ChunkCheck {
         };
         if self.received + data.len() > self.limit {
             return Err(ReadError::TooLarge);
+        }
+        let held = self.budget.bytes();
+        if self.received + data.len() > held
+            && !self
+                .budget
+                .grow((self.received + data.len() - held).max(BUDGET_STEP))
+        {
+            return Err(ReadError::Budget);
         }
         let before = self.received;
         self.received += data.len();
@@ -235,12 +253,16 @@ async fn ingest_inner(
             ),
         );
     }
+    // The body's share of the budget is held until it was applied.
+    let Some(mut budget) = intake.reserve_body(declared.unwrap_or(BUDGET_STEP)) else {
+        return budget_spent();
+    };
     if format == Format::Json
         && encoding.is_none()
         && let Some(expected) = declared
         && expected >= state.intake.parse_options().parallel_threshold
     {
-        return ingest_streamed(state, stream, body, expected).await;
+        return ingest_streamed(state, stream, body, expected, &mut budget).await;
     }
     let check_start = format == Format::Json && encoding.is_none();
     let bytes = match read_body(
@@ -249,6 +271,7 @@ async fn ingest_inner(
         max_body,
         state.config.body_timeout,
         check_start,
+        &mut budget,
     )
     .await
     {
@@ -256,6 +279,18 @@ async fn ingest_inner(
         Err(error) => return refuse(state, error).await,
     };
     ingest_bytes(state, bytes, encoding, format, stream).await
+}
+
+/// 503 with `Retry-After`: the bytes of bodies in flight are at the budget.
+fn budget_spent() -> Response {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the bodies in flight hold the whole body budget (ingest.body_budget); retry after a second",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Ingests a body read whole: small ones on this I/O thread when the engine
@@ -294,6 +329,10 @@ async fn refuse(state: &AppState, error: ReadError) -> Response {
     let intake = &state.intake;
     let max_body = state.config.max_body;
     match error {
+        ReadError::Budget => {
+            intake.reject(RejectReason::BodyBudget, 1);
+            budget_spent()
+        }
         ReadError::TooLarge => {
             intake.reject(RejectReason::TooLarge, 1);
             error_response(
@@ -353,6 +392,7 @@ pub(crate) async fn ingest_streamed(
     stream: Option<String>,
     body: Body,
     expected: usize,
+    budget: &mut BodyPermit,
 ) -> Response {
     let intake = &state.intake;
     let workers = intake.workers().max(1);
@@ -367,7 +407,7 @@ pub(crate) async fn ingest_streamed(
     let arriving = std::time::Instant::now();
     let read = async {
         let mut body = body;
-        let mut check = ChunkCheck::new(state.config.max_body, true);
+        let mut check = ChunkCheck::new(state.config.max_body, true, budget);
         while let Some(chunk) = body.frame().await {
             cutter.push(check.take(chunk, &mut body)?);
             if arriving.elapsed() >= PARSE_WHILE_ARRIVING_AFTER {

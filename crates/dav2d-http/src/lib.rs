@@ -42,14 +42,34 @@ impl Source for HttpSource {
     }
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
-        let listener = dav2d_component::bind(&context.io, "HTTP", &self.setting, self.config.bind)?;
-        if !self.config.bind.ip().is_loopback() && self.config.token.is_none() {
-            tracing::warn!(
-                component = %self.name,
-                address = %self.config.bind,
-                "The HTTP API listens beyond loopback without a token: anyone who can reach it can read and write; set http.token."
-            );
+        let tls = match &self.config.tls {
+            Some(files) => Some(files.acceptor().map_err(|error| {
+                StartError::Other(format!(
+                    "{}.tls: {error}",
+                    self.setting.trim_end_matches(".bind")
+                ))
+            })?),
+            None => None,
+        };
+        let bound = dav2d_component::bind(&context.io, "HTTP", &self.setting, self.config.bind)?;
+        if !self.config.bind.ip().is_loopback() {
+            if self.config.token.is_none() {
+                tracing::warn!(
+                    component = %self.name,
+                    address = %self.config.bind,
+                    "The HTTP API listens beyond loopback without a token: anyone who can reach it can read and write; set http.token."
+                );
+            }
+            if tls.is_none() {
+                tracing::warn!(
+                    component = %self.name,
+                    address = %self.config.bind,
+                    "The HTTP API listens beyond loopback without TLS: requests and tokens cross the network in clear text; set http.tls."
+                );
+            }
         }
+        let listener =
+            dav2d_component::Listener::new(bound, tls, self.config.max_connections, "HTTP");
         let address = listener.local_addr().ok();
         let state = serve::AppState {
             intake: context.intake.clone(),

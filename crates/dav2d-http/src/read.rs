@@ -11,7 +11,19 @@ use crate::serve::{AppState, error_response, json_response};
 #[derive(serde::Deserialize)]
 pub(crate) struct KeyQuery {
     key: Option<String>,
+    /// Keys per page (default [`PAGE_DEFAULT`], at most [`PAGE_MAX`]).
+    limit: Option<usize>,
+    /// Continue after this key (the `next` of the previous page).
+    after: Option<String>,
 }
+
+/// Keys a `/state/{name}` page holds unless `?limit=` says otherwise.
+pub(crate) const PAGE_DEFAULT: usize = 1000;
+/// The most keys a page holds.
+pub(crate) const PAGE_MAX: usize = 10_000;
+/// About the most bytes of values a page holds; a page is cut before it
+/// would hold more (one key is always served).
+pub(crate) const PAGE_BYTES: usize = 8 << 20;
 
 pub(crate) async fn state_of(
     State(state): State<AppState>,
@@ -29,13 +41,34 @@ pub(crate) async fn state_of(
                     json!({"error": format!("'{name}' has no sample for key '{key}' yet")}),
                 ),
             }),
-            None => reads.latest_all(&name).map(|all| {
-                let keys: serde_json::Map<String, Json> = all
-                    .iter()
-                    .map(|(key, reading)| (key.to_string(), reading_json(key, reading)))
-                    .collect();
-                (StatusCode::OK, json!({"name": name, "keys": keys}))
-            }),
+            None if query
+                .limit
+                .is_some_and(|limit| limit == 0 || limit > PAGE_MAX) =>
+            {
+                Ok((
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("limit must be from 1 to {PAGE_MAX}")}),
+                ))
+            }
+            None => reads
+                .latest_page(
+                    &name,
+                    query.after.as_deref(),
+                    query.limit.unwrap_or(PAGE_DEFAULT),
+                    PAGE_BYTES,
+                )
+                .map(|page| {
+                    let keys: serde_json::Map<String, Json> = page
+                        .keys
+                        .iter()
+                        .map(|(key, reading)| (key.to_string(), reading_json(key, reading)))
+                        .collect();
+                    let next = page.next.as_deref();
+                    (
+                        StatusCode::OK,
+                        json!({"name": name, "keys": keys, "next": next}),
+                    )
+                }),
         }
     };
     let response = match result {

@@ -10,10 +10,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use dav2d_component::{HealthBoard, Intake};
+use dav2d_component::{Accepted, HealthBoard, Intake, Listener};
+use dav2d_core::RejectReason;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value as Json, json};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::config::HttpConfig;
@@ -27,31 +29,52 @@ pub(crate) struct AppState {
     pub(crate) events: Arc<crate::events::EventHub>,
 }
 
+/// The answer to a connection past `max_connections`, written before it is closed.
+fn too_many_connections() -> Vec<u8> {
+    let body = r#"{"error":"too many connections (http.max_connections); retry after a second"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Accepts connections until `stop` turns true.
 pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
+    mut listener: Listener,
     state: AppState,
     mut stop: watch::Receiver<bool>,
 ) {
     let header_timeout = state.config.header_timeout;
+    let intake = state.intake.clone();
     let app = router(state);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => break,
         };
-        let (stream, _) = match accepted {
-            Ok(connection) => connection,
-            Err(error) => {
-                tracing::warn!(%error, "Accepting an HTTP connection failed.");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let incoming = match accepted {
+            Accepted::Open(incoming) => incoming,
+            Accepted::OverLimit(mut stream) => {
+                intake.reject(RejectReason::TooManyConnections, 1);
+                tokio::spawn(async move {
+                    let answer = too_many_connections();
+                    let write = stream.write_all(&answer);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                });
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            let stream = match incoming.establish(header_timeout).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "An HTTPS handshake failed.");
+                    return;
+                }
+            };
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
@@ -79,14 +102,18 @@ fn router(state: AppState) -> Router {
         .route("/events", get(crate::events::events))
         .route("/metrics", get(crate::read::metrics))
         .route("/healthz", get(crate::read::healthz));
-    // Without a token there is nothing to check: no layer, no per-request cost.
+    // With a token, requests are checked for it; without one, for a `Host`
+    // a DNS-rebinding page could not have sent.
     let routes = if state.config.token.is_some() {
         routes.layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize,
         ))
     } else {
-        routes
+        routes.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::check_host,
+        ))
     };
     routes.with_state(state)
 }

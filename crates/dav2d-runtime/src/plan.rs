@@ -88,7 +88,7 @@ impl Plan {
             tcp: config.tcp()?,
             persistence: config.persistence()?,
             tick: Some(config.tick()?),
-            workers: config.run.workers.map(|n| n.clamp(1, 64)),
+            workers: config.workers()?,
             ..Plan::default()
         };
         let mut names = vec![

@@ -289,6 +289,9 @@ impl Workers {
             .min(4)
     }
 
+    /// The most workers a graph runs.
+    pub const MAX: usize = 64;
+
     /// Starts `count` workers (at least one) over `graph`'s job queue.
     pub fn start(graph: SharedGraph, count: usize) -> Result<Workers, StartError> {
         let stop = Arc::new(AtomicBool::new(false));

@@ -179,7 +179,7 @@ fn sources_and_sinks_are_lists_tagged_by_kind() {
     );
     check(
         "sources:\n  - kind: synthetic\n    stream: temp\n    devices: 0\n",
-        "test.yaml:2:11: sources[0]: a synthetic source needs devices >= 1 and 0 < rate_hz <= 100000, got devices=0 rate_hz=100",
+        "test.yaml:2:11: sources[0]: a synthetic source needs 1 <= devices <= 1000000 and 0 < rate_hz <= 100000, got devices=0 rate_hz=100",
     );
     check(
         "sinks:\n  - kind: persistence\n    fsync: sometimes\n",
@@ -221,7 +221,7 @@ fn nodes_can_be_offloaded_from_yaml() {
         Path::new("test.yaml"),
     )
     .unwrap();
-    assert_eq!(config.run.workers, Some(2));
+    assert_eq!(config.workers().unwrap(), Some(2));
     let mut graph = strict_graph();
     config.build(&mut graph).unwrap();
     assert!(graph.nodes()[0].offload);
@@ -264,5 +264,92 @@ fn sizes_a_user_types_are_bounded_never_an_abort() {
         "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n    n: 1e12\n",
         "test.yaml:5:11: nodes[0]:",
         "is more than the 1048576 samples a key can keep",
+    );
+}
+
+#[test]
+fn limits_and_listener_settings_are_bounded_where_they_are_written() {
+    check(
+        "limits:\n  keys: 0\n",
+        "test.yaml:2:9: limits.keys: keys must be between 1 and 4294967295, got 0",
+    );
+    check_contains(
+        "limits:\n  value_size: 2TiB\n",
+        "test.yaml:2:15: limits.value_size:",
+        "'2TiB'",
+    );
+    check_contains(
+        "limits:\n  kyes: 5\n",
+        "test.yaml:2:3:",
+        "unknown field `kyes`",
+    );
+    check_contains(
+        "ingest:\n  all_queue: 4611686018427387904\n",
+        "test.yaml:2:14: ingest.all_queue:",
+        "out of range; give a whole number from 1 to 1073741824",
+    );
+    check_contains(
+        "ingest:\n  workers: 1000000\n",
+        "test.yaml:2:12: ingest.workers:",
+        "from 0 to 1024",
+    );
+    check_contains(
+        "run:\n  workers: 1000000\n",
+        "test.yaml:2:12: run.workers:",
+        "from 1 to 64",
+    );
+    check_contains(
+        "http:\n  max_connections: 0\n",
+        "test.yaml:2:20: http.max_connections:",
+        "from 1 to",
+    );
+    check_contains(
+        "http:\n  max_body: 1GiB\n",
+        "test.yaml:2:13: http.max_body:",
+        "larger than ingest.body_budget",
+    );
+    check_contains(
+        "tcp:\n  max_line: 8GiB\n",
+        "test.yaml:2:13: tcp.max_line:",
+        "more than a binary unit can carry",
+    );
+    check_contains(
+        "tcp:\n  token: \" \"\n",
+        "test.yaml:2:10: tcp.token:",
+        "an empty token would turn auth off",
+    );
+    check_contains(
+        "tcp:\n  idle_timeout: 1e30\n",
+        "test.yaml:2:17: tcp.idle_timeout:",
+        "100 years",
+    );
+    check_contains(
+        "http:\n  tls:\n    cert: missing-cert.pem\n    key: missing-key.pem\n",
+        "test.yaml:3:11: http.tls.cert:",
+        "cannot read the certificate",
+    );
+    check_contains(
+        "streams:\n  - name: temp\nsources:\n  - kind: synthetic\n    stream: temp\n    devices: 18446744073709551615\n",
+        "test.yaml:4:11: sources[0]:",
+        "devices <= 1000000",
+    );
+}
+
+#[test]
+fn the_limits_section_reaches_the_graph() {
+    let config = Config::parse(
+        "limits:\n  keys_per_stream: 2\n  key_length: 1KiB\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let mut graph = Graph::new(GraphOptions::default(), Arc::new(ManualClock::new(0)));
+    config.build(&mut graph).unwrap();
+    assert_eq!(graph.options().limits.max_keys_per_stream, 2);
+    assert_eq!(graph.options().limits.max_key_len, 1024);
+    // The TCP source takes the HTTP token unless it has its own.
+    let config = Config::parse("http:\n  token: s3cret\n", Path::new("test.yaml")).unwrap();
+    assert_eq!(
+        config.tcp().unwrap().unwrap().token.as_deref(),
+        Some("s3cret")
     );
 }

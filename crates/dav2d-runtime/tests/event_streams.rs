@@ -73,7 +73,7 @@ fn a_thousand_event_streams_add_no_thread_each() {
                 .set_read_timeout(Some(Duration::from_secs(20)))
                 .unwrap();
             stream
-                .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: test\r\n\r\n")
+                .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 .unwrap();
             (stream, Vec::new())
         })
@@ -96,7 +96,7 @@ fn a_thousand_event_streams_add_no_thread_each() {
     let body = r#"[{"stream": "temp", "key": "a", "value": 4}]"#;
     write!(
         post,
-        "POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -21,7 +21,7 @@ fn post_in_parts(address: SocketAddr, body: &[u8], parts: usize) -> Response {
     stream
         .write_all(
             format!(
-                "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
@@ -248,7 +248,7 @@ fn a_body_that_is_not_json_is_refused_before_it_is_read() {
     let total = 10 * 1024 * 1024;
     stream
         .write_all(
-            format!("POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {total}\r\n\r\n")
+            format!("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {total}\r\n\r\n")
                 .as_bytes(),
         )
         .unwrap();
@@ -270,7 +270,7 @@ fn oversized_bodies_get_413_from_their_length_alone() {
     let server = start();
     let mut stream = connect(server.http());
     stream
-        .write_all(b"POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n")
+        .write_all(b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n")
         .unwrap();
     // Not one byte of the body is sent.
     let response = read_response(&mut stream);
@@ -358,7 +358,7 @@ fn slow_clients_are_cut_off_and_others_are_still_served() {
     // A body that never finishes: 408.
     let mut slow_body = connect(server.http());
     slow_body
-        .write_all(b"POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"key\"")
+        .write_all(b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"key\"")
         .unwrap();
     // Meanwhile a good client is served.
     let good = post_json(
@@ -383,7 +383,7 @@ fn slow_clients_are_cut_off_and_others_are_still_served() {
     let body = br#"[{"key": "late-1", "value": 1}, {"key": "late-2", "value": 2}]"#;
     late.write_all(
         format!(
-            "POST /ingest/temp HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),

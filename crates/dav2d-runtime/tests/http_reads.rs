@@ -78,7 +78,7 @@ fn events_stream_node_changes() {
     let server = start();
     let mut stream = connect(server.http());
     stream
-        .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: test\r\n\r\n")
+        .write_all(b"GET /events?names=double HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut seen = Vec::new();
     let mut buffer = [0u8; 4096];

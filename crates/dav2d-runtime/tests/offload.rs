@@ -47,7 +47,7 @@ fn request(address: SocketAddr, method: &str, path: &str, body: &str) -> String 
     stream.set_read_timeout(Some(WAIT)).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -3,6 +3,9 @@
 
 use crate::SyntheticSource;
 
+/// The most devices one synthetic source simulates.
+pub const MAX_DEVICES: usize = 1_000_000;
+
 /// A fleet of synthetic devices reporting to one stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticConfig {
@@ -45,11 +48,22 @@ impl Default for SyntheticConfig {
 impl SyntheticConfig {
     /// Checks the numbers: at least one device, a rate in (0, 100000] Hz.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.rate_hz > 0.0 && self.rate_hz <= 100_000.0) || self.devices == 0 {
+        let rate_ok = self.rate_hz > 0.0 && self.rate_hz <= 100_000.0;
+        if !rate_ok || !(1..=MAX_DEVICES).contains(&self.devices) {
             return Err(format!(
-                "a synthetic source needs devices >= 1 and 0 < rate_hz <= 100000, got devices={} rate_hz={}",
+                "a synthetic source needs 1 <= devices <= {MAX_DEVICES} and 0 < rate_hz <= 100000, got devices={} rate_hz={}",
                 self.devices, self.rate_hz
             ));
+        }
+        let finite = [
+            self.base,
+            self.noise,
+            self.drift_per_minute,
+            self.overheat_per_hour,
+            self.dropout_per_hour,
+        ];
+        if finite.iter().any(|v| !v.is_finite()) {
+            return Err("base, noise, drift_per_minute, overheat_per_hour and dropout_per_hour must be finite numbers".to_string());
         }
         Ok(())
     }

@@ -2,6 +2,9 @@
 //! from them.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use dav2d_component::TlsFiles;
 
 use crate::TcpSource;
 
@@ -12,6 +15,16 @@ pub struct TcpConfig {
     pub bind: SocketAddr,
     /// Longest NDJSON line (or binary unit) accepted, in bytes.
     pub max_line: usize,
+    /// Connections open at once; more get an error line and are closed.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// A line or unit begun must be finished within this time.
+    pub partial_timeout: Duration,
+    /// When set, a connection's first line must be `AUTH <token>`.
+    pub token: Option<String>,
+    /// Serve TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for TcpConfig {
@@ -19,6 +32,11 @@ impl Default for TcpConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 7070)),
             max_line: 1 << 20,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(300),
+            partial_timeout: Duration::from_secs(30),
+            token: None,
+            tls: None,
         }
     }
 }

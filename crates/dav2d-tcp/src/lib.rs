@@ -4,7 +4,9 @@
 //! The key design decision: a connection's complete lines are applied
 //! before the next read, so a full `all`-edge queue stops the reads and TCP
 //! flow control pushes back on the sender; memory per connection is bounded
-//! by `max_line` plus one read buffer.
+//! by `max_line` plus one read buffer. Auth (`AUTH <token>` as the first
+//! line), TLS, the connection limit and the idle and partial-message
+//! timeouts are described in `source.rs`.
 
 mod config;
 mod source;
@@ -34,14 +36,34 @@ impl Source for TcpSource {
     }
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
-        let listener = dav2d_component::bind(&context.io, "TCP", &self.setting, self.config.bind)?;
+        let tls = match &self.config.tls {
+            Some(files) => Some(files.acceptor().map_err(|error| {
+                StartError::Other(format!(
+                    "{}.tls: {error}",
+                    self.setting.trim_end_matches(".bind")
+                ))
+            })?),
+            None => None,
+        };
+        let bound = dav2d_component::bind(&context.io, "TCP", &self.setting, self.config.bind)?;
         if !self.config.bind.ip().is_loopback() {
-            tracing::warn!(
-                component = %self.name,
-                address = %self.config.bind,
-                "The TCP source listens beyond loopback and takes samples without auth; bind it to 127.0.0.1 or put it behind a firewall."
-            );
+            if self.config.token.is_none() {
+                tracing::warn!(
+                    component = %self.name,
+                    address = %self.config.bind,
+                    "The TCP source listens beyond loopback without a token: anyone who can reach it can write; set http.token or tcp.token."
+                );
+            }
+            if tls.is_none() {
+                tracing::warn!(
+                    component = %self.name,
+                    address = %self.config.bind,
+                    "The TCP source listens beyond loopback without TLS: samples and the token cross the network in clear text; set tcp.tls."
+                );
+            }
         }
+        let listener =
+            dav2d_component::Listener::new(bound, tls, self.config.max_connections, "TCP");
         let address = listener.local_addr().ok();
         tracing::info!(component = %self.name, address = ?address, "TCP source started.");
         let (config, intake) = (Arc::new(self.config), context.intake.clone());

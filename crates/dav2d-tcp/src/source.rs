@@ -15,15 +15,24 @@
 //! Kind `1` is a JSON or NDJSON payload of samples, parsed like an HTTP body;
 //! other kinds are reserved (video frames) and are refused with an error
 //! line. A unit longer than `max_line` ends the connection.
+//!
+//! # Auth, limits and timeouts
+//!
+//! With a token, a connection's first line must be `AUTH <token>` (before
+//! anything else, binary magic included); a wrong or missing one gets an
+//! error line and the connection is closed. Past `max_connections` a new
+//! connection gets an error line and is closed. A connection that sends
+//! nothing for `idle_timeout`, or leaves a line or unit unfinished for
+//! `partial_timeout`, is told so and closed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use dav2d_component::{Admission, Intake, Outcome};
+use dav2d_component::{Accepted, Admission, Connection, Intake, Listener, Outcome};
 use dav2d_core::RejectReason;
 use dav2d_wire::{Format, first_significant};
 
@@ -34,10 +43,15 @@ pub const BINARY_MAGIC: &[u8; 4] = b"DV2B";
 /// Unit kind: a JSON or NDJSON payload of samples.
 pub const UNIT_SAMPLES: u8 = 1;
 
+/// The most a read takes at once.
 const READ_CHUNK: usize = 256 << 10;
+/// What a read reserves at least (an idle connection holds no more).
+const READ_MIN: usize = 8 << 10;
+/// The longest `AUTH` line.
+const MAX_AUTH_LINE: usize = 4096;
 
 pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
+    mut listener: Listener,
     config: Arc<TcpConfig>,
     intake: Intake,
     mut stop: watch::Receiver<bool>,
@@ -48,19 +62,34 @@ pub(crate) async fn serve(
             _ = stop.changed() => break,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Accepted::Open(incoming) => {
                 let (intake, config) = (intake.clone(), Arc::clone(&config));
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
+                    let stream = match incoming.establish(config.partial_timeout).await {
+                        Ok(stream) => stream,
+                        Err(error) => {
+                            tracing::debug!(%error, "A TCP TLS handshake failed.");
+                            return;
+                        }
+                    };
                     tokio::select! {
                         () = connection(stream, intake, config) => {}
                         _ = stop.changed() => {}
                     }
                 });
             }
-            Err(error) => {
-                tracing::warn!(%error, "Accepting a TCP connection failed.");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            Accepted::OverLimit(mut stream) => {
+                intake.reject(RejectReason::TooManyConnections, 1);
+                let max = config.max_connections;
+                tokio::spawn(async move {
+                    let line = format!(
+                        "{}\n",
+                        json!({"error": format!("too many connections ({max}, tcp.max_connections); closing")})
+                    );
+                    let write = stream.write_all(line.as_bytes());
+                    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                });
             }
         }
     }
@@ -97,119 +126,232 @@ fn error_lines(outcome: &Outcome, first_line: usize) -> Vec<u8> {
     out
 }
 
-async fn connection(mut stream: TcpStream, intake: Intake, config: Arc<TcpConfig>) {
-    let _ = stream.set_nodelay(true);
-    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    // Read until the first 4 bytes decide the protocol.
-    while buffer.len() < BINARY_MAGIC.len() {
-        match read_more(&mut stream, &mut buffer).await {
-            Some(0) | None => {
-                if !buffer.is_empty() && !BINARY_MAGIC.starts_with(&buffer) {
-                    lines(stream, buffer, intake, config).await;
-                }
-                return;
+/// One connection's reading side: the buffer and the timeouts.
+struct Reader {
+    stream: Connection,
+    buffer: Vec<u8>,
+    /// When the unfinished message at the end of the buffer began.
+    partial_since: Option<Instant>,
+    config: Arc<TcpConfig>,
+    intake: Intake,
+}
+
+enum Read {
+    Data,
+    Closed,
+    /// Closed for a timeout; the peer was told.
+    TimedOut,
+}
+
+impl Reader {
+    /// The messages in the buffer were taken: what is left is a new partial one.
+    fn consumed(&mut self) {
+        self.partial_since = None;
+    }
+
+    /// Reads more into the buffer within the idle or partial timeout.
+    async fn read_more(&mut self) -> Read {
+        let (deadline, what) = if self.buffer.is_empty() {
+            (self.config.idle_timeout, "nothing arrived")
+        } else {
+            let since = *self.partial_since.get_or_insert_with(Instant::now);
+            (
+                self.config.partial_timeout.saturating_sub(since.elapsed()),
+                "a line or unit stayed unfinished",
+            )
+        };
+        let spare = self.buffer.capacity() - self.buffer.len();
+        if spare < READ_MIN {
+            self.buffer
+                .reserve(self.buffer.len().clamp(READ_MIN, READ_CHUNK));
+        }
+        match tokio::time::timeout(deadline, self.stream.read_buf(&mut self.buffer)).await {
+            Ok(Ok(0)) => Read::Closed,
+            Ok(Ok(_)) => Read::Data,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "Reading a TCP connection failed.");
+                Read::Closed
             }
-            Some(_) => {}
+            Err(_) => {
+                self.intake.reject(RejectReason::IdleTimeout, 1);
+                let setting = if self.buffer.is_empty() {
+                    format!(
+                        "{} s, tcp.idle_timeout",
+                        self.config.idle_timeout.as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "{} s, tcp.partial_timeout",
+                        self.config.partial_timeout.as_secs_f64()
+                    )
+                };
+                let line = json!({"error": format!("{what} for too long ({setting}); closing")});
+                self.reply(format!("{line}\n").as_bytes()).await;
+                Read::TimedOut
+            }
         }
     }
-    if buffer.starts_with(BINARY_MAGIC) {
-        buffer.drain(..BINARY_MAGIC.len());
-        units(stream, buffer, intake, config).await;
+
+    /// Writes `bytes` to the peer; false if the connection broke.
+    async fn reply(&mut self, bytes: &[u8]) -> bool {
+        let write = self.stream.write_all(bytes);
+        matches!(
+            tokio::time::timeout(self.config.partial_timeout, write).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// With a token, reads and checks the `AUTH <token>` line; false (the
+    /// peer told why) when it is wrong or missing.
+    async fn authenticate(&mut self) -> bool {
+        let Some(token) = self.config.token.clone() else {
+            return true;
+        };
+        loop {
+            if let Some(end) = memchr::memchr(b'\n', &self.buffer) {
+                let line = &self.buffer[..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let good = line.strip_prefix(b"AUTH ").is_some_and(|given| {
+                    dav2d_component::token_matches(given.trim_ascii(), &token)
+                });
+                if good {
+                    self.buffer.drain(..=end);
+                    self.consumed();
+                    return true;
+                }
+                break;
+            }
+            if self.buffer.len() > MAX_AUTH_LINE {
+                break;
+            }
+            match self.read_more().await {
+                Read::Data => {}
+                Read::Closed | Read::TimedOut => return false,
+            }
+        }
+        self.intake.reject(RejectReason::Unauthorized, 1);
+        let line = json!({"error": "this server requires a first line `AUTH <token>` (the token of http.token or tcp.token); closing"});
+        self.reply(format!("{line}\n").as_bytes()).await;
+        false
+    }
+}
+
+async fn connection(stream: Connection, intake: Intake, config: Arc<TcpConfig>) {
+    let mut reader = Reader {
+        stream,
+        buffer: Vec::new(),
+        partial_since: None,
+        config,
+        intake,
+    };
+    if !reader.authenticate().await {
+        return;
+    }
+    // Read until the first 4 bytes decide the protocol.
+    while reader.buffer.len() < BINARY_MAGIC.len() {
+        if BINARY_MAGIC.starts_with(&reader.buffer) || reader.buffer.is_empty() {
+            match reader.read_more().await {
+                Read::Data => {}
+                Read::TimedOut => return,
+                Read::Closed => {
+                    if !reader.buffer.is_empty() && !BINARY_MAGIC.starts_with(&reader.buffer) {
+                        lines(reader).await;
+                    }
+                    return;
+                }
+            }
+        } else {
+            break;
+        }
+    }
+    if reader.buffer.starts_with(BINARY_MAGIC) {
+        reader.buffer.drain(..BINARY_MAGIC.len());
+        units(reader).await;
     } else {
-        lines(stream, buffer, intake, config).await;
+        lines(reader).await;
     }
 }
 
-async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
-    let start = buffer.len();
-    buffer.resize(start + READ_CHUNK, 0);
-    let read = stream.read(&mut buffer[start..]).await;
-    match read {
-        Ok(n) => {
-            buffer.truncate(start + n);
-            Some(n)
-        }
-        Err(error) => {
-            buffer.truncate(start);
-            tracing::debug!(%error, "Reading a TCP connection failed.");
-            None
-        }
-    }
-}
-
-async fn lines(mut stream: TcpStream, mut buffer: Vec<u8>, intake: Intake, config: Arc<TcpConfig>) {
+async fn lines(mut reader: Reader) {
     let mut line_number = 0usize;
     loop {
         // Apply every complete line in the buffer, then read more.
-        if let Some(last_newline) = memchr::memrchr(b'\n', &buffer) {
-            let rest = buffer.split_off(last_newline + 1);
-            let chunk = std::mem::replace(&mut buffer, rest);
+        if let Some(last_newline) = memchr::memrchr(b'\n', &reader.buffer) {
+            let rest = reader.buffer.split_off(last_newline + 1);
+            let chunk = std::mem::replace(&mut reader.buffer, rest);
+            reader.consumed();
             let count = memchr::memchr_iter(b'\n', &chunk).count();
-            let outcome = ingest(&intake, chunk, Format::Ndjson).await;
+            let outcome = ingest(&reader.intake, chunk, Format::Ndjson).await;
             let errors = error_lines(&outcome, line_number);
             line_number += count;
-            if !errors.is_empty() && stream.write_all(&errors).await.is_err() {
+            if !errors.is_empty() && !reader.reply(&errors).await {
                 return;
             }
         }
-        if buffer.len() > config.max_line {
-            let message = json!({"line": line_number, "error": format!("a line is longer than {} bytes (tcp.max_line); closing", config.max_line)});
-            let _ = stream.write_all(format!("{message}\n").as_bytes()).await;
-            intake.reject(RejectReason::LineTooLong, 1);
+        let max_line = reader.config.max_line;
+        if reader.buffer.len() > max_line {
+            let message = json!({"line": line_number, "error": format!("a line is longer than {max_line} bytes (tcp.max_line); closing")});
+            reader.reply(format!("{message}\n").as_bytes()).await;
+            reader.intake.reject(RejectReason::LineTooLong, 1);
             return;
         }
-        match read_more(&mut stream, &mut buffer).await {
-            Some(0) | None => {
+        match reader.read_more().await {
+            Read::Data => {}
+            Read::TimedOut => return,
+            Read::Closed => {
                 // The last line may lack its newline.
-                if buffer.iter().any(|b| !b.is_ascii_whitespace()) {
-                    let outcome = ingest(&intake, buffer, Format::Ndjson).await;
+                if reader.buffer.iter().any(|b| !b.is_ascii_whitespace()) {
+                    let buffer = std::mem::take(&mut reader.buffer);
+                    let outcome = ingest(&reader.intake, buffer, Format::Ndjson).await;
                     let errors = error_lines(&outcome, line_number);
-                    let _ = stream.write_all(&errors).await;
+                    reader.reply(&errors).await;
                 }
                 return;
             }
-            Some(_) => {}
         }
     }
 }
 
-async fn units(mut stream: TcpStream, mut buffer: Vec<u8>, intake: Intake, config: Arc<TcpConfig>) {
+async fn units(mut reader: Reader) {
     let mut unit_number = 0usize;
     loop {
-        while buffer.len() >= 5 {
+        while reader.buffer.len() >= 5 {
+            let buffer = &reader.buffer;
             let length = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
-            if length > config.max_line {
-                let message = json!({"unit": unit_number, "error": format!("a unit of {length} bytes exceeds tcp.max_line ({}); closing", config.max_line)});
-                let _ = stream.write_all(format!("{message}\n").as_bytes()).await;
-                intake.reject(RejectReason::UnitTooLong, 1);
+            let max_line = reader.config.max_line;
+            if length > max_line {
+                let message = json!({"unit": unit_number, "error": format!("a unit of {length} bytes exceeds tcp.max_line ({max_line}); closing")});
+                reader.reply(format!("{message}\n").as_bytes()).await;
+                reader.intake.reject(RejectReason::UnitTooLong, 1);
                 return;
             }
             if buffer.len() < 5 + length {
                 break;
             }
             let kind = buffer[4];
-            let rest = buffer.split_off(5 + length);
-            let unit = std::mem::replace(&mut buffer, rest);
+            let rest = reader.buffer.split_off(5 + length);
+            let unit = std::mem::replace(&mut reader.buffer, rest);
+            reader.consumed();
             let payload = unit[5..].to_vec();
             let reply = if kind == UNIT_SAMPLES {
                 let format = match first_significant(&payload) {
                     Some((_, b'{')) if payload.contains(&b'\n') => Format::Ndjson,
                     _ => Format::Json,
                 };
-                let outcome = ingest(&intake, payload, format).await;
+                let outcome = ingest(&reader.intake, payload, format).await;
                 error_lines(&outcome, 0)
             } else {
-                intake.reject(RejectReason::UnknownUnitKind, 1);
+                reader.intake.reject(RejectReason::UnknownUnitKind, 1);
                 format!("{}\n", json!({"unit": unit_number, "error": format!("unit kind {kind} is not supported; kind 1 carries samples")})).into_bytes()
             };
             unit_number += 1;
-            if !reply.is_empty() && stream.write_all(&reply).await.is_err() {
+            if !reply.is_empty() && !reader.reply(&reply).await {
                 return;
             }
         }
-        match read_more(&mut stream, &mut buffer).await {
-            Some(0) | None => return,
-            Some(_) => {}
+        match reader.read_more().await {
+            Read::Data => {}
+            Read::Closed | Read::TimedOut => return,
         }
     }
 }

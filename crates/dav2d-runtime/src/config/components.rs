@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use dav2d_component::IntakeConfig;
+use dav2d_component::{IntakeConfig, TlsFiles};
 use dav2d_http::HttpConfig;
 use dav2d_synthetic::SyntheticConfig;
 use dav2d_tcp::TcpConfig;
@@ -196,6 +196,24 @@ pub struct HttpSection {
     pub header_timeout: Option<Spanned<String>>,
     /// Time allowed for a request body, e.g. `30s`.
     pub body_timeout: Option<Spanned<String>>,
+    /// Connections open at once (default 1024).
+    pub max_connections: Option<Spanned<u64>>,
+    /// Serve HTTPS: `{cert: path, key: path}` (PEM).
+    pub tls: Option<TlsSection>,
+    /// Host names besides IP literals and `localhost` a request may name
+    /// without a token.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// A `tls` section: the certificate chain and key, PEM files (relative
+/// paths are read from the config file's folder).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, leaf first.
+    pub cert: Spanned<String>,
+    /// The private key.
+    pub key: Spanned<String>,
 }
 
 /// The `tcp` section.
@@ -210,6 +228,17 @@ pub struct TcpSection {
     pub bind: Option<Spanned<String>>,
     /// Longest line or frame, e.g. `1MiB`.
     pub max_line: Option<Spanned<String>>,
+    /// Connections open at once (default 1024).
+    pub max_connections: Option<Spanned<u64>>,
+    /// Close a connection that sends nothing this long (default 5m).
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Close a connection that leaves a line unfinished this long (default 30s).
+    pub partial_timeout: Option<Spanned<String>>,
+    /// The token a connection's first line `AUTH <token>` must carry
+    /// (default: `http.token`).
+    pub token: Option<Spanned<String>>,
+    /// Serve TLS: `{cert: path, key: path}` (PEM).
+    pub tls: Option<TlsSection>,
 }
 
 /// The `ingest` section.
@@ -217,12 +246,21 @@ pub struct TcpSection {
 #[serde(deny_unknown_fields)]
 pub struct IngestSection {
     /// Parser pool size; 0 or absent means one per core.
-    pub workers: Option<usize>,
+    pub workers: Option<Spanned<u64>>,
     /// Samples for `all`-edge streams that may wait to be applied.
-    pub all_queue: Option<usize>,
+    pub all_queue: Option<Spanned<u64>>,
     /// Bodies at least this large are parsed in parallel, e.g. `1MiB`.
     pub parallel_threshold: Option<Spanned<String>>,
+    /// Bytes of bodies in flight across every connection (default 128MiB).
+    pub body_budget: Option<Spanned<String>>,
 }
+
+/// The most parser or offload workers a config may ask for.
+pub const MAX_WORKERS: u64 = 1024;
+/// The most connections a listener may allow.
+pub const MAX_CONNECTIONS: u64 = 1 << 20;
+/// The most samples the `all`-edge queue may hold.
+pub const MAX_ALL_QUEUE: u64 = 1 << 30;
 
 impl Config {
     /// Checks every source and sink entry.
@@ -259,16 +297,23 @@ impl Config {
     /// The intake's settings (the `ingest` section).
     pub fn intake(&self) -> Result<IntakeConfig, ConfigError> {
         let mut config = IntakeConfig {
-            workers: self.ingest.workers.unwrap_or(0),
+            workers: self
+                .count(&self.ingest.workers, "ingest.workers", 0, MAX_WORKERS)?
+                .unwrap_or(0),
             ..IntakeConfig::default()
         };
-        if let Some(capacity) = self.ingest.all_queue {
-            config.all_queue_capacity = capacity.max(1);
+        if let Some(capacity) =
+            self.count(&self.ingest.all_queue, "ingest.all_queue", 1, MAX_ALL_QUEUE)?
+        {
+            config.all_queue_capacity = capacity;
         }
         if let Some(threshold) =
             self.size(&self.ingest.parallel_threshold, "ingest.parallel_threshold")?
         {
             config.parse.parallel_threshold = threshold;
+        }
+        if let Some(budget) = self.size(&self.ingest.body_budget, "ingest.body_budget")? {
+            config.body_budget = budget.max(1);
         }
         Ok(config)
     }
@@ -295,7 +340,7 @@ impl Config {
         prefix: &str,
     ) -> Result<HttpConfig, ConfigError> {
         let defaults = HttpConfig::default();
-        Ok(HttpConfig {
+        let config = HttpConfig {
             bind: self
                 .address(&section.bind, &format!("{prefix}.bind"))?
                 .unwrap_or(defaults.bind),
@@ -303,15 +348,7 @@ impl Config {
                 .size(&section.max_body, &format!("{prefix}.max_body"))?
                 .unwrap_or(defaults.max_body),
             token: match &section.token {
-                Some(token) if token.value.trim().is_empty() => {
-                    return Err(self.error_at(
-                        token,
-                        format!("{prefix}.token"),
-                        "an empty token would turn auth off; remove `token` to run without one, or set a secret"
-                            .to_string(),
-                    ));
-                }
-                Some(token) => Some(token.value.clone()),
+                Some(token) => self.token(token, &format!("{prefix}.token"))?,
                 None => None,
             },
             header_timeout: self
@@ -320,7 +357,87 @@ impl Config {
             body_timeout: self
                 .duration(&section.body_timeout, format!("{prefix}.body_timeout"))?
                 .unwrap_or(defaults.body_timeout),
-        })
+            max_connections: self
+                .count(
+                    &section.max_connections,
+                    &format!("{prefix}.max_connections"),
+                    1,
+                    MAX_CONNECTIONS,
+                )?
+                .unwrap_or(defaults.max_connections),
+            tls: self.tls(&section.tls, &format!("{prefix}.tls"))?,
+            allowed_hosts: section.allowed_hosts.clone().unwrap_or_default(),
+        };
+        let budget = self.intake()?.body_budget;
+        if config.max_body > budget
+            && let Some(max_body) = &section.max_body
+        {
+            return Err(self.error_at(
+                max_body,
+                format!("{prefix}.max_body"),
+                format!(
+                    "max_body ({}) is larger than ingest.body_budget ({budget}): no such body could ever be accepted; raise the budget or lower max_body",
+                    config.max_body
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// A token, refused when empty (it would turn auth off).
+    fn token(&self, token: &Spanned<String>, field: &str) -> Result<Option<String>, ConfigError> {
+        if token.value.trim().is_empty() {
+            return Err(self.error_at(
+                token,
+                field.to_string(),
+                "an empty token would turn auth off; remove `token` to run without one, or set a secret"
+                    .to_string(),
+            ));
+        }
+        Ok(Some(token.value.clone()))
+    }
+
+    /// A count within `[least, most]`, located when it is not.
+    pub(crate) fn count(
+        &self,
+        value: &Option<Spanned<u64>>,
+        field: &str,
+        least: u64,
+        most: u64,
+    ) -> Result<Option<usize>, ConfigError> {
+        let Some(number) = value else { return Ok(None) };
+        if number.value < least || number.value > most {
+            return Err(self.error_at(
+                number,
+                field.to_string(),
+                format!(
+                    "{} is out of range; give a whole number from {least} to {most}",
+                    number.value
+                ),
+            ));
+        }
+        Ok(usize::try_from(number.value).ok())
+    }
+
+    /// The TLS files of a `tls` section, read now so a bad certificate is
+    /// refused by `check` as it would be by `run`.
+    fn tls(
+        &self,
+        section: &Option<TlsSection>,
+        prefix: &str,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        let Some(section) = section else {
+            return Ok(None);
+        };
+        let folder = self.file().parent().unwrap_or(std::path::Path::new("."));
+        let files = TlsFiles {
+            cert: folder.join(section.cert.value.trim()),
+            key: folder.join(section.key.value.trim()),
+        };
+        files
+            .acceptor()
+            .map_err(|message| self.error_at(&section.cert, format!("{prefix}.cert"), message))?;
+        Ok(Some(files))
     }
 
     pub(crate) fn tcp_from(
@@ -329,13 +446,46 @@ impl Config {
         prefix: &str,
     ) -> Result<TcpConfig, ConfigError> {
         let defaults = TcpConfig::default();
+        let token = match &section.token {
+            Some(token) => self.token(token, &format!("{prefix}.token"))?,
+            None => self.http_from(&self.http, "http")?.token,
+        };
+        let max_line = self
+            .size(&section.max_line, &format!("{prefix}.max_line"))?
+            .unwrap_or(defaults.max_line);
+        if max_line > u32::MAX as usize
+            && let Some(text) = &section.max_line
+        {
+            return Err(self.error_at(
+                text,
+                format!("{prefix}.max_line"),
+                format!("{max_line} is more than a binary unit can carry (4 GiB - 1)"),
+            ));
+        }
         Ok(TcpConfig {
             bind: self
                 .address(&section.bind, &format!("{prefix}.bind"))?
                 .unwrap_or(defaults.bind),
-            max_line: self
-                .size(&section.max_line, &format!("{prefix}.max_line"))?
-                .unwrap_or(defaults.max_line),
+            max_line,
+            max_connections: self
+                .count(
+                    &section.max_connections,
+                    &format!("{prefix}.max_connections"),
+                    1,
+                    MAX_CONNECTIONS,
+                )?
+                .unwrap_or(defaults.max_connections),
+            idle_timeout: self
+                .duration(&section.idle_timeout, format!("{prefix}.idle_timeout"))?
+                .unwrap_or(defaults.idle_timeout),
+            partial_timeout: self
+                .duration(
+                    &section.partial_timeout,
+                    format!("{prefix}.partial_timeout"),
+                )?
+                .unwrap_or(defaults.partial_timeout),
+            token,
+            tls: self.tls(&section.tls, &format!("{prefix}.tls"))?,
         })
     }
 }

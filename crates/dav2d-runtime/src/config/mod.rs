@@ -106,8 +106,9 @@ pub struct Config {
 pub struct RunConfig {
     /// How often `for` and `stale_after` timers are checked, e.g. `50ms`.
     pub tick: Option<Spanned<String>>,
-    /// Workers running offloaded nodes (default: one per core, at most 4).
-    pub workers: Option<usize>,
+    /// Workers running offloaded nodes (default: one per core, at most 4;
+    /// at most [`crate::Workers::MAX`]).
+    pub workers: Option<Spanned<u64>>,
 }
 
 /// The longest duration any setting takes: longer ones are refused with
@@ -197,6 +198,7 @@ impl Config {
         }
         self.validate_components()?;
         self.limits()?;
+        self.workers()?;
         self.tick()?;
         self.persistence()?;
         Ok(())
@@ -265,6 +267,16 @@ impl Config {
         })
     }
 
+    /// The offload workers `run.workers` asks for.
+    pub fn workers(&self) -> Result<Option<usize>, ConfigError> {
+        self.count(
+            &self.run.workers,
+            "run.workers",
+            1,
+            crate::Workers::MAX as u64,
+        )
+    }
+
     /// How often the runner checks constraint timers (default 50 ms).
     pub fn tick(&self) -> Result<Duration, ConfigError> {
         Ok(self
@@ -274,7 +286,10 @@ impl Config {
     }
 }
 
-/// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`.
+/// The largest size any setting takes (1 TiB).
+pub const MAX_BYTES: usize = 1 << 40;
+
+/// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`, at most [`MAX_BYTES`].
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
@@ -300,7 +315,8 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     };
     number
         .checked_mul(factor)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .filter(|bytes| *bytes <= MAX_BYTES)
+        .ok_or_else(|| format!("'{text}' is larger than the largest size dav2d takes (1TiB)"))
 }
 
 /// The first line of a parser error, without the parser's own location

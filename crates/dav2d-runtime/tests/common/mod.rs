@@ -55,10 +55,12 @@ pub fn start_with(configure: impl FnOnce(&mut Plan)) -> Server {
             token: None,
             header_timeout: Duration::from_millis(300),
             body_timeout: Duration::from_millis(500),
+            ..HttpConfig::default()
         }),
         tcp: Some(TcpConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             max_line: 64 << 10,
+            ..TcpConfig::default()
         }),
         ..Plan::default()
     };
@@ -100,7 +102,7 @@ pub fn connect(address: SocketAddr) -> TcpStream {
     stream
 }
 
-pub fn read_response(stream: &mut TcpStream) -> Response {
+pub fn read_response(stream: &mut impl Read) -> Response {
     let mut raw = Vec::new();
     let mut buffer = [0u8; 65536];
     loop {
@@ -153,7 +155,7 @@ pub fn request(
 ) -> Response {
     let mut stream = connect(address);
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

@@ -1,0 +1,300 @@
+//! Listening, shared by every component that accepts connections: the
+//! connection limit, TLS (rustls), accept errors that back off instead of
+//! spinning, and the constant-time token check.
+//!
+//! A [`Listener`] hands out [`Accepted::Open`] connections while fewer than
+//! `max_connections` are open; past that it hands the socket back as
+//! [`Accepted::OverLimit`] so the component can say why before closing it.
+//! When the process runs out of descriptors (EMFILE) the accept loop sleeps,
+//! doubling from 10 ms to 1 s, and logs once per 10 s with the count of
+//! failures, instead of logging thousands of lines a second.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+/// The certificate chain and private key a listener serves TLS with (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The acceptor these files describe, or what is wrong with them.
+    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|error| pem_error(&self.cert, "certificate", &error))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{} holds no certificate; give a PEM file with a CERTIFICATE block",
+                self.cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|error| pem_error(&self.key, "private key", &error))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+            .map_err(|error| {
+                format!(
+                    "the certificate {} and key {} do not make a TLS server: {error}",
+                    self.cert.display(),
+                    self.key.display()
+                )
+            })?;
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+fn pem_error(path: &Path, what: &str, error: &rustls_pki_types::pem::Error) -> String {
+    format!(
+        "cannot read the {what} {}: {error}; give a PEM file",
+        path.display()
+    )
+}
+
+/// Whether `given` is `token`, compared in constant time so its bytes
+/// cannot be guessed from response times. Every door that takes a token
+/// (HTTP's bearer header, TCP's `AUTH` line, later connectors) uses this.
+pub fn token_matches(given: &[u8], token: &str) -> bool {
+    bool::from(given.ct_eq(token.as_bytes()))
+}
+
+/// A listening socket with a connection limit, optional TLS and accept
+/// errors that back off.
+pub struct Listener {
+    inner: TcpListener,
+    tls: Option<TlsAcceptor>,
+    open: Arc<Semaphore>,
+    backoff: AcceptBackoff,
+    what: &'static str,
+}
+
+/// What [`Listener::accept`] got.
+pub enum Accepted {
+    /// A connection within the limit (TLS not yet negotiated).
+    Open(Incoming),
+    /// A connection past `max_connections`: say why, then drop it.
+    OverLimit(TcpStream),
+}
+
+impl Listener {
+    /// Wraps `inner`; at most `max_connections` are open at once. `what`
+    /// (`HTTP`, `TCP`) names the listener in logs.
+    pub fn new(
+        inner: TcpListener,
+        tls: Option<TlsAcceptor>,
+        max_connections: usize,
+        what: &'static str,
+    ) -> Self {
+        Self {
+            inner,
+            tls,
+            open: Arc::new(Semaphore::new(
+                max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            backoff: AcceptBackoff::default(),
+            what,
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The next connection. Accept errors are handled here: the loop
+    /// backs off while descriptors are exhausted and never returns them.
+    pub async fn accept(&mut self) -> Accepted {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, peer)) => {
+                    self.backoff.succeeded(self.what);
+                    let _ = stream.set_nodelay(true);
+                    return match Arc::clone(&self.open).try_acquire_owned() {
+                        Ok(permit) => Accepted::Open(Incoming {
+                            stream,
+                            peer,
+                            tls: self.tls.clone(),
+                            permit,
+                        }),
+                        Err(_) => Accepted::OverLimit(stream),
+                    };
+                }
+                Err(error) => self.backoff.failed(self.what, &error).await,
+            }
+        }
+    }
+}
+
+/// An accepted connection that holds its place under the limit until dropped.
+pub struct Incoming {
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Incoming {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The connection, after the TLS handshake when the listener has TLS
+    /// (which must finish within `handshake_timeout`).
+    pub async fn establish(self, handshake_timeout: Duration) -> io::Result<Connection> {
+        let io = match self.tls {
+            None => Io::Plain(self.stream),
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(self.stream)).await {
+                    Ok(Ok(stream)) => Io::Tls(Box::new(stream)),
+                    Ok(Err(error)) => return Err(error),
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the TLS handshake did not finish in time",
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Connection {
+            io,
+            _permit: self.permit,
+        })
+    }
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// An open connection, plain or TLS, counted under its listener's limit.
+pub struct Connection {
+    io: Io,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(stream) => stream.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+}
+
+/// The sleep after failed accepts: doubling from 10 ms to 1 s while they
+/// fail, and one log line per 10 s with how many failed.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay: Duration,
+    failures: u64,
+    logged: Option<Instant>,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl AcceptBackoff {
+    async fn failed(&mut self, what: &'static str, error: &io::Error) {
+        self.failures += 1;
+        if self.logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            tracing::warn!(
+                %error,
+                failures = self.failures,
+                "Accepting a {what} connection failed; backing off (raise the descriptor limit, `ulimit -n`, or lower max_connections)."
+            );
+            self.logged = Some(Instant::now());
+            self.failures = 0;
+        }
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        tokio::time::sleep(self.delay).await;
+    }
+
+    fn succeeded(&mut self, what: &'static str) {
+        if self.delay > Duration::ZERO {
+            self.delay = Duration::ZERO;
+            if self.failures > 0 {
+                tracing::info!(
+                    failures = self.failures,
+                    "Accepting {what} connections again."
+                );
+                self.failures = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The doors' guards, over loopback: connection limits, the body budget,
+//! the `Host` check, `/state` pages, TCP auth and timeouts, and TLS on both
+//! listeners with a certificate the test generates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use dav2d_runtime::{HttpConfig, TcpConfig};
+use tokio_rustls::rustls;
+
+fn metric(server: &Server, line_start: &str) -> f64 {
+    let text = request(server.http(), "GET", "/metrics", &[], b"").body;
+    text.lines()
+        .filter(|line| line.starts_with(line_start))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn http_with(configure: impl FnOnce(&mut HttpConfig)) -> Server {
+    start_with(|plan| {
+        if let Some(http) = plan.http.as_mut() {
+            configure(http);
+        }
+    })
+}
+
+fn tcp_with(configure: impl FnOnce(&mut TcpConfig)) -> Server {
+    start_with(|plan| {
+        if let Some(tcp) = plan.tcp.as_mut() {
+            configure(tcp);
+        }
+    })
+}
+
+fn read_line(stream: &mut impl Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while let Ok(1) = stream.read(&mut byte) {
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).to_string()
+}
+
+#[test]
+fn http_connections_past_the_limit_get_503_and_the_rest_are_served() {
+    let server = http_with(|http| {
+        http.max_connections = 2;
+        http.header_timeout = Duration::from_secs(5);
+    });
+    let held: Vec<TcpStream> = (0..2).map(|_| connect(server.http())).collect();
+    // Both held connections are accepted before the third arrives.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = connect(server.http());
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let refused = read_response(&mut third);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused
+            .headers
+            .to_ascii_lowercase()
+            .contains("retry-after: 1"),
+        "{}",
+        refused.headers
+    );
+    assert!(refused.body.contains("http.max_connections"));
+    drop(held);
+    // Once the held ones close, new connections are served again.
+    let mut served = None;
+    for _ in 0..50 {
+        let response = request(server.http(), "GET", "/healthz", &[], b"");
+        if response.status == 200 {
+            served = Some(response);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served.is_some(), "never served again");
+    assert_eq!(
+        metric(
+            &server,
+            r#"dav2d_samples_rejected_total{component="http",kind="http",reason="too_many_connections""#
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn bodies_past_the_budget_get_503_with_retry_after() {
+    let server = start_with(|plan| {
+        plan.intake.body_budget = 64 << 10;
+        if let Some(http) = plan.http.as_mut() {
+            http.max_body = 64 << 10;
+            http.body_timeout = Duration::from_secs(5);
+        }
+    });
+    // A body that declares 60 KiB and sends it slowly holds most of the budget.
+    let mut slow = connect(server.http());
+    slow.write_all(
+        b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 61440\r\n\r\n[",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let body = format!("[{}]", vec![r#"{"key":"a","value":1}"#; 400].join(","));
+    let refused = post_json(server.http(), "/ingest/temp", &body);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused
+            .headers
+            .to_ascii_lowercase()
+            .contains("retry-after: 1")
+    );
+    assert!(
+        refused.body.contains("ingest.body_budget"),
+        "{}",
+        refused.body
+    );
+    // A small body still fits beside it.
+    let small = post_json(server.http(), "/ingest/temp", r#"{"key":"a","value":1}"#);
+    assert_eq!(small.status, 200, "{}", small.body);
+    // Once the slow body is gone, its share returns.
+    drop(slow);
+    let mut accepted = false;
+    for _ in 0..50 {
+        let response = post_json(server.http(), "/ingest/temp", &body);
+        if response.status == 200 {
+            accepted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(accepted, "the budget never came back");
+    assert!(
+        metric(
+            &server,
+            r#"dav2d_samples_rejected_total{component="http",kind="http",reason="body_budget""#
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn without_a_token_only_hosts_a_rebinding_page_cannot_name_are_served() {
+    let server = http_with(|http| http.allowed_hosts = vec!["dav2d.internal".to_string()]);
+    let with_host = |host: &str| {
+        let mut stream = connect(server.http());
+        stream
+            .write_all(
+                format!("GET /graph HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        read_response(&mut stream)
+    };
+    assert_eq!(with_host("localhost:8080").status, 200);
+    assert_eq!(with_host("127.0.0.1").status, 200);
+    assert_eq!(with_host("dav2d.internal").status, 200);
+    let refused = with_host("attacker.example:8080");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("http.allowed_hosts"),
+        "{}",
+        refused.body
+    );
+    // With a token the token is the guard: any host that carries it is served.
+    let guarded = http_with(|http| http.token = Some("s3cret".to_string()));
+    let mut stream = connect(guarded.http());
+    stream
+        .write_all(b"GET /graph HTTP/1.1\r\nHost: dav2d.example\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut stream).status, 200);
+}
+
+#[test]
+fn state_is_served_in_pages() {
+    let server = start();
+    let body: Vec<String> = (0..25)
+        .map(|i| format!(r#"{{"key":"k{i:02}","value":{i}}}"#))
+        .collect();
+    let posted = post_json(
+        server.http(),
+        "/ingest/temp",
+        &format!("[{}]", body.join(",")),
+    );
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &after {
+            Some(key) => format!("/state/temp?limit=10&after={key}"),
+            None => "/state/temp?limit=10".to_string(),
+        };
+        let page = json(&request(server.http(), "GET", &path, &[], b""));
+        let keys: Vec<String> = page["keys"].as_object().unwrap().keys().cloned().collect();
+        assert!(keys.len() <= 10);
+        seen.extend(keys);
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let whole = json(&request(server.http(), "GET", "/state/temp", &[], b""));
+    assert_eq!(whole["keys"].as_object().unwrap().len(), 25);
+    assert!(whole["next"].is_null());
+    assert_eq!(
+        request(server.http(), "GET", "/state/temp?limit=0", &[], b"").status,
+        400
+    );
+    assert_eq!(
+        request(server.http(), "GET", "/state/temp?limit=100000", &[], b"").status,
+        400
+    );
+}
+
+#[test]
+fn tcp_takes_samples_only_after_the_auth_line() {
+    let server = tcp_with(|tcp| tcp.token = Some("s3cret".to_string()));
+    let address = server.runtime.address("tcp").unwrap();
+    let mut wrong = connect(address);
+    wrong
+        .write_all(b"AUTH guess\n{\"stream\":\"temp\",\"key\":\"x\",\"value\":1}\n")
+        .unwrap();
+    let answer = read_line(&mut wrong);
+    assert!(answer.contains("AUTH <token>"), "{answer}");
+    let mut none = connect(address);
+    none.write_all(b"{\"stream\":\"temp\",\"key\":\"x\",\"value\":1}\n")
+        .unwrap();
+    assert!(read_line(&mut none).contains("AUTH <token>"));
+    let mut good = connect(address);
+    good.write_all(b"AUTH s3cret\r\n{\"stream\":\"temp\",\"key\":\"y\",\"value\":7}\n")
+        .unwrap();
+    good.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = read_line(&mut good);
+    server.graph.lock().run_wave();
+    assert_eq!(server.latest("temp", "y"), Some(7.0));
+    assert_eq!(
+        server.latest("temp", "x"),
+        None,
+        "nothing from the refused connections"
+    );
+}
+
+#[test]
+fn tcp_closes_idle_and_half_sent_connections_and_refuses_past_the_limit() {
+    let server = tcp_with(|tcp| {
+        tcp.idle_timeout = Duration::from_millis(300);
+        tcp.partial_timeout = Duration::from_millis(300);
+        tcp.max_connections = 3;
+    });
+    let address = server.runtime.address("tcp").unwrap();
+    let mut idle = connect(address);
+    let mut half_line = connect(address);
+    half_line.write_all(b"{\"stream\":\"temp\",").unwrap();
+    let mut half_unit = connect(address);
+    half_unit.write_all(b"DV2B\x00\x00\x01\x00\x01[").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut fourth = connect(address);
+    assert!(read_line(&mut fourth).contains("tcp.max_connections"));
+    assert!(read_line(&mut idle).contains("tcp.idle_timeout"));
+    assert!(read_line(&mut half_line).contains("tcp.partial_timeout"));
+    assert!(read_line(&mut half_unit).contains("tcp.partial_timeout"));
+    // A connection that keeps sending whole lines is never cut.
+    let mut steady = connect(address);
+    for i in 0..8 {
+        steady
+            .write_all(format!("{{\"stream\":\"temp\",\"key\":\"s\",\"value\":{i}}}\n").as_bytes())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    steady.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = read_line(&mut steady);
+    server.graph.lock().run_wave();
+    assert_eq!(server.latest("temp", "s"), Some(7.0));
+}
+
+/// A self-signed certificate for `localhost` written to a temporary
+/// folder, and a client config trusting it.
+struct TestCert {
+    folder: std::path::PathBuf,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl TestCert {
+    fn new(name: &str) -> TestCert {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let folder = std::env::temp_dir().join(format!("dav2d-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(
+            folder.join("key.pem"),
+            certified.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TestCert {
+            folder,
+            client: Arc::new(client),
+        }
+    }
+
+    fn files(&self) -> dav2d_component::TlsFiles {
+        dav2d_component::TlsFiles {
+            cert: self.folder.join("cert.pem"),
+            key: self.folder.join("key.pem"),
+        }
+    }
+
+    fn connect(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let connection = rustls::ClientConnection::new(Arc::clone(&self.client), name).unwrap();
+        rustls::StreamOwned::new(connection, connect(address))
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+#[test]
+fn http_and_tcp_serve_tls_with_the_configured_certificate() {
+    let cert = TestCert::new("both");
+    let server = start_with(|plan| {
+        if let Some(http) = plan.http.as_mut() {
+            http.tls = Some(cert.files());
+            http.token = Some("s3cret".to_string());
+        }
+        if let Some(tcp) = plan.tcp.as_mut() {
+            tcp.tls = Some(cert.files());
+            tcp.token = Some("s3cret".to_string());
+        }
+    });
+    let mut https = cert.connect(server.http());
+    https
+        .write_all(b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nContent-Length: 22\r\nConnection: close\r\n\r\n{\"key\":\"h\",\"value\":3}\n")
+        .unwrap();
+    let answer = read_response(&mut https);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let mut tcp = cert.connect(server.runtime.address("tcp").unwrap());
+    tcp.write_all(b"AUTH s3cret\n{\"stream\":\"temp\",\"key\":\"t\",\"value\":4}\n")
+        .unwrap();
+    tcp.flush().unwrap();
+    tcp.conn.send_close_notify();
+    let _ = tcp.flush();
+    let _ = read_line(&mut tcp);
+    // A plain-text client gets no answer it could mistake for one.
+    let mut plain = connect(server.http());
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let read = plain.read(&mut buffer).unwrap_or(0);
+    assert!(!buffer[..read].starts_with(b"HTTP/1.1 200"));
+    let mut applied = false;
+    for _ in 0..50 {
+        server.graph.lock().run_wave();
+        if server.latest("temp", "t") == Some(4.0) {
+            applied = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(applied, "the TLS TCP sample was not applied");
+    assert_eq!(server.latest("temp", "h"), Some(3.0));
+}
+
+#[test]
+fn a_bad_certificate_is_a_clear_error() {
+    let folder = std::env::temp_dir().join(format!("dav2d-tls-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("cert.pem"), "not a certificate").unwrap();
+    let files = dav2d_component::TlsFiles {
+        cert: folder.join("cert.pem"),
+        key: folder.join("missing.pem"),
+    };
+    let error = files.acceptor().err().unwrap();
+    assert!(error.contains("holds no certificate"), "{error}");
+    let _ = std::fs::remove_dir_all(&folder);
+}
