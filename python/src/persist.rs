@@ -69,6 +69,7 @@ impl PyPersistence {
         d.set_item("restored", s.restored.load(Ordering::Relaxed))?;
         d.set_item("replayed", s.replayed.load(Ordering::Relaxed))?;
         d.set_item("failures", s.failures.load(Ordering::Relaxed))?;
+        d.set_item("merged_updates", s.merged.load(Ordering::Relaxed))?;
         d.set_item("problem", s.problem())?;
         Ok(d)
     }

@@ -36,6 +36,8 @@ pub struct Context {
     pub io: tokio::runtime::Handle,
     /// Every running component's health (the HTTP API serves it).
     pub health: HealthBoard,
+    /// Durable acknowledgements: lossless sinks report, sources wait.
+    pub durability: std::sync::Arc<crate::Durability>,
 }
 
 impl Context {

@@ -44,10 +44,20 @@ type Pinned = (Pin, String, &'static str, Arc<dyn Health>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pin(u64);
 
-/// Every running component's health; cloned into whatever serves it.
+/// Every running component's health; cloned into whatever serves it. It
+/// is what runtimes over one graph share (Python's `serve()` and
+/// `persist()`), so it also carries their [`crate::Durability`].
 #[derive(Clone, Default)]
 pub struct HealthBoard {
     entries: Arc<RwLock<(u64, Vec<Pinned>)>>,
+    durability: Arc<crate::Durability>,
+}
+
+impl HealthBoard {
+    /// The durability marks the lossless sinks of these runtimes report.
+    pub fn durability(&self) -> &Arc<crate::Durability> {
+        &self.durability
+    }
 }
 
 impl fmt::Debug for HealthBoard {

@@ -116,6 +116,9 @@ pub struct IngestReport {
     pub errors: Vec<(usize, String)>,
     /// Rejections by reason and stage, all of them.
     pub by_reason: Vec<(RejectReason, Stage, u64)>,
+    /// The graph's settled-wave mark after this batch's wave: the batch is
+    /// durable once the lossless sinks made this mark durable.
+    pub settled: u64,
 }
 
 /// A body's outcome, for the transports to answer.
@@ -131,7 +134,14 @@ pub enum Outcome {
     BadEncoding(String),
     /// The `all`-edge queue is full: retry later.
     Overloaded,
+    /// A lossless sink (persistence) is behind: retry later.
+    SinkBehind,
 }
+
+/// The longest a waiting producer holds back for a lossless sink that is
+/// behind; past it the batch is applied and the sink, if it overflows,
+/// counts what it merged.
+const MAX_HOLD_BACK: Duration = Duration::from_secs(30);
 
 /// Which streams feed `all` edges, refreshed from the graph now and then so
 /// admission needs no engine lock per batch.
@@ -150,6 +160,7 @@ struct Shared {
     admission_capacity: usize,
     all_edge: Mutex<AllEdgeStreams>,
     body_budget: Arc<Semaphore>,
+    backpressure: Arc<dav2d_core::Backpressure>,
 }
 
 /// The shared way into the engine, labelled with the component using it.
@@ -189,6 +200,7 @@ impl Intake {
         // Unregistered: only relabelled intakes (one per component) count
         // into `/metrics`, so no series stands for the unlabelled one.
         let counters = crate::metrics::ComponentCounters::unregistered();
+        let backpressure = graph.lock().backpressure();
         let shared = Arc::new(Shared {
             graph,
             pool,
@@ -204,6 +216,7 @@ impl Intake {
             body_budget: Arc::new(Semaphore::new(
                 (config.body_budget / BUDGET_UNIT).clamp(1, u32::MAX as usize),
             )),
+            backpressure,
         });
         if let Ok(mut cache) = shared.all_edge.lock() {
             refresh(&mut cache, &shared.graph.lock());
@@ -417,17 +430,45 @@ impl Intake {
         admission: Admission,
     ) -> Outcome {
         self.counters.received.inc_by(values.len() as u64);
+        if !self.hold_back(values.len(), admission) {
+            return Outcome::SinkBehind;
+        }
         let feeds_all = self.feeds_all_edge(std::iter::once(stream));
         let Some(_permit) = self.admit(feeds_all, values.len(), values.len(), admission) else {
             return Outcome::Overloaded;
         };
-        let report = {
+        let (report, settled) = {
             let mut graph = self.shared.graph.lock();
             let report = graph.push_numbers(stream, keys, values, None);
             graph.run_wave();
-            report
+            (report, graph.settled())
         };
-        Outcome::Applied(self.report(report, &[]))
+        let mut report = self.report(report, &[]);
+        report.settled = settled;
+        Outcome::Applied(report)
+    }
+
+    /// Honours a lossless sink that is behind: `Wait` holds the caller (up
+    /// to [`MAX_HOLD_BACK`]); `Refuse` refuses the `offered` samples, counted
+    /// as `sink_behind`. True when the batch may go on.
+    fn hold_back(&self, offered: usize, admission: Admission) -> bool {
+        let pressure = &self.shared.backpressure;
+        if !pressure.is_raised() {
+            return true;
+        }
+        match admission {
+            Admission::Refuse => {
+                self.reject(RejectReason::SinkBehind, offered as u64);
+                false
+            }
+            Admission::Wait => {
+                let started = Instant::now();
+                while pressure.is_raised() && started.elapsed() < MAX_HOLD_BACK {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                true
+            }
+        }
     }
 
     /// Takes room in the `all`-edge queue for `samples` good samples,
@@ -492,6 +533,9 @@ impl Intake {
             .observe(started.elapsed().as_secs_f64());
         let offered = parsed.len() + parsed.errors.len();
         self.counters.received.inc_by(offered as u64);
+        if !self.hold_back(offered, admission) {
+            return Outcome::SinkBehind;
+        }
         let needed = self.feeds_all_edge(parsed.iter().map(|(_, r)| &*r.stream));
         let Some(permit) = self.admit(needed, parsed.len(), offered, admission) else {
             return Outcome::Overloaded;
@@ -500,14 +544,17 @@ impl Intake {
         let mut apply = |graph: &mut Graph| {
             graph.push_records(parsed.samples(), &mut batch);
             graph.run_wave();
+            graph.settled()
         };
-        match locked {
+        let settled = match locked {
             Some(graph) => apply(graph),
             None => apply(&mut self.shared.graph.lock()),
-        }
+        };
         drop(permit);
         self.set_queue_depth();
-        Outcome::Applied(self.report(batch, &parsed.errors))
+        let mut report = self.report(batch, &parsed.errors);
+        report.settled = settled;
+        Outcome::Applied(report)
     }
 
     /// Merges the engine's report and the decoding errors in batch order,
@@ -545,6 +592,7 @@ impl Intake {
             rejected: batch.rejected + decode.len(),
             errors,
             by_reason,
+            settled: 0,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! never depend on each other; the runtime starts them from a plan.
 
 mod component;
+mod durability;
 mod health;
 mod intake;
 mod listen;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub use component::{
     Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
 };
+pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
 pub use intake::{Admission, BodyPermit, IngestReport, Intake, IntakeConfig, Outcome};
 pub use listen::{Accepted, Connection, Incoming, Listener, TlsFiles, token_matches};

@@ -54,7 +54,7 @@ pub use logic::{
 pub use offload::{Job, JobQueue};
 pub use published::{Page, ReadModel};
 pub use reason::{RejectReason, Stage};
-pub use subscribe::{Subscription, SubscriptionMode, Update};
+pub use subscribe::{Backpressure, Subscription, SubscriptionMode, Update};
 pub use value::{Record, Sample, Scalar, Value, ValueType};
 pub use window::WindowSnapshot;
 

@@ -128,8 +128,8 @@ reasons! {
     IdleTimeout => "idle_timeout",
     /// A request whose `Host` is not allowed.
     ForbiddenHost => "forbidden_host",
-    /// The lossless sink could not keep up and the sample waits no longer.
-    NotDurable => "not_durable",
+    /// A lossless sink (persistence) is behind: retry later.
+    SinkBehind => "sink_behind",
 }
 
 impl fmt::Display for RejectReason {

@@ -5,9 +5,14 @@
 //! once `capacity` updates are waiting, further updates are folded into one
 //! pending update per key (the newest), so memory is bounded by the key
 //! space, never by the rate. `Latest` keeps only the pending newest per key.
+//! `Lossless` is `EveryChange` for consumers that must not lose history
+//! (persistence): once half its capacity waits it raises the graph's
+//! [`Backpressure`], which producers honour by waiting or refusing new
+//! samples until the consumer is back under a quarter; only if producers
+//! ignore it does it conflate, and that is counted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,6 +29,25 @@ pub enum SubscriptionMode {
     Latest,
     /// Every update, conflating per key only when `capacity` are waiting.
     EveryChange,
+    /// Every update, raising the graph's [`Backpressure`] while more than
+    /// half of `capacity` wait; conflates (counted) only past `capacity`.
+    Lossless,
+}
+
+/// The graph-wide signal of lossless consumers that are behind: producers
+/// check it before applying a batch (a relaxed atomic load) and wait or
+/// refuse while it is raised.
+#[derive(Debug, Default)]
+pub struct Backpressure {
+    behind: AtomicUsize,
+}
+
+impl Backpressure {
+    /// Whether a lossless consumer is behind: wait or refuse new samples.
+    #[inline]
+    pub fn is_raised(&self) -> bool {
+        self.behind.load(Ordering::Relaxed) > 0
+    }
 }
 
 /// One change of a (stream, key) delivered to subscribers.
@@ -60,9 +84,26 @@ pub(crate) struct SubscriptionShared {
     closed: AtomicBool,
     mode: SubscriptionMode,
     capacity: usize,
+    /// For `Lossless`: the graph's signal, and whether this one raised it.
+    pressure: Option<(Arc<Backpressure>, AtomicBool)>,
 }
 
 impl SubscriptionShared {
+    /// Raises or lowers this subscription's share of the backpressure as
+    /// `waiting` updates wait.
+    fn press(&self, waiting: usize) {
+        let Some((pressure, raised)) = &self.pressure else {
+            return;
+        };
+        if waiting > self.capacity / 2 {
+            if !raised.swap(true, Ordering::AcqRel) {
+                pressure.behind.fetch_add(1, Ordering::AcqRel);
+            }
+        } else if waiting <= self.capacity / 4 && raised.swap(false, Ordering::AcqRel) {
+            pressure.behind.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Buffer> {
         self.buffer
             .lock()
@@ -89,8 +130,16 @@ impl SubscriptionShared {
         } else {
             buffer.queue.push_back(update);
         }
+        let waiting = buffer.queue.len() + buffer.overflow.len();
         drop(buffer);
+        self.press(waiting);
         self.ready.notify_one();
+    }
+}
+
+impl Drop for SubscriptionShared {
+    fn drop(&mut self) {
+        self.press(0);
     }
 }
 
@@ -106,6 +155,7 @@ impl Subscription {
         name: Arc<str>,
         mode: SubscriptionMode,
         capacity: usize,
+        pressure: &Arc<Backpressure>,
     ) -> (Self, Arc<SubscriptionShared>) {
         let shared = Arc::new(SubscriptionShared {
             buffer: Mutex::new(Buffer::default()),
@@ -113,6 +163,8 @@ impl Subscription {
             closed: AtomicBool::new(false),
             mode,
             capacity: capacity.max(1),
+            pressure: (mode == SubscriptionMode::Lossless)
+                .then(|| (Arc::clone(pressure), AtomicBool::new(false))),
         });
         (
             Self {
@@ -131,10 +183,10 @@ impl Subscription {
     /// The next update if one is waiting.
     pub fn try_next(&self) -> Option<Update> {
         let mut buffer = self.shared.lock();
-        Self::pop(&mut buffer)
+        self.pop(&mut buffer)
     }
 
-    fn pop(buffer: &mut Buffer) -> Option<Update> {
+    fn pop(&self, buffer: &mut Buffer) -> Option<Update> {
         if buffer.queue.is_empty() && !buffer.overflow.is_empty() {
             // Move the merged updates over in one go, in their order: taking
             // them one by one from the front of the map would cost a shift
@@ -146,6 +198,7 @@ impl Subscription {
         let update = buffer.queue.pop_front();
         if update.is_some() {
             buffer.delivered += 1;
+            self.shared.press(buffer.queue.len());
         }
         update
     }
@@ -155,7 +208,7 @@ impl Subscription {
         let deadline = Instant::now() + timeout;
         let mut buffer = self.shared.lock();
         loop {
-            if let Some(update) = Self::pop(&mut buffer) {
+            if let Some(update) = self.pop(&mut buffer) {
                 return Some(update);
             }
             if self.shared.is_closed() {
@@ -192,6 +245,8 @@ impl Subscription {
     /// Stops the subscription; waiting readers wake up and get `None`.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
+        // A closed consumer holds nobody back.
+        self.shared.press(0);
         self.shared.ready.notify_all();
     }
 }
@@ -205,6 +260,32 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lossless_subscription_raises_backpressure_at_half_and_lowers_it_at_a_quarter() {
+        let pressure = Arc::new(Backpressure::default());
+        let (subscription, shared) =
+            Subscription::new(Arc::from("s"), SubscriptionMode::Lossless, 8, &pressure);
+        for i in 0..4 {
+            shared.offer(update("k", f64::from(i)));
+        }
+        assert!(!pressure.is_raised(), "4 of 8 is not more than half");
+        shared.offer(update("k", 4.0));
+        assert!(pressure.is_raised());
+        for _ in 0..2 {
+            subscription.try_next();
+        }
+        assert!(pressure.is_raised(), "3 waiting is more than a quarter");
+        subscription.try_next();
+        assert!(!pressure.is_raised());
+        shared.offer(update("k", 5.0));
+        shared.offer(update("k", 6.0));
+        shared.offer(update("k", 7.0));
+        assert!(pressure.is_raised());
+        subscription.close();
+        assert!(!pressure.is_raised(), "a closed consumer holds nobody back");
+        assert_eq!(subscription.conflated(), 0);
+    }
 
     fn update(key: &str, value: f64) -> Update {
         Update {
@@ -231,8 +312,12 @@ mod tests {
 
     #[test]
     fn every_change_delivers_in_order_then_conflates_per_key() {
-        let (subscription, shared) =
-            Subscription::new(Arc::from("s"), SubscriptionMode::EveryChange, 2);
+        let (subscription, shared) = Subscription::new(
+            Arc::from("s"),
+            SubscriptionMode::EveryChange,
+            2,
+            &Arc::default(),
+        );
         for (key, value) in [("a", 1.0), ("b", 2.0), ("a", 3.0), ("b", 4.0), ("a", 5.0)] {
             shared.offer(update(key, value));
         }
@@ -244,8 +329,12 @@ mod tests {
 
     #[test]
     fn latest_mode_keeps_one_per_key() {
-        let (subscription, shared) =
-            Subscription::new(Arc::from("s"), SubscriptionMode::Latest, 16);
+        let (subscription, shared) = Subscription::new(
+            Arc::from("s"),
+            SubscriptionMode::Latest,
+            16,
+            &Arc::default(),
+        );
         for i in 0..100 {
             shared.offer(update(if i % 2 == 0 { "a" } else { "b" }, i as f64));
         }
@@ -259,7 +348,7 @@ mod tests {
     #[test]
     fn close_wakes_a_waiting_reader() {
         let (subscription, _shared) =
-            Subscription::new(Arc::from("s"), SubscriptionMode::Latest, 1);
+            Subscription::new(Arc::from("s"), SubscriptionMode::Latest, 1, &Arc::default());
         subscription.close();
         assert_eq!(subscription.next_timeout(Duration::from_secs(5)), None);
     }

@@ -32,7 +32,8 @@ const INLINE_BODY: usize = 16 << 10;
 // axum would clone out of it.
 pub(crate) async fn upload(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    ingest(state, "/upload", None, &parts.headers, body).await
+    let ack = Ack::of(&parts.uri);
+    ingest(state, "/upload", None, &parts.headers, body, ack).await
 }
 
 pub(crate) async fn ingest_stream(
@@ -41,7 +42,33 @@ pub(crate) async fn ingest_stream(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    ingest(state, "/ingest", Some(stream), &parts.headers, body).await
+    let ack = Ack::of(&parts.uri);
+    ingest(state, "/ingest", Some(stream), &parts.headers, body, ack).await
+}
+
+/// When a request is answered: once applied (the default), or once the
+/// fsync covering it is done (`?ack=durable`), or never, when the query
+/// asks for something else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ack {
+    Applied,
+    Durable,
+    Unknown,
+}
+
+impl Ack {
+    fn of(uri: &axum::http::Uri) -> Ack {
+        let mut ack = Ack::Applied;
+        for pair in uri.query().unwrap_or("").split('&') {
+            match pair.split_once('=') {
+                Some(("ack", "durable")) => ack = Ack::Durable,
+                Some(("ack", "applied")) => ack = Ack::Applied,
+                Some(("ack", _)) => return Ack::Unknown,
+                _ => {}
+            }
+        }
+        ack
+    }
 }
 
 /// The request's format from `Content-Type` (JSON when absent).
@@ -206,8 +233,25 @@ async fn ingest(
     stream: Option<String>,
     headers: &HeaderMap,
     body: Body,
+    ack: Ack,
 ) -> Response {
-    let response = ingest_inner(&state, stream, headers, body).await;
+    let response = match ack {
+        Ack::Unknown => {
+            drain(body, state.config.max_body, state.config.body_timeout).await;
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "ack must be 'applied' (answer once applied) or 'durable' (answer once on disk)",
+            )
+        }
+        Ack::Durable if !state.durability.has_sink() => {
+            drain(body, state.config.max_body, state.config.body_timeout).await;
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "ack=durable needs persistence, and this server keeps everything in memory; enable persistence or leave ack out",
+            )
+        }
+        _ => ingest_inner(&state, stream, headers, body, ack).await,
+    };
     state
         .intake
         .metrics()
@@ -220,6 +264,7 @@ async fn ingest_inner(
     stream: Option<String>,
     headers: &HeaderMap,
     body: Body,
+    ack: Ack,
 ) -> Response {
     let intake = &state.intake;
     let max_body = state.config.max_body;
@@ -262,7 +307,7 @@ async fn ingest_inner(
         && let Some(expected) = declared
         && expected >= state.intake.parse_options().parallel_threshold
     {
-        return ingest_streamed(state, stream, body, expected, &mut budget).await;
+        return ingest_streamed(state, stream, body, expected, &mut budget, ack).await;
     }
     let check_start = format == Format::Json && encoding.is_none();
     let bytes = match read_body(
@@ -278,7 +323,7 @@ async fn ingest_inner(
         Ok(bytes) => bytes,
         Err(error) => return refuse(state, error).await,
     };
-    ingest_bytes(state, bytes, encoding, format, stream).await
+    ingest_bytes(state, bytes, encoding, format, stream, ack).await
 }
 
 /// 503 with `Retry-After`: the bytes of bodies in flight are at the budget.
@@ -301,12 +346,13 @@ async fn ingest_bytes(
     encoding: Option<String>,
     format: Format,
     stream: Option<String>,
+    ack: Ack,
 ) -> Response {
     if encoding.is_none()
         && bytes.len() < INLINE_BODY
         && let Some(outcome) = state.intake.ingest_now(&bytes, format, stream.as_deref())
     {
-        return respond(outcome);
+        return finish(state, outcome, ack).await;
     }
     let outcome = on_pool(&state.intake, move |intake| {
         intake.ingest(
@@ -318,8 +364,38 @@ async fn ingest_bytes(
         )
     });
     match outcome.await {
-        Ok(outcome) => respond(outcome),
+        Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
+    }
+}
+
+/// The answer to an outcome; with `ack=durable`, given only once the
+/// samples it applied are on disk (503 when they are not in time).
+async fn finish(state: &AppState, outcome: Outcome, ack: Ack) -> Response {
+    let Outcome::Applied(report) = &outcome else {
+        return respond(outcome);
+    };
+    if ack != Ack::Durable || report.accepted == 0 {
+        return respond(outcome);
+    }
+    let durable = state
+        .durability
+        .wait_for(report.settled, state.config.body_timeout)
+        .await;
+    let errors: Vec<Json> = report
+        .errors
+        .iter()
+        .map(|(index, error)| json!({"index": index, "error": error}))
+        .collect();
+    let body = json!({"accepted": report.accepted, "rejected": report.rejected, "errors": errors, "durable": durable});
+    if durable {
+        json_response(StatusCode::OK, &body)
+    } else {
+        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
     }
 }
 
@@ -393,6 +469,7 @@ pub(crate) async fn ingest_streamed(
     body: Body,
     expected: usize,
     budget: &mut BodyPermit,
+    ack: Ack,
 ) -> Response {
     let intake = &state.intake;
     let workers = intake.workers().max(1);
@@ -426,7 +503,7 @@ pub(crate) async fn ingest_streamed(
     if !cutter.has_pieces() {
         // It came in quickly: parse it whole, one piece per worker.
         let stream = stream.as_deref().map(str::to_string);
-        return ingest_bytes(state, cutter.body(), None, Format::Json, stream).await;
+        return ingest_bytes(state, cutter.body(), None, Format::Json, stream, ack).await;
     }
     for job in cutter.cut().into_iter().chain(cutter.finish()) {
         spawn(job, &mut parsing);
@@ -442,7 +519,7 @@ pub(crate) async fn ingest_streamed(
         intake.ingest_pieces(&pieces, &cutter, stream.as_deref())
     });
     match outcome.await {
-        Ok(outcome) => respond(outcome),
+        Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
     }
 }
@@ -507,11 +584,13 @@ fn respond(outcome: Outcome) -> Response {
         ),
         Outcome::TooLarge(message) => error_response(StatusCode::PAYLOAD_TOO_LARGE, message),
         Outcome::BadEncoding(message) => error_response(StatusCode::BAD_REQUEST, message),
-        Outcome::Overloaded => {
-            let mut response = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "the queue of samples for all-edge streams is full; retry after a second",
-            );
+        Outcome::Overloaded | Outcome::SinkBehind => {
+            let message = if matches!(outcome, Outcome::SinkBehind) {
+                "persistence is behind and keeps every update; retry after a second"
+            } else {
+                "the queue of samples for all-edge streams is full; retry after a second"
+            };
+            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, message);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -76,6 +76,7 @@ impl Source for HttpSource {
             config: Arc::new(self.config),
             health: context.health.clone(),
             events: events::EventHub::new(context.graph().clone()).map_err(StartError::Other)?,
+            durability: Arc::clone(&context.durability),
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");
         Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {

@@ -27,6 +27,7 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) health: HealthBoard,
     pub(crate) events: Arc<crate::events::EventHub>,
+    pub(crate) durability: Arc<dav2d_component::Durability>,
 }
 
 /// The answer to a connection past `max_connections`, written before it is closed.

@@ -105,6 +105,7 @@ impl Runtime {
             intake: intake.for_component(name, kind),
             io: io.handle().clone(),
             health: health.clone(),
+            durability: Arc::clone(health.durability()),
         };
         // Each started component joins the runtime at once, so a later one
         // that fails to start leaves nothing running: dropping the runtime

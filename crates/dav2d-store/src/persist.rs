@@ -186,6 +186,12 @@ pub struct Persister {
     next_checkpoint: i64,
     rate: f64,
     rate_from: (i64, u64),
+    /// The graph's settled-wave counter, when durable marks are kept.
+    settled: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The settled mark everything logged so far covers.
+    logged_mark: u64,
+    /// The settled mark the last successful flush covered.
+    durable_mark: u64,
 }
 
 /// How often [`Persister::step`] wants to run at most, to drain updates
@@ -225,11 +231,11 @@ impl Persister {
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let updates = locked
-            .subscribe_many(&names, dav2d_core::SubscriptionMode::EveryChange, backlog)
+            .subscribe_many(&names, dav2d_core::SubscriptionMode::Lossless, backlog)
             .map_err(|error| StoreError::Names(error.to_string()))?;
         drop(locked);
         Ok((
-            Persister::new(store, updates, schedule, fsync, stats),
+            Persister::new(store, updates, schedule, fsync, stats).with_marks(graph),
             restored,
         ))
     }
@@ -266,7 +272,38 @@ impl Persister {
             next_checkpoint: now.saturating_add(schedule.checkpoint_interval_ns),
             rate: 0.0,
             rate_from: (now, logged),
+            settled: None,
+            logged_mark: 0,
+            durable_mark: 0,
         }
+    }
+
+    /// Keeps durable marks against `graph`'s settled waves (see
+    /// [`Persister::durable_mark`]).
+    pub fn with_marks(mut self, graph: &SharedGraph) -> Persister {
+        let counter = graph.lock().settled_counter();
+        let now = counter.load(Ordering::Acquire);
+        self.logged_mark = now;
+        self.durable_mark = now;
+        self.settled = Some(counter);
+        self
+    }
+
+    /// The graph's settled-wave mark the last successful flush covers: every
+    /// update of a wave up to it is on disk.
+    pub fn durable_mark(&self) -> u64 {
+        self.durable_mark
+    }
+
+    /// Flushes the log, moving the durable mark up to what was logged.
+    fn flush(&mut self) -> Result<usize, StoreError> {
+        let mark = self.logged_mark;
+        let flushed = self.store.flush()?;
+        self.durable_mark = mark;
+        self.stats
+            .flushed
+            .fetch_add(flushed as u64, Ordering::Relaxed);
+        Ok(flushed)
     }
 
     /// The schedule in force now (after stretching).
@@ -280,8 +317,17 @@ impl Persister {
     }
 
     fn drain(&mut self) -> Result<(), StoreError> {
+        // Read before draining empty: every update of a wave up to `mark`
+        // was offered before it was stored, so the loop below logs it.
+        let mark = self
+            .settled
+            .as_ref()
+            .map(|settled| settled.load(Ordering::Acquire));
         while let Some(update) = self.updates.try_next() {
             self.store.log(&update)?;
+        }
+        if let Some(mark) = mark {
+            self.logged_mark = mark;
         }
         let merged = self.updates.conflated();
         let before = self.stats.merged.swap(merged, Ordering::Relaxed);
@@ -393,10 +439,7 @@ impl Persister {
         let now = self.store.ledger().now_ns();
         if now >= self.next_flush || stopping {
             if self.plan(now) {
-                let flushed = self.store.flush();
-                if let Ok(n) = &flushed {
-                    self.stats.flushed.fetch_add(*n as u64, Ordering::Relaxed);
-                }
+                let flushed = self.flush();
                 self.report(flushed.map(|_| ()), "A flush");
                 self.next_flush = now.saturating_add(self.now.flush_interval_ns);
             } else {
@@ -446,11 +489,7 @@ impl Persister {
         if (self.store.ledger().remaining_today() as f64) < self.per_flush {
             return Ok(0);
         }
-        let flushed = self.store.flush()?;
-        self.stats
-            .flushed
-            .fetch_add(flushed as u64, Ordering::Relaxed);
-        Ok(flushed)
+        self.flush()
     }
 
     fn budget_allows_checkpoint(&mut self) -> bool {
@@ -461,10 +500,7 @@ impl Persister {
         let pending = {
             let locked = graph.lock();
             self.drain()?;
-            let flushed = self.store.flush()?;
-            self.stats
-                .flushed
-                .fetch_add(flushed as u64, Ordering::Relaxed);
+            self.flush()?;
             self.store.begin_checkpoint(&locked)?
         };
         self.store.finish_checkpoint(pending)

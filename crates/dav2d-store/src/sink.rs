@@ -183,10 +183,21 @@ impl Sink for PersistenceSink {
             );
         }
         let health: Arc<dyn Health> = self.stats.clone();
+        let durability = Arc::clone(&context.durability);
+        let slot = durability.attach(persister.durable_mark());
         let task = ThreadTask::spawn("dav2d-persist", health, move |stop| {
             loop {
                 let stopping = stop.load(Ordering::Acquire);
                 let due_ns = persister.step(&graph, stopping);
+                // A durable acknowledgement is waiting: flush now (one
+                // flush covers every waiter of this round: group commit).
+                if !stopping && durability.take_flush_wanted() {
+                    let flushed = persister.flush_now();
+                    if let Err(error) = flushed {
+                        tracing::error!(%error, "A flush for durable acknowledgements failed; it is retried.");
+                    }
+                }
+                durability.made_durable(slot, persister.durable_mark());
                 if stopping {
                     break;
                 }
@@ -195,6 +206,7 @@ impl Sink for PersistenceSink {
                 let wait = due_ns.clamp(1_000_000, DRAIN_INTERVAL_NS);
                 std::thread::sleep(Duration::from_nanos(wait as u64));
             }
+            durability.detach(slot);
         })?;
         Ok(Box::new(task))
     }

@@ -67,8 +67,9 @@ impl Source for TcpSource {
         let address = listener.local_addr().ok();
         tracing::info!(component = %self.name, address = ?address, "TCP source started.");
         let (config, intake) = (Arc::new(self.config), context.intake.clone());
+        let durability = Arc::clone(&context.durability);
         Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {
-            source::serve(listener, config, intake, stop)
+            source::serve(listener, config, intake, durability, stop)
         })))
     }
 }

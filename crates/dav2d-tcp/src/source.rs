@@ -24,6 +24,14 @@
 //! connection gets an error line and is closed. A connection that sends
 //! nothing for `idle_timeout`, or leaves a line or unit unfinished for
 //! `partial_timeout`, is told so and closed.
+//!
+//! # Durable acknowledgements
+//!
+//! A connection whose first line (after `AUTH`) is `ACK durable` is told,
+//! after each batch of lines it sent, once that batch is on disk:
+//! `{"durable_through_line": N}` (lines before N are durable), or
+//! `{"error": "...", "through_line": N}` when they were not made durable in
+//! time. Without persistence the `ACK durable` line is refused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +40,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use dav2d_component::{Accepted, Admission, Connection, Intake, Listener, Outcome};
+use dav2d_component::{Accepted, Admission, Connection, Durability, Intake, Listener, Outcome};
 use dav2d_core::RejectReason;
 use dav2d_wire::{Format, first_significant};
 
@@ -54,6 +62,7 @@ pub(crate) async fn serve(
     mut listener: Listener,
     config: Arc<TcpConfig>,
     intake: Intake,
+    durability: Arc<Durability>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -64,6 +73,7 @@ pub(crate) async fn serve(
         match accepted {
             Accepted::Open(incoming) => {
                 let (intake, config) = (intake.clone(), Arc::clone(&config));
+                let durability = Arc::clone(&durability);
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
                     let stream = match incoming.establish(config.partial_timeout).await {
@@ -74,7 +84,7 @@ pub(crate) async fn serve(
                         }
                     };
                     tokio::select! {
-                        () = connection(stream, intake, config) => {}
+                        () = connection(stream, intake, config, durability) => {}
                         _ = stop.changed() => {}
                     }
                 });
@@ -122,6 +132,7 @@ fn error_lines(outcome: &Outcome, first_line: usize) -> Vec<u8> {
             line(json!({"error": message}))
         }
         Outcome::Overloaded => line(json!({"error": "overloaded"})),
+        Outcome::SinkBehind => line(json!({"error": "persistence is behind"})),
     }
     out
 }
@@ -134,6 +145,8 @@ struct Reader {
     partial_since: Option<Instant>,
     config: Arc<TcpConfig>,
     intake: Intake,
+    /// Set when the peer asked for durable acknowledgements.
+    durable: Option<Arc<Durability>>,
 }
 
 enum Read {
@@ -234,17 +247,70 @@ impl Reader {
         self.reply(format!("{line}\n").as_bytes()).await;
         false
     }
+
+    /// Reads an `ACK durable` line if the connection starts with one; false
+    /// (the peer told why) when it asks for durability without persistence.
+    async fn ack_mode(&mut self, durability: Arc<Durability>) -> bool {
+        const LINE: &[u8] = b"ACK durable";
+        while self.buffer.len() <= LINE.len() && LINE.starts_with(self.buffer.trim_ascii_end()) {
+            match self.read_more().await {
+                Read::Data => {}
+                Read::Closed | Read::TimedOut => return true,
+            }
+        }
+        let Some(rest) = self.buffer.strip_prefix(LINE) else {
+            return true;
+        };
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            return true;
+        };
+        if !rest[..end].trim_ascii().is_empty() {
+            return true;
+        }
+        self.buffer.drain(..LINE.len() + end + 1);
+        self.consumed();
+        if !durability.has_sink() {
+            let line = json!({"error": "ACK durable needs persistence, and this server keeps everything in memory; closing"});
+            self.reply(format!("{line}\n").as_bytes()).await;
+            return false;
+        }
+        self.durable = Some(durability);
+        true
+    }
+
+    /// With durable acknowledgements, tells the peer once the lines before
+    /// `through_line` are on disk; false if the connection broke.
+    async fn acknowledge(&mut self, outcome: &Outcome, through_line: usize) -> bool {
+        let (Some(durability), Outcome::Applied(report)) = (&self.durable, outcome) else {
+            return true;
+        };
+        let durable = durability
+            .wait_for(report.settled, self.config.partial_timeout)
+            .await;
+        let line = if durable {
+            json!({"durable_through_line": through_line})
+        } else {
+            json!({"error": "not made durable in time; resend these lines", "through_line": through_line})
+        };
+        self.reply(format!("{line}\n").as_bytes()).await
+    }
 }
 
-async fn connection(stream: Connection, intake: Intake, config: Arc<TcpConfig>) {
+async fn connection(
+    stream: Connection,
+    intake: Intake,
+    config: Arc<TcpConfig>,
+    durability: Arc<Durability>,
+) {
     let mut reader = Reader {
         stream,
         buffer: Vec::new(),
         partial_since: None,
         config,
         intake,
+        durable: None,
     };
-    if !reader.authenticate().await {
+    if !reader.authenticate().await || !reader.ack_mode(durability).await {
         return;
     }
     // Read until the first 4 bytes decide the protocol.
@@ -287,6 +353,9 @@ async fn lines(mut reader: Reader) {
             if !errors.is_empty() && !reader.reply(&errors).await {
                 return;
             }
+            if !reader.acknowledge(&outcome, line_number).await {
+                return;
+            }
         }
         let max_line = reader.config.max_line;
         if reader.buffer.len() > max_line {
@@ -305,6 +374,7 @@ async fn lines(mut reader: Reader) {
                     let outcome = ingest(&reader.intake, buffer, Format::Ndjson).await;
                     let errors = error_lines(&outcome, line_number);
                     reader.reply(&errors).await;
+                    reader.acknowledge(&outcome, line_number + 1).await;
                 }
                 return;
             }

@@ -645,6 +645,11 @@ pub struct Graph {
     /// Heap bytes the rings of input streams hold, against
     /// `limits.max_retained_bytes`.
     retained_bytes: usize,
+    /// Raised while a lossless subscriber is behind.
+    backpressure: Arc<crate::subscribe::Backpressure>,
+    /// Public waves finished, stored (release) after each one's updates
+    /// reached its subscribers; see [`Graph::settled`].
+    settled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for Graph {
@@ -684,6 +689,8 @@ impl Graph {
             jobs_queued: 0,
             input_keys: 0,
             retained_bytes: 0,
+            backpressure: Arc::default(),
+            settled: Arc::default(),
         }
     }
 
@@ -704,6 +711,26 @@ impl Graph {
     /// The graph's options.
     pub fn options(&self) -> &GraphOptions {
         &self.options
+    }
+
+    /// The signal lossless subscribers raise while they are behind;
+    /// producers keep a clone and check it without the engine lock.
+    pub fn backpressure(&self) -> Arc<crate::subscribe::Backpressure> {
+        Arc::clone(&self.backpressure)
+    }
+
+    /// How many public waves ([`Graph::run_wave`]) have finished. A
+    /// producer that reads it after its batch's wave gets a mark every
+    /// update of that batch was offered to subscribers before; a consumer
+    /// that reads the counter and then drains its subscription empty has
+    /// seen everything up to that mark (durable acknowledgements).
+    pub fn settled(&self) -> u64 {
+        self.settled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The counter behind [`Graph::settled`], for consumers to read without the lock.
+    pub fn settled_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.settled)
     }
 
     /// Changes the limits; what the graph already holds stays.

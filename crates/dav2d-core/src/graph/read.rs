@@ -94,7 +94,8 @@ impl Graph {
             None => return Err(self.unknown_name(name)),
         };
         let s = &mut self.streams[stream.index()];
-        let (subscription, shared) = Subscription::new(Arc::clone(&s.name), mode, capacity);
+        let (subscription, shared) =
+            Subscription::new(Arc::clone(&s.name), mode, capacity, &self.backpressure);
         s.subscribers.push(shared);
         Ok(subscription)
     }
@@ -112,7 +113,7 @@ impl Graph {
             .map(|name| self.stream_id(name).ok_or_else(|| self.unknown_name(name)))
             .collect::<Result<Vec<_>, _>>()?;
         let label: Arc<str> = Arc::from(names.join(","));
-        let (subscription, shared) = Subscription::new(label, mode, capacity);
+        let (subscription, shared) = Subscription::new(label, mode, capacity, &self.backpressure);
         for id in ids {
             self.streams[id.index()]
                 .subscribers

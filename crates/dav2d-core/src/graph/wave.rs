@@ -23,6 +23,8 @@ impl Graph {
     pub fn run_wave(&mut self) -> u64 {
         let evaluations = self.run_pending();
         self.publish();
+        self.settled
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         evaluations
     }
 
