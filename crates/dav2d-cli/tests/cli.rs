@@ -297,20 +297,23 @@ fn stop(child: &mut std::process::Child, signal: &str) -> String {
 /// Sends one HTTP/1.1 request (`method path`, a JSON `body` if not empty)
 /// to `address`; returns the whole answer.
 fn request(address: &str, method: &str, path: &str, body: &str) -> String {
+    try_request(address, method, path, body)
+        .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
+}
+
+/// [`request`], or the error of a connection that failed.
+fn try_request(address: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 #[test]
@@ -372,4 +375,125 @@ fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
         stop(&mut again, signal);
         std::fs::remove_dir_all(&dir).ok();
     }
+}
+
+/// The keys and values of `/state/{name}`, every page of them.
+fn all_state(address: &str, name: &str) -> std::collections::HashMap<String, f64> {
+    let mut all = std::collections::HashMap::new();
+    let mut after = String::new();
+    for _ in 0..1000 {
+        let path = if after.is_empty() {
+            format!("/state/{name}?limit=10000")
+        } else {
+            format!("/state/{name}?limit=10000&after={after}")
+        };
+        let answer = request(address, "GET", &path, "");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+        let page: serde_json::Value = serde_json::from_str(body).unwrap();
+        for (key, reading) in page["keys"].as_object().unwrap() {
+            all.insert(key.clone(), reading["value"].as_f64().unwrap());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => break,
+        }
+    }
+    all
+}
+
+#[test]
+fn every_sample_acknowledged_durable_survives_a_sigkill_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dav2d.yaml");
+    // Nothing is flushed on a schedule: only durable acknowledgements flush.
+    std::fs::write(
+        &config,
+        format!(
+            "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {}\n  streams: [temp]\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let (mut child, title) = spawn_run(&config);
+    let address = http_address(&title);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_batches = Arc::new(AtomicUsize::new(0));
+    let acked: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (address, stop) = (address.clone(), Arc::clone(&stop));
+            let (acked, acked_batches) = (Arc::clone(&acked), Arc::clone(&acked_batches));
+            std::thread::spawn(move || {
+                for batch in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let samples: Vec<(String, f64)> = (0..20)
+                        .map(|i| (format!("c{client}-{batch}-{i}"), f64::from(batch * 20 + i)))
+                        .collect();
+                    let body: Vec<String> = samples
+                        .iter()
+                        .map(|(key, value)| format!("{{\"key\":\"{key}\",\"value\":{value}}}"))
+                        .collect();
+                    let body = format!("[{}]", body.join(","));
+                    // The answer may never come: the server is killed mid-way.
+                    let answer = try_request(&address, "POST", "/ingest/temp?ack=durable", &body)
+                        .unwrap_or_default();
+                    if answer.starts_with("HTTP/1.1 200") && answer.contains("\"durable\":true") {
+                        acked.lock().unwrap().extend(samples);
+                        acked_batches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..2000 {
+        if acked_batches.load(Ordering::Relaxed) >= 40 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SIGKILL while the clients are still sending: no orderly stop.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 40 * 20,
+        "{} samples acknowledged",
+        acked.len()
+    );
+    let (mut again, title) = spawn_run(&config);
+    let address = http_address(&title);
+    let restored = all_state(&address, "temp");
+    let twice = all_state(&address, "twice");
+    let missing: Vec<&(String, f64)> = acked
+        .iter()
+        .filter(|(key, value)| restored.get(key) != Some(value))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged samples lost, e.g. {:?}; {} restored; {title}",
+        missing.len(),
+        acked.len(),
+        missing.first(),
+        restored.len()
+    );
+    for (key, value) in &acked {
+        assert_eq!(
+            twice.get(key),
+            Some(&(value * 2.0)),
+            "the node output of {key}"
+        );
+    }
+    again.kill().unwrap();
+    again.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -216,6 +216,8 @@ impl Persister {
         let mut locked = graph.lock();
         let clock = Arc::clone(locked.clock());
         let (store, restored) = Store::open(dir, options, clock, &mut locked)?;
+        // Readers see the restored state at once, not after the next sample.
+        locked.run_wave();
         stats
             .replayed
             .store(restored.replayed as u64, Ordering::Relaxed);
