@@ -414,12 +414,12 @@ class Node:
     ) -> None:
         if inputs is None:
             if input_source is None:
-                raise ValueError(f"node {name!r} needs an input: pass input_source= or inputs=")
+                raise _dav2d.InvalidArgument(f"node {name!r} needs an input: pass input_source= or inputs=")
             inputs = [input_source]
         elif input_source is not None:
             inputs = [input_source, *inputs]
         if (logic is None) == (builtin is None):
-            raise ValueError(f"node {name!r} needs exactly one of logic= or builtin=")
+            raise _dav2d.InvalidArgument(f"node {name!r} needs exactly one of logic= or builtin=")
         self.name = name
         self.logic = logic
         self.inputs = list(inputs)
@@ -547,7 +547,7 @@ def _ns(value: TimeLike | None, what: str) -> int | None:
         try:
             value = datetime.datetime.fromisoformat(value)
         except ValueError as error:
-            raise ValueError(f"{what}={value!r} is not an ISO 8601 time ({error})") from None
+            raise _dav2d.InvalidArgument(f"{what}={value!r} is not an ISO 8601 time ({error})") from None
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)

@@ -69,6 +69,23 @@ fn make_invalid_argument(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyTy
     Ok(class.cast_into::<pyo3::types::PyType>()?)
 }
 
+/// Runs `work`, turning a panic inside it into a `dav2d.Dav2dError` that
+/// says what failed, instead of pyo3's `PanicException` (a `BaseException`
+/// that `except Exception` misses). The engine's lock recovers from a
+/// poisoned state, so the graph stays usable after the error.
+pub fn unwinding<T>(what: &str, work: impl FnOnce() -> T) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an unknown panic".to_string());
+        Dav2dError::new_err(format!(
+            "internal error in {what}: {message}; the graph stays usable, and this is a bug: please report it"
+        ))
+    })
+}
+
 /// Maps a registration or lookup error.
 pub fn graph_error(error: dav2d_core::GraphError) -> PyErr {
     GraphError::new_err(error.to_string())

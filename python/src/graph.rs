@@ -45,9 +45,10 @@ fn policy(text: &str) -> PyResult<EdgePolicy> {
 }
 
 fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
-    if !(seconds >= 0.0 && seconds.is_finite()) {
+    let most = dav2d_runtime::MAX_DURATION.as_secs_f64();
+    if !(seconds >= 0.0 && seconds <= most) {
         return Err(crate::error::invalid(format!(
-            "{what} must be a finite number of seconds >= 0, got {seconds}"
+            "{what} must be a number of seconds from 0 to {most} (100 years), got {seconds}"
         )));
     }
     Ok((seconds * 1e9).round() as i64)
@@ -79,7 +80,7 @@ impl PyGraph {
     ) -> PyResult<R> {
         refuse_reentry()?;
         let graph = &self.graph;
-        Ok(py.detach(|| f(&mut graph.lock())))
+        py.detach(|| crate::error::unwinding("the engine", || f(&mut graph.lock())))
     }
 
     fn register(&self, py: Python<'_>, spec: NodeSpec) -> PyResult<()> {
@@ -340,9 +341,19 @@ impl PyGraph {
         Ok(())
     }
 
+    /// Panics inside the engine on purpose: the tests' way to check that a
+    /// panic becomes a `Dav2dError` and leaves the graph usable.
+    fn _panic_inside_engine(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_graph(py, |_| -> () {
+            panic!("a panic inside the engine, on purpose")
+        })
+    }
+
     /// Loads a YAML config's streams, nodes and constraints into this graph.
     fn load_config(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let config = py.detach(|| Config::load(&path)).map_err(config_error)?;
+        let config = py
+            .detach(|| crate::error::unwinding("reading the config", || Config::load(&path)))?
+            .map_err(config_error)?;
         self.with_graph(py, |graph| {
             config.build(graph)?;
             graph.run_wave();
@@ -567,8 +578,12 @@ impl PyGraph {
         if workers.is_none() {
             let graph = self.graph.clone();
             *workers = Some(
-                py.detach(|| Workers::start(graph, self.offload_workers))
-                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
+                py.detach(|| {
+                    crate::error::unwinding("starting the workers", || {
+                        Workers::start(graph, self.offload_workers)
+                    })
+                })?
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
             );
         }
         Ok(())
@@ -582,7 +597,7 @@ impl PyGraph {
             .map_err(|_| PyRuntimeError::new_err("workers lock poisoned"))?
             .take();
         if let Some(workers) = workers {
-            py.detach(|| workers.stop());
+            py.detach(|| crate::error::unwinding("stopping the workers", || workers.stop()))?;
         }
         Ok(())
     }
@@ -595,7 +610,7 @@ impl PyGraph {
             .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?
             .take();
         if let Some(timer) = ticker {
-            py.detach(|| timer.stop());
+            py.detach(|| crate::error::unwinding("stopping the timer", || timer.stop()))?;
         }
         Ok(())
     }

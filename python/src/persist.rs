@@ -27,11 +27,14 @@ pub struct PyPersistence {
 }
 
 fn seconds(value: f64, what: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        crate::error::invalid(format!(
-            "{what}={value} is not a duration in seconds (>= 0)"
-        ))
-    })
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|duration| *duration <= dav2d_runtime::MAX_DURATION)
+        .ok_or_else(|| {
+            crate::error::invalid(format!(
+                "{what}={value} is not a duration in seconds from 0 to 100 years"
+            ))
+        })
 }
 
 #[pymethods]
@@ -83,7 +86,7 @@ impl PyPersistence {
             .map_err(|_| PyRuntimeError::new_err("persistence lock poisoned"))?
             .take();
         if let Some(runtime) = runtime {
-            py.detach(|| runtime.stop());
+            py.detach(|| crate::error::unwinding("stopping persistence", || runtime.stop()))?;
         }
         Ok(())
     }
@@ -170,7 +173,11 @@ pub fn persist(
     };
     let (shared, health) = (graph.shared(), graph.health());
     let runtime = py
-        .detach(move || Runtime::start_with(plan, shared, health))
+        .detach(move || {
+            crate::error::unwinding("starting persistence", || {
+                Runtime::start_with(plan, shared, health)
+            })
+        })?
         .map_err(|e| Dav2dError::new_err(e.to_string()))?;
     let stats = runtime
         .persistence_stats()
@@ -209,20 +216,22 @@ pub fn history<'py>(
     };
     let mut all = dav2d_store::Rows::default();
     py.detach(|| {
-        dav2d_store::history::scan(
-            &dir,
-            &query,
-            |_| {},
-            |rows| {
-                all.ts.extend_from_slice(&rows.ts);
-                all.name.extend(rows.name.iter().cloned());
-                all.key.extend(rows.key.iter().cloned());
-                all.value.extend_from_slice(&rows.value);
-                all.state.extend(rows.state.iter().cloned());
-                Ok(())
-            },
-        )
-    })
+        crate::error::unwinding("reading history", || {
+            dav2d_store::history::scan(
+                &dir,
+                &query,
+                |_| {},
+                |rows| {
+                    all.ts.extend_from_slice(&rows.ts);
+                    all.name.extend(rows.name.iter().cloned());
+                    all.key.extend(rows.key.iter().cloned());
+                    all.value.extend_from_slice(&rows.value);
+                    all.state.extend(rows.state.iter().cloned());
+                    Ok(())
+                },
+            )
+        })
+    })?
     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     let d = PyDict::new(py);
     d.set_item("ts", all.ts.into_pyarray(py))?;

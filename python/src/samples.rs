@@ -135,7 +135,11 @@ impl PySubscription {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<PyUpdate> {
         loop {
-            let next = py.detach(|| self.inner.next_timeout(Duration::from_millis(100)));
+            let next = py.detach(|| {
+                crate::error::unwinding("a subscription", || {
+                    self.inner.next_timeout(Duration::from_millis(100))
+                })
+            })?;
             if let Some(next) = next {
                 return update(py, next);
             }
@@ -164,7 +168,10 @@ impl PySubscription {
                     .min(Duration::from_millis(100)),
                 None => Duration::from_millis(100),
             };
-            if let Some(next) = py.detach(|| self.inner.next_timeout(wait)) {
+            let next = py.detach(|| {
+                crate::error::unwinding("a subscription", || self.inner.next_timeout(wait))
+            })?;
+            if let Some(next) = next {
                 return update(py, next).map(Some);
             }
             if self.closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {

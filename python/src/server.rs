@@ -49,7 +49,7 @@ impl PyServer {
             .map_err(|_| PyRuntimeError::new_err("server lock poisoned"))?
             .take();
         if let Some(runtime) = runtime {
-            py.detach(|| runtime.stop());
+            py.detach(|| crate::error::unwinding("stopping the server", || runtime.stop()))?;
         }
         Ok(())
     }
@@ -184,7 +184,11 @@ pub fn serve(
     }
     let (shared, health) = (graph.shared(), graph.health());
     let runtime = py
-        .detach(|| Runtime::start_with(plan, shared, health))
+        .detach(|| {
+            crate::error::unwinding("starting the server", || {
+                Runtime::start_with(plan, shared, health)
+            })
+        })?
         .map_err(|e| match e {
             dav2d_runtime::RuntimeError::Config(error) => config_error(error),
             error => Dav2dError::new_err(error.to_string()),

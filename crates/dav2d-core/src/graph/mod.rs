@@ -807,6 +807,13 @@ impl Graph {
                 message: "a stream needs a non-empty name".to_string(),
             });
         }
+        if bounds.min.is_some_and(f64::is_nan) || bounds.max.is_some_and(f64::is_nan) {
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
+                message: "min and max must be numbers, not NaN (leave one out for no bound)"
+                    .to_string(),
+            });
+        }
         if let Some(keep) = keep
             && keep > MAX_WINDOW
         {

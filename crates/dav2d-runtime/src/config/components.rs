@@ -197,7 +197,7 @@ pub struct HttpSection {
     /// Time allowed for a request body, e.g. `30s`.
     pub body_timeout: Option<Spanned<String>>,
     /// Connections open at once (default 1024).
-    pub max_connections: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<String>>,
     /// Serve HTTPS: `{cert: path, key: path}` (PEM).
     pub tls: Option<TlsSection>,
     /// Host names besides IP literals and `localhost` a request may name
@@ -229,7 +229,7 @@ pub struct TcpSection {
     /// Longest line or frame, e.g. `1MiB`.
     pub max_line: Option<Spanned<String>>,
     /// Connections open at once (default 1024).
-    pub max_connections: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<String>>,
     /// Close a connection that sends nothing this long (default 5m).
     pub idle_timeout: Option<Spanned<String>>,
     /// Close a connection that leaves a line unfinished this long (default 30s).
@@ -246,9 +246,9 @@ pub struct TcpSection {
 #[serde(deny_unknown_fields)]
 pub struct IngestSection {
     /// Parser pool size; 0 or absent means one per core.
-    pub workers: Option<Spanned<u64>>,
+    pub workers: Option<Spanned<String>>,
     /// Samples for `all`-edge streams that may wait to be applied.
-    pub all_queue: Option<Spanned<u64>>,
+    pub all_queue: Option<Spanned<String>>,
     /// Bodies at least this large are parsed in parallel, e.g. `1MiB`.
     pub parallel_threshold: Option<Spanned<String>>,
     /// Bytes of bodies in flight across every connection (default 128MiB).
@@ -400,23 +400,23 @@ impl Config {
     /// A count within `[least, most]`, located when it is not.
     pub(crate) fn count(
         &self,
-        value: &Option<Spanned<u64>>,
+        value: &Option<Spanned<String>>,
         field: &str,
         least: u64,
         most: u64,
     ) -> Result<Option<usize>, ConfigError> {
-        let Some(number) = value else { return Ok(None) };
-        if number.value < least || number.value > most {
-            return Err(self.error_at(
-                number,
+        let Some(text) = value else { return Ok(None) };
+        match text.value.trim().parse::<u64>() {
+            Ok(number) if (least..=most).contains(&number) => Ok(usize::try_from(number).ok()),
+            _ => Err(self.error_at(
+                text,
                 field.to_string(),
                 format!(
-                    "{} is out of range; give a whole number from {least} to {most}",
-                    number.value
+                    "'{}' is out of range; give a whole number from {least} to {most}",
+                    text.value
                 ),
-            ));
+            )),
         }
-        Ok(usize::try_from(number.value).ok())
     }
 
     /// The TLS files of a `tls` section, read now so a bad certificate is

@@ -108,7 +108,7 @@ pub struct RunConfig {
     pub tick: Option<Spanned<String>>,
     /// Workers running offloaded nodes (default: one per core, at most 4;
     /// at most [`crate::Workers::MAX`]).
-    pub workers: Option<Spanned<u64>>,
+    pub workers: Option<Spanned<String>>,
 }
 
 /// The longest duration any setting takes: longer ones are refused with
@@ -299,6 +299,11 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let number: usize = number
         .parse()
         .map_err(|_| format!("'{text}' is not a size; write e.g. 1048576, 512KiB or 64MiB"))?;
+    if unit.starts_with('.') {
+        return Err(format!(
+            "'{text}' is not a whole number; write e.g. 1048576, 512KiB or 64MiB"
+        ));
+    }
     let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1000,
