@@ -2,6 +2,8 @@
 #   make run    builds everything and runs the built-in demo (CONFIG=path to run a config)
 #   make test   runs every test: cargo test and pytest
 #   make bench  runs the benchmarks beside their bars and peers
+#   make fuzz   fuzzes every decoder on nightly (FUZZ_RUNS per target)
+#   make soak   60 s of hostile load beside well-behaved clients
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CONFIG ?=
 RUN_ARGS ?=
 
-.PHONY: run test bench develop lint clean
+.PHONY: run test bench develop lint clean fuzz soak
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +46,17 @@ bench: $(BENCH_VENV)/.installed
 	cargo build --profile bench-release -p dav2d-bench -p dav2d-cli
 	$(BENCH_VENV)/bin/python bench/run.py --rust-bench $(CARGO_TARGET_DIR)/bench-release/dav2d-bench \
 		--dav2d $(CARGO_TARGET_DIR)/bench-release/dav2d
+
+# Coverage-guided fuzzing on nightly (not in CI: `make test` replays the
+# seeds and a bounded mutation run on stable). FUZZ_RUNS=N per target.
+fuzz:
+	bash fuzz/run.sh
+
+# 60 s of hostile and well-behaved load over loopback (not in CI); prints
+# peak RSS, the well-behaved p99 and the accounting beside their bars.
+soak: $(VENV)/.installed
+	cargo build --release -p dav2d-cli
+	$(PY) bench/soak.py --dav2d $(CARGO_TARGET_DIR)/release/dav2d
 
 lint:
 	cargo fmt --all --check

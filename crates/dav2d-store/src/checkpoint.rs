@@ -276,7 +276,10 @@ fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay) -> Vec<u8> {
     e.0
 }
 
-fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+/// Decodes a checkpoint's payload (the bytes between the marker and the
+/// checksum); what is wrong with it, if anything. Used by [`read_full`]
+/// and the fuzz targets.
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let mut d = Decoder { bytes, at: 0 };
     let wal_from = d.u64()?;
     let mut streams = Vec::new();

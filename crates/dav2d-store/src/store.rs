@@ -114,7 +114,7 @@ fn encode_sample(out: &mut Vec<u8>, stream: &str, key: &str, ts: i64, value: &Va
 }
 
 /// Decodes one logged sample: (stream, key, timestamp, value).
-pub(crate) fn decode_sample(bytes: &[u8]) -> Result<(String, String, i64, Value), String> {
+pub fn decode_sample(bytes: &[u8]) -> Result<(String, String, i64, Value), String> {
     let mut d = Decoder { bytes, at: 0 };
     if d.u8()? != SAMPLE {
         return Err("unknown record kind".to_string());

@@ -218,9 +218,9 @@ pub fn segment_file(dir: &Path, number: u64) -> PathBuf {
     segment_path(dir, number)
 }
 
-/// Reads the good records of one segment; the offset where damage starts,
-/// if any, and its kind.
-fn read_segment(bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Option<(u64, &'static str)> {
+/// Reads the good records of one segment's bytes; the offset where damage
+/// starts, if any, and its kind. Used by recovery and the fuzz targets.
+pub fn read_segment(bytes: &[u8], records: &mut Vec<Vec<u8>>) -> Option<(u64, &'static str)> {
     let mut offset = 0usize;
     while offset < bytes.len() {
         let rest = &bytes[offset..];

@@ -9,6 +9,7 @@
 //! timeouts are described in `source.rs`.
 
 mod config;
+pub mod framing;
 mod source;
 
 use std::sync::Arc;

@@ -45,6 +45,7 @@ use dav2d_core::RejectReason;
 use dav2d_wire::{Format, first_significant};
 
 use crate::config::TcpConfig;
+use crate::framing::{Frame, UNIT_HEADER, complete_lines, next_unit};
 
 /// The magic that selects binary framing.
 pub const BINARY_MAGIC: &[u8; 4] = b"DV2B";
@@ -342,8 +343,8 @@ async fn lines(mut reader: Reader) {
     let mut line_number = 0usize;
     loop {
         // Apply every complete line in the buffer, then read more.
-        if let Some(last_newline) = memchr::memrchr(b'\n', &reader.buffer) {
-            let rest = reader.buffer.split_off(last_newline + 1);
+        if let Some(end) = complete_lines(&reader.buffer) {
+            let rest = reader.buffer.split_off(end);
             let chunk = std::mem::replace(&mut reader.buffer, rest);
             reader.consumed();
             let count = memchr::memchr_iter(b'\n', &chunk).count();
@@ -385,24 +386,23 @@ async fn lines(mut reader: Reader) {
 async fn units(mut reader: Reader) {
     let mut unit_number = 0usize;
     loop {
-        while reader.buffer.len() >= 5 {
-            let buffer = &reader.buffer;
-            let length = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
+        loop {
             let max_line = reader.config.max_line;
-            if length > max_line {
-                let message = json!({"unit": unit_number, "error": format!("a unit of {length} bytes exceeds tcp.max_line ({max_line}); closing")});
-                reader.reply(format!("{message}\n").as_bytes()).await;
-                reader.intake.reject(RejectReason::UnitTooLong, 1);
-                return;
-            }
-            if buffer.len() < 5 + length {
-                break;
-            }
-            let kind = buffer[4];
-            let rest = reader.buffer.split_off(5 + length);
+            let len = match next_unit(&reader.buffer, max_line) {
+                Frame::Incomplete => break,
+                Frame::TooLong(length) => {
+                    let message = json!({"unit": unit_number, "error": format!("a unit of {length} bytes exceeds tcp.max_line ({max_line}); closing")});
+                    reader.reply(format!("{message}\n").as_bytes()).await;
+                    reader.intake.reject(RejectReason::UnitTooLong, 1);
+                    return;
+                }
+                Frame::Unit { kind, len } => (kind, len),
+            };
+            let (kind, len) = len;
+            let rest = reader.buffer.split_off(UNIT_HEADER + len);
             let unit = std::mem::replace(&mut reader.buffer, rest);
             reader.consumed();
-            let payload = unit[5..].to_vec();
+            let payload = unit[UNIT_HEADER..].to_vec();
             let reply = if kind == UNIT_SAMPLES {
                 let format = match first_significant(&payload) {
                     Some((_, b'{')) if payload.contains(&b'\n') => Format::Ndjson,

@@ -1,0 +1,347 @@
+"""``make soak``: a bounded soak of ``dav2d run`` over loopback.
+
+For ``--seconds`` (default 60) it floods HTTP and TCP far past what the
+engine can apply (several senders in their own processes, batches of 1000
+as fast as answers come back), and beside the flood runs a hostile mix:
+keys longer than the limit, a unique-key flood, bodies of 60 MiB, idle and
+half-sent TCP connections, and 500 ``/events`` readers. A well-behaved
+client posts 10 samples every 10 ms to its own stream and times each answer.
+
+It prints, each beside its bar: the server's peak RSS (VmHWM, under 1 GB with
+the default limits), the well-behaved client's p99 (under 100 ms), and the
+accounting: every sample a client sent is accepted, rejected or refused in
+the answers, and the answers agree exactly with ``/metrics``. Loopback only;
+nothing else is contacted. Results go to ``bench/RESULTS.md`` (``--write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RSS_BAR_MB = 1024
+P99_BAR_MS = 100.0
+
+CONFIG = """streams:
+  - name: temp
+    min: -50
+    max: 200
+  - name: good
+nodes:
+  - name: avg
+    kind: moving_average
+    input: temp
+    n: 8
+  - name: good_avg
+    kind: moving_average
+    input: good
+    n: 4
+constraints:
+  - name: hot
+    input: avg
+    trip: 80
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP connection that counts what it sent and what the answers said."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.counts = {"sent": 0, "accepted": 0, "rejected": 0, "refused": 0, "requests": 0, "failed": 0}
+
+    def post(self, path: str, body: bytes, samples: int) -> tuple[int, float]:
+        start = time.perf_counter()
+        try:
+            self.connection.request("POST", path, body, {"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            # No answer: nothing is known about these samples, and they are not counted.
+            self.counts["failed"] += 1
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            return 0, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.counts["requests"] += 1
+        self.counts["sent"] += samples
+        if response.status in (200, 422):
+            answer = json.loads(data)
+            self.counts["accepted"] += answer["accepted"]
+            self.counts["rejected"] += answer["rejected"]
+        else:
+            self.counts["refused"] += samples
+        if response.getheader("Connection", "").lower() == "close":
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return response.status, seconds
+
+
+def batch(keys: list[str], stream: str | None = None) -> bytes:
+    records = []
+    for key in keys:
+        record = {"key": key, "value": round(random.uniform(10, 90), 3)}
+        if stream:
+            record["stream"] = stream
+        records.append(record)
+    return json.dumps(records).encode()
+
+
+def http_flood(port: int, until: float, out: mp.Queue) -> None:
+    client = Client(port)
+    keys = [f"dev-{i:04d}" for i in range(1000)]
+    body = batch(keys)
+    while time.time() < until:
+        client.post("/ingest/temp", body, len(keys))
+    out.put(("http_flood", client.counts))
+
+
+def hostile_keys(port: int, until: float, out: mp.Queue) -> None:
+    """Keys over the length limit, and a flood of keys never seen before."""
+    client = Client(port)
+    counter = 0
+    while time.time() < until:
+        long_keys = ["k" * 2000 + str(i) for i in range(20)]
+        client.post("/ingest/temp", batch(long_keys), len(long_keys))
+        unique = [f"u-{counter + i}" for i in range(1000)]
+        counter += 1000
+        client.post("/ingest/temp", batch(unique), len(unique))
+    out.put(("hostile_keys", client.counts))
+
+
+def big_bodies(port: int, until: float, out: mp.Queue) -> None:
+    """Bodies of 60 MiB, each under max_body, several at once."""
+    record = b'{"key":"big","value":1.0},'
+    body = b"[" + record * (60 * 1024 * 1024 // len(record)) + b'{"key":"big","value":1.0}]'
+    samples = body.count(b'"key"')
+    counts = []
+
+    def one() -> None:
+        client = Client(port)
+        while time.time() < until:
+            client.post("/ingest/temp", body, samples)
+        counts.append(client.counts)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = {name: sum(c[name] for c in counts) for name in counts[0]}
+    out.put(("big_bodies", total))
+
+
+def tcp_flood(port: int, until: float, out: mp.Queue) -> None:
+    line = b'{"stream":"temp","key":"tcp-%d","value":42.0}\n'
+    chunk = b"".join(line % i for i in range(1000))
+    sent = 0
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    while time.time() < until:
+        for s in sockets:
+            s.sendall(chunk)
+            sent += 1000
+    for s in sockets:
+        s.shutdown(socket.SHUT_WR)
+    for s in sockets:
+        s.settimeout(60)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        s.close()
+    out.put(("tcp_flood", {"sent": sent}))
+
+
+def idle_tcp(port: int, until: float, out: mp.Queue) -> None:
+    held = []
+    for i in range(200):
+        s = socket.create_connection(("127.0.0.1", port))
+        if i % 2:
+            s.sendall(b'{"stream":"temp","ke')  # half a line, never finished
+        held.append(s)
+    while time.time() < until:
+        time.sleep(0.5)
+    for s in held:
+        s.close()
+    out.put(("idle_tcp", {"connections": len(held)}))
+
+
+def sse_readers(port: int, until: float, out: mp.Queue) -> None:
+    received = [0]
+    lock = threading.Lock()
+
+    def reader() -> None:
+        try:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /events?names=avg HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.settimeout(1.0)
+            while time.time() < until:
+                try:
+                    data = s.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                with lock:
+                    received[0] += len(data)
+            s.close()
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(500)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(1.0, until - time.time() + 5))
+    out.put(("sse_readers", {"bytes": received[0]}))
+
+
+def well_behaved(port: int, until: float, out: mp.Queue) -> None:
+    client = Client(port)
+    keys = [f"meter-{i}" for i in range(10)]
+    latencies = []
+    statuses: dict[int, int] = {}
+    while time.time() < until:
+        status, seconds = client.post("/ingest/good", batch(keys), len(keys))
+        statuses[status] = statuses.get(status, 0) + 1
+        latencies.append(seconds)
+        time.sleep(0.01)
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
+    out.put(("well_behaved", dict(client.counts, p99_ms=p99 * 1000, statuses=statuses, samples=len(latencies))))
+
+
+def metrics(port: int) -> dict[str, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"dav2d_samples_(received|accepted|rejected)_total\{([^}]*)\} (\S+)", line)
+        if match:
+            what, labels, value = match.groups()
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            key = f"{labels.get('component')}.{what}" + (f".{labels['stage']}" if "stage" in labels else "")
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dav2d", required=True, help="the dav2d binary (release)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="dav2d-soak-"))
+    config = folder / "soak.yaml"
+    config.write_text(CONFIG)
+    http_port, tcp_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [args.dav2d, "run", str(config), "--http", f"127.0.0.1:{http_port}", "--tcp", f"127.0.0.1:{tcp_port}"]
+        + ["--data", "off", "--refresh", "1h"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "w"),
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", http_port)).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    until = time.time() + args.seconds
+    out: mp.Queue = mp.Queue()
+    roles = [
+        (http_flood, http_port),
+        (http_flood, http_port),
+        (tcp_flood, tcp_port),
+        (hostile_keys, http_port),
+        (big_bodies, http_port),
+        (idle_tcp, tcp_port),
+        (sse_readers, http_port),
+        (well_behaved, http_port),
+    ]
+    processes = [mp.Process(target=role, args=(port, until, out)) for role, port in roles]
+    for process in processes:
+        process.start()
+    results: dict[str, list[dict]] = {}
+    for _ in processes:
+        name, counts = out.get(timeout=args.seconds + 300)
+        results.setdefault(name, []).append(counts)
+    for process in processes:
+        process.join(timeout=30)
+    time.sleep(1.0)  # the last TCP lines are applied
+    totals = metrics(http_port)
+    rss = peak_rss_mb(server.pid)
+    server.terminate()
+    server.wait(timeout=60)
+
+    http_clients = [c for name in ("http_flood", "hostile_keys", "big_bodies", "well_behaved") for c in results[name]]
+    answered = {k: sum(c[k] for c in http_clients) for k in ("sent", "accepted", "rejected", "refused", "failed")}
+    good = results["well_behaved"][0]
+    tcp_sent = results["tcp_flood"][0]["sent"]
+    checks = [
+        ("HTTP answers add up (sent = accepted + rejected + refused)",
+         answered["sent"] == answered["accepted"] + answered["rejected"] + answered["refused"]),
+        ("HTTP accepted in answers = dav2d_samples_accepted_total",
+         answered["accepted"] == totals.get("http.accepted", 0)),
+        ("HTTP rejected in answers = rejected at decode + engine in /metrics",
+         answered["rejected"] == totals.get("http.rejected.decode", 0) + totals.get("http.rejected.engine", 0)),
+        ("TCP lines sent = dav2d_samples_received_total{component=tcp}", tcp_sent == totals.get("tcp.received", 0)),
+        ("TCP received = accepted + rejected",
+         totals.get("tcp.received", 0) == totals.get("tcp.accepted", 0) + totals.get("tcp.rejected.decode", 0) + totals.get("tcp.rejected.engine", 0)),
+    ]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    lines = [
+        f"## Soak ({datetime.date.today()}, {args.seconds:.0f} s, {machine})",
+        "",
+        "| figure | measured | bar |",
+        "|---|---|---|",
+        f"| peak RSS of `dav2d run` (VmHWM) | {rss:.0f} MB | < {RSS_BAR_MB} MB {'(met)' if rss < RSS_BAR_MB else '(MISSED)'} |",
+        f"| well-behaved client p99 ({good['samples']} posts of 10) | {good['p99_ms']:.1f} ms | < {P99_BAR_MS:.0f} ms {'(met)' if good['p99_ms'] < P99_BAR_MS else '(MISSED)'} |",
+        f"| well-behaved answers by status | {good['statuses']} | all 200 |",
+        f"| HTTP samples sent / accepted / rejected / refused | {answered['sent']:,} / {answered['accepted']:,} / {answered['rejected']:,} / {answered['refused']:,} (requests without an answer: {answered['failed']}) | exact |",
+        f"| TCP lines sent / received / accepted | {tcp_sent:,} / {totals.get('tcp.received', 0):,.0f} / {totals.get('tcp.accepted', 0):,.0f} | exact |",
+        f"| /events readers, bytes streamed | {results['sse_readers'][0]['bytes']:,} | - |",
+        "",
+    ]
+    lines += [f"- {'ok' if passed else 'FAILED'}: {what}" for what, passed in checks]
+    print("\n".join(lines))
+    if args.write:
+        results_md = Path(__file__).with_name("RESULTS.md")
+        results_md.write_text(results_md.read_text() + "\n" + "\n".join(lines) + "\n")
+    ok = rss < RSS_BAR_MB and good["p99_ms"] < P99_BAR_MS and all(passed for _, passed in checks)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+//! cargo-fuzz target `wire_compressed`: drives `dav2d_fuzz::wire_compressed` (see crates/dav2d-fuzz).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dav2d_fuzz::wire_compressed(data));
