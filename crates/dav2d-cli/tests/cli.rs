@@ -497,3 +497,62 @@ fn every_sample_acknowledged_durable_survives_a_sigkill_under_load() {
     again.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-emfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dav2d.yaml");
+    std::fs::write(&config, "streams:\n  - name: temp\n").unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_address = tcp.local_addr().unwrap().to_string();
+    drop(tcp);
+    // A descriptor limit far below the connections the test opens.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} run {} --http 127.0.0.1:0 --tcp {tcp_address} --data off --refresh 1h",
+            env!("CARGO_BIN_EXE_dav2d"),
+            config.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut title = String::new();
+    stdout.read_line(&mut title).unwrap();
+    let address = http_address(&title);
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        match std::net::TcpStream::connect(&tcp_address) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    // Accepting fails with EMFILE for a while: the loop backs off.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(held);
+    let mut healthy = false;
+    for _ in 0..100 {
+        if try_request(&address, "GET", "/healthz", "").is_ok_and(|a| a.starts_with("HTTP/1.1 200"))
+        {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(healthy, "the server serves again once descriptors are free");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let warnings = stderr.matches("Accepting a TCP connection failed").count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "one warning per 10 s, not one per failure ({warnings}): {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
