@@ -250,6 +250,18 @@ fn files(dir: &std::path::Path) -> Vec<(String, u64)> {
     files
 }
 
+/// A fresh scratch folder named after `name` with `dav2d.yaml` in it: the
+/// `yaml` with `{data}` replaced by the folder's `data` directory.
+fn scratch_config(name: &str, yaml: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dav2d.yaml");
+    let data = dir.join("data");
+    std::fs::write(&config, yaml.replace("{data}", &data.display().to_string())).unwrap();
+    (dir, config)
+}
+
 /// Starts `dav2d run CONFIG` with HTTP on an ephemeral port; returns the
 /// child and its title line.
 fn spawn_run(config: &std::path::Path) -> (std::process::Child, String) {
@@ -319,21 +331,12 @@ fn try_request(address: &str, method: &str, path: &str, body: &str) -> std::io::
 #[test]
 fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
     for signal in ["INT", "TERM"] {
-        let dir =
-            std::env::temp_dir().join(format!("dav2d-cli-signal-{signal}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("dav2d.yaml");
         // A long flush interval: nothing is durable before the signal
         // unless the stop is orderly.
-        std::fs::write(
-            &config,
-            format!(
-                "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {}\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
+        let (dir, config) = scratch_config(
+            &format!("signal-{signal}"),
+            "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {data}\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
+        );
         let (mut child, title) = spawn_run(&config);
         let address = http_address(&title);
         let samples: Vec<String> = (0..100)
@@ -405,19 +408,11 @@ fn all_state(address: &str, name: &str) -> std::collections::HashMap<String, f64
 fn every_sample_acknowledged_durable_survives_a_sigkill_under_load() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
-    let dir = std::env::temp_dir().join(format!("dav2d-cli-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("dav2d.yaml");
     // Nothing is flushed on a schedule: only durable acknowledgements flush.
-    std::fs::write(
-        &config,
-        format!(
-            "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {}\n  streams: [temp]\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = scratch_config(
+        "kill",
+        "streams:\n  - name: temp\nnodes:\n  - name: twice\n    kind: scale\n    input: temp\n    a: 2\npersistence:\n  dir: {data}\n  streams: [temp]\n  flush_interval: 1h\n  checkpoint_interval: 1h\n",
+    );
     let (mut child, title) = spawn_run(&config);
     let address = http_address(&title);
     let stop = Arc::new(AtomicBool::new(false));
@@ -501,11 +496,7 @@ fn every_sample_acknowledged_durable_survives_a_sigkill_under_load() {
 #[test]
 fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("dav2d-cli-emfile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("dav2d.yaml");
-    std::fs::write(&config, "streams:\n  - name: temp\n").unwrap();
+    let (dir, config) = scratch_config("emfile", "streams:\n  - name: temp\n");
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_address = tcp.local_addr().unwrap().to_string();
     drop(tcp);

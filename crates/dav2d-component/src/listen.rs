@@ -78,6 +78,25 @@ pub fn token_matches(given: &[u8], token: &str) -> bool {
     bool::from(given.ct_eq(token.as_bytes()))
 }
 
+/// What a listening component asks [`Listener::open`] for.
+#[derive(Clone, Debug)]
+pub struct ListenOptions<'a> {
+    /// `HTTP`, `TCP`: names the listener in logs and errors.
+    pub what: &'static str,
+    /// The component's name, for logs.
+    pub component: &'a str,
+    /// The setting of the address, e.g. `http.bind` (its section prefixes `tls`).
+    pub setting: &'a str,
+    /// The address to bind.
+    pub address: SocketAddr,
+    /// TLS, when configured.
+    pub tls: Option<&'a TlsFiles>,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Whether the component asks for a token.
+    pub has_token: bool,
+}
+
 /// A listening socket with a connection limit, optional TLS and accept
 /// errors that back off.
 pub struct Listener {
@@ -97,6 +116,47 @@ pub enum Accepted {
 }
 
 impl Listener {
+    /// Loads the TLS files, binds (a busy port is an error before anything
+    /// runs) and warns when listening beyond loopback without a token or
+    /// without TLS: the one way every listening component opens its socket.
+    pub fn open(
+        io: &tokio::runtime::Handle,
+        options: &ListenOptions<'_>,
+    ) -> Result<Listener, crate::StartError> {
+        let section = options.setting.trim_end_matches(".bind");
+        let tls =
+            match options.tls {
+                Some(files) => Some(files.acceptor().map_err(|error| {
+                    crate::StartError::Other(format!("{section}.tls: {error}"))
+                })?),
+                None => None,
+            };
+        let bound = crate::bind(io, options.what, options.setting, options.address)?;
+        if !options.address.ip().is_loopback() {
+            let (what, component, address) = (options.what, options.component, options.address);
+            if !options.has_token {
+                tracing::warn!(
+                    component,
+                    %address,
+                    "The {what} listener is beyond loopback without a token: anyone who can reach it can write; set {section}.token."
+                );
+            }
+            if tls.is_none() {
+                tracing::warn!(
+                    component,
+                    %address,
+                    "The {what} listener is beyond loopback without TLS: data and tokens cross the network in clear text; set {section}.tls."
+                );
+            }
+        }
+        Ok(Listener::new(
+            bound,
+            tls,
+            options.max_connections,
+            options.what,
+        ))
+    }
+
     /// Wraps `inner`; at most `max_connections` are open at once. `what`
     /// (`HTTP`, `TCP`) names the listener in logs.
     pub fn new(

@@ -42,34 +42,18 @@ impl Source for HttpSource {
     }
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
-        let tls = match &self.config.tls {
-            Some(files) => Some(files.acceptor().map_err(|error| {
-                StartError::Other(format!(
-                    "{}.tls: {error}",
-                    self.setting.trim_end_matches(".bind")
-                ))
-            })?),
-            None => None,
-        };
-        let bound = dav2d_component::bind(&context.io, "HTTP", &self.setting, self.config.bind)?;
-        if !self.config.bind.ip().is_loopback() {
-            if self.config.token.is_none() {
-                tracing::warn!(
-                    component = %self.name,
-                    address = %self.config.bind,
-                    "The HTTP API listens beyond loopback without a token: anyone who can reach it can read and write; set http.token."
-                );
-            }
-            if tls.is_none() {
-                tracing::warn!(
-                    component = %self.name,
-                    address = %self.config.bind,
-                    "The HTTP API listens beyond loopback without TLS: requests and tokens cross the network in clear text; set http.tls."
-                );
-            }
-        }
-        let listener =
-            dav2d_component::Listener::new(bound, tls, self.config.max_connections, "HTTP");
+        let listener = dav2d_component::Listener::open(
+            &context.io,
+            &dav2d_component::ListenOptions {
+                what: "HTTP",
+                component: &self.name,
+                setting: &self.setting,
+                address: self.config.bind,
+                tls: self.config.tls.as_ref(),
+                max_connections: self.config.max_connections,
+                has_token: self.config.token.is_some(),
+            },
+        )?;
         let address = listener.local_addr().ok();
         let state = serve::AppState {
             intake: context.intake.clone(),

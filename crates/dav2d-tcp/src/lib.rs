@@ -37,34 +37,18 @@ impl Source for TcpSource {
     }
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
-        let tls = match &self.config.tls {
-            Some(files) => Some(files.acceptor().map_err(|error| {
-                StartError::Other(format!(
-                    "{}.tls: {error}",
-                    self.setting.trim_end_matches(".bind")
-                ))
-            })?),
-            None => None,
-        };
-        let bound = dav2d_component::bind(&context.io, "TCP", &self.setting, self.config.bind)?;
-        if !self.config.bind.ip().is_loopback() {
-            if self.config.token.is_none() {
-                tracing::warn!(
-                    component = %self.name,
-                    address = %self.config.bind,
-                    "The TCP source listens beyond loopback without a token: anyone who can reach it can write; set http.token or tcp.token."
-                );
-            }
-            if tls.is_none() {
-                tracing::warn!(
-                    component = %self.name,
-                    address = %self.config.bind,
-                    "The TCP source listens beyond loopback without TLS: samples and the token cross the network in clear text; set tcp.tls."
-                );
-            }
-        }
-        let listener =
-            dav2d_component::Listener::new(bound, tls, self.config.max_connections, "TCP");
+        let listener = dav2d_component::Listener::open(
+            &context.io,
+            &dav2d_component::ListenOptions {
+                what: "TCP",
+                component: &self.name,
+                setting: &self.setting,
+                address: self.config.bind,
+                tls: self.config.tls.as_ref(),
+                max_connections: self.config.max_connections,
+                has_token: self.config.token.is_some(),
+            },
+        )?;
         let address = listener.local_addr().ok();
         tracing::info!(component = %self.name, address = ?address, "TCP source started.");
         let (config, intake) = (Arc::new(self.config), context.intake.clone());

@@ -358,12 +358,7 @@ impl Config {
                 .duration(&section.body_timeout, format!("{prefix}.body_timeout"))?
                 .unwrap_or(defaults.body_timeout),
             max_connections: self
-                .count(
-                    &section.max_connections,
-                    &format!("{prefix}.max_connections"),
-                    1,
-                    MAX_CONNECTIONS,
-                )?
+                .connections(&section.max_connections, prefix)?
                 .unwrap_or(defaults.max_connections),
             tls: self.tls(&section.tls, &format!("{prefix}.tls"))?,
             allowed_hosts: section.allowed_hosts.clone().unwrap_or_default(),
@@ -395,6 +390,20 @@ impl Config {
             ));
         }
         Ok(Some(token.value.clone()))
+    }
+
+    /// A listener's `max_connections`.
+    fn connections(
+        &self,
+        value: &Option<Spanned<String>>,
+        prefix: &str,
+    ) -> Result<Option<usize>, ConfigError> {
+        self.count(
+            value,
+            &format!("{prefix}.max_connections"),
+            1,
+            MAX_CONNECTIONS,
+        )
     }
 
     /// A count within `[least, most]`, located when it is not.
@@ -468,12 +477,7 @@ impl Config {
                 .unwrap_or(defaults.bind),
             max_line,
             max_connections: self
-                .count(
-                    &section.max_connections,
-                    &format!("{prefix}.max_connections"),
-                    1,
-                    MAX_CONNECTIONS,
-                )?
+                .connections(&section.max_connections, prefix)?
                 .unwrap_or(defaults.max_connections),
             idle_timeout: self
                 .duration(&section.idle_timeout, format!("{prefix}.idle_timeout"))?
