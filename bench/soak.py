@@ -176,16 +176,20 @@ def tcp_flood(port: int, until: float, out: mp.Queue) -> None:
 
 def idle_tcp(port: int, until: float, out: mp.Queue) -> None:
     held = []
+    half_lines = 0
     for i in range(200):
         s = socket.create_connection(("127.0.0.1", port))
         if i % 2:
-            s.sendall(b'{"stream":"temp","ke')  # half a line, never finished
+            # Half a line, never finished: cut by tcp.partial_timeout, or
+            # taken as a (bad) last line when the connection closes.
+            s.sendall(b'{"stream":"temp","ke')
+            half_lines += 1
         held.append(s)
     while time.time() < until:
         time.sleep(0.5)
     for s in held:
         s.close()
-    out.put(("idle_tcp", {"connections": len(held)}))
+    out.put(("idle_tcp", {"connections": len(held), "half_lines": half_lines}))
 
 
 def sse_readers(port: int, until: float, out: mp.Queue) -> None:
@@ -219,6 +223,14 @@ def sse_readers(port: int, until: float, out: mp.Queue) -> None:
 
 
 def well_behaved(port: int, until: float, out: mp.Queue) -> None:
+    # On a small shared machine the flood's own processes compete with this
+    # one for the CPU; --nice-well-behaved gives it priority, so its p99
+    # measures the server rather than the load generators.
+    if os.environ.get("DAV2D_SOAK_NICE"):
+        try:
+            os.nice(-10)
+        except OSError:
+            pass
     client = Client(port)
     keys = [f"meter-{i}" for i in range(10)]
     latencies = []
@@ -290,6 +302,8 @@ def main() -> int:
         (sse_readers, http_port),
         (well_behaved, http_port),
     ]
+    skip = set(filter(None, os.environ.get("DAV2D_SOAK_SKIP", "").split(",")))
+    roles = [(role, port) for role, port in roles if role.__name__ not in skip]
     processes = [mp.Process(target=role, args=(port, until, out)) for role, port in roles]
     for process in processes:
         process.start()
@@ -305,10 +319,14 @@ def main() -> int:
     server.terminate()
     server.wait(timeout=60)
 
+    for name in ("http_flood", "hostile_keys", "big_bodies", "tcp_flood", "idle_tcp", "sse_readers"):
+        results.setdefault(name, [{"sent": 0, "accepted": 0, "rejected": 0, "refused": 0, "failed": 0, "half_lines": 0, "bytes": 0}])
     http_clients = [c for name in ("http_flood", "hostile_keys", "big_bodies", "well_behaved") for c in results[name]]
     answered = {k: sum(c[k] for c in http_clients) for k in ("sent", "accepted", "rejected", "refused", "failed")}
     good = results["well_behaved"][0]
     tcp_sent = results["tcp_flood"][0]["sent"]
+    half_lines = results["idle_tcp"][0]["half_lines"]
+    cut = totals.get("tcp.rejected.transport", 0)  # half lines cut by the partial timeout
     checks = [
         ("HTTP answers add up (sent = accepted + rejected + refused)",
          answered["sent"] == answered["accepted"] + answered["rejected"] + answered["refused"]),
@@ -316,7 +334,8 @@ def main() -> int:
          answered["accepted"] == totals.get("http.accepted", 0)),
         ("HTTP rejected in answers = rejected at decode + engine in /metrics",
          answered["rejected"] == totals.get("http.rejected.decode", 0) + totals.get("http.rejected.engine", 0)),
-        ("TCP lines sent = dav2d_samples_received_total{component=tcp}", tcp_sent == totals.get("tcp.received", 0)),
+        ("TCP lines sent (and half lines taken at close) = dav2d_samples_received_total{component=tcp}",
+         tcp_sent + half_lines - min(cut, half_lines) == totals.get("tcp.received", 0)),
         ("TCP received = accepted + rejected",
          totals.get("tcp.received", 0) == totals.get("tcp.accepted", 0) + totals.get("tcp.rejected.decode", 0) + totals.get("tcp.rejected.engine", 0)),
     ]
@@ -330,7 +349,7 @@ def main() -> int:
         f"| well-behaved client p99 ({good['samples']} posts of 10) | {good['p99_ms']:.1f} ms | < {P99_BAR_MS:.0f} ms {'(met)' if good['p99_ms'] < P99_BAR_MS else '(MISSED)'} |",
         f"| well-behaved answers by status | {good['statuses']} | all 200 |",
         f"| HTTP samples sent / accepted / rejected / refused | {answered['sent']:,} / {answered['accepted']:,} / {answered['rejected']:,} / {answered['refused']:,} (requests without an answer: {answered['failed']}) | exact |",
-        f"| TCP lines sent / received / accepted | {tcp_sent:,} / {totals.get('tcp.received', 0):,.0f} / {totals.get('tcp.accepted', 0):,.0f} | exact |",
+        f"| TCP lines sent (+ half lines) / received / accepted | {tcp_sent:,} (+ {half_lines}) / {totals.get('tcp.received', 0):,.0f} / {totals.get('tcp.accepted', 0):,.0f} | exact |",
         f"| /events readers, bytes streamed | {results['sse_readers'][0]['bytes']:,} | - |",
         "",
     ]

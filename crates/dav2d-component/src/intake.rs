@@ -24,6 +24,9 @@ use tokio::sync::Semaphore;
 
 use crate::metrics::{ComponentCounters, Metrics};
 
+/// Records applied per hold of the engine lock.
+const APPLY_CHUNK: usize = 16_384;
+
 /// How many times a caller retries the engine lock for a small body before
 /// handing it to the parser pool.
 const INLINE_SPINS: usize = 256;
@@ -49,7 +52,7 @@ impl Default for IntakeConfig {
             workers: 0,
             parse: ParseOptions::default(),
             all_queue_capacity: 1_000_000,
-            body_budget: 128 << 20,
+            body_budget: 64 << 20,
         }
     }
 }
@@ -196,6 +199,7 @@ impl Intake {
             .thread_name(|i| format!("dav2d-parse-{i}"))
             .build()
             .map_err(|e| format!("cannot start the parser pool: {e}"))?;
+
         let capacity = config.all_queue_capacity.max(1);
         // Unregistered: only relabelled intakes (one per component) count
         // into `/metrics`, so no series stands for the unlabelled one.
@@ -541,14 +545,29 @@ impl Intake {
             return Outcome::Overloaded;
         };
         let mut batch = BatchReport::default();
-        let mut apply = |graph: &mut Graph| {
-            graph.push_records(parsed.samples(), &mut batch);
-            graph.run_wave();
-            graph.settled()
-        };
         let settled = match locked {
-            Some(graph) => apply(graph),
-            None => apply(&mut self.shared.graph.lock()),
+            Some(graph) => {
+                graph.push_records(parsed.samples(), &mut batch);
+                graph.run_wave();
+                graph.settled()
+            }
+            None => {
+                // A large body is applied a chunk per lock hold, so other
+                // producers and readers get the engine between chunks
+                // instead of waiting for millions of records.
+                let mut samples = parsed.samples().peekable();
+                loop {
+                    let mut graph = self.shared.graph.lock();
+                    graph.push_records(samples.by_ref().take(APPLY_CHUNK), &mut batch);
+                    graph.run_wave();
+                    if samples.peek().is_none() {
+                        break graph.settled();
+                    }
+                    drop(graph);
+                    // Let a waiting producer take the lock before the next chunk.
+                    std::thread::yield_now();
+                }
+            }
         };
         drop(permit);
         self.set_queue_depth();

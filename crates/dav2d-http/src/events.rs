@@ -8,15 +8,20 @@
 //! to one subscriber, however many clients listen. A client that falls more
 //! than the channel's capacity behind skips the oldest updates: they are
 //! counted (`dav2d_events_dropped_total`), and the engine never waits.
+//!
+//! The hub writes each update's event text once; a client copies the
+//! shared bytes of every event waiting for it into one chunk per write, so
+//! 500 listeners cost 500 socket writes per round, not 500 JSON encodings
+//! per update.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dav2d_core::{SharedGraph, Subscription, SubscriptionMode, Update};
 use dav2d_wire::update_json;
@@ -32,9 +37,32 @@ pub(crate) struct NamesQuery {
     names: Option<String>,
 }
 
-fn update_event(update: &Update) -> Event {
+/// Events a client copies into one write at most.
+const EVENTS_PER_WRITE: usize = 256;
+
+/// The pause after a full write before the next one: a client that is
+/// behind a flood gets at most a write's worth per pause (it skips the rest,
+/// counted), so fanning a flood out to hundreds of readers cannot starve
+/// ingestion. A client that keeps up is never paused.
+const BEHIND_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long a quiet stream waits before a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One update as the hub broadcasts it: the name clients filter by and the
+/// event's text, written once.
+pub(crate) struct Formatted {
+    name: Arc<str>,
+    text: Bytes,
+}
+
+fn format_event(update: &Update) -> Formatted {
     let (kind, data) = update_json(update);
-    Event::default().event(kind.as_str()).data(data.to_string())
+    let text = format!("event: {}\ndata: {data}\n\n", kind.as_str());
+    Formatted {
+        name: Arc::clone(&update.name),
+        text: Bytes::from(text),
+    }
 }
 
 /// A client's request that the hub's subscription cover more names.
@@ -48,7 +76,7 @@ struct Grow {
 /// client asks for names not yet covered, subscribes anew (the only time it
 /// takes the engine lock), so no client ever blocks a thread of its own.
 pub(crate) struct EventHub {
-    sender: broadcast::Sender<Arc<Update>>,
+    sender: broadcast::Sender<Arc<Formatted>>,
     grow: Mutex<std::sync::mpsc::Sender<Grow>>,
     /// Names the hub's subscription covers.
     covered: Arc<Mutex<HashSet<String>>>,
@@ -72,7 +100,10 @@ impl EventHub {
     }
 
     /// A receiver of every update from now on, once the hub covers `names`.
-    async fn listen(&self, names: &[String]) -> Result<broadcast::Receiver<Arc<Update>>, String> {
+    async fn listen(
+        &self,
+        names: &[String],
+    ) -> Result<broadcast::Receiver<Arc<Formatted>>, String> {
         // Subscribed before growing, so nothing between the two is missed.
         let receiver = self.sender.subscribe();
         let covered = {
@@ -108,7 +139,7 @@ impl EventHub {
 fn run_hub(
     graph: &SharedGraph,
     requests: &std::sync::mpsc::Receiver<Grow>,
-    sender: &broadcast::Sender<Arc<Update>>,
+    sender: &broadcast::Sender<Arc<Formatted>>,
     covered: &Mutex<HashSet<String>>,
 ) {
     use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
@@ -140,7 +171,7 @@ fn run_hub(
             match current.next_timeout(Duration::from_millis(20)) {
                 // No receiver is not an error: updates nobody reads are dropped.
                 Some(update) => {
-                    let _ = sender.send(Arc::new(update));
+                    let _ = sender.send(Arc::new(format_event(&update)));
                 }
                 None => break,
             }
@@ -201,24 +232,60 @@ pub(crate) async fn events(
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
     let stream = futures_util::stream::unfold(
-        (receiver, wanted, dropped),
-        |(mut receiver, wanted, dropped)| async move {
+        (receiver, wanted, dropped, false),
+        |(mut receiver, wanted, dropped, behind)| async move {
+            if behind {
+                tokio::time::sleep(BEHIND_PAUSE).await;
+            }
+            let mut chunk: Vec<u8> = Vec::new();
+            let mut events = 0;
+            // Wait for the first event (or send a keep-alive comment), then
+            // take every event already waiting, up to a write's worth.
             loop {
-                match receiver.recv().await {
+                let next = if events == 0 {
+                    match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let ping = Bytes::from_static(b": keep-alive\n\n");
+                            let state = (receiver, wanted, dropped, false);
+                            return Some((Ok::<Bytes, Infallible>(ping), state));
+                        }
+                    }
+                } else {
+                    match receiver.try_recv() {
+                        Ok(update) => Ok(update),
+                        Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                            Err(broadcast::error::RecvError::Lagged(skipped))
+                        }
+                        Err(_) => break,
+                    }
+                };
+                match next {
                     Ok(update) if wanted.contains(&*update.name) => {
-                        let event = update_event(&update);
-                        return Some((Ok::<Event, Infallible>(event), (receiver, wanted, dropped)));
+                        chunk.extend_from_slice(&update.text);
+                        events += 1;
+                        if events >= EVENTS_PER_WRITE {
+                            break;
+                        }
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         dropped.inc_by(skipped);
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Err(broadcast::error::RecvError::Closed) if events == 0 => return None,
+                    Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
+            let behind = events >= EVENTS_PER_WRITE;
+            Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped, behind)))
         },
     );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }

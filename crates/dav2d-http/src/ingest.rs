@@ -300,6 +300,8 @@ async fn ingest_inner(
     }
     // The body's share of the budget is held until it was applied.
     let Some(mut budget) = intake.reserve_body(declared.unwrap_or(BUDGET_STEP)) else {
+        // Discarded, never buffered: the client can read the answer.
+        drain(body, max_body, state.config.body_timeout).await;
         return budget_spent();
     };
     if format == Format::Json
@@ -354,7 +356,8 @@ async fn ingest_bytes(
     {
         return finish(state, outcome, ack).await;
     }
-    let outcome = on_pool(&state.intake, move |intake| {
+    let small = encoding.is_none() && bytes.len() < INLINE_BODY;
+    let ingest = move |intake: &Intake| {
         intake.ingest(
             &bytes,
             encoding.as_deref(),
@@ -362,7 +365,12 @@ async fn ingest_bytes(
             stream.as_deref(),
             Admission::Refuse,
         )
-    });
+    };
+    let outcome = if small {
+        on_small(&state.intake, ingest)
+    } else {
+        on_pool(&state.intake, ingest)
+    };
     match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
@@ -532,6 +540,21 @@ fn on_pool<T: Send + 'static>(
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let worker = intake.clone();
     intake.spawn(move || {
+        let _ = sender.send(work(&worker));
+    });
+    receiver
+}
+
+/// Runs `work` (a small body that found the engine busy) on a blocking
+/// thread of its own, so it never queues behind the parsing of large
+/// bodies on the pool, nor behind another small body waiting for the engine.
+fn on_small<T: Send + 'static>(
+    intake: &Intake,
+    work: impl FnOnce(&Intake) -> T + Send + 'static,
+) -> Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let worker = intake.clone();
+    tokio::task::spawn_blocking(move || {
         let _ = sender.send(work(&worker));
     });
     receiver

@@ -281,8 +281,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_keys: 500_000,
-            max_keys_per_stream: 500_000,
+            max_keys: 200_000,
+            max_keys_per_stream: 200_000,
             max_key_len: 1024,
             max_name_len: 256,
             max_streams: 10_000,

@@ -251,7 +251,7 @@ pub struct IngestSection {
     pub all_queue: Option<Spanned<String>>,
     /// Bodies at least this large are parsed in parallel, e.g. `1MiB`.
     pub parallel_threshold: Option<Spanned<String>>,
-    /// Bytes of bodies in flight across every connection (default 128MiB).
+    /// Bytes of bodies in flight across every connection (default 64MiB).
     pub body_budget: Option<Spanned<String>>,
 }
 
