@@ -1,0 +1,28 @@
+//! Video frames for dav2d, from a source to a reader with no copy and no
+//! allocation per frame.
+//!
+//! The key design decision: a frame stream owns a [`FramePool`] of
+//! pre-allocated, 64-byte-aligned slots. Its source writes each frame into
+//! a free slot and publishes it; a reader takes a [`Lease`] on the newest
+//! and reads (or exports to NumPy) the slot itself. A leased slot is never
+//! reused, so a view can outlive any number of later frames safely; when
+//! every slot is held the source skips the frame and counts it, so a slow
+//! reader never slows a live source nor builds a backlog. Row pitch is kept
+//! as the source gives it ([`FrameLayout`]).
+//!
+//! Sources: [`SyntheticFrames`] (a test pattern) and y4m files or pipes
+//! ([`open`] with `y4m:PATH` or `y4m:-`).
+
+mod format;
+mod pool;
+mod source;
+mod synthetic;
+pub mod y4m;
+
+pub use format::{FrameLayout, PixelFormat, Plane};
+pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
+pub use source::{FrameUrl, open};
+pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};
+
+/// The largest frame a stream carries (a 8K RGBA frame is 133 MB).
+pub const MAX_FRAME_BYTES: usize = 256 << 20;

@@ -1,0 +1,387 @@
+//! The frame pool: pre-allocated, 64-byte-aligned slots owned by Rust, one
+//! pool per frame stream. The producer writes into a free slot and
+//! publishes it as the newest; readers lease the newest and read it in
+//! place. A slot that is leased (by a lease, an exported buffer, a tensor:
+//! whatever holds a [`Lease`]) or is the newest is never written; when no
+//! slot is free the producer skips the frame and counts it. A slow reader
+//! gets the newest frame, never a backlog, and never blocks the producer
+//! (unless the stream asked for every frame: [`Delivery::Every`]).
+//!
+//! The bookkeeping (which slot is newest, how many leases each has, which
+//! one is being written) sits behind one mutex taken for a few instructions
+//! per frame and per lease; the pixels are never behind it.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::format::FrameLayout;
+
+/// The alignment of every slot's buffer.
+pub const SLOT_ALIGN: usize = 64;
+
+/// How the producer treats readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Live sources: the producer never waits; readers get the newest.
+    #[default]
+    Latest,
+    /// Files and pipes: the producer publishes the next frame only once a
+    /// reader has taken the newest, so a reader sees every frame.
+    Every,
+}
+
+/// A published frame's description.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameMeta {
+    /// Where its planes are in the slot.
+    pub layout: FrameLayout,
+    /// Timestamp, ns since the epoch (as the source gave it).
+    pub ts_ns: i64,
+    /// Position in the stream, from 0.
+    pub seq: u64,
+}
+
+/// One slot's buffer: `capacity` bytes aligned to [`SLOT_ALIGN`].
+struct Buffer {
+    pointer: *mut u8,
+    capacity: usize,
+}
+
+impl Buffer {
+    fn new(capacity: usize) -> Buffer {
+        let layout = Layout::from_size_align(capacity.max(1), SLOT_ALIGN)
+            .unwrap_or_else(|error| panic!("a frame slot of {capacity} bytes: {error}"));
+        // SAFETY: the layout has a non-zero size.
+        let pointer = unsafe { alloc_zeroed(layout) };
+        if pointer.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Buffer { pointer, capacity }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(self.capacity.max(1), SLOT_ALIGN)
+            .unwrap_or_else(|error| panic!("a frame slot of {} bytes: {error}", self.capacity));
+        // SAFETY: allocated in `Buffer::new` with this very layout.
+        unsafe { dealloc(self.pointer, layout) }
+    }
+}
+
+struct Slot {
+    buffer: Buffer,
+    /// Written only by the producer while it holds the slot for writing.
+    meta: UnsafeCell<Option<FrameMeta>>,
+}
+
+#[derive(Default)]
+struct State {
+    newest: Option<usize>,
+    leases: Vec<u32>,
+    writing: Option<usize>,
+    /// Frames published.
+    published: u64,
+    /// The newest seq a reader has leased (for [`Delivery::Every`]).
+    taken: Option<u64>,
+    closed: bool,
+}
+
+struct Inner {
+    slots: Box<[Slot]>,
+    state: Mutex<State>,
+    changed: Condvar,
+    delivery: Delivery,
+    skipped: AtomicU64,
+}
+
+// SAFETY: a slot's buffer and meta are written only by the producer while
+// the state marks the slot as being written, which it does only when the
+// slot is neither the newest nor leased; readers only read slots they lease
+// (the newest at the time), so no write ever overlaps a read. The state
+// itself is behind the mutex.
+unsafe impl Sync for Inner {}
+// SAFETY: the raw buffer pointers are owned by the pool and freed once.
+unsafe impl Send for Inner {}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A frame stream's pool of slots. Cloning shares it.
+#[derive(Clone)]
+pub struct FramePool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FramePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramePool")
+            .field("slots", &self.inner.slots.len())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most slots a pool has.
+pub const MAX_SLOTS: usize = 64;
+
+impl FramePool {
+    /// A pool of `slots` (at least 2) slots of `capacity` bytes each.
+    pub fn new(slots: usize, capacity: usize, delivery: Delivery) -> FramePool {
+        let slots = slots.clamp(2, MAX_SLOTS);
+        let slots: Box<[Slot]> = (0..slots)
+            .map(|_| Slot {
+                buffer: Buffer::new(capacity),
+                meta: UnsafeCell::new(None),
+            })
+            .collect();
+        let state = State {
+            leases: vec![0; slots.len()],
+            ..State::default()
+        };
+        FramePool {
+            inner: Arc::new(Inner {
+                slots,
+                state: Mutex::new(state),
+                changed: Condvar::new(),
+                delivery,
+                skipped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Bytes each slot holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.slots[0].buffer.capacity
+    }
+
+    /// How many slots there are.
+    pub fn slots(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Frames the producer skipped because every slot was held.
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Frames published so far.
+    pub fn published(&self) -> u64 {
+        self.inner.lock().published
+    }
+
+    /// Leases held right now, over all slots.
+    pub fn leased(&self) -> u32 {
+        self.inner.lock().leases.iter().sum()
+    }
+
+    /// Ends the stream: readers waiting for a frame wake up with none.
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.inner.changed.notify_all();
+    }
+
+    /// Whether the stream ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    /// A free slot to write the next frame into, or `None` (counted as a
+    /// skipped frame) when every slot is held or the stream is closed.
+    /// With [`Delivery::Every`] it waits (up to `wait`) for a reader to
+    /// take the newest frame first.
+    pub fn begin(&self, wait: Duration) -> Option<WriteSlot<'_>> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        if inner.delivery == Delivery::Every {
+            let deadline = Instant::now() + wait;
+            while !state.closed
+                && state.published > 0
+                && state.taken.is_none_or(|taken| taken + 1 < state.published)
+            {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                state = inner
+                    .changed
+                    .wait_timeout(state, deadline - now)
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        }
+        if state.closed {
+            return None;
+        }
+        let free = (0..inner.slots.len())
+            .find(|&i| state.leases[i] == 0 && state.newest != Some(i) && state.writing != Some(i));
+        let Some(index) = free else {
+            // A live source loses this frame; a file source tries it again.
+            if inner.delivery == Delivery::Latest {
+                inner.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            return None;
+        };
+        state.writing = Some(index);
+        Some(WriteSlot {
+            pool: self,
+            index,
+            published: false,
+        })
+    }
+
+    /// A lease on the newest frame, if one was published.
+    pub fn latest(&self) -> Option<Lease> {
+        let mut state = self.inner.lock();
+        self.lease_newest(&mut state)
+    }
+
+    fn lease_newest(&self, state: &mut State) -> Option<Lease> {
+        let index = state.newest?;
+        state.leases[index] += 1;
+        // SAFETY: the slot is leased (and the newest), so the producer does
+        // not write its meta; it was written before it was published.
+        let meta = unsafe { (*self.inner.slots[index].meta.get()).clone() }?;
+        state.taken = Some(state.taken.map_or(meta.seq, |t| t.max(meta.seq)));
+        self.inner.changed.notify_all();
+        Some(Lease {
+            inner: Arc::clone(&self.inner),
+            index,
+            meta,
+        })
+    }
+
+    /// A lease on the first frame newer than `seq` (any frame for `None`),
+    /// waiting up to `timeout`; `None` on timeout or once the stream ended
+    /// with nothing newer.
+    pub fn next_after(&self, seq: Option<u64>, timeout: Duration) -> Option<Lease> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.inner.lock();
+        loop {
+            let newer = state.newest.is_some() && seq.is_none_or(|seq| state.published > seq + 1);
+            if newer {
+                return self.lease_newest(&mut state);
+            }
+            if state.closed {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, deadline - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+/// A slot the producer is writing; publish it, or drop it to give it back.
+pub struct WriteSlot<'a> {
+    pool: &'a FramePool,
+    index: usize,
+    published: bool,
+}
+
+impl WriteSlot<'_> {
+    /// The slot's whole buffer.
+    pub fn buffer(&mut self) -> &mut [u8] {
+        let buffer = &self.pool.inner.slots[self.index].buffer;
+        // SAFETY: the state marks this slot as being written by this
+        // `WriteSlot` alone (see `Inner`), and `&mut self` makes this the
+        // only access through it.
+        unsafe { std::slice::from_raw_parts_mut(buffer.pointer, buffer.capacity) }
+    }
+
+    /// Publishes the frame written as the newest; returns its seq.
+    pub fn publish(mut self, layout: FrameLayout, ts_ns: i64) -> u64 {
+        let inner = &self.pool.inner;
+        let mut state = inner.lock();
+        let seq = state.published;
+        // SAFETY: as in `buffer`: nobody reads this slot's meta until the
+        // state names it the newest, below.
+        unsafe {
+            *inner.slots[self.index].meta.get() = Some(FrameMeta { layout, ts_ns, seq });
+        }
+        state.published += 1;
+        state.newest = Some(self.index);
+        state.writing = None;
+        self.published = true;
+        drop(state);
+        inner.changed.notify_all();
+        seq
+    }
+}
+
+impl Drop for WriteSlot<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            self.pool.inner.lock().writing = None;
+        }
+    }
+}
+
+/// A reader's hold on one published frame: its slot is not reused while
+/// the lease lives. Cloning takes another hold on the same slot.
+pub struct Lease {
+    inner: Arc<Inner>,
+    index: usize,
+    meta: FrameMeta,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("slot", &self.index)
+            .field("seq", &self.meta.seq)
+            .finish()
+    }
+}
+
+impl Lease {
+    /// The frame's description.
+    pub fn meta(&self) -> &FrameMeta {
+        &self.meta
+    }
+
+    /// The frame's bytes (all planes, as laid out).
+    pub fn data(&self) -> &[u8] {
+        let buffer = &self.inner.slots[self.index].buffer;
+        let len = self.meta.layout.size.min(buffer.capacity);
+        // SAFETY: the slot is leased, so the producer does not write it
+        // (see `Inner`); the bytes were written before it was published.
+        unsafe { std::slice::from_raw_parts(buffer.pointer, len) }
+    }
+
+    /// The address of the frame's first byte (for exporting it without a copy).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.inner.slots[self.index].buffer.pointer
+    }
+}
+
+impl Clone for Lease {
+    fn clone(&self) -> Lease {
+        self.inner.lock().leases[self.index] += 1;
+        Lease {
+            inner: Arc::clone(&self.inner),
+            index: self.index,
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        state.leases[self.index] = state.leases[self.index].saturating_sub(1);
+    }
+}

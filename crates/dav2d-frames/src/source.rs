@@ -1,0 +1,177 @@
+//! Frame source URLs and the sources they open: `synthetic:WxH@RATE?...`
+//! and `y4m:PATH` (or `y4m:-` for standard input).
+
+use std::io::BufReader;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::format::PixelFormat;
+use crate::pool::{Delivery, FramePool};
+use crate::synthetic::{RunningSource, SyntheticFrames};
+use crate::y4m::Y4mReader;
+
+/// A parsed frame source URL.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameUrl {
+    /// `synthetic:1920x1080@240?format=bgra8&slots=4&frames=100&stride=8192`.
+    Synthetic(SyntheticFrames),
+    /// `y4m:/path/to/file.y4m` or `y4m:-` (standard input); `?slots=N`.
+    Y4m {
+        /// The file, or `-`.
+        path: String,
+        /// Slots in the pool.
+        slots: usize,
+    },
+}
+
+impl FrameUrl {
+    /// Parses `url`, saying what is wrong and what was expected.
+    pub fn parse(url: &str) -> Result<FrameUrl, String> {
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+            format!(
+                "'{url}' is not a frame URL; write e.g. synthetic:640x480@30 or y4m:/path/file.y4m"
+            )
+        })?;
+        let (body, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            params.push(
+                pair.split_once('=')
+                    .ok_or_else(|| format!("'{pair}' in '{url}' is not name=value"))?,
+            );
+        }
+        let number = |name: &str, value: &str| -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{name}={value} in '{url}' is not a whole number"))
+        };
+        let slots_of = |params: &[(&str, &str)]| -> Result<usize, String> {
+            match params.iter().find(|(n, _)| *n == "slots") {
+                Some((_, v)) => {
+                    let n = number("slots", v)?;
+                    if !(2..=crate::MAX_SLOTS as u64).contains(&n) {
+                        return Err(format!(
+                            "slots={n} in '{url}' must be from 2 to {}",
+                            crate::MAX_SLOTS
+                        ));
+                    }
+                    Ok(n as usize)
+                }
+                None => Ok(4),
+            }
+        };
+        match scheme {
+            "synthetic" => {
+                let (size, rate) = body.split_once('@').unwrap_or((body, "30"));
+                let (w, h) = size
+                    .split_once('x')
+                    .ok_or_else(|| format!("'{size}' in '{url}' is not WIDTHxHEIGHT"))?;
+                let dimension = |name: &str, v: &str| -> Result<u32, String> {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=16384).contains(n))
+                        .ok_or_else(|| {
+                            format!("the {name} '{v}' in '{url}' must be from 1 to 16384")
+                        })
+                };
+                let rate: f64 = rate.parse().map_err(|_| {
+                    format!("the rate '{rate}' in '{url}' is not a number of frames per second")
+                })?;
+                let mut frames = SyntheticFrames {
+                    width: dimension("width", w)?,
+                    height: dimension("height", h)?,
+                    rate,
+                    format: PixelFormat::Bgra8,
+                    stride: None,
+                    slots: slots_of(&params)?,
+                    frames: None,
+                };
+                for (name, value) in &params {
+                    match *name {
+                        "format" => frames.format = PixelFormat::from_name(value)?,
+                        "stride" => frames.stride = Some(number("stride", value)? as usize),
+                        "frames" => frames.frames = Some(number("frames", value)?),
+                        "slots" => {}
+                        other => {
+                            return Err(format!(
+                                "unknown parameter '{other}' in '{url}'; synthetic takes format, stride, frames and slots"
+                            ));
+                        }
+                    }
+                }
+                frames.layout()?;
+                Ok(FrameUrl::Synthetic(frames))
+            }
+            "y4m" => {
+                if body.is_empty() {
+                    return Err(format!(
+                        "'{url}' names no file; write y4m:/path/file.y4m or y4m:- for standard input"
+                    ));
+                }
+                if let Some((other, _)) = params.iter().find(|(n, _)| *n != "slots") {
+                    return Err(format!(
+                        "unknown parameter '{other}' in '{url}'; y4m takes slots"
+                    ));
+                }
+                Ok(FrameUrl::Y4m {
+                    path: body.to_string(),
+                    slots: slots_of(&params)?,
+                })
+            }
+            "tcp" | "x11" => Err(format!(
+                "'{url}': {scheme} frame sources are not built yet; use synthetic: or y4m:"
+            )),
+            other => Err(format!(
+                "unknown frame source '{other}' in '{url}'; expected synthetic: or y4m:"
+            )),
+        }
+    }
+}
+
+/// Opens the source `url` names and starts it.
+pub fn open(url: &str) -> Result<RunningSource, String> {
+    match FrameUrl::parse(url)? {
+        FrameUrl::Synthetic(frames) => frames.start(),
+        FrameUrl::Y4m { path, slots } => {
+            let input: Box<dyn std::io::Read + Send> = if path == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?,
+                )
+            };
+            let mut reader = Y4mReader::new(
+                BufReader::with_capacity(1 << 20, input),
+                crate::MAX_FRAME_BYTES,
+            )
+            .map_err(|e| format!("{path}: {e}"))?;
+            let layout = reader.header().layout.clone();
+            let pool = FramePool::new(slots, layout.size, Delivery::Every);
+            RunningSource::spawn("dav2d-frames-y4m", pool, move |pool, stop| {
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let Some(mut slot) = pool.begin(Duration::from_millis(50)) else {
+                        if pool.is_closed() {
+                            return;
+                        }
+                        continue;
+                    };
+                    match reader.read_frame(slot.buffer()) {
+                        Ok(true) => {
+                            slot.publish(layout.clone(), now_ns());
+                        }
+                        Ok(false) => return,
+                        Err(error) => {
+                            tracing::warn!(%error, "The y4m stream ends early.");
+                            return;
+                        }
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
+}

@@ -1,0 +1,154 @@
+//! The pool's promises: a leased slot is never reused (its pixels stay the
+//! frame's across thousands of later frames), the producer skips and counts
+//! rather than waits when every slot is held, readers always get the
+//! newest, and a file source delivers every frame.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::time::Duration;
+
+use dav2d_frames::{Delivery, FramePool, PixelFormat, SyntheticFrames, check_pattern, paint};
+
+fn produce(pool: &FramePool, layout: &dav2d_frames::FrameLayout) -> Option<u64> {
+    let mut slot = pool.begin(Duration::ZERO)?;
+    let seq = pool.published();
+    paint(slot.buffer(), layout, seq);
+    Some(slot.publish(layout.clone(), seq as i64))
+}
+
+#[test]
+fn a_leased_slot_keeps_its_frame_and_a_full_pool_skips() {
+    let layout = PixelFormat::Bgra8.layout(64, 8).unwrap();
+    let pool = FramePool::new(4, layout.size, Delivery::Latest);
+    produce(&pool, &layout).unwrap();
+    let first = pool.latest().unwrap();
+    assert_eq!(first.meta().seq, 0);
+    for _ in 0..5000 {
+        produce(&pool, &layout);
+    }
+    check_pattern(first.data(), &layout, 0).unwrap();
+    assert_eq!(pool.skipped(), 0, "three free slots rotate");
+    // Hold every slot but the newest: the producer must skip, never wait.
+    let second = pool.latest().unwrap();
+    produce(&pool, &layout).unwrap();
+    let third = pool.latest().unwrap();
+    produce(&pool, &layout).unwrap();
+    assert!(produce(&pool, &layout).is_none());
+    assert_eq!(pool.skipped(), 1);
+    for (lease, expected) in [
+        (&first, 0),
+        (&second, second.meta().seq),
+        (&third, third.meta().seq),
+    ] {
+        check_pattern(lease.data(), &layout, expected).unwrap();
+    }
+    drop(second);
+    assert!(
+        produce(&pool, &layout).is_some(),
+        "a released slot is free again"
+    );
+    assert_eq!(first.as_ptr() as usize % dav2d_frames::SLOT_ALIGN, 0);
+    let copy = first.clone();
+    drop(first);
+    check_pattern(copy.data(), &layout, 0).unwrap();
+}
+
+#[test]
+fn readers_on_threads_always_read_the_frame_they_leased() {
+    let frames = SyntheticFrames {
+        width: 320,
+        height: 240,
+        rate: 0.0,
+        format: PixelFormat::Rgb8,
+        stride: Some(1024),
+        slots: 6,
+        frames: Some(20_000),
+    };
+    let layout = frames.layout().unwrap();
+    let mut source = frames.start().unwrap();
+    let pool = source.pool().clone();
+    let readers: Vec<_> = (0..3)
+        .map(|reader| {
+            let (pool, layout) = (pool.clone(), layout.clone());
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                let mut last = None;
+                let mut read = 0;
+                while let Some(lease) = pool.next_after(last, Duration::from_secs(10)) {
+                    let seq = lease.meta().seq;
+                    assert!(last.is_none_or(|l| seq > l), "always newer");
+                    check_pattern(lease.data(), &layout, seq).unwrap();
+                    last = Some(seq);
+                    read += 1;
+                    // Reader 0 keeps one lease in a hundred for the whole run.
+                    if reader == 0 && read % 100 == 0 && kept.len() < 3 {
+                        kept.push(lease);
+                    }
+                }
+                for lease in &kept {
+                    check_pattern(lease.data(), &layout, lease.meta().seq).unwrap();
+                }
+                read
+            })
+        })
+        .collect();
+    let reads: Vec<usize> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    source.stop();
+    assert!(reads.iter().all(|r| *r > 0), "{reads:?}");
+    assert_eq!(pool.published() + pool.skipped(), 20_000);
+    assert_eq!(pool.leased(), 0, "every lease was given back");
+}
+
+#[test]
+fn a_y4m_file_delivers_every_frame_in_order() {
+    let dir = std::env::temp_dir().join(format!("dav2d-frames-y4m-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("clip.y4m");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "YUV4MPEG2 W16 H8 F25:1 Ip A1:1 C420jpeg").unwrap();
+    let size = 16 * 8 * 3 / 2;
+    for frame in 0..50u8 {
+        writeln!(file, "FRAME").unwrap();
+        file.write_all(&vec![frame; size]).unwrap();
+    }
+    drop(file);
+    let source = dav2d_frames::open(&format!("y4m:{}", path.display())).unwrap();
+    let pool = source.pool().clone();
+    let mut last = None;
+    let mut seen = Vec::new();
+    while let Some(lease) = pool.next_after(last, Duration::from_secs(10)) {
+        assert_eq!(lease.meta().layout.format, PixelFormat::I420);
+        seen.push(lease.data()[0]);
+        last = Some(lease.meta().seq);
+    }
+    assert_eq!(seen, (0..50).collect::<Vec<u8>>(), "every frame, in order");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn urls_say_what_is_wrong() {
+    for (url, part) in [
+        (
+            "synthetic:640x480@30?format=yuyv",
+            "unknown pixel format 'yuyv'",
+        ),
+        ("synthetic:0x480", "must be from 1 to 16384"),
+        (
+            "synthetic:640x480@fast",
+            "not a number of frames per second",
+        ),
+        ("synthetic:64x48?stride=10", "shorter than a row"),
+        ("synthetic:64x48?slots=1", "must be from 2 to"),
+        ("y4m:", "names no file"),
+        (
+            "y4m:/nonexistent/clip.y4m",
+            "cannot open /nonexistent/clip.y4m",
+        ),
+        ("rtsp://camera", "unknown frame source 'rtsp'"),
+        ("webcam", "is not a frame URL"),
+    ] {
+        let error = dav2d_frames::open(url).err().unwrap();
+        assert!(error.contains(part), "{url}: {error}");
+    }
+}
