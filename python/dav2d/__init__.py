@@ -32,6 +32,8 @@ from ._api import (
 from ._dav2d import (
     ConfigError,
     Dav2dError,
+    Frame,
+    FrameStream,
     GraphError,
     InvalidArgument,
     NodeError,
@@ -51,6 +53,8 @@ __all__ = [
     "Constraint",
     "DEFAULT_WINDOW",
     "Dav2dError",
+    "Frame",
+    "FrameStream",
     "Graph",
     "GraphError",
     "InvalidArgument",

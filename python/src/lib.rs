@@ -5,6 +5,7 @@
 
 mod convert;
 mod error;
+mod frames;
 mod graph;
 mod logic;
 mod persist;
@@ -45,6 +46,8 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<samples::PyUpdate>()?;
     m.add_class::<samples::PySubscription>()?;
     m.add_class::<window::PyWindow>()?;
+    m.add_class::<frames::PyFrameStream>()?;
+    m.add_class::<frames::PyFrame>()?;
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add_class::<persist::PyPersistence>()?;

@@ -220,7 +220,15 @@ impl FramePool {
             return None;
         }
         let free = (0..inner.slots.len())
-            .find(|&i| state.leases[i] == 0 && state.newest != Some(i) && state.writing != Some(i));
+            .find(|&i| state.leases[i] == 0 && state.newest != Some(i) && state.writing != Some(i))
+            .or_else(|| {
+                // Every other slot is leased: rewrite the newest if nobody
+                // holds it, rather than stall the stream on it (readers
+                // wait for the frame being written meanwhile).
+                let newest = state.newest.filter(|&i| state.leases[i] == 0)?;
+                state.newest = None;
+                Some(newest)
+            });
         let Some(index) = free else {
             // A live source loses this frame; a file source tries it again.
             if inner.delivery == Delivery::Latest {

@@ -29,13 +29,18 @@ fn a_leased_slot_keeps_its_frame_and_a_full_pool_skips() {
     }
     check_pattern(first.data(), &layout, 0).unwrap();
     assert_eq!(pool.skipped(), 0, "three free slots rotate");
-    // Hold every slot but the newest: the producer must skip, never wait.
+    // With every other slot leased, the unleased newest is rewritten.
     let second = pool.latest().unwrap();
     produce(&pool, &layout).unwrap();
     let third = pool.latest().unwrap();
     produce(&pool, &layout).unwrap();
+    assert!(produce(&pool, &layout).is_some());
+    assert_eq!(pool.skipped(), 0);
+    // With every slot leased, the producer skips (and counts), never waits.
+    let fourth = pool.latest().unwrap();
     assert!(produce(&pool, &layout).is_none());
     assert_eq!(pool.skipped(), 1);
+    drop(fourth);
     for (lease, expected) in [
         (&first, 0),
         (&second, second.meta().seq),

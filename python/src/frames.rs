@@ -1,0 +1,519 @@
+//! Frames to Python with no copy: `FrameStream` (a running frame source)
+//! and `Frame` (a lease on one pool slot, exposing the buffer protocol).
+//!
+//! `numpy.asarray(frame)` shares the slot's memory: H×W×C for packed
+//! formats with strides from the row pitch, H×W for gray, the whole frame
+//! as bytes for planar formats; read-only. An exported array keeps the slot
+//! pinned until the array itself is freed (the `Frame` is its owner, and
+//! the `Frame` gives the slot back only when its `with` block has ended and
+//! no array is left); touching the frame's pixels after its `with` block
+//! raises instead of reading reused memory. `read_into` copies the newest
+//! frame into the caller's array and creates no Python object but the seq.
+
+use std::os::raw::c_int;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dav2d_frames::{FrameLayout, Lease, RunningSource};
+use pyo3::exceptions::{PyBufferError, PyStopIteration};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::error::{Dav2dError, invalid};
+
+/// How long one wait for a frame lasts before signals are checked.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+
+/// A running frame source and this reader's place in it.
+#[pyclass(name = "FrameStream", module = "dav2d._dav2d")]
+pub struct PyFrameStream {
+    source: Mutex<RunningSource>,
+    pool: dav2d_frames::FramePool,
+    /// The seq this reader last took.
+    last: Mutex<Option<u64>>,
+    url: String,
+}
+
+/// What a frame's lease is doing.
+struct LeaseState {
+    lease: Option<Lease>,
+    exports: usize,
+    released: bool,
+}
+
+/// One frame: a lease on its pool slot.
+#[pyclass(name = "Frame", module = "dav2d._dav2d")]
+pub struct PyFrame {
+    state: Mutex<LeaseState>,
+    layout: FrameLayout,
+    seq: u64,
+    ts: i64,
+    skipped: u64,
+    ndim: c_int,
+    shape: [ffi::Py_ssize_t; 3],
+    strides: [ffi::Py_ssize_t; 3],
+    /// Bytes the exported view spans.
+    span: usize,
+    pointer: usize,
+}
+
+fn frame_of(lease: Lease, skipped: u64) -> PyFrame {
+    let meta = lease.meta().clone();
+    let layout = meta.layout;
+    let plane = layout.planes[0];
+    let (ndim, shape, strides, span) = match layout.format.packed_bytes() {
+        Some(1) => (
+            2,
+            [plane.rows as isize, plane.row_bytes as isize, 0],
+            [plane.stride as isize, 1, 0],
+            (plane.rows - 1) * plane.stride + plane.row_bytes,
+        ),
+        Some(channels) => (
+            3,
+            [
+                plane.rows as isize,
+                (plane.row_bytes / channels) as isize,
+                channels as isize,
+            ],
+            [plane.stride as isize, channels as isize, 1],
+            (plane.rows - 1) * plane.stride + plane.row_bytes,
+        ),
+        None => (1, [layout.size as isize, 0, 0], [1, 0, 0], layout.size),
+    };
+    PyFrame {
+        pointer: lease.as_ptr() as usize,
+        state: Mutex::new(LeaseState {
+            lease: Some(lease),
+            exports: 0,
+            released: false,
+        }),
+        layout,
+        seq: meta.seq,
+        ts: meta.ts_ns,
+        skipped,
+        ndim,
+        shape,
+        strides,
+        span,
+    }
+}
+
+impl PyFrame {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn released_error(&self) -> PyErr {
+        Dav2dError::new_err(format!(
+            "frame {} was released when its `with` block ended; take what you need inside the block (an array taken there stays valid)",
+            self.seq
+        ))
+    }
+}
+
+#[pymethods]
+impl PyFrame {
+    /// Width in pixels.
+    #[getter]
+    fn width(&self) -> u32 {
+        self.layout.width
+    }
+
+    /// Height in pixels.
+    #[getter]
+    fn height(&self) -> u32 {
+        self.layout.height
+    }
+
+    /// Row pitch of the first plane, in bytes.
+    #[getter]
+    fn stride(&self) -> usize {
+        self.layout.planes[0].stride
+    }
+
+    /// Row pitch of every plane, in bytes.
+    #[getter]
+    fn strides(&self) -> Vec<usize> {
+        self.layout.planes.iter().map(|p| p.stride).collect()
+    }
+
+    /// The pixel format, e.g. `"bgra8"`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.layout.format.as_str()
+    }
+
+    /// Position in the stream, from 0.
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Timestamp, ns since the epoch.
+    #[getter]
+    fn ts(&self) -> i64 {
+        self.ts
+    }
+
+    /// Frames this reader skipped since its previous one.
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Bytes of the frame (all planes).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.layout.size
+    }
+
+    /// Whether the frame's slot was given back (pixels no longer readable).
+    #[getter]
+    fn released(&self) -> bool {
+        self.lock().released
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.release();
+    }
+
+    /// Gives the slot back now (once no array taken from the frame is left).
+    fn release(&self) {
+        let mut state = self.lock();
+        state.released = true;
+        if state.exports == 0 {
+            state.lease = None;
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Frame(seq={}, {}x{} {}, stride={}, skipped={})",
+            self.seq,
+            self.layout.width,
+            self.layout.height,
+            self.layout.format,
+            self.layout.planes[0].stride,
+            self.skipped
+        )
+    }
+
+    /// For NumPy, which falls back to this when the buffer protocol is
+    /// refused: the clear error of a released frame instead of an object
+    /// array; otherwise the same zero-copy view as the buffer protocol.
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__<'py>(
+        slf: Bound<'py, Self>,
+        dtype: Option<Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        {
+            let this = slf.borrow();
+            if this.lock().released {
+                return Err(this.released_error());
+            }
+        }
+        let py = slf.py();
+        let view = py
+            .import("builtins")?
+            .getattr("memoryview")?
+            .call1((slf.clone(),))?;
+        let numpy = py.import("numpy")?;
+        let array = numpy.call_method1("asarray", (view,))?;
+        let array = match dtype {
+            Some(dtype) => array.call_method1("astype", (dtype,))?,
+            None => array,
+        };
+        match copy {
+            Some(true) => array.call_method0("copy"),
+            _ => Ok(array),
+        }
+    }
+
+    /// The buffer protocol: the slot itself, read-only.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("a null view"));
+        }
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err(
+                "frames are read-only: copy one (numpy.array(frame)) or use read_into() to write",
+            ));
+        }
+        let this = slf.borrow();
+        let contiguous =
+            this.ndim == 1 || this.layout.planes[0].stride == this.layout.planes[0].row_bytes;
+        if flags & ffi::PyBUF_STRIDES != ffi::PyBUF_STRIDES && !contiguous {
+            return Err(PyBufferError::new_err(
+                "this frame's rows are padded (its stride is wider than a row): ask for a strided buffer (numpy.asarray does)",
+            ));
+        }
+        {
+            let mut state = this.lock();
+            if state.released || state.lease.is_none() {
+                return Err(this.released_error());
+            }
+            state.exports += 1;
+        }
+        // SAFETY: `view` is a valid, writable Py_buffer given by Python; the
+        // pointers stored in it (the slot, and this object's shape and
+        // strides arrays) stay valid while `obj` holds this object, and the
+        // lease pins the slot until the last export is released.
+        unsafe {
+            (*view).buf = this.pointer as *mut std::ffi::c_void;
+            (*view).len = this.span as ffi::Py_ssize_t;
+            (*view).itemsize = 1;
+            (*view).readonly = 1;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+                c"B".as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+                (*view).ndim = this.ndim;
+                (*view).shape = this.shape.as_ptr().cast_mut();
+            } else {
+                (*view).ndim = 1;
+                (*view).shape = std::ptr::null_mut();
+            }
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+                this.strides.as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+            drop(this);
+            (*view).obj = slf.into_any().into_ptr();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
+        let mut state = self.lock();
+        state.exports = state.exports.saturating_sub(1);
+        if state.released && state.exports == 0 {
+            state.lease = None;
+        }
+    }
+}
+
+impl PyFrameStream {
+    /// The next frame newer than this reader's last (any for `newest`),
+    /// waiting up to `timeout` seconds (forever for `None`) with the GIL
+    /// released; `None` on timeout or at the end of the stream.
+    fn take(&self, py: Python<'_>, timeout: Option<f64>, any: bool) -> PyResult<Option<PyFrame>> {
+        let deadline = match timeout {
+            Some(t) if t.is_nan() || t < 0.0 => Some(std::time::Instant::now()),
+            Some(t) => {
+                Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(365.0 * 86_400.0)))
+            }
+            None => None,
+        };
+        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let after = if any { None } else { last };
+        loop {
+            let wait = deadline.map_or(WAIT_STEP, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .min(WAIT_STEP)
+            });
+            let pool = &self.pool;
+            let lease = py.detach(|| {
+                crate::error::unwinding("a frame stream", || pool.next_after(after, wait))
+            })?;
+            if let Some(lease) = lease {
+                let seq = lease.meta().seq;
+                let skipped = last.map_or(seq, |l| seq.saturating_sub(l + 1));
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(seq);
+                return Ok(Some(frame_of(lease, skipped)));
+            }
+            if self.pool.is_closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl PyFrameStream {
+    /// Opens and starts the frame source `url`: `"synthetic:1920x1080@240?format=bgra8"`
+    /// (also `stride=`, `slots=`, `frames=`), `"y4m:/path/file.y4m"` or `"y4m:-"` (stdin).
+    #[staticmethod]
+    fn open(py: Python<'_>, url: &str) -> PyResult<PyFrameStream> {
+        let source = py
+            .detach(|| {
+                crate::error::unwinding("opening a frame source", || dav2d_frames::open(url))
+            })?
+            .map_err(invalid)?;
+        let pool = source.pool().clone();
+        Ok(PyFrameStream {
+            source: Mutex::new(source),
+            pool,
+            last: Mutex::new(None),
+            url: url.to_string(),
+        })
+    }
+
+    /// The newest frame (waiting up to `timeout` seconds for the first one);
+    /// None if none came in time or the stream ended without any.
+    #[pyo3(signature = (timeout = None))]
+    fn latest(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyFrame>> {
+        self.take(py, timeout, true)
+    }
+
+    /// The next frame newer than the last one this stream handed out.
+    #[pyo3(signature = (timeout = None))]
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyFrame>> {
+        self.take(py, timeout, false)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<PyFrame> {
+        match self.take(py, None, false)? {
+            Some(frame) => Ok(frame),
+            None => Err(PyStopIteration::new_err(())),
+        }
+    }
+
+    /// Copies the newest frame newer than the last one handed out into
+    /// `array` (any writable buffer of exactly H×W×C bytes for packed
+    /// formats, the frame's bytes for planar ones), row by row past any
+    /// padding, with no allocation; returns its seq, or None on timeout or
+    /// at the end of the stream.
+    #[pyo3(signature = (array, timeout = None))]
+    fn read_into(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<u64>> {
+        let buffer = pyo3::buffer::PyBuffer::<u8>::get(array).map_err(|_| {
+            invalid(
+                "read_into needs a writable uint8 buffer, e.g. numpy.empty((h, w, c), numpy.uint8)",
+            )
+        })?;
+        if buffer.readonly() || !buffer.is_c_contiguous() {
+            return Err(invalid(
+                "read_into needs a writable, C-contiguous uint8 array",
+            ));
+        }
+        let Some(frame) = self.take(py, timeout, false)? else {
+            return Ok(None);
+        };
+        let state = frame.lock();
+        let Some(lease) = &state.lease else {
+            return Err(frame.released_error());
+        };
+        let layout = &frame.layout;
+        let tight: usize = layout.planes.iter().map(|p| p.row_bytes * p.rows).sum();
+        if buffer.len_bytes() != tight {
+            return Err(invalid(format!(
+                "read_into: the array holds {} bytes, a {}x{} {} frame {tight}; give an array of shape {}",
+                buffer.len_bytes(),
+                layout.width,
+                layout.height,
+                layout.format,
+                match layout.format.packed_bytes() {
+                    Some(1) => format!("({}, {})", layout.height, layout.width),
+                    Some(c) => format!("({}, {}, {c})", layout.height, layout.width),
+                    None => format!("({tight},)"),
+                }
+            )));
+        }
+        let data = lease.data();
+        let target = buffer.buf_ptr() as usize;
+        let mut at = 0usize;
+        py.detach(|| {
+            let target = target as *mut u8;
+            for plane in &layout.planes {
+                for row in 0..plane.rows {
+                    let start = plane.offset + row * plane.stride;
+                    let source = &data[start..start + plane.row_bytes];
+                    // SAFETY: the buffer is writable, C-contiguous and holds
+                    // exactly `tight` bytes (checked above); `at + row_bytes`
+                    // never passes `tight`, and it does not overlap the slot.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            source.as_ptr(),
+                            target.add(at),
+                            plane.row_bytes,
+                        );
+                    }
+                    at += plane.row_bytes;
+                }
+            }
+        });
+        Ok(Some(frame.seq))
+    }
+
+    /// Frame width.
+    #[getter]
+    fn width(&self) -> Option<u32> {
+        self.pool.latest().map(|l| l.meta().layout.width)
+    }
+
+    /// Frames the source skipped because every slot was held by readers.
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.pool.skipped()
+    }
+
+    /// Frames the source published.
+    #[getter]
+    fn published(&self) -> u64 {
+        self.pool.published()
+    }
+
+    /// Slots leased right now (by frames and the arrays taken from them).
+    #[getter]
+    fn leased(&self) -> u32 {
+        self.pool.leased()
+    }
+
+    /// Whether the source ended (or was closed).
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    /// Stops the source; frames and arrays already taken stay valid.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let source = &self.source;
+        py.detach(|| {
+            crate::error::unwinding("closing a frame stream", || {
+                source.lock().unwrap_or_else(|p| p.into_inner()).stop();
+            })
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.close(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "FrameStream({:?}, published={}, skipped={})",
+            self.url,
+            self.pool.published(),
+            self.pool.skipped()
+        )
+    }
+}

@@ -1,0 +1,150 @@
+"""Frames from Rust to NumPy with no copy: the buffer protocol's shape,
+strides and read-only flag, slot lifetime under a running producer, the
+``with`` block, ``read_into`` without allocations, and y4m from a real pipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dav2d
+
+
+def pattern_ok(array: np.ndarray, seq: int) -> bool:
+    """The synthetic source's pattern: seq in the first 8 bytes, row r = (seq + r) % 251."""
+    flat = np.ascontiguousarray(array).reshape(array.shape[0], -1)
+    stamp = int.from_bytes(bytes(flat[0, :8]), "little")
+    rows = (seq + np.arange(array.shape[0])) % 251
+    body_ok = bool((flat[1:] == rows[1:, None]).all()) and bool((flat[0, 8:] == rows[0]).all())
+    return stamp == seq and body_ok
+
+
+def test_a_frame_is_an_array_of_the_slot_without_a_copy() -> None:
+    with dav2d.FrameStream.open("synthetic:64x32@0?format=bgra8&stride=512&frames=10") as stream:
+        frame = stream.latest(timeout=10)
+        assert frame is not None
+        with frame:
+            array = np.asarray(frame)
+            assert array.shape == (32, 64, 4)
+            assert array.strides == (512, 4, 1)
+            assert array.dtype == np.uint8
+            assert not array.flags.writeable
+            assert frame.stride == 512 and frame.format == "bgra8"
+            assert pattern_ok(array, frame.seq)
+            again = np.asarray(frame)
+            assert again.__array_interface__["data"][0] == array.__array_interface__["data"][0]
+            assert memoryview(frame).readonly
+            with pytest.raises(ValueError, match="read-only"):
+                array[0, 0, 0] = 1
+    gray = dav2d.FrameStream.open("synthetic:16x8@0?format=gray8&frames=3")
+    with gray.latest(timeout=10) as frame:
+        assert np.asarray(frame).shape == (8, 16)
+    gray.close()
+
+
+def test_a_frame_is_unreadable_after_its_with_block_but_its_arrays_stay_valid() -> None:
+    stream = dav2d.FrameStream.open("synthetic:32x8@0?format=rgb8&slots=3")
+    frame = stream.next(timeout=10)
+    with frame:
+        kept = np.asarray(frame)
+    seq = frame.seq
+    assert frame.released
+    with pytest.raises(dav2d.Dav2dError, match="released when its `with` block ended"):
+        np.asarray(frame)
+    # The array still pins its slot: thousands of frames later it reads its own pixels.
+    for _ in range(2000):
+        stream.next(timeout=10)
+    assert pattern_ok(kept, seq)
+    assert stream.leased >= 1
+    del kept
+    stream.close()
+
+
+def test_arrays_kept_across_thousands_of_frames_read_their_own_frame() -> None:
+    stream = dav2d.FrameStream.open("synthetic:128x64@0?format=bgra8&slots=4")
+    kept: list[tuple[int, np.ndarray]] = []
+    views = 0
+    for _ in range(5000):
+        frame = stream.next(timeout=10)
+        assert frame is not None
+        array = np.asarray(frame)
+        views += 1
+        assert pattern_ok(array, frame.seq)
+        if len(kept) < 3 and frame.seq % 500 == 0:
+            kept.append((frame.seq, array))
+        frame.release()
+        del frame, array
+    # Three kept arrays held three of the four slots while the producer ran.
+    stream.close()
+    for seq, array in kept:
+        assert pattern_ok(array, seq), seq
+    assert views == 5000
+    assert len(kept) == 3
+    assert stream.published + stream.skipped >= 5000
+    del kept, array
+    assert stream.leased == 0, "every slot is given back once its arrays are freed"
+
+
+def test_read_into_copies_the_newest_frame_with_no_allocation() -> None:
+    stream = dav2d.FrameStream.open("synthetic:64x32@0?format=bgra8&stride=320")
+    target = np.empty((32, 64, 4), np.uint8)
+    seq = stream.read_into(target, timeout=10)
+    assert seq is not None and pattern_ok(target, seq)
+    for _ in range(100):  # warm up
+        stream.read_into(target, timeout=10)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(2000):
+        stream.read_into(target, timeout=10)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.count_diff for stat in after.compare_to(before, "filename") if stat.count_diff > 0)
+    assert grown <= 8, f"{grown} Python blocks allocated over 2000 read_into calls"
+    with pytest.raises(dav2d.InvalidArgument, match=r"give an array of shape \(32, 64, 4\)"):
+        stream.read_into(np.empty((32, 64, 3), np.uint8), timeout=10)
+    with pytest.raises(dav2d.InvalidArgument, match="writable"):
+        stream.read_into(b"x" * (32 * 64 * 4), timeout=10)
+    stream.close()
+
+
+def y4m(frames: int, width: int = 16, height: int = 8) -> bytes:
+    out = [f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode()]
+    size = width * height * 3 // 2
+    for index in range(frames):
+        out.append(b"FRAME\n" + bytes([index % 256]) * size)
+    return b"".join(out)
+
+
+def test_y4m_from_a_real_pipe_delivers_every_frame() -> None:
+    child = textwrap.dedent(
+        """
+        import numpy as np, dav2d
+        stream = dav2d.FrameStream.open("y4m:-")
+        firsts = [int(np.asarray(frame)[0]) for frame in stream]
+        print(len(firsts), firsts[:3], firsts[-1])
+        """
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", child], input=y4m(300), capture_output=True, timeout=60, check=False
+    )
+    assert process.returncode == 0, process.stderr.decode()
+    assert process.stdout.decode().split("\n")[0] == "300 [0, 1, 2] 43"
+
+
+def test_a_truncated_or_bad_y4m_ends_cleanly_or_says_why(tmp_path: Path) -> None:
+    clip = tmp_path / "cut.y4m"
+    clip.write_bytes(y4m(5)[:-10])
+    with dav2d.FrameStream.open(f"y4m:{clip}") as stream:
+        assert sum(1 for _ in stream) == 4
+    bad = tmp_path / "bad.y4m"
+    bad.write_bytes(b"YUV4MPEG2 W16 H8 C420p12\n")
+    with pytest.raises(dav2d.InvalidArgument, match="C420p12 is not supported"):
+        dav2d.FrameStream.open(f"y4m:{bad}")
+    with pytest.raises(dav2d.InvalidArgument, match="unknown pixel format"):
+        dav2d.FrameStream.open("synthetic:64x48?format=yuyv")
