@@ -235,6 +235,43 @@ impl PyFrame {
         }
     }
 
+    /// DLPack (`numpy.from_dlpack(frame)`, `torch.from_dlpack(frame)`): a
+    /// read-only versioned capsule over the slot, pinning it until the
+    /// tensor is freed.
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<Bound<'py, PyAny>>,
+        max_version: Option<(u32, u32)>,
+        dl_device: Option<(i32, i32)>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = stream;
+        if dl_device.is_some_and(|device| device != (crate::dlpack::DEVICE_CPU, 0)) {
+            return Err(PyBufferError::new_err("frames live in CPU memory (device (1, 0))"));
+        }
+        if copy == Some(true) {
+            return Err(PyBufferError::new_err(
+                "a frame is exported without a copy; copy the array you get (numpy.array(frame))",
+            ));
+        }
+        let lease = {
+            let state = self.lock();
+            match (&state.lease, state.released) {
+                (Some(lease), false) => lease.clone(),
+                _ => return Err(self.released_error()),
+            }
+        };
+        let versioned = max_version.is_some_and(|(major, _)| major >= 1);
+        crate::dlpack::capsule(py, lease, self.ndim as usize, self.shape, self.strides, versioned)
+    }
+
+    /// The DLPack device: the CPU.
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (crate::dlpack::DEVICE_CPU, 0)
+    }
+
     /// The buffer protocol: the slot itself, read-only.
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,

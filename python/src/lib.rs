@@ -4,6 +4,7 @@
 //! Python node evaluations.
 
 mod convert;
+mod dlpack;
 mod error;
 mod frames;
 mod graph;

@@ -148,3 +148,27 @@ def test_a_truncated_or_bad_y4m_ends_cleanly_or_says_why(tmp_path: Path) -> None
         dav2d.FrameStream.open(f"y4m:{bad}")
     with pytest.raises(dav2d.InvalidArgument, match="unknown pixel format"):
         dav2d.FrameStream.open("synthetic:64x48?format=yuyv")
+
+
+def test_dlpack_tensors_are_read_only_and_pin_their_slot() -> None:
+    stream = dav2d.FrameStream.open("synthetic:64x16@0?format=rgba8&stride=320&slots=4")
+    with stream.next(timeout=10) as frame:
+        assert frame.__dlpack_device__() == (1, 0)
+        tensor = np.from_dlpack(frame)
+        seq = frame.seq
+    assert tensor.shape == (16, 64, 4) and tensor.strides == (320, 4, 1)
+    assert not tensor.flags.writeable
+    for _ in range(1000):
+        stream.next(timeout=10)
+    assert pattern_ok(tensor, seq)
+    with pytest.raises(dav2d.Dav2dError, match="released"):
+        frame.__dlpack__(max_version=(1, 0))
+    # A capsule nobody consumes gives its lease back when it is freed.
+    with stream.next(timeout=10) as frame:
+        capsule = frame.__dlpack__(max_version=(1, 0))
+    before = stream.leased
+    del capsule
+    assert stream.leased == before - 1
+    del tensor
+    stream.close()
+    assert stream.leased == 0
