@@ -249,7 +249,9 @@ impl PyFrame {
     ) -> PyResult<Bound<'py, PyAny>> {
         let _ = stream;
         if dl_device.is_some_and(|device| device != (crate::dlpack::DEVICE_CPU, 0)) {
-            return Err(PyBufferError::new_err("frames live in CPU memory (device (1, 0))"));
+            return Err(PyBufferError::new_err(
+                "frames live in CPU memory (device (1, 0))",
+            ));
         }
         if copy == Some(true) {
             return Err(PyBufferError::new_err(
@@ -264,7 +266,14 @@ impl PyFrame {
             }
         };
         let versioned = max_version.is_some_and(|(major, _)| major >= 1);
-        crate::dlpack::capsule(py, lease, self.ndim as usize, self.shape, self.strides, versioned)
+        crate::dlpack::capsule(
+            py,
+            lease,
+            self.ndim as usize,
+            self.shape,
+            self.strides,
+            versioned,
+        )
     }
 
     /// The DLPack device: the CPU.
@@ -496,10 +505,14 @@ impl PyFrameStream {
         Ok(Some(frame.seq))
     }
 
-    /// Frame width.
+    /// Where a `tcp://` source listens, as `"host:port"` (None otherwise).
     #[getter]
-    fn width(&self) -> Option<u32> {
-        self.pool.latest().map(|l| l.meta().layout.width)
+    fn address(&self) -> Option<String> {
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .address()
+            .map(|a| a.to_string())
     }
 
     /// Frames the source skipped because every slot was held by readers.

@@ -172,3 +172,23 @@ def test_dlpack_tensors_are_read_only_and_pin_their_slot() -> None:
     del tensor
     stream.close()
     assert stream.leased == 0
+
+
+def test_frames_sent_over_tcp_with_the_documented_header_arrive() -> None:
+    import socket
+    import struct
+
+    stream = dav2d.FrameStream.open("tcp://127.0.0.1:0?max_bytes=1048576")
+    host, port = stream.address.rsplit(":", 1)
+    width, height, pitch = 8, 4, 32  # bgr8: 24-byte rows padded to 32
+    pixels = bytes(range(pitch * height))
+    header = b"DV2F" + struct.pack("<BBHII3I4xqQ", 1, 2, 0, width, height, pitch, 0, 0, 123, len(pixels))
+    assert len(header) == 48
+    with socket.create_connection((host, int(port))) as producer:
+        producer.sendall(header + pixels)
+        with stream.next(timeout=10) as frame:
+            array = np.asarray(frame)
+            assert (frame.format, frame.ts, frame.stride) == ("bgr8", 123, 32)
+            assert array.shape == (4, 8, 3) and array.strides == (32, 3, 1)
+            assert bytes(array[1, 0]) == pixels[32:35]
+    stream.close()

@@ -10,13 +10,15 @@
 //! reader never slows a live source nor builds a backlog. Row pitch is kept
 //! as the source gives it ([`FrameLayout`]).
 //!
-//! Sources: [`SyntheticFrames`] (a test pattern) and y4m files or pipes
-//! ([`open`] with `y4m:PATH` or `y4m:-`).
+//! Sources: [`SyntheticFrames`] (a test pattern), y4m files or pipes
+//! ([`open`] with `y4m:PATH` or `y4m:-`) and producers sending frame
+//! messages over TCP ([`tcp`], `tcp://ADDRESS`).
 
 mod format;
 mod pool;
 mod source;
 mod synthetic;
+pub mod tcp;
 pub mod y4m;
 
 pub use format::{FrameLayout, PixelFormat, Plane};

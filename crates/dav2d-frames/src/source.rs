@@ -14,6 +14,15 @@ use crate::y4m::Y4mReader;
 pub enum FrameUrl {
     /// `synthetic:1920x1080@240?format=bgra8&slots=4&frames=100&stride=8192`.
     Synthetic(SyntheticFrames),
+    /// `tcp://127.0.0.1:7071?slots=4&max_bytes=33554432`: listen for producers.
+    Tcp {
+        /// The address to listen on.
+        address: String,
+        /// Slots in the pool.
+        slots: usize,
+        /// The largest frame accepted (each slot's size).
+        max_bytes: usize,
+    },
     /// `y4m:/path/to/file.y4m` or `y4m:-` (standard input); `?slots=N`.
     Y4m {
         /// The file, or `-`.
@@ -117,11 +126,39 @@ impl FrameUrl {
                     slots: slots_of(&params)?,
                 })
             }
-            "tcp" | "x11" => Err(format!(
-                "'{url}': {scheme} frame sources are not built yet; use synthetic: or y4m:"
+            "tcp" => {
+                let address = body.strip_prefix("//").unwrap_or(body).to_string();
+                let mut max_bytes = 32 << 20;
+                for (name, value) in &params {
+                    match *name {
+                        "max_bytes" => {
+                            max_bytes = number("max_bytes", value)? as usize;
+                            if !(1..=crate::MAX_FRAME_BYTES).contains(&max_bytes) {
+                                return Err(format!(
+                                    "max_bytes={max_bytes} in '{url}' must be from 1 to {}",
+                                    crate::MAX_FRAME_BYTES
+                                ));
+                            }
+                        }
+                        "slots" => {}
+                        other => {
+                            return Err(format!(
+                                "unknown parameter '{other}' in '{url}'; tcp takes slots and max_bytes"
+                            ));
+                        }
+                    }
+                }
+                Ok(FrameUrl::Tcp {
+                    address,
+                    slots: slots_of(&params)?,
+                    max_bytes,
+                })
+            }
+            "x11" => Err(format!(
+                "'{url}': X11 capture is not built yet; use synthetic:, y4m: or tcp://"
             )),
             other => Err(format!(
-                "unknown frame source '{other}' in '{url}'; expected synthetic: or y4m:"
+                "unknown frame source '{other}' in '{url}'; expected synthetic:, y4m: or tcp://"
             )),
         }
     }
@@ -131,6 +168,11 @@ impl FrameUrl {
 pub fn open(url: &str) -> Result<RunningSource, String> {
     match FrameUrl::parse(url)? {
         FrameUrl::Synthetic(frames) => frames.start(),
+        FrameUrl::Tcp {
+            address,
+            slots,
+            max_bytes,
+        } => crate::tcp::listen(&address, slots, max_bytes),
         FrameUrl::Y4m { path, slots } => {
             let input: Box<dyn std::io::Read + Send> = if path == "-" {
                 Box::new(std::io::stdin())

@@ -152,6 +152,7 @@ pub struct RunningSource {
     pool: FramePool,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    address: Option<std::net::SocketAddr>,
 }
 
 impl RunningSource {
@@ -175,7 +176,17 @@ impl RunningSource {
             pool,
             stop,
             thread: Some(thread),
+            address: None,
         })
+    }
+
+    /// Where a listening source listens.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.address
+    }
+
+    pub(crate) fn set_address(&mut self, address: Option<std::net::SocketAddr>) {
+        self.address = address;
     }
 
     /// The pool readers lease from.

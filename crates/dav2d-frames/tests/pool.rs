@@ -157,3 +157,65 @@ fn urls_say_what_is_wrong() {
         assert!(error.contains(part), "{url}: {error}");
     }
 }
+
+#[test]
+fn frames_sent_over_tcp_arrive_and_a_lying_header_is_refused() {
+    use std::io::{BufRead, BufReader};
+
+    use dav2d_frames::tcp::encode_header;
+    let source = dav2d_frames::open("tcp://127.0.0.1:0?slots=4&max_bytes=65536").unwrap();
+    let address = source.address().unwrap();
+    let pool = source.pool().clone();
+    let layout = PixelFormat::Rgba8
+        .layout(16, 4)
+        .unwrap()
+        .with_stride(80)
+        .unwrap();
+    let mut producer = std::net::TcpStream::connect(address).unwrap();
+    let mut last = None;
+    for seq in 0..3u64 {
+        let mut payload = vec![0u8; layout.size];
+        paint(&mut payload, &layout, seq);
+        producer
+            .write_all(&encode_header(&layout, 1_000 + seq as i64))
+            .unwrap();
+        producer.write_all(&payload).unwrap();
+        let lease = pool.next_after(last, Duration::from_secs(10)).unwrap();
+        assert_eq!(lease.meta().layout, layout, "the pitch is kept as sent");
+        assert_eq!(lease.meta().ts_ns, 1_000 + seq as i64);
+        check_pattern(lease.data(), &layout, seq).unwrap();
+        last = Some(lease.meta().seq);
+    }
+    drop(producer);
+    // A header whose length disagrees with its dimensions.
+    let mut liar = std::net::TcpStream::connect(address).unwrap();
+    let mut header = encode_header(&layout, 0);
+    header[40..48].copy_from_slice(&7u64.to_le_bytes());
+    liar.write_all(&header).unwrap();
+    let mut answer = String::new();
+    BufReader::new(&liar).read_line(&mut answer).unwrap();
+    assert!(
+        answer.contains("bytes 40..48: the payload length 7 disagrees"),
+        "{answer}"
+    );
+    // Absurd dimensions and a wrong magic say so too; the stream keeps running.
+    for (at, bytes, part) in [
+        (8usize, 100_000u32.to_le_bytes(), "not a frame size"),
+        (0, *b"JPEG", "starts with the magic DV2F"),
+    ] {
+        let mut bad = std::net::TcpStream::connect(address).unwrap();
+        let mut header = encode_header(&layout, 0);
+        header[at..at + 4].copy_from_slice(&bytes);
+        bad.write_all(&header).unwrap();
+        let mut answer = String::new();
+        BufReader::new(&bad).read_line(&mut answer).unwrap();
+        assert!(answer.contains(part), "{answer}");
+    }
+    let mut again = std::net::TcpStream::connect(address).unwrap();
+    let mut payload = vec![0u8; layout.size];
+    paint(&mut payload, &layout, 9);
+    again.write_all(&encode_header(&layout, 5)).unwrap();
+    again.write_all(&payload).unwrap();
+    let lease = pool.next_after(last, Duration::from_secs(10)).unwrap();
+    check_pattern(lease.data(), &layout, 9).unwrap();
+}
