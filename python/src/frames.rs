@@ -32,6 +32,9 @@ pub struct PyFrameStream {
     /// The seq this reader last took.
     last: Mutex<Option<u64>>,
     url: String,
+    /// Threads calling `on_frame` callbacks, and their stop flag.
+    callbacks: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a frame's lease is doing.
@@ -407,6 +410,8 @@ impl PyFrameStream {
             pool,
             last: Mutex::new(None),
             url: url.to_string(),
+            callbacks: Mutex::new(Vec::new()),
+            stopping: std::sync::Arc::default(),
         })
     }
 
@@ -434,11 +439,11 @@ impl PyFrameStream {
         }
     }
 
-    /// Copies the newest frame newer than the last one handed out into
-    /// `array` (any writable buffer of exactly H×W×C bytes for packed
-    /// formats, the frame's bytes for planar ones), row by row past any
-    /// padding, with no allocation; returns its seq, or None on timeout or
-    /// at the end of the stream.
+    /// Copies the newest frame into `array` (any writable buffer of
+    /// exactly H×W×C bytes for packed formats, the frame's bytes for planar
+    /// ones), row by row past any padding, with no allocation; returns its
+    /// seq (compare it to the last one to see whether it is new), or None
+    /// when no frame came within `timeout`.
     #[pyo3(signature = (array, timeout = None))]
     fn read_into(
         &self,
@@ -456,7 +461,7 @@ impl PyFrameStream {
                 "read_into needs a writable, C-contiguous uint8 array",
             ));
         }
-        let Some(frame) = self.take(py, timeout, false)? else {
+        let Some(frame) = self.take(py, timeout, true)? else {
             return Ok(None);
         };
         let state = frame.lock();
@@ -539,12 +544,87 @@ impl PyFrameStream {
         self.pool.is_closed()
     }
 
-    /// Stops the source; frames and arrays already taken stay valid.
+    /// Calls `callback(frame)` on a thread of its own for every new frame
+    /// (frames it is too slow for are skipped; `frame.skipped` counts them);
+    /// the frame is a view valid during the call. An exception is logged
+    /// with its traceback and the calls go on. Use as a decorator; returns
+    /// `callback`. `close()` stops the calls.
+    fn on_frame<'py>(&self, callback: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if !callback.is_callable() {
+            return Err(invalid(
+                "on_frame takes a callable: @stream.on_frame def handle(frame): ...",
+            ));
+        }
+        let (pool, stopping) = (self.pool.clone(), std::sync::Arc::clone(&self.stopping));
+        let function: Py<PyAny> = callback.clone().unbind();
+        let thread = std::thread::Builder::new()
+            .name("dav2d-on-frame".to_string())
+            .spawn(move || {
+                let mut last = None;
+                while !stopping.load(std::sync::atomic::Ordering::Acquire) {
+                    let Some(lease) = pool.next_after(last, WAIT_STEP) else {
+                        if pool.is_closed() {
+                            return;
+                        }
+                        continue;
+                    };
+                    let seq = lease.meta().seq;
+                    let skipped = last.map_or(seq, |l: u64| seq.saturating_sub(l + 1));
+                    last = Some(seq);
+                    Python::attach(|py| {
+                        let frame = match Py::new(py, frame_of(lease, skipped)) {
+                            Ok(frame) => frame,
+                            Err(error) => {
+                                error.print(py);
+                                return;
+                            }
+                        };
+                        if let Err(error) = function.call1(py, (frame.clone_ref(py),)) {
+                            let traceback = error
+                                .traceback(py)
+                                .and_then(|t| t.format().ok())
+                                .unwrap_or_default();
+                            let message = format!(
+                                "on_frame callback failed on frame {seq}:\n{traceback}{error}"
+                            );
+                            let logged = py
+                                .import("logging")
+                                .and_then(|logging| logging.call_method1("getLogger", ("dav2d",)))
+                                .and_then(|logger| logger.call_method1("error", (message,)));
+                            if let Err(error) = logged {
+                                error.print(py);
+                            }
+                        }
+                        frame.borrow(py).release();
+                    });
+                }
+            })
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "cannot start the on_frame thread: {e}"
+                ))
+            })?;
+        self.callbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(thread);
+        Ok(callback)
+    }
+
+    /// Stops the source and the `on_frame` calls; frames and arrays
+    /// already taken stay valid.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let source = &self.source;
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let (source, callbacks) = (&self.source, &self.callbacks);
         py.detach(|| {
             crate::error::unwinding("closing a frame stream", || {
                 source.lock().unwrap_or_else(|p| p.into_inner()).stop();
+                let threads =
+                    std::mem::take(&mut *callbacks.lock().unwrap_or_else(|p| p.into_inner()));
+                for thread in threads {
+                    let _ = thread.join();
+                }
             })
         })
     }

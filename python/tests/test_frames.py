@@ -192,3 +192,26 @@ def test_frames_sent_over_tcp_with_the_documented_header_arrive() -> None:
             assert array.shape == (4, 8, 3) and array.strides == (32, 3, 1)
             assert bytes(array[1, 0]) == pixels[32:35]
     stream.close()
+
+
+def test_on_frame_calls_back_with_a_view_valid_during_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    stream = dav2d.FrameStream.open("synthetic:32x8@500?format=bgra8")
+    seen: list[int] = []
+    done = threading.Event()
+
+    @stream.on_frame
+    def handle(frame: dav2d.Frame) -> None:
+        assert pattern_ok(np.asarray(frame), frame.seq)
+        seen.append(frame.seq)
+        if len(seen) == 3:
+            raise RuntimeError("a bug in the callback")
+        if len(seen) >= 20:
+            done.set()
+
+    assert done.wait(timeout=30), f"only {len(seen)} frames"
+    stream.close()
+    assert seen == sorted(seen)
+    assert any("a bug in the callback" in record.getMessage() for record in caplog.records)
+    assert stream.leased == 0
