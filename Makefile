@@ -31,7 +31,8 @@ run: $(VENV)/.installed
 	$(CARGO_TARGET_DIR)/release/dav2d run $(CONFIG) $(RUN_ARGS)
 
 test: develop
-	cargo test
+	bash scripts/test-deps.sh
+	DAV2D_REQUIRE_XVFB=1 cargo test
 	$(PY) -m pytest -q
 
 $(BENCH_VENV)/.installed: bench/requirements.txt

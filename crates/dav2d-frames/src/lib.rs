@@ -12,13 +12,15 @@
 //!
 //! Sources: [`SyntheticFrames`] (a test pattern), y4m files or pipes
 //! ([`open`] with `y4m:PATH` or `y4m:-`) and producers sending frame
-//! messages over TCP ([`tcp`], `tcp://ADDRESS`).
+//! messages over TCP ([`tcp`], `tcp://ADDRESS`), and X11 screen capture
+//! through MIT-SHM ([`x11`], `x11::99`).
 
 mod format;
 mod pool;
 mod source;
 mod synthetic;
 pub mod tcp;
+pub mod x11;
 pub mod y4m;
 
 pub use format::{FrameLayout, PixelFormat, Plane};

@@ -23,6 +23,15 @@ pub enum FrameUrl {
         /// The largest frame accepted (each slot's size).
         max_bytes: usize,
     },
+    /// `x11::99?rate=30`: capture X11 display `:99`.
+    X11 {
+        /// The display, e.g. `:99`.
+        display: String,
+        /// Frames per second.
+        rate: f64,
+        /// Slots in the pool.
+        slots: usize,
+    },
     /// `y4m:/path/to/file.y4m` or `y4m:-` (standard input); `?slots=N`.
     Y4m {
         /// The file, or `-`.
@@ -154,11 +163,36 @@ impl FrameUrl {
                     max_bytes,
                 })
             }
-            "x11" => Err(format!(
-                "'{url}': X11 capture is not built yet; use synthetic:, y4m: or tcp://"
-            )),
+            "x11" => {
+                let mut rate = 30.0;
+                for (name, value) in &params {
+                    match *name {
+                        "rate" => {
+                            rate = value.parse().map_err(|_| {
+                                format!(
+                                    "rate={value} in '{url}' is not a number of frames per second"
+                                )
+                            })?;
+                        }
+                        "slots" => {}
+                        other => {
+                            return Err(format!(
+                                "unknown parameter '{other}' in '{url}'; x11 takes rate and slots"
+                            ));
+                        }
+                    }
+                }
+                if body.is_empty() {
+                    return Err(format!("'{url}' names no display; write e.g. x11::99"));
+                }
+                Ok(FrameUrl::X11 {
+                    display: body.to_string(),
+                    rate,
+                    slots: slots_of(&params)?,
+                })
+            }
             other => Err(format!(
-                "unknown frame source '{other}' in '{url}'; expected synthetic:, y4m: or tcp://"
+                "unknown frame source '{other}' in '{url}'; expected synthetic:, y4m:, tcp:// or x11:"
             )),
         }
     }
@@ -173,6 +207,11 @@ pub fn open(url: &str) -> Result<RunningSource, String> {
             slots,
             max_bytes,
         } => crate::tcp::listen(&address, slots, max_bytes),
+        FrameUrl::X11 {
+            display,
+            rate,
+            slots,
+        } => crate::x11::capture(&display, rate, slots),
         FrameUrl::Y4m { path, slots } => {
             let input: Box<dyn std::io::Read + Send> = if path == "-" {
                 Box::new(std::io::stdin())
