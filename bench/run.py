@@ -419,6 +419,60 @@ def y4m_throughput(frames: int) -> dict:
     return results
 
 
+def x11_capture(seconds: float) -> dict | None:
+    """Frames/s and CPU per frame capturing a 1920x1080 Xvfb display: dav2d
+    (MIT-SHM) beside mss, each for ``seconds``."""
+    import resource
+
+    if not shutil.which("Xvfb"):
+        return None
+    number = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    display = f":{number}"
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if Path(f"/tmp/.X11-unix/X{number}").exists():
+                break
+            time.sleep(0.025)
+        time.sleep(0.2)
+
+        def cpu() -> float:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        results = {}
+        stream = dav2d.FrameStream.open(f"x11:{display}?rate=1000")
+        stream.next(timeout=10).release()
+        count, cpu0, start = 0, cpu(), time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            with stream.next(timeout=10) as frame:
+                np.asarray(frame)
+            count += 1
+        elapsed = time.perf_counter() - start
+        results["dav2d"] = (count / elapsed, (cpu() - cpu0) / count)
+        stream.close()
+        try:
+            import mss
+
+            with mss.mss(display=display) as grabber:
+                monitor = grabber.monitors[1]
+                np.asarray(grabber.grab(monitor))
+                count, cpu0, start = 0, cpu(), time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    np.asarray(grabber.grab(monitor))
+                    count += 1
+                elapsed = time.perf_counter() - start
+                results["mss"] = (count / elapsed, (cpu() - cpu0) / count)
+        except ImportError:
+            results["mss"] = None
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rust-bench", required=True, help="path to the dav2d-bench binary")
@@ -618,6 +672,23 @@ def main() -> None:
         f"{pyav}; numpy.fromfile reader: {y4m['fromfile']:.0f} frames/s",
         "measured",
     )
+
+    capture = x11_capture(5.0 / scale)
+    if capture:
+        fps, cpu_per = capture["dav2d"]
+        if capture["mss"]:
+            peer_fps, peer_cpu = capture["mss"]
+            peer = f"mss: {peer_fps:.0f} frames/s, {peer_cpu * 1000:.1f} ms CPU per frame"
+            verdict = f"{fps / peer_fps:.1f}x the frames/s of mss, {peer_cpu / cpu_per:.1f}x less CPU per frame"
+        else:
+            peer, verdict = "mss not installed", "measured"
+        report(
+            "X11 capture of a 1920x1080 Xvfb display into NumPy (MIT-SHM)",
+            f"{fps:.0f} frames/s, {cpu_per * 1000:.1f} ms CPU per frame (capture thread included)",
+            "none set",
+            peer,
+            verdict,
+        )
 
     if not args.quick:
         write_results(rows)
