@@ -265,10 +265,18 @@ fn scratch_config(name: &str, yaml: &str) -> (std::path::PathBuf, std::path::Pat
 /// Starts `dav2d run CONFIG` with HTTP on an ephemeral port; returns the
 /// child and its title line.
 fn spawn_run(config: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
         .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
-        .args(["--tcp", "off", "--refresh", "1h"])
+        .args(["--tcp", "off", "--refresh", "1h"]);
+    spawn_titled(&mut command)
+}
+
+/// Spawns `command` (a `dav2d run`) with piped output; returns the child
+/// and the title line it prints first.
+fn spawn_titled(command: &mut Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -495,26 +503,16 @@ fn every_sample_acknowledged_durable_survives_a_sigkill_under_load() {
 
 #[test]
 fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
-    use std::io::BufRead;
     let (dir, config) = scratch_config("emfile", "streams:\n  - name: temp\n");
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_address = tcp.local_addr().unwrap().to_string();
     drop(tcp);
     // A descriptor limit far below the connections the test opens.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 64 && exec {} run {} --http 127.0.0.1:0 --tcp {tcp_address} --data off --refresh 1h",
-            env!("CARGO_BIN_EXE_dav2d"),
-            config.display()
-        ))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut title = String::new();
-    stdout.read_line(&mut title).unwrap();
+    let (mut child, title) = spawn_titled(Command::new("sh").arg("-c").arg(format!(
+        "ulimit -n 64 && exec {} run {} --http 127.0.0.1:0 --tcp {tcp_address} --data off --refresh 1h",
+        env!("CARGO_BIN_EXE_dav2d"),
+        config.display()
+    )));
     let address = http_address(&title);
     let mut held = Vec::new();
     for _ in 0..100 {

@@ -366,11 +366,8 @@ async fn ingest_bytes(
             Admission::Refuse,
         )
     };
-    let outcome = if small {
-        on_small(&state.intake, ingest)
-    } else {
-        on_pool(&state.intake, ingest)
-    };
+    let lane = if small { Lane::Own } else { Lane::Pool };
+    let outcome = run_on(&state.intake, lane, ingest);
     match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
@@ -532,32 +529,43 @@ pub(crate) async fn ingest_streamed(
     }
 }
 
+/// Where a body's work runs.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// The parser pool.
+    Pool,
+    /// A blocking thread of its own: a small body that found the engine
+    /// busy never queues behind the parsing of large bodies on the pool,
+    /// nor behind another small body waiting for the engine.
+    Own,
+}
+
+/// Runs `work` on `lane`; the receiver gets its result.
+fn run_on<T: Send + 'static>(
+    intake: &Intake,
+    lane: Lane,
+    work: impl FnOnce(&Intake) -> T + Send + 'static,
+) -> Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let worker = intake.clone();
+    let job = move || {
+        let _ = sender.send(work(&worker));
+    };
+    match lane {
+        Lane::Pool => intake.spawn(job),
+        Lane::Own => {
+            tokio::task::spawn_blocking(job);
+        }
+    }
+    receiver
+}
+
 /// Runs `work` on the parser pool; the receiver gets its result.
 fn on_pool<T: Send + 'static>(
     intake: &Intake,
     work: impl FnOnce(&Intake) -> T + Send + 'static,
 ) -> Receiver<T> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let worker = intake.clone();
-    intake.spawn(move || {
-        let _ = sender.send(work(&worker));
-    });
-    receiver
-}
-
-/// Runs `work` (a small body that found the engine busy) on a blocking
-/// thread of its own, so it never queues behind the parsing of large
-/// bodies on the pool, nor behind another small body waiting for the engine.
-fn on_small<T: Send + 'static>(
-    intake: &Intake,
-    work: impl FnOnce(&Intake) -> T + Send + 'static,
-) -> Receiver<T> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let worker = intake.clone();
-    tokio::task::spawn_blocking(move || {
-        let _ = sender.send(work(&worker));
-    });
-    receiver
+    run_on(intake, Lane::Pool, work)
 }
 
 fn pool_dropped() -> Response {
