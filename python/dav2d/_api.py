@@ -124,7 +124,7 @@ class Graph:
         """Declares an input stream with validity bounds and the type of values it takes.
 
         ``type`` is ``"number"``, ``"string"``, ``"bool"``, ``"record"``,
-        ``"bytes"`` or ``"any"``; by default a stream that numeric nodes
+        ``"bytes"``, ``"frame"`` or ``"any"``; by default a stream that numeric nodes
         (built-ins, constraints) read takes numbers and any other takes
         anything. ``keep``: samples each key keeps at least (``history`` is its
         former name). Invalid samples are rejected (``RejectedError``) and
@@ -133,6 +133,29 @@ class Graph:
         self._engine.declare_stream(
             name, min=min, max=max, finite_only=finite_only, keep=_keep(keep, history), value_type=type
         )
+
+    def frames(self, name: str, url: str) -> _dav2d.FrameStream:
+        """Feeds the frames of the source ``url`` (see :class:`FrameStream`)
+        into stream ``name`` (key ``""``), a wave per frame, so nodes can read
+        them; returns the stream (``close()`` stops the feed). Frames are
+        values of type ``frame``: ``latest(name)`` and Python node logic get
+        :class:`Frame` objects, which ``numpy.asarray`` views without a copy."""
+        return self._engine.frames(name, url)
+
+    def frame_node(
+        self,
+        name: str,
+        kind: str,
+        input: str,  # noqa: A002 - the product's vocabulary
+        *,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        """Registers a built-in frame node over frame stream ``input``:
+        ``mean_luma`` and ``motion`` (numbers: the mean BT.601 luma, and its
+        mean absolute difference from the previous frame), ``grayscale`` and
+        ``downscale`` (with ``width`` and ``height``), which make frames."""
+        self._engine.frame_node(name, kind, input, width=width, height=height)
 
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""

@@ -136,6 +136,10 @@ def history(
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 
+    def frames(self, name: str, url: str) -> FrameStream: ...
+    def frame_node(
+        self, name: str, kind: str, input: str, *, width: int | None = None, height: int | None = None
+    ) -> None: ...
     def __init__(
         self,
         *,

@@ -30,6 +30,14 @@ pub fn to_value(object: &Bound<'_, PyAny>) -> Result<Value, String> {
     if let Ok(b) = object.cast::<PyBytes>() {
         return Ok(Value::Bytes(Arc::from(b.as_bytes())));
     }
+    if let Ok(frame) = object.cast::<crate::frames::PyFrame>() {
+        // A lease of its own: the graph keeps the slot pinned while it holds the frame.
+        return frame
+            .borrow()
+            .lease()
+            .map(|lease| Value::Frame(dav2d_core::FrameRef(Arc::new(lease))))
+            .ok_or_else(|| "a frame released after its with block".to_string());
+    }
     if let Ok(d) = object.cast::<PyDict>() {
         let mut record = Vec::with_capacity(d.len());
         for (name, field) in d.iter() {
@@ -87,6 +95,11 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         Value::Bool(v) => PyBool::new(py, *v).to_owned().into_any(),
         Value::Str(v) => PyString::new(py, v).into_any(),
         Value::Bytes(v) => PyBytes::new(py, v).into_any(),
+        Value::Frame(frame) => match frame.0.as_any().downcast_ref::<dav2d_frames::Lease>() {
+            // A lease of its own: the slot stays pinned while Python holds it.
+            Some(lease) => Bound::new(py, crate::frames::frame_of(lease.clone(), 0))?.into_any(),
+            None => PyString::new(py, &value.to_string()).into_any(),
+        },
         Value::Record(fields) => {
             let dict = PyDict::new(py);
             for (name, scalar) in fields.iter() {

@@ -60,7 +60,7 @@ pub struct PyFrame {
     pointer: usize,
 }
 
-fn frame_of(lease: Lease, skipped: u64) -> PyFrame {
+pub(crate) fn frame_of(lease: Lease, skipped: u64) -> PyFrame {
     let meta = lease.meta().clone();
     let layout = meta.layout;
     let plane = layout.planes[0];
@@ -102,6 +102,15 @@ fn frame_of(lease: Lease, skipped: u64) -> PyFrame {
 }
 
 impl PyFrame {
+    /// Another lease on the frame's slot, unless it was released.
+    pub(crate) fn lease(&self) -> Option<Lease> {
+        let state = self.lock();
+        if state.released {
+            return None;
+        }
+        state.lease.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LeaseState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -357,6 +366,38 @@ impl PyFrame {
 }
 
 impl PyFrameStream {
+    /// A stream over a started source.
+    pub(crate) fn over(source: RunningSource, url: &str) -> PyFrameStream {
+        let pool = source.pool().clone();
+        PyFrameStream {
+            source: Mutex::new(source),
+            pool,
+            last: Mutex::new(None),
+            url: url.to_string(),
+            callbacks: Mutex::new(Vec::new()),
+            stopping: std::sync::Arc::default(),
+        }
+    }
+
+    /// Feeds every new frame into `graph` as stream `name` on a thread of
+    /// its own, stopped by `close()`.
+    pub(crate) fn feed(&self, graph: dav2d_core::SharedGraph, name: String) -> PyResult<()> {
+        let (pool, stopping) = (self.pool.clone(), std::sync::Arc::clone(&self.stopping));
+        let thread = std::thread::Builder::new()
+            .name("dav2d-frames-feed".to_string())
+            .spawn(move || dav2d_frames::nodes::feed(&pool, &graph, &name, &stopping))
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "cannot start the frame feed: {e}"
+                ))
+            })?;
+        self.callbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(thread);
+        Ok(())
+    }
+
     /// The next frame newer than this reader's last (any for `newest`),
     /// waiting up to `timeout` seconds (forever for `None`) with the GIL
     /// released; `None` on timeout or at the end of the stream.

@@ -341,6 +341,58 @@ impl PyGraph {
         Ok(())
     }
 
+    /// Opens the frame source `url` and feeds its frames into stream `name`
+    /// (key `""`), a wave per frame; returns the stream (close it to stop).
+    fn frames(
+        &self,
+        py: Python<'_>,
+        name: String,
+        url: &str,
+    ) -> PyResult<crate::frames::PyFrameStream> {
+        let keep = self
+            .with_graph(py, |graph| {
+                graph
+                    .declare_type(&name, dav2d_core::ValueType::Frame)
+                    .map(|()| graph.options().default_keep)
+            })?
+            .map_err(graph_error)?;
+        // Each frame a window keeps pins a slot: leave room for the source.
+        let slots = keep.max(2) + 6;
+        let source = py
+            .detach(|| {
+                crate::error::unwinding("opening a frame source", || {
+                    dav2d_frames::open_with_slots(url, slots)
+                })
+            })?
+            .map_err(crate::error::invalid)?;
+        let stream = crate::frames::PyFrameStream::over(source, url);
+        stream.feed(self.graph.clone(), name)?;
+        Ok(stream)
+    }
+
+    /// Registers the built-in frame node `kind` (`mean_luma`, `motion`,
+    /// `grayscale`, `downscale` with `width` and `height`) over frame stream `input`.
+    #[pyo3(signature = (name, kind, input, *, width = None, height = None))]
+    fn frame_node(
+        &self,
+        py: Python<'_>,
+        name: String,
+        kind: &str,
+        input: String,
+        width: Option<u32>,
+        height: Option<u32>,
+    ) -> PyResult<()> {
+        let size = match (width, height) {
+            (Some(w), Some(h)) => Some((w, h)),
+            _ => None,
+        };
+        let logic =
+            dav2d_frames::nodes::FrameNode::new(kind, size).map_err(crate::error::invalid)?;
+        let window = logic.window();
+        let spec = NodeSpec::custom(name, vec![InputSpec::new(input, window)], Box::new(logic));
+        self.register(py, spec)
+    }
+
     /// Panics inside the engine on purpose: the tests' way to check that a
     /// panic becomes a `Dav2dError` and leaves the graph usable.
     fn _panic_inside_engine(&self, py: Python<'_>) -> PyResult<()> {

@@ -5,6 +5,7 @@ strides and read-only flag, slot lifetime under a running producer, the
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 import textwrap
 import tracemalloc
@@ -215,3 +216,53 @@ def test_on_frame_calls_back_with_a_view_valid_during_the_call(caplog: pytest.Lo
     assert seen == sorted(seen)
     assert any("a bug in the callback" in record.getMessage() for record in caplog.records)
     assert stream.leased == 0
+
+
+def test_frame_streams_in_a_graph_feed_frame_nodes_and_python_logic() -> None:
+    graph = dav2d.Graph()
+    stream = graph.frames("camera", "synthetic:64x32@200?format=bgra8")
+    graph.frame_node("luma", "mean_luma", "camera")
+    graph.frame_node("moving", "motion", "camera")
+    graph.frame_node("gray", "grayscale", "camera")
+    graph.frame_node("small", "downscale", "camera", width=16, height=8)
+    seen: list[tuple[int, ...]] = []
+    dav2d.Node("shape", lambda window: float(np.asarray(window[-1]).shape[1]), "camera", graph=graph).register()
+    for _ in range(500):
+        if all(graph.latest(name) is not None for name in ("luma", "moving", "gray", "small", "shape")):
+            break
+        time.sleep(0.01)
+    stream.close()
+    time.sleep(0.05)
+    camera = graph.latest("camera")
+    assert isinstance(camera, dav2d.Frame)
+    pixels = np.asarray(camera).astype(np.float64)
+    luma = np.floor((77 * pixels[..., 2] + 150 * pixels[..., 1] + 29 * pixels[..., 0] + 128) / 256)
+    assert graph.latest("luma") == pytest.approx(luma.mean())
+    assert graph.latest("moving") > 0  # the pattern moves one step a frame
+    gray = graph.latest("gray")
+    assert gray.format == "gray8" and np.asarray(gray).shape == (32, 64)
+    assert np.array_equal(np.asarray(gray), luma.astype(np.uint8))
+    small = graph.latest("small")
+    assert (small.width, small.height, small.format) == (16, 8, "bgra8")
+    assert np.asarray(small)[0, 0, 1] == pytest.approx(pixels[0:4, 0:4, 1].mean(), abs=1)
+    assert graph.latest("shape") == 64.0
+    with pytest.raises(dav2d.InvalidArgument, match="unknown frame node"):
+        graph.frame_node("x", "sharpen", "camera")
+
+
+def test_persistence_keeps_frame_metadata_never_pixels(tmp_path: Path) -> None:
+    graph = dav2d.Graph()
+    graph.declare_stream("camera", type="frame")
+    graph.persist(str(tmp_path / "store"), streams=["camera"], flush_interval=0.05)
+    stream = graph.frames("camera", "synthetic:320x240@100?format=bgra8")
+    for _ in range(500):
+        if graph.latest("camera") is not None and graph.latest("camera").seq >= 5:
+            break
+        time.sleep(0.01)
+    stream.close()
+    graph.close()
+    states = graph.history("camera", dir=str(tmp_path / "store")).column("state").to_pylist()
+    assert len(states) >= 5
+    assert all('format: "bgra8"' in state and "width: 320" in state for state in states), states[0]
+    stored = sum(f.stat().st_size for f in (tmp_path / "store").rglob("*") if f.is_file())
+    assert stored < 320 * 240 * 4, f"{stored} bytes on disk: the pixels were written"

@@ -23,6 +23,46 @@ pub enum Scalar {
 /// A flat record: an ordered list of (name, scalar) fields.
 pub type Record = Vec<(Arc<str>, Scalar)>;
 
+/// What the engine knows of a video frame: its description. The pixels
+/// stay where the frame's source put them (a pinned pool slot); the engine
+/// never copies them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameInfo {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The pixel format's name, e.g. `bgra8`.
+    pub format: &'static str,
+    /// Position in its stream.
+    pub seq: u64,
+    /// Timestamp, ns since the epoch.
+    pub ts_ns: i64,
+    /// Bytes of the frame.
+    pub size: usize,
+}
+
+/// A video frame as a value: implemented by the frames crate (a lease on a
+/// pool slot, which stays pinned while the value lives).
+pub trait FrameData: Send + Sync + fmt::Debug {
+    /// The frame's description.
+    fn info(&self) -> FrameInfo;
+    /// The frame's bytes, all planes as laid out.
+    fn bytes(&self) -> &[u8];
+    /// The implementation, for the layers that know it (Python's `Frame`).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A shared frame value; two are equal when they are the same frame.
+#[derive(Clone, Debug)]
+pub struct FrameRef(pub Arc<dyn FrameData>);
+
+impl PartialEq for FrameRef {
+    fn eq(&self, other: &FrameRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The value carried by a sample.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -38,6 +78,8 @@ pub enum Value {
     Record(Arc<Record>),
     /// A reference-counted byte buffer, shared without copying.
     Bytes(Arc<[u8]>),
+    /// A video frame, shared without copying.
+    Frame(FrameRef),
 }
 
 impl Default for Value {
@@ -55,6 +97,8 @@ impl Value {
             Value::Float(_) | Value::Int(_) | Value::Bool(_) => 0,
             Value::Str(text) => text.len(),
             Value::Bytes(bytes) => bytes.len(),
+            // The pixels live in the source's pool, bounded by its slots.
+            Value::Frame(_) => 0,
             Value::Record(fields) => fields
                 .iter()
                 .map(|(name, scalar)| {
@@ -88,6 +132,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Record(_) => "record",
             Value::Bytes(_) => "bytes",
+            Value::Frame(_) => "frame",
         }
     }
 
@@ -144,6 +189,14 @@ impl fmt::Display for Value {
                 write!(f, "}}")
             }
             Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Frame(frame) => {
+                let info = frame.0.info();
+                write!(
+                    f,
+                    "<frame {} {}x{} {}>",
+                    info.seq, info.width, info.height, info.format
+                )
+            }
         }
     }
 }
@@ -175,18 +228,21 @@ pub enum ValueType {
     Record,
     /// Raw bytes.
     Bytes,
+    /// Video frames.
+    Frame,
     /// Anything: the default of a stream no numeric node reads.
     Any,
 }
 
 impl ValueType {
     /// Every type, in the order they are listed to users.
-    pub const ALL: [ValueType; 6] = [
+    pub const ALL: [ValueType; 7] = [
         ValueType::Number,
         ValueType::String,
         ValueType::Bool,
         ValueType::Record,
         ValueType::Bytes,
+        ValueType::Frame,
         ValueType::Any,
     ];
 
@@ -198,6 +254,7 @@ impl ValueType {
             ValueType::String => "string",
             ValueType::Record => "record",
             ValueType::Bytes => "bytes",
+            ValueType::Frame => "frame",
             ValueType::Any => "any",
         }
     }
@@ -217,6 +274,7 @@ impl ValueType {
                 | (ValueType::String, Value::Str(_))
                 | (ValueType::Record, Value::Record(_))
                 | (ValueType::Bytes, Value::Bytes(_))
+                | (ValueType::Frame, Value::Frame(_))
         )
     }
 }

@@ -16,6 +16,7 @@
 //! through MIT-SHM ([`x11`], `x11::99`).
 
 mod format;
+pub mod nodes;
 mod pool;
 mod source;
 mod synthetic;
@@ -25,7 +26,7 @@ pub mod y4m;
 
 pub use format::{FrameLayout, PixelFormat, Plane};
 pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
-pub use source::{FrameUrl, open};
+pub use source::{FrameUrl, open, open_with_slots};
 pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};
 
 /// The largest frame a stream carries (a 8K RGBA frame is 133 MB).

@@ -393,3 +393,25 @@ impl Drop for Lease {
         state.leases[self.index] = state.leases[self.index].saturating_sub(1);
     }
 }
+
+impl dav2d_core::FrameData for Lease {
+    fn info(&self) -> dav2d_core::FrameInfo {
+        let layout = &self.meta.layout;
+        dav2d_core::FrameInfo {
+            width: layout.width,
+            height: layout.height,
+            format: layout.format.as_str(),
+            seq: self.meta.seq,
+            ts_ns: self.meta.ts_ns,
+            size: layout.size,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.data()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -200,7 +200,20 @@ impl FrameUrl {
 
 /// Opens the source `url` names and starts it.
 pub fn open(url: &str) -> Result<RunningSource, String> {
-    match FrameUrl::parse(url)? {
+    open_with_slots(url, 0)
+}
+
+/// [`open`], with a pool of at least `least` slots (a graph keeps frames in
+/// its windows, and every frame it keeps pins a slot).
+pub fn open_with_slots(url: &str, least: usize) -> Result<RunningSource, String> {
+    let mut parsed = FrameUrl::parse(url)?;
+    match &mut parsed {
+        FrameUrl::Synthetic(frames) => frames.slots = frames.slots.max(least),
+        FrameUrl::Tcp { slots, .. } | FrameUrl::X11 { slots, .. } | FrameUrl::Y4m { slots, .. } => {
+            *slots = (*slots).max(least);
+        }
+    }
+    match parsed {
         FrameUrl::Synthetic(frames) => frames.start(),
         FrameUrl::Tcp {
             address,

@@ -205,7 +205,7 @@ fn a_plan_names_every_component_once() {
 fn stream_types_are_checked_where_they_are_written() {
     check(
         "streams:\n  - name: temp\n    type: strnig\n",
-        "test.yaml:3:11: streams[0].type: unknown type 'strnig'; expected one of: number, string, bool, record, bytes, any",
+        "test.yaml:3:11: streams[0].type: unknown type 'strnig'; expected one of: number, string, bool, record, bytes, frame, any",
     );
     check_contains(
         "streams:\n  - name: label\n    type: string\nnodes:\n  - name: avg\n    kind: moving_average\n    input: label\n    n: 3\n",

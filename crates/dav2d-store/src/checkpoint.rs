@@ -110,6 +110,8 @@ impl Encoder {
                 self.u8(5);
                 self.bytes(b);
             }
+            // A frame is kept as its description, never its pixels.
+            Value::Frame(frame) => self.value(&frame_record(&frame.0.info())),
         }
     }
     pub(crate) fn option_i64(&mut self, v: Option<i64>) {
@@ -225,6 +227,23 @@ impl Decoder<'_> {
             None
         })
     }
+}
+
+/// A frame's description as the record the store keeps of it (seq, ts,
+/// size and format; the pixels stay in the frame's pool).
+pub fn frame_record(info: &dav2d_core::FrameInfo) -> Value {
+    let field = |name: &str, value: Scalar| (Arc::<str>::from(name), value);
+    Value::Record(Arc::new(vec![
+        field("seq", Scalar::Int(info.seq.min(i64::MAX as u64) as i64)),
+        field("ts", Scalar::Int(info.ts_ns)),
+        field("width", Scalar::Int(i64::from(info.width))),
+        field("height", Scalar::Int(i64::from(info.height))),
+        field("format", Scalar::Str(Arc::from(info.format))),
+        field(
+            "bytes",
+            Scalar::Int(info.size.min(i64::MAX as usize) as i64),
+        ),
+    ]))
 }
 
 fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay) -> Vec<u8> {

@@ -132,6 +132,12 @@ impl Rows {
             Value::Str(s) => (None, Some(Arc::clone(s))),
             Value::Record(_) => (None, Some(Arc::from(value.to_string()))),
             Value::Bytes(_) => return false,
+            Value::Frame(frame) => (
+                None,
+                Some(Arc::from(
+                    crate::checkpoint::frame_record(&frame.0.info()).to_string(),
+                )),
+            ),
         };
         self.ts.push(ts);
         self.name.push(name);

@@ -30,6 +30,11 @@ pub fn value_json(value: &Value) -> Json {
             Json::Object(object)
         }
         Value::Bytes(bytes) => json!({"bytes": bytes.len()}),
+        Value::Frame(frame) => {
+            let info = frame.0.info();
+            json!({"frame": {"seq": info.seq, "ts": info.ts_ns, "width": info.width,
+                "height": info.height, "format": info.format, "bytes": info.size}})
+        }
     }
 }
 

@@ -1,0 +1,299 @@
+//! Built-in frame nodes, as the engine's custom logic over a frame stream:
+//! `mean_luma` (the mean of BT.601 luma, 0 to 255), `motion` (the mean
+//! absolute luma difference from the previous frame), `grayscale` (a gray8
+//! frame in the node's own pool) and `downscale(w, h)` (a frame of the same
+//! format at w×h, averaged over each output pixel's box, in its own pool).
+//! Reading a frame costs no copy; a frame a node makes is written once, into
+//! a slot of the node's pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dav2d_core::{CustomLogic, Evaluation, FrameRef, Outcome, Value};
+
+use crate::format::{FrameLayout, PixelFormat};
+use crate::pool::{Delivery, FramePool, Lease};
+
+/// The kinds of frame node.
+pub const FRAME_NODES: &[&str] = &["mean_luma", "motion", "grayscale", "downscale"];
+
+/// One frame node's logic.
+pub enum FrameNode {
+    /// The mean luma of each frame.
+    MeanLuma,
+    /// The mean absolute luma difference between the last two frames.
+    Motion,
+    /// Each frame in gray8.
+    Grayscale(OutputPool),
+    /// Each frame at `width` x `height`.
+    Downscale {
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// Where output frames go.
+        pool: OutputPool,
+    },
+}
+
+/// Slots of a node's output pool: the graph keeps a few outputs per key,
+/// readers may hold some more.
+const OUTPUT_SLOTS: usize = 12;
+
+/// A node's own pool of output frames, made at the first frame's size.
+#[derive(Default)]
+pub struct OutputPool {
+    pool: Option<FramePool>,
+}
+
+impl OutputPool {
+    fn for_layout(&mut self, layout: &FrameLayout) -> &FramePool {
+        if self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.capacity() < layout.size)
+        {
+            self.pool = None;
+        }
+        self.pool
+            .get_or_insert_with(|| FramePool::new(OUTPUT_SLOTS, layout.size, Delivery::Latest))
+    }
+}
+
+impl FrameNode {
+    /// The node `kind`, with `size` for `downscale`.
+    pub fn new(kind: &str, size: Option<(u32, u32)>) -> Result<FrameNode, String> {
+        Ok(match kind {
+            "mean_luma" => FrameNode::MeanLuma,
+            "motion" => FrameNode::Motion,
+            "grayscale" => FrameNode::Grayscale(OutputPool::default()),
+            "downscale" => {
+                let (width, height) = size.ok_or("downscale needs width and height")?;
+                if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
+                    return Err(format!(
+                        "downscale to {width}x{height}: each side must be from 1 to 16384"
+                    ));
+                }
+                FrameNode::Downscale {
+                    width,
+                    height,
+                    pool: OutputPool::default(),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown frame node '{other}'; expected one of: {}",
+                    FRAME_NODES.join(", ")
+                ));
+            }
+        })
+    }
+
+    /// How many recent frames the node reads.
+    pub fn window(&self) -> usize {
+        match self {
+            FrameNode::Motion => 2,
+            _ => 1,
+        }
+    }
+
+    fn evaluate(&mut self, frames: &[Lease]) -> Result<Option<Value>, String> {
+        let Some(newest) = frames.last() else {
+            return Ok(None);
+        };
+        Ok(match self {
+            FrameNode::MeanLuma => Some(Value::Float(mean(&luma(newest)))),
+            FrameNode::Motion => {
+                let [previous, newest] = frames else {
+                    return Ok(None);
+                };
+                let (a, b) = (luma(previous), luma(newest));
+                if a.len() != b.len() {
+                    return Err("motion needs frames of one size".to_string());
+                }
+                let total: u64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                    .sum();
+                Some(Value::Float(total as f64 / a.len().max(1) as f64))
+            }
+            FrameNode::Grayscale(pool) => {
+                let meta = newest.meta();
+                let layout = PixelFormat::Gray8.layout(meta.layout.width, meta.layout.height)?;
+                let gray = luma(newest);
+                publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
+                    out.copy_from_slice(&gray)
+                })
+            }
+            FrameNode::Downscale {
+                width,
+                height,
+                pool,
+            } => {
+                let meta = newest.meta();
+                let Some(channels) = meta.layout.format.packed_bytes() else {
+                    return Err(format!(
+                        "downscale takes packed formats; this stream is {}",
+                        meta.layout.format
+                    ));
+                };
+                let layout = meta.layout.format.layout(*width, *height)?;
+                let source = &meta.layout;
+                let data = newest.data();
+                let (w, h) = (*width as usize, *height as usize);
+                publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
+                    box_resize(data, source, channels, out, w, h);
+                })
+            }
+        })
+    }
+}
+
+/// Writes a frame into a free slot of `pool` and returns it as a value, or
+/// nothing when every slot is held (the pool counts the skip).
+fn publish(
+    pool: &FramePool,
+    layout: FrameLayout,
+    ts_ns: i64,
+    write: impl FnOnce(&mut [u8]),
+) -> Option<Value> {
+    let mut slot = pool.begin(Duration::ZERO)?;
+    write(&mut slot.buffer()[..layout.size]);
+    let seq = slot.publish(layout, ts_ns);
+    let lease = pool.latest().filter(|lease| lease.meta().seq == seq)?;
+    Some(Value::Frame(FrameRef(Arc::new(lease))))
+}
+
+/// BT.601 luma of each pixel (the Y plane of planar formats).
+fn luma(frame: &Lease) -> Vec<u8> {
+    let layout = &frame.meta().layout;
+    let data = frame.data();
+    let plane = layout.planes[0];
+    let mut out = Vec::with_capacity(layout.width as usize * layout.height as usize);
+    let (r, g, b) = match layout.format {
+        PixelFormat::Rgb8 | PixelFormat::Rgba8 => (0, 1, 2),
+        PixelFormat::Bgr8 | PixelFormat::Bgra8 => (2, 1, 0),
+        _ => (0, 0, 0),
+    };
+    for row in 0..plane.rows {
+        let line = &data[plane.offset + row * plane.stride..][..plane.row_bytes];
+        match layout.format.packed_bytes() {
+            Some(channels) if channels >= 3 => out.extend(line.chunks_exact(channels).map(|p| {
+                ((77 * u32::from(p[r]) + 150 * u32::from(p[g]) + 29 * u32::from(p[b]) + 128) >> 8)
+                    as u8
+            })),
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+fn mean(bytes: &[u8]) -> f64 {
+    bytes.iter().map(|b| u64::from(*b)).sum::<u64>() as f64 / bytes.len().max(1) as f64
+}
+
+/// Averages the source pixels each output pixel covers (nearest box).
+fn box_resize(
+    data: &[u8],
+    source: &FrameLayout,
+    channels: usize,
+    out: &mut [u8],
+    w: usize,
+    h: usize,
+) {
+    let plane = source.planes[0];
+    let (sw, sh) = (source.width as usize, source.height as usize);
+    for y in 0..h {
+        let (y0, y1) = (y * sh / h, ((y + 1) * sh / h).max(y * sh / h + 1).min(sh));
+        for x in 0..w {
+            let (x0, x1) = (x * sw / w, ((x + 1) * sw / w).max(x * sw / w + 1).min(sw));
+            for c in 0..channels {
+                let mut total = 0u32;
+                for sy in y0..y1 {
+                    let row = &data[plane.offset + sy * plane.stride..];
+                    for sx in x0..x1 {
+                        total += u32::from(row[sx * channels + c]);
+                    }
+                }
+                let count = ((y1 - y0) * (x1 - x0)) as u32;
+                out[(y * w + x) * channels + c] = ((total + count / 2) / count) as u8;
+            }
+        }
+    }
+}
+
+impl CustomLogic for FrameNode {
+    fn evaluate_batch(&mut self, node: &str, batch: &mut [Evaluation]) {
+        for evaluation in batch {
+            let Some(window) = evaluation.inputs.first() else {
+                continue;
+            };
+            let mut frames = Vec::with_capacity(window.len());
+            let mut refused = None;
+            for index in 0..window.len() {
+                match window.value(index) {
+                    Some(Value::Frame(frame)) => match frame.0.as_any().downcast_ref::<Lease>() {
+                        Some(lease) => frames.push(lease.clone()),
+                        None => refused = Some("a frame from another kind of source".to_string()),
+                    },
+                    Some(other) => {
+                        refused = Some(format!(
+                            "a {} where a frame was expected",
+                            other.type_name()
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            evaluation.outcome = match refused {
+                Some(what) => Outcome::Failed(Arc::from(format!("frame node '{node}' got {what}"))),
+                None => match self.evaluate(&frames) {
+                    Ok(Some(value)) => Outcome::Output(value),
+                    Ok(None) => Outcome::Skip,
+                    Err(message) => {
+                        Outcome::Failed(Arc::from(format!("frame node '{node}': {message}")))
+                    }
+                },
+            };
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            FrameNode::MeanLuma => "frames:mean_luma".to_string(),
+            FrameNode::Motion => "frames:motion".to_string(),
+            FrameNode::Grayscale(_) => "frames:grayscale".to_string(),
+            FrameNode::Downscale { width, height, .. } => {
+                format!("frames:downscale({width}x{height})")
+            }
+        }
+    }
+}
+
+/// Feeds every new frame of `pool` into `graph` as stream `name` (key
+/// `""`), running a wave per frame, until the pool closes or `stop` is set.
+pub fn feed(
+    pool: &FramePool,
+    graph: &dav2d_core::SharedGraph,
+    name: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut last = None;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let Some(lease) = pool.next_after(last, Duration::from_millis(100)) else {
+            if pool.is_closed() {
+                return;
+            }
+            continue;
+        };
+        let meta = lease.meta().clone();
+        last = Some(meta.seq);
+        let mut graph = graph.lock();
+        let value = Value::Frame(FrameRef(Arc::new(lease)));
+        if let Err(rejection) = graph.push(name, "", value, Some(meta.ts_ns)) {
+            tracing::warn!(%rejection, "A frame was refused by the graph.");
+        }
+        graph.run_wave();
+    }
+}
