@@ -33,7 +33,17 @@ pub enum FrameNode {
         height: u32,
         /// Where output frames go.
         pool: OutputPool,
+        /// The SIMD resizer and a buffer for sources with padded rows,
+        /// kept across frames.
+        resizer: Box<Resizing>,
     },
+}
+
+/// The downscale node's resizer and its scratch buffer.
+#[derive(Default)]
+pub struct Resizing {
+    resizer: fast_image_resize::Resizer,
+    packed: Vec<u8>,
 }
 
 /// Slots of a node's output pool: the graph keeps a few outputs per key,
@@ -78,6 +88,7 @@ impl FrameNode {
                     width,
                     height,
                     pool: OutputPool::default(),
+                    resizer: Box::default(),
                 }
             }
             other => {
@@ -130,6 +141,7 @@ impl FrameNode {
                 width,
                 height,
                 pool,
+                resizer,
             } => {
                 let meta = newest.meta();
                 let Some(channels) = meta.layout.format.packed_bytes() else {
@@ -141,10 +153,17 @@ impl FrameNode {
                 let layout = meta.layout.format.layout(*width, *height)?;
                 let source = &meta.layout;
                 let data = newest.data();
-                let (w, h) = (*width as usize, *height as usize);
-                publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
-                    box_resize(data, source, channels, out, w, h);
-                })
+                let (w, h) = (*width, *height);
+                let mut failed = None;
+                let value = publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
+                    if let Err(error) = resizer.resize(data, source, channels, out, w, h) {
+                        failed = Some(error);
+                    }
+                });
+                if let Some(error) = failed {
+                    return Err(error);
+                }
+                value
             }
         })
     }
@@ -193,33 +212,49 @@ fn mean(bytes: &[u8]) -> f64 {
     bytes.iter().map(|b| u64::from(*b)).sum::<u64>() as f64 / bytes.len().max(1) as f64
 }
 
-/// Averages the source pixels each output pixel covers (nearest box).
-fn box_resize(
-    data: &[u8],
-    source: &FrameLayout,
-    channels: usize,
-    out: &mut [u8],
-    w: usize,
-    h: usize,
-) {
-    let plane = source.planes[0];
-    let (sw, sh) = (source.width as usize, source.height as usize);
-    for y in 0..h {
-        let (y0, y1) = (y * sh / h, ((y + 1) * sh / h).max(y * sh / h + 1).min(sh));
-        for x in 0..w {
-            let (x0, x1) = (x * sw / w, ((x + 1) * sw / w).max(x * sw / w + 1).min(sw));
-            for c in 0..channels {
-                let mut total = 0u32;
-                for sy in y0..y1 {
-                    let row = &data[plane.offset + sy * plane.stride..];
-                    for sx in x0..x1 {
-                        total += u32::from(row[sx * channels + c]);
-                    }
-                }
-                let count = ((y1 - y0) * (x1 - x0)) as u32;
-                out[(y * w + x) * channels + c] = ((total + count / 2) / count) as u8;
+impl Resizing {
+    /// Resizes the packed frame `data` (laid out as `source`) into `out`
+    /// (tight rows of `w` x `h`), averaging each output pixel's box with
+    /// the SIMD resizer; a source with padded rows is packed first, into
+    /// a buffer kept for the next frame.
+    fn resize(
+        &mut self,
+        data: &[u8],
+        source: &FrameLayout,
+        channels: usize,
+        out: &mut [u8],
+        w: u32,
+        h: u32,
+    ) -> Result<(), String> {
+        use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions};
+        let pixel = match channels {
+            1 => PixelType::U8,
+            3 => PixelType::U8x3,
+            _ => PixelType::U8x4,
+        };
+        let plane = source.planes[0];
+        let tight = if plane.stride == plane.row_bytes {
+            &data[..plane.row_bytes * plane.rows]
+        } else {
+            self.packed.clear();
+            for row in 0..plane.rows {
+                let start = plane.offset + row * plane.stride;
+                self.packed
+                    .extend_from_slice(&data[start..start + plane.row_bytes]);
             }
-        }
+            &self.packed[..]
+        };
+        let from =
+            fast_image_resize::images::ImageRef::new(source.width, source.height, tight, pixel)
+                .map_err(|e| format!("the source frame: {e}"))?;
+        let mut to = fast_image_resize::images::Image::from_slice_u8(w, h, out, pixel)
+            .map_err(|e| format!("the output frame: {e}"))?;
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Box))
+            .use_alpha(false);
+        self.resizer
+            .resize(&from, &mut to, &options)
+            .map_err(|e| format!("resizing: {e}"))
     }
 }
 
