@@ -230,7 +230,7 @@ class EventReaders:
         self.sockets = []
         for _ in range(count):
             client = socket.create_connection(("127.0.0.1", port), timeout=10)
-            client.sendall(b"GET /events?names=avg HTTP/1.1\r\nHost: bench\r\n\r\n")
+            client.sendall(b"GET /events?names=avg HTTP/1.1\r\nHost: localhost\r\n\r\n")
             client.setblocking(False)
             self.selector.register(client, selectors.EVENT_READ)
             self.sockets.append(client)

@@ -46,7 +46,7 @@ fn server(graph: SharedGraph, workers: usize) -> Runtime {
 /// Writes the head of a JSON POST of `length` bytes.
 fn write_head(stream: &mut TcpStream, path: &str, length: usize) {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     );
     stream
         .write_all(head.as_bytes())
@@ -249,7 +249,7 @@ pub fn events(rate: f64, seconds: f64) {
         .unwrap_or_else(|| panic!("no HTTP address"));
     let mut events = TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting: {e}"));
     events
-        .write_all(b"GET /events?names=avg HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .write_all(b"GET /events?names=avg HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap_or_else(|e| panic!("subscribing: {e}"));
     let total = (rate * seconds) as usize;
     let reader = std::thread::spawn(move || {

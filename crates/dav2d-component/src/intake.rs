@@ -554,13 +554,16 @@ impl Intake {
             None => {
                 // A large body is applied a chunk per lock hold, so other
                 // producers and readers get the engine between chunks
-                // instead of waiting for millions of records.
+                // instead of waiting for millions of records. The wave runs
+                // once, after the last chunk (a producer that takes the lock
+                // in between runs what is pending in its own wave), so a key
+                // the body updates many times is still evaluated once.
                 let mut samples = parsed.samples().peekable();
                 loop {
                     let mut graph = self.shared.graph.lock();
                     graph.push_records(samples.by_ref().take(APPLY_CHUNK), &mut batch);
-                    graph.run_wave();
                     if samples.peek().is_none() {
+                        graph.run_wave();
                         break graph.settled();
                     }
                     drop(graph);
