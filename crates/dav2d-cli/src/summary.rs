@@ -345,6 +345,9 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
                 }
                 SourceSpec::Http(http) => bind(http.bind.as_ref(), HttpConfig::default().bind),
                 SourceSpec::Tcp(tcp) => bind(tcp.bind.as_ref(), TcpConfig::default().bind),
+                SourceSpec::Frames(frames) => {
+                    format!(" {} -> {}", frames.url.value.trim(), frames.stream.value)
+                }
             };
             let _ = writeln!(text, "  {}{detail}", source.kind.value);
         }

@@ -15,6 +15,7 @@
 //! messages over TCP ([`tcp`], `tcp://ADDRESS`), and X11 screen capture
 //! through MIT-SHM ([`x11`], `x11::99`).
 
+mod component;
 mod format;
 pub mod nodes;
 mod pool;
@@ -24,6 +25,7 @@ pub mod tcp;
 pub mod x11;
 pub mod y4m;
 
+pub use component::FrameSource;
 pub use format::{FrameLayout, PixelFormat, Plane};
 pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
 pub use source::{FrameUrl, open, open_with_slots};

@@ -23,6 +23,8 @@ pub enum SourcePlan {
     Http(HttpConfig),
     /// A TCP listener.
     Tcp(TcpConfig),
+    /// A frame source feeding a stream.
+    Frames(dav2d_frames::FrameSource),
 }
 
 /// A sink the plan starts.
@@ -115,6 +117,11 @@ impl Plan {
                 SourceSpec::Synthetic(section) => SourcePlan::Synthetic(synthetic(section)),
                 SourceSpec::Http(section) => SourcePlan::Http(config.http_from(section, &setting)?),
                 SourceSpec::Tcp(section) => SourcePlan::Tcp(config.tcp_from(section, &setting)?),
+                SourceSpec::Frames(section) => SourcePlan::Frames(dav2d_frames::FrameSource {
+                    name: String::new(),
+                    url: section.url.value.trim().to_string(),
+                    stream: section.stream.value.clone(),
+                }),
             };
             plan.sources.push(Planned {
                 name: unique(&entry.name, &entry.kind.value),
@@ -170,6 +177,10 @@ impl Plan {
                 SourcePlan::Synthetic(config) => Box::new(config.clone().build(&planned.name)),
                 SourcePlan::Http(config) => Box::new(config.clone().build(&planned.name, &setting)),
                 SourcePlan::Tcp(config) => Box::new(config.clone().build(&planned.name, &setting)),
+                SourcePlan::Frames(source) => Box::new(dav2d_frames::FrameSource {
+                    name: planned.name.clone(),
+                    ..source.clone()
+                }),
             });
         }
         sources

@@ -155,7 +155,7 @@ fn durations_accept_units_and_plain_seconds() {
 fn sources_and_sinks_are_lists_tagged_by_kind() {
     check(
         "sources:\n  - kind: mqtt\n    topic: x\n",
-        "test.yaml:2:5: unknown sources kind 'mqtt'; expected one of: synthetic, http, tcp",
+        "test.yaml:2:5: unknown sources kind 'mqtt'; expected one of: synthetic, http, tcp, frames",
     );
     check(
         "sinks:\n  - kind: kafka\n",

@@ -19,7 +19,7 @@ use serde_saphyr::Spanned;
 use super::{Config, ConfigError, PersistenceSection};
 
 /// The source kinds a config can name.
-pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp"];
+pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames"];
 /// The sink kinds a config can name.
 pub const SINK_KINDS: &[&str] = &["persistence"];
 
@@ -43,6 +43,20 @@ pub enum SourceSpec {
     Http(HttpSection),
     /// Another TCP listener.
     Tcp(TcpSection),
+    /// A video frame source feeding a stream.
+    Frames(FramesSection),
+}
+
+/// A frame source (`kind: frames`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FramesSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// The frame URL: `synthetic:WxH@RATE?format=...`, `y4m:PATH`, `tcp://ADDR`, `x11::N`.
+    pub url: Spanned<String>,
+    /// The stream its frames go to (declared `type: frame` if it is not declared).
+    pub stream: Spanned<String>,
 }
 
 /// One entry of `sinks:`.
@@ -116,6 +130,10 @@ impl<'de> Deserialize<'de> for SourceEntry {
                             "tcp" => {
                                 let s = TcpSection::deserialize(rest)?;
                                 Some((s.name.clone(), SourceSpec::Tcp(s)))
+                            }
+                            "frames" => {
+                                let s = FramesSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Frames(s)))
                             }
                             _ => None,
                         })
@@ -278,6 +296,11 @@ impl Config {
                 }
                 SourceSpec::Tcp(section) => {
                     self.tcp_from(section, &field)?;
+                }
+                SourceSpec::Frames(section) => {
+                    dav2d_frames::FrameUrl::parse(section.url.value.trim()).map_err(|message| {
+                        self.error_at(&section.url, format!("{field}.url"), message)
+                    })?;
                 }
             }
         }

@@ -174,6 +174,49 @@ impl Config {
         }
     }
 
+    /// A frame node (`mean_luma`, `motion`, `grayscale`, `downscale` with
+    /// `width` and `height`).
+    pub(crate) fn frame_node(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+    ) -> Result<dav2d_frames::nodes::FrameNode, ConfigError> {
+        let mut size = (None, None);
+        for (name, value) in &node.params {
+            let side = match name.as_str() {
+                "width" => &mut size.0,
+                "height" => &mut size.1,
+                other => {
+                    return Err(self.error_at(
+                        value,
+                        format!("nodes[{i}].{other}"),
+                        format!(
+                            "{} takes no '{other}'; downscale takes width and height",
+                            node.kind.value
+                        ),
+                    ));
+                }
+            };
+            if !(value.value >= 1.0 && value.value <= 16384.0 && value.value.fract() == 0.0) {
+                return Err(self.error_at(
+                    value,
+                    format!("nodes[{i}].{name}"),
+                    format!(
+                        "{name} must be a whole number of pixels from 1 to 16384, got {}",
+                        value.value
+                    ),
+                ));
+            }
+            *side = Some(value.value as u32);
+        }
+        let size = match size {
+            (Some(w), Some(h)) => Some((w, h)),
+            _ => None,
+        };
+        dav2d_frames::nodes::FrameNode::new(&node.kind.value, size)
+            .map_err(|message| self.error_at(&node.kind, format!("nodes[{i}]"), message))
+    }
+
     pub(crate) fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
         let params: Vec<(&str, f64)> = node
             .params
@@ -271,6 +314,23 @@ impl Config {
             }
         }
         for (i, source) in self.sources.iter().enumerate() {
+            if let super::SourceSpec::Frames(frames) = &source.spec {
+                let name = &frames.stream.value;
+                let declared = match graph.stream_id(name) {
+                    Some(_) => Ok(()),
+                    None => graph
+                        .declare_stream(name, Bounds::default(), None)
+                        .and_then(|_| graph.declare_type(name, dav2d_core::ValueType::Frame)),
+                };
+                declared.map_err(|error| {
+                    self.error_at(
+                        &frames.stream,
+                        format!("sources[{i}].stream"),
+                        error.to_string(),
+                    )
+                })?;
+                continue;
+            }
             let super::SourceSpec::Synthetic(synthetic) = &source.spec else {
                 continue;
             };
@@ -288,12 +348,20 @@ impl Config {
         }
         let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
         for (i, node) in self.nodes.iter().enumerate() {
-            let builtin = self.builtin(i, node)?;
             let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
-            let mut spec =
+            let spec = if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
+                let logic = self.frame_node(i, node)?;
+                let window = logic.window();
+                NodeSpec::custom(
+                    node.name.value.clone(),
+                    vec![dav2d_core::InputSpec::new(node.input.value.clone(), window)],
+                    Box::new(logic),
+                )
+            } else {
+                let builtin = self.builtin(i, node)?;
                 NodeSpec::builtin(node.name.value.clone(), node.input.value.clone(), builtin)
-                    .with_policy(policy)
-                    .with_priority(node.priority);
+            };
+            let mut spec = spec.with_policy(policy).with_priority(node.priority);
             spec.deadband = node.deadband;
             spec.offload = node.offload;
             specs.push(spec);

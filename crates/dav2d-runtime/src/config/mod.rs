@@ -22,8 +22,8 @@ use serde::Deserialize;
 pub use serde_saphyr::Spanned;
 
 pub use components::{
-    HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec, SyntheticSection,
-    TcpSection,
+    FramesSection, HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec,
+    SyntheticSection, TcpSection,
 };
 pub use graph::{ConstraintConfig, NodeConfig, StreamConfig};
 pub use limits::{LimitsSection, set_limit};
@@ -189,7 +189,11 @@ impl Config {
             }
         }
         for (i, node) in self.nodes.iter().enumerate() {
-            self.builtin(i, node)?;
+            if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
+                self.frame_node(i, node)?;
+            } else {
+                self.builtin(i, node)?;
+            }
             self.policy(&node.policy, format!("nodes[{i}].policy"))?;
         }
         for (i, constraint) in self.constraints.iter().enumerate() {
