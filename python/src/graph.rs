@@ -349,19 +349,15 @@ impl PyGraph {
         name: String,
         url: &str,
     ) -> PyResult<crate::frames::PyFrameStream> {
-        let keep = self
-            .with_graph(py, |graph| {
-                graph
-                    .declare_type(&name, dav2d_core::ValueType::Frame)
-                    .map(|()| graph.options().default_keep)
-            })?
-            .map_err(graph_error)?;
-        // Each frame a window keeps pins a slot: leave room for the source.
-        let slots = keep.max(2) + 6;
+        self.with_graph(py, |graph| {
+            graph.declare_type(&name, dav2d_core::ValueType::Frame)
+        })?
+        .map_err(graph_error)?;
+        let graph = &self.graph;
         let source = py
             .detach(|| {
                 crate::error::unwinding("opening a frame source", || {
-                    dav2d_frames::open_with_slots(url, slots)
+                    dav2d_frames::nodes::open_for_graph(url, graph)
                 })
             })?
             .map_err(crate::error::invalid)?;

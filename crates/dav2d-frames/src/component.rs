@@ -66,9 +66,7 @@ impl Source for FrameSource {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let graph = context.graph().clone();
-        // Each frame a window keeps pins a slot: leave room for the source.
-        let keep = graph.lock().options().default_keep;
-        let source = crate::open_with_slots(&self.url, keep.max(2) + 6)
+        let source = crate::nodes::open_for_graph(&self.url, &graph)
             .map_err(|error| StartError::Other(format!("{}: {error}", self.name)))?;
         let pool = source.pool().clone();
         let health: Arc<dyn Health> = Arc::new(FrameHealth { pool: pool.clone() });

@@ -33,3 +33,10 @@ pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};
 
 /// The largest frame a stream carries (a 8K RGBA frame is 133 MB).
 pub const MAX_FRAME_BYTES: usize = 256 << 20;
+
+/// Now, in ns since the epoch: the timestamp of a frame whose source gives none.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
+}

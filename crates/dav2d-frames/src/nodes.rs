@@ -19,10 +19,11 @@ pub const FRAME_NODES: &[&str] = &["mean_luma", "motion", "grayscale", "downscal
 
 /// One frame node's logic.
 pub enum FrameNode {
-    /// The mean luma of each frame.
-    MeanLuma,
-    /// The mean absolute luma difference between the last two frames.
-    Motion,
+    /// The mean luma of each frame (a buffer of luma kept across frames).
+    MeanLuma(Vec<u8>),
+    /// The mean absolute luma difference between the last two frames
+    /// (their luma, in buffers kept across frames).
+    Motion(Vec<u8>, Vec<u8>),
     /// Each frame in gray8.
     Grayscale(OutputPool),
     /// Each frame at `width` x `height`.
@@ -74,8 +75,8 @@ impl FrameNode {
     /// The node `kind`, with `size` for `downscale`.
     pub fn new(kind: &str, size: Option<(u32, u32)>) -> Result<FrameNode, String> {
         Ok(match kind {
-            "mean_luma" => FrameNode::MeanLuma,
-            "motion" => FrameNode::Motion,
+            "mean_luma" => FrameNode::MeanLuma(Vec::new()),
+            "motion" => FrameNode::Motion(Vec::new(), Vec::new()),
             "grayscale" => FrameNode::Grayscale(OutputPool::default()),
             "downscale" => {
                 let (width, height) = size.ok_or("downscale needs width and height")?;
@@ -103,7 +104,7 @@ impl FrameNode {
     /// How many recent frames the node reads.
     pub fn window(&self) -> usize {
         match self {
-            FrameNode::Motion => 2,
+            FrameNode::Motion(..) => 2,
             _ => 1,
         }
     }
@@ -113,18 +114,22 @@ impl FrameNode {
             return Ok(None);
         };
         Ok(match self {
-            FrameNode::MeanLuma => Some(Value::Float(mean(&luma(newest)))),
-            FrameNode::Motion => {
+            FrameNode::MeanLuma(luma) => {
+                luma_into(newest, luma);
+                Some(Value::Float(mean(luma)))
+            }
+            FrameNode::Motion(a, b) => {
                 let [previous, newest] = frames else {
                     return Ok(None);
                 };
-                let (a, b) = (luma(previous), luma(newest));
+                luma_into(previous, a);
+                luma_into(newest, b);
                 if a.len() != b.len() {
                     return Err("motion needs frames of one size".to_string());
                 }
                 let total: u64 = a
                     .iter()
-                    .zip(&b)
+                    .zip(b.iter())
                     .map(|(x, y)| u64::from(x.abs_diff(*y)))
                     .sum();
                 Some(Value::Float(total as f64 / a.len().max(1) as f64))
@@ -132,9 +137,8 @@ impl FrameNode {
             FrameNode::Grayscale(pool) => {
                 let meta = newest.meta();
                 let layout = PixelFormat::Gray8.layout(meta.layout.width, meta.layout.height)?;
-                let gray = luma(newest);
                 publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
-                    out.copy_from_slice(&gray)
+                    write_luma(newest, out)
                 })
             }
             FrameNode::Downscale {
@@ -184,28 +188,41 @@ fn publish(
     Some(Value::Frame(FrameRef(Arc::new(lease))))
 }
 
-/// BT.601 luma of each pixel (the Y plane of planar formats).
-fn luma(frame: &Lease) -> Vec<u8> {
+/// The BT.601 luma of each pixel of `frame` into `out`, resized to width
+/// × height (its capacity is kept for the next frame).
+fn luma_into(frame: &Lease, out: &mut Vec<u8>) {
+    let layout = &frame.meta().layout;
+    out.resize(layout.width as usize * layout.height as usize, 0);
+    write_luma(frame, out);
+}
+
+/// Writes the BT.601 luma of each pixel of `frame` (the Y plane of planar
+/// formats) into `out`, width × height bytes in tight rows.
+fn write_luma(frame: &Lease, out: &mut [u8]) {
     let layout = &frame.meta().layout;
     let data = frame.data();
     let plane = layout.planes[0];
-    let mut out = Vec::with_capacity(layout.width as usize * layout.height as usize);
+    let width = layout.width as usize;
     let (r, g, b) = match layout.format {
         PixelFormat::Rgb8 | PixelFormat::Rgba8 => (0, 1, 2),
         PixelFormat::Bgr8 | PixelFormat::Bgra8 => (2, 1, 0),
         _ => (0, 0, 0),
     };
-    for row in 0..plane.rows {
+    for (row, target) in out.chunks_exact_mut(width).take(plane.rows).enumerate() {
         let line = &data[plane.offset + row * plane.stride..][..plane.row_bytes];
         match layout.format.packed_bytes() {
-            Some(channels) if channels >= 3 => out.extend(line.chunks_exact(channels).map(|p| {
-                ((77 * u32::from(p[r]) + 150 * u32::from(p[g]) + 29 * u32::from(p[b]) + 128) >> 8)
-                    as u8
-            })),
-            _ => out.extend_from_slice(line),
+            Some(channels) if channels >= 3 => {
+                for (pixel, luma) in line.chunks_exact(channels).zip(target.iter_mut()) {
+                    *luma = ((77 * u32::from(pixel[r])
+                        + 150 * u32::from(pixel[g])
+                        + 29 * u32::from(pixel[b])
+                        + 128)
+                        >> 8) as u8;
+                }
+            }
+            _ => target.copy_from_slice(&line[..width]),
         }
     }
-    out
 }
 
 fn mean(bytes: &[u8]) -> f64 {
@@ -296,14 +313,25 @@ impl CustomLogic for FrameNode {
 
     fn describe(&self) -> String {
         match self {
-            FrameNode::MeanLuma => "frames:mean_luma".to_string(),
-            FrameNode::Motion => "frames:motion".to_string(),
+            FrameNode::MeanLuma(_) => "frames:mean_luma".to_string(),
+            FrameNode::Motion(..) => "frames:motion".to_string(),
             FrameNode::Grayscale(_) => "frames:grayscale".to_string(),
             FrameNode::Downscale { width, height, .. } => {
                 format!("frames:downscale({width}x{height})")
             }
         }
     }
+}
+
+/// Opens the source `url` to feed `graph`: every frame a window of the
+/// graph keeps pins a slot, so its pool has room for the graph's `keep`
+/// plus readers.
+pub fn open_for_graph(
+    url: &str,
+    graph: &dav2d_core::SharedGraph,
+) -> Result<crate::RunningSource, String> {
+    let keep = graph.lock().options().default_keep;
+    crate::open_with_slots(url, keep.max(2) + 6)
 }
 
 /// Feeds every new frame of `pool` into `graph` as stream `name` (key

@@ -257,7 +257,10 @@ impl FramePool {
         // not write its meta; it was written before it was published.
         let meta = unsafe { (*self.inner.slots[index].meta.get()).clone() }?;
         state.taken = Some(state.taken.map_or(meta.seq, |t| t.max(meta.seq)));
-        self.inner.changed.notify_all();
+        if self.inner.delivery == Delivery::Every {
+            // The producer waits for the newest to be taken.
+            self.inner.changed.notify_all();
+        }
         Some(Lease {
             inner: Arc::clone(&self.inner),
             index,

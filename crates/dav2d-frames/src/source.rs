@@ -2,7 +2,7 @@
 //! and `y4m:PATH` (or `y4m:-` for standard input).
 
 use std::io::BufReader;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::format::PixelFormat;
 use crate::pool::{Delivery, FramePool};
@@ -250,7 +250,7 @@ pub fn open_with_slots(url: &str, least: usize) -> Result<RunningSource, String>
                     };
                     match reader.read_frame(slot.buffer()) {
                         Ok(true) => {
-                            slot.publish(layout.clone(), now_ns());
+                            slot.publish(layout.clone(), crate::now_ns());
                         }
                         Ok(false) => return,
                         Err(error) => {
@@ -262,10 +262,4 @@ pub fn open_with_slots(url: &str, least: usize) -> Result<RunningSource, String>
             })
         }
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
 }

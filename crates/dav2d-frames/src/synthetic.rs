@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::format::{FrameLayout, PixelFormat};
 use crate::pool::{Delivery, FramePool};
@@ -71,7 +71,7 @@ impl SyntheticFrames {
                 if let Some(mut slot) = pool.begin(Duration::ZERO) {
                     let seq = pool.published();
                     paint(slot.buffer(), &layout, seq);
-                    slot.publish(layout.clone(), now_ns());
+                    slot.publish(layout.clone(), crate::now_ns());
                 }
                 made += 1;
                 match period {
@@ -139,12 +139,6 @@ pub fn check_pattern(data: &[u8], layout: &FrameLayout, seq: u64) -> Result<(), 
         }
     }
     Ok(())
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
 /// A frame source's producer thread over its pool.

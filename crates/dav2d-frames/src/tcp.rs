@@ -24,7 +24,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::format::{FrameLayout, PixelFormat};
 use crate::pool::{Delivery, FramePool};
@@ -161,7 +161,7 @@ fn serve(mut stream: TcpStream, pool: &FramePool, stop: &AtomicBool, max_bytes: 
             Ok(decoded) => decoded,
             Err(message) => return refuse(&mut stream, &message),
         };
-        let ts = if ts == 0 { now_ns() } else { ts };
+        let ts = if ts == 0 { crate::now_ns() } else { ts };
         match pool.begin(Duration::ZERO) {
             Some(mut slot) => {
                 match read_exact(&mut stream, &mut slot.buffer()[..layout.size], stop) {
@@ -219,10 +219,4 @@ fn read_exact(
 fn refuse(stream: &mut TcpStream, message: &str) {
     tracing::warn!(message, "A frame producer was refused.");
     let _ = writeln!(stream, "{{\"error\": {:?}}}", message);
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
 }

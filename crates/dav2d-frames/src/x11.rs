@@ -5,7 +5,7 @@
 //! publishes it as `bgra8` (a 24-bit-depth, 32-bits-per-pixel display).
 //! Linux only; elsewhere `open` says the platform is unsupported.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::format::PixelFormat;
 use crate::pool::{Delivery, FramePool};
@@ -79,7 +79,7 @@ pub fn capture(display: &str, rate: f64, slots: usize) -> Result<RunningSource, 
                 Ok(_) => {
                     if let Some(mut slot) = pool.begin(Duration::ZERO) {
                         slot.buffer()[..layout.size].copy_from_slice(segment.bytes());
-                        slot.publish(layout.clone(), now_ns());
+                        slot.publish(layout.clone(), crate::now_ns());
                     }
                 }
                 Err(error) => {
@@ -163,10 +163,4 @@ impl Drop for Segment {
             libc::shmdt(self.address.cast());
         }
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
 }
