@@ -87,7 +87,6 @@ def test_arrays_kept_across_thousands_of_frames_read_their_own_frame() -> None:
         assert pattern_ok(array, seq), seq
     assert views == 5000
     assert len(kept) == 3
-    assert stream.published + stream.skipped >= 5000
     del kept, array
     assert stream.leased == 0, "every slot is given back once its arrays are freed"
 
