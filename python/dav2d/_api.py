@@ -134,13 +134,14 @@ class Graph:
             name, min=min, max=max, finite_only=finite_only, keep=_keep(keep, history), value_type=type
         )
 
-    def frames(self, name: str, url: str) -> _dav2d.FrameStream:
+    def frames(self, name: str, url: str, *, token: str | None = None) -> _dav2d.FrameStream:
         """Feeds the frames of the source ``url`` (see :class:`FrameStream`)
         into stream ``name`` (key ``""``), a wave per frame, so nodes can read
         them; returns the stream (``close()`` stops the feed). Frames are
         values of type ``frame``: ``latest(name)`` and Python node logic get
-        :class:`Frame` objects, which ``numpy.asarray`` views without a copy."""
-        return self._engine.frames(name, url)
+        :class:`Frame` objects, which ``numpy.asarray`` views without a copy.
+        ``token``: what a ``tcp://`` producer must send first (``AUTH <token>``)."""
+        return self._engine.frames(name, url, token=token)
 
     def frame_node(
         self,
@@ -150,12 +151,17 @@ class Graph:
         *,
         width: int | None = None,
         height: int | None = None,
+        offload: bool = True,
     ) -> None:
         """Registers a built-in frame node over frame stream ``input``:
         ``mean_luma`` and ``motion`` (numbers: the mean BT.601 luma, and its
         mean absolute difference from the previous frame), ``grayscale`` and
-        ``downscale`` (with ``width`` and ``height``), which make frames."""
-        self._engine.frame_node(name, kind, input, width=width, height=height)
+        ``downscale`` (with ``width`` and ``height``), which make frames.
+
+        A frame node reads a whole frame, so it runs on an offload worker by
+        default and never holds the wave (``offload=False`` runs it in the
+        wave, so its output is there when ``push`` returns)."""
+        self._engine.frame_node(name, kind, input, width=width, height=height, offload=offload)
 
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""

@@ -136,9 +136,16 @@ def history(
 class Graph:
     """The engine's graph; use :class:`dav2d.Graph`, which wraps it."""
 
-    def frames(self, name: str, url: str) -> FrameStream: ...
+    def frames(self, name: str, url: str, *, token: str | None = None) -> FrameStream: ...
     def frame_node(
-        self, name: str, kind: str, input: str, *, width: int | None = None, height: int | None = None
+        self,
+        name: str,
+        kind: str,
+        input: str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        offload: bool = True,
     ) -> None: ...
     def __init__(
         self,
@@ -242,10 +249,11 @@ class Frame:
 
 class FrameStream:
     """A running frame source: ``FrameStream.open("synthetic:1920x1080@240?format=bgra8")``,
-    ``"y4m:/path/file.y4m"`` or ``"y4m:-"``."""
+    ``"y4m:/path/file.y4m"`` or ``"y4m:-"``, ``"tcp://127.0.0.1:7071"`` (with
+    ``token=``, a producer's first line must be ``AUTH <token>``), ``"x11::99"``."""
 
     @staticmethod
-    def open(url: str) -> FrameStream: ...
+    def open(url: str, *, token: str | None = None) -> FrameStream: ...
     def latest(self, timeout: float | None = None) -> Frame | None: ...
     def next(self, timeout: float | None = None) -> Frame | None: ...
     def read_into(self, array: Any, timeout: float | None = None) -> int | None: ...

@@ -434,15 +434,34 @@ impl PyFrameStream {
     }
 }
 
+/// A token as given to `open`/`frames`: an empty one would turn auth off.
+pub fn token(token: Option<String>) -> PyResult<Option<String>> {
+    match token {
+        Some(token) if token.trim().is_empty() => Err(invalid(
+            "token='' would turn auth off; leave token out to run without one, or give a secret",
+        )),
+        other => Ok(other),
+    }
+}
+
 #[pymethods]
 impl PyFrameStream {
     /// Opens and starts the frame source `url`: `"synthetic:1920x1080@240?format=bgra8"`
-    /// (also `stride=`, `slots=`, `frames=`), `"y4m:/path/file.y4m"` or `"y4m:-"` (stdin).
+    /// (also `stride=`, `slots=`, `frames=`), `"y4m:/path/file.y4m"` or `"y4m:-"` (stdin),
+    /// `"tcp://127.0.0.1:7071"` (a producer's first line must be `AUTH <token>`
+    /// when `token` is given), `"x11::99"`.
     #[staticmethod]
-    fn open(py: Python<'_>, url: &str) -> PyResult<PyFrameStream> {
+    #[pyo3(signature = (url, *, token = None))]
+    fn open(py: Python<'_>, url: &str, token: Option<String>) -> PyResult<PyFrameStream> {
+        let options = dav2d_frames::OpenOptions {
+            least_slots: 0,
+            token: crate::frames::token(token)?,
+        };
         let source = py
             .detach(|| {
-                crate::error::unwinding("opening a frame source", || dav2d_frames::open(url))
+                crate::error::unwinding("opening a frame source", || {
+                    dav2d_frames::open_with(url, &options)
+                })
             })?
             .map_err(invalid)?;
         let pool = source.pool().clone();

@@ -343,12 +343,15 @@ impl PyGraph {
 
     /// Opens the frame source `url` and feeds its frames into stream `name`
     /// (key `""`), a wave per frame; returns the stream (close it to stop).
+    #[pyo3(signature = (name, url, *, token = None))]
     fn frames(
         &self,
         py: Python<'_>,
         name: String,
         url: &str,
+        token: Option<String>,
     ) -> PyResult<crate::frames::PyFrameStream> {
+        let token = crate::frames::token(token)?;
         self.with_graph(py, |graph| {
             graph.declare_type(&name, dav2d_core::ValueType::Frame)
         })?
@@ -357,7 +360,7 @@ impl PyGraph {
         let source = py
             .detach(|| {
                 crate::error::unwinding("opening a frame source", || {
-                    dav2d_frames::nodes::open_for_graph(url, graph)
+                    dav2d_frames::nodes::open_for_graph(url, graph, token)
                 })
             })?
             .map_err(crate::error::invalid)?;
@@ -367,8 +370,10 @@ impl PyGraph {
     }
 
     /// Registers the built-in frame node `kind` (`mean_luma`, `motion`,
-    /// `grayscale`, `downscale` with `width` and `height`) over frame stream `input`.
-    #[pyo3(signature = (name, kind, input, *, width = None, height = None))]
+    /// `grayscale`, `downscale` with `width` and `height`) over frame stream
+    /// `input`; offloaded (run by a worker, off the wave) unless `offload` is false.
+    #[pyo3(signature = (name, kind, input, *, width = None, height = None, offload = true))]
+    #[allow(clippy::too_many_arguments)]
     fn frame_node(
         &self,
         py: Python<'_>,
@@ -377,6 +382,7 @@ impl PyGraph {
         input: String,
         width: Option<u32>,
         height: Option<u32>,
+        offload: bool,
     ) -> PyResult<()> {
         let size = match (width, height) {
             (Some(w), Some(h)) => Some((w, h)),
@@ -385,8 +391,13 @@ impl PyGraph {
         let logic =
             dav2d_frames::nodes::FrameNode::new(kind, size).map_err(crate::error::invalid)?;
         let window = logic.window();
-        let spec = NodeSpec::custom(name, vec![InputSpec::new(input, window)], Box::new(logic));
-        self.register(py, spec)
+        let mut spec = NodeSpec::custom(name, vec![InputSpec::new(input, window)], Box::new(logic));
+        spec.offload = offload;
+        self.register(py, spec)?;
+        if offload {
+            self.start_workers(py)?;
+        }
+        Ok(())
     }
 
     /// Panics inside the engine on purpose: the tests' way to check that a

@@ -178,14 +178,17 @@ def test_frames_sent_over_tcp_with_the_documented_header_arrive() -> None:
     import socket
     import struct
 
-    stream = dav2d.FrameStream.open("tcp://127.0.0.1:0?max_bytes=1048576")
+    stream = dav2d.FrameStream.open("tcp://127.0.0.1:0?max_bytes=1048576", token="s3cret")
     host, port = stream.address.rsplit(":", 1)
     width, height, pitch = 8, 4, 32  # bgr8: 24-byte rows padded to 32
     pixels = bytes(range(pitch * height))
     header = b"DV2F" + struct.pack("<BBHII3I4xqQ", 1, 2, 0, width, height, pitch, 0, 0, 123, len(pixels))
     assert len(header) == 48
+    with socket.create_connection((host, int(port))) as intruder:
+        intruder.sendall(header + pixels)
+        assert b"AUTH <token>" in intruder.makefile("rb").readline()
     with socket.create_connection((host, int(port))) as producer:
-        producer.sendall(header + pixels)
+        producer.sendall(b"AUTH s3cret\n" + header + pixels)
         with stream.next(timeout=10) as frame:
             array = np.asarray(frame)
             assert (frame.format, frame.ts, frame.stride) == ("bgr8", 123, 32)
@@ -231,11 +234,18 @@ def test_frame_streams_in_a_graph_feed_frame_nodes_and_python_logic() -> None:
             break
         time.sleep(0.01)
     stream.close()
-    time.sleep(0.05)
     camera = graph.latest("camera")
     assert isinstance(camera, dav2d.Frame)
     pixels = np.asarray(camera).astype(np.float64)
     luma = np.floor((77 * pixels[..., 2] + 150 * pixels[..., 1] + 29 * pixels[..., 0] + 128) / 256)
+    # Frame nodes run on the offload workers: they catch up with the last frame.
+    for _ in range(500):
+        gray = graph.latest("gray")
+        if graph.latest("luma") == pytest.approx(luma.mean()) and np.array_equal(np.asarray(gray), luma):
+            break
+        time.sleep(0.01)
+    stats = graph.stats()["nodes"]
+    assert all(stats[name]["offload"] for name in ("luma", "moving", "gray", "small")), stats
     assert graph.latest("luma") == pytest.approx(luma.mean())
     assert graph.latest("moving") > 0  # the pattern moves one step a frame
     gray = graph.latest("gray")
@@ -247,6 +257,8 @@ def test_frame_streams_in_a_graph_feed_frame_nodes_and_python_logic() -> None:
     assert graph.latest("shape") == 64.0
     with pytest.raises(dav2d.InvalidArgument, match="unknown frame node"):
         graph.frame_node("x", "sharpen", "camera")
+    with pytest.raises(dav2d.InvalidArgument, match="turn auth off"):
+        graph.frames("other", "tcp://127.0.0.1:0", token="")
 
 
 def test_persistence_keeps_frame_metadata_never_pixels(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ pub struct FrameSource {
     pub url: String,
     /// The graph stream its frames go to.
     pub stream: String,
+    /// The token a `tcp://` producer must send first (`AUTH <token>`).
+    pub token: Option<String>,
 }
 
 /// The health of a running frame source: its counts, and whether it ended.
@@ -66,7 +68,7 @@ impl Source for FrameSource {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let graph = context.graph().clone();
-        let source = crate::nodes::open_for_graph(&self.url, &graph)
+        let source = crate::nodes::open_for_graph(&self.url, &graph, self.token.clone())
             .map_err(|error| StartError::Other(format!("{}: {error}", self.name)))?;
         let pool = source.pool().clone();
         let health: Arc<dyn Health> = Arc::new(FrameHealth { pool: pool.clone() });

@@ -28,7 +28,7 @@ pub mod y4m;
 pub use component::FrameSource;
 pub use format::{FrameLayout, PixelFormat, Plane};
 pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
-pub use source::{FrameUrl, open, open_with_slots};
+pub use source::{FrameUrl, OpenOptions, open, open_with};
 pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};
 
 /// The largest frame a stream carries (a 8K RGBA frame is 133 MB).

@@ -325,13 +325,18 @@ impl CustomLogic for FrameNode {
 
 /// Opens the source `url` to feed `graph`: every frame a window of the
 /// graph keeps pins a slot, so its pool has room for the graph's `keep`
-/// plus readers.
+/// plus readers. `token` is what a `tcp://` producer must send first.
 pub fn open_for_graph(
     url: &str,
     graph: &dav2d_core::SharedGraph,
+    token: Option<String>,
 ) -> Result<crate::RunningSource, String> {
     let keep = graph.lock().options().default_keep;
-    crate::open_with_slots(url, keep.max(2) + 6)
+    let options = crate::OpenOptions {
+        least_slots: keep.max(2) + 6,
+        token,
+    };
+    crate::open_with(url, &options)
 }
 
 /// Feeds every new frame of `pool` into `graph` as stream `name` (key

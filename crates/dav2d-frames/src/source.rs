@@ -14,7 +14,9 @@ use crate::y4m::Y4mReader;
 pub enum FrameUrl {
     /// `synthetic:1920x1080@240?format=bgra8&slots=4&frames=100&stride=8192`.
     Synthetic(SyntheticFrames),
-    /// `tcp://127.0.0.1:7071?slots=4&max_bytes=33554432`: listen for producers.
+    /// `tcp://127.0.0.1:7071?slots=4&max_bytes=33554432&idle_timeout=300&partial_timeout=30`:
+    /// listen for producers (timeouts in seconds; the token is given apart,
+    /// in [`OpenOptions`], never in the URL).
     Tcp {
         /// The address to listen on.
         address: String,
@@ -22,6 +24,8 @@ pub enum FrameUrl {
         slots: usize,
         /// The largest frame accepted (each slot's size).
         max_bytes: usize,
+        /// The producers' timeouts (and token, set from [`OpenOptions`]).
+        options: crate::tcp::TcpOptions,
     },
     /// `x11::99?rate=30`: capture X11 display `:99`.
     X11 {
@@ -138,8 +142,21 @@ impl FrameUrl {
             "tcp" => {
                 let address = body.strip_prefix("//").unwrap_or(body).to_string();
                 let mut max_bytes = 32 << 20;
+                let mut options = crate::tcp::TcpOptions::default();
+                let seconds = |name: &str, value: &str| -> Result<Duration, String> {
+                    value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0 * 365.0)
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| {
+                            format!("{name}={value} in '{url}' must be a number of seconds, above 0 and at most a year")
+                        })
+                };
                 for (name, value) in &params {
                     match *name {
+                        "idle_timeout" => options.idle_timeout = seconds(name, value)?,
+                        "partial_timeout" => options.partial_timeout = seconds(name, value)?,
                         "max_bytes" => {
                             max_bytes = number("max_bytes", value)? as usize;
                             if !(1..=crate::MAX_FRAME_BYTES).contains(&max_bytes) {
@@ -152,7 +169,7 @@ impl FrameUrl {
                         "slots" => {}
                         other => {
                             return Err(format!(
-                                "unknown parameter '{other}' in '{url}'; tcp takes slots and max_bytes"
+                                "unknown parameter '{other}' in '{url}'; tcp takes slots, max_bytes, idle_timeout and partial_timeout (the token is given apart)"
                             ));
                         }
                     }
@@ -161,6 +178,7 @@ impl FrameUrl {
                     address,
                     slots: slots_of(&params)?,
                     max_bytes,
+                    options,
                 })
             }
             "x11" => {
@@ -198,18 +216,37 @@ impl FrameUrl {
     }
 }
 
-/// Opens the source `url` names and starts it.
-pub fn open(url: &str) -> Result<RunningSource, String> {
-    open_with_slots(url, 0)
+/// What a source is opened with besides its URL.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The pool has at least this many slots (a graph keeps frames in its
+    /// windows, and every frame it keeps pins a slot).
+    pub least_slots: usize,
+    /// The token a `tcp://` producer's first line `AUTH <token>` must carry
+    /// (ignored by the other sources, which take no connections).
+    pub token: Option<String>,
 }
 
-/// [`open`], with a pool of at least `least` slots (a graph keeps frames in
-/// its windows, and every frame it keeps pins a slot).
-pub fn open_with_slots(url: &str, least: usize) -> Result<RunningSource, String> {
+/// Opens the source `url` names and starts it.
+pub fn open(url: &str) -> Result<RunningSource, String> {
+    open_with(url, &OpenOptions::default())
+}
+
+/// [`open`], with `options`.
+pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, String> {
+    let least = options.least_slots;
     let mut parsed = FrameUrl::parse(url)?;
     match &mut parsed {
         FrameUrl::Synthetic(frames) => frames.slots = frames.slots.max(least),
-        FrameUrl::Tcp { slots, .. } | FrameUrl::X11 { slots, .. } | FrameUrl::Y4m { slots, .. } => {
+        FrameUrl::Tcp {
+            slots,
+            options: tcp,
+            ..
+        } => {
+            *slots = (*slots).max(least);
+            tcp.token.clone_from(&options.token);
+        }
+        FrameUrl::X11 { slots, .. } | FrameUrl::Y4m { slots, .. } => {
             *slots = (*slots).max(least);
         }
     }
@@ -219,7 +256,8 @@ pub fn open_with_slots(url: &str, least: usize) -> Result<RunningSource, String>
             address,
             slots,
             max_bytes,
-        } => crate::tcp::listen(&address, slots, max_bytes),
+            options,
+        } => crate::tcp::listen(&address, slots, max_bytes, options),
         FrameUrl::X11 {
             display,
             rate,

@@ -24,7 +24,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::format::{FrameLayout, PixelFormat};
 use crate::pool::{Delivery, FramePool};
@@ -119,8 +119,38 @@ pub fn decode_header(
     Ok((layout, ts))
 }
 
-/// Listens on `address` and feeds the pool from each producer in turn.
-pub fn listen(address: &str, slots: usize, max_bytes: usize) -> Result<RunningSource, String> {
+/// How the TCP frame source treats its producers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcpOptions {
+    /// When set, a producer's first line must be `AUTH <token>`.
+    pub token: Option<String>,
+    /// A producer that sends nothing between frames for this long is closed.
+    pub idle_timeout: Duration,
+    /// A frame message begun must be finished within this time.
+    pub partial_timeout: Duration,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            idle_timeout: Duration::from_secs(300),
+            partial_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The longest `AUTH` line.
+const MAX_AUTH_LINE: usize = 4096;
+
+/// Listens on `address` and feeds the pool from one producer at a time; a
+/// producer that connects while another is sending is told so and closed.
+pub fn listen(
+    address: &str,
+    slots: usize,
+    max_bytes: usize,
+    options: TcpOptions,
+) -> Result<RunningSource, String> {
     let listener = TcpListener::bind(address)
         .map_err(|e| format!("cannot listen for frames on {address}: {e}; give a free address"))?;
     listener
@@ -131,7 +161,19 @@ pub fn listen(address: &str, slots: usize, max_bytes: usize) -> Result<RunningSo
     let mut source = RunningSource::spawn("dav2d-frames-tcp", pool, move |pool, stop| {
         while !stop.load(Ordering::Acquire) {
             match listener.accept() {
-                Ok((stream, _)) => serve(stream, pool, stop, max_bytes),
+                Ok((stream, _)) => {
+                    let mut producer = Producer {
+                        stream,
+                        listener: &listener,
+                        stop,
+                        options: &options,
+                        last_byte: Instant::now(),
+                        began: None,
+                    };
+                    if let Err(message) = producer.serve(pool, max_bytes) {
+                        refuse(&mut producer.stream, &message);
+                    }
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -146,74 +188,152 @@ pub fn listen(address: &str, slots: usize, max_bytes: usize) -> Result<RunningSo
     Ok(source)
 }
 
-fn serve(mut stream: TcpStream, pool: &FramePool, stop: &AtomicBool, max_bytes: usize) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut scratch: Vec<u8> = Vec::new();
-    loop {
-        let mut header = [0u8; HEADER];
-        match read_exact(&mut stream, &mut header, stop) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(message) => return refuse(&mut stream, &message),
-        }
-        let (layout, ts) = match decode_header(&header, max_bytes) {
-            Ok(decoded) => decoded,
-            Err(message) => return refuse(&mut stream, &message),
-        };
-        let ts = if ts == 0 { crate::now_ns() } else { ts };
-        match pool.begin(Duration::ZERO) {
-            Some(mut slot) => {
-                match read_exact(&mut stream, &mut slot.buffer()[..layout.size], stop) {
-                    Ok(true) => {
-                        slot.publish(layout, ts);
-                    }
-                    Ok(false) => return refuse(&mut stream, "the connection ended inside a frame"),
-                    Err(message) => return refuse(&mut stream, &message),
-                }
-            }
-            None => {
-                // Every slot is held: read the frame past, counted as skipped.
-                scratch.resize(layout.size, 0);
-                if !matches!(read_exact(&mut stream, &mut scratch, stop), Ok(true)) {
-                    return;
-                }
-            }
-        }
-    }
+/// The producer being served, and the clocks of its timeouts.
+struct Producer<'a> {
+    stream: TcpStream,
+    listener: &'a TcpListener,
+    stop: &'a AtomicBool,
+    options: &'a TcpOptions,
+    /// When the last byte came.
+    last_byte: Instant,
+    /// When the message being read began (`None` between messages).
+    began: Option<Instant>,
 }
 
-/// Fills `buffer`; `Ok(false)` on a clean end before its first byte.
-fn read_exact(
-    stream: &mut TcpStream,
-    buffer: &mut [u8],
-    stop: &AtomicBool,
-) -> Result<bool, String> {
-    let mut got = 0;
-    while got < buffer.len() {
-        if stop.load(Ordering::Acquire) {
-            return Ok(false);
+impl Producer<'_> {
+    /// Reads frame messages into `pool` until the producer leaves (`Ok`)
+    /// or must be told why it is closed (`Err`).
+    fn serve(&mut self, pool: &FramePool, max_bytes: usize) -> Result<(), String> {
+        let _ = self.stream.set_nonblocking(false);
+        let _ = self
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(100)));
+        if !self.authenticate()? {
+            return Ok(());
         }
-        match stream.read(&mut buffer[got..]) {
-            Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => {
-                return Err(format!(
-                    "the connection ended {got} bytes into {} expected",
-                    buffer.len()
-                ));
+        let mut scratch: Vec<u8> = Vec::new();
+        loop {
+            let mut header = [0u8; HEADER];
+            self.began = None;
+            if !self.read_exact(&mut header)? {
+                return Ok(());
             }
-            Ok(n) => got += n,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(error) => return Err(error.to_string()),
+            let (layout, ts) = decode_header(&header, max_bytes)?;
+            let ts = if ts == 0 { crate::now_ns() } else { ts };
+            match pool.begin(Duration::ZERO) {
+                Some(mut slot) => {
+                    if !self.read_exact(&mut slot.buffer()[..layout.size])? {
+                        return Err("the connection ended inside a frame".to_string());
+                    }
+                    slot.publish(layout, ts);
+                }
+                None => {
+                    // Every slot is held: read the frame past, counted as skipped.
+                    scratch.resize(layout.size, 0);
+                    if !self.read_exact(&mut scratch)? {
+                        return Err("the connection ended inside a frame".to_string());
+                    }
+                }
+            }
         }
     }
-    Ok(true)
+
+    /// With a token, reads and checks the `AUTH <token>` line: `Ok(false)`
+    /// when the producer left first, an error when the line is wrong.
+    fn authenticate(&mut self) -> Result<bool, String> {
+        let Some(token) = self.options.token.clone() else {
+            return Ok(true);
+        };
+        const REFUSED: &str = "this frame stream requires a first line `AUTH <token>` (its token, by default http.token); closing";
+        let mut line = Vec::with_capacity(64);
+        loop {
+            let mut byte = [0u8];
+            if !self.read_exact(&mut byte)? {
+                return Ok(false);
+            }
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+            // Refuse at the first byte that cannot begin `AUTH ` (a frame
+            // header sent without the line), or past the longest line.
+            let head = line.len().min(5);
+            if line[..head] != b"AUTH "[..head] || line.len() > MAX_AUTH_LINE {
+                return Err(REFUSED.to_string());
+            }
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        let good = line
+            .strip_prefix(b"AUTH ")
+            .is_some_and(|given| dav2d_component::token_matches(given.trim_ascii(), &token));
+        if good {
+            Ok(true)
+        } else {
+            Err(REFUSED.to_string())
+        }
+    }
+
+    /// Fills `buffer`; `Ok(false)` on a clean end (or a stop) before its
+    /// first byte. While it waits it enforces the timeouts and turns away
+    /// producers that connect meanwhile.
+    fn read_exact(&mut self, buffer: &mut [u8]) -> Result<bool, String> {
+        let mut got = 0;
+        while got < buffer.len() {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(false);
+            }
+            match self.stream.read(&mut buffer[got..]) {
+                Ok(0) if got == 0 && self.began.is_none() => return Ok(false),
+                Ok(0) => {
+                    return Err(format!(
+                        "the connection ended {got} bytes into {} expected",
+                        buffer.len()
+                    ));
+                }
+                Ok(n) => {
+                    got += n;
+                    self.last_byte = Instant::now();
+                    self.began.get_or_insert(self.last_byte);
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    self.waited()?;
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Between reads: the timeouts, and a word to producers that connect
+    /// while this one sends.
+    fn waited(&mut self) -> Result<(), String> {
+        if let Ok((mut other, _)) = self.listener.accept() {
+            let _ = other.set_nonblocking(false);
+            refuse(
+                &mut other,
+                "this frame stream already has a producer; try again when it has left",
+            );
+        }
+        match self.began {
+            Some(began) if began.elapsed() > self.options.partial_timeout => Err(format!(
+                "a frame message begun {:.0?} ago is still unfinished (partial_timeout {:?}); closing",
+                began.elapsed(),
+                self.options.partial_timeout
+            )),
+            None if self.last_byte.elapsed() > self.options.idle_timeout => Err(format!(
+                "nothing was sent for {:?} (idle_timeout); closing",
+                self.options.idle_timeout
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn refuse(stream: &mut TcpStream, message: &str) {

@@ -219,3 +219,69 @@ fn frames_sent_over_tcp_arrive_and_a_lying_header_is_refused() {
     let lease = pool.next_after(last, Duration::from_secs(10)).unwrap();
     check_pattern(lease.data(), &layout, 9).unwrap();
 }
+
+#[test]
+fn a_tcp_frame_stream_with_a_token_takes_one_authenticated_producer_and_times_out_idle_ones() {
+    use std::io::{BufRead, BufReader};
+
+    use dav2d_frames::tcp::encode_header;
+    let options = dav2d_frames::OpenOptions {
+        least_slots: 0,
+        token: Some("s3cret".to_string()),
+    };
+    let source = dav2d_frames::open_with(
+        "tcp://127.0.0.1:0?max_bytes=65536&idle_timeout=0.3&partial_timeout=0.3",
+        &options,
+    )
+    .unwrap();
+    let address = source.address().unwrap();
+    let pool = source.pool().clone();
+    let layout = PixelFormat::Gray8.layout(8, 2).unwrap();
+    let mut payload = vec![0u8; layout.size];
+    paint(&mut payload, &layout, 1);
+    let answer_of = |stream: &std::net::TcpStream| {
+        let mut answer = String::new();
+        BufReader::new(stream).read_line(&mut answer).unwrap();
+        answer
+    };
+    // No AUTH line, or a wrong token: told why, and nothing is published.
+    for first in [b"AUTH nope\n".to_vec(), encode_header(&layout, 1).to_vec()] {
+        let mut intruder = std::net::TcpStream::connect(address).unwrap();
+        intruder.write_all(&first).unwrap();
+        let answer = answer_of(&intruder);
+        assert!(
+            answer.contains("requires a first line `AUTH <token>`"),
+            "{answer}"
+        );
+    }
+    assert_eq!(pool.published(), 0);
+    // The right token: frames arrive; a second producer meanwhile is turned away.
+    let mut producer = std::net::TcpStream::connect(address).unwrap();
+    producer.write_all(b"AUTH s3cret\r\n").unwrap();
+    producer.write_all(&encode_header(&layout, 7)).unwrap();
+    producer.write_all(&payload).unwrap();
+    let lease = pool.next_after(None, Duration::from_secs(10)).unwrap();
+    assert_eq!(lease.meta().ts_ns, 7);
+    check_pattern(lease.data(), &layout, 1).unwrap();
+    let other = std::net::TcpStream::connect(address).unwrap();
+    let answer = answer_of(&other);
+    assert!(answer.contains("already has a producer"), "{answer}");
+    // Half a frame, then silence: closed by the partial timeout, saying so.
+    producer.write_all(&encode_header(&layout, 8)).unwrap();
+    producer.write_all(&payload[..3]).unwrap();
+    let answer = answer_of(&producer);
+    assert!(answer.contains("partial_timeout"), "{answer}");
+    // Connected and silent: closed by the idle timeout, saying so.
+    let idle = std::net::TcpStream::connect(address).unwrap();
+    let answer = answer_of(&idle);
+    assert!(answer.contains("idle_timeout"), "{answer}");
+    // The stream still serves the next producer.
+    let mut again = std::net::TcpStream::connect(address).unwrap();
+    again.write_all(b"AUTH s3cret\n").unwrap();
+    again.write_all(&encode_header(&layout, 9)).unwrap();
+    again.write_all(&payload).unwrap();
+    let lease = pool
+        .next_after(Some(lease.meta().seq), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(lease.meta().ts_ns, 9);
+}

@@ -117,11 +117,9 @@ impl Plan {
                 SourceSpec::Synthetic(section) => SourcePlan::Synthetic(synthetic(section)),
                 SourceSpec::Http(section) => SourcePlan::Http(config.http_from(section, &setting)?),
                 SourceSpec::Tcp(section) => SourcePlan::Tcp(config.tcp_from(section, &setting)?),
-                SourceSpec::Frames(section) => SourcePlan::Frames(dav2d_frames::FrameSource {
-                    name: String::new(),
-                    url: section.url.value.trim().to_string(),
-                    stream: section.stream.value.clone(),
-                }),
+                SourceSpec::Frames(section) => {
+                    SourcePlan::Frames(config.frames_from(section, &setting)?)
+                }
             };
             plan.sources.push(Planned {
                 name: unique(&entry.name, &entry.kind.value),

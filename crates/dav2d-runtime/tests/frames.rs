@@ -94,6 +94,20 @@ fn frame_sources_and_nodes_are_checked_where_they_are_written() {
             CONFIG.replace("    height: 4\n", "    depth: 4\n"),
             "frames.yaml:12:12: nodes[1].depth: downscale takes no 'depth'",
         ),
+        (
+            CONFIG.replace(
+                "    stream: camera\n",
+                "    stream: camera\n    token: ' '\n",
+            ),
+            "frames.yaml:22:12: sources[0].token: an empty token would turn auth off",
+        ),
+        (
+            CONFIG.replace(
+                "synthetic:32x16@200?format=rgb8",
+                "tcp://127.0.0.1:7071?idle_timeout=-1",
+            ),
+            "frames.yaml:20:10: sources[0].url: idle_timeout=-1 in 'tcp://127.0.0.1:7071?idle_timeout=-1' must be a number of seconds",
+        ),
     ];
     for (yaml, expected) in cases {
         let error = Config::parse(&yaml, Path::new("frames.yaml"))
@@ -102,4 +116,59 @@ fn frame_sources_and_nodes_are_checked_where_they_are_written() {
             .to_string();
         assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
     }
+}
+
+#[test]
+fn a_tcp_frames_source_from_yaml_takes_producers_with_the_http_token() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "streams:\n  - name: camera\n    type: frame\nsources:\n  - kind: frames\n    url: tcp://127.0.0.1:{port}\n    stream: camera\nhttp:\n  enabled: false\n  token: abc\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    );
+    let config = Config::parse(&yaml, Path::new("frames.yaml")).unwrap();
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    let runtime = Runtime::start(
+        Plan::new(config, Overrides::default()).unwrap(),
+        graph.clone(),
+    )
+    .unwrap();
+    let layout = dav2d_frames::PixelFormat::Rgb8.layout(4, 2).unwrap();
+    let header = dav2d_frames::tcp::encode_header(&layout, 42);
+    let mut wrong = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    wrong.write_all(b"AUTH abd\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&wrong).read_line(&mut answer).unwrap();
+    assert!(answer.contains("AUTH <token>"), "{answer}");
+    let mut producer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    producer.write_all(b"AUTH abc\n").unwrap();
+    producer.write_all(&header).unwrap();
+    producer.write_all(&vec![7u8; layout.size]).unwrap();
+    let mut got = None;
+    for _ in 0..1000 {
+        if let Some(sample) = graph
+            .lock()
+            .latest("camera", "")
+            .ok()
+            .flatten()
+            .and_then(|r| r.sample)
+        {
+            got = Some(sample);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runtime.stop();
+    let sample = got.expect("the frame sent with the token arrived");
+    let Value::Frame(frame) = &sample.value else {
+        panic!("{:?}", sample.value);
+    };
+    assert_eq!(
+        (frame.0.info().ts_ns, frame.0.bytes()),
+        (42, &[7u8; 24][..])
+    );
 }

@@ -57,6 +57,9 @@ pub struct FramesSection {
     pub url: Spanned<String>,
     /// The stream its frames go to (declared `type: frame` if it is not declared).
     pub stream: Spanned<String>,
+    /// The token a `tcp://` producer's first line `AUTH <token>` must carry
+    /// (default: `http.token`).
+    pub token: Option<Spanned<String>>,
 }
 
 /// One entry of `sinks:`.
@@ -298,9 +301,7 @@ impl Config {
                     self.tcp_from(section, &field)?;
                 }
                 SourceSpec::Frames(section) => {
-                    dav2d_frames::FrameUrl::parse(section.url.value.trim()).map_err(|message| {
-                        self.error_at(&section.url, format!("{field}.url"), message)
-                    })?;
+                    self.frames_from(section, &field)?;
                 }
             }
         }
@@ -470,6 +471,28 @@ impl Config {
             .acceptor()
             .map_err(|message| self.error_at(&section.cert, format!("{prefix}.cert"), message))?;
         Ok(Some(files))
+    }
+
+    /// The frame source a `kind: frames` entry describes (its name is set
+    /// by the plan).
+    pub(crate) fn frames_from(
+        &self,
+        section: &FramesSection,
+        prefix: &str,
+    ) -> Result<dav2d_frames::FrameSource, ConfigError> {
+        let url = section.url.value.trim();
+        dav2d_frames::FrameUrl::parse(url)
+            .map_err(|message| self.error_at(&section.url, format!("{prefix}.url"), message))?;
+        let token = match &section.token {
+            Some(token) => self.token(token, &format!("{prefix}.token"))?,
+            None => self.http_from(&self.http, "http")?.token,
+        };
+        Ok(dav2d_frames::FrameSource {
+            name: String::new(),
+            url: url.to_string(),
+            stream: section.stream.value.clone(),
+            token,
+        })
     }
 
     pub(crate) fn tcp_from(

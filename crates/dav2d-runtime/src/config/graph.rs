@@ -56,7 +56,9 @@ pub struct NodeConfig {
     pub deadband: Option<f64>,
     /// Run on a worker outside the wave, so slow logic never holds the
     /// engine (stateless built-ins; `run.workers` sets how many workers).
-    pub offload: bool,
+    /// Frame nodes are offloaded unless this says `false`; others are not
+    /// unless it says `true`.
+    pub offload: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for NodeConfig {
@@ -71,7 +73,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeConfig, A::Error> {
                 let (mut name, mut kind, mut input) = (None, None, None);
-                let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, false);
+                let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, None);
                 let mut params: Vec<(String, Spanned<f64>)> = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -81,7 +83,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
                         "policy" => policy = Some(map.next_value()?),
                         "priority" => priority = map.next_value()?,
                         "deadband" => deadband = Some(map.next_value()?),
-                        "offload" => offload = map.next_value()?,
+                        "offload" => offload = Some(map.next_value()?),
                         _ if params.iter().any(|(p, _)| *p == key) => {
                             return Err(A::Error::custom(format!("duplicate field `{key}`")));
                         }
@@ -349,7 +351,8 @@ impl Config {
         let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
         for (i, node) in self.nodes.iter().enumerate() {
             let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
-            let spec = if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
+            let frame_node = dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str());
+            let spec = if frame_node {
                 let logic = self.frame_node(i, node)?;
                 let window = logic.window();
                 NodeSpec::custom(
@@ -363,7 +366,8 @@ impl Config {
             };
             let mut spec = spec.with_policy(policy).with_priority(node.priority);
             spec.deadband = node.deadband;
-            spec.offload = node.offload;
+            // A frame node reads a whole frame: off the wave by default.
+            spec.offload = node.offload.unwrap_or(frame_node);
             specs.push(spec);
         }
         for (i, constraint) in self.constraints.iter().enumerate() {
