@@ -321,6 +321,7 @@ class Graph:
         retention: float | None = None,
         segment_size: int | None = None,
         streams: Sequence[str] | None = None,
+        pixels: Sequence[str] | None = None,
     ) -> _dav2d.Persistence:
         """Persists this graph to a store directory (default ``./dav2d-data``).
 
@@ -334,6 +335,13 @@ class Graph:
         (durations in seconds, ``fsync`` one of ``"always"``, ``"batch"``,
         ``"off"``). Returns a :class:`Persistence`; :meth:`close` (or its
         ``stop()``) flushes and checkpoints one last time.
+
+        Frames are stored as their description (seq, ts, size, format,
+        skipped), never their pixels, except for the frame streams and frame
+        nodes named in ``pixels``: their frames are logged and checkpointed
+        whole (W x H x bytes per pixel each), so after a restart
+        ``latest(name)`` is the last frame again. Persist a ``downscale``
+        node's small frames rather than a full-size camera.
         """
         if self._persistence is not None and self._persistence.running:
             raise _dav2d.Dav2dError(f"this graph is already persisted to {self._persistence.dir}")
@@ -348,6 +356,7 @@ class Graph:
             retention=retention,
             segment_size=segment_size,
             streams=None if streams is None else list(streams),
+            pixels=None if pixels is None else list(pixels),
         )
         return self._persistence
 

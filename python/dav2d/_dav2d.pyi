@@ -124,6 +124,7 @@ def persist(
     retention: float | None = None,
     segment_size: int | None = None,
     streams: list[str] | None = None,
+    pixels: list[str] | None = None,
 ) -> Persistence: ...
 def history(
     dir: str,

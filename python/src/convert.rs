@@ -95,11 +95,18 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         Value::Bool(v) => PyBool::new(py, *v).to_owned().into_any(),
         Value::Str(v) => PyString::new(py, v).into_any(),
         Value::Bytes(v) => PyBytes::new(py, v).into_any(),
-        Value::Frame(frame) => match frame.0.as_any().downcast_ref::<dav2d_frames::Lease>() {
-            // A lease of its own: the slot stays pinned while Python holds it.
-            Some(lease) => Bound::new(py, crate::frames::frame_of(lease.clone(), 0))?.into_any(),
-            None => PyString::new(py, &value.to_string()).into_any(),
-        },
+        Value::Frame(frame) => {
+            let lease = match frame.0.as_any().downcast_ref::<dav2d_frames::Lease>() {
+                // A lease of its own: the slot stays pinned while Python holds it.
+                Some(lease) => lease.clone(),
+                // A frame read back from the store: a copy in a pool of its own.
+                None => dav2d_frames::Lease::copied_from(&*frame.0).map_err(|message| {
+                    crate::error::Dav2dError::new_err(format!("a stored frame: {message}"))
+                })?,
+            };
+            let skipped = lease.skipped();
+            Bound::new(py, crate::frames::frame_of(lease, skipped))?.into_any()
+        }
         Value::Record(fields) => {
             let dict = PyDict::new(py);
             for (name, scalar) in fields.iter() {

@@ -107,7 +107,7 @@ impl PyPersistence {
 #[pyo3(signature = (
     graph, dir = None, *, config = None, flush_interval = None, checkpoint_interval = None,
     fsync = None, max_file_actions_per_day = None, retention = None, segment_size = None,
-    streams = None,
+    streams = None, pixels = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn persist(
@@ -122,6 +122,7 @@ pub fn persist(
     retention: Option<f64>,
     segment_size: Option<u64>,
     streams: Option<Vec<String>>,
+    pixels: Option<Vec<String>>,
 ) -> PyResult<PyPersistence> {
     let loaded = match &config {
         Some(path) => Config::load(path).map_err(config_error)?,
@@ -165,6 +166,9 @@ pub fn persist(
     }
     if let Some(streams) = streams {
         settings.streams = streams;
+    }
+    if let Some(pixels) = pixels {
+        settings.store.pixels = pixels;
     }
     let dir = settings.dir.clone();
     let plan = Plan {

@@ -277,3 +277,38 @@ def test_persistence_keeps_frame_metadata_never_pixels(tmp_path: Path) -> None:
     assert all('format: "bgra8"' in state and "width: 320" in state for state in states), states[0]
     stored = sum(f.stat().st_size for f in (tmp_path / "store").rglob("*") if f.is_file())
     assert stored < 320 * 240 * 4, f"{stored} bytes on disk: the pixels were written"
+
+
+def test_persistence_keeps_the_pixels_of_the_frames_that_opt_in(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+
+    def build() -> dav2d.Graph:
+        graph = dav2d.Graph()
+        graph.declare_stream("camera", type="frame")
+        graph.frame_node("small", "downscale", "camera", width=8, height=4)
+        return graph
+
+    graph = build()
+    graph.persist(store, pixels=["small"], flush_interval=0.05)
+    stream = graph.frames("camera", "synthetic:64x32@100?format=bgra8")
+    for _ in range(500):
+        small = graph.latest("small")
+        if small is not None and small.seq >= 3:
+            break
+        time.sleep(0.01)
+    stream.close()
+    graph.close()
+    before = graph.latest("small")
+    pixels = np.asarray(before).copy()
+
+    again = build()
+    with pytest.raises(dav2d.Dav2dError, match="neither a stream nor a node"):
+        again.persist(store, pixels=["smal"])
+    again.persist(store, pixels=["small"])
+    after = again.latest("small")
+    assert isinstance(after, dav2d.Frame), after
+    assert (after.seq, after.width, after.height, after.format) == (before.seq, 8, 4, "bgra8")
+    assert np.array_equal(np.asarray(after), pixels)
+    camera = again.latest("camera")
+    assert isinstance(camera, dict) and camera["width"] == 64 and "skipped" in camera, camera
+    again.close()

@@ -55,7 +55,9 @@ pub use offload::{Job, JobQueue};
 pub use published::{Page, ReadModel};
 pub use reason::{RejectReason, Stage};
 pub use subscribe::{Backpressure, Subscription, SubscriptionMode, Update};
-pub use value::{FrameData, FrameInfo, FrameRef, Record, Sample, Scalar, Value, ValueType};
+pub use value::{
+    FrameData, FrameInfo, FrameRef, OwnedFrame, Record, Sample, Scalar, Value, ValueType,
+};
 pub use window::WindowSnapshot;
 
 /// A graph shared between threads: one mutex, taken per batch, and the

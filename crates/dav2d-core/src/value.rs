@@ -33,17 +33,24 @@ pub struct FrameInfo {
     /// Height in pixels.
     pub height: u32,
     /// The pixel format's name, e.g. `bgra8`.
-    pub format: &'static str,
+    pub format: std::borrow::Cow<'static, str>,
     /// Position in its stream.
     pub seq: u64,
     /// Timestamp, ns since the epoch.
     pub ts_ns: i64,
     /// Bytes of the frame.
     pub size: usize,
+    /// Frames of its source the stream's reader did not get since the one
+    /// before this (a slow reader gets the newest frame, never a backlog).
+    pub skipped: u64,
+    /// The row pitch of each plane in bytes, planes one after the other in
+    /// the format's order (0 for a plane the format does not have).
+    pub strides: [usize; 3],
 }
 
 /// A video frame as a value: implemented by the frames crate (a lease on a
-/// pool slot, which stays pinned while the value lives).
+/// pool slot, which stays pinned while the value lives) and by
+/// [`OwnedFrame`] (a frame read back from the store).
 pub trait FrameData: Send + Sync + fmt::Debug {
     /// The frame's description.
     fn info(&self) -> FrameInfo;
@@ -51,6 +58,30 @@ pub trait FrameData: Send + Sync + fmt::Debug {
     fn bytes(&self) -> &[u8];
     /// The implementation, for the layers that know it (Python's `Frame`).
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A frame that owns its bytes: what persistence restores of a stream that
+/// keeps pixels. Readers that want a pool's frame copy it into one.
+#[derive(Debug)]
+pub struct OwnedFrame {
+    /// Its description (`size` is the length of `bytes`).
+    pub info: FrameInfo,
+    /// Its planes, as laid out by `info.strides`.
+    pub bytes: Vec<u8>,
+}
+
+impl FrameData for OwnedFrame {
+    fn info(&self) -> FrameInfo {
+        self.info.clone()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// A shared frame value; two are equal when they are the same frame.

@@ -164,6 +164,30 @@ impl FrameLayout {
         self.size = stride * plane.rows;
         Ok(self)
     }
+
+    /// The same frame with the row pitch of each plane from `strides` (0:
+    /// keep it tight), planes one after the other: how a frame message or
+    /// a stored frame gives its layout. A pitch shorter than its row is an
+    /// error naming the plane.
+    pub fn with_strides(mut self, strides: &[usize]) -> Result<FrameLayout, String> {
+        let mut offset = 0;
+        for (i, plane) in self.planes.iter_mut().enumerate() {
+            let pitch = strides.get(i).copied().unwrap_or(0);
+            if pitch != 0 {
+                if pitch < plane.row_bytes {
+                    return Err(format!(
+                        "plane {i}: a pitch of {pitch} is shorter than a row ({} bytes)",
+                        plane.row_bytes
+                    ));
+                }
+                plane.stride = pitch;
+            }
+            plane.offset = offset;
+            offset += plane.stride * plane.rows;
+        }
+        self.size = offset;
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

@@ -287,7 +287,13 @@ impl CustomLogic for FrameNode {
                 match window.value(index) {
                     Some(Value::Frame(frame)) => match frame.0.as_any().downcast_ref::<Lease>() {
                         Some(lease) => frames.push(lease.clone()),
-                        None => refused = Some("a frame from another kind of source".to_string()),
+                        // A frame read back from the store: read from a copy.
+                        None => match Lease::copied_from(&*frame.0) {
+                            Ok(lease) => frames.push(lease),
+                            Err(message) => {
+                                refused = Some(format!("an unreadable frame: {message}"))
+                            }
+                        },
                     },
                     Some(other) => {
                         refused = Some(format!(
@@ -356,6 +362,9 @@ pub fn feed(
             continue;
         };
         let meta = lease.meta().clone();
+        // The frames this graph stream did not get since its last one.
+        let skipped = last.map_or(0, |last| meta.seq.saturating_sub(last + 1));
+        let lease = lease.with_skipped(skipped);
         last = Some(meta.seq);
         let mut graph = graph.lock();
         let value = Value::Frame(FrameRef(Arc::new(lease)));

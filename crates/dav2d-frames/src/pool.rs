@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::format::FrameLayout;
+use crate::format::{FrameLayout, PixelFormat};
 
 /// The alignment of every slot's buffer.
 pub const SLOT_ALIGN: usize = 64;
@@ -265,6 +265,7 @@ impl FramePool {
             inner: Arc::clone(&self.inner),
             index,
             meta,
+            skipped: 0,
         })
     }
 
@@ -347,6 +348,8 @@ pub struct Lease {
     inner: Arc<Inner>,
     index: usize,
     meta: FrameMeta,
+    /// Frames its reader did not get before this one (set by the reader).
+    skipped: u64,
 }
 
 impl std::fmt::Debug for Lease {
@@ -377,6 +380,50 @@ impl Lease {
     pub fn as_ptr(&self) -> *const u8 {
         self.inner.slots[self.index].buffer.pointer
     }
+
+    /// Frames of its source its reader did not get before this one.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// This lease, saying its reader missed `skipped` frames before it.
+    pub fn with_skipped(mut self, skipped: u64) -> Lease {
+        self.skipped = skipped;
+        self
+    }
+
+    /// A lease on a copy of `frame` in a pool of its own: how a frame that
+    /// is not a pool's (one read back from the store) is read like any
+    /// other. Its seq, ts and skipped are the frame's.
+    pub fn copied_from(frame: &dyn dav2d_core::FrameData) -> Result<Lease, String> {
+        let info = frame.info();
+        let format = PixelFormat::from_name(&info.format)?;
+        let layout = format
+            .layout(info.width, info.height)?
+            .with_strides(&info.strides)?;
+        let bytes = frame.bytes();
+        if bytes.len() < layout.size {
+            return Err(format!(
+                "a {}x{} {format} frame needs {} bytes, this one has {}",
+                info.width,
+                info.height,
+                layout.size,
+                bytes.len()
+            ));
+        }
+        let pool = FramePool::new(2, layout.size, Delivery::Latest);
+        let mut slot = pool
+            .begin(Duration::ZERO)
+            .ok_or_else(|| "a new pool has a free slot".to_string())?;
+        slot.buffer()[..layout.size].copy_from_slice(&bytes[..layout.size]);
+        slot.publish(layout, info.ts_ns);
+        let mut lease = pool
+            .latest()
+            .ok_or_else(|| "a frame just published is the newest".to_string())?;
+        lease.meta.seq = info.seq;
+        lease.skipped = info.skipped;
+        Ok(lease)
+    }
 }
 
 impl Clone for Lease {
@@ -386,6 +433,7 @@ impl Clone for Lease {
             inner: Arc::clone(&self.inner),
             index: self.index,
             meta: self.meta.clone(),
+            skipped: self.skipped,
         }
     }
 }
@@ -400,13 +448,19 @@ impl Drop for Lease {
 impl dav2d_core::FrameData for Lease {
     fn info(&self) -> dav2d_core::FrameInfo {
         let layout = &self.meta.layout;
+        let mut strides = [0; 3];
+        for (stride, plane) in strides.iter_mut().zip(&layout.planes) {
+            *stride = plane.stride;
+        }
         dav2d_core::FrameInfo {
             width: layout.width,
             height: layout.height,
-            format: layout.format.as_str(),
+            format: std::borrow::Cow::Borrowed(layout.format.as_str()),
             seq: self.meta.seq,
             ts_ns: self.meta.ts_ns,
             size: layout.size,
+            skipped: self.skipped,
+            strides,
         }
     }
 

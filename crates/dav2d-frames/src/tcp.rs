@@ -83,25 +83,11 @@ pub fn decode_header(
             "bytes 8..16: {width}x{height} is not a frame size dav2d takes (1 to {MAX_DIMENSION} each way)"
         ));
     }
-    let mut layout = format.layout(width, height)?;
-    let mut offset = 0;
-    for (i, plane) in layout.planes.iter_mut().enumerate() {
-        let pitch = word(16 + 4 * i) as usize;
-        if pitch != 0 {
-            if pitch < plane.row_bytes {
-                return Err(format!(
-                    "bytes {}..{}: a pitch of {pitch} is shorter than a row of plane {i} ({} bytes)",
-                    16 + 4 * i,
-                    20 + 4 * i,
-                    plane.row_bytes
-                ));
-            }
-            plane.stride = pitch;
-        }
-        plane.offset = offset;
-        offset += plane.stride * plane.rows;
-    }
-    layout.size = offset;
+    let pitches = [word(16) as usize, word(20) as usize, word(24) as usize];
+    let layout = format
+        .layout(width, height)?
+        .with_strides(&pitches)
+        .map_err(|message| format!("bytes 16..28: {message}"))?;
     let ts = i64::from_le_bytes(header[32..40].try_into().unwrap_or([0; 8]));
     let length = u64::from_le_bytes(header[40..48].try_into().unwrap_or([0; 8]));
     if length != layout.size as u64 {

@@ -110,8 +110,30 @@ impl Encoder {
                 self.u8(5);
                 self.bytes(b);
             }
-            // A frame is kept as its description, never its pixels.
+            // A frame is kept as its description, never its pixels (unless
+            // its stream keeps them: `value_keeping`).
             Value::Frame(frame) => self.value(&frame_record(&frame.0.info())),
+        }
+    }
+    /// [`Encoder::value`], keeping a frame's pixels when `pixels` is set
+    /// (its stream is listed in `persistence.pixels`).
+    pub(crate) fn value_keeping(&mut self, v: &Value, pixels: bool) {
+        match v {
+            Value::Frame(frame) if pixels => {
+                let info = frame.0.info();
+                self.u8(6);
+                self.str(&info.format);
+                self.u64(u64::from(info.width));
+                self.u64(u64::from(info.height));
+                self.u64(info.seq);
+                self.i64(info.ts_ns);
+                self.u64(info.skipped);
+                for stride in info.strides {
+                    self.u64(stride as u64);
+                }
+                self.bytes(frame.0.bytes());
+            }
+            other => self.value(other),
         }
     }
     pub(crate) fn option_i64(&mut self, v: Option<i64>) {
@@ -205,6 +227,37 @@ impl Decoder<'_> {
                 Value::Record(Arc::new(fields))
             }
             5 => Value::Bytes(Arc::from(self.bytes()?)),
+            6 => {
+                let format = self.str()?;
+                let dimension = |v: u64| {
+                    u32::try_from(v).map_err(|_| format!("a frame dimension of {v} is too large"))
+                };
+                let width = dimension(self.u64()?)?;
+                let height = dimension(self.u64()?)?;
+                let seq = self.u64()?;
+                let ts_ns = self.i64()?;
+                let skipped = self.u64()?;
+                let mut strides = [0usize; 3];
+                for stride in &mut strides {
+                    *stride = usize::try_from(self.u64()?)
+                        .map_err(|_| "a frame's row pitch is too large".to_string())?;
+                }
+                let bytes = self.bytes()?.to_vec();
+                let info = dav2d_core::FrameInfo {
+                    width,
+                    height,
+                    format: std::borrow::Cow::Owned(format),
+                    seq,
+                    ts_ns,
+                    size: bytes.len(),
+                    skipped,
+                    strides,
+                };
+                Value::Frame(dav2d_core::FrameRef(Arc::new(dav2d_core::OwnedFrame {
+                    info,
+                    bytes,
+                })))
+            }
             tag => match self.scalar_tagged(tag)? {
                 Scalar::Float(x) => Value::Float(x),
                 Scalar::Int(x) => Value::Int(x),
@@ -230,7 +283,8 @@ impl Decoder<'_> {
 }
 
 /// A frame's description as the record the store keeps of it (seq, ts,
-/// size and format; the pixels stay in the frame's pool).
+/// size, format and frames skipped before it; the pixels stay in the
+/// frame's pool).
 pub fn frame_record(info: &dav2d_core::FrameInfo) -> Value {
     let field = |name: &str, value: Scalar| (Arc::<str>::from(name), value);
     Value::Record(Arc::new(vec![
@@ -238,7 +292,11 @@ pub fn frame_record(info: &dav2d_core::FrameInfo) -> Value {
         field("ts", Scalar::Int(info.ts_ns)),
         field("width", Scalar::Int(i64::from(info.width))),
         field("height", Scalar::Int(i64::from(info.height))),
-        field("format", Scalar::Str(Arc::from(info.format))),
+        field("format", Scalar::Str(Arc::from(&*info.format))),
+        field(
+            "skipped",
+            Scalar::Int(info.skipped.min(i64::MAX as u64) as i64),
+        ),
         field(
             "bytes",
             Scalar::Int(info.size.min(i64::MAX as usize) as i64),
@@ -246,12 +304,13 @@ pub fn frame_record(info: &dav2d_core::FrameInfo) -> Value {
     ]))
 }
 
-fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay) -> Vec<u8> {
+fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay, pixels: &[String]) -> Vec<u8> {
     let mut e = Encoder(Vec::new());
     e.u64(wal_from);
     e.u64(state.streams.len() as u64);
     for stream in &state.streams {
         e.str(&stream.name);
+        let keep_pixels = pixels.iter().any(|name| **name == *stream.name);
         e.u64(stream.keys.len() as u64);
         for key in &stream.keys {
             e.str(&key.key);
@@ -259,7 +318,7 @@ fn encode(state: &GraphState, wal_from: u64, ledger: LedgerDay) -> Vec<u8> {
             e.u64(key.samples.len() as u64);
             for (ts, value) in &key.samples {
                 e.i64(*ts);
-                e.value(value);
+                e.value_keeping(value, keep_pixels);
             }
             match &key.error {
                 Some(error) => {
@@ -399,7 +458,18 @@ pub fn write(
     wal_from: u64,
     ledger: &mut Ledger,
 ) -> Result<(), CheckpointError> {
-    let payload = encode(state, wal_from, ledger.snapshot());
+    write_keeping(dir, state, wal_from, ledger, &[])
+}
+
+/// [`write`], keeping the pixels of the frames of the streams in `pixels`.
+pub fn write_keeping(
+    dir: &Path,
+    state: &GraphState,
+    wal_from: u64,
+    ledger: &mut Ledger,
+    pixels: &[String],
+) -> Result<(), CheckpointError> {
+    let payload = encode(state, wal_from, ledger.snapshot(), pixels);
     let temporary = dir.join(TEMPORARY);
     let mut file = File::create(&temporary).map_err(io("creating", &temporary))?;
     ledger.record(FileAction::Create, 1);

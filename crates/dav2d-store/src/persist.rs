@@ -213,7 +213,16 @@ impl Persister {
     ) -> Result<(Persister, Restored), StoreError> {
         let fsync = options.wal.fsync;
         let backlog = options.backlog.max(1);
+        let pixels = options.pixels.clone();
         let mut locked = graph.lock();
+        let nodes: Vec<String> = locked.nodes().into_iter().map(|n| n.name).collect();
+        for name in &pixels {
+            if locked.stream_id(name).is_none() && !nodes.contains(name) {
+                return Err(StoreError::Names(format!(
+                    "persistence.pixels names '{name}', which is neither a stream nor a node of the graph"
+                )));
+            }
+        }
         let clock = Arc::clone(locked.clock());
         let (store, restored) = Store::open(dir, options, clock, &mut locked)?;
         // Readers see the restored state at once, not after the next sample.
@@ -222,8 +231,14 @@ impl Persister {
             .replayed
             .store(restored.replayed as u64, Ordering::Relaxed);
         stats.restored.store(restored.checkpoint, Ordering::Relaxed);
-        let mut names: Vec<String> = locked.nodes().into_iter().map(|n| n.name).collect();
-        for stream in streams {
+        let mut names = nodes;
+        // A raw stream whose pixels are kept is logged like those listed.
+        let raw_pixels = pixels.iter().filter(|name| !names.contains(name));
+        let raw_pixels: Vec<String> = raw_pixels.cloned().collect();
+        for stream in streams.iter().chain(&raw_pixels) {
+            if names.contains(stream) {
+                continue;
+            }
             if locked.stream_id(stream).is_none() {
                 return Err(StoreError::Names(format!(
                     "persistence.streams names '{stream}', which is not a stream of the graph"

@@ -36,6 +36,9 @@ pub struct StoreOptions {
     /// (name, key) merge into the waiting one, which is counted and reported
     /// (`merged`), never silent.
     pub backlog: usize,
+    /// Streams and nodes whose frames are stored with their pixels (the
+    /// others' frames are stored as their description).
+    pub pixels: Vec<String>,
 }
 
 impl Default for StoreOptions {
@@ -45,6 +48,7 @@ impl Default for StoreOptions {
             max_file_actions_per_day: Ledger::DEFAULT_BUDGET,
             retention_ns: None,
             backlog: 1 << 20,
+            pixels: Vec::new(),
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct Store {
     wal: Wal,
     ledger: Ledger,
     retention_ns: Option<i64>,
+    /// Names whose frames are stored with their pixels.
+    pixels: Vec<String>,
     scratch: Vec<u8>,
     logged_bytes: u64,
     logged_since_checkpoint: u64,
@@ -102,14 +108,14 @@ pub struct PendingCheckpoint {
     wal_from: u64,
 }
 
-fn encode_sample(out: &mut Vec<u8>, stream: &str, key: &str, ts: i64, value: &Value) {
+fn encode_sample(out: &mut Vec<u8>, stream: &str, key: &str, ts: i64, value: &Value, pixels: bool) {
     out.clear();
     let mut e = Encoder(std::mem::take(out));
     e.u8(SAMPLE);
     e.str(stream);
     e.str(key);
     e.i64(ts);
-    e.value(value);
+    e.value_keeping(value, pixels);
     *out = e.0;
 }
 
@@ -171,6 +177,7 @@ impl Store {
                 wal,
                 ledger,
                 retention_ns: options.retention_ns,
+                pixels: options.pixels,
                 scratch: Vec::new(),
                 logged_bytes: 0,
                 logged_since_checkpoint: 0,
@@ -186,7 +193,15 @@ impl Store {
             return Ok(());
         };
         let mut scratch = std::mem::take(&mut self.scratch);
-        encode_sample(&mut scratch, &update.name, &update.key, update.ts_ns, value);
+        let pixels = self.pixels.iter().any(|name| **name == *update.name);
+        encode_sample(
+            &mut scratch,
+            &update.name,
+            &update.key,
+            update.ts_ns,
+            value,
+            pixels,
+        );
         let result = self.wal.append(&scratch, &mut self.ledger);
         self.logged_bytes += scratch.len() as u64 + 8;
         self.logged_since_checkpoint += 1;
@@ -249,7 +264,7 @@ impl Store {
     /// finishes the job without archiving anything twice.
     pub fn finish_checkpoint(&mut self, pending: PendingCheckpoint) -> Result<(), StoreError> {
         let PendingCheckpoint { state, wal_from } = pending;
-        checkpoint::write(&self.dir, &state, wal_from, &mut self.ledger)?;
+        checkpoint::write_keeping(&self.dir, &state, wal_from, &mut self.ledger, &self.pixels)?;
         drop(state);
         let archived = history::files(&self.dir)?;
         let covered: Vec<u64> = crate::wal::segments(&self.dir)?

@@ -164,3 +164,109 @@ fn a_checkpoint_drops_the_log_it_covers() {
     assert_eq!(readings(&back), readings(&live));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A `bgr8` frame of 5x2 with 16-byte rows, every byte `fill`.
+fn frame(seq: u64, fill: u8) -> Value {
+    let info = dav2d_core::FrameInfo {
+        width: 5,
+        height: 2,
+        format: "bgr8".into(),
+        seq,
+        ts_ns: seq as i64 * SECOND,
+        size: 32,
+        skipped: seq % 2,
+        strides: [16, 0, 0],
+    };
+    Value::Frame(dav2d_core::FrameRef(Arc::new(dav2d_core::OwnedFrame {
+        info,
+        bytes: vec![fill; 32],
+    })))
+}
+
+#[test]
+fn frames_keep_their_pixels_only_where_the_stream_opts_in() {
+    let dir = scratch("pixels");
+    let clock = ManualClock::new(0);
+    let options = || StoreOptions {
+        pixels: vec!["camera".to_string()],
+        ..StoreOptions::default()
+    };
+    let new_graph = || {
+        let mut graph = Graph::new(GraphOptions::default(), Arc::new(clock.clone()));
+        for stream in ["camera", "other"] {
+            graph
+                .declare_type(stream, dav2d_core::ValueType::Frame)
+                .unwrap();
+        }
+        graph
+    };
+    let mut live = new_graph();
+    let (mut store, _) = Store::open(&dir, options(), Arc::new(clock.clone()), &mut live).unwrap();
+    let updates = live
+        .subscribe_many(&["camera", "other"], SubscriptionMode::EveryChange, 64)
+        .unwrap();
+    for seq in 0..3 {
+        for stream in ["camera", "other"] {
+            live.push(
+                stream,
+                "",
+                frame(seq, seq as u8 + 10),
+                Some(seq as i64 * SECOND),
+            )
+            .unwrap();
+        }
+        live.run_wave();
+        if seq == 1 {
+            // Frames 0 and 1 go into the checkpoint, frame 2 into the log.
+            log_all(&mut store, &updates);
+            store.flush().unwrap();
+            store.checkpoint(&live).unwrap();
+        }
+    }
+    log_all(&mut store, &updates);
+    store.flush().unwrap();
+    drop(store);
+
+    let mut back = new_graph();
+    let (_, restored) = Store::open(&dir, options(), Arc::new(clock.clone()), &mut back).unwrap();
+    assert!(restored.checkpoint && restored.replayed > 0, "{restored:?}");
+    let window = back.window("camera", "", 8).unwrap();
+    let frames: Vec<(u64, u64, Vec<u8>, [usize; 3])> = (0..window.len())
+        .map(|i| match window.value(i) {
+            Some(Value::Frame(frame)) => {
+                let info = frame.0.info();
+                (
+                    info.seq,
+                    info.skipped,
+                    frame.0.bytes().to_vec(),
+                    info.strides,
+                )
+            }
+            other => panic!("camera keeps its pixels: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        frames,
+        (0..3)
+            .map(|seq| (seq, seq % 2, vec![seq as u8 + 10; 32], [16, 0, 0]))
+            .collect::<Vec<_>>()
+    );
+    // The stream that did not opt in kept descriptions only.
+    let other = back.latest("other", "").unwrap().unwrap().sample.unwrap();
+    let Value::Record(fields) = &other.value else {
+        panic!("{:?}", other.value);
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(field("seq"), Some(dav2d_core::Scalar::Int(2)));
+    assert_eq!(field("skipped"), Some(dav2d_core::Scalar::Int(0)));
+    assert_eq!(
+        field("format"),
+        Some(dav2d_core::Scalar::Str("bgr8".into()))
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

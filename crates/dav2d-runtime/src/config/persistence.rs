@@ -34,6 +34,10 @@ pub struct PersistenceSection {
     /// Raw input streams to persist too (node outputs and constraint states always are).
     #[serde(default)]
     pub streams: Vec<String>,
+    /// Frame streams and frame nodes whose frames are stored with their
+    /// pixels (every other frame is stored as its description only).
+    #[serde(default)]
+    pub pixels: Vec<String>,
 }
 
 impl PersistenceSection {
@@ -49,6 +53,7 @@ impl PersistenceSection {
             || self.segment_size.is_some()
             || self.retention.is_some()
             || !self.streams.is_empty()
+            || !self.pixels.is_empty()
     }
 }
 
@@ -91,6 +96,7 @@ impl Config {
         if let Some(budget) = section.max_file_actions_per_day {
             store.max_file_actions_per_day = budget;
         }
+        store.pixels.clone_from(&section.pixels);
         store.retention_ns = self
             .duration(&section.retention, format!("{prefix}.retention"))?
             .map(|d| d.as_nanos().min(i64::MAX as u128) as i64);
