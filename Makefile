@@ -18,7 +18,7 @@ RUN_ARGS ?=
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14" "onnxruntime>=1.31,<2" "onnx>=1.16"
 	touch $@
 
 # Builds the Python extension into .venv (debug build for tests).
@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 
 test: develop
 	bash scripts/test-deps.sh
-	DAV2D_REQUIRE_XVFB=1 cargo test
+	DAV2D_REQUIRE_XVFB=1 DAV2D_REQUIRE_ORT=1 PYTHON=$(CURDIR)/$(PY) cargo test
 	$(PY) -m pytest -q
 
 $(BENCH_VENV)/.installed: bench/requirements.txt

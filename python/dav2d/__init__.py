@@ -32,6 +32,7 @@ from ._api import (
 from ._dav2d import (
     ConfigError,
     Dav2dError,
+    Dav2dProcessor,
     Frame,
     FrameStream,
     GraphError,
@@ -53,6 +54,7 @@ __all__ = [
     "Constraint",
     "DEFAULT_WINDOW",
     "Dav2dError",
+    "Dav2dProcessor",
     "Frame",
     "FrameStream",
     "Graph",

@@ -10,6 +10,7 @@ mod frames;
 mod graph;
 mod logic;
 mod persist;
+mod processor;
 mod samples;
 mod server;
 mod window;
@@ -49,6 +50,7 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<window::PyWindow>()?;
     m.add_class::<frames::PyFrameStream>()?;
     m.add_class::<frames::PyFrame>()?;
+    m.add_class::<processor::PyProcessor>()?;
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add_class::<persist::PyPersistence>()?;

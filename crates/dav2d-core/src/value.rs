@@ -46,6 +46,9 @@ pub struct FrameInfo {
     /// The row pitch of each plane in bytes, planes one after the other in
     /// the format's order (0 for a plane the format does not have).
     pub strides: [usize; 3],
+    /// For a mask (a processor node's output): the fraction of its pixels
+    /// set, 0 to 1.
+    pub coverage: Option<f64>,
 }
 
 /// A video frame as a value: implemented by the frames crate (a lease on a

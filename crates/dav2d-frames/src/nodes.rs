@@ -2,7 +2,8 @@
 //! `mean_luma` (the mean of BT.601 luma, 0 to 255), `motion` (the mean
 //! absolute luma difference from the previous frame), `grayscale` (a gray8
 //! frame in the node's own pool) and `downscale(w, h)` (a frame of the same
-//! format at w×h, averaged over each output pixel's box, in its own pool).
+//! format at w×h, averaged over each output pixel's box, in its own pool)
+//! and `coverage` (the fraction of a mask's pixels set, for constraints).
 //! Reading a frame costs no copy; a frame a node makes is written once, into
 //! a slot of the node's pool.
 
@@ -15,7 +16,7 @@ use crate::format::{FrameLayout, PixelFormat};
 use crate::pool::{Delivery, FramePool, Lease};
 
 /// The kinds of frame node.
-pub const FRAME_NODES: &[&str] = &["mean_luma", "motion", "grayscale", "downscale"];
+pub const FRAME_NODES: &[&str] = &["mean_luma", "motion", "grayscale", "downscale", "coverage"];
 
 /// One frame node's logic.
 pub enum FrameNode {
@@ -26,6 +27,8 @@ pub enum FrameNode {
     Motion(Vec<u8>, Vec<u8>),
     /// Each frame in gray8.
     Grayscale(OutputPool),
+    /// The fraction of pixels set (non-zero) in a mask (its first plane).
+    Coverage,
     /// Each frame at `width` x `height`.
     Downscale {
         /// Output width.
@@ -58,6 +61,21 @@ pub struct OutputPool {
 }
 
 impl OutputPool {
+    /// Writes a frame of `layout` into a free slot and returns a lease on
+    /// it, or nothing when every slot is held (the pool counts the skip).
+    pub fn publish(
+        &mut self,
+        layout: FrameLayout,
+        ts_ns: i64,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Option<Lease> {
+        let pool = self.for_layout(&layout);
+        let mut slot = pool.begin(Duration::ZERO)?;
+        write(&mut slot.buffer()[..layout.size]);
+        let seq = slot.publish(layout, ts_ns);
+        pool.latest().filter(|lease| lease.meta().seq == seq)
+    }
+
     fn for_layout(&mut self, layout: &FrameLayout) -> &FramePool {
         if self
             .pool
@@ -78,6 +96,7 @@ impl FrameNode {
             "mean_luma" => FrameNode::MeanLuma(Vec::new()),
             "motion" => FrameNode::Motion(Vec::new(), Vec::new()),
             "grayscale" => FrameNode::Grayscale(OutputPool::default()),
+            "coverage" => FrameNode::Coverage,
             "downscale" => {
                 let (width, height) = size.ok_or("downscale needs width and height")?;
                 if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
@@ -118,6 +137,7 @@ impl FrameNode {
                 luma_into(newest, luma);
                 Some(Value::Float(mean(luma)))
             }
+            FrameNode::Coverage => Some(Value::Float(coverage_of(newest))),
             FrameNode::Motion(a, b) => {
                 let [previous, newest] = frames else {
                     return Ok(None);
@@ -137,9 +157,7 @@ impl FrameNode {
             FrameNode::Grayscale(pool) => {
                 let meta = newest.meta();
                 let layout = PixelFormat::Gray8.layout(meta.layout.width, meta.layout.height)?;
-                publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
-                    write_luma(newest, out)
-                })
+                publish(pool, layout, meta.ts_ns, |out| write_luma(newest, out))
             }
             FrameNode::Downscale {
                 width,
@@ -159,7 +177,7 @@ impl FrameNode {
                 let data = newest.data();
                 let (w, h) = (*width, *height);
                 let mut failed = None;
-                let value = publish(pool.for_layout(&layout), layout, meta.ts_ns, |out| {
+                let value = publish(pool, layout, meta.ts_ns, |out| {
                     if let Err(error) = resizer.resize(data, source, channels, out, w, h) {
                         failed = Some(error);
                     }
@@ -176,16 +194,33 @@ impl FrameNode {
 /// Writes a frame into a free slot of `pool` and returns it as a value, or
 /// nothing when every slot is held (the pool counts the skip).
 fn publish(
-    pool: &FramePool,
+    pool: &mut OutputPool,
     layout: FrameLayout,
     ts_ns: i64,
     write: impl FnOnce(&mut [u8]),
 ) -> Option<Value> {
-    let mut slot = pool.begin(Duration::ZERO)?;
-    write(&mut slot.buffer()[..layout.size]);
-    let seq = slot.publish(layout, ts_ns);
-    let lease = pool.latest().filter(|lease| lease.meta().seq == seq)?;
+    let lease = pool.publish(layout, ts_ns, write)?;
     Some(Value::Frame(FrameRef(Arc::new(lease))))
+}
+
+/// The fraction of non-zero bytes among the pixels of `frame`'s first plane.
+pub fn coverage_of(frame: &Lease) -> f64 {
+    if let Some(coverage) = frame.coverage() {
+        return coverage;
+    }
+    let layout = &frame.meta().layout;
+    let plane = layout.planes[0];
+    let data = frame.data();
+    let set: usize = (0..plane.rows)
+        .map(|r| {
+            let start = plane.offset + r * plane.stride;
+            data[start..start + plane.row_bytes]
+                .iter()
+                .filter(|b| **b != 0)
+                .count()
+        })
+        .sum();
+    set as f64 / (plane.rows * plane.row_bytes).max(1) as f64
 }
 
 /// The BT.601 luma of each pixel of `frame` into `out`, resized to width
@@ -320,6 +355,7 @@ impl CustomLogic for FrameNode {
     fn describe(&self) -> String {
         match self {
             FrameNode::MeanLuma(_) => "frames:mean_luma".to_string(),
+            FrameNode::Coverage => "frames:coverage".to_string(),
             FrameNode::Motion(..) => "frames:motion".to_string(),
             FrameNode::Grayscale(_) => "frames:grayscale".to_string(),
             FrameNode::Downscale { width, height, .. } => {

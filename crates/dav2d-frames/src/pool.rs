@@ -266,6 +266,7 @@ impl FramePool {
             index,
             meta,
             skipped: 0,
+            coverage: None,
         })
     }
 
@@ -350,6 +351,8 @@ pub struct Lease {
     meta: FrameMeta,
     /// Frames its reader did not get before this one (set by the reader).
     skipped: u64,
+    /// For a mask: the fraction of pixels set (set by its maker).
+    coverage: Option<f64>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -392,6 +395,17 @@ impl Lease {
         self
     }
 
+    /// For a mask: the fraction of its pixels set.
+    pub fn coverage(&self) -> Option<f64> {
+        self.coverage
+    }
+
+    /// This lease, a mask with `coverage` of its pixels set.
+    pub fn with_coverage(mut self, coverage: f64) -> Lease {
+        self.coverage = Some(coverage);
+        self
+    }
+
     /// A lease on a copy of `frame` in a pool of its own: how a frame that
     /// is not a pool's (one read back from the store) is read like any
     /// other. Its seq, ts and skipped are the frame's.
@@ -422,6 +436,7 @@ impl Lease {
             .ok_or_else(|| "a frame just published is the newest".to_string())?;
         lease.meta.seq = info.seq;
         lease.skipped = info.skipped;
+        lease.coverage = info.coverage;
         Ok(lease)
     }
 }
@@ -434,6 +449,7 @@ impl Clone for Lease {
             index: self.index,
             meta: self.meta.clone(),
             skipped: self.skipped,
+            coverage: self.coverage,
         }
     }
 }
@@ -461,6 +477,7 @@ impl dav2d_core::FrameData for Lease {
             size: layout.size,
             skipped: self.skipped,
             strides,
+            coverage: self.coverage,
         }
     }
 

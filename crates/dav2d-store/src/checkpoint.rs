@@ -252,6 +252,7 @@ impl Decoder<'_> {
                     size: bytes.len(),
                     skipped,
                     strides,
+                    coverage: None,
                 };
                 Value::Frame(dav2d_core::FrameRef(Arc::new(dav2d_core::OwnedFrame {
                     info,

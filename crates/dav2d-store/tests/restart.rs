@@ -176,6 +176,7 @@ fn frame(seq: u64, fill: u8) -> Value {
         size: 32,
         skipped: seq % 2,
         strides: [16, 0, 0],
+        coverage: None,
     };
     Value::Frame(dav2d_core::FrameRef(Arc::new(dav2d_core::OwnedFrame {
         info,

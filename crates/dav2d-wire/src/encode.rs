@@ -32,8 +32,14 @@ pub fn value_json(value: &Value) -> Json {
         Value::Bytes(bytes) => json!({"bytes": bytes.len()}),
         Value::Frame(frame) => {
             let info = frame.0.info();
-            json!({"frame": {"seq": info.seq, "ts": info.ts_ns, "width": info.width,
-                "height": info.height, "format": info.format, "bytes": info.size}})
+            let mut described = json!({"seq": info.seq, "ts": info.ts_ns, "width": info.width,
+                "height": info.height, "format": info.format, "bytes": info.size,
+                "skipped": info.skipped});
+            if let Some(coverage) = info.coverage {
+                // A mask: the fraction of its pixels set.
+                described["set"] = json!(coverage);
+            }
+            json!({ "frame": described })
         }
     }
 }

@@ -1,0 +1,321 @@
+//! The processor's pipeline around the model: inputs (HxW and HxWxC
+//! `uint8`/`float32` images with any row pitch, NxCxHxW `float32` tensors)
+//! resized to the model's resolution with the SIMD resizer, normalised and
+//! laid out as NCHW; outputs activated, resized back when asked, and
+//! thresholded into 0/1 masks.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::config::{Activation, ProcessorConfig};
+
+/// The pixels of one input, borrowed from the caller (no copy on the way in).
+#[derive(Clone, Copy, Debug)]
+pub enum Pixels<'a> {
+    /// Bytes, scaled by 1/255 before normalising.
+    U8(&'a [u8]),
+    /// Floats, taken as they are before normalising.
+    F32(&'a [f32]),
+}
+
+/// One input image: `height` rows of `width` pixels of `channels`
+/// interleaved values, `row_stride` values from one row to the next.
+#[derive(Clone, Copy, Debug)]
+pub struct Image2d<'a> {
+    /// The values.
+    pub pixels: Pixels<'a>,
+    /// Rows.
+    pub height: usize,
+    /// Pixels per row.
+    pub width: usize,
+    /// Values per pixel (1 to 4).
+    pub channels: usize,
+    /// Values from one row to the next (at least `width * channels`).
+    pub row_stride: usize,
+}
+
+/// One input: an image, or one item of an NCHW tensor (planar channels).
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// An interleaved image (HxW or HxWxC, or a frame).
+    Image(Image2d<'a>),
+    /// C planes of HxW floats, one after the other (an item of NxCxHxW).
+    Planar {
+        /// The `channels * height * width` values.
+        values: &'a [f32],
+        /// Planes.
+        channels: usize,
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
+}
+
+impl Input<'_> {
+    /// (height, width, channels).
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Input::Image(image) => (image.height, image.width, image.channels),
+            Input::Planar {
+                channels,
+                height,
+                width,
+                ..
+            } => (*height, *width, *channels),
+        }
+    }
+
+    /// Checks the sizes agree with the data and the values are numbers.
+    pub fn check(&self) -> Result<(), String> {
+        let (h, w, c) = self.dims();
+        if h == 0 || w == 0 {
+            return Err(format!("an input of {h}x{w} pixels is empty"));
+        }
+        if !(1..=4).contains(&c) {
+            return Err(format!(
+                "an input with {c} channels; dav2d takes 1 to 4 (HxW, HxWxC or NxCxHxW)"
+            ));
+        }
+        match self {
+            Input::Image(image) => {
+                let row = image.width * image.channels;
+                if image.row_stride < row {
+                    return Err(format!(
+                        "a row pitch of {} values is shorter than a row ({row})",
+                        image.row_stride
+                    ));
+                }
+                let need = (image.height - 1) * image.row_stride + row;
+                let (have, nan) = match image.pixels {
+                    Pixels::U8(v) => (v.len(), false),
+                    Pixels::F32(v) => (v.len(), v.iter().any(|x| x.is_nan())),
+                };
+                if have < need {
+                    return Err(format!(
+                        "the input has {have} values, its shape needs {need}"
+                    ));
+                }
+                if nan {
+                    return Err("the input holds NaN; give finite values".to_string());
+                }
+            }
+            Input::Planar { values, .. } => {
+                if values.len() != c * h * w {
+                    return Err(format!(
+                        "the input has {} values, {c}x{h}x{w} needs {}",
+                        values.len(),
+                        c * h * w
+                    ));
+                }
+                if values.iter().any(|x| x.is_nan()) {
+                    return Err("the input holds NaN; give finite values".to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The resizer and the buffers kept across calls.
+#[derive(Default)]
+pub struct Preprocess {
+    resizer: Resizer,
+    packed: Vec<u8>,
+    resized: Vec<u8>,
+    plane: Vec<f32>,
+    plane_out: Vec<f32>,
+}
+
+fn options() -> ResizeOptions {
+    ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .use_alpha(false)
+}
+
+fn f32_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: any f32 is 4 initialised bytes; u8 has alignment 1.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
+fn f32_bytes_mut(values: &mut [f32]) -> &mut [u8] {
+    // SAFETY: as above, and every byte pattern is a valid f32.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            values.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(values),
+        )
+    }
+}
+
+/// Resizes one plane of floats `from` (h x w) into `to` (th x tw).
+pub fn resize_plane(
+    resizer: &mut Resizer,
+    from: &[f32],
+    (h, w): (usize, usize),
+    to: &mut [f32],
+    (th, tw): (usize, usize),
+) -> Result<(), String> {
+    if (h, w) == (th, tw) {
+        to.copy_from_slice(&from[..h * w]);
+        return Ok(());
+    }
+    let source = ImageRef::new(
+        w as u32,
+        h as u32,
+        f32_bytes(&from[..h * w]),
+        PixelType::F32,
+    )
+    .map_err(|e| format!("resizing: {e}"))?;
+    let mut target = Image::from_slice_u8(tw as u32, th as u32, f32_bytes_mut(to), PixelType::F32)
+        .map_err(|e| format!("resizing: {e}"))?;
+    resizer
+        .resize(&source, &mut target, &options())
+        .map_err(|e| format!("resizing: {e}"))
+}
+
+impl Preprocess {
+    /// Writes `input` into `out` (`channels * rh * rw` floats, NCHW for
+    /// one item) at the model's resolution, scaled and normalised.
+    pub fn run(
+        &mut self,
+        input: &Input<'_>,
+        config: &ProcessorConfig,
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        let (rh, rw) = (config.resolution.0 as usize, config.resolution.1 as usize);
+        let (h, w, c) = input.dims();
+        let area = rh * rw;
+        let mean = |ch: usize| {
+            config
+                .mean
+                .get(ch)
+                .or(config.mean.first())
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let std = |ch: usize| {
+            config
+                .std
+                .get(ch)
+                .or(config.std.first())
+                .copied()
+                .unwrap_or(1.0)
+        };
+        match input {
+            Input::Image(Image2d {
+                pixels: Pixels::U8(bytes),
+                row_stride,
+                ..
+            }) => {
+                let row = w * c;
+                let tight: &[u8] = if *row_stride == row {
+                    &bytes[..h * row]
+                } else {
+                    self.packed.clear();
+                    for r in 0..h {
+                        self.packed
+                            .extend_from_slice(&bytes[r * row_stride..r * row_stride + row]);
+                    }
+                    &self.packed
+                };
+                let pixel = match c {
+                    1 => PixelType::U8,
+                    2 => PixelType::U8x2,
+                    3 => PixelType::U8x3,
+                    _ => PixelType::U8x4,
+                };
+                let resized: &[u8] = if (h, w) == (rh, rw) {
+                    tight
+                } else {
+                    self.resized.resize(area * c, 0);
+                    let source = ImageRef::new(w as u32, h as u32, tight, pixel)
+                        .map_err(|e| format!("resizing: {e}"))?;
+                    let mut target =
+                        Image::from_slice_u8(rw as u32, rh as u32, &mut self.resized, pixel)
+                            .map_err(|e| format!("resizing: {e}"))?;
+                    self.resizer
+                        .resize(&source, &mut target, &options())
+                        .map_err(|e| format!("resizing: {e}"))?;
+                    &self.resized
+                };
+                for ch in 0..c {
+                    let scale = 1.0 / (255.0 * std(ch));
+                    let shift = mean(ch) / std(ch);
+                    let plane = &mut out[ch * area..(ch + 1) * area];
+                    for (o, px) in plane.iter_mut().zip(resized.chunks_exact(c)) {
+                        *o = f32::from(px[ch]) * scale - shift;
+                    }
+                }
+            }
+            Input::Image(Image2d {
+                pixels: Pixels::F32(values),
+                row_stride,
+                ..
+            }) => {
+                for ch in 0..c {
+                    self.plane.clear();
+                    for r in 0..h {
+                        let start = r * row_stride;
+                        self.plane
+                            .extend((0..w).map(|x| values[start + x * c + ch]));
+                    }
+                    let plane = &mut out[ch * area..(ch + 1) * area];
+                    resize_plane(&mut self.resizer, &self.plane, (h, w), plane, (rh, rw))?;
+                    let (m, s) = (mean(ch), std(ch));
+                    for v in plane.iter_mut() {
+                        *v = (*v - m) / s;
+                    }
+                }
+            }
+            Input::Planar { values, .. } => {
+                for ch in 0..c {
+                    let plane = &mut out[ch * area..(ch + 1) * area];
+                    let from = &values[ch * h * w..(ch + 1) * h * w];
+                    resize_plane(&mut self.resizer, from, (h, w), plane, (rh, rw))?;
+                    let (m, s) = (mean(ch), std(ch));
+                    for v in plane.iter_mut() {
+                        *v = (*v - m) / s;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A scratch plane for resizing outputs back (kept across calls).
+    pub fn output_planes(&mut self) -> (&mut Resizer, &mut Vec<f32>) {
+        (&mut self.resizer, &mut self.plane_out)
+    }
+}
+
+/// Applies `activation` in place to one item's `k` planes of `area` values.
+pub fn activate(values: &mut [f32], k: usize, area: usize, activation: Activation) {
+    match activation {
+        Activation::None => {}
+        Activation::Sigmoid => {
+            for v in values.iter_mut() {
+                *v = 1.0 / (1.0 + (-*v).exp());
+            }
+        }
+        Activation::Softmax => {
+            for i in 0..area {
+                let mut most = f32::NEG_INFINITY;
+                for c in 0..k {
+                    most = most.max(values[c * area + i]);
+                }
+                let mut sum = 0.0;
+                for c in 0..k {
+                    let e = (values[c * area + i] - most).exp();
+                    values[c * area + i] = e;
+                    sum += e;
+                }
+                for c in 0..k {
+                    values[c * area + i] /= sum;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The processor: an ONNX session and the pipeline around it. `run` takes
+//! one input or a batch, cuts a batch into chunks within `max_batch` and
+//! the memory budget, and returns 0/1 masks (and probabilities if asked).
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use crate::config::{OutputSize, ProcessorConfig, UseGpu};
+use crate::pipeline::{Input, Preprocess, activate, resize_plane};
+
+/// Why a processor could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The model, the library or a setting is wrong; the message says how to fix it.
+    #[error("{0}")]
+    Setup(String),
+    /// An input is wrong; the message names the argument and the value.
+    #[error("{0}")]
+    Input(String),
+    /// ONNX Runtime failed while running.
+    #[error("running the model: {0}")]
+    Run(String),
+}
+
+/// The results of one `run`, item by item in input order.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Each item's (channels, height, width); one channel for a
+    /// single-channel model.
+    pub sizes: Vec<(usize, usize, usize)>,
+    /// The masks of every item, one after the other, 0 or 1.
+    pub masks: Vec<u8>,
+    /// The probabilities, laid out as the masks (when asked for).
+    pub probabilities: Option<Vec<f32>>,
+}
+
+/// A loaded model with its settings.
+pub struct Processor {
+    config: ProcessorConfig,
+    session: Session,
+    input_name: String,
+    /// The channels the model takes (`None`: any).
+    channels: Option<usize>,
+    device: &'static str,
+    library: std::path::PathBuf,
+    preprocess: Preprocess,
+    tensor: Vec<f32>,
+}
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor")
+            .field("model", &self.config.model_path)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// What the file at `path` is, when it is not an ONNX model, and how to
+/// make one.
+fn not_onnx(path: &Path) -> Option<String> {
+    let export = "export it to ONNX first, e.g. `torch.onnx.export(model, example_input, \"model.onnx\")`, and point model_path at the .onnx file";
+    if path.is_dir() {
+        return Some(format!(
+            "model_path {} is a directory, not an ONNX model file; {export}",
+            path.display()
+        ));
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let kind = match extension.as_str() {
+        "pt" | "pth" => "a PyTorch checkpoint",
+        "safetensors" => "a safetensors file",
+        "ckpt" => "a checkpoint",
+        "h5" | "keras" => "a Keras model",
+        "pb" => "a TensorFlow graph",
+        _ => return None,
+    };
+    Some(format!(
+        "model_path {} is {kind} (.{extension}), which dav2d cannot run; {export}",
+        path.display()
+    ))
+}
+
+impl Processor {
+    /// Loads the model `config` names, on the device it asks for.
+    pub fn new(config: ProcessorConfig) -> Result<Processor, ProcessorError> {
+        let path = config.model_path.clone();
+        if let Some(message) = not_onnx(&path) {
+            return Err(ProcessorError::Setup(message));
+        }
+        if !path.is_file() {
+            return Err(ProcessorError::Setup(format!(
+                "model_path {} does not exist; give the absolute path of an ONNX model",
+                path.display()
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            ProcessorError::Setup(format!("cannot read model_path {}: {e}", path.display()))
+        })?;
+        let (built, library) =
+            crate::library::with_environment(config.runtime_library.as_deref(), |env| {
+                Self::session(env, &config, &bytes)
+            })
+            .map_err(ProcessorError::Setup)?;
+        let (session, device) = built?;
+        let input = session.inputs().first().ok_or_else(|| {
+            ProcessorError::Setup(format!("the model {} has no input", path.display()))
+        })?;
+        let input_name = input.name().to_string();
+        let channels = match input.dtype() {
+            ValueType::Tensor { ty, shape, .. } => {
+                if *ty != TensorElementType::Float32 {
+                    return Err(ProcessorError::Setup(format!(
+                        "the model's input '{input_name}' takes {ty}; dav2d feeds float32 NCHW tensors"
+                    )));
+                }
+                let dims: Vec<i64> = shape.iter().copied().collect();
+                if dims.len() != 4 {
+                    return Err(ProcessorError::Setup(format!(
+                        "the model's input '{input_name}' has shape {dims:?}; dav2d feeds N x C x H x W"
+                    )));
+                }
+                let (rh, rw) = config.resolution;
+                if (dims[2] > 0 && dims[2] != i64::from(rh))
+                    || (dims[3] > 0 && dims[3] != i64::from(rw))
+                {
+                    return Err(ProcessorError::Setup(format!(
+                        "processing.resolution: the model takes {}x{} (height x width), not [{rh}, {rw}]; set resolution: [{}, {}]",
+                        dims[2],
+                        dims[3],
+                        dims[2].max(1),
+                        dims[3].max(1)
+                    )));
+                }
+                (dims[1] > 0).then_some(dims[1] as usize)
+            }
+            other => {
+                return Err(ProcessorError::Setup(format!(
+                    "the model's input '{input_name}' is {other}, not a tensor"
+                )));
+            }
+        };
+        if session.outputs().is_empty() {
+            return Err(ProcessorError::Setup(format!(
+                "the model {} has no output",
+                path.display()
+            )));
+        }
+        Ok(Processor {
+            config,
+            session,
+            input_name,
+            channels,
+            device,
+            library,
+            preprocess: Preprocess::default(),
+            tensor: Vec::new(),
+        })
+    }
+
+    /// A session on the device asked for: CUDA registered with
+    /// `error_on_failure`, so a fallback to the CPU never goes unnoticed.
+    fn session(
+        env: &ort::environment::Environment,
+        config: &ProcessorConfig,
+        model: &[u8],
+    ) -> Result<(Session, &'static str), ProcessorError> {
+        let setup = |e: ort::Error| {
+            ProcessorError::Setup(format!("model_path {}: {e}", config.model_path.display()))
+        };
+        let builder = || -> Result<ort::session::builder::SessionBuilder, ProcessorError> {
+            Session::builder(env)
+                .map_err(setup)?
+                .with_intra_threads(config.threads)
+                .map_err(|e| setup(e.into()))?
+                .with_inter_threads(1)
+                .map_err(|e| setup(e.into()))
+        };
+        if config.use_gpu != UseGpu::No {
+            let cuda = ort::ep::CUDA::default().build().error_on_failure();
+            let attempt = builder()?
+                .with_execution_providers([cuda])
+                .map_err(|e| e.to_string())
+                .and_then(|mut b| b.commit_from_memory(model).map_err(|e| e.to_string()));
+            match attempt {
+                Ok(session) => return Ok((session, "cuda")),
+                Err(error) if config.use_gpu == UseGpu::Require => {
+                    return Err(ProcessorError::Setup(format!(
+                        "processing.use_gpu: require, but CUDA is not available: {error}; install onnxruntime-gpu on a machine with an NVIDIA GPU, or set use_gpu: true to fall back to the CPU"
+                    )));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "use_gpu: CUDA is not available, the model runs on the CPU.");
+                }
+            }
+        }
+        let session = builder()?.commit_from_memory(model).map_err(setup)?;
+        Ok((session, "cpu"))
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.config
+    }
+
+    /// `cpu` or `cuda`: where the model runs.
+    pub fn device(&self) -> &'static str {
+        self.device
+    }
+
+    /// The `libonnxruntime` it runs on.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// How many inputs go into one model call for inputs of `channels`.
+    fn chunk(&self, channels: usize) -> usize {
+        let (rh, rw) = self.config.resolution;
+        let item = channels * rh as usize * rw as usize * 4;
+        (self.config.memory_budget / item.max(1)).clamp(1, self.config.max_batch)
+    }
+
+    /// The model's input tensor for `inputs`, NCHW, at the model's resolution.
+    pub fn preprocess(
+        &mut self,
+        inputs: &[Input<'_>],
+    ) -> Result<(Vec<usize>, &[f32]), ProcessorError> {
+        let channels = self.check(inputs)?;
+        let (rh, rw) = (
+            self.config.resolution.0 as usize,
+            self.config.resolution.1 as usize,
+        );
+        let item = channels * rh * rw;
+        self.tensor.resize(inputs.len() * item, 0.0);
+        for (i, input) in inputs.iter().enumerate() {
+            self.preprocess
+                .run(
+                    input,
+                    &self.config,
+                    &mut self.tensor[i * item..(i + 1) * item],
+                )
+                .map_err(ProcessorError::Input)?;
+        }
+        Ok((vec![inputs.len(), channels, rh, rw], &self.tensor))
+    }
+
+    /// Checks every input; the channels they share.
+    fn check(&self, inputs: &[Input<'_>]) -> Result<usize, ProcessorError> {
+        let first = inputs
+            .first()
+            .ok_or_else(|| ProcessorError::Input("run() got an empty batch".to_string()))?;
+        let channels = first.dims().2;
+        for (i, input) in inputs.iter().enumerate() {
+            let at = if inputs.len() > 1 {
+                format!("input {i}: ")
+            } else {
+                String::new()
+            };
+            input
+                .check()
+                .map_err(|m| ProcessorError::Input(format!("{at}{m}")))?;
+            let c = input.dims().2;
+            if c != channels {
+                return Err(ProcessorError::Input(format!(
+                    "{at}{c} channels, the batch's first input has {channels}; a batch shares its channels"
+                )));
+            }
+            if let Some(model) = self.channels
+                && model != c
+            {
+                return Err(ProcessorError::Input(format!(
+                    "{at}{c} channels, but the model takes {model} (its input is N x {model} x H x W)"
+                )));
+            }
+        }
+        Ok(channels)
+    }
+
+    /// Runs the model on `inputs` (in chunks) and thresholds the outputs.
+    pub fn run(
+        &mut self,
+        inputs: &[Input<'_>],
+        probabilities: bool,
+    ) -> Result<Output, ProcessorError> {
+        let channels = self.check(inputs)?;
+        let chunk = self.chunk(channels);
+        let mut output = Output {
+            probabilities: probabilities.then(Vec::new),
+            ..Output::default()
+        };
+        for part in inputs.chunks(chunk) {
+            self.run_chunk(part, &mut output)?;
+        }
+        Ok(output)
+    }
+
+    fn run_chunk(
+        &mut self,
+        inputs: &[Input<'_>],
+        output: &mut Output,
+    ) -> Result<(), ProcessorError> {
+        let (shape, _) = self.preprocess(inputs)?;
+        let tensor = TensorRef::from_array_view((shape, &self.tensor[..]))
+            .map_err(|e| ProcessorError::Run(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| ProcessorError::Run(e.to_string()))?;
+        let (shape, values) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ProcessorError::Run(format!("the model's first output: {e}")))?;
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        let (k, h, w) = match dims.as_slice() {
+            [n, k, h, w] if *n as usize == inputs.len() => (*k as usize, *h as usize, *w as usize),
+            [n, h, w] if *n as usize == inputs.len() => (1, *h as usize, *w as usize),
+            other => {
+                return Err(ProcessorError::Run(format!(
+                    "the model's first output has shape {other:?}; dav2d reads N x K x H x W or N x H x W"
+                )));
+            }
+        };
+        let area = h * w;
+        let mut item = Vec::with_capacity(k * area);
+        let threshold = self.config.threshold;
+        for (i, input) in inputs.iter().enumerate() {
+            item.clear();
+            item.extend_from_slice(&values[i * k * area..(i + 1) * k * area]);
+            activate(&mut item, k, area, self.config.activation);
+            let (oh, ow) = match self.config.output_size {
+                OutputSize::Model => (h, w),
+                OutputSize::Input => (input.dims().0, input.dims().1),
+            };
+            let (resizer, resized) = self.preprocess.output_planes();
+            resized.resize(k * oh * ow, 0.0);
+            for c in 0..k {
+                resize_plane(
+                    resizer,
+                    &item[c * area..(c + 1) * area],
+                    (h, w),
+                    &mut resized[c * oh * ow..(c + 1) * oh * ow],
+                    (oh, ow),
+                )
+                .map_err(ProcessorError::Run)?;
+            }
+            output
+                .masks
+                .extend(resized.iter().map(|p| u8::from(*p > threshold)));
+            if let Some(probabilities) = &mut output.probabilities {
+                probabilities.extend_from_slice(resized);
+            }
+            output.sizes.push((k, oh, ow));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+"""Small ONNX models the processor tests run, built with the ``onnx`` package.
+
+``python models.py DIR`` writes them into DIR (the Rust tests call it so);
+the Python tests import :func:`write_models`.
+
+- ``conv_sigmoid.onnx``: N x 3 x H x W -> Conv 3x3 (3 -> 1, padded) -> Sigmoid,
+  any batch and size.
+- ``fixed_64.onnx``: the same convolution without the sigmoid (logits), input
+  fixed at 1 x 3 x 64 x 64.
+- ``two_outputs.onnx``: N x 1 x H x W -> Conv 1x1 (1 -> 2) logits (softmax
+  over two classes) and a second output, the input doubled.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _conv(weights: np.ndarray, bias: np.ndarray, name: str = "conv") -> tuple[list, list]:
+    inits = [
+        numpy_helper.from_array(weights.astype(np.float32), f"{name}_w"),
+        numpy_helper.from_array(bias.astype(np.float32), f"{name}_b"),
+    ]
+    k = weights.shape[-1]
+    pad = k // 2
+    node = helper.make_node("Conv", ["x", f"{name}_w", f"{name}_b"], [f"{name}_out"], pads=[pad] * 4)
+    return [node], inits
+
+
+def conv_weights(channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed 3x3 weights of the convolution models (an edge-ish filter)."""
+    rng = np.random.default_rng(7)
+    weights = rng.normal(0, 0.5, size=(1, channels, 3, 3))
+    # Zero-mean, so a textured input gives probabilities on both sides of 0.5.
+    return weights - weights.mean(), np.array([0.0])
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> None:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def write_models(out: Path) -> dict[str, Path]:
+    """Writes the models into ``out``; their paths by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    w, b = conv_weights()
+    nodes, inits = _conv(w, b)
+    nodes.append(helper.make_node("Sigmoid", ["conv_out"], ["y"]))
+    _save(
+        helper.make_graph(
+            nodes,
+            "conv_sigmoid",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+            inits,
+        ),
+        out / "conv_sigmoid.onnx",
+    )
+    nodes, inits = _conv(w, b)
+    _save(
+        helper.make_graph(
+            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
+            "fixed_64",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 64, 64])],
+            inits,
+        ),
+        out / "fixed_64.onnx",
+    )
+    two_w = np.array([[[[2.0]]], [[[-2.0]]]])
+    nodes, inits = _conv(two_w, np.array([-1.0, 1.0]))
+    nodes.append(helper.make_node("Add", ["x", "x"], ["doubled"]))
+    _save(
+        helper.make_graph(
+            [*nodes, helper.make_node("Identity", ["conv_out"], ["logits"])],
+            "two_outputs",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+            [
+                helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 2, "h", "w"]),
+                helper.make_tensor_value_info("doubled", TensorProto.FLOAT, ["n", 1, "h", "w"]),
+            ],
+            inits,
+        ),
+        out / "two_outputs.onnx",
+    )
+    return {p.stem: p for p in out.glob("*.onnx")}
+
+
+if __name__ == "__main__":
+    for name, path in sorted(write_models(Path(sys.argv[1])).items()):
+        print(name, path)
