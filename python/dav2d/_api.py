@@ -163,6 +163,17 @@ class Graph:
         wave, so its output is there when ``push`` returns)."""
         self._engine.frame_node(name, kind, input, width=width, height=height, offload=offload)
 
+    def processor_node(self, name: str, input: str, config_path: str) -> str:  # noqa: A002 - the product's vocabulary
+        """Registers a processor node over frame stream ``input``: the model
+        of the YAML file ``config_path`` (see :class:`Dav2dProcessor`) runs on
+        the newest frame, always offloaded (frames that come meanwhile are
+        conflated and counted in ``stats()``), and its mask is published as a
+        ``gray8`` :class:`Frame` of 0/1 (``numpy.asarray`` views it without a
+        copy). ``frame_node(..., "coverage", name)`` gives the fraction of its
+        pixels set, for constraints. Returns where the model runs (``"cpu"``
+        or ``"cuda"``)."""
+        return self._engine.processor_node(name, input, os.fspath(config_path))
+
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""
         self._engine.load_config(path)

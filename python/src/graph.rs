@@ -400,6 +400,34 @@ impl PyGraph {
         Ok(())
     }
 
+    /// Registers a processor node over frame stream `input`: the model of
+    /// the YAML file `config_path` runs (offloaded) on the newest frame and
+    /// its mask is published as a `gray8` frame of 0/1 that knows the
+    /// fraction of its pixels set. Returns where the model runs.
+    fn processor_node(
+        &self,
+        py: Python<'_>,
+        name: String,
+        input: String,
+        config_path: PathBuf,
+    ) -> PyResult<&'static str> {
+        crate::processor::hint_installed_package(py);
+        let config = dav2d_infer::ProcessorConfig::load(&config_path)
+            .map_err(crate::error::ConfigError::new_err)?;
+        let processor = py
+            .detach(|| {
+                crate::error::unwinding("loading the model", || dav2d_infer::Processor::new(config))
+            })?
+            .map_err(crate::processor::error)?;
+        let node = dav2d_infer::ProcessorNode::new(processor);
+        let device = node.device();
+        let mut spec = NodeSpec::custom(name, vec![InputSpec::new(input, 1)], Box::new(node));
+        spec.offload = true;
+        self.register(py, spec)?;
+        self.start_workers(py)?;
+        Ok(device)
+    }
+
     /// Panics inside the engine on purpose: the tests' way to check that a
     /// panic becomes a `Dav2dError` and leaves the graph usable.
     fn _panic_inside_engine(&self, py: Python<'_>) -> PyResult<()> {
@@ -413,12 +441,17 @@ impl PyGraph {
         let config = py
             .detach(|| crate::error::unwinding("reading the config", || Config::load(&path)))?
             .map_err(config_error)?;
-        self.with_graph(py, |graph| {
-            config.build(graph)?;
-            graph.run_wave();
-            Ok(())
-        })?
-        .map_err(config_error)?;
+        let offloaded = self
+            .with_graph(py, |graph| {
+                config.build(graph)?;
+                graph.run_wave();
+                Ok(graph.has_offloaded_nodes())
+            })?
+            .map_err(config_error)?;
+        if offloaded {
+            // Frame and processor nodes from YAML run on the workers.
+            self.start_workers(py)?;
+        }
         if self.manual_clock.is_none() && !config.constraints.is_empty() {
             let tick = config.tick().map_err(config_error)?;
             self.start_ticker(py, tick.as_secs_f64())?;

@@ -28,7 +28,8 @@ enum Held<'py> {
     Frame(dav2d_frames::Lease),
 }
 
-fn error(e: ProcessorError) -> PyErr {
+/// A processor error as a Python exception (bad input: `InvalidArgument`).
+pub(crate) fn error(e: ProcessorError) -> PyErr {
     match e {
         ProcessorError::Input(message) => invalid(message),
         other => Dav2dError::new_err(other.to_string()),
@@ -36,7 +37,7 @@ fn error(e: ProcessorError) -> PyErr {
 }
 
 /// Tells the library search where the installed `onnxruntime` package is.
-fn hint_installed_package(py: Python<'_>) {
+pub(crate) fn hint_installed_package(py: Python<'_>) {
     let found = (|| -> PyResult<Option<PathBuf>> {
         let spec = py
             .import("importlib.util")?

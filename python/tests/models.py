@@ -5,6 +5,8 @@ the Python tests import :func:`write_models`.
 
 - ``conv_sigmoid.onnx``: N x 3 x H x W -> Conv 3x3 (3 -> 1, padded) -> Sigmoid,
   any batch and size.
+- ``conv_logits.onnx``: the same convolution without the sigmoid (logits),
+  any batch and size.
 - ``fixed_64.onnx``: the same convolution without the sigmoid (logits), input
   fixed at 1 x 3 x 64 x 64.
 - ``two_outputs.onnx``: N x 1 x H x W -> Conv 1x1 (1 -> 2) logits (softmax
@@ -64,6 +66,17 @@ def write_models(out: Path) -> dict[str, Path]:
             inits,
         ),
         out / "conv_sigmoid.onnx",
+    )
+    nodes, inits = _conv(w, b)
+    _save(
+        helper.make_graph(
+            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
+            "conv_logits",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+            inits,
+        ),
+        out / "conv_logits.onnx",
     )
     nodes, inits = _conv(w, b)
     _save(

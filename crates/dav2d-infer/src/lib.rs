@@ -25,4 +25,4 @@ pub use config::{
 };
 pub use node::ProcessorNode;
 pub use pipeline::{Image2d, Input, Pixels};
-pub use processor::{Output, Processor, ProcessorError};
+pub use processor::{Output, Processor, ProcessorError, check_model};

@@ -87,19 +87,26 @@ fn not_onnx(path: &Path) -> Option<String> {
     ))
 }
 
+/// Checks that `path` is an existing file that may be an ONNX model (not a
+/// directory, a PyTorch checkpoint or another format), without loading it.
+pub fn check_model(path: &Path) -> Result<(), String> {
+    if let Some(message) = not_onnx(path) {
+        return Err(message);
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "model_path {} does not exist; give the absolute path of an ONNX model",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 impl Processor {
     /// Loads the model `config` names, on the device it asks for.
     pub fn new(config: ProcessorConfig) -> Result<Processor, ProcessorError> {
         let path = config.model_path.clone();
-        if let Some(message) = not_onnx(&path) {
-            return Err(ProcessorError::Setup(message));
-        }
-        if !path.is_file() {
-            return Err(ProcessorError::Setup(format!(
-                "model_path {} does not exist; give the absolute path of an ONNX model",
-                path.display()
-            )));
-        }
+        check_model(&path).map_err(ProcessorError::Setup)?;
         let bytes = std::fs::read(&path).map_err(|e| {
             ProcessorError::Setup(format!("cannot read model_path {}: {e}", path.display()))
         })?;

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub input: Spanned<String>,
     /// The built-in's parameters, as written.
     pub params: Vec<(String, Spanned<f64>)>,
+    /// A processor node's model (`kind: processor` may leave it out to use
+    /// the file's top-level processor).
+    pub processor: Option<dav2d_infer::ProcessorSection>,
     /// `latest` (default) or `all`.
     pub policy: Option<Spanned<String>>,
     /// Higher runs first among independent nodes.
@@ -74,6 +77,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeConfig, A::Error> {
                 let (mut name, mut kind, mut input) = (None, None, None);
                 let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, None);
+                let mut processor: Option<dav2d_infer::ProcessorSection> = None;
                 let mut params: Vec<(String, Spanned<f64>)> = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -84,6 +88,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
                         "priority" => priority = map.next_value()?,
                         "deadband" => deadband = Some(map.next_value()?),
                         "offload" => offload = Some(map.next_value()?),
+                        "processor" => processor = Some(map.next_value()?),
                         _ if params.iter().any(|(p, _)| *p == key) => {
                             return Err(A::Error::custom(format!("duplicate field `{key}`")));
                         }
@@ -93,15 +98,26 @@ impl<'de> Deserialize<'de> for NodeConfig {
                         }
                     }
                 }
+                // A node with a processor is a processor node.
+                let kind = match (kind, &processor) {
+                    (Some(kind), _) => kind,
+                    (None, Some(_)) => Spanned::new(
+                        "processor".to_string(),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    ),
+                    (None, None) => return Err(A::Error::missing_field("kind")),
+                };
                 Ok(NodeConfig {
                     name: name.ok_or_else(|| A::Error::missing_field("name"))?,
-                    kind: kind.ok_or_else(|| A::Error::missing_field("kind"))?,
+                    kind,
                     input: input.ok_or_else(|| A::Error::missing_field("input"))?,
                     params,
                     policy,
                     priority,
                     deadband,
                     offload,
+                    processor,
                 })
             }
         }
@@ -352,7 +368,18 @@ impl Config {
         for (i, node) in self.nodes.iter().enumerate() {
             let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
             let frame_node = dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str());
-            let spec = if frame_node {
+            let spec = if node.kind.value == "processor" {
+                let settings = self.processor_settings(i, node)?;
+                let processor = dav2d_infer::Processor::new(settings).map_err(|e| {
+                    self.error_at(&node.name, format!("nodes[{i}].processor"), e.to_string())
+                })?;
+                let logic = dav2d_infer::ProcessorNode::new(processor);
+                NodeSpec::custom(
+                    node.name.value.clone(),
+                    vec![dav2d_core::InputSpec::new(node.input.value.clone(), 1)],
+                    Box::new(logic),
+                )
+            } else if frame_node {
                 let logic = self.frame_node(i, node)?;
                 let window = logic.window();
                 NodeSpec::custom(
@@ -366,8 +393,9 @@ impl Config {
             };
             let mut spec = spec.with_policy(policy).with_priority(node.priority);
             spec.deadband = node.deadband;
-            // A frame node reads a whole frame: off the wave by default.
-            spec.offload = node.offload.unwrap_or(frame_node);
+            // A frame node reads a whole frame: off the wave by default; a
+            // processor node always is.
+            spec.offload = node.offload.unwrap_or(frame_node) || node.kind.value == "processor";
             specs.push(spec);
         }
         for (i, constraint) in self.constraints.iter().enumerate() {

@@ -96,6 +96,13 @@ pub struct Config {
     /// What any client can make the engine hold (keys, sizes).
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The notes' processor keys at the top level: the model of this file's
+    /// processor nodes (and of `Dav2dProcessor(config_path=...)`).
+    pub model_path: Option<Spanned<String>>,
+    /// The top-level processor's `processing:` section.
+    pub processing: Option<dav2d_infer::ProcessingSection>,
+    /// The same keys as a `processor:` section.
+    pub processor: Option<dav2d_infer::ProcessorSection>,
     #[serde(skip)]
     file: PathBuf,
 }
@@ -159,6 +166,90 @@ impl Config {
         &self.file
     }
 
+    /// A processor setting's error, located in this file.
+    pub(crate) fn setting_error(&self, error: dav2d_infer::SettingError) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: error.line,
+            column: error.column,
+            field: error.field,
+            message: error.message,
+        }
+    }
+
+    /// The directory relative model paths are resolved against.
+    fn base_dir(&self) -> &Path {
+        match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    /// The file's own processor (`model_path`/`processing` at the top
+    /// level, or a `processor:` section), if it has one.
+    pub fn default_processor(&self) -> Result<Option<dav2d_infer::ProcessorConfig>, ConfigError> {
+        let top = dav2d_infer::ProcessorSection {
+            model_path: self.model_path.clone(),
+            processing: self.processing.clone().unwrap_or_default(),
+        };
+        match (&self.processor, top.is_set() || self.processing.is_some()) {
+            (Some(_), true) => Err(ConfigError {
+                file: self.file.clone(),
+                line: self.model_path.as_ref().map_or(0, |m| m.referenced.line()),
+                column: self.model_path.as_ref().map_or(0, |m| m.referenced.column()),
+                field: "model_path".to_string(),
+                message: "give the processor once: either model_path/processing at the top level or a processor: section".to_string(),
+            }),
+            (Some(section), false) => section
+                .resolve(self.base_dir(), "processor.")
+                .map(Some)
+                .map_err(|e| self.setting_error(e)),
+            (None, true) => top
+                .resolve(self.base_dir(), "")
+                .map(Some)
+                .map_err(|e| self.setting_error(e)),
+            (None, false) => Ok(None),
+        }
+    }
+
+    /// The settings of processor node `i`: its own `processor:` mapping, or
+    /// the file's processor; the model file must exist.
+    pub(crate) fn processor_settings(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+    ) -> Result<dav2d_infer::ProcessorConfig, ConfigError> {
+        let config = match &node.processor {
+            Some(section) => section
+                .resolve(self.base_dir(), &format!("nodes[{i}].processor."))
+                .map_err(|e| self.setting_error(e))?,
+            None => self.default_processor()?.ok_or_else(|| {
+                self.error_at(
+                    &node.name,
+                    format!("nodes[{i}].processor"),
+                    "a processor node needs processor: {model_path: ..., processing: {...}}, or the file's top-level model_path".to_string(),
+                )
+            })?,
+        };
+        if node.offload == Some(false) {
+            return Err(self.error_at(
+                &node.name,
+                format!("nodes[{i}].offload"),
+                "a processor node is always offloaded (a model never holds the engine); remove offload: false".to_string(),
+            ));
+        }
+        if let Err(message) = dav2d_infer::check_model(&config.model_path) {
+            let field = format!("nodes[{i}].processor.model_path");
+            return Err(
+                match node.processor.as_ref().and_then(|p| p.model_path.as_ref()) {
+                    Some(written) => self.error_at(written, field, message),
+                    None => self.error_at(&node.name, field, message),
+                },
+            );
+        }
+        Ok(config)
+    }
+
     pub(crate) fn error_at<T>(
         &self,
         spanned: &Spanned<T>,
@@ -188,8 +279,11 @@ impl Config {
                 ));
             }
         }
+        self.default_processor()?;
         for (i, node) in self.nodes.iter().enumerate() {
-            if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
+            if node.kind.value == "processor" {
+                self.processor_settings(i, node)?;
+            } else if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
                 self.frame_node(i, node)?;
             } else {
                 self.builtin(i, node)?;
