@@ -19,6 +19,8 @@ use crate::error::{Dav2dError, invalid};
 #[pyclass(name = "Dav2dProcessor", module = "dav2d")]
 pub struct PyProcessor {
     inner: Mutex<Processor>,
+    /// The last run's (preprocess, inference, postprocess) seconds.
+    timings: Mutex<[f64; 3]>,
 }
 
 /// One argument's pixels, kept borrowed while the model runs.
@@ -173,6 +175,7 @@ fn arrays<'py>(
         sizes,
         masks,
         probabilities,
+        ..
     } = output;
     if !batch || same {
         let mut shape = sizes.first().map(|s| shape_of(*s)).unwrap_or_default();
@@ -254,6 +257,7 @@ impl PyProcessor {
             .map_err(error)?;
         Ok(PyProcessor {
             inner: Mutex::new(processor),
+            timings: Mutex::new([0.0; 3]),
         })
     }
 
@@ -289,6 +293,11 @@ impl PyProcessor {
                 })
             })?
             .map_err(error)?;
+        *self.timings.lock().unwrap_or_else(|p| p.into_inner()) = [
+            output.preprocess.as_secs_f64(),
+            output.inference.as_secs_f64(),
+            output.postprocess.as_secs_f64(),
+        ];
         let (mask, p) = arrays(py, output, batch)?;
         match p {
             Some(p) => Ok(PyTuple::new(py, [mask, p])?.into_any()),
@@ -315,6 +324,18 @@ impl PyProcessor {
             .into_pyarray(py)
             .reshape(shape.as_slice())?
             .into_any())
+    }
+
+    /// The last `run`'s seconds spent in `preprocess`, `inference` and
+    /// `postprocess`.
+    #[getter]
+    fn last_timings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let [pre, infer, post] = *self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        let d = PyDict::new(py);
+        d.set_item("preprocess", pre)?;
+        d.set_item("inference", infer)?;
+        d.set_item("postprocess", post)?;
+        Ok(d)
     }
 
     /// `cpu` or `cuda`: where the model runs.

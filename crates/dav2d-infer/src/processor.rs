@@ -34,6 +34,12 @@ pub struct Output {
     pub masks: Vec<u8>,
     /// The probabilities, laid out as the masks (when asked for).
     pub probabilities: Option<Vec<f32>>,
+    /// Time spent before the model (resize, normalise, layout).
+    pub preprocess: std::time::Duration,
+    /// Time spent in the model.
+    pub inference: std::time::Duration,
+    /// Time spent after it (activation, resize back, threshold).
+    pub postprocess: std::time::Duration,
 }
 
 /// A loaded model with its settings.
@@ -312,7 +318,9 @@ impl Processor {
         inputs: &[Input<'_>],
         output: &mut Output,
     ) -> Result<(), ProcessorError> {
+        let started = std::time::Instant::now();
         let (shape, _) = self.preprocess(inputs)?;
+        let preprocessed = std::time::Instant::now();
         let tensor = TensorRef::from_array_view((shape, &self.tensor[..]))
             .map_err(|e| ProcessorError::Run(e.to_string()))?;
         let outputs = self
@@ -322,6 +330,9 @@ impl Processor {
         let (shape, values) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| ProcessorError::Run(format!("the model's first output: {e}")))?;
+        let inferred = std::time::Instant::now();
+        output.preprocess += preprocessed - started;
+        output.inference += inferred - preprocessed;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let (k, h, w) = match dims.as_slice() {
             [n, k, h, w] if *n as usize == inputs.len() => (*k as usize, *h as usize, *w as usize),
@@ -363,6 +374,7 @@ impl Processor {
             }
             output.sizes.push((k, oh, ow));
         }
+        output.postprocess += inferred.elapsed();
         Ok(())
     }
 }
