@@ -419,6 +419,7 @@ impl PyGraph {
                 crate::error::unwinding("loading the model", || dav2d_infer::Processor::new(config))
             })?
             .map_err(crate::processor::error)?;
+        crate::processor::warn_fallback(py, &processor);
         let node = dav2d_infer::ProcessorNode::new(processor);
         let device = node.device();
         let mut spec = NodeSpec::custom(name, vec![InputSpec::new(input, 1)], Box::new(node));

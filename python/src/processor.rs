@@ -38,6 +38,17 @@ pub(crate) fn error(e: ProcessorError) -> PyErr {
     }
 }
 
+/// Logs the one warning of a `use_gpu: true` that fell back to the CPU
+/// through Python's `logging` (the "dav2d" logger).
+pub(crate) fn warn_fallback(py: Python<'_>, processor: &Processor) {
+    if let Some(message) = processor.gpu_fallback() {
+        let _ = py
+            .import("logging")
+            .and_then(|logging| logging.call_method1("getLogger", ("dav2d",)))
+            .and_then(|logger| logger.call_method1("warning", (message,)));
+    }
+}
+
 /// Tells the library search where the installed `onnxruntime` package is.
 pub(crate) fn hint_installed_package(py: Python<'_>) {
     let found = (|| -> PyResult<Option<PathBuf>> {
@@ -255,6 +266,7 @@ impl PyProcessor {
         let processor = py
             .detach(|| crate::error::unwinding("loading the model", || Processor::new(config)))?
             .map_err(error)?;
+        warn_fallback(py, &processor);
         Ok(PyProcessor {
             inner: Mutex::new(processor),
             timings: Mutex::new([0.0; 3]),

@@ -7,6 +7,11 @@ the Python tests import :func:`write_models`.
   any batch and size.
 - ``conv_logits.onnx``: the same convolution without the sigmoid (logits),
   any batch and size.
+- ``pointwise_logits.onnx``: a 1x1 convolution (3 -> 1) giving logits, any
+  batch and size.
+- ``linear_logits.onnx``: the same per-pixel weighted sum of the channels as
+  Mul + ReduceSum (onnxruntime's Conv costs about 10 ms at 1024x1024 on two
+  cores, this a few ms): the benchmark's model.
 - ``fixed_64.onnx``: the same convolution without the sigmoid (logits), input
   fixed at 1 x 3 x 64 x 64.
 - ``two_outputs.onnx``: N x 1 x H x W -> Conv 1x1 (1 -> 2) logits (softmax
@@ -88,6 +93,32 @@ def write_models(out: Path) -> dict[str, Path]:
             inits,
         ),
         out / "fixed_64.onnx",
+    )
+    nodes, inits = _conv(np.array([[[[0.9]], [[-0.4]], [[-0.5]]]]), np.array([0.0]))
+    _save(
+        helper.make_graph(
+            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
+            "pointwise_logits",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+            inits,
+        ),
+        out / "pointwise_logits.onnx",
+    )
+    weights = numpy_helper.from_array(np.array([0.9, -0.4, -0.5], np.float32).reshape(1, 3, 1, 1), "weights")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    _save(
+        helper.make_graph(
+            [
+                helper.make_node("Mul", ["x", "weights"], ["weighted"]),
+                helper.make_node("ReduceSum", ["weighted", "axes"], ["y"], keepdims=1),
+            ],
+            "linear_logits",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+            [weights, axes],
+        ),
+        out / "linear_logits.onnx",
     )
     two_w = np.array([[[[2.0]]], [[[-2.0]]]])
     nodes, inits = _conv(two_w, np.array([-1.0, 1.0]))

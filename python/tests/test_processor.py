@@ -46,7 +46,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def test_the_notes_yaml_and_snippet_run_unchanged(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_notes_yaml_and_snippet_run_unchanged(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     Path("config.yaml").write_text(
         f'model_path: "{model_dir / "conv_logits.onnx"}"\n'
@@ -59,8 +61,10 @@ def test_the_notes_yaml_and_snippet_run_unchanged(model_dir: Path, tmp_path: Pat
     output_mask = processor.run(input_tensor)
     assert output_mask.shape == (1024, 1024) and output_mask.dtype == np.uint8
     assert set(np.unique(output_mask)) <= {0, 1}
-    # No GPU on these machines: use_gpu: true fell back to the CPU and says so.
+    # No GPU on these machines: use_gpu: true fell back to the CPU and said so once.
     assert processor.device == "cpu"
+    warnings = [r.getMessage() for r in caplog.records if "CUDA is not available" in r.getMessage()]
+    assert len(warnings) == 1 and "runs on the CPU" in warnings[0], warnings
     session = ort.InferenceSession(str(model_dir / "conv_logits.onnx"), providers=["CPUExecutionProvider"])
     expected = sigmoid(session.run(None, {"x": processor.preprocess(input_tensor)})[0][0, 0])
     decided = np.abs(expected - 0.45) > 1e-5

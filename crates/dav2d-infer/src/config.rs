@@ -47,6 +47,9 @@ pub struct ProcessingSection {
     pub max_batch: Option<Spanned<i64>>,
     /// The most bytes of input tensors in one model call (default 256 MiB).
     pub memory_budget: Option<Spanned<i64>>,
+    /// `linear` (default: the four nearest pixels, as OpenCV's INTER_LINEAR)
+    /// or `antialias` (averaged over each output pixel's footprint).
+    pub resize: Option<Spanned<String>>,
 }
 
 /// `use_gpu` as written: a bool or the word `require`.
@@ -117,6 +120,8 @@ pub struct ProcessorConfig {
     pub max_batch: usize,
     /// The most bytes of input tensors per model call.
     pub memory_budget: usize,
+    /// Whether inputs are resized with antialiasing (`resize: antialias`).
+    pub antialias: bool,
 }
 
 /// A setting that is wrong, where it is written and why.
@@ -316,7 +321,22 @@ impl ProcessorSection {
                 }
             },
         };
+        let antialias = match &p.resize {
+            None => false,
+            Some(r) => match r.value.as_str() {
+                "linear" => false,
+                "antialias" => true,
+                other => {
+                    return Err(at(
+                        r,
+                        field("processing.resize"),
+                        format!("'{other}' is not linear or antialias"),
+                    ));
+                }
+            },
+        };
         Ok(ProcessorConfig {
+            antialias,
             model_path,
             threshold,
             resolution,

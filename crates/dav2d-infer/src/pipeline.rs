@@ -117,20 +117,66 @@ impl Input<'_> {
     }
 }
 
+/// One preprocessing thread's resizer and band buffer, kept across calls.
+#[derive(Default)]
+struct Band {
+    resizer: Resizer,
+    resized: Vec<u8>,
+}
+
+/// Writes interleaved `pixels` (`c` values each) into the planes' rows,
+/// `value * scale - shift` per channel, in one pass.
+fn normalise(pixels: &[u8], c: usize, mut planes: Vec<&mut [f32]>, scales: &[(f32, f32)]) {
+    match (c, planes.as_mut_slice()) {
+        (3, [r, g, b]) => {
+            let ((sr, hr), (sg, hg), (sb, hb)) = (scales[0], scales[1], scales[2]);
+            for (((px, r), g), b) in pixels
+                .chunks_exact(3)
+                .zip(r.iter_mut())
+                .zip(g.iter_mut())
+                .zip(b.iter_mut())
+            {
+                *r = f32::from(px[0]) * sr - hr;
+                *g = f32::from(px[1]) * sg - hg;
+                *b = f32::from(px[2]) * sb - hb;
+            }
+        }
+        _ => {
+            for (ch, plane) in planes.iter_mut().enumerate() {
+                let (scale, shift) = scales[ch];
+                for (o, px) in plane.iter_mut().zip(pixels.chunks_exact(c)) {
+                    *o = f32::from(px[ch]) * scale - shift;
+                }
+            }
+        }
+    }
+}
+
 /// The resizer and the buffers kept across calls.
 #[derive(Default)]
 pub struct Preprocess {
+    bands: Vec<Band>,
     resizer: Resizer,
     packed: Vec<u8>,
-    resized: Vec<u8>,
     plane: Vec<f32>,
     plane_out: Vec<f32>,
 }
 
+/// The resize of inputs: `linear` samples the four nearest pixels (what
+/// OpenCV's `INTER_LINEAR` does), `antialias` averages over each output
+/// pixel's footprint (a bilinear filter widened by the scale).
+fn options_for(antialias: bool) -> ResizeOptions {
+    let algorithm = if antialias {
+        ResizeAlg::Convolution(FilterType::Bilinear)
+    } else {
+        ResizeAlg::Interpolation(FilterType::Bilinear)
+    };
+    ResizeOptions::new().resize_alg(algorithm).use_alpha(false)
+}
+
+/// The resize of outputs (probability maps resized back).
 fn options() -> ResizeOptions {
-    ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .use_alpha(false)
+    options_for(false)
 }
 
 fn f32_bytes(values: &[f32]) -> &[u8] {
@@ -227,28 +273,80 @@ impl Preprocess {
                     3 => PixelType::U8x3,
                     _ => PixelType::U8x4,
                 };
-                let resized: &[u8] = if (h, w) == (rh, rw) {
-                    tight
-                } else {
-                    self.resized.resize(area * c, 0);
-                    let source = ImageRef::new(w as u32, h as u32, tight, pixel)
-                        .map_err(|e| format!("resizing: {e}"))?;
-                    let mut target =
-                        Image::from_slice_u8(rw as u32, rh as u32, &mut self.resized, pixel)
-                            .map_err(|e| format!("resizing: {e}"))?;
-                    self.resizer
-                        .resize(&source, &mut target, &options())
-                        .map_err(|e| format!("resizing: {e}"))?;
-                    &self.resized
-                };
-                for ch in 0..c {
-                    let scale = 1.0 / (255.0 * std(ch));
-                    let shift = mean(ch) / std(ch);
-                    let plane = &mut out[ch * area..(ch + 1) * area];
-                    for (o, px) in plane.iter_mut().zip(resized.chunks_exact(c)) {
-                        *o = f32::from(px[ch]) * scale - shift;
-                    }
+                let threads = config.threads.clamp(1, 16).min(rh);
+                let band = rh.div_ceil(threads);
+                if self.bands.len() < threads {
+                    self.bands.resize_with(threads, Band::default);
                 }
+                // Each thread resizes a band of output rows (a crop of the
+                // source: the filter still reads the whole source, so the
+                // result is the single-threaded one) and normalises it into
+                // its rows of every plane.
+                let scales: Vec<(f32, f32)> = (0..c)
+                    .map(|ch| (1.0 / (255.0 * std(ch)), mean(ch) / std(ch)))
+                    .collect();
+                let mut planes: Vec<std::slice::ChunksMut<'_, f32>> = out
+                    .chunks_mut(area)
+                    .map(|plane| plane.chunks_mut(band * rw))
+                    .collect();
+                let same = (h, w) == (rh, rw);
+                let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+                    let mut handles = Vec::with_capacity(threads);
+                    for (i, state) in self.bands.iter_mut().take(threads).enumerate() {
+                        let rows: Vec<&mut [f32]> =
+                            planes.iter_mut().filter_map(|p| p.next()).collect();
+                        let scales = &scales;
+                        let work = move || -> Result<(), String> {
+                            let (y0, y1) = (i * band, ((i + 1) * band).min(rh));
+                            if y0 >= y1 {
+                                return Ok(());
+                            }
+                            let pixels: &[u8] = if same {
+                                &tight[y0 * rw * c..y1 * rw * c]
+                            } else {
+                                state.resized.resize((y1 - y0) * rw * c, 0);
+                                let source = ImageRef::new(w as u32, h as u32, tight, pixel)
+                                    .map_err(|e| format!("resizing: {e}"))?;
+                                let mut target = Image::from_slice_u8(
+                                    rw as u32,
+                                    (y1 - y0) as u32,
+                                    &mut state.resized,
+                                    pixel,
+                                )
+                                .map_err(|e| format!("resizing: {e}"))?;
+                                let scale_y = h as f64 / rh as f64;
+                                let options = options_for(config.antialias).crop(
+                                    0.0,
+                                    y0 as f64 * scale_y,
+                                    w as f64,
+                                    (y1 - y0) as f64 * scale_y,
+                                );
+                                state
+                                    .resizer
+                                    .resize(&source, &mut target, &options)
+                                    .map_err(|e| format!("resizing: {e}"))?;
+                                &state.resized
+                            };
+                            normalise(pixels, c, rows, scales);
+                            Ok(())
+                        };
+                        if i + 1 == threads {
+                            handles.push(Ok(work()));
+                        } else {
+                            handles.push(Err(scope.spawn(work)));
+                        }
+                    }
+                    handles
+                        .into_iter()
+                        .map(|h| match h {
+                            Ok(result) => result,
+                            Err(handle) => handle.join().unwrap_or_else(|_| {
+                                Err("a preprocessing thread panicked".to_string())
+                            }),
+                        })
+                        .collect()
+                });
+                results.into_iter().collect::<Result<Vec<()>, String>>()?;
             }
             Input::Image(Image2d {
                 pixels: Pixels::F32(values),

@@ -7,7 +7,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use crate::config::{OutputSize, ProcessorConfig, UseGpu};
+use crate::config::{Activation, OutputSize, ProcessorConfig, UseGpu};
 use crate::pipeline::{Input, Preprocess, activate, resize_plane};
 
 /// Why a processor could not start or run.
@@ -50,6 +50,8 @@ pub struct Processor {
     /// The channels the model takes (`None`: any).
     channels: Option<usize>,
     device: &'static str,
+    /// Why CUDA was not used although `use_gpu: true` asked for it.
+    fallback: Option<String>,
     library: std::path::PathBuf,
     preprocess: Preprocess,
     tensor: Vec<f32>,
@@ -121,7 +123,7 @@ impl Processor {
                 Self::session(env, &config, &bytes)
             })
             .map_err(ProcessorError::Setup)?;
-        let (session, device) = built?;
+        let (session, device, fallback) = built?;
         let input = session.inputs().first().ok_or_else(|| {
             ProcessorError::Setup(format!("the model {} has no input", path.display()))
         })?;
@@ -171,6 +173,7 @@ impl Processor {
             input_name,
             channels,
             device,
+            fallback,
             library,
             preprocess: Preprocess::default(),
             tensor: Vec::new(),
@@ -183,7 +186,7 @@ impl Processor {
         env: &ort::environment::Environment,
         config: &ProcessorConfig,
         model: &[u8],
-    ) -> Result<(Session, &'static str), ProcessorError> {
+    ) -> Result<(Session, &'static str, Option<String>), ProcessorError> {
         let setup = |e: ort::Error| {
             ProcessorError::Setup(format!("model_path {}: {e}", config.model_path.display()))
         };
@@ -193,6 +196,8 @@ impl Processor {
                 .with_intra_threads(config.threads)
                 .map_err(|e| setup(e.into()))?
                 .with_inter_threads(1)
+                .map_err(|e| setup(e.into()))?
+                .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
                 .map_err(|e| setup(e.into()))
         };
         if config.use_gpu != UseGpu::No {
@@ -202,19 +207,24 @@ impl Processor {
                 .map_err(|e| e.to_string())
                 .and_then(|mut b| b.commit_from_memory(model).map_err(|e| e.to_string()));
             match attempt {
-                Ok(session) => return Ok((session, "cuda")),
+                Ok(session) => return Ok((session, "cuda", None)),
                 Err(error) if config.use_gpu == UseGpu::Require => {
                     return Err(ProcessorError::Setup(format!(
                         "processing.use_gpu: require, but CUDA is not available: {error}; install onnxruntime-gpu on a machine with an NVIDIA GPU, or set use_gpu: true to fall back to the CPU"
                     )));
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "use_gpu: CUDA is not available, the model runs on the CPU.");
+                    let message = format!(
+                        "use_gpu: CUDA is not available ({error}); the model runs on the CPU"
+                    );
+                    tracing::warn!("{message}");
+                    let session = builder()?.commit_from_memory(model).map_err(setup)?;
+                    return Ok((session, "cpu", Some(message)));
                 }
             }
         }
         let session = builder()?.commit_from_memory(model).map_err(setup)?;
-        Ok((session, "cpu"))
+        Ok((session, "cpu", None))
     }
 
     /// The settings it runs with.
@@ -225,6 +235,12 @@ impl Processor {
     /// `cpu` or `cuda`: where the model runs.
     pub fn device(&self) -> &'static str {
         self.device
+    }
+
+    /// Why CUDA was not used although `use_gpu: true` asked for it (the
+    /// one warning the caller shows).
+    pub fn gpu_fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// The `libonnxruntime` it runs on.
@@ -244,23 +260,33 @@ impl Processor {
         &mut self,
         inputs: &[Input<'_>],
     ) -> Result<(Vec<usize>, &[f32]), ProcessorError> {
+        let (shape, range) = self.fill_tensor(inputs)?;
+        Ok((shape, &self.tensor[range]))
+    }
+
+    /// Writes the tensor for `inputs`; its shape and where it is in `self.tensor`.
+    fn fill_tensor(
+        &mut self,
+        inputs: &[Input<'_>],
+    ) -> Result<(Vec<usize>, std::ops::Range<usize>), ProcessorError> {
         let channels = self.check(inputs)?;
         let (rh, rw) = (
             self.config.resolution.0 as usize,
             self.config.resolution.1 as usize,
         );
         let item = channels * rh * rw;
-        self.tensor.resize(inputs.len() * item, 0.0);
+        // 16 floats of slack so the tensor can start on a 64-byte boundary
+        // (what NumPy gives onnxruntime, and what its kernels like).
+        self.tensor.resize(inputs.len() * item + 16, 0.0);
+        let start = self.tensor.as_ptr().align_offset(64).min(16);
+        let range = start..start + inputs.len() * item;
+        let tensor = &mut self.tensor[range.clone()];
         for (i, input) in inputs.iter().enumerate() {
             self.preprocess
-                .run(
-                    input,
-                    &self.config,
-                    &mut self.tensor[i * item..(i + 1) * item],
-                )
+                .run(input, &self.config, &mut tensor[i * item..(i + 1) * item])
                 .map_err(ProcessorError::Input)?;
         }
-        Ok((vec![inputs.len(), channels, rh, rw], &self.tensor))
+        Ok((vec![inputs.len(), channels, rh, rw], range))
     }
 
     /// Checks every input; the channels they share.
@@ -319,9 +345,9 @@ impl Processor {
         output: &mut Output,
     ) -> Result<(), ProcessorError> {
         let started = std::time::Instant::now();
-        let (shape, _) = self.preprocess(inputs)?;
+        let (shape, range) = self.fill_tensor(inputs)?;
         let preprocessed = std::time::Instant::now();
-        let tensor = TensorRef::from_array_view((shape, &self.tensor[..]))
+        let tensor = TensorRef::from_array_view((shape, &self.tensor[range]))
             .map_err(|e| ProcessorError::Run(e.to_string()))?;
         let outputs = self
             .session
@@ -346,14 +372,29 @@ impl Processor {
         let area = h * w;
         let mut item = Vec::with_capacity(k * area);
         let threshold = self.config.threshold;
+        let wants_probabilities = output.probabilities.is_some();
         for (i, input) in inputs.iter().enumerate() {
-            item.clear();
-            item.extend_from_slice(&values[i * k * area..(i + 1) * k * area]);
-            activate(&mut item, k, area, self.config.activation);
             let (oh, ow) = match self.config.output_size {
                 OutputSize::Model => (h, w),
                 OutputSize::Input => (input.dims().0, input.dims().1),
             };
+            let raw = &values[i * k * area..(i + 1) * k * area];
+            // The fast path: a per-value monotonic activation, no resize and
+            // no probabilities asked for: threshold the model's output where
+            // it is, against the threshold mapped back through the activation.
+            let cut = match self.config.activation {
+                Activation::Sigmoid => Some((threshold / (1.0 - threshold)).ln()),
+                Activation::None => Some(threshold),
+                Activation::Softmax => None,
+            };
+            if let (Some(cut), false, true) = (cut, wants_probabilities, (oh, ow) == (h, w)) {
+                output.masks.extend(raw.iter().map(|v| u8::from(*v > cut)));
+                output.sizes.push((k, oh, ow));
+                continue;
+            }
+            item.clear();
+            item.extend_from_slice(raw);
+            activate(&mut item, k, area, self.config.activation);
             let (resizer, resized) = self.preprocess.output_planes();
             resized.resize(k * oh * ow, 0.0);
             for c in 0..k {

@@ -213,3 +213,28 @@ fn a_missing_runtime_library_names_where_it_looked() {
         "{message}"
     );
 }
+
+#[test]
+fn preprocessing_on_several_threads_gives_the_single_threaded_tensor() {
+    let Some(dir) = models() else { return };
+    let model = dir.join("conv_logits.onnx");
+    let picture: Vec<u8> = (0..90 * 120 * 3u64)
+        .map(|j| (j.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let input = image(&picture, 90, 120, 3);
+    let tensor = |threads: usize| {
+        let yaml = format!(
+            "model_path: {}\nprocessing:\n  resolution: [37, 53]\n  threads: {threads}\n",
+            model.display()
+        );
+        let config = ProcessorConfig::parse(&yaml, Path::new("/tmp/p.yaml")).unwrap();
+        let mut processor = Processor::new(config).unwrap();
+        let (shape, values) = processor.preprocess(&[input]).unwrap();
+        (shape, values.to_vec())
+    };
+    let (shape, one) = tensor(1);
+    assert_eq!(shape, vec![1, 3, 37, 53]);
+    for threads in [2, 3, 5] {
+        assert_eq!(tensor(threads).1, one, "{threads} threads");
+    }
+}
