@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 
 test: develop
 	bash scripts/test-deps.sh
-	DAV2D_REQUIRE_XVFB=1 DAV2D_REQUIRE_ORT=1 PYTHON=$(CURDIR)/$(PY) cargo test
+	DAV2D_REQUIRE_XVFB=1 DAV2D_REQUIRE_ORT=1 DAV2D_REQUIRE_BROKERS=1 PYTHON=$(CURDIR)/$(PY) cargo test
 	$(PY) -m pytest -q
 
 $(BENCH_VENV)/.installed: bench/requirements.txt

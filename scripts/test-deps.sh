@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages if it is missing:
-# Xvfb (the X11 capture test starts one on a private display, unix socket only).
+# Xvfb (the X11 capture test starts one on a private display, unix socket
+# only), mosquitto and nats-server (the broker tests start them on loopback
+# ports of their own and stop them; the packages' system services are not
+# used).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v nats-server >/dev/null || missing+=(nats-server)
 if ((${#missing[@]})); then
     run=()
     [ "$(id -u)" -eq 0 ] || run=(sudo)

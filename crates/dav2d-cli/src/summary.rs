@@ -348,6 +348,15 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
                 SourceSpec::Frames(frames) => {
                     format!(" {} -> {}", frames.url.value.trim(), frames.stream.value)
                 }
+                SourceSpec::Mqtt(mqtt) => {
+                    let topics: Vec<&str> = mqtt
+                        .subscriptions
+                        .value
+                        .iter()
+                        .map(|s| s.topic.value.as_str())
+                        .collect();
+                    format!(" {} [{}]", mqtt.url.value.trim(), topics.join(", "))
+                }
             };
             let _ = writeln!(text, "  {}{detail}", source.kind.value);
         }

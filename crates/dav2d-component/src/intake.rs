@@ -397,6 +397,54 @@ impl Intake {
         }
     }
 
+    /// Applies one broker message for `stream` whose topic names `key`: a
+    /// bare number, a JSON sample or a JSON array of samples (decoded and
+    /// rejected like HTTP bodies; samples that give no key get `key`, no
+    /// stream: `stream`). Call it where blocking is allowed.
+    pub fn ingest_message(
+        &self,
+        payload: &[u8],
+        stream: &str,
+        key: &str,
+        admission: Admission,
+    ) -> Outcome {
+        let text = std::str::from_utf8(payload).map(str::trim).unwrap_or("");
+        if let Ok(value) = text.parse::<f64>()
+            && !text.is_empty()
+            && text.as_bytes()[0] != b'['
+        {
+            return self.push_numbers(stream, Keys::One(key), &[value], admission);
+        }
+        self.counters.bytes.inc_by(payload.len() as u64);
+        let started = Instant::now();
+        let result = parse_then(
+            payload,
+            Format::Json,
+            Some(stream),
+            &self.shared.parse,
+            &self.shared.pool,
+            |mut parsed| {
+                let fill = |record: &mut dav2d_wire::WireRecord<'_>| {
+                    if record.key.is_empty() {
+                        record.key = std::borrow::Cow::Owned(key.to_string());
+                    }
+                };
+                parsed.records.iter_mut().for_each(fill);
+                for (_, part) in &mut parsed.more {
+                    part.to_mut().iter_mut().for_each(fill);
+                }
+                self.admit_and_apply(parsed, started, admission, None)
+            },
+        );
+        match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.reject(error.reason, 1);
+                Outcome::BadBody(error)
+            }
+        }
+    }
+
     /// Finishes a JSON array body that was cut and parsed while it arrived
     /// (run it on the pool): applies the pieces' records when every piece
     /// parsed, else parses the whole body the careful way, which reports each

@@ -25,6 +25,8 @@ pub enum SourcePlan {
     Tcp(TcpConfig),
     /// A frame source feeding a stream.
     Frames(dav2d_frames::FrameSource),
+    /// An MQTT subscriber.
+    Mqtt(dav2d_mqtt::MqttSourceConfig),
 }
 
 /// A sink the plan starts.
@@ -32,6 +34,8 @@ pub enum SourcePlan {
 pub enum SinkPlan {
     /// A store.
     Persistence(PersistenceConfig),
+    /// An MQTT publisher.
+    Mqtt(dav2d_mqtt::MqttSinkConfig),
 }
 
 /// A component of the plan with its name and where its settings came from
@@ -113,6 +117,7 @@ impl Plan {
         };
         for (i, entry) in config.sources.iter().enumerate() {
             let setting = format!("sources[{i}]");
+            let name = unique(&entry.name, &entry.kind.value);
             let spec = match &entry.spec {
                 SourceSpec::Synthetic(section) => SourcePlan::Synthetic(synthetic(section)),
                 SourceSpec::Http(section) => SourcePlan::Http(config.http_from(section, &setting)?),
@@ -120,22 +125,29 @@ impl Plan {
                 SourceSpec::Frames(section) => {
                     SourcePlan::Frames(config.frames_from(section, &setting)?)
                 }
+                SourceSpec::Mqtt(section) => {
+                    SourcePlan::Mqtt(config.mqtt_source_from(section, &setting, &name)?)
+                }
             };
             plan.sources.push(Planned {
-                name: unique(&entry.name, &entry.kind.value),
+                name,
                 setting,
                 spec,
             });
         }
         for (i, entry) in config.sinks.iter().enumerate() {
             let setting = format!("sinks[{i}]");
+            let name = unique(&entry.name, &entry.kind.value);
             let spec = match &entry.spec {
                 SinkSpec::Persistence(section) => {
                     SinkPlan::Persistence(config.persistence_from(section, &setting)?)
                 }
+                SinkSpec::Mqtt(section) => {
+                    SinkPlan::Mqtt(config.mqtt_sink_from(section, &setting, &name)?)
+                }
             };
             plan.sinks.push(Planned {
-                name: unique(&entry.name, &entry.kind.value),
+                name,
                 setting,
                 spec,
             });
@@ -179,6 +191,7 @@ impl Plan {
                     name: planned.name.clone(),
                     ..source.clone()
                 }),
+                SourcePlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
             });
         }
         sources
@@ -197,6 +210,7 @@ impl Plan {
         for planned in &self.sinks {
             sinks.push(match &planned.spec {
                 SinkPlan::Persistence(config) => Box::new(config.clone().build(&planned.name)),
+                SinkPlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
             });
         }
         (sinks, stats)

@@ -19,9 +19,9 @@ use serde_saphyr::Spanned;
 use super::{Config, ConfigError, PersistenceSection};
 
 /// The source kinds a config can name.
-pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames"];
+pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames", "mqtt"];
 /// The sink kinds a config can name.
-pub const SINK_KINDS: &[&str] = &["persistence"];
+pub const SINK_KINDS: &[&str] = &["persistence", "mqtt"];
 
 /// One entry of `sources:`.
 #[derive(Debug)]
@@ -45,6 +45,8 @@ pub enum SourceSpec {
     Tcp(TcpSection),
     /// A video frame source feeding a stream.
     Frames(FramesSection),
+    /// An MQTT subscriber.
+    Mqtt(super::brokers::MqttSourceSection),
 }
 
 /// A frame source (`kind: frames`).
@@ -77,7 +79,9 @@ pub struct SinkEntry {
 #[derive(Debug)]
 pub enum SinkSpec {
     /// Another store (the top-level `persistence` section is the default one).
-    Persistence(PersistenceSection),
+    Persistence(Box<PersistenceSection>),
+    /// An MQTT publisher.
+    Mqtt(Box<super::brokers::MqttSinkSection>),
 }
 
 /// Reads `kind` (which must come first), then hands the rest of the map
@@ -138,6 +142,10 @@ impl<'de> Deserialize<'de> for SourceEntry {
                                 let s = FramesSection::deserialize(rest)?;
                                 Some((s.name.clone(), SourceSpec::Frames(s)))
                             }
+                            "mqtt" => {
+                                let s = super::brokers::MqttSourceSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Mqtt(s)))
+                            }
                             _ => None,
                         })
                     })?;
@@ -161,7 +169,11 @@ impl<'de> Deserialize<'de> for SinkEntry {
                     Ok(match kind {
                         "persistence" => {
                             let s = PersistenceSection::deserialize(rest)?;
-                            Some((s.name.clone(), SinkSpec::Persistence(s)))
+                            Some((s.name.clone(), SinkSpec::Persistence(Box::new(s))))
+                        }
+                        "mqtt" => {
+                            let s = super::brokers::MqttSinkSection::deserialize(rest)?;
+                            Some((s.name.clone(), SinkSpec::Mqtt(Box::new(s))))
                         }
                         _ => None,
                     })
@@ -303,12 +315,18 @@ impl Config {
                 SourceSpec::Frames(section) => {
                     self.frames_from(section, &field)?;
                 }
+                SourceSpec::Mqtt(section) => {
+                    self.mqtt_source_from(section, &field, "mqtt")?;
+                }
             }
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             match &sink.spec {
                 SinkSpec::Persistence(section) => {
                     self.persistence_from(section, &format!("sinks[{i}]"))?;
+                }
+                SinkSpec::Mqtt(section) => {
+                    self.mqtt_sink_from(section, &format!("sinks[{i}]"), "mqtt")?;
                 }
             }
         }

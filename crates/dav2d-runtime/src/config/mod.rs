@@ -6,9 +6,11 @@
 //! error names the file, the line and column, and the field
 //! (`nodes[1].input`), and says what was expected. `schema` is split by
 //! concern: `graph` (streams, nodes, constraints), `components` (sources,
-//! sinks, the HTTP/TCP/intake sections), `persistence`, and the units
+//! sinks, the HTTP/TCP/intake sections), `brokers` (the MQTT entries),
+//! `persistence`, and the units
 //! (durations, sizes, addresses) below.
 
+mod brokers;
 pub(crate) mod components;
 mod graph;
 mod limits;

@@ -1,0 +1,93 @@
+//! The MQTT source's and sink's settings (resolved from YAML by the
+//! runtime), and the functions that build the components from them.
+
+use std::time::Duration;
+
+use crate::topic::TopicTemplate;
+use crate::{MqttSink, MqttSource};
+
+/// One subscription of the source: a topic template and the stream its
+/// messages go to when the template has no `{stream}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subscription {
+    /// The template, e.g. `plant/{key}/temperature`.
+    pub topic: TopicTemplate,
+    /// The stream, unless the topic names it.
+    pub stream: Option<String>,
+}
+
+/// The MQTT source's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttSourceConfig {
+    /// The broker, `host:port`.
+    pub broker: (String, u16),
+    /// The client id (a session the broker keeps when `clean_session` is false).
+    pub client_id: String,
+    /// What to subscribe to.
+    pub subscriptions: Vec<Subscription>,
+    /// 0 (at most once) or 1 (at least once: acknowledged after apply).
+    pub qos: u8,
+    /// Whether the broker forgets the session (and what it queued) at disconnect.
+    pub clean_session: bool,
+    /// The MQTT keep-alive.
+    pub keep_alive: Duration,
+    /// Messages received and not yet applied, at most; past it the client
+    /// stops reading and the broker holds them.
+    pub queue: usize,
+}
+
+impl MqttSourceConfig {
+    /// The component these settings describe, named `name`.
+    pub fn build(self, name: &str) -> MqttSource {
+        MqttSource {
+            name: name.to_string(),
+            config: self,
+        }
+    }
+}
+
+/// The MQTT sink's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttSinkConfig {
+    /// The broker, `host:port`.
+    pub broker: (String, u16),
+    /// The client id.
+    pub client_id: String,
+    /// The nodes and constraints published (empty: every one).
+    pub names: Vec<String>,
+    /// Where an update of (name, key) goes, e.g. `dav2d/{stream}/{key}`.
+    pub topic: TopicTemplate,
+    /// 0 or 1.
+    pub qos: u8,
+    /// Latest values are published retained (transitions never are).
+    pub retain: bool,
+}
+
+impl MqttSinkConfig {
+    /// The component these settings describe, named `name`.
+    pub fn build(self, name: &str) -> MqttSink {
+        MqttSink {
+            name: name.to_string(),
+            config: self,
+        }
+    }
+}
+
+/// `mqtt://host:port` (port 1883 if left out) as (host, port).
+pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtt://").ok_or_else(|| {
+        format!("'{url}' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)")
+    })?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("'{port}' in '{url}' is not a port"))?,
+        ),
+        None => (rest, 1883),
+    };
+    if host.is_empty() {
+        return Err(format!("'{url}' names no host"));
+    }
+    Ok((host.to_string(), port))
+}

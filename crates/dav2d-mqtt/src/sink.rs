@@ -1,0 +1,150 @@
+//! The MQTT sink: publishes every update of the names it serves (node
+//! outputs, constraint states and transitions) as the JSON of `/events`,
+//! latest values retained, from a subscription to the graph.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dav2d_component::{Context, Delivery, Running, Sink, StartError, ThreadTask};
+use dav2d_core::SubscriptionMode;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+
+use crate::config::MqttSinkConfig;
+use crate::health::ClientHealth;
+use crate::source::qos;
+
+/// The `mqtt` sink.
+#[derive(Clone, Debug)]
+pub struct MqttSink {
+    pub(crate) name: String,
+    pub(crate) config: MqttSinkConfig,
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Conflating
+    }
+
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
+        let config = self.config;
+        let names: Vec<String> = if config.names.is_empty() {
+            context
+                .graph()
+                .lock()
+                .nodes()
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        } else {
+            config.names.clone()
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let updates = context
+            .graph()
+            .lock()
+            .subscribe_many(&refs, SubscriptionMode::EveryChange, 1 << 16)
+            .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?;
+        let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, eventloop) = AsyncClient::new(options, 1024);
+        let health = Arc::new(ClientHealth::default());
+        let publisher = {
+            let (client, config) = (client.clone(), config.clone());
+            let running = Arc::new(AtomicBool::new(true));
+            let flag = Arc::clone(&running);
+            let thread = std::thread::Builder::new()
+                .name("dav2d-mqtt-publish".to_string())
+                .spawn(move || {
+                    while flag.load(Ordering::Acquire) {
+                        let Some(update) = updates.next_timeout(Duration::from_millis(100)) else {
+                            continue;
+                        };
+                        let (kind, json) = dav2d_wire::update_json(&update);
+                        let transition = kind == dav2d_wire::UpdateKind::Transition;
+                        let topic = config.topic.topic_for(&update.name, &update.key);
+                        let payload = json.to_string().into_bytes();
+                        let retain = config.retain && !transition;
+                        let mut tries = 0;
+                        while client
+                            .try_publish(&topic, qos(config.qos), retain, payload.clone())
+                            .is_err()
+                            && tries < 200
+                            && flag.load(Ordering::Acquire)
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                            tries += 1;
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    StartError::Other(format!("cannot start the MQTT publish thread: {e}"))
+                })?;
+            (running, thread)
+        };
+        let loop_health = Arc::clone(&health);
+        let task = ThreadTask::spawn("dav2d-mqtt-sink", health, move |stop| {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    loop_health.failed(format!("cannot start the client's runtime: {error}"));
+                    return;
+                }
+            };
+            let mut eventloop = runtime.block_on(drive(eventloop, &loop_health, &stop));
+            let (running, thread) = publisher;
+            running.store(false, Ordering::Release);
+            let _ = thread.join();
+            // What was queued goes out before the connection closes.
+            let _ = client.try_disconnect();
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while let Ok(event) = eventloop.poll().await {
+                        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
+        })?;
+        Ok(Box::new(task))
+    }
+}
+
+/// Drives the connection until `stop`, backing off while the broker is away.
+async fn drive(
+    mut eventloop: rumqttc::EventLoop,
+    health: &ClientHealth,
+    stop: &AtomicBool,
+) -> rumqttc::EventLoop {
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::Acquire) {
+        match tokio::time::timeout(Duration::from_millis(100), eventloop.poll()).await {
+            Err(_) => {}
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                health.connected();
+                backoff = Duration::from_millis(100);
+            }
+            Ok(Ok(Event::Outgoing(_))) => health.message(0),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                health.failed(error.to_string());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    eventloop
+}

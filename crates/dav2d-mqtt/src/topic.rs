@@ -1,0 +1,163 @@
+//! Topic templates: `plant/{key}/temperature` or `plant/{key}/{stream}`
+//! (MQTT wildcards `+` and a final `#` allowed), the filter to subscribe
+//! with, and the stream and key a concrete topic names.
+
+/// A parsed topic template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicTemplate {
+    levels: Vec<Level>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Level {
+    Literal(String),
+    Key,
+    Stream,
+    Any,
+    Rest,
+}
+
+impl TopicTemplate {
+    /// Parses `template`, saying what is wrong with it.
+    pub fn parse(template: &str) -> Result<TopicTemplate, String> {
+        if template.is_empty() {
+            return Err(
+                "a topic template is empty; write e.g. plant/{key}/temperature".to_string(),
+            );
+        }
+        let parts: Vec<&str> = template.split('/').collect();
+        let mut levels = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            levels.push(match *part {
+                "{key}" => Level::Key,
+                "{stream}" => Level::Stream,
+                "+" => Level::Any,
+                "#" if i + 1 == parts.len() => Level::Rest,
+                "#" => return Err(format!("'{template}': # may only be the last level")),
+                literal if literal.contains(['{', '}', '+', '#']) => {
+                    return Err(format!(
+                        "'{template}': level '{literal}' mixes a placeholder or wildcard with text; a level is {{key}}, {{stream}}, +, # or plain text"
+                    ));
+                }
+                literal => Level::Literal(literal.to_string()),
+            });
+        }
+        let keys = levels.iter().filter(|l| **l == Level::Key).count();
+        let streams = levels.iter().filter(|l| **l == Level::Stream).count();
+        if keys > 1 || streams > 1 {
+            return Err(format!(
+                "'{template}': {{key}} and {{stream}} may each appear once"
+            ));
+        }
+        Ok(TopicTemplate { levels })
+    }
+
+    /// Whether the template names the stream (`{stream}`).
+    pub fn names_stream(&self) -> bool {
+        self.levels.contains(&Level::Stream)
+    }
+
+    /// The MQTT filter to subscribe with (placeholders become `+`).
+    pub fn filter(&self) -> String {
+        self.render(|level| match level {
+            Level::Key | Level::Stream | Level::Any => "+",
+            Level::Rest => "#",
+            Level::Literal(_) => "",
+        })
+    }
+
+    fn render(&self, wildcard: impl Fn(&Level) -> &'static str) -> String {
+        let parts: Vec<&str> = self
+            .levels
+            .iter()
+            .map(|level| match level {
+                Level::Literal(text) => text.as_str(),
+                other => wildcard(other),
+            })
+            .collect();
+        parts.join("/")
+    }
+
+    /// The topic for `stream` and `key` (a sink's template).
+    pub fn topic_for(&self, stream: &str, key: &str) -> String {
+        let parts: Vec<&str> = self
+            .levels
+            .iter()
+            .map(|level| match level {
+                Level::Literal(text) => text.as_str(),
+                Level::Key => key,
+                Level::Stream => stream,
+                Level::Any => "_",
+                Level::Rest => "_",
+            })
+            .collect();
+        parts.join("/")
+    }
+
+    /// The (stream, key) a concrete `topic` names, if it matches; the
+    /// stream is `None` when the template has no `{stream}`.
+    pub fn match_topic<'t>(&self, topic: &'t str) -> Option<(Option<&'t str>, &'t str)> {
+        let mut parts = topic.split('/');
+        let (mut stream, mut key) = (None, "");
+        for level in &self.levels {
+            match level {
+                Level::Rest => return Some((stream, key)),
+                Level::Literal(text) => {
+                    if parts.next()? != text {
+                        return None;
+                    }
+                }
+                Level::Any => {
+                    parts.next()?;
+                }
+                Level::Key => key = parts.next()?,
+                Level::Stream => stream = Some(parts.next()?),
+            }
+        }
+        parts.next().is_none().then_some((stream, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_map_topics_to_streams_and_keys() {
+        let t = TopicTemplate::parse("plant/{key}/temperature").unwrap();
+        assert_eq!(t.filter(), "plant/+/temperature");
+        assert_eq!(
+            t.match_topic("plant/boiler-3/temperature"),
+            Some((None, "boiler-3"))
+        );
+        assert_eq!(t.match_topic("plant/boiler-3/pressure"), None);
+        assert_eq!(t.match_topic("plant/boiler-3/temperature/x"), None);
+        let t = TopicTemplate::parse("site/+/{key}/{stream}/#").unwrap();
+        assert_eq!(t.filter(), "site/+/+/+/#");
+        assert_eq!(
+            t.match_topic("site/a/k1/rpm/x/y"),
+            Some((Some("rpm"), "k1"))
+        );
+        assert_eq!(
+            TopicTemplate::parse("dav2d/{stream}/{key}")
+                .unwrap()
+                .topic_for("avg", "k"),
+            "dav2d/avg/k"
+        );
+        assert!(
+            TopicTemplate::parse("a/#/b")
+                .unwrap_err()
+                .contains("last level")
+        );
+        assert!(
+            TopicTemplate::parse("a/x{key}")
+                .unwrap_err()
+                .contains("mixes")
+        );
+        assert!(
+            TopicTemplate::parse("{key}/{key}")
+                .unwrap_err()
+                .contains("once")
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The MQTT source and sink against a real mosquitto (Debian's package) on
+//! a loopback port of the test's own: topics map to streams and keys, every
+//! payload shape decodes like HTTP and bad ones are rejected beside the good
+//! ones, node outputs come back retained, and after the broker restarts the
+//! source subscribes again by itself. Skipped (saying why) only when
+//! mosquitto is not installed, unless `DAV2D_REQUIRE_BROKERS` is set (as
+//! `make test` does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock, Value};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn binary(name: &str) -> Option<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    candidates
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A mosquitto of the test's own, on loopback.
+struct Broker {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Broker {
+    fn start() -> Option<Broker> {
+        let Some(mosquitto) = binary("mosquitto") else {
+            assert!(
+                std::env::var_os("DAV2D_REQUIRE_BROKERS").is_none(),
+                "DAV2D_REQUIRE_BROKERS is set but mosquitto is not installed (scripts/test-deps.sh installs it)"
+            );
+            eprintln!("skipped: mosquitto is not installed (apt-get install mosquitto)");
+            return None;
+        };
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("dav2d-mosquitto-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let mut broker = Broker {
+            child: None,
+            dir,
+            port,
+        };
+        broker.child = Some(broker.spawn(&mosquitto));
+        Some(broker)
+    }
+
+    #[allow(clippy::zombie_processes)] // `stop` (and `Drop`) kill and wait for it.
+    fn spawn(&self, mosquitto: &Path) -> Child {
+        let child = Command::new(mosquitto)
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Some(self.spawn(&binary("mosquitto").unwrap()));
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A test client publishing with QoS 1 (its connection driven on a thread).
+fn publisher(port: u16, id: &str) -> Client {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 256);
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            if event.is_err() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    client
+}
+
+fn start(yaml: &str) -> (Runtime, SharedGraph) {
+    let config = Config::parse(yaml, Path::new("mqtt.yaml")).unwrap();
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    let runtime = Runtime::start(
+        Plan::new(config, Overrides::default()).unwrap(),
+        graph.clone(),
+    )
+    .unwrap();
+    (runtime, graph)
+}
+
+fn latest(graph: &SharedGraph, name: &str, key: &str) -> Option<Value> {
+    graph
+        .lock()
+        .latest(name, key)
+        .ok()
+        .flatten()
+        .and_then(|r| r.sample)
+        .map(|s| s.value)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// Waits until the source is subscribed: a probe sample published again
+/// and again arrives.
+fn subscribed(client: &Client, graph: &SharedGraph) {
+    wait_for("the source to subscribe", || {
+        client
+            .publish(
+                "plant/probe/temperature",
+                QoS::AtLeastOnce,
+                false,
+                b"0".to_vec(),
+            )
+            .ok();
+        std::thread::sleep(Duration::from_millis(20));
+        latest(graph, "temperature", "probe").is_some()
+    });
+}
+
+fn config(port: u16, clean_session: bool) -> String {
+    format!(
+        "streams:
+  - name: temperature
+nodes:
+  - name: avg
+    kind: moving_average
+    n: 2
+    input: temperature
+sources:
+  - kind: mqtt
+    url: mqtt://127.0.0.1:{port}
+    clean_session: {clean_session}
+    subscriptions:
+      - topic: plant/{{key}}/temperature
+        stream: temperature
+      - topic: site/{{key}}/{{stream}}
+sinks:
+  - kind: mqtt
+    url: mqtt://127.0.0.1:{port}
+    names: [avg]
+    topic: out/{{stream}}/{{key}}
+http:
+  enabled: false
+tcp:
+  enabled: false
+persistence:
+  enabled: false
+"
+    )
+}
+
+#[test]
+fn topics_map_to_streams_and_keys_and_outputs_come_back_retained() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let (runtime, graph) = start(&config(broker.port, false));
+    let client = publisher(broker.port, "test-publisher");
+    subscribed(&client, &graph);
+    let before = graph.lock().stats();
+    for (topic, payload) in [
+        ("plant/b1/temperature", "20"),
+        ("plant/b1/temperature", "{\"value\": 22}"),
+        (
+            "site/b2/temperature",
+            "[{\"value\": 1}, {\"value\": \"x\"}, {\"value\": 3}]",
+        ),
+        ("plant/b3/temperature", "not json {"),
+        ("plant/b3/pressure", "5"),
+    ] {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .unwrap();
+    }
+    wait_for("the samples to be applied", || {
+        latest(&graph, "avg", "b1") == Some(Value::Float(21.0))
+            && latest(&graph, "temperature", "b2") == Some(Value::Float(3.0))
+    });
+    // The bad element was rejected by the engine beside the good ones; the
+    // bad payload at decoding and the unmatched topic never reached it.
+    let stats = graph.lock().stats();
+    let applied = (
+        stats.accepted - before.accepted,
+        stats.rejected - before.rejected,
+    );
+    assert_eq!(applied, (4, 1), "{stats:?}");
+    assert_eq!(latest(&graph, "temperature", "b3"), None);
+
+    // A late subscriber gets the latest output of avg for b1, retained.
+    let mut options = MqttOptions::new("test-reader", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (reader, mut connection) = Client::new(options, 16);
+    reader.subscribe("out/avg/b1", QoS::AtLeastOnce).unwrap();
+    let mut retained = None;
+    for event in connection.iter().take(50) {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            retained = Some((p.retain, String::from_utf8_lossy(&p.payload).to_string()));
+            break;
+        }
+    }
+    let (was_retained, payload) = retained.expect("the retained output arrived");
+    assert!(was_retained);
+    let json: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(
+        (json["name"].as_str(), json["key"].as_str()),
+        (Some("avg"), Some("b1"))
+    );
+    assert_eq!(json["value"].as_f64(), Some(21.0));
+    runtime.stop();
+}
+
+#[test]
+fn after_the_broker_restarts_a_clean_session_subscribes_again() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let (runtime, graph) = start(&config(broker.port, true));
+    let first = publisher(broker.port, "before-restart");
+    subscribed(&first, &graph);
+    first
+        .publish(
+            "plant/k1/temperature",
+            QoS::AtLeastOnce,
+            false,
+            b"1".to_vec(),
+        )
+        .unwrap();
+    wait_for("the first sample", || {
+        latest(&graph, "temperature", "k1").is_some()
+    });
+    broker.restart();
+    // The new broker knows no session: only a resubscription brings these in.
+    let second = publisher(broker.port, "after-restart");
+    wait_for(
+        "the source to reconnect and resubscribe, and the sample to arrive",
+        || {
+            second
+                .publish(
+                    "plant/k2/temperature",
+                    QoS::AtLeastOnce,
+                    false,
+                    b"2".to_vec(),
+                )
+                .ok();
+            std::thread::sleep(Duration::from_millis(40));
+            latest(&graph, "temperature", "k2") == Some(Value::Float(2.0))
+        },
+    );
+    runtime.stop();
+}
