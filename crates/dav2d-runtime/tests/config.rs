@@ -154,12 +154,24 @@ fn durations_accept_units_and_plain_seconds() {
 #[test]
 fn sources_and_sinks_are_lists_tagged_by_kind() {
     check(
-        "sources:\n  - kind: mqtt\n    topic: x\n",
-        "test.yaml:2:5: unknown sources kind 'mqtt'; expected one of: synthetic, http, tcp, frames",
+        "sources:\n  - kind: kafka\n    topic: x\n",
+        "test.yaml:2:5: unknown sources kind 'kafka'; expected one of: synthetic, http, tcp, frames, mqtt",
     );
     check(
         "sinks:\n  - kind: kafka\n",
-        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence",
+        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt",
+    );
+    check(
+        "sources:\n  - kind: mqtt\n    url: mqtt://127.0.0.1:1883\n    subscriptions:\n      - topic: plant/{key}/t\n",
+        "test.yaml:5:16: sources[0].subscriptions[0].topic: names no stream: put {stream} in the topic or give stream:",
+    );
+    check(
+        "sources:\n  - kind: mqtt\n    url: tcp://x\n    subscriptions:\n      - topic: a/{stream}\n",
+        "test.yaml:3:10: sources[0].url: 'tcp://x' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)",
+    );
+    check(
+        "sinks:\n  - kind: mqtt\n    url: mqtt://h\n    qos: 2\n",
+        "test.yaml:4:10: sinks[0].qos: QoS 2 is not taken; give 0 or 1",
     );
     check_contains(
         "sources:\n  - stream: temp\n    kind: synthetic\n",
