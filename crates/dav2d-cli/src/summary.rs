@@ -357,6 +357,15 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
                         .collect();
                     format!(" {} [{}]", mqtt.url.value.trim(), topics.join(", "))
                 }
+                SourceSpec::Nats(nats) => {
+                    let subjects: Vec<&str> = nats
+                        .subjects
+                        .value
+                        .iter()
+                        .map(|s| s.subject.value.as_str())
+                        .collect();
+                    format!(" {} [{}]", nats.url.value.trim(), subjects.join(", "))
+                }
             };
             let _ = writeln!(text, "  {}{detail}", source.kind.value);
         }

@@ -10,13 +10,16 @@
 //! same metrics under their own `component` and `kind` labels. Components
 //! never depend on each other; the runtime starts them from a plan.
 
+mod broker_health;
 mod component;
 mod durability;
 mod health;
 mod intake;
 mod listen;
 pub mod metrics;
+mod topic;
 
+pub use broker_health::BrokerHealth;
 pub use component::{
     Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
 };
@@ -27,3 +30,4 @@ pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, token_matches,
 };
 pub use metrics::Metrics;
+pub use topic::{Syntax, TopicTemplate};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::topic::TopicTemplate;
 use crate::{MqttSink, MqttSource};
+use dav2d_component::TopicTemplate;
 
 /// One subscription of the source: a topic template and the stream its
 /// messages go to when the template has no `{stream}`.

@@ -11,12 +11,10 @@
 //! every `CONNACK`.
 
 mod config;
-mod health;
 mod sink;
 mod source;
-mod topic;
 
 pub use config::{MqttSinkConfig, MqttSourceConfig, Subscription, parse_broker};
+pub use dav2d_component::TopicTemplate;
 pub use sink::MqttSink;
 pub use source::MqttSource;
-pub use topic::TopicTemplate;

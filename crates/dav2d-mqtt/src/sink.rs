@@ -11,8 +11,8 @@ use dav2d_core::SubscriptionMode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 use crate::config::MqttSinkConfig;
-use crate::health::ClientHealth;
 use crate::source::qos;
+use dav2d_component::BrokerHealth;
 
 /// The `mqtt` sink.
 #[derive(Clone, Debug)]
@@ -56,7 +56,7 @@ impl Sink for MqttSink {
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(options, 1024);
-        let health = Arc::new(ClientHealth::default());
+        let health = Arc::new(BrokerHealth::default());
         let publisher = {
             let (client, config) = (client.clone(), config.clone());
             let running = Arc::new(AtomicBool::new(true));
@@ -126,7 +126,7 @@ impl Sink for MqttSink {
 /// Drives the connection until `stop`, backing off while the broker is away.
 async fn drive(
     mut eventloop: rumqttc::EventLoop,
-    health: &ClientHealth,
+    health: &BrokerHealth,
     stop: &AtomicBool,
 ) -> rumqttc::EventLoop {
     let mut backoff = Duration::from_millis(100);

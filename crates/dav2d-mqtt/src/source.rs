@@ -13,7 +13,7 @@ use dav2d_component::{
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 
 use crate::config::MqttSourceConfig;
-use crate::health::ClientHealth;
+use dav2d_component::BrokerHealth;
 
 /// The `mqtt` source.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ impl Source for MqttSource {
             .set_clean_session(config.clean_session)
             .set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(options, 64);
-        let health = Arc::new(ClientHealth::default());
+        let health = Arc::new(BrokerHealth::default());
         let (handed, received) = tokio::sync::mpsc::channel::<Publish>(config.queue.max(1));
         let applier = {
             let (client, health, intake) =
@@ -105,7 +105,7 @@ async fn drive(
     filters: &[String],
     level: QoS,
     handed: tokio::sync::mpsc::Sender<Publish>,
-    health: &ClientHealth,
+    health: &BrokerHealth,
     stop: &AtomicBool,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -153,7 +153,7 @@ fn apply(
     client: &AsyncClient,
     intake: &Intake,
     config: &MqttSourceConfig,
-    health: &ClientHealth,
+    health: &BrokerHealth,
 ) {
     while let Some(publish) = received.blocking_recv() {
         let target = config.subscriptions.iter().find_map(|s| {

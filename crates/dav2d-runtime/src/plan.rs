@@ -27,6 +27,8 @@ pub enum SourcePlan {
     Frames(dav2d_frames::FrameSource),
     /// An MQTT subscriber.
     Mqtt(dav2d_mqtt::MqttSourceConfig),
+    /// A NATS subscriber.
+    Nats(dav2d_nats::NatsSourceConfig),
 }
 
 /// A sink the plan starts.
@@ -36,6 +38,8 @@ pub enum SinkPlan {
     Persistence(PersistenceConfig),
     /// An MQTT publisher.
     Mqtt(dav2d_mqtt::MqttSinkConfig),
+    /// A NATS publisher.
+    Nats(dav2d_nats::NatsSinkConfig),
 }
 
 /// A component of the plan with its name and where its settings came from
@@ -128,6 +132,9 @@ impl Plan {
                 SourceSpec::Mqtt(section) => {
                     SourcePlan::Mqtt(config.mqtt_source_from(section, &setting, &name)?)
                 }
+                SourceSpec::Nats(section) => {
+                    SourcePlan::Nats(config.nats_source_from(section, &setting, &name)?)
+                }
             };
             plan.sources.push(Planned {
                 name,
@@ -144,6 +151,9 @@ impl Plan {
                 }
                 SinkSpec::Mqtt(section) => {
                     SinkPlan::Mqtt(config.mqtt_sink_from(section, &setting, &name)?)
+                }
+                SinkSpec::Nats(section) => {
+                    SinkPlan::Nats(config.nats_sink_from(section, &setting)?)
                 }
             };
             plan.sinks.push(Planned {
@@ -192,6 +202,7 @@ impl Plan {
                     ..source.clone()
                 }),
                 SourcePlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
+                SourcePlan::Nats(config) => Box::new(config.clone().build(&planned.name)),
             });
         }
         sources
@@ -211,6 +222,7 @@ impl Plan {
             sinks.push(match &planned.spec {
                 SinkPlan::Persistence(config) => Box::new(config.clone().build(&planned.name)),
                 SinkPlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
+                SinkPlan::Nats(config) => Box::new(config.clone().build(&planned.name)),
             });
         }
         (sinks, stats)

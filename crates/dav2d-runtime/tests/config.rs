@@ -155,11 +155,11 @@ fn durations_accept_units_and_plain_seconds() {
 fn sources_and_sinks_are_lists_tagged_by_kind() {
     check(
         "sources:\n  - kind: kafka\n    topic: x\n",
-        "test.yaml:2:5: unknown sources kind 'kafka'; expected one of: synthetic, http, tcp, frames, mqtt",
+        "test.yaml:2:5: unknown sources kind 'kafka'; expected one of: synthetic, http, tcp, frames, mqtt, nats",
     );
     check(
         "sinks:\n  - kind: kafka\n",
-        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt",
+        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt, nats",
     );
     check(
         "sources:\n  - kind: mqtt\n    url: mqtt://127.0.0.1:1883\n    subscriptions:\n      - topic: plant/{key}/t\n",
@@ -168,6 +168,14 @@ fn sources_and_sinks_are_lists_tagged_by_kind() {
     check(
         "sources:\n  - kind: mqtt\n    url: tcp://x\n    subscriptions:\n      - topic: a/{stream}\n",
         "test.yaml:3:10: sources[0].url: 'tcp://x' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)",
+    );
+    check(
+        "persistence:\n  enabled: false\nsources:\n  - kind: nats\n    url: nats://h:4222\n    subjects:\n      - subject: a.{key}.{stream}\n    jetstream:\n      stream: S\n      ack: durable\n",
+        "test.yaml:10:12: sources[0].jetstream.ack: ack: durable waits for persistence, which is off; turn persistence on or use ack: applied",
+    );
+    check(
+        "sources:\n  - kind: nats\n    url: nats://h:4222\n    subjects:\n      - subject: a.>.{key}\n",
+        "test.yaml:5:18: sources[0].subjects[0].subject: 'a.>.{key}': > may only be the last level",
     );
     check(
         "sinks:\n  - kind: mqtt\n    url: mqtt://h\n    qos: 2\n",

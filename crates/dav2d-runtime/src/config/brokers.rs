@@ -171,3 +171,159 @@ impl Config {
         })
     }
 }
+
+/// One subject of a NATS source as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSubjectSection {
+    /// The subject template, e.g. `plant.{key}.temperature`.
+    pub subject: Spanned<String>,
+    /// The stream, unless the template has `{stream}`.
+    pub stream: Option<String>,
+}
+
+/// Reading through JetStream, as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamSection {
+    /// The JetStream stream (created over the subjects if missing).
+    pub stream: Spanned<String>,
+    /// The durable consumer (default `dav2d-<name>`).
+    pub durable: Option<String>,
+    /// `applied` (default) or `durable` (after the fsync that covers it).
+    pub ack: Option<Spanned<String>>,
+}
+
+/// A NATS source (`kind: nats` in `sources:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSourceSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `nats://host:port`.
+    pub url: Spanned<String>,
+    /// What to read.
+    pub subjects: Spanned<Vec<NatsSubjectSection>>,
+    /// Read through a JetStream durable consumer.
+    pub jetstream: Option<JetStreamSection>,
+}
+
+/// A NATS sink (`kind: nats` in `sinks:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSinkSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `nats://host:port`.
+    pub url: Spanned<String>,
+    /// Nodes and constraints to publish (default: every one).
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
+    /// Where updates go (default `dav2d.out.{stream}.{key}`).
+    pub subject: Option<Spanned<String>>,
+    /// Publish through JetStream with `Nats-Msg-Id` (default false).
+    pub jetstream: Option<bool>,
+}
+
+impl Config {
+    fn nats_url(&self, url: &Spanned<String>, field: String) -> Result<String, ConfigError> {
+        let text = url.value.trim();
+        dav2d_nats::check_url(text).map_err(|m| self.error_at(url, field, m))?;
+        Ok(text.to_string())
+    }
+
+    /// The NATS source entry `section` (at `prefix`), named `name`.
+    pub(crate) fn nats_source_from(
+        &self,
+        section: &NatsSourceSection,
+        prefix: &str,
+        name: &str,
+    ) -> Result<dav2d_nats::NatsSourceConfig, ConfigError> {
+        if section.subjects.value.is_empty() {
+            return Err(self.error_at(
+                &section.subjects,
+                format!("{prefix}.subjects"),
+                "give at least one subject: - subject: plant.{key}.temperature, stream: temperature".to_string(),
+            ));
+        }
+        let mut subjects = Vec::new();
+        for (i, s) in section.subjects.value.iter().enumerate() {
+            let field = format!("{prefix}.subjects[{i}].subject");
+            let subject = dav2d_component::TopicTemplate::parse_as(
+                s.subject.value.trim(),
+                dav2d_component::Syntax::Nats,
+            )
+            .map_err(|m| self.error_at(&s.subject, field.clone(), m))?;
+            if !subject.names_stream() && s.stream.is_none() {
+                return Err(self.error_at(
+                    &s.subject,
+                    field,
+                    "names no stream: put {stream} in the subject or give stream:".to_string(),
+                ));
+            }
+            subjects.push(dav2d_nats::SubjectMap {
+                subject,
+                stream: s.stream.clone(),
+            });
+        }
+        let jetstream = match &section.jetstream {
+            None => None,
+            Some(js) => Some(dav2d_nats::JetStreamSource {
+                stream: js.stream.value.clone(),
+                durable: js
+                    .durable
+                    .clone()
+                    .unwrap_or_else(|| format!("dav2d-{name}")),
+                ack: match &js.ack {
+                    None => dav2d_nats::Ack::Applied,
+                    Some(a) => match a.value.as_str() {
+                        "applied" => dav2d_nats::Ack::Applied,
+                        "durable" if self.persistence()?.is_none() => {
+                            return Err(self.error_at(
+                                a,
+                                format!("{prefix}.jetstream.ack"),
+                                "ack: durable waits for persistence, which is off; turn persistence on or use ack: applied".to_string(),
+                            ));
+                        }
+                        "durable" => dav2d_nats::Ack::Durable,
+                        other => {
+                            return Err(self.error_at(
+                                a,
+                                format!("{prefix}.jetstream.ack"),
+                                format!("'{other}' is not applied or durable"),
+                            ));
+                        }
+                    },
+                },
+            }),
+        };
+        Ok(dav2d_nats::NatsSourceConfig {
+            url: self.nats_url(&section.url, format!("{prefix}.url"))?,
+            subjects,
+            jetstream,
+        })
+    }
+
+    /// The NATS sink entry `section` (at `prefix`).
+    pub(crate) fn nats_sink_from(
+        &self,
+        section: &NatsSinkSection,
+        prefix: &str,
+    ) -> Result<dav2d_nats::NatsSinkConfig, ConfigError> {
+        let written = section.subject.as_ref();
+        let subject = dav2d_component::TopicTemplate::parse_as(
+            written.map_or("dav2d.out.{stream}.{key}", |s| s.value.trim()),
+            dav2d_component::Syntax::Nats,
+        )
+        .map_err(|m| match written {
+            Some(s) => self.error_at(s, format!("{prefix}.subject"), m),
+            None => self.error_at(&section.url, format!("{prefix}.subject"), m),
+        })?;
+        Ok(dav2d_nats::NatsSinkConfig {
+            url: self.nats_url(&section.url, format!("{prefix}.url"))?,
+            names: section.names.iter().map(|n| n.value.clone()).collect(),
+            subject,
+            jetstream: section.jetstream.unwrap_or(false),
+        })
+    }
+}

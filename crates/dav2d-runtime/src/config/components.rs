@@ -19,9 +19,9 @@ use serde_saphyr::Spanned;
 use super::{Config, ConfigError, PersistenceSection};
 
 /// The source kinds a config can name.
-pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames", "mqtt"];
+pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames", "mqtt", "nats"];
 /// The sink kinds a config can name.
-pub const SINK_KINDS: &[&str] = &["persistence", "mqtt"];
+pub const SINK_KINDS: &[&str] = &["persistence", "mqtt", "nats"];
 
 /// One entry of `sources:`.
 #[derive(Debug)]
@@ -47,6 +47,8 @@ pub enum SourceSpec {
     Frames(FramesSection),
     /// An MQTT subscriber.
     Mqtt(super::brokers::MqttSourceSection),
+    /// A NATS subscriber (core or JetStream).
+    Nats(super::brokers::NatsSourceSection),
 }
 
 /// A frame source (`kind: frames`).
@@ -82,6 +84,8 @@ pub enum SinkSpec {
     Persistence(Box<PersistenceSection>),
     /// An MQTT publisher.
     Mqtt(Box<super::brokers::MqttSinkSection>),
+    /// A NATS publisher.
+    Nats(Box<super::brokers::NatsSinkSection>),
 }
 
 /// Reads `kind` (which must come first), then hands the rest of the map
@@ -146,6 +150,10 @@ impl<'de> Deserialize<'de> for SourceEntry {
                                 let s = super::brokers::MqttSourceSection::deserialize(rest)?;
                                 Some((s.name.clone(), SourceSpec::Mqtt(s)))
                             }
+                            "nats" => {
+                                let s = super::brokers::NatsSourceSection::deserialize(rest)?;
+                                Some((s.name.clone(), SourceSpec::Nats(s)))
+                            }
                             _ => None,
                         })
                     })?;
@@ -174,6 +182,10 @@ impl<'de> Deserialize<'de> for SinkEntry {
                         "mqtt" => {
                             let s = super::brokers::MqttSinkSection::deserialize(rest)?;
                             Some((s.name.clone(), SinkSpec::Mqtt(Box::new(s))))
+                        }
+                        "nats" => {
+                            let s = super::brokers::NatsSinkSection::deserialize(rest)?;
+                            Some((s.name.clone(), SinkSpec::Nats(Box::new(s))))
                         }
                         _ => None,
                     })
@@ -318,6 +330,9 @@ impl Config {
                 SourceSpec::Mqtt(section) => {
                     self.mqtt_source_from(section, &field, "mqtt")?;
                 }
+                SourceSpec::Nats(section) => {
+                    self.nats_source_from(section, &field, "nats")?;
+                }
             }
         }
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -327,6 +342,9 @@ impl Config {
                 }
                 SinkSpec::Mqtt(section) => {
                     self.mqtt_sink_from(section, &format!("sinks[{i}]"), "mqtt")?;
+                }
+                SinkSpec::Nats(section) => {
+                    self.nats_sink_from(section, &format!("sinks[{i}]"))?;
                 }
             }
         }

@@ -4,11 +4,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use dav2d_component::{Gauge, Health};
+use crate::health::{Gauge, Health};
 
 /// What a broker client reports.
 #[derive(Debug, Default)]
-pub struct ClientHealth {
+pub struct BrokerHealth {
     connected: AtomicBool,
     reconnects: AtomicU64,
     messages: AtomicU64,
@@ -16,7 +16,7 @@ pub struct ClientHealth {
     last_error: Mutex<Option<String>>,
 }
 
-impl ClientHealth {
+impl BrokerHealth {
     /// The client is connected (again).
     pub fn connected(&self) {
         self.connected.store(true, Ordering::Relaxed);
@@ -42,7 +42,7 @@ impl ClientHealth {
     }
 }
 
-impl Health for ClientHealth {
+impl Health for BrokerHealth {
     fn status(&self) -> Result<(), String> {
         if self.is_connected() {
             return Ok(());

@@ -1,10 +1,45 @@
-//! Topic templates: `plant/{key}/temperature` or `plant/{key}/{stream}`
-//! (MQTT wildcards `+` and a final `#` allowed), the filter to subscribe
-//! with, and the stream and key a concrete topic names.
+//! Topic templates, shared by the broker connectors: `plant/{key}/temperature`
+//! or `plant/{key}/{stream}` for MQTT (wildcards `+` and a final `#`),
+//! `plant.{key}.temperature` for NATS (`*` and a final `>`); the filter to
+//! subscribe with, the stream and key a concrete topic names, and the topic
+//! a sink publishes (stream, key) to.
+
+/// The separators and wildcards of a broker's topics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// `a/b/c`, `+` for one level, `#` for the rest.
+    Mqtt,
+    /// `a.b.c`, `*` for one token, `>` for the rest.
+    Nats,
+}
+
+impl Syntax {
+    fn separator(self) -> char {
+        match self {
+            Syntax::Mqtt => '/',
+            Syntax::Nats => '.',
+        }
+    }
+
+    fn one(self) -> &'static str {
+        match self {
+            Syntax::Mqtt => "+",
+            Syntax::Nats => "*",
+        }
+    }
+
+    fn rest(self) -> &'static str {
+        match self {
+            Syntax::Mqtt => "#",
+            Syntax::Nats => ">",
+        }
+    }
+}
 
 /// A parsed topic template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicTemplate {
+    syntax: Syntax,
     levels: Vec<Level>,
 }
 
@@ -18,25 +53,34 @@ enum Level {
 }
 
 impl TopicTemplate {
-    /// Parses `template`, saying what is wrong with it.
+    /// Parses an MQTT `template`, saying what is wrong with it.
     pub fn parse(template: &str) -> Result<TopicTemplate, String> {
+        Self::parse_as(template, Syntax::Mqtt)
+    }
+
+    /// Parses `template` in `syntax`, saying what is wrong with it.
+    pub fn parse_as(template: &str, syntax: Syntax) -> Result<TopicTemplate, String> {
+        let sep = syntax.separator();
         if template.is_empty() {
-            return Err(
-                "a topic template is empty; write e.g. plant/{key}/temperature".to_string(),
-            );
+            return Err(format!(
+                "a topic template is empty; write e.g. plant{sep}{{key}}{sep}temperature"
+            ));
         }
-        let parts: Vec<&str> = template.split('/').collect();
+        let parts: Vec<&str> = template.split(sep).collect();
         let mut levels = Vec::with_capacity(parts.len());
+        let (one, rest) = (syntax.one(), syntax.rest());
         for (i, part) in parts.iter().enumerate() {
             levels.push(match *part {
                 "{key}" => Level::Key,
                 "{stream}" => Level::Stream,
-                "+" => Level::Any,
-                "#" if i + 1 == parts.len() => Level::Rest,
-                "#" => return Err(format!("'{template}': # may only be the last level")),
-                literal if literal.contains(['{', '}', '+', '#']) => {
+                p if p == one => Level::Any,
+                p if p == rest && i + 1 == parts.len() => Level::Rest,
+                p if p == rest => {
+                    return Err(format!("'{template}': {rest} may only be the last level"));
+                }
+                literal if literal.contains(['{', '}', '+', '#', '*', '>']) => {
                     return Err(format!(
-                        "'{template}': level '{literal}' mixes a placeholder or wildcard with text; a level is {{key}}, {{stream}}, +, # or plain text"
+                        "'{template}': level '{literal}' mixes a placeholder or wildcard with text; a level is {{key}}, {{stream}}, {one}, {rest} or plain text"
                     ));
                 }
                 literal => Level::Literal(literal.to_string()),
@@ -49,7 +93,7 @@ impl TopicTemplate {
                 "'{template}': {{key}} and {{stream}} may each appear once"
             ));
         }
-        Ok(TopicTemplate { levels })
+        Ok(TopicTemplate { syntax, levels })
     }
 
     /// Whether the template names the stream (`{stream}`).
@@ -57,25 +101,19 @@ impl TopicTemplate {
         self.levels.contains(&Level::Stream)
     }
 
-    /// The MQTT filter to subscribe with (placeholders become `+`).
+    /// The filter to subscribe with (placeholders become one-level wildcards).
     pub fn filter(&self) -> String {
-        self.render(|level| match level {
-            Level::Key | Level::Stream | Level::Any => "+",
-            Level::Rest => "#",
-            Level::Literal(_) => "",
-        })
-    }
-
-    fn render(&self, wildcard: impl Fn(&Level) -> &'static str) -> String {
+        let (one, rest) = (self.syntax.one(), self.syntax.rest());
         let parts: Vec<&str> = self
             .levels
             .iter()
             .map(|level| match level {
                 Level::Literal(text) => text.as_str(),
-                other => wildcard(other),
+                Level::Key | Level::Stream | Level::Any => one,
+                Level::Rest => rest,
             })
             .collect();
-        parts.join("/")
+        parts.join(&self.syntax.separator().to_string())
     }
 
     /// The topic for `stream` and `key` (a sink's template).
@@ -91,13 +129,13 @@ impl TopicTemplate {
                 Level::Rest => "_",
             })
             .collect();
-        parts.join("/")
+        parts.join(&self.syntax.separator().to_string())
     }
 
     /// The (stream, key) a concrete `topic` names, if it matches; the
     /// stream is `None` when the template has no `{stream}`.
     pub fn match_topic<'t>(&self, topic: &'t str) -> Option<(Option<&'t str>, &'t str)> {
-        let mut parts = topic.split('/');
+        let mut parts = topic.split(self.syntax.separator());
         let (mut stream, mut key) = (None, "");
         for level in &self.levels {
             match level {

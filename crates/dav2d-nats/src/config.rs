@@ -1,0 +1,92 @@
+//! The NATS source's and sink's settings (resolved from YAML by the
+//! runtime), and the functions that build the components from them.
+
+use dav2d_component::TopicTemplate;
+
+use crate::{NatsSink, NatsSource};
+
+/// One subject the source reads: a template (`plant.{key}.temperature`)
+/// and the stream, unless the template names it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubjectMap {
+    /// The template.
+    pub subject: TopicTemplate,
+    /// The stream, unless the subject names it.
+    pub stream: Option<String>,
+}
+
+/// When a JetStream message is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Once applied to the engine.
+    Applied,
+    /// Once the persistence sink made it durable (fsync).
+    Durable,
+}
+
+/// Reading through a JetStream durable consumer instead of core subjects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JetStreamSource {
+    /// The JetStream stream (created over the subjects if missing).
+    pub stream: String,
+    /// The durable consumer's name.
+    pub durable: String,
+    /// When messages are acknowledged.
+    pub ack: Ack,
+}
+
+/// The NATS source's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NatsSourceConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// What to read.
+    pub subjects: Vec<SubjectMap>,
+    /// Read through JetStream (at least once) rather than core NATS.
+    pub jetstream: Option<JetStreamSource>,
+}
+
+impl NatsSourceConfig {
+    /// The component these settings describe, named `name`.
+    pub fn build(self, name: &str) -> NatsSource {
+        NatsSource {
+            name: name.to_string(),
+            config: self,
+        }
+    }
+}
+
+/// The NATS sink's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NatsSinkConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// The nodes and constraints published (empty: every one).
+    pub names: Vec<String>,
+    /// Where an update goes, e.g. `dav2d.out.{stream}.{key}`.
+    pub subject: TopicTemplate,
+    /// Publish through JetStream (waiting for its acknowledgement, with
+    /// `Nats-Msg-Id` for deduplication) rather than core NATS.
+    pub jetstream: bool,
+}
+
+impl NatsSinkConfig {
+    /// The component these settings describe, named `name`.
+    pub fn build(self, name: &str) -> NatsSink {
+        NatsSink {
+            name: name.to_string(),
+            config: self,
+        }
+    }
+}
+
+/// Checks a NATS URL: `nats://host:port`.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("nats://")
+        .ok_or_else(|| format!("'{url}' is not a NATS URL; write nats://127.0.0.1:4222"))?;
+    if rest.is_empty() {
+        return Err(format!("'{url}' names no host"));
+    }
+    Ok(())
+}

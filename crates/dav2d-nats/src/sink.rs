@@ -1,0 +1,115 @@
+//! The NATS sink: publishes every update of the names it serves as the
+//! JSON of `/events` to a subject made from its template, through JetStream
+//! with `Nats-Msg-Id` when asked (so republishing after a crash is deduplicated).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dav2d_component::{BrokerHealth, Context, Delivery, Running, Sink, StartError, ThreadTask};
+use dav2d_core::SubscriptionMode;
+
+use crate::config::NatsSinkConfig;
+use crate::source::{connect, runtime};
+
+/// The `nats` sink.
+#[derive(Clone, Debug)]
+pub struct NatsSink {
+    pub(crate) name: String,
+    pub(crate) config: NatsSinkConfig,
+}
+
+impl Sink for NatsSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Conflating
+    }
+
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
+        let config = self.config;
+        let names: Vec<String> = if config.names.is_empty() {
+            context
+                .graph()
+                .lock()
+                .nodes()
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        } else {
+            config.names.clone()
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let updates = context
+            .graph()
+            .lock()
+            .subscribe_many(&refs, SubscriptionMode::EveryChange, 1 << 16)
+            .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?;
+        let health = Arc::new(BrokerHealth::default());
+        let task_health = Arc::clone(&health);
+        let task = ThreadTask::spawn("dav2d-nats-sink", health, move |stop| {
+            let runtime = match runtime() {
+                Ok(runtime) => runtime,
+                Err(error) => return task_health.failed(error),
+            };
+            runtime.block_on(async {
+                let client = match connect(&config.url, &task_health).await {
+                    Ok(client) => client,
+                    Err(error) => return task_health.failed(error),
+                };
+                task_health.connected();
+                let jetstream = config
+                    .jetstream
+                    .then(|| async_nats::jetstream::new(client.clone()));
+                loop {
+                    let stopping = stop.load(Ordering::Acquire);
+                    // Drain what is waiting before stopping.
+                    let Some(update) = (if stopping {
+                        updates.try_next()
+                    } else {
+                        updates.next_timeout(Duration::from_millis(50))
+                    }) else {
+                        if stopping {
+                            break;
+                        }
+                        continue;
+                    };
+                    let (_, json) = dav2d_wire::update_json(&update);
+                    let subject = config.subject.topic_for(&update.name, &update.key);
+                    let payload: Vec<u8> = json.to_string().into_bytes();
+                    let mut headers = async_nats::HeaderMap::new();
+                    let id = format!("{}/{}/{}", update.name, update.key, update.seq);
+                    headers.insert("Nats-Msg-Id", id.as_str());
+                    let sent = match &jetstream {
+                        Some(js) => match js
+                            .publish_with_headers(subject.clone(), headers, payload.into())
+                            .await
+                        {
+                            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        None => client
+                            .publish_with_headers(subject.clone(), headers, payload.into())
+                            .await
+                            .map_err(|e| e.to_string()),
+                    };
+                    match sent {
+                        Ok(()) => task_health.message(0),
+                        Err(error) => {
+                            task_health.message(1);
+                            tracing::warn!(%subject, %error, "Publishing to NATS failed.");
+                        }
+                    }
+                }
+                let _ = client.flush().await;
+            });
+        })?;
+        Ok(Box::new(task))
+    }
+}

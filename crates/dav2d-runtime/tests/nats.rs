@@ -1,0 +1,364 @@
+//! The NATS source and sink against a real `nats-server -js` (Debian's
+//! package) on a loopback port of the test's own, spoken to by a raw
+//! protocol client: core subjects map to streams and keys, outputs are
+//! published with `Nats-Msg-Id`, and a JetStream durable consumer loses no
+//! message the server acknowledged across a SIGKILL and restart of the
+//! server. Skipped (saying why) only when nats-server is not installed,
+//! unless `DAV2D_REQUIRE_BROKERS` is set (as `make test` does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock, Value};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A nats-server with JetStream, of the test's own.
+struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Option<Server> {
+        if binary("nats-server").is_none() {
+            assert!(
+                std::env::var_os("DAV2D_REQUIRE_BROKERS").is_none(),
+                "DAV2D_REQUIRE_BROKERS is set but nats-server is not installed (scripts/test-deps.sh installs it)"
+            );
+            eprintln!("skipped: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("dav2d-nats-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Server {
+            child: None,
+            dir,
+            port,
+        };
+        server.child = Some(server.spawn());
+        Some(server)
+    }
+
+    #[allow(clippy::zombie_processes)] // `kill` (and `Drop`) wait for it.
+    fn spawn(&self) -> Child {
+        let child = Command::new(binary("nats-server").unwrap())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..400 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not listen on {}", self.port);
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.child = Some(self.spawn());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw NATS protocol client: enough to publish, subscribe and read.
+struct Raw {
+    out: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        out.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(out.try_clone().unwrap()),
+            out,
+        };
+        let mut info = String::new();
+        raw.reader.read_line(&mut info).unwrap();
+        assert!(info.starts_with("INFO"), "{info}");
+        raw.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n");
+        raw
+    }
+
+    fn send(&mut self, text: &str) {
+        self.out.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn publish(&mut self, subject: &str, payload: &str) {
+        self.send(&format!("PUB {subject} {}\r\n{payload}\r\n", payload.len()));
+    }
+
+    /// Publishes and waits for JetStream's acknowledgement; whether it came.
+    fn publish_acked(&mut self, subject: &str, payload: &str, n: usize) -> bool {
+        let inbox = format!("ack.{n}");
+        self.send(&format!(
+            "SUB {inbox} {n}\r\nPUB {subject} {inbox} {}\r\n{payload}\r\n",
+            payload.len()
+        ));
+        loop {
+            let Some((subject, body)) = self.next_message() else {
+                return false;
+            };
+            if subject == inbox {
+                self.send(&format!("UNSUB {n}\r\n"));
+                return body.contains("\"seq\"");
+            }
+        }
+    }
+
+    /// The next MSG or HMSG (subject, payload and headers as text).
+    fn next_message(&mut self) -> Option<(String, String)> {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.first().copied() {
+                Some("PING") => self.send("PONG\r\n"),
+                Some("MSG") | Some("HMSG") => {
+                    let total: usize = parts.last()?.parse().ok()?;
+                    let mut body = vec![0u8; total + 2];
+                    std::io::Read::read_exact(&mut self.reader, &mut body).ok()?;
+                    return Some((
+                        parts[1].to_string(),
+                        String::from_utf8_lossy(&body).to_string(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn start(yaml: &str) -> (Runtime, SharedGraph) {
+    let config = Config::parse(yaml, Path::new("nats.yaml")).unwrap();
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    let runtime = Runtime::start(
+        Plan::new(config, Overrides::default()).unwrap(),
+        graph.clone(),
+    )
+    .unwrap();
+    (runtime, graph)
+}
+
+fn latest(graph: &SharedGraph, name: &str, key: &str) -> Option<Value> {
+    graph
+        .lock()
+        .latest(name, key)
+        .ok()
+        .flatten()
+        .and_then(|r| r.sample)
+        .map(|s| s.value)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+const QUIET: &str =
+    "http:\n  enabled: false\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n";
+
+#[test]
+fn core_subjects_map_to_streams_and_outputs_carry_a_message_id() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let yaml = format!(
+        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 2\n    input: temperature\n\
+         sources:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    subjects:\n      - subject: plant.{{key}}.temperature\n        stream: temperature\n\
+         sinks:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    names: [avg]\n    subject: out.{{stream}}.{{key}}\n{QUIET}",
+        port = server.port
+    );
+    let (runtime, graph) = start(&yaml);
+    let mut client = Raw::connect(server.port);
+    client.send("SUB out.> 1\r\n");
+    wait_for("the source to subscribe", || {
+        client.publish("plant.probe.temperature", "0");
+        client.send("PING\r\n");
+        std::thread::sleep(Duration::from_millis(20));
+        latest(&graph, "temperature", "probe").is_some()
+    });
+    let before = graph.lock().stats();
+    client.publish("plant.b1.temperature", "20");
+    client.publish("plant.b1.temperature", "{\"value\": 22}");
+    client.publish(
+        "plant.b2.temperature",
+        "[{\"value\": 1}, {\"value\": true}, {\"value\": 3}]",
+    );
+    client.publish("plant.b3.temperature", "{broken");
+    wait_for("the samples", || {
+        latest(&graph, "avg", "b1") == Some(Value::Float(21.0))
+    });
+    wait_for("the batch", || {
+        latest(&graph, "temperature", "b2") == Some(Value::Float(3.0))
+    });
+    let stats = graph.lock().stats();
+    assert_eq!(
+        (
+            stats.accepted - before.accepted,
+            stats.rejected - before.rejected
+        ),
+        (4, 1),
+        "{stats:?}"
+    );
+    // The sink published avg's updates, each with a Nats-Msg-Id.
+    let mut found = false;
+    let mut seen = Vec::new();
+    for _ in 0..2000 {
+        let Some((subject, body)) = client.next_message() else {
+            break;
+        };
+        seen.push(subject.clone());
+        if subject == "out.avg.b1" && body.contains("\"value\":21.0") {
+            assert!(body.contains("Nats-Msg-Id: avg/b1/"), "{body}");
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "avg's update for b1 was published; saw {seen:?}");
+    runtime.stop();
+}
+
+#[test]
+fn a_jetstream_consumer_loses_nothing_acknowledged_across_a_server_crash() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let yaml = format!(
+        "streams:\n  - name: temperature\n\
+         sources:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    subjects:\n      - subject: plant.{{key}}.temperature\n        stream: temperature\n    jetstream:\n      stream: PLANT\n      durable: dav2d-test\n{QUIET}",
+        port = server.port
+    );
+    let (runtime, graph) = start(&yaml);
+    let mut client = Raw::connect(server.port);
+    // The source creates the JetStream stream; until then nothing acknowledges.
+    wait_for("the JetStream stream", || {
+        client.publish_acked("plant.probe.temperature", "0", 0)
+    });
+    let mut acknowledged = Vec::new();
+    for i in 1..=100 {
+        if client.publish_acked(&format!("plant.k{i}.temperature"), &i.to_string(), i) {
+            acknowledged.push(i);
+        }
+    }
+    server.restart();
+    let mut client = Raw::connect(server.port);
+    for i in 101..=200 {
+        if client.publish_acked(&format!("plant.k{i}.temperature"), &i.to_string(), i) {
+            acknowledged.push(i);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 150,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    wait_for("every acknowledged message to be applied", || {
+        acknowledged.iter().all(|i| {
+            latest(&graph, "temperature", &format!("k{i}")) == Some(Value::Float(*i as f64))
+        })
+    });
+    runtime.stop();
+}
+
+#[test]
+fn with_ack_durable_jetstream_messages_are_acknowledged_once_persisted() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let data = std::env::temp_dir().join(format!("dav2d-nats-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let yaml = format!(
+        "streams:\n  - name: temperature\n\
+         sources:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    subjects:\n      - subject: plant.{{key}}.temperature\n        stream: temperature\n    jetstream:\n      stream: PLANT\n      durable: dav2d-durable\n      ack: durable\n\
+         http:\n  enabled: false\ntcp:\n  enabled: false\npersistence:\n  dir: {dir}\n  flush_interval: 50ms\n  streams: [temperature]\n",
+        port = server.port,
+        dir = data.display()
+    );
+    let (runtime, graph) = start(&yaml);
+    let mut client = Raw::connect(server.port);
+    wait_for("the JetStream stream", || {
+        client.publish_acked("plant.probe.temperature", "0", 0)
+    });
+    for i in 1..=20 {
+        assert!(client.publish_acked(&format!("plant.d{i}.temperature"), &i.to_string(), i));
+    }
+    wait_for("the samples", || {
+        latest(&graph, "temperature", "d20") == Some(Value::Float(20.0))
+    });
+    // The consumer's acknowledgement floor reaches the last message: each was
+    // acknowledged after the flush that made it durable.
+    let mut floor = 0;
+    wait_for("the acknowledgements", || {
+        client.send("SUB info 900\r\nPUB $JS.API.CONSUMER.INFO.PLANT.dav2d-durable info 0\r\n\r\n");
+        while let Some((subject, body)) = client.next_message() {
+            if subject == "info" {
+                let start = body.find('{').unwrap_or(0);
+                let json: serde_json::Value = serde_json::from_str(body[start..].trim()).unwrap();
+                floor = json["ack_floor"]["stream_seq"].as_u64().unwrap_or(0);
+                break;
+            }
+        }
+        client.send("UNSUB 900\r\n");
+        floor >= 21
+    });
+    runtime.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
