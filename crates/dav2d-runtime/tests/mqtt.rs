@@ -45,6 +45,11 @@ struct Broker {
 
 impl Broker {
     fn start() -> Option<Broker> {
+        Self::start_with("persistence false\n")
+    }
+
+    /// A broker with `extra` lines in its config (`{dir}` is its directory).
+    fn start_with(extra: &str) -> Option<Broker> {
         let Some(mosquitto) = binary("mosquitto") else {
             assert!(
                 std::env::var_os("DAV2D_REQUIRE_BROKERS").is_none(),
@@ -57,9 +62,16 @@ impl Broker {
         let dir =
             std::env::temp_dir().join(format!("dav2d-mosquitto-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // Started as root, mosquitto drops to its own user: let it write here.
+        let mut permissions = std::fs::metadata(&dir).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
+        std::fs::set_permissions(&dir, permissions).unwrap();
         std::fs::write(
             dir.join("mosquitto.conf"),
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\n{}",
+                extra.replace("{dir}", &dir.display().to_string())
+            ),
         )
         .unwrap();
         let mut broker = Broker {
@@ -96,8 +108,17 @@ impl Broker {
         }
     }
 
+    /// SIGTERM, so a persistent broker saves its sessions, then waits.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling a child process this test started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
     fn restart(&mut self) {
-        self.stop();
+        self.terminate();
         self.child = Some(self.spawn(&binary("mosquitto").unwrap()));
     }
 }
@@ -300,6 +321,87 @@ fn after_the_broker_restarts_a_clean_session_subscribes_again() {
             std::thread::sleep(Duration::from_millis(40));
             latest(&graph, "temperature", "k2") == Some(Value::Float(2.0))
         },
+    );
+    runtime.stop();
+}
+
+/// Publishes with QoS 1 and waits for the broker's PUBACK; whether it came.
+fn publish_acked(
+    client: &Client,
+    connection: &mut rumqttc::Connection,
+    topic: &str,
+    payload: &str,
+) -> bool {
+    if client
+        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .is_err()
+    {
+        return false;
+    }
+    for _ in 0..200 {
+        match connection.recv_timeout(Duration::from_millis(50)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => return true,
+            Ok(Err(_)) => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[test]
+fn nothing_the_broker_acknowledged_is_lost_across_a_broker_restart() {
+    let Some(mut broker) = Broker::start_with("persistence true\npersistence_location {dir}/\n")
+    else {
+        return;
+    };
+    // A persistent session (clean_session: false) and QoS 1: the broker keeps
+    // what dav2d has not acknowledged, and dav2d acknowledges after apply.
+    let (runtime, graph) = start(&config(broker.port, false));
+    let probe = publisher(broker.port, "probe");
+    subscribed(&probe, &graph);
+    let mut acknowledged = Vec::new();
+    for round in 0..2 {
+        let mut options = MqttOptions::new(format!("acked-{round}"), "127.0.0.1", broker.port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = Client::new(options, 16);
+        for i in (round * 100)..(round * 100 + 100) {
+            if publish_acked(
+                &client,
+                &mut connection,
+                &format!("plant/k{i}/temperature"),
+                &i.to_string(),
+            ) {
+                acknowledged.push(i);
+            }
+        }
+        if round == 0 {
+            broker.restart();
+        }
+    }
+    assert!(
+        acknowledged.len() >= 150,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    let missing = || -> Vec<usize> {
+        acknowledged
+            .iter()
+            .copied()
+            .filter(|i| {
+                latest(&graph, "temperature", &format!("k{i}")) != Some(Value::Float(*i as f64))
+            })
+            .collect()
+    };
+    for _ in 0..1000 {
+        if missing().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        missing(),
+        Vec::<usize>::new(),
+        "acknowledged by the broker, never applied"
     );
     runtime.stop();
 }
