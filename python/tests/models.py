@@ -59,67 +59,38 @@ def _save(graph: onnx.GraphProto, path: Path) -> None:
 def write_models(out: Path) -> dict[str, Path]:
     """Writes the models into ``out``; their paths by name."""
     out.mkdir(parents=True, exist_ok=True)
+    dynamic = ["n", 3, "h", "w"]
+
+    def one_output(name: str, nodes: list, inits: list, shape: list = dynamic) -> None:
+        """A model of input ``x`` (``shape``) and one output ``y``."""
+        y_shape = [shape[0], 1, *shape[2:]]
+        _save(
+            helper.make_graph(
+                nodes,
+                name,
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+                inits,
+            ),
+            out / f"{name}.onnx",
+        )
+
     w, b = conv_weights()
     nodes, inits = _conv(w, b)
-    nodes.append(helper.make_node("Sigmoid", ["conv_out"], ["y"]))
-    _save(
-        helper.make_graph(
-            nodes,
-            "conv_sigmoid",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-            inits,
-        ),
-        out / "conv_sigmoid.onnx",
-    )
+    one_output("conv_sigmoid", [*nodes, helper.make_node("Sigmoid", ["conv_out"], ["y"])], inits)
     nodes, inits = _conv(w, b)
-    _save(
-        helper.make_graph(
-            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
-            "conv_logits",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-            inits,
-        ),
-        out / "conv_logits.onnx",
-    )
+    one_output("conv_logits", [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])], inits)
     nodes, inits = _conv(w, b)
-    _save(
-        helper.make_graph(
-            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
-            "fixed_64",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 64, 64])],
-            inits,
-        ),
-        out / "fixed_64.onnx",
-    )
+    one_output("fixed_64", [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])], inits, [1, 3, 64, 64])
     nodes, inits = _conv(np.array([[[[0.9]], [[-0.4]], [[-0.5]]]]), np.array([0.0]))
-    _save(
-        helper.make_graph(
-            [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])],
-            "pointwise_logits",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-            inits,
-        ),
-        out / "pointwise_logits.onnx",
-    )
+    one_output("pointwise_logits", [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])], inits)
     weights = numpy_helper.from_array(np.array([0.9, -0.4, -0.5], np.float32).reshape(1, 3, 1, 1), "weights")
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
-    _save(
-        helper.make_graph(
-            [
-                helper.make_node("Mul", ["x", "weights"], ["weighted"]),
-                helper.make_node("ReduceSum", ["weighted", "axes"], ["y"], keepdims=1),
-            ],
-            "linear_logits",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
-            [weights, axes],
-        ),
-        out / "linear_logits.onnx",
-    )
+    linear = [
+        helper.make_node("Mul", ["x", "weights"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "axes"], ["y"], keepdims=1),
+    ]
+    one_output("linear_logits", linear, [weights, axes])
     two_w = np.array([[[[2.0]]], [[[-2.0]]]])
     nodes, inits = _conv(two_w, np.array([-1.0, 1.0]))
     nodes.append(helper.make_node("Add", ["x", "x"], ["doubled"]))

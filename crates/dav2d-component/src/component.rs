@@ -41,6 +41,28 @@ pub struct Context {
 }
 
 impl Context {
+    /// A subscription to every update of `names` (every node and
+    /// constraint when empty) for a sink named `sink`: what broker sinks
+    /// publish.
+    pub fn subscribe_outputs(
+        &self,
+        sink: &str,
+        names: &[String],
+    ) -> Result<dav2d_core::Subscription, StartError> {
+        let mut graph = self.graph().lock();
+        let all: Vec<String>;
+        let names = if names.is_empty() {
+            all = graph.nodes().into_iter().map(|n| n.name).collect();
+            &all[..]
+        } else {
+            names
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        graph
+            .subscribe_many(&refs, dav2d_core::SubscriptionMode::EveryChange, 1 << 16)
+            .map_err(|e| StartError::Other(format!("{sink}: {e}")))
+    }
+
     /// The graph the intake applies to.
     pub fn graph(&self) -> &SharedGraph {
         self.intake.graph()

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dav2d_component::{Context, Delivery, Running, Sink, StartError, ThreadTask};
-use dav2d_core::SubscriptionMode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 use crate::config::MqttSinkConfig;
-use crate::source::qos;
+use crate::source::{qos, runtime};
 use dav2d_component::BrokerHealth;
 
 /// The `mqtt` sink.
@@ -36,23 +35,7 @@ impl Sink for MqttSink {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
-        let names: Vec<String> = if config.names.is_empty() {
-            context
-                .graph()
-                .lock()
-                .nodes()
-                .into_iter()
-                .map(|n| n.name)
-                .collect()
-        } else {
-            config.names.clone()
-        };
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let updates = context
-            .graph()
-            .lock()
-            .subscribe_many(&refs, SubscriptionMode::EveryChange, 1 << 16)
-            .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?;
+        let updates = context.subscribe_outputs(&self.name, &config.names)?;
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(options, 1024);
@@ -92,15 +75,8 @@ impl Sink for MqttSink {
         };
         let loop_health = Arc::clone(&health);
         let task = ThreadTask::spawn("dav2d-mqtt-sink", health, move |stop| {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    loop_health.failed(format!("cannot start the client's runtime: {error}"));
-                    return;
-                }
+            let Some(runtime) = runtime(&loop_health) else {
+                return;
             };
             let mut eventloop = runtime.block_on(drive(eventloop, &loop_health, &stop));
             let (running, thread) = publisher;

@@ -30,6 +30,21 @@ pub(crate) fn qos(level: u8) -> QoS {
     }
 }
 
+/// A current-thread runtime for a client's event loop, or the reason
+/// (reported as the component's health).
+pub(crate) fn runtime(health: &BrokerHealth) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            health.failed(format!("cannot start the client's runtime: {error}"));
+            None
+        }
+    }
+}
+
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -71,15 +86,8 @@ impl Source for MqttSource {
         let level = qos(config.qos);
         let loop_health = Arc::clone(&health);
         let task = ThreadTask::spawn("dav2d-mqtt", health, move |stop| {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    loop_health.failed(format!("cannot start the client's runtime: {error}"));
-                    return;
-                }
+            let Some(runtime) = runtime(&loop_health) else {
+                return;
             };
             runtime.block_on(drive(
                 eventloop,

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dav2d_component::{BrokerHealth, Context, Delivery, Running, Sink, StartError, ThreadTask};
-use dav2d_core::SubscriptionMode;
 
 use crate::config::NatsSinkConfig;
 use crate::source::{connect, runtime};
@@ -34,23 +33,7 @@ impl Sink for NatsSink {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
-        let names: Vec<String> = if config.names.is_empty() {
-            context
-                .graph()
-                .lock()
-                .nodes()
-                .into_iter()
-                .map(|n| n.name)
-                .collect()
-        } else {
-            config.names.clone()
-        };
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let updates = context
-            .graph()
-            .lock()
-            .subscribe_many(&refs, SubscriptionMode::EveryChange, 1 << 16)
-            .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?;
+        let updates = context.subscribe_outputs(&self.name, &config.names)?;
         let health = Arc::new(BrokerHealth::default());
         let task_health = Arc::clone(&health);
         let task = ThreadTask::spawn("dav2d-nats-sink", health, move |stop| {

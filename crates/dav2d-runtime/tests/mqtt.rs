@@ -8,33 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/brokers.rs"]
+mod brokers;
+
+use brokers::{binary, free_port, latest, missing, start, wait_for};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::Arc;
 use std::time::Duration;
 
-use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock, Value};
-use dav2d_runtime::{Config, Overrides, Plan, Runtime};
+use dav2d_core::{SharedGraph, Value};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn binary(name: &str) -> Option<PathBuf> {
-    let candidates = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-}
 
 /// A mosquitto of the test's own, on loopback.
 struct Broker {
@@ -50,14 +34,7 @@ impl Broker {
 
     /// A broker with `extra` lines in its config (`{dir}` is its directory).
     fn start_with(extra: &str) -> Option<Broker> {
-        let Some(mosquitto) = binary("mosquitto") else {
-            assert!(
-                std::env::var_os("DAV2D_REQUIRE_BROKERS").is_none(),
-                "DAV2D_REQUIRE_BROKERS is set but mosquitto is not installed (scripts/test-deps.sh installs it)"
-            );
-            eprintln!("skipped: mosquitto is not installed (apt-get install mosquitto)");
-            return None;
-        };
+        let mosquitto = binary("mosquitto")?;
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("dav2d-mosquitto-{}-{port}", std::process::id()));
@@ -143,37 +120,6 @@ fn publisher(port: u16, id: &str) -> Client {
         }
     });
     client
-}
-
-fn start(yaml: &str) -> (Runtime, SharedGraph) {
-    let config = Config::parse(yaml, Path::new("mqtt.yaml")).unwrap();
-    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
-    let runtime = Runtime::start(
-        Plan::new(config, Overrides::default()).unwrap(),
-        graph.clone(),
-    )
-    .unwrap();
-    (runtime, graph)
-}
-
-fn latest(graph: &SharedGraph, name: &str, key: &str) -> Option<Value> {
-    graph
-        .lock()
-        .latest(name, key)
-        .ok()
-        .flatten()
-        .and_then(|r| r.sample)
-        .map(|s| s.value)
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("gave up waiting for {what}");
 }
 
 /// Waits until the source is subscribed: a probe sample published again
@@ -383,23 +329,8 @@ fn nothing_the_broker_acknowledged_is_lost_across_a_broker_restart() {
         "{} acknowledged",
         acknowledged.len()
     );
-    let missing = || -> Vec<usize> {
-        acknowledged
-            .iter()
-            .copied()
-            .filter(|i| {
-                latest(&graph, "temperature", &format!("k{i}")) != Some(Value::Float(*i as f64))
-            })
-            .collect()
-    };
-    for _ in 0..1000 {
-        if missing().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert_eq!(
-        missing(),
+        missing(&graph, "temperature", &acknowledged),
         Vec::<usize>::new(),
         "acknowledged by the broker, never applied"
     );

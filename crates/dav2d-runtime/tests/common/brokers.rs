@@ -1,0 +1,92 @@
+//! Helpers of the broker tests: finding a broker binary (Debian puts them
+//! in /usr/sbin), a free loopback port, a runtime from YAML, and bounded
+//! waits on the graph.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Each test file uses some.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock, Value};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The broker binary `name`, on `PATH` or in the sbin directories; `None`
+/// (the test skips, saying why) unless `DAV2D_REQUIRE_BROKERS` is set.
+pub fn binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("DAV2D_REQUIRE_BROKERS").is_none(),
+            "DAV2D_REQUIRE_BROKERS is set but {name} is not installed (scripts/test-deps.sh installs it)"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install {name})");
+    }
+    found
+}
+
+/// A runtime started from `yaml` over a fresh graph.
+pub fn start(yaml: &str) -> (Runtime, SharedGraph) {
+    let config = Config::parse(yaml, Path::new("brokers.yaml")).unwrap();
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    let runtime = Runtime::start(
+        Plan::new(config, Overrides::default()).unwrap(),
+        graph.clone(),
+    )
+    .unwrap();
+    (runtime, graph)
+}
+
+/// The latest value of (name, key).
+pub fn latest(graph: &SharedGraph, name: &str, key: &str) -> Option<Value> {
+    graph
+        .lock()
+        .latest(name, key)
+        .ok()
+        .flatten()
+        .and_then(|r| r.sample)
+        .map(|s| s.value)
+}
+
+/// Polls `done` for up to 15 s.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// The numbers `expected` names whose key `k<i>` of `stream` does not hold
+/// `i`, after waiting up to 15 s for there to be none.
+pub fn missing(graph: &SharedGraph, stream: &str, expected: &[usize]) -> Vec<usize> {
+    let missing = || -> Vec<usize> {
+        expected
+            .iter()
+            .copied()
+            .filter(|i| latest(graph, stream, &format!("k{i}")) != Some(Value::Float(*i as f64)))
+            .collect()
+    };
+    for _ in 0..1500 {
+        if missing().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    missing()
+}
