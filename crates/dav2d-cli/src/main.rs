@@ -46,6 +46,10 @@ enum Command {
         /// The store's directory (overrides persistence.dir), or `off` to keep everything in memory.
         #[arg(long)]
         data: Option<String>,
+        /// Join the cluster on this NATS JetStream server, e.g.
+        /// `nats://127.0.0.1:4222` (overrides cluster.url).
+        #[arg(long)]
+        cluster: Option<String>,
     },
     /// Validates a config and prints the graph it describes.
     Check {
@@ -123,7 +127,8 @@ fn main() -> ExitCode {
             http,
             tcp,
             data,
-        } => run(config, duration, refresh, http, tcp, data),
+            cluster,
+        } => run(config, duration, refresh, http, tcp, data, cluster),
         Command::Check { config } => check(&config),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {
@@ -189,6 +194,7 @@ fn run(
     http: Option<Listen>,
     tcp: Option<Listen>,
     data: Option<String>,
+    cluster: Option<String>,
 ) -> Result<(), String> {
     let config = load(path.as_ref())?;
     let http_default = config
@@ -212,6 +218,7 @@ fn run(
             }),
         }),
         data: data.map(|dir| (dir != "off").then(|| PathBuf::from(dir))),
+        cluster,
     };
     let plan = Plan::new(config, overrides).map_err(|error| error.to_string())?;
     let data_dir = plan.persistence.as_ref().map(|p| p.dir.clone());

@@ -164,6 +164,28 @@ struct Shared {
     all_edge: Mutex<AllEdgeStreams>,
     body_budget: Arc<Semaphore>,
     backpressure: Arc<dav2d_core::Backpressure>,
+    /// Set when clustering: where decoded samples go instead of the engine.
+    forward: std::sync::OnceLock<Arc<dyn Forward>>,
+}
+
+/// One decoded sample handed on instead of applied (clustering).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarded<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: &'a dav2d_core::Value,
+    /// The timestamp (the forwarding instance's clock when the sample gave none).
+    pub ts: i64,
+}
+
+/// Where decoded samples go instead of the local engine (the cluster's
+/// partitioned stream); it returns once they are stored, or says why not.
+pub trait Forward: Send + Sync {
+    /// Hands `samples` on; `Err` refuses the batch ("retry later").
+    fn forward(&self, samples: &[Forwarded<'_>]) -> Result<(), String>;
 }
 
 /// The shared way into the engine, labelled with the component using it.
@@ -221,6 +243,7 @@ impl Intake {
                 (config.body_budget / BUDGET_UNIT).clamp(1, u32::MAX as usize),
             )),
             backpressure,
+            forward: std::sync::OnceLock::new(),
         });
         if let Ok(mut cache) = shared.all_edge.lock() {
             refresh(&mut cache, &shared.graph.lock());
@@ -317,6 +340,10 @@ impl Intake {
         format: Format,
         default_stream: Option<&str>,
     ) -> Option<Outcome> {
+        if self.forwards() {
+            // Forwarding waits on the network: never on an I/O thread.
+            return None;
+        }
         // Another small request usually holds the engine for microseconds:
         // spin briefly rather than hop to the pool, but never block.
         let mut graph = (0..INLINE_SPINS).find_map(|_| {
@@ -397,6 +424,21 @@ impl Intake {
         }
     }
 
+    /// From now on, decoded samples go to `forward` instead of the engine
+    /// (clustering: the partitioned stream; the owner of each partition
+    /// applies them). Set once, before the sources start.
+    pub fn set_forward(&self, forward: Arc<dyn Forward>) -> Result<(), String> {
+        self.shared
+            .forward
+            .set(forward)
+            .map_err(|_| "this intake already forwards".to_string())
+    }
+
+    /// Whether decoded samples are forwarded rather than applied.
+    pub fn forwards(&self) -> bool {
+        self.shared.forward.get().is_some()
+    }
+
     /// Applies one broker message for `stream` whose topic names `key`: a
     /// bare number, a JSON sample or a JSON array of samples (decoded and
     /// rejected like HTTP bodies; samples that give no key get `key`, no
@@ -408,10 +450,28 @@ impl Intake {
         key: &str,
         admission: Admission,
     ) -> Outcome {
+        self.message(payload, stream, key, admission, true)
+    }
+
+    /// [`Intake::ingest_message`] applied here even when this intake
+    /// forwards: what a partition's owner does with the partitioned stream.
+    pub fn apply_message_locally(&self, payload: &[u8], stream: &str, key: &str) -> Outcome {
+        self.message(payload, stream, key, Admission::Wait, false)
+    }
+
+    fn message(
+        &self,
+        payload: &[u8],
+        stream: &str,
+        key: &str,
+        admission: Admission,
+        may_forward: bool,
+    ) -> Outcome {
         let text = std::str::from_utf8(payload).map(str::trim).unwrap_or("");
         if let Ok(value) = text.parse::<f64>()
             && !text.is_empty()
             && text.as_bytes()[0] != b'['
+            && !(may_forward && self.forwards())
         {
             return self.push_numbers(stream, Keys::One(key), &[value], admission);
         }
@@ -432,6 +492,9 @@ impl Intake {
                 parsed.records.iter_mut().for_each(fill);
                 for (_, part) in &mut parsed.more {
                     part.to_mut().iter_mut().for_each(fill);
+                }
+                if !may_forward {
+                    return self.apply_here(parsed, started, admission);
                 }
                 self.admit_and_apply(parsed, started, admission, None)
             },
@@ -573,6 +636,53 @@ impl Intake {
 
     /// Admits decoded records and applies them, counting everything.
     fn admit_and_apply(
+        &self,
+        parsed: Parsed<'_>,
+        started: Instant,
+        admission: Admission,
+        locked: Option<&mut Graph>,
+    ) -> Outcome {
+        if let Some(forward) = self.shared.forward.get() {
+            return self.forward(forward.as_ref(), parsed, started);
+        }
+        self.apply(parsed, started, admission, locked)
+    }
+
+    /// Applies `parsed` to this instance's engine, forwarding or not.
+    fn apply_here(&self, parsed: Parsed<'_>, started: Instant, admission: Admission) -> Outcome {
+        self.apply(parsed, started, admission, None)
+    }
+
+    /// Hands `parsed` to `forward` (clustering) and reports it as accepted
+    /// once stored; its decode rejections are reported as usual.
+    fn forward(&self, forward: &dyn Forward, parsed: Parsed<'_>, started: Instant) -> Outcome {
+        self.shared
+            .metrics
+            .parse_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let now = self.shared.graph.lock().clock().now_ns();
+        let samples: Vec<Forwarded<'_>> = parsed
+            .iter()
+            .map(|(_, r)| Forwarded {
+                stream: &r.stream,
+                key: &r.key,
+                value: &r.value,
+                ts: r.ts.unwrap_or(now),
+            })
+            .collect();
+        self.counters
+            .received
+            .inc_by((samples.len() + parsed.errors.len()) as u64);
+        if let Err(error) = forward.forward(&samples) {
+            tracing::warn!(%error, "Forwarding to the cluster failed; the batch is refused.");
+            return Outcome::Overloaded;
+        }
+        let mut report = self.report(BatchReport::default(), &parsed.errors);
+        report.accepted = samples.len();
+        Outcome::Applied(report)
+    }
+
+    fn apply(
         &self,
         parsed: Parsed<'_>,
         started: Instant,

@@ -25,7 +25,9 @@ pub use component::{
 };
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
-pub use intake::{Admission, BodyPermit, IngestReport, Intake, IntakeConfig, Outcome};
+pub use intake::{
+    Admission, BodyPermit, Forward, Forwarded, IngestReport, Intake, IntakeConfig, Outcome,
+};
 pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, token_matches,
 };

@@ -76,6 +76,9 @@ pub struct Plan {
     /// Workers for offloaded nodes (`None`: [`crate::Workers::default_count`]);
     /// started only when the graph has offloaded nodes.
     pub workers: Option<usize>,
+    /// The cluster this instance joins: its sources then forward into the
+    /// partitioned stream, and it applies the partitions it owns.
+    pub cluster: Option<dav2d_cluster::ClusterConfig>,
 }
 
 /// Overrides of what the config asks for (`None` keeps the config's).
@@ -87,6 +90,8 @@ pub struct Overrides {
     pub tcp: Option<Option<TcpConfig>>,
     /// The default store's directory (`Some(None)` keeps everything in memory).
     pub data: Option<Option<PathBuf>>,
+    /// `--cluster URL`: join the cluster on this JetStream server.
+    pub cluster: Option<String>,
 }
 
 impl Plan {
@@ -99,6 +104,7 @@ impl Plan {
             persistence: config.persistence()?,
             tick: Some(config.tick()?),
             workers: config.workers()?,
+            cluster: config.cluster(overrides.cluster.as_deref())?,
             ..Plan::default()
         };
         let mut names = vec![
@@ -185,6 +191,10 @@ impl Plan {
     /// the listed ones.
     pub(crate) fn build_sources(&self) -> Vec<Box<dyn Source>> {
         let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        // First, so every other source forwards from its first sample.
+        if let Some(cluster) = &self.cluster {
+            sources.push(Box::new(cluster.clone().build()));
+        }
         if let Some(http) = &self.http {
             sources.push(Box::new(http.clone().build("http", "http.bind")));
         }

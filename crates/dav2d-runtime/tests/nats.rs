@@ -11,83 +11,13 @@
 #[path = "common/brokers.rs"]
 mod brokers;
 
-use brokers::{binary, free_port, latest, missing, start, wait_for};
+use brokers::{NatsServer as Server, latest, missing, start, wait_for};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use dav2d_core::Value;
-
-/// A nats-server with JetStream, of the test's own.
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Option<Server> {
-        binary("nats-server")?;
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("dav2d-nats-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Server {
-            child: None,
-            dir,
-            port,
-        };
-        server.child = Some(server.spawn());
-        Some(server)
-    }
-
-    #[allow(clippy::zombie_processes)] // `kill` (and `Drop`) wait for it.
-    fn spawn(&self) -> Child {
-        let child = Command::new(binary("nats-server").unwrap())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..400 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return child;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not listen on {}", self.port);
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.child = Some(self.spawn());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A raw NATS protocol client: enough to publish, subscribe and read.
 struct Raw {

@@ -327,3 +327,71 @@ impl Config {
         })
     }
 }
+
+/// The `cluster:` section: scale-out over NATS JetStream.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `nats://host:port` of the JetStream server (or `--cluster URL`).
+    pub url: Option<Spanned<String>>,
+    /// Partitions of the key space, the same on every instance (default 16).
+    pub partitions: Option<Spanned<u32>>,
+    /// This instance's name (default: the host name and process id).
+    pub instance: Option<String>,
+    /// A partition whose owner stops renewing is taken over after this
+    /// long, e.g. `10s` (the default).
+    pub lease_ttl: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// The cluster this instance joins, if the file (or `url`, from the
+    /// command line) asks for one.
+    pub fn cluster(
+        &self,
+        url: Option<&str>,
+    ) -> Result<Option<dav2d_cluster::ClusterConfig>, ConfigError> {
+        let section = &self.cluster;
+        let url = match (url, &section.url) {
+            (Some(url), _) => url.to_string(),
+            (None, Some(written)) => self.nats_url(written, "cluster.url".to_string())?,
+            (None, None) => return Ok(None),
+        };
+        dav2d_nats::check_url(&url).map_err(|m| ConfigError {
+            file: self.file().to_path_buf(),
+            line: 0,
+            column: 0,
+            field: "--cluster".to_string(),
+            message: m,
+        })?;
+        let partitions = match &section.partitions {
+            Some(p) if !(1..=4096).contains(&p.value) => {
+                return Err(self.error_at(
+                    p,
+                    "cluster.partitions".to_string(),
+                    format!(
+                        "{} is out of range; give 1 to 4096 (the same on every instance)",
+                        p.value
+                    ),
+                ));
+            }
+            Some(p) => p.value,
+            None => 16,
+        };
+        let lease_ttl = self
+            .duration(&section.lease_ttl, "cluster.lease_ttl".to_string())?
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(300));
+        let instance = section.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "dav2d".to_string());
+            format!("{host}-{}", std::process::id())
+        });
+        Ok(Some(dav2d_cluster::ClusterConfig {
+            url,
+            partitions,
+            instance,
+            lease_ttl,
+        }))
+    }
+}

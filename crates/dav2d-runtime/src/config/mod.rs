@@ -105,6 +105,9 @@ pub struct Config {
     pub processing: Option<dav2d_infer::ProcessingSection>,
     /// The same keys as a `processor:` section.
     pub processor: Option<dav2d_infer::ProcessorSection>,
+    /// Scale-out over NATS JetStream.
+    #[serde(default)]
+    pub cluster: brokers::ClusterSection,
     #[serde(skip)]
     file: PathBuf,
 }
@@ -282,6 +285,7 @@ impl Config {
             }
         }
         self.default_processor()?;
+        self.cluster(None)?;
         for (i, node) in self.nodes.iter().enumerate() {
             if node.kind.value == "processor" {
                 self.processor_settings(i, node)?;

@@ -4,7 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Each test file uses some.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,4 +91,72 @@ pub fn missing(graph: &SharedGraph, stream: &str, expected: &[usize]) -> Vec<usi
         std::thread::sleep(Duration::from_millis(10));
     }
     missing()
+}
+
+/// A nats-server with JetStream, of the test's own.
+pub struct NatsServer {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl NatsServer {
+    pub fn start() -> Option<NatsServer> {
+        binary("nats-server")?;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("dav2d-nats-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = NatsServer {
+            child: None,
+            dir,
+            port,
+        };
+        server.child = Some(server.spawn());
+        Some(server)
+    }
+
+    #[allow(clippy::zombie_processes)] // `kill` (and `Drop`) wait for it.
+    fn spawn(&self) -> Child {
+        let child = Command::new(binary("nats-server").unwrap())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..400 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not listen on {}", self.port);
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(self.spawn());
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

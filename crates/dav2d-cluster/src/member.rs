@@ -1,0 +1,288 @@
+//! The cluster member: joins at start (the intake forwards from then on),
+//! then keeps its leases: it says it is alive in the members bucket,
+//! renews the partitions it owns with compare-and-set, takes free ones up to
+//! its fair share, and applies each owned partition by replaying it in order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dav2d_component::{BrokerHealth, Context, Intake, Running, Source, StartError, ThreadTask};
+use futures_util::StreamExt;
+
+use crate::config::ClusterConfig;
+use crate::{Forwarder, LEASES, MEMBERS, STREAM};
+
+/// The `cluster` member, a source: what it applies comes from the
+/// partitions it owns.
+#[derive(Clone, Debug)]
+pub struct ClusterMember {
+    pub(crate) config: ClusterConfig,
+}
+
+impl Source for ClusterMember {
+    fn name(&self) -> &str {
+        "cluster"
+    }
+
+    fn kind(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
+        let config = self.config;
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("dav2d-cluster-io")
+                .enable_all()
+                .build()
+                .map_err(|e| StartError::Other(format!("cannot start the cluster client: {e}")))?,
+        );
+        let joined = runtime.block_on(join(&config));
+        let (client, buckets) = joined.map_err(StartError::Other)?;
+        let forwarder =
+            Forwarder::start(client.clone(), runtime.handle().clone(), config.partitions);
+        context
+            .intake
+            .set_forward(Arc::new(forwarder))
+            .map_err(StartError::Other)?;
+        let health = Arc::new(BrokerHealth::default());
+        health.connected();
+        let loop_health = Arc::clone(&health);
+        let intake = context.intake.clone();
+        let task = ThreadTask::spawn("dav2d-cluster", health, move |stop| {
+            let member = Member {
+                config,
+                client,
+                buckets,
+                intake,
+                health: loop_health,
+                owned: BTreeMap::new(),
+                ever: HashSet::new(),
+            };
+            let handle = runtime.handle().clone();
+            runtime.block_on(member.run(&stop, handle));
+        })?;
+        Ok(Box::new(task))
+    }
+}
+
+/// The KV buckets and the input stream.
+struct Buckets {
+    leases: async_nats::jetstream::kv::Store,
+    members: async_nats::jetstream::kv::Store,
+    input: async_nats::jetstream::stream::Stream,
+}
+
+/// Connects and makes sure the stream and buckets exist.
+async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), String> {
+    let client = async_nats::connect(config.url.as_str())
+        .await
+        .map_err(|e| {
+            format!(
+                "cluster: cannot connect to {}: {e}; start nats-server -js there or fix --cluster",
+                config.url
+            )
+        })?;
+    let js = async_nats::jetstream::new(client.clone());
+    let input = js
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM.to_string(),
+            subjects: vec!["dav2d.in.>".to_string()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("cluster: the {STREAM} stream: {e}"))?;
+    // The buckets' streams are made here, as a KV bucket's are, rather than
+    // with create_key_value: that asks for the account info first, whose
+    // answer from a 2.9 server this client cannot read.
+    let open = |name: &'static str| {
+        let js = js.clone();
+        let stream = async_nats::jetstream::stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age: config.lease_ttl,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: async_nats::jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        async move {
+            js.get_or_create_stream(stream)
+                .await
+                .map_err(|e| format!("cluster: the {name} bucket: {e}"))?;
+            js.get_key_value(name)
+                .await
+                .map_err(|e| format!("cluster: the {name} bucket: {e}"))
+        }
+    };
+    let leases = open(LEASES).await?;
+    let members = open(MEMBERS).await?;
+    Ok((
+        client,
+        Buckets {
+            leases,
+            members,
+            input,
+        },
+    ))
+}
+
+struct Member {
+    config: ClusterConfig,
+    #[allow(dead_code)] // Kept so the connection lives as long as the member.
+    client: async_nats::Client,
+    buckets: Buckets,
+    intake: Intake,
+    health: Arc<BrokerHealth>,
+    /// Owned partitions and the tasks applying them.
+    owned: BTreeMap<u32, tokio::task::JoinHandle<()>>,
+    /// Partitions this instance applied at some point (never taken again:
+    /// their keys' state here would be stale).
+    ever: HashSet<u32>,
+}
+
+impl Member {
+    async fn run(mut self, stop: &AtomicBool, runtime: tokio::runtime::Handle) {
+        let started = Instant::now();
+        let me = self.config.instance.clone();
+        let tick = (self.config.lease_ttl / 3).max(Duration::from_millis(50));
+        while !stop.load(Ordering::Acquire) {
+            if let Err(error) = self
+                .buckets
+                .members
+                .put(&me, me.clone().into_bytes().into())
+                .await
+            {
+                self.health.failed(format!("saying it is alive: {error}"));
+            }
+            // Claim only after a TTL, when every live member has said so.
+            if started.elapsed() >= self.config.lease_ttl {
+                self.keep_leases(&me, &runtime).await;
+            }
+            let until = Instant::now() + tick;
+            while Instant::now() < until && !stop.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // Stopping hands nothing back: the leases expire after the TTL,
+        // exactly as when the process is killed.
+        for (_, task) in std::mem::take(&mut self.owned) {
+            task.abort();
+        }
+    }
+
+    async fn keep_leases(&mut self, me: &str, runtime: &tokio::runtime::Handle) {
+        let members = match self.buckets.members.keys().await {
+            Ok(keys) => keys
+                .filter_map(|k| async move { k.ok() })
+                .count()
+                .await
+                .max(1),
+            Err(error) => {
+                self.health.failed(format!("listing members: {error}"));
+                return;
+            }
+        };
+        let share = (self.config.partitions as usize).div_ceil(members);
+        for p in 0..self.config.partitions {
+            let key = format!("p{p}");
+            let entry = match self.buckets.leases.entry(&key).await {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.health.failed(format!("reading lease {key}: {error}"));
+                    continue;
+                }
+            };
+            let live = entry.filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put);
+            match live {
+                Some(e) if e.value.as_ref() == me.as_bytes() => {
+                    let renewed = self
+                        .buckets
+                        .leases
+                        .update(&key, me.as_bytes().to_vec().into(), e.revision)
+                        .await;
+                    if renewed.is_err() {
+                        self.lose(p);
+                    }
+                }
+                Some(_) => self.lose(p),
+                None => {
+                    if self.owned.len() < share
+                        && !self.ever.contains(&p)
+                        && self
+                            .buckets
+                            .leases
+                            .create(&key, me.as_bytes().to_vec().into())
+                            .await
+                            .is_ok()
+                    {
+                        self.gain(p, runtime);
+                    }
+                }
+            }
+        }
+        self.health.connected();
+    }
+
+    fn lose(&mut self, p: u32) {
+        if let Some(task) = self.owned.remove(&p) {
+            tracing::warn!(
+                partition = p,
+                "A partition's lease was lost; it is no longer applied here."
+            );
+            task.abort();
+        }
+    }
+
+    /// Applies partition `p` from its first message, in order.
+    fn gain(&mut self, p: u32, runtime: &tokio::runtime::Handle) {
+        tracing::info!(partition = p, "Took partition.");
+        self.ever.insert(p);
+        let input = self.buckets.input.clone();
+        let intake = self.intake.clone();
+        let health = Arc::clone(&self.health);
+        let task = runtime.spawn(async move {
+            let consumer = input
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: format!("dav2d.in.{p}.>"),
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await;
+            let mut messages = match consumer {
+                Ok(consumer) => match consumer.messages().await {
+                    Ok(messages) => messages,
+                    Err(error) => return health.failed(format!("partition {p}: {error}")),
+                },
+                Err(error) => return health.failed(format!("partition {p}: {error}")),
+            };
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        health.failed(format!("partition {p}: {error}"));
+                        continue;
+                    }
+                };
+                let subject = message.subject.to_string();
+                let stream = subject.splitn(4, '.').nth(3).unwrap_or("").to_string();
+                let payload = message.payload.to_vec();
+                let intake = intake.clone();
+                // The engine may block: off the I/O worker, in order.
+                let applied = tokio::task::spawn_blocking(move || {
+                    intake.apply_message_locally(&payload, &stream, "")
+                })
+                .await;
+                if applied.is_err() {
+                    return;
+                }
+            }
+        });
+        self.owned.insert(p, task);
+    }
+}

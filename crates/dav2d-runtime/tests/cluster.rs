@@ -1,0 +1,184 @@
+//! Scale-out on a real `nats-server -js`: three instances in one test
+//! process, samples POSTed to one of them are forwarded into the
+//! partitioned stream, the partitions are spread over the instances by
+//! leases, one instance stops mid-stream without handing anything over (as
+//! a killed process would), the survivors take its partitions over when the
+//! leases expire, and at the end every key's latest value, window and
+//! constraint state equals a single-instance run over the same input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/brokers.rs"]
+mod brokers;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokers::{NatsServer, free_port, start};
+use dav2d_core::{
+    Builtin, ConstraintSpec, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock, Value,
+};
+use dav2d_runtime::Runtime;
+
+const KEYS: usize = 1_000;
+const SAMPLES: usize = 100_000;
+
+fn yaml(port: u16, instance: usize, http: Option<u16>) -> String {
+    let http = match http {
+        Some(p) => format!("http:\n  bind: 127.0.0.1:{p}\n"),
+        None => "http:\n  enabled: false\n".to_string(),
+    };
+    format!(
+        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
+         constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
+         cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n\
+         {http}tcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    )
+}
+
+/// The i-th sample: (key, value, ts).
+fn sample(i: usize) -> (String, f64, i64) {
+    let key = format!("k{}", (i * 7) % KEYS);
+    let value = 40.0 + ((i * 31) % 47) as f64;
+    (key, value, 1_700_000_000_000_000_000 + i as i64)
+}
+
+fn post(address: SocketAddr, from: usize, to: usize) {
+    let records: Vec<serde_json::Value> = (from..to)
+        .map(|i| {
+            let (key, value, ts) = sample(i);
+            serde_json::json!({"stream": "temperature", "key": key, "value": value, "ts": ts})
+        })
+        .collect();
+    let body = serde_json::Value::Array(records).to_string();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /ingest/temperature HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// What one key holds: the latest average, the window of samples, the alert.
+type KeyState = (Value, Vec<Option<Value>>, Value);
+
+/// What `graph` holds of `key`, if anything.
+fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
+    let graph = graph.lock();
+    let avg = graph.latest("avg", key).ok()??.sample?.value;
+    let window = graph.window("temperature", key, 3).ok()?;
+    let window = (0..window.len()).map(|i| window.value(i)).collect();
+    let hot = graph.latest("hot", key).ok()??.sample?.value;
+    Some((avg, window, hot))
+}
+
+#[test]
+fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    // The single-instance run over the same input.
+    let reference = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    {
+        let mut graph = reference.lock();
+        graph
+            .register_all(vec![
+                NodeSpec::builtin("avg", "temperature", Builtin::MovingAverage { n: 3 }),
+                NodeSpec::constraint(
+                    "hot",
+                    "avg",
+                    ConstraintSpec {
+                        reset: Some(55.0),
+                        ..ConstraintSpec::above(60.0)
+                    },
+                ),
+            ])
+            .unwrap();
+        for i in 0..SAMPLES {
+            let (key, value, ts) = sample(i);
+            graph
+                .push("temperature", &key, Value::Float(value), Some(ts))
+                .unwrap();
+            graph.run_wave();
+        }
+    }
+    let http = free_port();
+    let instances: Vec<(Runtime, SharedGraph)> = (0..3)
+        .map(|i| start(&yaml(server.port, i, (i == 0).then_some(http))))
+        .collect();
+    let address = instances[0].0.address("http").unwrap();
+    // Until every partition has an owner (leases are claimed after a TTL),
+    // the forwarded samples wait in the stream; nothing is lost meanwhile.
+    let half = SAMPLES / 2;
+    for chunk in (0..half).step_by(1000) {
+        post(address, chunk, (chunk + 1000).min(half));
+    }
+    let mut instances = instances.into_iter();
+    let (first, second, third) = (
+        instances.next().unwrap(),
+        instances.next().unwrap(),
+        instances.next().unwrap(),
+    );
+    // The partitions are spread: every instance applies some keys.
+    let holds = |graph: &SharedGraph| {
+        (0..KEYS)
+            .filter(|k| state(graph, &format!("k{k}")).is_some())
+            .count()
+    };
+    brokers::wait_for("every instance to own partitions", || {
+        [&first.1, &second.1, &third.1].iter().all(|g| holds(g) > 0)
+    });
+    let moved: Vec<String> = (0..KEYS)
+        .map(|k| format!("k{k}"))
+        .filter(|key| state(&third.1, key).is_some())
+        .collect();
+    assert!(
+        !moved.is_empty() && moved.len() < KEYS,
+        "{} keys on the third",
+        moved.len()
+    );
+    // The third instance stops without handing its partitions over.
+    third.0.stop();
+    for chunk in (half..SAMPLES).step_by(1000) {
+        post(address, chunk, (chunk + 1000).min(SAMPLES));
+    }
+    let survivors = [&first.1, &second.1];
+    let expected: Vec<(String, KeyState)> = (0..KEYS)
+        .map(|k| {
+            let key = format!("k{k}");
+            let state = state(&reference, &key).unwrap();
+            (key, state)
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for _ in 0..3000 {
+        wrong = expected
+            .iter()
+            .filter(|(key, want)| {
+                // Exactly one survivor holds the key (its partition's owner),
+                // and it holds what the single instance holds.
+                let held: Vec<_> = survivors.iter().filter_map(|g| state(g, key)).collect();
+                held.len() != 1 || held[0] != *want
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        if wrong.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} keys differ from the single-instance run: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    first.0.stop();
+    second.0.stop();
+}
