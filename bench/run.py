@@ -853,6 +853,21 @@ def main() -> None:
             f"{batch['naive_growth'] / max(batch['peak_growth'], 1):.1f}x less memory",
         )
 
+    cluster = rust_bench(args.rust_bench, "cluster", str(100_000 // scale))
+    if "error" not in cluster:
+        report(
+            f"Scale-out on NATS JetStream (nats-server 2.9 on the same 2 cores): {cluster['samples']:,} samples over 1,000 keys POSTed "
+            "to one instance until every owner applied them (moving average; 12 partitions, lease TTL 1 s)",
+            f"1 instance {cluster['one']:,.0f}, 2 instances {cluster['two']:,.0f}, 3 instances {cluster['three']:,.0f} samples/s; "
+            f"failover (stop to the first answer for a moved key) {cluster['failover_s']:.2f} s; replay by new owners {cluster['replay_per_s'] / 1e6:.2f} M samples/s",
+            "none set",
+            f"one instance without clustering: {cluster['local']:,.0f} samples/s",
+            f"the distribution layer costs {cluster['local'] / cluster['one']:.1f}x on one machine (every sample through JetStream and back); "
+            "more instances on the same cores add no throughput here",
+        )
+    else:
+        print(f"cluster benchmark skipped: {cluster['error']}")
+
     if not args.quick:
         write_results(rows)
 

@@ -16,6 +16,7 @@
 //!   batch) beside one JSON line per sample with a flush.
 //! - `restart KEYS`: restoring a checkpoint of KEYS keys into a fresh graph.
 
+mod cluster;
 mod ingest;
 mod persist;
 
@@ -146,9 +147,10 @@ fn main() {
             &std::env::temp_dir(),
         ),
         Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),
+        Some("cluster") => cluster::run(number(2, 100_000.0) as usize),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS | cluster SAMPLES"
             );
             std::process::exit(2);
         }

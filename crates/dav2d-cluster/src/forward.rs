@@ -1,7 +1,9 @@
 //! The forwarder: what an instance's intake does with decoded samples when
-//! clustering is on. Each sample goes to `dav2d.in.<partition>.<stream>` as
-//! a JSON sample (`key`, `value`, `ts`), and the batch counts as accepted
-//! once JetStream acknowledged every message of it.
+//! clustering is on. The samples of a batch go to
+//! `dav2d.in.<partition>.<stream>`, one message per partition and stream
+//! holding a JSON array of samples (`key`, `value`, `ts`) in batch order,
+//! and the batch counts as accepted once JetStream acknowledged every
+//! message of it.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -65,19 +67,26 @@ impl Forwarder {
 
 impl Forward for Forwarder {
     fn forward(&self, samples: &[Forwarded<'_>]) -> Result<(), String> {
-        let messages = samples
-            .iter()
-            .map(|s| {
-                let p = crate::partition(s.key, self.partitions);
-                let body = serde_json::json!({
-                    "key": s.key,
-                    "value": dav2d_wire::value_json(s.value),
-                    "ts": s.ts,
-                });
-                (
-                    format!("dav2d.in.{p}.{}", s.stream),
-                    body.to_string().into_bytes(),
-                )
+        // One message per (partition, stream) of the batch: a JSON array of
+        // its samples in batch order, so each key keeps its order.
+        let mut groups: Vec<((u32, &str), Vec<serde_json::Value>)> = Vec::new();
+        for s in samples {
+            let p = crate::partition(s.key, self.partitions);
+            let sample = serde_json::json!({
+                "key": s.key,
+                "value": dav2d_wire::value_json(s.value),
+                "ts": s.ts,
+            });
+            match groups.iter_mut().find(|(g, _)| *g == (p, s.stream)) {
+                Some((_, group)) => group.push(sample),
+                None => groups.push(((p, s.stream), vec![sample])),
+            }
+        }
+        let messages = groups
+            .into_iter()
+            .map(|((p, stream), group)| {
+                let body = serde_json::Value::Array(group).to_string().into_bytes();
+                (format!("dav2d.in.{p}.{stream}"), body)
             })
             .collect();
         let (reply, answer) = mpsc::sync_channel(1);

@@ -208,6 +208,15 @@ impl Member {
                         .await;
                     if renewed.is_err() {
                         self.lose(p);
+                    } else if !self.owned.contains_key(&p) {
+                        // Ours by name from before a restart: apply it now
+                        // (this process has no state for it yet), unless this
+                        // process gave it up before.
+                        if self.ever.contains(&p) {
+                            let _ = self.buckets.leases.delete(&key).await;
+                        } else {
+                            self.gain(p, runtime);
+                        }
                     }
                 }
                 Some(_) => self.lose(p),

@@ -1,0 +1,301 @@
+//! The distribution layer's figures: samples POSTed to one instance until
+//! every key is applied by its owner, with 1, 2 and 3 clustered instances
+//! beside one instance without clustering; failover (an instance stopped
+//! until the survivors answer for all its keys) and the replay speed of the
+//! new owners. Needs `nats-server` (Debian's package); prints JSON.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
+
+const KEYS: usize = 1_000;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn nats_server() -> Option<PathBuf> {
+    [
+        "/usr/sbin/nats-server",
+        "/usr/local/sbin/nats-server",
+        "/usr/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+fn yaml(nats: Option<u16>, instance: usize, http: Option<u16>) -> String {
+    let http = match http {
+        Some(p) => format!("http:\n  bind: 127.0.0.1:{p}\n"),
+        None => "http:\n  enabled: false\n".to_string(),
+    };
+    let cluster = match nats {
+        Some(port) => format!(
+            "cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 12\n  instance: b{instance}\n  lease_ttl: 1s\n"
+        ),
+        None => String::new(),
+    };
+    format!(
+        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n{cluster}{http}tcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    )
+}
+
+fn start(yaml: &str) -> Result<(Runtime, SharedGraph), String> {
+    let config = Config::parse(yaml, Path::new("bench.yaml")).map_err(|e| e.to_string())?;
+    let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+    let plan = Plan::new(config, Overrides::default()).map_err(|e| e.to_string())?;
+    let runtime = Runtime::start(plan, graph.clone()).map_err(|e| e.to_string())?;
+    Ok((runtime, graph))
+}
+
+fn body(from: usize, to: usize) -> String {
+    let records: Vec<String> = (from..to)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{}\",\"value\":{},\"ts\":{}}}",
+                i % KEYS,
+                (i % 97) as f64,
+                1_700_000_000_000_000_000i64 + i as i64
+            )
+        })
+        .collect();
+    format!("[{}]", records.join(","))
+}
+
+fn post(address: SocketAddr, body: &str) -> Result<(), String> {
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "POST /ingest/temperature HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(answer.lines().next().unwrap_or("").to_string())
+    }
+}
+
+/// Samples applied across `graphs` (their engines' accepted counts).
+fn applied(graphs: &[&SharedGraph]) -> u64 {
+    graphs.iter().map(|g| g.lock().stats().accepted).sum()
+}
+
+/// Waits until `graphs` applied `total` samples; the seconds it took from `since`.
+fn until_applied(graphs: &[&SharedGraph], total: u64, since: Instant) -> Option<f64> {
+    while since.elapsed() < Duration::from_secs(300) {
+        if applied(graphs) >= total {
+            return Some(since.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// One throughput run: `instances` (0: no clustering), `samples` POSTed in
+/// batches of 1,000 to the first; samples/s until every owner applied them.
+fn throughput(nats: u16, instances: usize, samples: usize) -> Result<f64, String> {
+    let http = free_port();
+    let mut running = Vec::new();
+    for i in 0..instances.max(1) {
+        let cluster = (instances > 0).then_some(nats);
+        running.push(start(&yaml(cluster, i, (i == 0).then_some(http)))?);
+    }
+    let address = running[0].0.address("http").ok_or("no HTTP address")?;
+    if instances > 0 {
+        // Let the leases settle (claimed after one TTL), then clear the stream's history.
+        let warm = Instant::now();
+        post(address, &body(0, KEYS))?;
+        let graphs: Vec<&SharedGraph> = running.iter().map(|(_, g)| g).collect();
+        until_applied(&graphs, KEYS as u64, warm).ok_or("the warm-up never applied")?;
+    }
+    let graphs: Vec<&SharedGraph> = running.iter().map(|(_, g)| g).collect();
+    let before = applied(&graphs);
+    let bodies: Vec<String> = (0..samples)
+        .step_by(1000)
+        .map(|from| body(from, (from + 1000).min(samples)))
+        .collect();
+    let started = Instant::now();
+    for b in &bodies {
+        post(address, b)?;
+    }
+    let seconds = until_applied(&graphs, before + samples as u64, started)
+        .ok_or("the samples were never all applied")?;
+    for (runtime, _) in running {
+        runtime.stop();
+    }
+    Ok(samples as f64 / seconds)
+}
+
+/// Failover: three instances, `samples` applied, one stopped; the seconds
+/// from the stop to the first answer for a moved key, and the samples per
+/// second the new owners replayed.
+fn failover(nats: u16, samples: usize) -> Result<(f64, f64), String> {
+    let http = free_port();
+    let mut running = Vec::new();
+    for i in 0..3 {
+        running.push(start(&yaml(Some(nats), i, (i == 0).then_some(http)))?);
+    }
+    let address = running[0].0.address("http").ok_or("no HTTP address")?;
+    let bodies: Vec<String> = (0..samples)
+        .step_by(1000)
+        .map(|from| body(from, (from + 1000).min(samples)))
+        .collect();
+    for b in &bodies {
+        post(address, b)?;
+    }
+    let graphs: Vec<&SharedGraph> = running.iter().map(|(_, g)| g).collect();
+    let before = applied(&graphs);
+    until_applied(&graphs, before.max(samples as u64), Instant::now()).ok_or("not applied")?;
+    let third = running.pop().ok_or("no third instance")?;
+    // The keys the third applies, and what it holds for them.
+    let held: Vec<(String, Option<dav2d_core::Value>)> = {
+        let graph = third.1.lock();
+        (0..KEYS)
+            .map(|k| format!("k{k}"))
+            .filter_map(|key| {
+                let value = graph.latest("avg", &key).ok()??.sample?.value;
+                Some((key, Some(value)))
+            })
+            .collect()
+    };
+    if held.is_empty() {
+        return Err("the third instance owned no partition".to_string());
+    }
+    let moved = held.len() as f64 / KEYS as f64 * samples as f64;
+    let stopped = Instant::now();
+    third.0.stop();
+    let survivors: Vec<&SharedGraph> = running.iter().map(|(_, g)| g).collect();
+    let answered = |key: &str, want: &Option<dav2d_core::Value>| {
+        survivors.iter().any(|g| {
+            g.lock()
+                .latest("avg", key)
+                .ok()
+                .flatten()
+                .and_then(|r| r.sample)
+                .map(|s| s.value)
+                == *want
+        })
+    };
+    // First answer for a moved key (the leases expired and replay began),
+    // then every moved key answered as the third held it (replay done).
+    let (mut first, mut last) = (None, None);
+    while stopped.elapsed() < Duration::from_secs(120) {
+        let done = held.iter().filter(|(k, v)| answered(k, v)).count();
+        if done > 0 && first.is_none() {
+            first = Some(stopped.elapsed().as_secs_f64());
+        }
+        if done == held.len() {
+            last = Some(stopped.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (first, seconds) = match (first, last) {
+        (Some(first), Some(last)) => (first, last),
+        _ => {
+            let done = held.iter().filter(|(k, v)| answered(k, v)).count();
+            let holding: Vec<usize> = survivors
+                .iter()
+                .map(|g| {
+                    (0..KEYS)
+                        .filter(|k| {
+                            g.lock()
+                                .latest("avg", &format!("k{k}"))
+                                .ok()
+                                .flatten()
+                                .is_some()
+                        })
+                        .count()
+                })
+                .collect();
+            return Err(format!(
+                "the survivors never took the partitions over: {done} of {} moved keys answered; survivors hold {holding:?} keys",
+                held.len()
+            ));
+        }
+    };
+    for (runtime, _) in running {
+        runtime.stop();
+    }
+    let replay = moved / (seconds - first).max(1e-3);
+    Ok((first, replay))
+}
+
+/// A nats-server with JetStream in a directory of its own.
+struct Server {
+    child: std::process::Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    fn start(binary: &Path) -> Result<Server, String> {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("dav2d-bench-nats-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let child = std::process::Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("nats-server did not start: {e}"))?;
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(Server { child, dir, port })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the figures, each on a fresh server, and prints them as JSON.
+pub fn run(samples: usize) {
+    let Some(binary) = nats_server() else {
+        println!("{{\"error\": \"nats-server is not installed\"}}");
+        return;
+    };
+    let result = (|| -> Result<String, String> {
+        let local = throughput(0, 0, samples)?;
+        let mut clustered = Vec::new();
+        for n in 1..=3 {
+            let server = Server::start(&binary)?;
+            clustered.push(throughput(server.port, n, samples)?);
+        }
+        let server = Server::start(&binary)?;
+        let (failover, replay) = failover(server.port, samples)?;
+        Ok(format!(
+            "{{\"samples\": {samples}, \"local\": {local}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}}}",
+            clustered[0], clustered[1], clustered[2]
+        ))
+    })();
+    match result {
+        Ok(json) => println!("{json}"),
+        Err(error) => println!("{{\"error\": {error:?}}}"),
+    }
+}
