@@ -15,6 +15,17 @@ pub struct Gauge {
     pub value: i64,
 }
 
+impl Gauge {
+    /// A gauge of a count (saturating at `i64::MAX`).
+    pub fn count(name: &'static str, help: &'static str, value: u64) -> Gauge {
+        Gauge {
+            name,
+            help,
+            value: value.min(i64::MAX as u64) as i64,
+        }
+    }
+}
+
 /// Something that reports whether it works (a running source or sink, the
 /// persistence thread); the HTTP API knows nothing else about it.
 pub trait Health: Send + Sync + fmt::Debug {

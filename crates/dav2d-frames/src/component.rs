@@ -37,11 +37,7 @@ impl Health for FrameHealth {
     }
 
     fn gauges(&self) -> Vec<Gauge> {
-        let gauge = |name, help, value: u64| Gauge {
-            name,
-            help,
-            value: value.min(i64::MAX as u64) as i64,
-        };
+        let gauge = Gauge::count;
         vec![
             gauge(
                 "frames_published",

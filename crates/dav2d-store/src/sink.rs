@@ -82,11 +82,7 @@ impl Health for PersistStats {
     fn gauges(&self) -> Vec<Gauge> {
         let used = self.file_actions_today.load(Ordering::Relaxed);
         let budget = self.budget.load(Ordering::Relaxed);
-        let gauge = |name, help, value: u64| Gauge {
-            name,
-            help,
-            value: value.min(i64::MAX as u64) as i64,
-        };
+        let gauge = Gauge::count;
         vec![
             gauge(
                 "file_actions_used_today",
