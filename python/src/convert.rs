@@ -104,8 +104,7 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
                     crate::error::Dav2dError::new_err(format!("a stored frame: {message}"))
                 })?,
             };
-            let skipped = lease.skipped();
-            Bound::new(py, crate::frames::frame_of(lease, skipped))?.into_any()
+            Bound::new(py, crate::frames::frame_of(lease))?.into_any()
         }
         Value::Record(fields) => {
             let dict = PyDict::new(py);

@@ -60,7 +60,8 @@ pub struct PyFrame {
     pointer: usize,
 }
 
-pub(crate) fn frame_of(lease: Lease, skipped: u64) -> PyFrame {
+pub(crate) fn frame_of(lease: Lease) -> PyFrame {
+    let skipped = lease.skipped();
     let meta = lease.meta().clone();
     let layout = meta.layout;
     let plane = layout.planes[0];
@@ -421,10 +422,9 @@ impl PyFrameStream {
                 crate::error::unwinding("a frame stream", || pool.next_after(after, wait))
             })?;
             if let Some(lease) = lease {
-                let seq = lease.meta().seq;
-                let skipped = last.map_or(seq, |l| seq.saturating_sub(l + 1));
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(seq);
-                return Ok(Some(frame_of(lease, skipped)));
+                let lease = lease.read_after(last);
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.meta().seq);
+                return Ok(Some(frame_of(lease)));
             }
             if self.pool.is_closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(None);
@@ -628,11 +628,11 @@ impl PyFrameStream {
                         }
                         continue;
                     };
+                    let lease = lease.read_after(last);
                     let seq = lease.meta().seq;
-                    let skipped = last.map_or(seq, |l: u64| seq.saturating_sub(l + 1));
                     last = Some(seq);
                     Python::attach(|py| {
-                        let frame = match Py::new(py, frame_of(lease, skipped)) {
+                        let frame = match Py::new(py, frame_of(lease)) {
                             Ok(frame) => frame,
                             Err(error) => {
                                 error.print(py);

@@ -28,10 +28,11 @@ impl std::fmt::Debug for Forwarder {
 }
 
 impl Forwarder {
-    /// Starts publishing to `client`'s JetStream on `runtime`.
+    /// Starts publishing to `client`'s JetStream on `runtime` (kept alive
+    /// while the forwarder lives).
     pub fn start(
         client: async_nats::Client,
-        runtime: tokio::runtime::Handle,
+        runtime: std::sync::Arc<tokio::runtime::Runtime>,
         partitions: u32,
     ) -> Forwarder {
         let (jobs, received) = mpsc::sync_channel::<Job>(64);

@@ -42,8 +42,9 @@ impl Source for ClusterMember {
         );
         let joined = runtime.block_on(join(&config));
         let (client, buckets) = joined.map_err(StartError::Other)?;
-        let forwarder =
-            Forwarder::start(client.clone(), runtime.handle().clone(), config.partitions);
+        // The forwarder keeps the client runtime alive: the intake forwards
+        // for as long as any source runs, whichever stops first.
+        let forwarder = Forwarder::start(client, Arc::clone(&runtime), config.partitions);
         context
             .intake
             .set_forward(Arc::new(forwarder))
@@ -55,7 +56,6 @@ impl Source for ClusterMember {
         let task = ThreadTask::spawn("dav2d-cluster", health, move |stop| {
             let member = Member {
                 config,
-                client,
                 buckets,
                 intake,
                 health: loop_health,
@@ -134,8 +134,6 @@ async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), S
 
 struct Member {
     config: ClusterConfig,
-    #[allow(dead_code)] // Kept so the connection lives as long as the member.
-    client: async_nats::Client,
     buckets: Buckets,
     intake: Intake,
     health: Arc<BrokerHealth>,

@@ -166,6 +166,9 @@ struct Shared {
     backpressure: Arc<dav2d_core::Backpressure>,
     /// Set when clustering: where decoded samples go instead of the engine.
     forward: std::sync::OnceLock<Arc<dyn Forward>>,
+    /// The graph's clock, for the timestamps of forwarded samples that
+    /// gave none (read without the engine lock).
+    clock: Arc<dyn dav2d_core::Clock>,
 }
 
 /// One decoded sample handed on instead of applied (clustering).
@@ -226,7 +229,10 @@ impl Intake {
         // Unregistered: only relabelled intakes (one per component) count
         // into `/metrics`, so no series stands for the unlabelled one.
         let counters = crate::metrics::ComponentCounters::unregistered();
-        let backpressure = graph.lock().backpressure();
+        let (backpressure, clock) = {
+            let locked = graph.lock();
+            (locked.backpressure(), Arc::clone(locked.clock()))
+        };
         let shared = Arc::new(Shared {
             graph,
             pool,
@@ -244,6 +250,7 @@ impl Intake {
             )),
             backpressure,
             forward: std::sync::OnceLock::new(),
+            clock,
         });
         if let Ok(mut cache) = shared.all_edge.lock() {
             refresh(&mut cache, &shared.graph.lock());
@@ -453,6 +460,62 @@ impl Intake {
         self.message(payload, stream, key, admission, true)
     }
 
+    /// What a broker connector does with one message on `topic`: routes it
+    /// to its (stream, key), applies it ([`Intake::ingest_message`]), trying
+    /// again for up to 30 s while the engine or the cluster is busy, logs and
+    /// counts its rejections in `health`. The settled mark of the wave that
+    /// applied it (`0` for a message refused for good: unrouted or bad, which
+    /// is acknowledged all the same, since it would only come back), or
+    /// `None` when it could not be applied (leave it unacknowledged for the
+    /// broker to send again).
+    pub fn deliver(
+        &self,
+        routes: &[crate::Route],
+        topic: &str,
+        payload: &[u8],
+        health: &crate::BrokerHealth,
+    ) -> Option<u64> {
+        let Some((stream, key)) = crate::Route::resolve(routes, topic) else {
+            tracing::warn!(
+                topic,
+                "A broker message matches no route's template; skipped."
+            );
+            health.message(1);
+            return Some(0);
+        };
+        let busy = |outcome: &Outcome| matches!(outcome, Outcome::Overloaded | Outcome::SinkBehind);
+        let mut outcome = self.ingest_message(payload, &stream, key, Admission::Wait);
+        for _ in 0..600 {
+            if !busy(&outcome) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            outcome = self.ingest_message(payload, &stream, key, Admission::Wait);
+        }
+        match outcome {
+            Outcome::Applied(report) => {
+                for (index, reason) in &report.errors {
+                    tracing::warn!(topic, index, %reason, "A broker sample was rejected.");
+                }
+                health.message(report.rejected as u64);
+                Some(report.settled)
+            }
+            Outcome::Overloaded | Outcome::SinkBehind => {
+                tracing::warn!(
+                    topic,
+                    "A broker message could not be applied for 30 s; it is left unacknowledged for the broker to send again."
+                );
+                health.message(1);
+                None
+            }
+            other => {
+                tracing::warn!(topic, outcome = ?other, "A broker message was rejected.");
+                health.message(1);
+                Some(0)
+            }
+        }
+    }
+
     /// [`Intake::ingest_message`] applied here even when this intake
     /// forwards: what a partition's owner does with the partitioned stream.
     pub fn apply_message_locally(&self, payload: &[u8], stream: &str, key: &str) -> Outcome {
@@ -468,12 +531,14 @@ impl Intake {
         may_forward: bool,
     ) -> Outcome {
         let text = std::str::from_utf8(payload).map(str::trim).unwrap_or("");
-        if let Ok(value) = text.parse::<f64>()
-            && !text.is_empty()
-            && text.as_bytes()[0] != b'['
-            && !(may_forward && self.forwards())
-        {
-            return self.push_numbers(stream, Keys::One(key), &[value], admission);
+        if let Ok(value) = text.parse::<f64>() {
+            let keys = Keys::One(key);
+            return match self.shared.forward.get() {
+                Some(forward) if may_forward => {
+                    self.forward_numbers(forward.as_ref(), stream, keys, &[value])
+                }
+                _ => self.apply_numbers(stream, keys, &[value], admission),
+            };
         }
         self.counters.bytes.inc_by(payload.len() as u64);
         let started = Instant::now();
@@ -494,7 +559,7 @@ impl Intake {
                     part.to_mut().iter_mut().for_each(fill);
                 }
                 if !may_forward {
-                    return self.apply_here(parsed, started, admission);
+                    return self.apply(parsed, started, admission, None);
                 }
                 self.admit_and_apply(parsed, started, admission, None)
             },
@@ -536,8 +601,22 @@ impl Intake {
     }
 
     /// Pushes a batch of numbers for one stream (a native source), admitted
-    /// like any other batch, and runs the wave.
+    /// like any other batch, and runs the wave; when clustering, forwards
+    /// them to the partitioned stream instead.
     pub fn push_numbers(
+        &self,
+        stream: &str,
+        keys: Keys<'_>,
+        values: &[f64],
+        admission: Admission,
+    ) -> Outcome {
+        match self.shared.forward.get() {
+            Some(forward) => self.forward_numbers(forward.as_ref(), stream, keys, values),
+            None => self.apply_numbers(stream, keys, values, admission),
+        }
+    }
+
+    fn apply_numbers(
         &self,
         stream: &str,
         keys: Keys<'_>,
@@ -648,11 +727,6 @@ impl Intake {
         self.apply(parsed, started, admission, locked)
     }
 
-    /// Applies `parsed` to this instance's engine, forwarding or not.
-    fn apply_here(&self, parsed: Parsed<'_>, started: Instant, admission: Admission) -> Outcome {
-        self.apply(parsed, started, admission, None)
-    }
-
     /// Hands `parsed` to `forward` (clustering) and reports it as accepted
     /// once stored; its decode rejections are reported as usual.
     fn forward(&self, forward: &dyn Forward, parsed: Parsed<'_>, started: Instant) -> Outcome {
@@ -660,7 +734,7 @@ impl Intake {
             .metrics
             .parse_seconds
             .observe(started.elapsed().as_secs_f64());
-        let now = self.shared.graph.lock().clock().now_ns();
+        let now = self.shared.clock.now_ns();
         let samples: Vec<Forwarded<'_>> = parsed
             .iter()
             .map(|(_, r)| Forwarded {
@@ -673,13 +747,55 @@ impl Intake {
         self.counters
             .received
             .inc_by((samples.len() + parsed.errors.len()) as u64);
-        if let Err(error) = forward.forward(&samples) {
+        self.forward_samples(forward, &samples, &parsed.errors)
+    }
+
+    /// Forwards `samples`; accepted once stored, refused ("retry later")
+    /// when the cluster did not take them.
+    fn forward_samples(
+        &self,
+        forward: &dyn Forward,
+        samples: &[Forwarded<'_>],
+        decode_errors: &[dav2d_wire::RecordError],
+    ) -> Outcome {
+        if let Err(error) = forward.forward(samples) {
             tracing::warn!(%error, "Forwarding to the cluster failed; the batch is refused.");
             return Outcome::Overloaded;
         }
-        let mut report = self.report(BatchReport::default(), &parsed.errors);
+        let mut report = self.report(BatchReport::default(), decode_errors);
         report.accepted = samples.len();
         Outcome::Applied(report)
+    }
+
+    /// [`Intake::push_numbers`] when clustering: the numbers go to the
+    /// partitioned stream, stamped with the graph's clock.
+    fn forward_numbers(
+        &self,
+        forward: &dyn Forward,
+        stream: &str,
+        keys: Keys<'_>,
+        values: &[f64],
+    ) -> Outcome {
+        self.counters.received.inc_by(values.len() as u64);
+        let now = self.shared.clock.now_ns();
+        let values: Vec<dav2d_core::Value> = values
+            .iter()
+            .map(|v| dav2d_core::Value::Float(*v))
+            .collect();
+        let samples: Vec<Forwarded<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| Forwarded {
+                stream,
+                key: match keys {
+                    Keys::One(key) => key,
+                    Keys::Many(keys) => keys.get(i).copied().unwrap_or(""),
+                },
+                value,
+                ts: now,
+            })
+            .collect();
+        self.forward_samples(forward, &samples, &[])
     }
 
     fn apply(

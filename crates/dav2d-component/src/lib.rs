@@ -32,4 +32,4 @@ pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, token_matches,
 };
 pub use metrics::Metrics;
-pub use topic::{Syntax, TopicTemplate};
+pub use topic::{Route, Syntax, TopicTemplate};

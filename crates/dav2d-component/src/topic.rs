@@ -36,6 +36,26 @@ impl Syntax {
     }
 }
 
+/// Where a broker connector's messages go: a topic template, and the
+/// stream they feed unless the template names one (`{stream}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// The template, e.g. `plant/{key}/temperature`.
+    pub topic: TopicTemplate,
+    /// The stream, unless the topic names it.
+    pub stream: Option<String>,
+}
+
+impl Route {
+    /// The (stream, key) of `topic` by the first route it matches.
+    pub fn resolve<'t>(routes: &[Route], topic: &'t str) -> Option<(String, &'t str)> {
+        routes.iter().find_map(|route| {
+            let (stream, key) = route.topic.match_topic(topic)?;
+            Some((stream.or(route.stream.as_deref())?.to_string(), key))
+        })
+    }
+}
+
 /// A parsed topic template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicTemplate {

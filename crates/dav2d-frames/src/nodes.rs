@@ -397,10 +397,9 @@ pub fn feed(
             }
             continue;
         };
-        let meta = lease.meta().clone();
         // The frames this graph stream did not get since its last one.
-        let skipped = last.map_or(0, |last| meta.seq.saturating_sub(last + 1));
-        let lease = lease.with_skipped(skipped);
+        let lease = lease.read_after(last);
+        let meta = lease.meta().clone();
         last = Some(meta.seq);
         let mut graph = graph.lock();
         let value = Value::Frame(FrameRef(Arc::new(lease)));

@@ -389,9 +389,12 @@ impl Lease {
         self.skipped
     }
 
-    /// This lease, saying its reader missed `skipped` frames before it.
-    pub fn with_skipped(mut self, skipped: u64) -> Lease {
-        self.skipped = skipped;
+    /// This lease, for a reader whose previous frame was `last` (`None`:
+    /// its first): it records the frames that reader missed in between
+    /// (for a first frame, the ones published before it).
+    pub fn read_after(mut self, last: Option<u64>) -> Lease {
+        let seq = self.meta.seq;
+        self.skipped = last.map_or(seq, |last| seq.saturating_sub(last + 1));
         self
     }
 

@@ -260,16 +260,18 @@ impl Processor {
         &mut self,
         inputs: &[Input<'_>],
     ) -> Result<(Vec<usize>, &[f32]), ProcessorError> {
-        let (shape, range) = self.fill_tensor(inputs)?;
+        let channels = self.check(inputs)?;
+        let (shape, range) = self.fill_tensor(inputs, channels)?;
         Ok((shape, &self.tensor[range]))
     }
 
-    /// Writes the tensor for `inputs`; its shape and where it is in `self.tensor`.
+    /// Writes the tensor for `inputs` (checked, with `channels` each); its
+    /// shape and where it is in `self.tensor`.
     fn fill_tensor(
         &mut self,
         inputs: &[Input<'_>],
+        channels: usize,
     ) -> Result<(Vec<usize>, std::ops::Range<usize>), ProcessorError> {
-        let channels = self.check(inputs)?;
         let (rh, rw) = (
             self.config.resolution.0 as usize,
             self.config.resolution.1 as usize,
@@ -334,7 +336,7 @@ impl Processor {
             ..Output::default()
         };
         for part in inputs.chunks(chunk) {
-            self.run_chunk(part, &mut output)?;
+            self.run_chunk(part, channels, &mut output)?;
         }
         Ok(output)
     }
@@ -342,10 +344,11 @@ impl Processor {
     fn run_chunk(
         &mut self,
         inputs: &[Input<'_>],
+        channels: usize,
         output: &mut Output,
     ) -> Result<(), ProcessorError> {
         let started = std::time::Instant::now();
-        let (shape, range) = self.fill_tensor(inputs)?;
+        let (shape, range) = self.fill_tensor(inputs, channels)?;
         let preprocessed = std::time::Instant::now();
         let tensor = TensorRef::from_array_view((shape, &self.tensor[range]))
             .map_err(|e| ProcessorError::Run(e.to_string()))?;

@@ -4,17 +4,7 @@
 use std::time::Duration;
 
 use crate::{MqttSink, MqttSource};
-use dav2d_component::TopicTemplate;
-
-/// One subscription of the source: a topic template and the stream its
-/// messages go to when the template has no `{stream}`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Subscription {
-    /// The template, e.g. `plant/{key}/temperature`.
-    pub topic: TopicTemplate,
-    /// The stream, unless the topic names it.
-    pub stream: Option<String>,
-}
+use dav2d_component::{Route, TopicTemplate};
 
 /// The MQTT source's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +13,8 @@ pub struct MqttSourceConfig {
     pub broker: (String, u16),
     /// The client id (a session the broker keeps when `clean_session` is false).
     pub client_id: String,
-    /// What to subscribe to.
-    pub subscriptions: Vec<Subscription>,
+    /// What to subscribe to, and where each topic's messages go.
+    pub subscriptions: Vec<Route>,
     /// 0 (at most once) or 1 (at least once: acknowledged after apply).
     pub qos: u8,
     /// Whether the broker forgets the session (and what it queued) at disconnect.

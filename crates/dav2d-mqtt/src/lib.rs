@@ -14,7 +14,8 @@ mod config;
 mod sink;
 mod source;
 
-pub use config::{MqttSinkConfig, MqttSourceConfig, Subscription, parse_broker};
+pub use config::{MqttSinkConfig, MqttSourceConfig, parse_broker};
+pub use dav2d_component::Route;
 pub use dav2d_component::TopicTemplate;
 pub use sink::MqttSink;
 pub use source::MqttSource;

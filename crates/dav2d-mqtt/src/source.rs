@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dav2d_component::{
-    Admission, Context, Intake, Outcome, Running, Source, StartError, ThreadTask,
-};
+use dav2d_component::{Context, Intake, Running, Source, StartError, ThreadTask};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 
 use crate::config::MqttSourceConfig;
@@ -164,51 +162,16 @@ fn apply(
     health: &BrokerHealth,
 ) {
     while let Some(publish) = received.blocking_recv() {
-        let target = config.subscriptions.iter().find_map(|s| {
-            let (stream, key) = s.topic.match_topic(&publish.topic)?;
-            Some((stream.or(s.stream.as_deref())?.to_string(), key.to_string()))
-        });
-        let rejected = match target {
-            None => {
-                tracing::warn!(topic = %publish.topic, "An MQTT message matches no subscription's template; skipped.");
-                1
-            }
-            Some((stream, key)) => {
-                let mut outcome =
-                    intake.ingest_message(&publish.payload, &stream, &key, Admission::Wait);
-                // Busy (a full queue, a lossless sink behind): try again
-                // rather than acknowledge what was not applied.
-                let mut tries = 0;
-                while matches!(outcome, Outcome::Overloaded | Outcome::SinkBehind) && tries < 600 {
-                    std::thread::sleep(Duration::from_millis(50));
-                    outcome =
-                        intake.ingest_message(&publish.payload, &stream, &key, Admission::Wait);
-                    tries += 1;
-                }
-                if matches!(outcome, Outcome::Overloaded | Outcome::SinkBehind) {
-                    tracing::warn!(topic = %publish.topic, "An MQTT message could not be applied for 30 s; it is left unacknowledged for the broker to send again.");
-                    health.message(1);
-                    continue;
-                }
-                match outcome {
-                    Outcome::Applied(report) => {
-                        for (index, reason) in &report.errors {
-                            tracing::warn!(topic = %publish.topic, index, %reason, "An MQTT sample was rejected.");
-                        }
-                        report.rejected as u64
-                    }
-                    Outcome::BadBody(error) => {
-                        tracing::warn!(topic = %publish.topic, %error, "An MQTT message was rejected.");
-                        1
-                    }
-                    other => {
-                        tracing::warn!(topic = %publish.topic, outcome = ?other, "An MQTT message was not applied.");
-                        1
-                    }
-                }
-            }
-        };
-        health.message(rejected);
+        let delivered = intake.deliver(
+            &config.subscriptions,
+            &publish.topic,
+            &publish.payload,
+            health,
+        );
+        if delivered.is_none() {
+            // Not applied: unacknowledged, the broker sends it again.
+            continue;
+        }
         if publish.qos != QoS::AtMostOnce {
             // Acknowledged once applied (or refused for good: a bad payload
             // would only come back).

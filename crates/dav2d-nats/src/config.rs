@@ -1,19 +1,9 @@
 //! The NATS source's and sink's settings (resolved from YAML by the
 //! runtime), and the functions that build the components from them.
 
-use dav2d_component::TopicTemplate;
+use dav2d_component::{Route, TopicTemplate};
 
 use crate::{NatsSink, NatsSource};
-
-/// One subject the source reads: a template (`plant.{key}.temperature`)
-/// and the stream, unless the template names it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubjectMap {
-    /// The template.
-    pub subject: TopicTemplate,
-    /// The stream, unless the subject names it.
-    pub stream: Option<String>,
-}
 
 /// When a JetStream message is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +30,9 @@ pub struct JetStreamSource {
 pub struct NatsSourceConfig {
     /// `nats://host:port`.
     pub url: String,
-    /// What to read.
-    pub subjects: Vec<SubjectMap>,
+    /// What to read (subject templates in NATS syntax), and where each
+    /// subject's messages go.
+    pub subjects: Vec<Route>,
     /// Read through JetStream (at least once) rather than core NATS.
     pub jetstream: Option<JetStreamSource>,
 }

@@ -17,6 +17,7 @@ mod config;
 mod sink;
 mod source;
 
-pub use config::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, SubjectMap, check_url};
+pub use config::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
+pub use dav2d_component::Route;
 pub use sink::NatsSink;
 pub use source::NatsSource;

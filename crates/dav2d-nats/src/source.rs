@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dav2d_component::{
-    Admission, BrokerHealth, Context, Durability, Intake, Outcome, Running, Source, StartError,
-    ThreadTask,
+    BrokerHealth, Context, Durability, Intake, Running, Source, StartError, ThreadTask,
 };
 use futures_util::StreamExt;
 
@@ -95,54 +94,6 @@ async fn acknowledge(message: &async_nats::jetstream::Message) {
     }
 }
 
-/// The (stream, key) a subject names, by the first template it matches.
-fn target(config: &NatsSourceConfig, subject: &str) -> Option<(String, String)> {
-    config.subjects.iter().find_map(|s| {
-        let (stream, key) = s.subject.match_topic(subject)?;
-        Some((stream.or(s.stream.as_deref())?.to_string(), key.to_string()))
-    })
-}
-
-/// Applies one message; the settled mark of its wave when applied.
-fn apply(
-    intake: &Intake,
-    config: &NatsSourceConfig,
-    subject: &str,
-    payload: &[u8],
-    health: &BrokerHealth,
-) -> Option<u64> {
-    let Some((stream, key)) = target(config, subject) else {
-        tracing::warn!(
-            subject,
-            "A NATS message matches no subject template; skipped."
-        );
-        health.message(1);
-        return Some(0);
-    };
-    let mut outcome = intake.ingest_message(payload, &stream, &key, Admission::Wait);
-    let mut tries = 0;
-    while matches!(outcome, Outcome::Overloaded | Outcome::SinkBehind) && tries < 600 {
-        std::thread::sleep(Duration::from_millis(50));
-        outcome = intake.ingest_message(payload, &stream, &key, Admission::Wait);
-        tries += 1;
-    }
-    match outcome {
-        Outcome::Applied(report) => {
-            for (index, reason) in &report.errors {
-                tracing::warn!(subject, index, %reason, "A NATS sample was rejected.");
-            }
-            health.message(report.rejected as u64);
-            Some(report.settled)
-        }
-        Outcome::Overloaded | Outcome::SinkBehind => None,
-        other => {
-            tracing::warn!(subject, outcome = ?other, "A NATS message was rejected.");
-            health.message(1);
-            Some(0)
-        }
-    }
-}
-
 async fn run(
     config: &NatsSourceConfig,
     intake: &Intake,
@@ -158,9 +109,9 @@ async fn run(
             for s in &config.subjects {
                 subscribers.push(
                     client
-                        .subscribe(s.subject.filter())
+                        .subscribe(s.topic.filter())
                         .await
-                        .map_err(|e| format!("subscribing to {}: {e}", s.subject.filter()))?,
+                        .map_err(|e| format!("subscribing to {}: {e}", s.topic.filter()))?,
                 );
             }
             let mut messages = futures_util::stream::select_all(subscribers);
@@ -169,9 +120,8 @@ async fn run(
                     Err(_) => {}
                     Ok(None) => return Err("the NATS subscriptions ended".to_string()),
                     Ok(Some(message)) => {
-                        apply(
-                            intake,
-                            config,
+                        intake.deliver(
+                            &config.subjects,
                             message.subject.as_str(),
                             &message.payload,
                             health,
@@ -182,8 +132,7 @@ async fn run(
         }
         Some(js) => {
             let context = async_nats::jetstream::new(client.clone());
-            let subjects: Vec<String> =
-                config.subjects.iter().map(|s| s.subject.filter()).collect();
+            let subjects: Vec<String> = config.subjects.iter().map(|s| s.topic.filter()).collect();
             let stream = context
                 .get_or_create_stream(async_nats::jetstream::stream::Config {
                     name: js.stream.clone(),
@@ -234,9 +183,8 @@ async fn run(
                         Ok(Some(Ok(message))) => message,
                     };
                 health.connected();
-                let Some(settled) = apply(
-                    intake,
-                    config,
+                let Some(settled) = intake.deliver(
+                    &config.subjects,
                     message.subject.as_str(),
                     &message.payload,
                     health,

@@ -105,7 +105,7 @@ impl Config {
                     "names no stream: put {stream} in the topic or give stream:".to_string(),
                 ));
             }
-            subscriptions.push(dav2d_mqtt::Subscription {
+            subscriptions.push(dav2d_component::Route {
                 topic,
                 stream: sub.stream.clone(),
             });
@@ -261,8 +261,8 @@ impl Config {
                     "names no stream: put {stream} in the subject or give stream:".to_string(),
                 ));
             }
-            subjects.push(dav2d_nats::SubjectMap {
-                subject,
+            subjects.push(dav2d_component::Route {
+                topic: subject,
                 stream: s.stream.clone(),
             });
         }
