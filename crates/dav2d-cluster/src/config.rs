@@ -13,6 +13,11 @@ pub struct ClusterConfig {
     pub instance: String,
     /// A partition whose owner stops renewing is free after this long.
     pub lease_ttl: Duration,
+    /// How often an owner checkpoints each partition it applies (zero: never;
+    /// a new owner then replays the partition from its first message).
+    pub checkpoint_every: Duration,
+    /// Copies JetStream keeps of the input stream and the buckets.
+    pub replicas: usize,
 }
 
 impl ClusterConfig {

@@ -9,13 +9,21 @@
 //! renews its entries with compare-and-set on their revision, and an
 //! instance that stops renewing loses them when they expire; the survivors
 //! take them over by creating the entry (which fails if someone else did
-//! first). An owner applies its partitions by replaying them in order from
-//! the stream (an ordered consumer from the first message), so a new owner
-//! rebuilds windows, node memory and constraint states exactly.
+//! first). An owner applies its partitions in order from the stream (an
+//! ordered consumer) and checkpoints each one (the state of its keys and the
+//! stream sequence it covers) in a JetStream object store, so a new owner
+//! loads the checkpoint and replays only what came after it, ending with
+//! exactly the windows, node memory and constraint states the old owner
+//! had. Owners publish their keys' latest values and alert states to a
+//! replicated KV bucket, where `/state` on any instance reads the keys it
+//! does not own.
 
 mod config;
 mod forward;
+mod latest;
 mod member;
+mod partition;
+mod shared;
 
 pub use config::{ClusterConfig, partition};
 pub use forward::Forwarder;
@@ -27,3 +35,7 @@ pub const STREAM: &str = "DAV2D_IN";
 pub const LEASES: &str = "dav2d-leases";
 /// The KV bucket where instances say they are alive.
 pub const MEMBERS: &str = "dav2d-members";
+/// The KV bucket of every (name, key)'s latest reading, by its owner.
+pub const LATEST: &str = "dav2d-latest";
+/// The object store of partition checkpoints (`p<partition>`).
+pub const CHECKPOINTS: &str = "dav2d-checkpoints";

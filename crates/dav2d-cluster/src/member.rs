@@ -1,18 +1,23 @@
-//! The cluster member: joins at start (the intake forwards from then on),
-//! then keeps its leases: it says it is alive in the members bucket,
-//! renews the partitions it owns with compare-and-set, takes free ones up to
-//! its fair share, and applies each owned partition by replaying it in order.
+//! The cluster member: joins at start (the intake forwards from then on,
+//! and `/state` reads the keys other instances own from the latest-value
+//! bucket), then keeps its leases: it says it is alive in the members
+//! bucket, renews the partitions it owns with compare-and-set, takes free
+//! ones up to its fair share, and applies each owned partition (see
+//! `partition.rs`). Beside it, the latest values and alert states of the
+//! keys it owns go to the replicated bucket (see `latest.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dav2d_component::{BrokerHealth, Context, Intake, Running, Source, StartError, ThreadTask};
+use dav2d_component::{Context, Intake, Running, Source, StartError, ThreadTask};
 use futures_util::StreamExt;
 
 use crate::config::ClusterConfig;
-use crate::{Forwarder, LEASES, MEMBERS, STREAM};
+use crate::partition::PartitionTask;
+use crate::shared::{Reads, Shared};
+use crate::{CHECKPOINTS, Forwarder, LATEST, LEASES, MEMBERS, STREAM};
 
 /// The `cluster` member, a source: what it applies comes from the
 /// partitions it owns.
@@ -42,37 +47,63 @@ impl Source for ClusterMember {
         );
         let joined = runtime.block_on(join(&config));
         let (client, buckets) = joined.map_err(StartError::Other)?;
+        let shared = Arc::new(Shared::new(config.partitions));
         // The forwarder keeps the client runtime alive: the intake forwards
         // for as long as any source runs, whichever stops first.
-        let forwarder = Forwarder::start(client, Arc::clone(&runtime), config.partitions);
+        let forwarder = Forwarder::start(client.clone(), Arc::clone(&runtime), config.partitions);
         context
             .intake
             .set_forward(Arc::new(forwarder))
             .map_err(StartError::Other)?;
-        let health = Arc::new(BrokerHealth::default());
-        health.connected();
-        let loop_health = Arc::clone(&health);
+        context
+            .intake
+            .set_cluster_reads(Arc::new(Reads {
+                shared: Arc::clone(&shared),
+                latest: buckets.latest.clone(),
+                runtime: runtime.handle().clone(),
+            }))
+            .map_err(StartError::Other)?;
+        let updates = crate::latest::subscribe(context.graph()).map_err(StartError::Other)?;
+        shared.health.connected();
         let intake = context.intake.clone();
-        let task = ThreadTask::spawn("dav2d-cluster", health, move |stop| {
+        let task_shared = Arc::clone(&shared);
+        let task = ThreadTask::spawn("dav2d-cluster", shared, move |stop| {
+            let jetstream = {
+                let _inside = runtime.enter();
+                async_nats::jetstream::new(client)
+            };
+            let publisher = crate::latest::Publisher {
+                updates,
+                shared: Arc::clone(&task_shared),
+                jetstream: jetstream.clone(),
+                runtime: runtime.handle().clone(),
+            }
+            .start(Arc::clone(&stop));
             let member = Member {
                 config,
                 buckets,
                 intake,
-                health: loop_health,
+                jetstream,
+                shared: task_shared,
                 owned: BTreeMap::new(),
                 ever: HashSet::new(),
             };
             let handle = runtime.handle().clone();
             runtime.block_on(member.run(&stop, handle));
+            if let Some(publisher) = publisher {
+                let _ = publisher.join();
+            }
         })?;
         Ok(Box::new(task))
     }
 }
 
-/// The KV buckets and the input stream.
+/// The buckets and the input stream.
 struct Buckets {
     leases: async_nats::jetstream::kv::Store,
     members: async_nats::jetstream::kv::Store,
+    latest: async_nats::jetstream::kv::Store,
+    checkpoints: async_nats::jetstream::object_store::ObjectStore,
     input: async_nats::jetstream::stream::Stream,
 }
 
@@ -91,6 +122,7 @@ async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), S
         .get_or_create_stream(async_nats::jetstream::stream::Config {
             name: STREAM.to_string(),
             subjects: vec!["dav2d.in.>".to_string()],
+            num_replicas: config.replicas,
             ..Default::default()
         })
         .await
@@ -98,17 +130,18 @@ async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), S
     // The buckets' streams are made here, as a KV bucket's are, rather than
     // with create_key_value: that asks for the account info first, whose
     // answer from a 2.9 server this client cannot read.
-    let open = |name: &'static str| {
+    let open = |name: &'static str, max_age: Duration| {
         let js = js.clone();
         let stream = async_nats::jetstream::stream::Config {
             name: format!("KV_{name}"),
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
-            max_age: config.lease_ttl,
+            max_age,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,
             discard: async_nats::jetstream::stream::DiscardPolicy::New,
+            num_replicas: config.replicas,
             ..Default::default()
         };
         async move {
@@ -120,13 +153,29 @@ async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), S
                 .map_err(|e| format!("cluster: the {name} bucket: {e}"))
         }
     };
-    let leases = open(LEASES).await?;
-    let members = open(MEMBERS).await?;
+    let leases = open(LEASES, config.lease_ttl).await?;
+    let members = open(MEMBERS, config.lease_ttl).await?;
+    // Latest values live until overwritten.
+    let latest = open(LATEST, Duration::ZERO).await?;
+    let checkpoints = match js.get_object_store(CHECKPOINTS).await {
+        Ok(store) => store,
+        Err(_) => js
+            .create_object_store(async_nats::jetstream::object_store::Config {
+                bucket: CHECKPOINTS.to_string(),
+                description: Some("dav2d partition checkpoints".to_string()),
+                num_replicas: config.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("cluster: the {CHECKPOINTS} object store: {e}"))?,
+    };
     Ok((
         client,
         Buckets {
             leases,
             members,
+            latest,
+            checkpoints,
             input,
         },
     ))
@@ -136,7 +185,8 @@ struct Member {
     config: ClusterConfig,
     buckets: Buckets,
     intake: Intake,
-    health: Arc<BrokerHealth>,
+    jetstream: async_nats::jetstream::Context,
+    shared: Arc<Shared>,
     /// Owned partitions and the tasks applying them.
     owned: BTreeMap<u32, tokio::task::JoinHandle<()>>,
     /// Partitions this instance applied at some point (never taken again:
@@ -156,7 +206,9 @@ impl Member {
                 .put(&me, me.clone().into_bytes().into())
                 .await
             {
-                self.health.failed(format!("saying it is alive: {error}"));
+                self.shared
+                    .health
+                    .failed(format!("saying it is alive: {error}"));
             }
             // Claim only after a TTL, when every live member has said so.
             if started.elapsed() >= self.config.lease_ttl {
@@ -169,7 +221,8 @@ impl Member {
         }
         // Stopping hands nothing back: the leases expire after the TTL,
         // exactly as when the process is killed.
-        for (_, task) in std::mem::take(&mut self.owned) {
+        for (p, task) in std::mem::take(&mut self.owned) {
+            self.shared.set_owned(p, false);
             task.abort();
         }
     }
@@ -182,7 +235,9 @@ impl Member {
                 .await
                 .max(1),
             Err(error) => {
-                self.health.failed(format!("listing members: {error}"));
+                self.shared
+                    .health
+                    .failed(format!("listing members: {error}"));
                 return;
             }
         };
@@ -192,7 +247,9 @@ impl Member {
             let entry = match self.buckets.leases.entry(&key).await {
                 Ok(entry) => entry,
                 Err(error) => {
-                    self.health.failed(format!("reading lease {key}: {error}"));
+                    self.shared
+                        .health
+                        .failed(format!("reading lease {key}: {error}"));
                     continue;
                 }
             };
@@ -233,7 +290,7 @@ impl Member {
                 }
             }
         }
-        self.health.connected();
+        self.shared.health.connected();
     }
 
     fn lose(&mut self, p: u32) {
@@ -242,54 +299,25 @@ impl Member {
                 partition = p,
                 "A partition's lease was lost; it is no longer applied here."
             );
+            self.shared.set_owned(p, false);
             task.abort();
         }
     }
 
-    /// Applies partition `p` from its first message, in order.
+    /// Applies partition `p`: from its checkpoint, then in order.
     fn gain(&mut self, p: u32, runtime: &tokio::runtime::Handle) {
         tracing::info!(partition = p, "Took partition.");
         self.ever.insert(p);
-        let input = self.buckets.input.clone();
-        let intake = self.intake.clone();
-        let health = Arc::clone(&self.health);
-        let task = runtime.spawn(async move {
-            let consumer = input
-                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                    filter_subject: format!("dav2d.in.{p}.>"),
-                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
-                    ..Default::default()
-                })
-                .await;
-            let mut messages = match consumer {
-                Ok(consumer) => match consumer.messages().await {
-                    Ok(messages) => messages,
-                    Err(error) => return health.failed(format!("partition {p}: {error}")),
-                },
-                Err(error) => return health.failed(format!("partition {p}: {error}")),
-            };
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        health.failed(format!("partition {p}: {error}"));
-                        continue;
-                    }
-                };
-                let subject = message.subject.to_string();
-                let stream = subject.splitn(4, '.').nth(3).unwrap_or("").to_string();
-                let payload = message.payload.to_vec();
-                let intake = intake.clone();
-                // The engine may block: off the I/O worker, in order.
-                let applied = tokio::task::spawn_blocking(move || {
-                    intake.apply_message_locally(&payload, &stream, "")
-                })
-                .await;
-                if applied.is_err() {
-                    return;
-                }
-            }
-        });
-        self.owned.insert(p, task);
+        self.shared.set_owned(p, true);
+        let task = PartitionTask {
+            partition: p,
+            input: self.buckets.input.clone(),
+            checkpoints: self.buckets.checkpoints.clone(),
+            intake: self.intake.clone(),
+            jetstream: self.jetstream.clone(),
+            shared: Arc::clone(&self.shared),
+            every: self.config.checkpoint_every,
+        };
+        self.owned.insert(p, runtime.spawn(task.run()));
     }
 }

@@ -166,6 +166,8 @@ struct Shared {
     backpressure: Arc<dav2d_core::Backpressure>,
     /// Set when clustering: where decoded samples go instead of the engine.
     forward: std::sync::OnceLock<Arc<dyn Forward>>,
+    /// Where readers look up keys other instances apply (clustering).
+    cluster_reads: std::sync::OnceLock<Arc<dyn ClusterReads>>,
     /// The graph's clock, for the timestamps of forwarded samples that
     /// gave none (read without the engine lock).
     clock: Arc<dyn dav2d_core::Clock>,
@@ -189,6 +191,22 @@ pub struct Forwarded<'a> {
 pub trait Forward: Send + Sync {
     /// Hands `samples` on; `Err` refuses the batch ("retry later").
     fn forward(&self, samples: &[Forwarded<'_>]) -> Result<(), String>;
+}
+
+/// A reading another instance published, as `/state` answers it (JSON).
+pub type ClusterReading =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send>>;
+
+/// Where readers find the keys this instance does not apply (clustering):
+/// each partition's owner publishes its keys' latest values and alert
+/// states to a replicated bucket, and `/state` on any instance reads a key
+/// it does not own from there.
+pub trait ClusterReads: Send + Sync {
+    /// Whether this instance applies `key` (owns its partition).
+    fn owns(&self, key: &str) -> bool;
+    /// The latest reading of (`name`, `key`) as its owner published it, as
+    /// the JSON `/state` answers with; `None` when there is none yet.
+    fn latest(&self, name: &str, key: &str) -> ClusterReading;
 }
 
 /// The shared way into the engine, labelled with the component using it.
@@ -250,6 +268,7 @@ impl Intake {
             )),
             backpressure,
             forward: std::sync::OnceLock::new(),
+            cluster_reads: std::sync::OnceLock::new(),
             clock,
         });
         if let Ok(mut cache) = shared.all_edge.lock() {
@@ -439,6 +458,20 @@ impl Intake {
             .forward
             .set(forward)
             .map_err(|_| "this intake already forwards".to_string())
+    }
+
+    /// From now on, readers look up the keys this instance does not own
+    /// in `reads` (clustering).
+    pub fn set_cluster_reads(&self, reads: Arc<dyn ClusterReads>) -> Result<(), String> {
+        self.shared
+            .cluster_reads
+            .set(reads)
+            .map_err(|_| "this intake already reads from a cluster".to_string())
+    }
+
+    /// Where the keys this instance does not own are read, when clustering.
+    pub fn cluster_reads(&self) -> Option<&Arc<dyn ClusterReads>> {
+        self.shared.cluster_reads.get()
     }
 
     /// Whether decoded samples are forwarded rather than applied.

@@ -26,7 +26,8 @@ pub use component::{
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
 pub use intake::{
-    Admission, BodyPermit, Forward, Forwarded, IngestReport, Intake, IntakeConfig, Outcome,
+    Admission, BodyPermit, ClusterReading, ClusterReads, Forward, Forwarded, IngestReport, Intake,
+    IntakeConfig, Outcome,
 };
 pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, token_matches,

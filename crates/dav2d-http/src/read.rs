@@ -30,6 +30,40 @@ pub(crate) async fn state_of(
     Path(name): Path<String>,
     Query(query): Query<KeyQuery>,
 ) -> Response {
+    // When clustering, a key another instance applies is read from the
+    // bucket its owner publishes to (the name must still be one this
+    // graph has: every instance runs the same graph).
+    if let (Some(key), Some(cluster)) = (&query.key, state.intake.cluster_reads())
+        && !cluster.owns(key)
+    {
+        let response = match state.intake.graph().reads().latest(&name, key) {
+            Err(error) => error_response(StatusCode::NOT_FOUND, error.to_string()),
+            Ok(_) => match cluster.latest(&name, key).await {
+                Ok(Some(body)) => (
+                    StatusCode::OK,
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response(),
+                Ok(None) => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!("'{name}' has no sample for key '{key}' yet")}),
+                ),
+                Err(error) => error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the cluster's latest values cannot be read: {error}; retry later"),
+                ),
+            },
+        };
+        state
+            .intake
+            .metrics()
+            .request("/state", response.status().as_u16());
+        return response;
+    }
     // The published state: answered on this thread, never waiting for a wave.
     let reads = state.intake.graph().reads();
     let result = {

@@ -2,9 +2,12 @@
 //! process, samples POSTed to one of them are forwarded into the
 //! partitioned stream, the partitions are spread over the instances by
 //! leases, one instance stops mid-stream without handing anything over (as
-//! a killed process would), the survivors take its partitions over when the
-//! leases expire, and at the end every key's latest value, window and
-//! constraint state equals a single-instance run over the same input.
+//! a killed process would), the survivors take its partitions over from
+//! its checkpoints when the leases expire, and at the end every key's
+//! latest value, window, `all`-edge aggregation and constraint state equals
+//! a single-instance run over the same input, and `/state` on one instance
+//! answers for every key. (`crates/dav2d-cli/tests/cluster.rs` does the
+//! same with `dav2d run` processes and SIGKILL.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,23 +21,21 @@ use std::time::Duration;
 
 use brokers::{NatsServer, free_port, start};
 use dav2d_core::{
-    Builtin, ConstraintSpec, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock, Value,
+    Builtin, ConstraintSpec, EdgePolicy, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock,
+    Value,
 };
 use dav2d_runtime::Runtime;
 
 const KEYS: usize = 1_000;
 const SAMPLES: usize = 100_000;
 
-fn yaml(port: u16, instance: usize, http: Option<u16>) -> String {
-    let http = match http {
-        Some(p) => format!("http:\n  bind: 127.0.0.1:{p}\n"),
-        None => "http:\n  enabled: false\n".to_string(),
-    };
+fn yaml(port: u16, instance: usize, http: u16) -> String {
     format!(
         "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
+         \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
          constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
-         cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n\
-         {http}tcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+         cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n\
+         http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
     )
 }
 
@@ -43,6 +44,36 @@ fn sample(i: usize) -> (String, f64, i64) {
     let key = format!("k{}", (i * 7) % KEYS);
     let value = 40.0 + ((i * 31) % 47) as f64;
     (key, value, 1_700_000_000_000_000_000 + i as i64)
+}
+
+/// Sends one request; the status and the body.
+fn request(address: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    request(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// The value of the gauge `name` in `/metrics`.
+fn gauge(address: SocketAddr, name: &str) -> u64 {
+    let (_, body) = get(address, "/metrics");
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
 }
 
 fn post(address: SocketAddr, from: usize, to: usize) {
@@ -65,8 +96,9 @@ fn post(address: SocketAddr, from: usize, to: usize) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
-/// What one key holds: the latest average, the window of samples, the alert.
-type KeyState = (Value, Vec<Option<Value>>, Value);
+/// What one key holds: the latest average, the window of samples, the
+/// `all`-edge ewma, the alert, and how many samples the key received.
+type KeyState = (Value, Vec<Option<Value>>, Value, Value, u64);
 
 /// What `graph` holds of `key`, if anything.
 fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
@@ -74,8 +106,40 @@ fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
     let avg = graph.latest("avg", key).ok()??.sample?.value;
     let window = graph.window("temperature", key, 3).ok()?;
     let window = (0..window.len()).map(|i| window.value(i)).collect();
+    let smooth = graph.latest("smooth", key).ok()??.sample?.value;
     let hot = graph.latest("hot", key).ok()??.sample?.value;
-    Some((avg, window, hot))
+    let seq = graph.latest("temperature", key).ok()??.sample?.seq;
+    Some((avg, window, smooth, hot, seq))
+}
+
+/// `value` as `/state` writes it, read back as the answers are (serde_json
+/// may read a float's shortest text one ulp off; both sides alike).
+fn json(value: &Value) -> serde_json::Value {
+    let written = match value {
+        Value::Float(f) => serde_json::json!(f),
+        Value::Str(s) => serde_json::json!(&**s),
+        other => panic!("unexpected {other:?}"),
+    };
+    serde_json::from_str(&written.to_string()).unwrap()
+}
+
+/// The keys whose `/state` at `address` differs from `expected`.
+fn differing_over_http(address: SocketAddr, expected: &[(String, KeyState)]) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(key, (avg, _, smooth, hot, seq))| {
+            let read = |name: &str| -> Option<serde_json::Value> {
+                let (status, body) = get(address, &format!("/state/{name}?key={key}"));
+                (status == 200).then(|| serde_json::from_str(&body).unwrap())
+            };
+            let value = |name: &str| read(name).map(|r| r["value"].clone());
+            value("avg") != Some(json(avg))
+                || value("smooth") != Some(json(smooth))
+                || value("hot") != Some(json(hot))
+                || read("temperature").map(|r| r["seq"].clone()) != Some(serde_json::json!(seq))
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 #[test]
@@ -90,6 +154,8 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
         graph
             .register_all(vec![
                 NodeSpec::builtin("avg", "temperature", Builtin::MovingAverage { n: 3 }),
+                NodeSpec::builtin("smooth", "temperature", Builtin::Ewma { alpha: 0.25 })
+                    .with_policy(EdgePolicy::All),
                 NodeSpec::constraint(
                     "hot",
                     "avg",
@@ -108,11 +174,14 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
             graph.run_wave();
         }
     }
-    let http = free_port();
     let instances: Vec<(Runtime, SharedGraph)> = (0..3)
-        .map(|i| start(&yaml(server.port, i, (i == 0).then_some(http))))
+        .map(|i| start(&yaml(server.port, i, free_port())))
         .collect();
-    let address = instances[0].0.address("http").unwrap();
+    let addresses: Vec<SocketAddr> = instances
+        .iter()
+        .map(|(runtime, _)| runtime.address("http").unwrap())
+        .collect();
+    let address = addresses[0];
     // Until every partition has an owner (leases are claimed after a TTL),
     // the forwarded samples wait in the stream; nothing is lost meanwhile.
     let half = SAMPLES / 2;
@@ -143,6 +212,18 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
         "{} keys on the third",
         moved.len()
     );
+    // The third has checkpointed its partitions (all of the first half is
+    // in the stream, so it goes idle and checkpoints within 100 ms).
+    brokers::wait_for("the third instance to checkpoint", || {
+        gauge(addresses[2], "dav2d_cluster_checkpoints_written") > 0
+    });
+    let loaded = |addresses: &[SocketAddr]| -> u64 {
+        addresses
+            .iter()
+            .map(|a| gauge(*a, "dav2d_cluster_checkpoints_loaded"))
+            .sum()
+    };
+    let loaded_before = loaded(&addresses[..2]);
     // The third instance stops without handing its partitions over.
     third.0.stop();
     for chunk in (half..SAMPLES).step_by(1000) {
@@ -178,6 +259,35 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
         "{} keys differ from the single-instance run: {:?}",
         wrong.len(),
         &wrong[..wrong.len().min(10)]
+    );
+    // The survivors started the third's partitions from its checkpoints.
+    assert!(loaded(&addresses[..2]) > loaded_before);
+    // `/state` on one instance answers for every key: its own from its
+    // graph, the others' from the bucket their owners publish to.
+    let mut differing: Vec<String> = expected.iter().map(|(key, _)| key.clone()).collect();
+    for _ in 0..50 {
+        let again: Vec<(String, KeyState)> = expected
+            .iter()
+            .filter(|(key, _)| differing.contains(key))
+            .cloned()
+            .collect();
+        differing = differing_over_http(address, &again);
+        if differing.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        differing.is_empty(),
+        "/state differs for {} keys: {:?}; the first: {:?} expected {:?}",
+        differing.len(),
+        &differing[..differing.len().min(10)],
+        ["avg", "smooth", "hot", "temperature"].map(|name| get(
+            address,
+            &format!("/state/{name}?key={}", differing[0])
+        )
+        .1),
+        expected.iter().find(|(key, _)| *key == differing[0]),
     );
     first.0.stop();
     second.0.stop();

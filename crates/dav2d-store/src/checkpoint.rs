@@ -470,14 +470,10 @@ pub fn write_keeping(
     ledger: &mut Ledger,
     pixels: &[String],
 ) -> Result<(), CheckpointError> {
-    let payload = encode(state, wal_from, ledger.snapshot(), pixels);
+    let bytes = sealed(&encode(state, wal_from, ledger.snapshot(), pixels));
     let temporary = dir.join(TEMPORARY);
     let mut file = File::create(&temporary).map_err(io("creating", &temporary))?;
     ledger.record(FileAction::Create, 1);
-    let mut bytes = Vec::with_capacity(MAGIC.len() + payload.len() + 4);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&payload);
-    bytes.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
     file.write_all(&bytes).map_err(io("writing", &temporary))?;
     ledger.record(FileAction::Write, 1);
     file.sync_all().map_err(io("syncing", &temporary))?;
@@ -507,22 +503,39 @@ pub fn read_full(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io("reading", &path)(error)),
     };
-    let damaged = |reason: String| CheckpointError::Damaged {
-        path: path.clone(),
-        reason,
-    };
+    from_bytes(&bytes)
+        .map(Some)
+        .map_err(|reason| CheckpointError::Damaged { path, reason })
+}
+
+/// The marker, `payload` and its checksum: a checkpoint's bytes.
+fn sealed(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(MAGIC.len() + payload.len() + 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(payload);
+    bytes.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    bytes
+}
+
+/// `state` as a checkpoint's bytes (marker, payload, checksum), covering
+/// `position`: what a cluster partition's owner stores, with the input
+/// stream's sequence as the position. [`from_bytes`] reads it back.
+pub fn to_bytes(state: &GraphState, position: u64) -> Vec<u8> {
+    sealed(&encode(state, position, LedgerDay::default(), &[]))
+}
+
+/// Reads a checkpoint's bytes (as the file holds them, or as [`to_bytes`]
+/// made them); the position is its `wal_from`. A damaged checkpoint is an
+/// error that says what is wrong; it is never partly read.
+pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
     if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(damaged(
-            "it does not start with the checkpoint marker".to_string(),
-        ));
+        return Err("it does not start with the checkpoint marker".to_string());
     }
     let payload = &bytes[MAGIC.len()..bytes.len() - 4];
     let stored = &bytes[bytes.len() - 4..];
     let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
     if crc32c::crc32c(payload) != stored {
-        return Err(damaged(
-            "its checksum does not match (damaged or cut short)".to_string(),
-        ));
+        return Err("its checksum does not match (damaged or cut short)".to_string());
     }
-    decode(payload).map(Some).map_err(damaged)
+    decode(payload)
 }

@@ -13,6 +13,13 @@ impl Graph {
     /// (stream, key)'s held samples with their sequence numbers and error
     /// state, and every node's per-key memory and constraint timers.
     pub fn export_state(&self) -> GraphState {
+        self.export_state_where(|_| true)
+    }
+
+    /// [`Graph::export_state`] of the keys `wanted` accepts only: what a
+    /// cluster partition's checkpoint holds.
+    pub fn export_state_where(&self, wanted: impl Fn(&str) -> bool) -> GraphState {
+        let wanted_keys: Vec<bool> = self.keys.iter().map(|key| wanted(key)).collect();
         let streams = self
             .streams
             .iter()
@@ -21,6 +28,7 @@ impl Graph {
                 keys: s
                     .slots
                     .iter()
+                    .filter(|slot| wanted_keys[slot.key.index()])
                     .map(|slot| KeyState {
                         key: self.keys[slot.key.index()].to_string(),
                         count: slot.series.count,
@@ -39,6 +47,7 @@ impl Graph {
                     .keys
                     .iter()
                     .zip(&self.streams[node.output.index()].slots)
+                    .filter(|(_, slot)| wanted_keys[slot.key.index()])
                     .map(|(node_key, slot)| NodeKeyState {
                         key: self.keys[slot.key.index()].to_string(),
                         memory: node_key.memory,

@@ -341,6 +341,13 @@ pub struct ClusterSection {
     /// A partition whose owner stops renewing is taken over after this
     /// long, e.g. `10s` (the default).
     pub lease_ttl: Option<Spanned<String>>,
+    /// How often an owner checkpoints each partition it applies, e.g. `10s`
+    /// (the default); `0s` turns checkpoints off (a new owner replays the
+    /// partition from its first message).
+    pub checkpoint_every: Option<Spanned<String>>,
+    /// Copies JetStream keeps of the input stream and the buckets (default
+    /// 1; 3 on a three-server JetStream cluster).
+    pub replicas: Option<Spanned<usize>>,
 }
 
 impl Config {
@@ -381,6 +388,23 @@ impl Config {
             .duration(&section.lease_ttl, "cluster.lease_ttl".to_string())?
             .unwrap_or(Duration::from_secs(10))
             .max(Duration::from_millis(300));
+        let checkpoint_every = self
+            .duration(
+                &section.checkpoint_every,
+                "cluster.checkpoint_every".to_string(),
+            )?
+            .unwrap_or(Duration::from_secs(10));
+        let replicas = match &section.replicas {
+            Some(r) if !(1..=5).contains(&r.value) => {
+                return Err(self.error_at(
+                    r,
+                    "cluster.replicas".to_string(),
+                    format!("{} is out of range; JetStream keeps 1 to 5 copies", r.value),
+                ));
+            }
+            Some(r) => r.value,
+            None => 1,
+        };
         let instance = section.instance.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")
                 .map(|h| h.trim().to_string())
@@ -392,6 +416,8 @@ impl Config {
             partitions,
             instance,
             lease_ttl,
+            checkpoint_every,
+            replicas,
         }))
     }
 }
