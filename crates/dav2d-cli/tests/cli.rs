@@ -1,6 +1,8 @@
 //! The `dav2d` binary as a user runs it: the demo stops by itself with
 //! `--for`, prints plain lines when stdout is not a terminal, and `check`
-//! prints the graph or a located error.
+//! prints the graph or a located error; signals, SIGKILL under durable
+//! load, and a cluster of `dav2d run --cluster` processes on a real
+//! `nats-server -js` losing a member to SIGKILL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
 
@@ -544,4 +546,186 @@ fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
         "one warning per 10 s, not one per failure ({warnings}): {stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[path = "../../dav2d-runtime/tests/common/brokers.rs"]
+mod brokers;
+
+/// Starts `dav2d run CONFIG` with HTTP on an ephemeral port and its log in
+/// `log` (read when the test fails; a pipe nobody reads could fill).
+fn spawn_logged(config: &std::path::Path, log: &std::path::Path) -> (std::process::Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "1h"])
+        .env("DAV2D_LOG", "info");
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut title = String::new();
+    stdout.read_line(&mut title).unwrap();
+    child.stdout = Some(stdout.into_inner());
+    (child, title)
+}
+
+/// The value of the gauge `name` in a run's `/metrics`.
+fn gauge(address: &str, name: &str) -> u64 {
+    let answer = request(address, "GET", "/metrics", "");
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Every reading of `name` a run's `/state` pages hold, by key.
+fn all_readings(address: &str, name: &str) -> std::collections::HashMap<String, serde_json::Value> {
+    let answer = request(address, "GET", &format!("/state/{name}?limit=10000"), "");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let page: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(page["next"].is_null(), "one page holds every key");
+    page["keys"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn a_cluster_member_killed_with_sigkill_loses_nothing_and_every_key_ends_as_on_one_instance() {
+    const KEYS: usize = 1_000;
+    const SAMPLES: usize = 100_000;
+    let Some(server) = brokers::NatsServer::start() else {
+        return;
+    };
+    let graph = "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
+                 \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
+                 constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\npersistence:\n  enabled: false\n";
+    // The single instance, without clustering, over the same input.
+    let (reference_dir, reference_config) = scratch_config("cluster-reference", graph);
+    let (mut reference, title) = spawn_logged(&reference_config, &reference_dir.join("log"));
+    let reference_address = http_address(&title);
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let yaml = format!(
+            "{graph}cluster:\n  url: nats://127.0.0.1:{}\n  partitions: 8\n  instance: m{i}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n",
+            server.port
+        );
+        let (dir, config) = scratch_config(&format!("cluster-m{i}"), &yaml);
+        let log = dir.join("log");
+        let (child, title) = spawn_logged(&config, &log);
+        members.push((child, http_address(&title), dir, log));
+    }
+    let post = |address: &str, from: usize, to: usize| {
+        let records: Vec<serde_json::Value> = (from..to)
+            .map(|i| {
+                serde_json::json!({
+                    "stream": "temperature",
+                    "key": format!("k{}", (i * 7) % KEYS),
+                    "value": 40.0 + ((i * 31) % 47) as f64,
+                    "ts": 1_700_000_000_000_000_000i64 + i as i64,
+                })
+            })
+            .collect();
+        let body = serde_json::Value::Array(records).to_string();
+        let answer = request(address, "POST", "/ingest/temperature", &body);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    };
+    // The same batches to the reference and to the first member.
+    let half = SAMPLES / 2;
+    for chunk in (0..half).step_by(1000) {
+        post(&reference_address, chunk, chunk + 1000);
+        post(&members[0].1, chunk, chunk + 1000);
+    }
+    let owned = |address: &str| gauge(address, "dav2d_cluster_partitions_owned");
+    brokers::wait_for("every member to own partitions", || {
+        members.iter().all(|m| owned(&m.1) > 0)
+    });
+    // The victim checkpointed what it applied (the first half is all in
+    // the stream: it goes idle and checkpoints within 100 ms).
+    brokers::wait_for("the victim to checkpoint", || {
+        gauge(&members[2].1, "dav2d_cluster_checkpoints_written") > 0
+    });
+    let loaded = |members: &[(
+        std::process::Child,
+        String,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    )]|
+     -> u64 {
+        members
+            .iter()
+            .map(|m| gauge(&m.1, "dav2d_cluster_checkpoints_loaded"))
+            .sum()
+    };
+    let loaded_before = loaded(&members[..2]);
+    let (mut victim, ..) = members.pop().unwrap();
+    victim.kill().unwrap(); // SIGKILL: no handover, its leases expire.
+    victim.wait().unwrap();
+    for chunk in (half..SAMPLES).step_by(1000) {
+        post(&reference_address, chunk, chunk + 1000);
+        post(&members[0].1, chunk, chunk + 1000);
+    }
+    brokers::wait_for("the survivors to own every partition", || {
+        members.iter().map(|m| owned(&m.1)).sum::<u64>() == 8
+    });
+    assert!(
+        loaded(&members) > loaded_before,
+        "the survivors started the victim's partitions from its checkpoints"
+    );
+    // Every key, read on the member no sample was posted to (its own keys
+    // from its graph, the others' from the bucket their owners publish to),
+    // reads as on the single instance: the latest average, the `all`-edge
+    // ewma (a sample applied twice or missed would change it), the alert,
+    // and the key's sample count.
+    let names = ["avg", "smooth", "hot", "temperature"];
+    let expected: Vec<_> = names
+        .iter()
+        .map(|name| all_readings(&reference_address, name))
+        .collect();
+    assert!(expected.iter().all(|readings| readings.len() == KEYS));
+    let reader = members[1].1.clone();
+    let read = |name: &str, key: &str| -> serde_json::Value {
+        let answer = request(&reader, "GET", &format!("/state/{name}?key={key}"), "");
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap_or_default()
+    };
+    let mut differing: Vec<String> = (0..KEYS).map(|k| format!("k{k}")).collect();
+    for _ in 0..100 {
+        differing.retain(|key| {
+            names.iter().zip(&expected).any(|(name, want)| {
+                let got = read(name, key);
+                let field = if *name == "temperature" {
+                    "seq"
+                } else {
+                    "value"
+                };
+                got[field] != want[key][field]
+            })
+        });
+        if differing.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let logs: Vec<String> = members
+        .iter()
+        .map(|m| std::fs::read_to_string(&m.3).unwrap_or_default())
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} keys differ from the single instance, e.g. {:?}; logs: {logs:?}",
+        differing.len(),
+        &differing[..differing.len().min(5)]
+    );
+    for (mut child, _, dir, _) in members {
+        stop(&mut child, "TERM");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    stop(&mut reference, "TERM");
+    let _ = std::fs::remove_dir_all(reference_dir);
 }
