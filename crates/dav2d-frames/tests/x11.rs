@@ -63,8 +63,19 @@ fn start_xvfb() -> Option<Xvfb> {
         .spawn()
         .expect("Xvfb starts");
     let server = Xvfb { child, display };
-    for _ in 0..200 {
-        if x11rb::connect(Some(&server.display)).is_ok() {
+    // Ready once a client gets through the setup and a round trip twice in
+    // a row: a server still starting (its first run compiles keymaps) can
+    // accept a connection and then drop it.
+    let ready = || {
+        x11rb::connect(Some(&server.display))
+            .ok()
+            .and_then(|(client, _)| client.get_input_focus().ok()?.reply().ok())
+            .is_some()
+    };
+    let mut in_a_row = 0;
+    for _ in 0..400 {
+        in_a_row = if ready() { in_a_row + 1 } else { 0 };
+        if in_a_row == 2 {
             return Some(server);
         }
         std::thread::sleep(Duration::from_millis(25));

@@ -373,3 +373,32 @@ fn the_limits_section_reaches_the_graph() {
         Some("s3cret")
     );
 }
+
+#[test]
+fn cluster_settings_out_of_range_name_their_line_and_field() {
+    let cases = [
+        (
+            "cluster:\n  url: nats://127.0.0.1:4222\n  replicas: 9\n",
+            "test.yaml:3:13: cluster.replicas: 9 is out of range; JetStream keeps 1 to 5 copies",
+        ),
+        (
+            "cluster:\n  url: nats://127.0.0.1:4222\n  checkpoint_every: soon\n",
+            "test.yaml:3:21: cluster.checkpoint_every: ",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let error = Config::parse(yaml, Path::new("test.yaml"))
+            .and_then(|config| config.cluster(None))
+            .expect_err("expected an error")
+            .to_string();
+        assert!(error.starts_with(expected), "got: {error}");
+    }
+    let config = Config::parse(
+        "cluster:\n  url: nats://127.0.0.1:4222\n  checkpoint_every: 0s\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let cluster = config.cluster(None).unwrap().unwrap();
+    assert_eq!(cluster.checkpoint_every, std::time::Duration::ZERO);
+    assert_eq!(cluster.replicas, 1);
+}
