@@ -577,7 +577,11 @@ fn gauge(address: &str, name: &str) -> u64 {
     let answer = request(address, "GET", "/metrics", "");
     answer
         .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|line| {
+            // `name{component="cluster",kind="cluster"} 3`
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            rest.split_once("} ").map(|(_, value)| value)
+        })
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0)
 }

@@ -122,9 +122,17 @@ impl HealthBoard {
             .collect()
     }
 
-    /// Every component's gauges.
-    pub fn gauges(&self) -> Vec<Gauge> {
+    /// Every component's gauges, with the component's name and kind.
+    pub fn gauges(&self) -> Vec<(String, &'static str, Gauge)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries.1.iter().flat_map(|(.., h)| h.gauges()).collect()
+        entries
+            .1
+            .iter()
+            .flat_map(|(_, component, kind, h)| {
+                h.gauges()
+                    .into_iter()
+                    .map(move |gauge| (component.clone(), *kind, gauge))
+            })
+            .collect()
     }
 }

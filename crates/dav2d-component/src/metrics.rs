@@ -251,6 +251,9 @@ struct NodeLabel {
     node: String,
 }
 
+/// A gauge's name, help and one value per component.
+type GaugeFamily = (&'static str, &'static str, Vec<(ComponentLabels, i64)>);
+
 #[derive(Debug)]
 struct HealthCollector {
     health: HealthBoard,
@@ -258,11 +261,30 @@ struct HealthCollector {
 
 impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        for gauge in self.health.gauges() {
-            let value = ConstGauge::new(gauge.value);
-            let metric =
-                encoder.encode_descriptor(gauge.name, gauge.help, None, value.metric_type())?;
-            value.encode(metric)?;
+        // One family per gauge name, a series per component: two broker
+        // clients both report `broker_connected`, and a family may be
+        // described only once.
+        let mut families: Vec<GaugeFamily> = Vec::new();
+        for (component, kind, gauge) in self.health.gauges() {
+            let labels = ComponentLabels {
+                component,
+                kind: kind.to_string(),
+            };
+            match families.iter_mut().find(|(name, ..)| *name == gauge.name) {
+                Some((.., series)) => series.push((labels, gauge.value)),
+                None => families.push((gauge.name, gauge.help, vec![(labels, gauge.value)])),
+            }
+        }
+        for (name, help, series) in families {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (labels, value) in series {
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
         }
         let mut family = encoder.encode_descriptor(
             "component_up",
@@ -369,5 +391,43 @@ impl Collector for GraphCollector {
             ConstGauge::new(node.lag_ns as f64 / 1e9).encode(lag.encode_family(&label)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
+
+    use super::Metrics;
+    use crate::{BrokerHealth, HealthBoard};
+
+    #[test]
+    fn a_gauge_two_components_report_is_one_family_with_a_series_each() {
+        let board = HealthBoard::default();
+        let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+        let metrics = Metrics::new(graph, board.clone());
+        let (one, two) = (
+            Arc::new(BrokerHealth::default()),
+            Arc::new(BrokerHealth::default()),
+        );
+        one.connected();
+        board.pin("plant", "mqtt", one);
+        board.pin("orders", "nats", two);
+        let text = metrics.encode();
+        assert_eq!(
+            text.matches("# TYPE dav2d_broker_connected gauge").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("dav2d_broker_connected{component=\"plant\",kind=\"mqtt\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dav2d_broker_connected{component=\"orders\",kind=\"nats\"} 0"),
+            "{text}"
+        );
     }
 }

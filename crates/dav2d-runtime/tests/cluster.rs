@@ -71,7 +71,11 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
 fn gauge(address: SocketAddr, name: &str) -> u64 {
     let (_, body) = get(address, "/metrics");
     body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|line| {
+            // `name{component="cluster",kind="cluster"} 3`
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            rest.split_once("} ").map(|(_, value)| value)
+        })
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0)
 }

@@ -171,9 +171,9 @@ fn other_parts_report_health_and_gauges_through_the_api() {
     );
     let metrics = request(server.http(), "GET", "/metrics", &[], b"");
     assert!(
-        metrics
-            .body
-            .contains("dav2d_file_actions_remaining_today 159990"),
+        metrics.body.lines().any(|line| line
+            .starts_with("dav2d_file_actions_remaining_today{component=\"persistence\"")
+            && line.ends_with(" 159990")),
         "{}",
         metrics.body
     );
