@@ -1,5 +1,5 @@
 # dav2d: the two commands a new user types, plus benchmarks and lints.
-#   make run    builds everything and runs the built-in demo (CONFIG=path to run a config)
+#   make run    builds the dav2d binary and runs the built-in demo (CONFIG=path to run a config)
 #   make test   runs every test: cargo test and pytest
 #   make bench  runs the benchmarks beside their bars and peers
 #   make fuzz   fuzzes every decoder on nightly (FUZZ_RUNS per target)
@@ -25,8 +25,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 develop: $(VENV)/.installed
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q
 
-run: $(VENV)/.installed
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q --release
+# The demo needs the binary only (the Python extension is `make develop`).
+run:
 	cargo build --release -p dav2d-cli
 	$(CARGO_TARGET_DIR)/release/dav2d run $(CONFIG) $(RUN_ARGS)
 

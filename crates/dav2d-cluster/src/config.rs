@@ -18,6 +18,10 @@ pub struct ClusterConfig {
     pub checkpoint_every: Duration,
     /// Copies JetStream keeps of the input stream and the buckets.
     pub replicas: usize,
+    /// How often an owner publishes its changed keys' latest readings to
+    /// the shared bucket (a key that changed many times in between is
+    /// written once, at its newest).
+    pub publish_every: Duration,
 }
 
 impl ClusterConfig {

@@ -14,7 +14,7 @@ use dav2d_core::{SharedGraph, Subscription, SubscriptionMode, Update};
 use crate::LATEST;
 use crate::shared::{Shared, latest_key};
 
-/// Updates published per round trip, at most.
+/// Updates published per round trip, at most (a round sends them all).
 const BATCH: usize = 1024;
 
 /// A conflating subscription to every stream, node and constraint.
@@ -104,6 +104,8 @@ pub(crate) struct Publisher {
     pub shared: Arc<Shared>,
     pub jetstream: async_nats::jetstream::Context,
     pub runtime: tokio::runtime::Handle,
+    /// The least time between two rounds: updates in between conflate.
+    pub every: Duration,
 }
 
 impl Publisher {
@@ -121,12 +123,12 @@ impl Publisher {
             let Some(first) = self.updates.next_timeout(Duration::from_millis(100)) else {
                 continue;
             };
+            let round = std::time::Instant::now();
+            // Everything pending (at most one per (name, key): the
+            // subscription conflates), sent in chunks of BATCH.
             let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match self.updates.try_next() {
-                    Some(update) => batch.push(update),
-                    None => break,
-                }
+            while let Some(update) = self.updates.try_next() {
+                batch.push(update);
             }
             // Keys of partitions applied elsewhere are stale here.
             let messages: Vec<(String, Vec<u8>)> = batch
@@ -155,6 +157,11 @@ impl Publisher {
                         std::thread::sleep(Duration::from_millis(250));
                     }
                 }
+            }
+            // Let updates gather (and conflate per key) until the next round:
+            // a busy key costs one write per round, not one per sample.
+            while round.elapsed() < self.every && !stop.load(Ordering::Acquire) {
+                std::thread::sleep((self.every - round.elapsed()).min(Duration::from_millis(20)));
             }
         }
     }

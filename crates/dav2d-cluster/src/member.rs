@@ -77,6 +77,7 @@ impl Source for ClusterMember {
                 shared: Arc::clone(&task_shared),
                 jetstream: jetstream.clone(),
                 runtime: runtime.handle().clone(),
+                every: config.publish_every,
             }
             .start(Arc::clone(&stop));
             let member = Member {

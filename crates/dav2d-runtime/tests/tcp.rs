@@ -58,8 +58,15 @@ fn tcp_takes_ndjson_on_many_connections_and_answers_bad_lines() {
     assert_eq!(lines.len(), 2, "{reply}");
     assert_eq!(
         (lines[0]["line"].as_u64(), lines[1]["line"].as_u64()),
-        (Some(1), Some(2))
+        (Some(2), Some(3)),
+        "lines count from 1"
     );
+    // A byte offset in an error counts from the start of its line.
+    let offset: usize = lines[0]["error"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("at byte ")?.split(':').next()?.parse().ok())
+        .unwrap();
+    assert!(offset < "not json".len(), "{reply}");
     assert!(
         lines[1]["error"]
             .as_str()

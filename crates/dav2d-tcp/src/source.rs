@@ -125,10 +125,12 @@ fn error_lines(outcome: &Outcome, first_line: usize) -> Vec<u8> {
     match outcome {
         Outcome::Applied(report) => {
             for (index, error) in &report.errors {
-                line(json!({"line": first_line + index, "error": error}));
+                line(json!({"line": first_line + index + 1, "error": error}));
             }
         }
-        Outcome::BadBody(error) => line(json!({"line": first_line, "error": error.to_string()})),
+        Outcome::BadBody(error) => {
+            line(json!({"line": first_line + 1, "error": error.to_string()}))
+        }
         Outcome::TooLarge(message) | Outcome::BadEncoding(message) => {
             line(json!({"error": message}))
         }
@@ -360,7 +362,7 @@ async fn lines(mut reader: Reader) {
         }
         let max_line = reader.config.max_line;
         if reader.buffer.len() > max_line {
-            let message = json!({"line": line_number, "error": format!("a line is longer than {max_line} bytes (tcp.max_line); closing")});
+            let message = json!({"line": line_number + 1, "error": format!("a line is longer than {max_line} bytes (tcp.max_line); closing")});
             reader.reply(format!("{message}\n").as_bytes()).await;
             reader.intake.reject(RejectReason::LineTooLong, 1);
             return;
@@ -384,7 +386,7 @@ async fn lines(mut reader: Reader) {
 }
 
 async fn units(mut reader: Reader) {
-    let mut unit_number = 0usize;
+    let mut unit_number = 1usize;
     loop {
         loop {
             let max_line = reader.config.max_line;

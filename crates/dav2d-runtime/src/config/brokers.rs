@@ -348,6 +348,9 @@ pub struct ClusterSection {
     /// Copies JetStream keeps of the input stream and the buckets (default
     /// 1; 3 on a three-server JetStream cluster).
     pub replicas: Option<Spanned<usize>>,
+    /// How often owners publish their changed keys' latest readings for
+    /// reads on other instances, e.g. `100ms` (the default).
+    pub publish_every: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -394,6 +397,9 @@ impl Config {
                 "cluster.checkpoint_every".to_string(),
             )?
             .unwrap_or(Duration::from_secs(10));
+        let publish_every = self
+            .duration(&section.publish_every, "cluster.publish_every".to_string())?
+            .unwrap_or(Duration::from_millis(100));
         let replicas = match &section.replicas {
             Some(r) if !(1..=5).contains(&r.value) => {
                 return Err(self.error_at(
@@ -418,6 +424,7 @@ impl Config {
             lease_ttl,
             checkpoint_every,
             replicas,
+            publish_every,
         }))
     }
 }

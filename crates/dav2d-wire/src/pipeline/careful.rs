@@ -19,7 +19,7 @@ pub(super) fn scan_and_parse<'a>(
 ) -> Result<Parsed<'a>, BodyError> {
     let parts: std::sync::Mutex<Vec<(usize, Parsed<'a>)>> = std::sync::Mutex::new(Vec::new());
     let parse_chunk = |number: usize, chunk: Vec<(usize, Range<usize>)>| {
-        let parsed = parse_ranges(body, &chunk, default_stream, None);
+        let parsed = parse_ranges(body, &chunk, default_stream, None, super::Offsets::FromBody);
         if let Ok(mut parts) = parts.lock() {
             parts.push((number, parsed));
         }

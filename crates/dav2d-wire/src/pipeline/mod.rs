@@ -102,6 +102,15 @@ impl<'a> Parsed<'a> {
     }
 }
 
+/// Where the byte offsets in record errors count from: the body (a JSON
+/// array is one document) or the record's line (NDJSON: the error already
+/// names the line).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Offsets {
+    FromBody,
+    FromLine,
+}
+
 fn parse_object<'a>(
     text: &'a [u8],
     index: usize,
@@ -161,6 +170,7 @@ fn parse_ranges<'a>(
     ranges: &[(usize, Range<usize>)],
     default_stream: Option<&'a str>,
     pool: Option<&rayon::ThreadPool>,
+    offsets: Offsets,
 ) -> Parsed<'a> {
     let parse_chunk = |chunk: &[(usize, Range<usize>)]| {
         let mut parsed = Parsed {
@@ -173,7 +183,10 @@ fn parse_ranges<'a>(
             parse_object(
                 text,
                 *index,
-                range.start,
+                match offsets {
+                    Offsets::FromBody => range.start,
+                    Offsets::FromLine => 0,
+                },
                 default_stream,
                 &mut parsed.records,
                 &mut parsed.errors,
@@ -251,7 +264,13 @@ pub fn parse<'a>(
     match format {
         Format::Ndjson => {
             let lines = split_lines(body);
-            Ok(parse_ranges(body, &lines, default_stream, parallel))
+            Ok(parse_ranges(
+                body,
+                &lines,
+                default_stream,
+                parallel,
+                Offsets::FromLine,
+            ))
         }
         Format::Json => {
             let (start, first) = check_json_start(body)?;
@@ -272,7 +291,13 @@ pub fn parse<'a>(
                     let elements = split_array(body, options.max_depth)?;
                     let ranges: Vec<(usize, Range<usize>)> =
                         elements.into_iter().enumerate().collect();
-                    Ok(parse_ranges(body, &ranges, default_stream, None))
+                    Ok(parse_ranges(
+                        body,
+                        &ranges,
+                        default_stream,
+                        None,
+                        Offsets::FromBody,
+                    ))
                 }
                 Some(pool) => scan_and_parse(body, options.max_depth, default_stream, pool),
             }
