@@ -73,8 +73,11 @@ class Graph:
     Most programs use the default graph through the module-level functions
     (``dav2d.push``, ``dav2d.latest`` ...); make a ``Graph`` for isolation.
 
-    ``auto_create_streams``: pushing to or reading from an unknown stream name
-    creates it (set False to make typos errors). ``keep``: samples each
+    ``auto_create_streams``: by default (``None``) pushing to or subscribing
+    to an unknown stream name creates it until the graph declares its first
+    stream (:meth:`declare_stream`); from then on an unknown name raises
+    with the closest declared name. ``True`` keeps creating streams (the
+    permissive mode); ``False`` never creates them. ``keep``: samples each
     (stream, key) keeps at least (default 4; ``history`` is its former
     name). ``manual_clock``: time moves only with :meth:`advance_clock`, for
     deterministic tests. ``offload_workers``: threads running offloaded nodes
@@ -87,7 +90,7 @@ class Graph:
     def __init__(
         self,
         *,
-        auto_create_streams: bool = True,
+        auto_create_streams: bool | None = None,
         keep: int | None = None,
         manual_clock: bool = False,
         offload_workers: int | None = None,

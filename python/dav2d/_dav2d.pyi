@@ -152,7 +152,7 @@ class Graph:
     def __init__(
         self,
         *,
-        auto_create_streams: bool = True,
+        auto_create_streams: bool | None = None,
         keep: int | None = None,
         manual_clock: bool = False,
         offload_workers: int | None = None,

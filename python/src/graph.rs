@@ -32,6 +32,9 @@ pub struct PyGraph {
     workers: std::sync::Mutex<Option<Workers>>,
     offload_workers: usize,
     health: HealthBoard,
+    /// Auto-created streams stop at the first declared stream (the default:
+    /// `auto_create_streams` not given).
+    strict_on_declare: bool,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -121,7 +124,8 @@ impl PyGraph {
     /// A new, empty graph.
     ///
     /// `auto_create_streams`: unknown stream names in pushes and node inputs
-    /// create streams (otherwise they are errors). `keep`: samples every
+    /// create streams (`True`), are errors (`False`), or, by default
+    /// (`None`), create streams until the first `declare_stream`. `keep`: samples every
     /// (stream, key) keeps at least (default: the engine's). `manual_clock`:
     /// time only moves with `advance_clock()`, for deterministic tests.
     /// `offload_workers`: threads running offloaded nodes (default: one
@@ -129,9 +133,9 @@ impl PyGraph {
     /// `limits`: what clients can make the graph hold, by the names of a
     /// config's `limits:` section (`{"keys": 10_000, "value_size": "64KiB"}`).
     #[new]
-    #[pyo3(signature = (*, auto_create_streams = true, keep = None, manual_clock = false, offload_workers = None, limits = None))]
+    #[pyo3(signature = (*, auto_create_streams = None, keep = None, manual_clock = false, offload_workers = None, limits = None))]
     fn new(
-        auto_create_streams: bool,
+        auto_create_streams: Option<bool>,
         keep: Option<usize>,
         manual_clock: bool,
         offload_workers: Option<usize>,
@@ -157,7 +161,7 @@ impl PyGraph {
         };
         let defaults = GraphOptions::default();
         let options = GraphOptions {
-            auto_create_streams,
+            auto_create_streams: auto_create_streams.unwrap_or(true),
             default_keep: keep.unwrap_or(defaults.default_keep).max(1),
             limits: read_limits(limits)?,
         };
@@ -176,6 +180,7 @@ impl PyGraph {
             workers: std::sync::Mutex::new(None),
             offload_workers,
             health: HealthBoard::default(),
+            strict_on_declare: auto_create_streams.is_none(),
         })
     }
 
@@ -208,8 +213,13 @@ impl PyGraph {
                 ))
             })?),
         };
+        let strict = self.strict_on_declare;
         self.with_graph(py, |graph| {
             graph.declare_stream(&name, bounds, keep)?;
+            if strict {
+                // Declared streams make a misspelt name an error from now on.
+                graph.set_auto_create_streams(false);
+            }
             match value_type {
                 Some(value_type) => graph.declare_type(&name, value_type),
                 None => Ok(()),

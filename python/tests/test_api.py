@@ -418,3 +418,22 @@ def test_sizes_a_user_types_raise_clear_errors_never_abort():
         dav2d.nodes.moving_average("avg", "s", n=10**12).register(graph)
     graph.push("s", 1.0, key="k")  # the graph still works
     assert graph.latest("s", "k") == 1.0
+
+
+def test_once_streams_are_declared_a_misspelt_name_raises_with_the_closest_one() -> None:
+    graph = dav2d.Graph()
+    graph.push("scratch", 1.0)  # nothing declared yet: names are created
+    graph.declare_stream("temperature")
+    with pytest.raises(dav2d.RejectedError, match="did you mean 'temperature'"):
+        graph.push("temprature", 1.0)
+    with pytest.raises(dav2d.Dav2dError, match="did you mean 'temperature'"):
+        graph.subscribe("temprature")
+    report = graph.push_many("temprature", [1.0, 2.0])
+    assert report["rejected"] == 2 and "did you mean 'temperature'" in report["errors"][0][1]
+    graph.push("temperature", 21.5)
+    assert graph.latest("temperature") == 21.5
+    # The permissive mode keeps creating streams.
+    permissive = dav2d.Graph(auto_create_streams=True)
+    permissive.declare_stream("temperature")
+    permissive.push("temprature", 1.0)
+    assert permissive.latest("temprature") == 1.0

@@ -79,6 +79,7 @@ import hostile
 def fresh():
     graph = dav2d.Graph()
     graph.declare_stream("temp")
+    graph.declare_stream("probe")  # declared streams make unknown names errors
     return graph
 
 for name, statement in hostile.calls():

@@ -84,6 +84,10 @@ pub struct Screen {
     drawn: bool,
 }
 
+/// The words of the screen, at its foot (the README's glossary says more).
+const HELP: &str = "wave: one evaluation round   conflated: superseded before it was read\n\
+cutoff: output unchanged, children not woken   stale: no sample in stale_after";
+
 impl Screen {
     /// A screen; `interactive` redraws in place.
     pub fn new(interactive: bool, title: String) -> Self {
@@ -282,6 +286,7 @@ impl Screen {
                 list(stale)
             );
         }
+        let _ = writeln!(text, "{HELP}");
         text
     }
 }

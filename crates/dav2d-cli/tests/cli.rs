@@ -617,7 +617,7 @@ fn a_cluster_member_killed_with_sigkill_loses_nothing_and_every_key_ends_as_on_o
     let mut members = Vec::new();
     for i in 0..3 {
         let yaml = format!(
-            "{graph}cluster:\n  url: nats://127.0.0.1:{}\n  partitions: 8\n  instance: m{i}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n",
+            "{graph}cluster:\n  url: nats://127.0.0.1:{}\n  partitions: 8\n  instance: m{i}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n  publish_every: 100ms\n",
             server.port
         );
         let (dir, config) = scratch_config(&format!("cluster-m{i}"), &yaml);

@@ -74,11 +74,13 @@ pub enum GraphError {
 pub enum Rejection {
     /// Pushing to a name that does not exist while streams must be declared.
     #[error(
-        "stream '{stream}' is not declared; declare it under `streams:` or enable auto-created streams"
+        "stream '{stream}' is not declared{hint}; declare it (`streams:` in YAML, `declare_stream` in Python) or enable auto-created streams"
     )]
     UnknownStream {
         /// The stream name.
         stream: String,
+        /// `; did you mean 'x'?` when a declared name is close, else empty.
+        hint: String,
     },
     /// Pushing to a node's or constraint's output.
     #[error("'{stream}' is the output of node '{stream}'; push to one of its inputs instead")]

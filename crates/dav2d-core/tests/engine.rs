@@ -687,3 +687,33 @@ fn the_builtin_table_names_each_kernel_and_checks_its_parameters() {
         "defaults come from the table"
     );
 }
+
+#[test]
+fn a_push_to_an_undeclared_stream_names_the_closest_declared_one() {
+    let mut graph = Graph::new(
+        dav2d_core::GraphOptions {
+            auto_create_streams: false,
+            ..dav2d_core::GraphOptions::default()
+        },
+        Arc::new(dav2d_core::ManualClock::new(0)),
+    );
+    graph
+        .declare_stream("temperature", Bounds::default(), None)
+        .unwrap();
+    let error = graph
+        .push("temprature", "k", Value::Float(1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("stream 'temprature' is not declared (did you mean 'temperature'?)"),
+        "{error}"
+    );
+    let far = graph
+        .push("pressure", "k", Value::Float(1.0), None)
+        .unwrap_err()
+        .to_string();
+    assert!(!far.contains("did you mean"), "{far}");
+    // Turned back on, names are created again.
+    graph.set_auto_create_streams(true);
+    assert!(graph.push("pressure", "k", Value::Float(1.0), None).is_ok());
+}

@@ -34,7 +34,7 @@ fn yaml(port: u16, instance: usize, http: u16) -> String {
         "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
          \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
          constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
-         cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n\
+         cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n  publish_every: 100ms\n\
          http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
     )
 }

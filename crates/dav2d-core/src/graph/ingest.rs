@@ -46,6 +46,12 @@ impl Graph {
             }
             None => Err(Rejection::UnknownStream {
                 stream: name.to_string(),
+                // Bounded work for a hostile name: no hint past 64 bytes.
+                hint: if name.len() <= 64 {
+                    crate::error::did_you_mean(name, self.streams.iter().map(|s| &*s.name))
+                } else {
+                    String::new()
+                },
             }),
         }
     }

@@ -793,6 +793,13 @@ impl Graph {
         }
     }
 
+    /// Turns auto-created streams on or off from now on (Python turns them
+    /// off at the first `declare_stream` unless the graph was made
+    /// permissive, so a misspelt name is an error once streams are declared).
+    pub fn set_auto_create_streams(&mut self, on: bool) {
+        self.options.auto_create_streams = on;
+    }
+
     /// Declares an input stream with validity bounds and how many samples
     /// each key keeps at least (`keep`), or updates an existing input stream.
     pub fn declare_stream(

@@ -349,7 +349,7 @@ pub struct ClusterSection {
     /// 1; 3 on a three-server JetStream cluster).
     pub replicas: Option<Spanned<usize>>,
     /// How often owners publish their changed keys' latest readings for
-    /// reads on other instances, e.g. `100ms` (the default).
+    /// reads on other instances, e.g. `1s` (the default).
     pub publish_every: Option<Spanned<String>>,
 }
 
@@ -399,7 +399,7 @@ impl Config {
             .unwrap_or(Duration::from_secs(10));
         let publish_every = self
             .duration(&section.publish_every, "cluster.publish_every".to_string())?
-            .unwrap_or(Duration::from_millis(100));
+            .unwrap_or(Duration::from_secs(1));
         let replicas = match &section.replicas {
             Some(r) if !(1..=5).contains(&r.value) => {
                 return Err(self.error_at(
