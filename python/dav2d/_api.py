@@ -123,6 +123,8 @@ class Graph:
         keep: int | None = None,
         type: str | None = None,  # noqa: A002 - the config's name
         history: int | None = None,
+        late: str | None = None,
+        allowed_lateness: float | None = None,
     ) -> None:
         """Declares an input stream with validity bounds and the type of values it takes.
 
@@ -132,9 +134,21 @@ class Graph:
         anything. ``keep``: samples each key keeps at least (``history`` is its
         former name). Invalid samples are rejected (``RejectedError``) and
         counted.
+
+        A sample older than its key's latest never becomes the latest; it is
+        counted in ``stats()["late"]`` and, by ``late``, refused
+        (``"drop"``, the default) or put into the key's window in timestamp
+        order (``"insert"``) when at most ``allowed_lateness`` seconds older.
         """
         self._engine.declare_stream(
-            name, min=min, max=max, finite_only=finite_only, keep=_keep(keep, history), value_type=type
+            name,
+            min=min,
+            max=max,
+            finite_only=finite_only,
+            keep=_keep(keep, history),
+            value_type=type,
+            late=late,
+            allowed_lateness=allowed_lateness,
         )
 
     def frames(self, name: str, url: str, *, token: str | None = None) -> _dav2d.FrameStream:

@@ -167,6 +167,8 @@ class Graph:
         finite_only: bool = False,
         keep: int | None = None,
         value_type: str | None = None,
+        late: str | None = None,
+        allowed_lateness: float | None = None,
     ) -> None: ...
     def register_node(
         self,

@@ -186,7 +186,7 @@ impl PyGraph {
 
     /// Declares an input stream with validity bounds and, optionally, the
     /// type of values it takes.
-    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, keep = None, value_type = None))]
+    #[pyo3(signature = (name, *, min = None, max = None, finite_only = false, keep = None, value_type = None, late = None, allowed_lateness = None))]
     #[allow(clippy::too_many_arguments)] // Python keywords, one per setting.
     fn declare_stream(
         &self,
@@ -197,7 +197,34 @@ impl PyGraph {
         finite_only: bool,
         keep: Option<usize>,
         value_type: Option<String>,
+        late: Option<String>,
+        allowed_lateness: Option<f64>,
     ) -> PyResult<()> {
+        let late = match (late.as_deref(), allowed_lateness) {
+            (None, None) => None,
+            (None | Some("drop"), Some(_)) => {
+                return Err(crate::error::invalid(
+                    "allowed_lateness needs late='insert' (late samples are dropped otherwise)",
+                ));
+            }
+            (Some("drop"), None) => Some(dav2d_core::LatePolicy::Drop),
+            (Some("insert"), allowed) => {
+                let seconds = allowed.unwrap_or(0.0);
+                if !(seconds.is_finite() && seconds >= 0.0) {
+                    return Err(crate::error::invalid(format!(
+                        "allowed_lateness={seconds} is not a duration; give seconds >= 0"
+                    )));
+                }
+                Some(dav2d_core::LatePolicy::Insert {
+                    allowed_ns: (seconds * 1e9).min(i64::MAX as f64) as i64,
+                })
+            }
+            (Some(other), _) => {
+                return Err(crate::error::invalid(format!(
+                    "late='{other}' is not a late policy; use 'drop' or 'insert'"
+                )));
+            }
+        };
         let bounds = Bounds {
             min,
             max,
@@ -219,6 +246,9 @@ impl PyGraph {
             if strict {
                 // Declared streams make a misspelt name an error from now on.
                 graph.set_auto_create_streams(false);
+            }
+            if let Some(late) = late {
+                graph.set_late_policy(&name, late)?;
             }
             match value_type {
                 Some(value_type) => graph.declare_type(&name, value_type),
@@ -738,6 +768,7 @@ impl PyGraph {
         d.set_item("cutoffs", stats.cutoffs)?;
         d.set_item("waves", stats.waves)?;
         d.set_item("transitions", stats.transitions)?;
+        d.set_item("late", stats.late)?;
         d.set_item("streams", stats.streams)?;
         d.set_item("keys", stats.keys)?;
         let per_node = PyDict::new(py);

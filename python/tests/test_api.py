@@ -437,3 +437,25 @@ def test_once_streams_are_declared_a_misspelt_name_raises_with_the_closest_one()
     permissive.declare_stream("temperature")
     permissive.push("temprature", 1.0)
     assert permissive.latest("temprature") == 1.0
+
+
+def test_a_late_sample_never_becomes_the_latest_and_is_dropped_or_kept_in_the_window() -> None:
+    graph = dav2d.Graph()
+    second = 1_000_000_000
+    graph.declare_stream("t")
+    graph.push("t", 20.0, key="k", ts=10 * second)
+    with pytest.raises(dav2d.RejectedError, match="5000000000 ns older than its latest"):
+        graph.push("t", 99.0, key="k", ts=5 * second)
+    assert graph.latest("t", "k") == 20.0
+    graph.declare_stream("u", keep=5, late="insert", allowed_lateness=5.0)
+    graph.push("u", 1.0, key="k", ts=10 * second)
+    graph.push("u", 2.0, key="k", ts=7 * second)  # 3 s late: into the window
+    report = graph.push_many("u", [3.0], keys="k", ts=[1 * second])  # 9 s late: refused
+    assert report["rejected"] == 1 and "allowed lateness of 5.000 s" in report["errors"][0][1]
+    assert graph.latest("u", "k") == 1.0
+    assert list(graph.window("u", "k", 5)) == [2.0, 1.0]
+    assert graph.stats()["late"] == 3
+    with pytest.raises(dav2d.Dav2dError, match="late='sometimes'"):
+        graph.declare_stream("v", late="sometimes")
+    with pytest.raises(dav2d.Dav2dError, match="allowed_lateness needs late='insert'"):
+        graph.declare_stream("w", allowed_lateness=1.0)

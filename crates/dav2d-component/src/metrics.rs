@@ -320,6 +320,11 @@ impl Collector for GraphCollector {
         let counters = [
             ("evaluations", "Node evaluations run", stats.evaluations),
             (
+                "late",
+                "Samples older than their key's latest (inserted into windows or refused)",
+                stats.late,
+            ),
+            (
                 "conflated",
                 "Evaluations superseded by newer samples before they ran",
                 stats.conflated,

@@ -110,6 +110,25 @@ pub enum Rejection {
         /// The type received.
         type_name: &'static str,
     },
+    /// Older than the latest sample of its (stream, key) by more than the
+    /// stream's allowed lateness (zero under `late: drop`).
+    #[error(
+        "a sample at ts {ts} for '{stream}' key '{key}' is {behind_ns} ns older than its latest (ts {latest}); {policy}"
+    )]
+    Late {
+        /// The stream.
+        stream: String,
+        /// The key.
+        key: String,
+        /// The sample's timestamp.
+        ts: i64,
+        /// The latest sample's timestamp.
+        latest: i64,
+        /// How far behind it is.
+        behind_ns: i64,
+        /// What the stream does with late samples, and how to change it.
+        policy: String,
+    },
     /// NaN or infinity on a finite-only stream.
     #[error("stream '{stream}' accepts finite numbers only, got {value}")]
     NotFinite {
@@ -207,6 +226,7 @@ impl Rejection {
             Rejection::NotANumber { .. } => RejectReason::NotANumber,
             Rejection::TypeMismatch { .. } => RejectReason::TypeMismatch,
             Rejection::NotFinite { .. } => RejectReason::NotFinite,
+            Rejection::Late { .. } => RejectReason::Late,
             Rejection::BelowMin { .. } => RejectReason::BelowMin,
             Rejection::AboveMax { .. } => RejectReason::AboveMax,
             Rejection::TooManyKeys { .. } => RejectReason::TooManyKeys,

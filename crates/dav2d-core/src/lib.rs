@@ -43,8 +43,8 @@ pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direct
 pub use error::{GraphError, Rejection};
 pub use graph::{
     BatchReport, Bounds, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats,
-    InputSpec, KeyState, Keys, Limits, LogicSpec, MAX_WINDOW, NodeInfo, NodeKeyState, NodeKind,
-    NodeSpec, NodeState, NodeStats, Reading, SampleIn, StreamInfo, StreamState,
+    InputSpec, KeyState, Keys, LatePolicy, Limits, LogicSpec, MAX_WINDOW, NodeInfo, NodeKeyState,
+    NodeKind, NodeSpec, NodeState, NodeStats, Reading, SampleIn, StreamInfo, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

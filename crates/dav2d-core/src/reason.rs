@@ -58,6 +58,8 @@ reasons! {
     NotANumber => "not_a_number",
     /// NaN or infinity on a finite-only stream.
     NotFinite => "not_finite",
+    /// Older than its key's latest sample, past the stream's allowed lateness.
+    Late => "late",
     /// Below the stream's minimum.
     BelowMin => "below_min",
     /// Above the stream's maximum.

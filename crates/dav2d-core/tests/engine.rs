@@ -717,3 +717,81 @@ fn a_push_to_an_undeclared_stream_names_the_closest_declared_one() {
     graph.set_auto_create_streams(true);
     assert!(graph.push("pressure", "k", Value::Float(1.0), None).is_ok());
 }
+
+#[test]
+fn a_late_sample_never_becomes_the_latest_and_is_dropped_or_inserted_by_policy() {
+    let mut graph = Graph::new(
+        dav2d_core::GraphOptions {
+            auto_create_streams: false,
+            ..dav2d_core::GraphOptions::default()
+        },
+        Arc::new(dav2d_core::ManualClock::new(0)),
+    );
+    graph
+        .declare_stream("t", Bounds::default(), Some(5))
+        .unwrap();
+    graph
+        .declare_stream("u", Bounds::default(), Some(5))
+        .unwrap();
+    graph
+        .set_late_policy("u", dav2d_core::LatePolicy::Insert { allowed_ns: 5 })
+        .unwrap();
+    graph
+        .register(NodeSpec::builtin(
+            "avg",
+            "u",
+            Builtin::MovingAverage { n: 3 },
+        ))
+        .unwrap();
+    let latest = |graph: &Graph, name: &str| {
+        graph
+            .latest(name, "")
+            .unwrap()
+            .unwrap()
+            .sample
+            .unwrap()
+            .value
+    };
+    // `drop` (the default): refused with its reason, the latest stays.
+    graph.push("t", "", Value::Float(1.0), Some(10)).unwrap();
+    graph.push("t", "", Value::Float(2.0), Some(20)).unwrap();
+    let late = graph
+        .push("t", "", Value::Float(9.0), Some(15))
+        .unwrap_err();
+    assert_eq!(late.reason(), RejectReason::Late);
+    assert!(
+        late.to_string()
+            .contains("5 ns older than its latest (ts 20)"),
+        "{late}"
+    );
+    assert_eq!(latest(&graph, "t"), Value::Float(2.0));
+    // The column path of a batch sends a late sample the same way.
+    let report = graph.push_numbers("t", Keys::One(""), &[3.0, 4.0], Some(&[30, 25]));
+    assert_eq!((report.accepted, report.rejected), (1, 1));
+    assert_eq!(latest(&graph, "t"), Value::Float(3.0));
+    // `insert`: into the window in timestamp order, within the allowed
+    // lateness; a latest-edge reader sees the corrected window.
+    graph.push("u", "", Value::Float(1.0), Some(10)).unwrap();
+    graph.push("u", "", Value::Float(2.0), Some(20)).unwrap();
+    graph.run_wave();
+    assert_eq!(latest(&graph, "avg"), Value::Float(1.5));
+    graph.push("u", "", Value::Float(6.0), Some(18)).unwrap();
+    graph.run_wave();
+    assert_eq!(latest(&graph, "u"), Value::Float(2.0));
+    assert_eq!(
+        graph.window("u", "", 5).unwrap().numbers(),
+        &[1.0, 6.0, 2.0]
+    );
+    assert_eq!(latest(&graph, "avg"), Value::Float(3.0));
+    let past = graph
+        .push("u", "", Value::Float(7.0), Some(12))
+        .unwrap_err();
+    assert_eq!(past.reason(), RejectReason::Late);
+    assert_eq!(graph.stats().late, 4); // t at 15 and 25, u at 18 and 12
+    // An input stream only.
+    assert!(
+        graph
+            .set_late_policy("avg", dav2d_core::LatePolicy::Drop)
+            .is_err()
+    );
+}

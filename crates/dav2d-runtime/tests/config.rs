@@ -402,3 +402,36 @@ fn cluster_settings_out_of_range_name_their_line_and_field() {
     assert_eq!(cluster.checkpoint_every, std::time::Duration::ZERO);
     assert_eq!(cluster.replicas, 1);
 }
+
+#[test]
+fn a_stream_says_what_late_samples_do_and_a_wrong_policy_is_located() {
+    check(
+        "streams:\n  - name: t\n    late: sometimes\n",
+        "test.yaml:3:11: streams[0].late: unknown late policy 'sometimes'; expected drop or insert",
+    );
+    check(
+        "streams:\n  - name: t\n    allowed_lateness: 5s\n",
+        "test.yaml:3:23: streams[0].allowed_lateness: allowed_lateness needs `late: insert` (late samples are dropped otherwise)",
+    );
+    let config = Config::parse(
+        "streams:\n  - name: t\n    keep: 5\n    late: insert\n    allowed_lateness: 5s\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let mut graph = strict_graph();
+    config.build(&mut graph).unwrap();
+    let second = 1_000_000_000;
+    graph
+        .push("t", "k", dav2d_core::Value::Float(1.0), Some(10 * second))
+        .unwrap();
+    // 4 s late: kept in the window; 6 s late: refused.
+    graph
+        .push("t", "k", dav2d_core::Value::Float(2.0), Some(6 * second))
+        .unwrap();
+    assert!(
+        graph
+            .push("t", "k", dav2d_core::Value::Float(3.0), Some(4 * second))
+            .is_err()
+    );
+    assert_eq!(graph.window("t", "k", 5).unwrap().numbers(), &[2.0, 1.0]);
+}

@@ -14,10 +14,11 @@
 //! would.
 
 use crate::constraint::ConstraintKeyState;
-use crate::graph::ingest::check_number;
+use crate::graph::ingest::{Arrival, check_number};
 use crate::graph::wave::float_changed;
 use crate::graph::{BatchReport, EdgePolicy, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
 use crate::logic::Builtin;
+use crate::value::Value;
 
 /// Samples per column: small enough to stay in cache, large enough that the
 /// per-column bookkeeping vanishes.
@@ -140,12 +141,20 @@ impl Graph {
                 return report;
             }
         };
-        if self.streams[stream.index()].slots[slot as usize]
-            .series
-            .values
-            .is_some()
-        {
-            // The series holds non-float values: the generic path reports them.
+        let series = &self.streams[stream.index()].slots[slot as usize].series;
+        // Out of order (against the key's latest or within the run): the
+        // per-sample path decides each late sample.
+        let in_order = {
+            let first = ts_ns.map_or(Some(now), |ts| ts.first().copied());
+            let after_latest = match (series.latest_ts(), first) {
+                (Some(latest), Some(first)) => first >= latest,
+                _ => true,
+            };
+            after_latest && ts_ns.is_none_or(|ts| ts.windows(2).all(|w| w[0] <= w[1]))
+        };
+        if series.values.is_some() || !in_order {
+            // The series holds non-float values (the generic path reports
+            // them), or a sample is late.
             return self.push_numbers_slow(stream, slot, values, ts_ns, now, report);
         }
         let bounds = self.streams[stream.index()].bounds;
@@ -207,7 +216,16 @@ impl Graph {
                 report.push_rejection(index, rejection);
                 continue;
             }
-            self.apply_float(stream, slot, ts_ns.map_or(now, |ts| ts[index]), value);
+            let ts = ts_ns.map_or(now, |ts| ts[index]);
+            match self.arrival(stream, slot, ts) {
+                Arrival::InOrder => self.apply_float(stream, slot, ts, value),
+                Arrival::Insert => self.insert_late(stream, slot, ts, Value::Float(value)),
+                Arrival::Late(rejection) => {
+                    let rejection = self.reject(Some(stream), rejection);
+                    report.push_rejection(index, rejection);
+                    continue;
+                }
+            }
             report.accepted += 1;
         }
         report

@@ -9,6 +9,16 @@ use crate::error::{GraphError, Rejection};
 use crate::ids::StreamId;
 use crate::value::{Value, ValueType};
 
+/// How a sample stands against its key's latest.
+pub(super) enum Arrival {
+    /// At or after the latest: applied.
+    InOrder,
+    /// Late, within the allowed lateness: inserted into the window.
+    Insert,
+    /// Late past it: refused.
+    Late(Rejection),
+}
+
 impl Graph {
     pub(super) fn input_stream(&mut self, name: &str) -> Result<StreamId, Rejection> {
         match self.stream_id(name) {
@@ -207,8 +217,66 @@ impl Graph {
             Err(rejection) => return Err(self.reject(Some(stream), rejection)),
         };
         let ts = ts_ns.unwrap_or_else(|| self.clock.now_ns());
-        self.apply(stream, slot, ts, value);
+        match self.arrival(stream, slot, ts) {
+            Arrival::InOrder => self.apply(stream, slot, ts, value),
+            Arrival::Insert => self.insert_late(stream, slot, ts, value),
+            Arrival::Late(rejection) => return Err(self.reject(Some(stream), rejection)),
+        }
         Ok(())
+    }
+
+    /// Whether a sample at `ts` for (stream, slot) is in order, late but
+    /// within the stream's allowed lateness, or refused as late.
+    #[inline]
+    pub(super) fn arrival(&mut self, stream: StreamId, slot: u32, ts: i64) -> Arrival {
+        let s = &self.streams[stream.index()];
+        let slot_ref = &s.slots[slot as usize];
+        let latest = match slot_ref.series.latest_ts() {
+            Some(latest) if ts < latest => latest,
+            _ => return Arrival::InOrder,
+        };
+        self.stats.late += 1;
+        let behind_ns = latest.saturating_sub(ts);
+        let policy = match s.late {
+            LatePolicy::Insert { allowed_ns } if behind_ns <= allowed_ns => return Arrival::Insert,
+            LatePolicy::Insert { allowed_ns } => format!(
+                "past the stream's allowed lateness of {:.3} s, so it is dropped",
+                allowed_ns as f64 / 1e9
+            ),
+            LatePolicy::Drop => "the stream drops late samples (`late: insert` with `allowed_lateness` keeps them in windows)".to_string(),
+        };
+        Arrival::Late(Rejection::Late {
+            stream: s.name.to_string(),
+            key: self.keys[slot_ref.key.index()].chars().take(64).collect(),
+            ts,
+            latest,
+            behind_ns,
+            policy,
+        })
+    }
+
+    /// Puts a late sample into its key's window in timestamp order (the
+    /// latest stays the latest) and wakes the `latest`-edge readers.
+    pub(super) fn insert_late(&mut self, stream: StreamId, slot: u32, ts: i64, value: Value) {
+        let s = &mut self.streams[stream.index()];
+        s.accepted += 1;
+        self.stats.samples_in += 1;
+        self.stats.accepted += 1;
+        let series = &mut s.slots[slot as usize].series;
+        let before = series.value_bytes;
+        let mut samples = series.held_samples();
+        let at = samples.partition_point(|(held, _)| *held <= ts);
+        samples.insert(at, (ts, value));
+        let count = series.count + 1;
+        series.restore(count, &samples);
+        let after = series.value_bytes;
+        self.account_retained(before, after);
+        self.mark_changed(stream, slot);
+        for consumer in 0..self.streams[stream.index()].consumers.len() {
+            if self.streams[stream.index()].consumers[consumer].policy == EdgePolicy::Latest {
+                self.mark_consumer(stream, slot, consumer);
+            }
+        }
     }
 
     /// Pushes records of any streams, keys and value types, in order. Each
@@ -329,7 +397,15 @@ impl Graph {
                 }
             };
             let ts = ts_ns.map_or(now, |ts| ts[index]);
-            self.apply_float(id, slot, ts, value);
+            match self.arrival(id, slot, ts) {
+                Arrival::InOrder => self.apply_float(id, slot, ts, value),
+                Arrival::Insert => self.insert_late(id, slot, ts, Value::Float(value)),
+                Arrival::Late(rejection) => {
+                    let rejection = self.reject(Some(id), rejection);
+                    report.push_rejection(index, rejection);
+                    continue;
+                }
+            }
             report.accepted += 1;
         }
         report

@@ -391,6 +391,8 @@ pub struct GraphStats {
     pub nodes: usize,
     /// Distinct keys seen.
     pub keys: usize,
+    /// Samples older than their key's latest (inserted or refused).
+    pub late: u64,
 }
 
 /// Counters of one node.
@@ -530,6 +532,27 @@ struct Stream {
     subscribers: Vec<Arc<SubscriptionShared>>,
     accepted: u64,
     rejected: u64,
+    /// What a sample older than its key's latest does.
+    late: LatePolicy,
+}
+
+/// What an input stream does with a sample older than the latest of its
+/// (stream, key): it never becomes the latest value (the graph keeps the
+/// latest *valid* snapshot), and it is counted as late (`stats().late`,
+/// `dav2d_late_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LatePolicy {
+    /// Refused with reason `late`; the window and the latest stay as they are.
+    #[default]
+    Drop,
+    /// Put into the key's window in timestamp order when at most
+    /// `allowed_ns` older than the latest (refused past that), waking the
+    /// nodes that read the stream through `latest` edges (an `all` edge has
+    /// evaluated every sample once, as it arrived, and does not again).
+    Insert {
+        /// How much older than the latest a sample may be, in ns.
+        allowed_ns: i64,
+    },
 }
 
 struct NodeInput {
@@ -778,6 +801,7 @@ impl Graph {
             subscribers: Vec::new(),
             accepted: 0,
             rejected: 0,
+            late: LatePolicy::default(),
         });
         self.stream_ids.insert(name, id);
         id
@@ -791,6 +815,31 @@ impl Graph {
             },
             None => "a stream".to_string(),
         }
+    }
+
+    /// Sets what input stream `name` does with late samples.
+    pub fn set_late_policy(&mut self, name: &str, policy: LatePolicy) -> Result<(), GraphError> {
+        let Some(id) = self.stream_id(name) else {
+            return Err(self.unknown_name(name));
+        };
+        if self.streams[id.index()].producer.is_some() {
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
+                message:
+                    "a node's output is not an input stream; set `late` on the streams it reads"
+                        .to_string(),
+            });
+        }
+        if let LatePolicy::Insert { allowed_ns } = policy
+            && allowed_ns < 0
+        {
+            return Err(GraphError::InvalidStream {
+                stream: name.to_string(),
+                message: format!("allowed lateness must not be negative, got {allowed_ns} ns"),
+            });
+        }
+        self.streams[id.index()].late = policy;
+        Ok(())
     }
 
     /// Turns auto-created streams on or off from now on (Python turns them

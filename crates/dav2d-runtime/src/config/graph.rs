@@ -33,6 +33,12 @@ pub struct StreamConfig {
     /// `bytes` or `any` (default: `number` when a numeric node reads it).
     #[serde(rename = "type")]
     pub value_type: Option<Spanned<String>>,
+    /// What a sample older than its key's latest does: `drop` (the
+    /// default) or `insert` (into the window, within `allowed_lateness`).
+    pub late: Option<Spanned<String>>,
+    /// How much older than the latest an inserted sample may be, e.g. `5s`
+    /// (with `late: insert`; default 0).
+    pub allowed_lateness: Option<Spanned<String>>,
 }
 
 /// A node: a built-in transform over one input. Besides the fields below,
@@ -173,6 +179,46 @@ impl Config {
                 ),
             )
         })
+    }
+
+    /// A stream's `late` and `allowed_lateness`, if written.
+    fn late_policy(
+        &self,
+        i: usize,
+        stream: &StreamConfig,
+    ) -> Result<Option<dav2d_core::LatePolicy>, ConfigError> {
+        let allowed = self
+            .duration(
+                &stream.allowed_lateness,
+                format!("streams[{i}].allowed_lateness"),
+            )?
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        match (&stream.late, allowed) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(self.error_at(
+                stream.allowed_lateness.as_ref().unwrap_or(&stream.name),
+                format!("streams[{i}].allowed_lateness"),
+                "allowed_lateness needs `late: insert` (late samples are dropped otherwise)"
+                    .to_string(),
+            )),
+            (Some(late), allowed) => match late.value.as_str() {
+                "drop" if allowed.is_none() => Ok(Some(dav2d_core::LatePolicy::Drop)),
+                "drop" => Err(self.error_at(
+                    late,
+                    format!("streams[{i}].late"),
+                    "`late: drop` drops every late sample; give `late: insert` to use allowed_lateness"
+                        .to_string(),
+                )),
+                "insert" => Ok(Some(dav2d_core::LatePolicy::Insert {
+                    allowed_ns: allowed.unwrap_or(0),
+                })),
+                other => Err(self.error_at(
+                    late,
+                    format!("streams[{i}].late"),
+                    format!("unknown late policy '{other}'; expected drop or insert"),
+                )),
+            },
+        }
     }
 
     pub(crate) fn policy(
@@ -319,6 +365,17 @@ impl Config {
                         error.to_string(),
                     )
                 })?;
+            if let Some(policy) = self.late_policy(i, stream)? {
+                graph
+                    .set_late_policy(&stream.name.value, policy)
+                    .map_err(|error| {
+                        self.error_at(
+                            &stream.name,
+                            format!("streams[{i}].late"),
+                            error.to_string(),
+                        )
+                    })?;
+            }
             if let Some(value_type) = self.value_type(i, stream)? {
                 graph
                     .declare_type(&stream.name.value, value_type)
