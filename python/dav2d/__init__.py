@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 
-def push(stream: str, value: Any, key: str = "", ts: int | None = None) -> None:
+def push(stream: str, value: Any, key: str = "", ts: TimeLike | None = None) -> None:
     """Pushes one sample (or a NumPy array / list as a batch for ``key``) to the default graph."""
     default_graph().push(stream, value, key, ts)
 

@@ -197,11 +197,12 @@ class Graph:
 
     # -- data in ----------------------------------------------------------------------
 
-    def push(self, stream: str, value: Any, key: str = "", ts: int | None = None) -> None:
+    def push(self, stream: str, value: Any, key: str = "", ts: TimeLike | None = None) -> None:
         """Pushes one sample (or, given a NumPy array or list, a batch for ``key``).
 
-        ``ts`` is nanoseconds since the epoch (default: now). Raises
-        ``RejectedError`` when the sample breaks the stream's bounds.
+        ``ts`` (default: now) is any time: ns since the epoch (int), seconds
+        (float, e.g. ``time.time()``), an ISO 8601 string or a datetime.
+        Raises ``RejectedError`` when the sample breaks the stream's bounds.
         """
         if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
             report = self.push_many(stream, value, keys=key, ts=ts)
@@ -209,7 +210,7 @@ class Graph:
                 index, reason = report["errors"][0]
                 raise _dav2d.RejectedError(f"{report['rejected']} of the batch rejected; first at index {index}: {reason}")
             return
-        self._engine.push(stream, value, key, ts)
+        self._engine.push(stream, value, key, _ns(ts, "ts"))
 
     def push_many(
         self,
@@ -219,20 +220,16 @@ class Graph:
         ts: Any = None,
     ) -> dict[str, Any]:
         """Pushes a batch of numbers: ``values`` a float64 array or sequence,
-        ``keys`` one key or one per value, ``ts`` an optional int64 ns array.
+        ``keys`` one key or one per value, ``ts`` optional: one time for all,
+        or one per value (an int64 ns array, a float array of seconds, a
+        ``datetime64`` array, or a sequence of any times ``push`` takes).
 
         Good samples are applied beside rejected ones; returns
         ``{"accepted": n, "rejected": m, "errors": [(index, reason), ...]}``.
         """
         if type(values).__name__ == "ndarray" and str(values.dtype) != "float64":
             values = values.astype("float64")
-        if ts is not None and type(ts).__name__ == "ndarray" and str(ts.dtype) != "int64":
-            ts = ts.astype("int64")
-        elif ts is not None and not isinstance(ts, int) and type(ts).__name__ != "ndarray":
-            import numpy as np
-
-            ts = np.asarray(ts, dtype=np.int64)
-        return self._engine.push_many(stream, values, keys, ts)
+        return self._engine.push_many(stream, values, keys, _ns_array(ts))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -598,17 +595,29 @@ class Constraint:
         return f"Constraint(name={self.name!r}, input={self.input!r}, trip={self.trip}, reset={self.reset})"
 
 
-TimeLike = Union[int, str, datetime.datetime]
-"""A time: ns since the epoch (int), an ISO 8601 string, or a datetime (naive means UTC)."""
+TimeLike = Union[int, float, str, datetime.datetime]
+"""A time: ns since the epoch (int), seconds since the epoch (float, as
+``time.time()`` gives), an ISO 8601 string, or a datetime (naive means UTC);
+NumPy integers, floats and ``datetime64`` alike."""
 
 
 def _ns(value: TimeLike | None, what: str) -> int | None:
+    """The one conversion of every time dav2d takes to ns since the epoch."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a time, not a bool")
+    kind = type(value).__name__
+    if kind == "datetime64":
+        return int(value.astype("datetime64[ns]").astype("int64"))
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a NumPy integer or float
     if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _dav2d.InvalidArgument(f"{what}={value} is not a time; give seconds since the epoch")
+        return round(value * 1_000_000_000)
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value)
@@ -619,7 +628,34 @@ def _ns(value: TimeLike | None, what: str) -> int | None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    raise TypeError(f"{what} must be ns since the epoch, an ISO 8601 string or a datetime, not {type(value).__name__}")
+    raise TypeError(
+        f"{what} must be ns since the epoch (int), seconds (float), an ISO 8601 string or a datetime, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _ns_array(ts: Any) -> Any:
+    """``ts`` of a batch as what the engine takes: None, one int for all, or
+    an int64 array of ns (from ints, float seconds, datetime64, or a
+    sequence of any time :func:`_ns` reads)."""
+    if ts is None:
+        return None
+    if type(ts).__name__ == "ndarray":
+        kind = ts.dtype.kind
+        if kind == "M":
+            return ts.astype("datetime64[ns]").astype("int64")
+        if kind == "f":
+            import numpy as np
+
+            if not np.isfinite(ts).all():
+                raise _dav2d.InvalidArgument("ts holds NaN or infinity; give seconds since the epoch")
+            return np.rint(ts * 1e9).astype("int64")
+        return ts if str(ts.dtype) == "int64" else ts.astype("int64")
+    if isinstance(ts, (list, tuple)):
+        import numpy as np
+
+        return np.asarray([_ns(t, "ts") for t in ts], dtype=np.int64)
+    return _ns(ts, "ts")
 
 
 def read_history(

@@ -459,3 +459,32 @@ def test_a_late_sample_never_becomes_the_latest_and_is_dropped_or_kept_in_the_wi
         graph.declare_stream("v", late="sometimes")
     with pytest.raises(dav2d.Dav2dError, match="allowed_lateness needs late='insert'"):
         graph.declare_stream("w", allowed_lateness=1.0)
+
+
+def test_every_time_takes_ns_float_seconds_datetimes_and_iso_strings_alike() -> None:
+    import datetime
+
+    graph = dav2d.Graph()
+    at = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    ns = int(at.timestamp()) * 1_000_000_000
+    for key, ts in [
+        ("int", ns),
+        ("float", at.timestamp()),
+        ("datetime", at),
+        ("naive", at.replace(tzinfo=None)),
+        ("iso", "2026-12-01T12:00:00+00:00"),
+        ("numpy", np.datetime64("2026-12-01T12:00:00")),
+        ("numpy-int", np.int64(ns)),
+    ]:
+        graph.push("s", 1.0, key=key, ts=ts)
+        assert graph.latest("s", key, sample=True).ts == ns, key
+    graph.push_many("f", np.array([1.0, 2.0]), keys=["a", "b"], ts=np.array([at.timestamp(), at.timestamp() + 1.5]))
+    assert graph.latest("f", "b", sample=True).ts == ns + 1_500_000_000
+    graph.push_many("d", [1.0], keys="a", ts=np.array(["2026-12-01T12:00:00"], dtype="datetime64[ns]"))
+    assert graph.latest("d", "a", sample=True).ts == ns
+    graph.push_many("l", [1.0, 2.0], keys="a", ts=["2026-12-01T12:00:00Z", at])
+    assert graph.latest("l", "a", sample=True).ts == ns
+    with pytest.raises(dav2d.Dav2dError, match="not a time"):
+        graph.push("s", 1.0, key="x", ts=float("nan"))
+    with pytest.raises(dav2d.Dav2dError, match="not an ISO 8601 time"):
+        graph.push("s", 1.0, key="x", ts="yesterday")
