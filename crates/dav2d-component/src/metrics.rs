@@ -245,6 +245,13 @@ impl Metrics {
     }
 }
 
+/// Labels of the per-constraint state gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConstraintLabel {
+    constraint: String,
+    state: String,
+}
+
 /// Label for per-node engine counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
@@ -395,6 +402,32 @@ impl Collector for GraphCollector {
             };
             ConstGauge::new(node.lag_ns as f64 / 1e9).encode(lag.encode_family(&label)?)?;
         }
+        // Keys per constraint state, for Grafana panels and alert rules
+        // (`dav2d_constraint_keys{constraint="overheat",state="tripped"}`).
+        let mut keys = encoder.encode_descriptor(
+            "constraint_keys",
+            "Keys of a constraint in each state now (ok, tripped, stale)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for node in nodes
+            .iter()
+            .filter(|n| n.kind == dav2d_core::NodeKind::Constraint)
+        {
+            let counts = reads.count_states(&node.name).unwrap_or_default();
+            for state in ["ok", "tripped", "stale"] {
+                let n = counts
+                    .iter()
+                    .find(|(value, _)| &**value == state)
+                    .map_or(0, |(_, n)| *n);
+                let label = ConstraintLabel {
+                    constraint: node.name.clone(),
+                    state: state.to_string(),
+                };
+                ConstGauge::new(n.min(i64::MAX as u64) as i64)
+                    .encode(keys.encode_family(&label)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -434,5 +467,45 @@ mod tests {
             text.contains("dav2d_broker_connected{component=\"orders\",kind=\"nats\"} 0"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod constraint_tests {
+    use std::sync::Arc;
+
+    use dav2d_core::{
+        ConstraintSpec, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock, Value,
+    };
+
+    use super::Metrics;
+    use crate::HealthBoard;
+
+    #[test]
+    fn metrics_count_each_constraints_keys_by_state_and_late_samples() {
+        let graph = SharedGraph::new(Graph::new(GraphOptions::default(), Arc::new(SystemClock)));
+        {
+            let mut g = graph.lock();
+            g.register(NodeSpec::constraint(
+                "hot",
+                "t",
+                ConstraintSpec::above(50.0),
+            ))
+            .unwrap();
+            for (key, value) in [("a", 60.0), ("b", 70.0), ("c", 10.0)] {
+                g.push("t", key, Value::Float(value), Some(100)).unwrap();
+            }
+            assert!(g.push("t", "c", Value::Float(1.0), Some(50)).is_err());
+            g.run_wave();
+        }
+        let text = Metrics::new(graph, HealthBoard::default()).encode();
+        for line in [
+            "dav2d_constraint_keys{constraint=\"hot\",state=\"tripped\"} 2",
+            "dav2d_constraint_keys{constraint=\"hot\",state=\"ok\"} 1",
+            "dav2d_constraint_keys{constraint=\"hot\",state=\"stale\"} 0",
+            "dav2d_late_total 1",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 }

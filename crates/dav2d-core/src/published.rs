@@ -187,6 +187,26 @@ impl ReadModel {
         Ok(all)
     }
 
+    /// How many keys of `name` hold each string value now (a constraint's
+    /// `ok`, `tripped`, `stale`), without cloning any: what `/metrics`
+    /// reports per constraint. Costs one pass over the keys.
+    pub fn count_states(&self, name: &str) -> Result<Vec<(Arc<str>, u64)>, GraphError> {
+        let state = self.read();
+        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
+            return Err(Self::unknown(&state, name));
+        };
+        let mut counts: Vec<(Arc<str>, u64)> = Vec::new();
+        for (_, reading) in states.slots.iter().flatten() {
+            if let Some(crate::Value::Str(value)) = reading.sample.as_ref().map(|s| &s.value) {
+                match counts.iter_mut().find(|(v, _)| v == value) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((Arc::clone(value), 1)),
+                }
+            }
+        }
+        Ok(counts)
+    }
+
     /// One page of the keys of `name` in key order: those after `after`,
     /// at most `limit` of them and at most about `max_bytes` of values, and
     /// the key to continue after when more remain. Costs one pass over the
