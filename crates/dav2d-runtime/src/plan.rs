@@ -40,6 +40,8 @@ pub enum SinkPlan {
     Mqtt(dav2d_mqtt::MqttSinkConfig),
     /// A NATS publisher.
     Nats(dav2d_nats::NatsSinkConfig),
+    /// Constraint transitions POSTed to a URL.
+    Webhook(dav2d_webhook::WebhookConfig),
 }
 
 /// A component of the plan with its name and where its settings came from
@@ -161,6 +163,9 @@ impl Plan {
                 SinkSpec::Nats(section) => {
                     SinkPlan::Nats(config.nats_sink_from(section, &setting)?)
                 }
+                SinkSpec::Webhook(section) => {
+                    SinkPlan::Webhook(config.webhook_sink_from(section, &setting)?)
+                }
             };
             plan.sinks.push(Planned {
                 name,
@@ -233,6 +238,7 @@ impl Plan {
                 SinkPlan::Persistence(config) => Box::new(config.clone().build(&planned.name)),
                 SinkPlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
                 SinkPlan::Nats(config) => Box::new(config.clone().build(&planned.name)),
+                SinkPlan::Webhook(config) => Box::new(config.clone().build(&planned.name)),
             });
         }
         (sinks, stats)

@@ -21,7 +21,7 @@ use super::{Config, ConfigError, PersistenceSection};
 /// The source kinds a config can name.
 pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames", "mqtt", "nats"];
 /// The sink kinds a config can name.
-pub const SINK_KINDS: &[&str] = &["persistence", "mqtt", "nats"];
+pub const SINK_KINDS: &[&str] = &["persistence", "mqtt", "nats", "webhook"];
 
 /// One entry of `sources:`.
 #[derive(Debug)]
@@ -86,6 +86,8 @@ pub enum SinkSpec {
     Mqtt(Box<super::brokers::MqttSinkSection>),
     /// A NATS publisher.
     Nats(Box<super::brokers::NatsSinkSection>),
+    /// Constraint transitions POSTed to a URL.
+    Webhook(Box<super::webhook::WebhookSinkSection>),
 }
 
 /// Reads `kind` (which must come first), then hands the rest of the map
@@ -186,6 +188,10 @@ impl<'de> Deserialize<'de> for SinkEntry {
                         "nats" => {
                             let s = super::brokers::NatsSinkSection::deserialize(rest)?;
                             Some((s.name.clone(), SinkSpec::Nats(Box::new(s))))
+                        }
+                        "webhook" => {
+                            let s = super::webhook::WebhookSinkSection::deserialize(rest)?;
+                            Some((s.name.clone(), SinkSpec::Webhook(Box::new(s))))
                         }
                         _ => None,
                     })
@@ -345,6 +351,9 @@ impl Config {
                 }
                 SinkSpec::Nats(section) => {
                     self.nats_sink_from(section, &format!("sinks[{i}]"))?;
+                }
+                SinkSpec::Webhook(section) => {
+                    self.webhook_sink_from(section, &format!("sinks[{i}]"))?;
                 }
             }
         }

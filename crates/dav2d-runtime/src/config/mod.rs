@@ -15,6 +15,7 @@ pub(crate) mod components;
 mod graph;
 mod limits;
 mod persistence;
+mod webhook;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
