@@ -2,6 +2,7 @@
 #   make run    builds the dav2d binary and runs the built-in demo (CONFIG=path to run a config)
 #   make test   runs every test: cargo test and pytest
 #   make bench  runs the benchmarks beside their bars and peers
+#   make wheel  builds the wheel `pip install` takes into dist/
 #   make fuzz   fuzzes every decoder on nightly (FUZZ_RUNS per target)
 #   make soak   60 s of hostile load beside well-behaved clients
 SHELL := /bin/bash
@@ -13,13 +14,17 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CONFIG ?=
 RUN_ARGS ?=
 
-.PHONY: run test bench develop lint clean fuzz soak
+.PHONY: run test bench develop lint clean fuzz soak wheel
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14" "onnxruntime>=1.31,<2" "onnx>=1.16"
 	touch $@
+
+# The wheel `pip install` takes (the library and the `dav2d` command), in dist/.
+wheel: $(VENV)/.installed
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin build -q --release -o dist
 
 # Builds the Python extension into .venv (debug build for tests).
 develop: $(VENV)/.installed

@@ -90,6 +90,9 @@ class Server:
 def builtins() -> list[dict[str, Any]]:
     """The engine's table of built-in nodes: kind, help and params (name, default, integer)."""
 
+def cli(argv: list[str]) -> int:
+    """Runs a ``dav2d`` command line (program name first) in this process; its exit status."""
+
 def serve(
     graph: Graph,
     config: str | None = None,

@@ -39,6 +39,14 @@ fn builtins(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     Ok(list)
 }
 
+/// Runs the `dav2d` command line (`run`, `check`, `inspect`, `export`) in
+/// this process, exactly as the `dav2d` binary does, and returns its exit
+/// status: what the package's `dav2d` console command calls.
+#[pyfunction]
+fn cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.detach(|| dav2d_cli::main_with(argv))
+}
+
 /// The compiled core of the `dav2d` package. Use `dav2d`, not this module.
 #[pymodule]
 fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -57,6 +65,7 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(persist::persist, m)?)?;
     m.add_function(wrap_pyfunction!(persist::history, m)?)?;
     m.add_function(wrap_pyfunction!(builtins, m)?)?;
+    m.add_function(wrap_pyfunction!(cli, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_WINDOW", dav2d_core::DEFAULT_WINDOW)?;
     Ok(())

@@ -5,6 +5,7 @@ gives the error shown)."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.environ.get("DAV2D_EXPECT_INSTALLED"):
+        # Run by test_wheel.py from a venv the wheel was installed into.
+        assert "site-packages" in dav2d.__file__, dav2d.__file__
     monkeypatch.chdir(tmp_path)  # the tour persists to ./my-data
     dav2d.reset()
     namespace: dict = {}

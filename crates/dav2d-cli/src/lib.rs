@@ -1,0 +1,298 @@
+//! The `dav2d` command line (`run`, `check`, `inspect`, `export`) as a
+//! library: the `dav2d` binary and the Python package's `dav2d` console
+//! command both call [`main_with`], so they behave alike. The work happens
+//! in `dav2d-runtime` (config, runner) and `dav2d-core` (the engine).
+
+mod store_cmds;
+mod summary;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
+use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// dav2d keeps the latest valid snapshot of a live system.
+#[derive(Parser)]
+#[command(name = "dav2d", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a config (or the built-in demo fleet) with a live summary.
+    Run {
+        /// The YAML config; without it, the built-in demo runs.
+        config: Option<PathBuf>,
+        /// Stop by itself after this long, e.g. `10s` or `2m`.
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// How often the summary refreshes, e.g. `500ms`.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        refresh: Duration,
+        /// Where the HTTP API listens (overrides http.bind), or `off`.
+        #[arg(long, value_parser = parse_listen)]
+        http: Option<Listen>,
+        /// Where the TCP NDJSON server listens (overrides tcp.bind), or `off`.
+        #[arg(long, value_parser = parse_listen)]
+        tcp: Option<Listen>,
+        /// The store's directory (overrides persistence.dir), or `off` to keep everything in memory.
+        #[arg(long)]
+        data: Option<String>,
+        /// Join the cluster on this NATS JetStream server, e.g.
+        /// `nats://127.0.0.1:4222` (overrides cluster.url).
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Validates a config and prints the graph it describes.
+    Check {
+        /// The YAML config.
+        config: PathBuf,
+    },
+    /// Shows what a store directory holds (log segments, Parquet history,
+    /// sizes, records, time ranges, damage, the checkpoint, file actions
+    /// used) without changing it.
+    Inspect {
+        /// The store's directory, e.g. `dav2d-data`.
+        dir: PathBuf,
+    },
+    /// Writes the history of a store (Parquet files and the log not yet
+    /// rolled into them) to one file, filtered by name, key and time.
+    Export {
+        /// The store's directory, e.g. `dav2d-data`.
+        dir: PathBuf,
+        /// Only this stream, node or constraint.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this key.
+        #[arg(long)]
+        key: Option<String>,
+        /// From this time on (RFC 3339, e.g. 2026-11-22T10:00:00Z, or ns since the epoch).
+        #[arg(long, value_parser = store_cmds::parse_time)]
+        from: Option<i64>,
+        /// Up to (not including) this time.
+        #[arg(long, value_parser = store_cmds::parse_time)]
+        to: Option<i64>,
+        /// The output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: store_cmds::Format,
+        /// The output file (default: stdout; parquet needs one).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A `--http`/`--tcp` value: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text == "off" {
+        return Ok(Listen::Off);
+    }
+    text.parse().map(Listen::At).map_err(|error| {
+        format!("'{text}' is not an address ({error}); write e.g. 127.0.0.1:8080, or off")
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("'{text}' is not a duration ({error}); write e.g. 30s or 2m"))
+}
+
+/// Runs the command line `args` (the program name first, as
+/// `std::env::args_os` gives them) and returns the exit status: 0 on
+/// success, 1 on an error it printed, 2 on a usage error.
+pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
+    // A process that already set a logger (a second call) keeps it.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DAV2D_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // `--help` and `--version` are "errors" that print to stdout.
+            let _ = error.print();
+            return u8::try_from(error.exit_code()).unwrap_or(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Run {
+            config,
+            duration,
+            refresh,
+            http,
+            tcp,
+            data,
+            cluster,
+        } => run(config, duration, refresh, http, tcp, data, cluster),
+        Command::Check { config } => check(&config),
+        Command::Inspect { dir } => store_cmds::inspect(&dir),
+        Command::Export {
+            dir,
+            name,
+            key,
+            from,
+            to,
+            format,
+            out,
+        } => store_cmds::export(store_cmds::Export {
+            dir,
+            query: dav2d_store::Query {
+                name,
+                key,
+                since: from,
+                until: to,
+            },
+            format,
+            out,
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("error: {message}");
+            1
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(path) => Config::load(path),
+        None => Config::demo(),
+    }
+    .map_err(|error| error.to_string())
+}
+
+fn new_graph() -> Graph {
+    let options = GraphOptions {
+        auto_create_streams: false,
+        ..GraphOptions::default()
+    };
+    Graph::new(options, Arc::new(SystemClock))
+}
+
+fn check(path: &PathBuf) -> Result<(), String> {
+    let config = load(Some(path))?;
+    let mut graph = new_graph();
+    config
+        .build(&mut graph)
+        .map_err(|error| error.to_string())?;
+    print!("{}", summary::describe_graph(&graph, &config));
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+fn run(
+    path: Option<PathBuf>,
+    duration: Option<Duration>,
+    refresh: Duration,
+    http: Option<Listen>,
+    tcp: Option<Listen>,
+    data: Option<String>,
+    cluster: Option<String>,
+) -> Result<(), String> {
+    let config = load(path.as_ref())?;
+    let http_default = config
+        .http()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let tcp_default = config.tcp().map_err(|e| e.to_string())?.unwrap_or_default();
+    let overrides = Overrides {
+        http: http.map(|listen| match listen {
+            Listen::Off => None,
+            Listen::At(bind) => Some(HttpConfig {
+                bind,
+                ..http_default
+            }),
+        }),
+        tcp: tcp.map(|listen| match listen {
+            Listen::Off => None,
+            Listen::At(bind) => Some(TcpConfig {
+                bind,
+                ..tcp_default
+            }),
+        }),
+        data: data.map(|dir| (dir != "off").then(|| PathBuf::from(dir))),
+        cluster,
+    };
+    let plan = Plan::new(config, overrides).map_err(|error| error.to_string())?;
+    let data_dir = plan.persistence.as_ref().map(|p| p.dir.clone());
+    // Ctrl-C or SIGTERM asks for an orderly stop; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
+    }
+    let graph = SharedGraph::new(new_graph());
+    let runtime = Runtime::start(plan, graph).map_err(|error| error.to_string())?;
+    let mut title = match &path {
+        Some(path) => path.display().to_string(),
+        None => "the built-in demo (100 devices at 100 Hz)".to_string(),
+    };
+    if let Some(address) = runtime.address("http") {
+        title.push_str(&format!("; HTTP on http://{address}"));
+    }
+    if let Some(address) = runtime.address("tcp") {
+        title.push_str(&format!("; TCP on {address}"));
+    }
+    if let Some(dir) = &data_dir {
+        title.push_str(&format!("; data in {}", dir.display()));
+    }
+    if let Some(persisted) = runtime.persistence()
+        && persisted.restored.load(Ordering::Relaxed)
+    {
+        title.push_str(&format!(
+            "; restored from the checkpoint and {} log records",
+            persisted.replayed.load(Ordering::Relaxed)
+        ));
+    }
+    let interactive = std::io::stdout().is_terminal();
+    if !interactive {
+        println!("dav2d: {title}");
+    }
+    let mut screen = summary::Screen::new(interactive, title);
+    let started = Instant::now();
+    let refresh = refresh.max(Duration::from_millis(100));
+    let mut next_draw = started + refresh;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            tracing::info!("Stopping: a signal asked for it.");
+            break;
+        }
+        let now = Instant::now();
+        if duration.is_some_and(|d| now.duration_since(started) >= d) {
+            break;
+        }
+        if now >= next_draw {
+            screen.draw(&runtime);
+            next_draw += refresh;
+        }
+        // Wake often enough to answer a signal promptly.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The last state, then the totals once everything has stopped in order.
+    screen.draw(&runtime);
+    let graph = runtime.graph().clone();
+    runtime.stop();
+    screen.finish(&graph);
+    Ok(())
+}
