@@ -277,10 +277,18 @@ fn spawn_run(config: &std::path::Path) -> (std::process::Child, String) {
 /// Spawns `command` (a `dav2d run`) with piped output; returns the child
 /// and the title line it prints first.
 fn spawn_titled(command: &mut Command) -> (std::process::Child, String) {
+    spawn_titled_with(command, std::process::Stdio::piped())
+}
+
+/// [`spawn_titled`] with its stderr going to `stderr`.
+fn spawn_titled_with(
+    command: &mut Command,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -559,17 +567,7 @@ fn spawn_logged(config: &std::path::Path, log: &std::path::Path) -> (std::proces
         .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
         .args(["--tcp", "off", "--refresh", "1h"])
         .env("DAV2D_LOG", "info");
-    use std::io::BufRead;
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut title = String::new();
-    stdout.read_line(&mut title).unwrap();
-    child.stdout = Some(stdout.into_inner());
-    (child, title)
+    spawn_titled_with(&mut command, std::fs::File::create(log).unwrap().into())
 }
 
 /// The value of the gauge `name` in a run's `/metrics`.

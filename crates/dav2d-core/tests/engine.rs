@@ -688,15 +688,20 @@ fn the_builtin_table_names_each_kernel_and_checks_its_parameters() {
     );
 }
 
-#[test]
-fn a_push_to_an_undeclared_stream_names_the_closest_declared_one() {
-    let mut graph = Graph::new(
+/// A graph whose streams must be declared, on a manual clock.
+fn declared_only() -> Graph {
+    Graph::new(
         dav2d_core::GraphOptions {
             auto_create_streams: false,
             ..dav2d_core::GraphOptions::default()
         },
         Arc::new(dav2d_core::ManualClock::new(0)),
-    );
+    )
+}
+
+#[test]
+fn a_push_to_an_undeclared_stream_names_the_closest_declared_one() {
+    let mut graph = declared_only();
     graph
         .declare_stream("temperature", Bounds::default(), None)
         .unwrap();
@@ -720,13 +725,7 @@ fn a_push_to_an_undeclared_stream_names_the_closest_declared_one() {
 
 #[test]
 fn a_late_sample_never_becomes_the_latest_and_is_dropped_or_inserted_by_policy() {
-    let mut graph = Graph::new(
-        dav2d_core::GraphOptions {
-            auto_create_streams: false,
-            ..dav2d_core::GraphOptions::default()
-        },
-        Arc::new(dav2d_core::ManualClock::new(0)),
-    );
+    let mut graph = declared_only();
     graph
         .declare_stream("t", Bounds::default(), Some(5))
         .unwrap();

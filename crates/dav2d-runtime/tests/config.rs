@@ -159,7 +159,7 @@ fn sources_and_sinks_are_lists_tagged_by_kind() {
     );
     check(
         "sinks:\n  - kind: kafka\n",
-        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt, nats",
+        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt, nats, webhook",
     );
     check(
         "sources:\n  - kind: mqtt\n    url: mqtt://127.0.0.1:1883\n    subscriptions:\n      - topic: plant/{key}/t\n",

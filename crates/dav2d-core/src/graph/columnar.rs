@@ -14,11 +14,10 @@
 //! would.
 
 use crate::constraint::ConstraintKeyState;
-use crate::graph::ingest::{Arrival, check_number};
+use crate::graph::ingest::check_number;
 use crate::graph::wave::float_changed;
 use crate::graph::{BatchReport, EdgePolicy, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
 use crate::logic::Builtin;
-use crate::value::Value;
 
 /// Samples per column: small enough to stay in cache, large enough that the
 /// per-column bookkeeping vanishes.
@@ -217,16 +216,7 @@ impl Graph {
                 continue;
             }
             let ts = ts_ns.map_or(now, |ts| ts[index]);
-            match self.arrival(stream, slot, ts) {
-                Arrival::InOrder => self.apply_float(stream, slot, ts, value),
-                Arrival::Insert => self.insert_late(stream, slot, ts, Value::Float(value)),
-                Arrival::Late(rejection) => {
-                    let rejection = self.reject(Some(stream), rejection);
-                    report.push_rejection(index, rejection);
-                    continue;
-                }
-            }
-            report.accepted += 1;
+            self.apply_float_arriving(stream, slot, ts, value, index, &mut report);
         }
         report
     }

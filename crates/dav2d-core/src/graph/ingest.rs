@@ -397,18 +397,32 @@ impl Graph {
                 }
             };
             let ts = ts_ns.map_or(now, |ts| ts[index]);
-            match self.arrival(id, slot, ts) {
-                Arrival::InOrder => self.apply_float(id, slot, ts, value),
-                Arrival::Insert => self.insert_late(id, slot, ts, Value::Float(value)),
-                Arrival::Late(rejection) => {
-                    let rejection = self.reject(Some(id), rejection);
-                    report.push_rejection(index, rejection);
-                    continue;
-                }
-            }
-            report.accepted += 1;
+            self.apply_float_arriving(id, slot, ts, value, index, &mut report);
         }
         report
+    }
+
+    /// Applies the float sample `index` of a batch by how it arrives: in
+    /// order, inserted late, or refused into `report`.
+    pub(super) fn apply_float_arriving(
+        &mut self,
+        stream: StreamId,
+        slot: u32,
+        ts: i64,
+        value: f64,
+        index: usize,
+        report: &mut BatchReport,
+    ) {
+        match self.arrival(stream, slot, ts) {
+            Arrival::InOrder => self.apply_float(stream, slot, ts, value),
+            Arrival::Insert => self.insert_late(stream, slot, ts, Value::Float(value)),
+            Arrival::Late(rejection) => {
+                let rejection = self.reject(Some(stream), rejection);
+                report.push_rejection(index, rejection);
+                return;
+            }
+        }
+        report.accepted += 1;
     }
 
     #[inline]
