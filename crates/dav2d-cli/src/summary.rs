@@ -84,6 +84,31 @@ pub struct Screen {
     drawn: bool,
 }
 
+/// The narrowest screen the summary lays out for (narrower wraps).
+const MIN_WIDTH: usize = 72;
+/// The node column's width.
+const NAME: usize = 14;
+/// Room the `latest` column keeps before the logic column grows.
+const LATEST_MIN: usize = 16;
+
+/// The terminal's width in columns (80 when it cannot be told).
+fn terminal_width() -> usize {
+    match console::Term::stdout().size_checked() {
+        Some((_, columns)) if columns > 0 => columns as usize,
+        _ => 80,
+    }
+}
+
+/// `text` cut to `width` characters, ending in `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// The words of the screen, at its foot (the README's glossary says more).
 const HELP: &str = "wave: one evaluation round   conflated: superseded before it was read\n\
 cutoff: output unchanged, children not woken   stale: no sample in stale_after";
@@ -106,7 +131,7 @@ impl Screen {
         let text = if self.interactive {
             format!(
                 "{}\n{}\n",
-                self.render_full(&tally),
+                self.render_full(&tally, terminal_width()),
                 Self::persisted(runtime)
             )
         } else {
@@ -207,18 +232,31 @@ impl Screen {
         )
     }
 
-    fn render_full(&self, tally: &Tally) -> String {
+    fn render_full(&self, tally: &Tally, width: usize) -> String {
+        let width = width.max(MIN_WIDTH);
         let s = &tally.stats;
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "dav2d: {} (up {:.0}s, Ctrl-C to stop)\n",
+        // The title wraps at its `; ` parts rather than running off the edge.
+        let title = format!(
+            "dav2d: {} (up {:.0}s, Ctrl-C to stop)",
             self.title,
             self.started.elapsed().as_secs_f64()
         );
+        let mut line = String::new();
+        for part in title.split("; ") {
+            if !line.is_empty() && line.chars().count() + 2 + part.chars().count() > width {
+                let _ = writeln!(text, "{line};");
+                line = format!("  {part}");
+            } else if line.is_empty() {
+                line = part.to_string();
+            } else {
+                line = format!("{line}; {part}");
+            }
+        }
+        let _ = writeln!(text, "{line}\n");
         let _ = writeln!(
             text,
-            "samples      {:>12} in   {:>10.0}/s   rejected {:>8}   keys {}",
+            "samples     {:>12} in  {:>9.0}/s  rejected {:>8}  keys {}",
             s.samples_in,
             self.per_second(tally, |s| s.samples_in),
             s.rejected,
@@ -226,23 +264,29 @@ impl Screen {
         );
         let _ = writeln!(
             text,
-            "evaluations  {:>12}      {:>10.0}/s   conflated {:>7}   cutoffs {}   errors {}",
+            "evaluations {:>12}     {:>9.0}/s  conflated {:>7}  errors {}",
             s.evaluations,
             self.per_second(tally, |s| s.evaluations),
             s.conflated,
-            s.cutoffs,
             s.errors
         );
         let _ = writeln!(
             text,
-            "waves        {:>12}      {:>10.0}/s   alert transitions {}\n",
+            "waves       {:>12}     {:>9.0}/s  cutoffs {:>7}  transitions {}\n",
             s.waves,
             self.per_second(tally, |s| s.waves),
+            s.cutoffs,
             s.transitions
         );
+        // The table: fixed numeric columns, the logic column takes what the
+        // width leaves beside a readable `latest`, and a cell too long for
+        // its column ends in an ellipsis instead of pushing the others.
+        let fixed = NAME + 1 + 1 + 6 + 1 + 9 + 1 + 9 + 1 + 6 + 2;
+        let logic = width.saturating_sub(fixed + LATEST_MIN).clamp(8, 28);
+        let latest = width.saturating_sub(fixed + logic).max(6);
         let _ = writeln!(
             text,
-            "{:<14} {:<28} {:>6} {:>10} {:>10} {:>7}  latest",
+            "{:<NAME$} {:<logic$} {:>6} {:>9} {:>9} {:>6}  latest",
             "node", "logic", "keys", "evals/s", "conflated", "errors"
         );
         for node in &tally.nodes {
@@ -251,40 +295,49 @@ impl Screen {
                 .iter()
                 .find(|(n, _)| *n == node.name)
                 .map_or("-", |(_, v)| v.as_str());
-            let logic: String = node.logic.chars().take(28).collect();
             let _ = writeln!(
                 text,
-                "{:<14} {:<28} {:>6} {:>10.0} {:>10} {:>7}  {}",
-                node.name,
-                logic,
+                "{:<NAME$} {:<logic$} {:>6} {:>9.0} {:>9} {:>6}  {}",
+                fit(&node.name, NAME),
+                fit(&node.logic, logic),
                 node.keys,
                 self.node_rate(tally, node),
                 node.stats.conflated,
                 node.failing_keys,
-                sample
+                fit(sample, latest)
             );
         }
         let _ = writeln!(text);
         for (name, tripped, stale) in &tally.alerts {
-            let list = |keys: &[String]| {
-                let mut shown = keys.iter().take(8).cloned().collect::<Vec<_>>().join(" ");
-                if keys.len() > 8 {
-                    shown.push_str(&format!(" +{}", keys.len() - 8));
+            let list = |label: &str, keys: &[String]| {
+                // As many keys as the line has room for, then `+N`.
+                let mut line = format!("{label} {} [", keys.len());
+                let mut shown = 0;
+                for key in keys {
+                    let more = keys.len() - shown - 1;
+                    let tail = if more > 0 {
+                        format!(" +{more}]")
+                    } else {
+                        "]".to_string()
+                    };
+                    if line.chars().count() + key.chars().count() + 1 + tail.chars().count() > width
+                    {
+                        break;
+                    }
+                    if shown > 0 {
+                        line.push(' ');
+                    }
+                    line.push_str(key);
+                    shown += 1;
                 }
-                shown
+                if shown < keys.len() {
+                    line.push_str(&format!(" +{}", keys.len() - shown));
+                }
+                line.push(']');
+                fit(&line, width)
             };
-            let _ = writeln!(
-                text,
-                "ALERT {name}: {} tripped [{}]",
-                tripped.len(),
-                list(tripped)
-            );
-            let _ = writeln!(
-                text,
-                "      {name}: {} stale   [{}]",
-                stale.len(),
-                list(stale)
-            );
+            let _ = writeln!(text, "{}", list(&format!("ALERT {name}: tripped"), tripped));
+            let _ = writeln!(text, "{}", list(&format!("      {name}: stale  "), stale));
         }
         let _ = writeln!(text, "{HELP}");
         text
@@ -386,5 +439,82 @@ fn bind<T: AsRef<str>>(
     match written {
         Some(address) => format!(" on {}", address.value.as_ref()),
         None => format!(" on {default}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dav2d_core::{Builtin, ConstraintSpec, Graph, GraphOptions, ManualClock, NodeSpec, Value};
+
+    use super::{Screen, capture};
+
+    #[test]
+    fn the_full_screen_fits_80_and_150_columns_without_cutting_a_column() {
+        let mut graph = Graph::new(GraphOptions::default(), Arc::new(ManualClock::new(0)));
+        graph
+            .register_all(vec![
+                NodeSpec::builtin(
+                    "a_rather_long_node_name_for_the_average",
+                    "temperature_of_the_fleet",
+                    Builtin::MovingAverage { n: 5 },
+                ),
+                NodeSpec::builtin(
+                    "smooth",
+                    "temperature_of_the_fleet",
+                    Builtin::Ewma { alpha: 0.1 },
+                ),
+                NodeSpec::constraint("overheat", "smooth", ConstraintSpec::above(10.0)),
+            ])
+            .unwrap();
+        for i in 0..40 {
+            let key = format!("device-with-a-long-identifier-{i:03}");
+            graph
+                .push(
+                    "temperature_of_the_fleet",
+                    &key,
+                    Value::Float(1000.0 + f64::from(i)),
+                    Some(1),
+                )
+                .unwrap();
+        }
+        graph.run_wave();
+        let tally = capture(&graph);
+        let screen = Screen::new(
+            true,
+            "config.yaml; HTTP on http://127.0.0.1:8080; TCP on 127.0.0.1:7070; data in /var/lib/dav2d/a/long/path".to_string(),
+        );
+        for width in [80, 150] {
+            let text = screen.render_full(&tally, width);
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= width,
+                    "{} > {width}: {line}",
+                    line.chars().count()
+                );
+            }
+            let header = text.lines().find(|l| l.starts_with("node")).unwrap();
+            for column in [
+                "node",
+                "logic",
+                "keys",
+                "evals/s",
+                "conflated",
+                "errors",
+                "latest",
+            ] {
+                assert!(header.contains(column), "{column} in {header}");
+            }
+            // Every alerted key is counted, shown or as +N.
+            let alert = text
+                .lines()
+                .find(|l| l.starts_with("ALERT overheat"))
+                .unwrap();
+            assert!(
+                alert.contains("tripped 40 [") && alert.ends_with(']'),
+                "{alert}"
+            );
+        }
     }
 }

@@ -57,6 +57,10 @@ fn start_xvfb() -> Option<Xvfb> {
             "-nolisten",
             "tcp",
             "-br",
+            // An X server resets when its last client leaves, and drops
+            // the clients connecting meanwhile: the readiness probe below
+            // is such a last client.
+            "-noreset",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -64,8 +68,7 @@ fn start_xvfb() -> Option<Xvfb> {
         .expect("Xvfb starts");
     let server = Xvfb { child, display };
     // Ready once a client gets through the setup and a round trip twice in
-    // a row: a server still starting (its first run compiles keymaps) can
-    // accept a connection and then drop it.
+    // a row (with -noreset, a probe that leaves does not reset the server).
     let ready = || {
         x11rb::connect(Some(&server.display))
             .ok()
