@@ -35,6 +35,8 @@ pub struct PyGraph {
     /// Auto-created streams stop at the first declared stream (the default:
     /// `auto_create_streams` not given).
     strict_on_declare: bool,
+    /// `auto_create_streams` as given (`None` counts as true).
+    auto_create: bool,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -181,6 +183,7 @@ impl PyGraph {
             offload_workers,
             health: HealthBoard::default(),
             strict_on_declare: auto_create_streams.is_none(),
+            auto_create: auto_create_streams.unwrap_or(true),
         })
     }
 
@@ -659,8 +662,18 @@ impl PyGraph {
                 )));
             }
         };
+        // Only a permissive graph (`auto_create_streams=True`) creates a
+        // stream by subscribing to it; otherwise an unknown name is an
+        // error naming the closest one, as `/events` answers 404.
+        let permissive = !self.strict_on_declare && self.auto_create;
         let inner = self
-            .with_graph(py, |graph| graph.subscribe(name, mode, capacity))?
+            .with_graph(py, |graph| {
+                if permissive {
+                    graph.subscribe(name, mode, capacity)
+                } else {
+                    graph.subscribe_many(&[name], mode, capacity)
+                }
+            })?
             .map_err(graph_error)?;
         Ok(PySubscription { inner })
     }

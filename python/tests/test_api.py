@@ -304,6 +304,7 @@ def test_subscriptions_iterate_and_call_back():
 
 def test_slow_subscribers_conflate_instead_of_growing():
     graph = Graph()
+    graph.declare_stream("s")  # subscribing to an unknown name raises
     subscription = graph.subscribe("s", mode="latest")
     for value in range(1000):
         graph.push("s", float(value), key="k")
@@ -488,3 +489,17 @@ def test_every_time_takes_ns_float_seconds_datetimes_and_iso_strings_alike() -> 
         graph.push("s", 1.0, key="x", ts=float("nan"))
     with pytest.raises(dav2d.Dav2dError, match="not an ISO 8601 time"):
         graph.push("s", 1.0, key="x", ts="yesterday")
+
+
+def test_subscribing_to_an_unknown_name_raises_like_events_answers_404() -> None:
+    graph = dav2d.Graph()
+    graph.declare_stream("temperature")
+    with pytest.raises(dav2d.GraphError, match="did you mean 'temperature'"):
+        graph.subscribe("temprature")
+    undeclared = dav2d.Graph()  # nothing declared yet: still an error
+    with pytest.raises(dav2d.GraphError, match="'later' is not a stream"):
+        undeclared.subscribe("later")
+    permissive = dav2d.Graph(auto_create_streams=True)
+    updates = permissive.subscribe("later")  # the permissive mode creates it
+    permissive.push("later", 1.0, key="k")
+    assert updates.get(timeout=1.0).value == 1.0

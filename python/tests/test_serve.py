@@ -206,6 +206,7 @@ def test_values_a_user_types_raise_clear_errors_never_a_panic():
     graph = dav2d.Graph()
     with pytest.raises(ValueError, match="would turn auth off"):
         graph.serve(http="127.0.0.1:0", tcp="off", token="")
+    graph.declare_stream("temp")  # subscribing to an unknown name raises
     updates = graph.subscribe("temp")
     # An update is waiting before each get, so none of these waits long.
     for value, timeout in enumerate([float("inf"), 1e300, float("nan"), -1.0]):
