@@ -533,8 +533,10 @@ class Constraint:
     """An alert per key over one numeric input, with hysteresis and timers.
 
     Trips when the input reaches ``trip`` (or falls to it with
-    ``below=True``), clears at ``reset`` (default ``trip``). ``for_``: seconds
-    the condition must hold before tripping. ``stale_after``: seconds without
+    ``direction="below"``, as a config's ``direction:`` says; ``below=True``
+    is the older spelling), clears at ``reset`` (default ``trip``). ``for_``
+    (a config's ``for:``, which YAML also takes as ``for_``): seconds the
+    condition must hold before tripping. ``stale_after``: seconds without
     an update after which the key is ``"stale"``. The state per key
     (``"ok"``, ``"tripped"``, ``"stale"``) is a stream named ``name``;
     subscribe to it to receive transitions.
@@ -547,6 +549,7 @@ class Constraint:
         *,
         trip: float,
         reset: float | None = None,
+        direction: str | None = None,
         below: bool = False,
         for_: float = 0.0,
         stale_after: float | None = None,
@@ -558,7 +561,11 @@ class Constraint:
         self.input = input
         self.trip = trip
         self.reset = reset
-        self.below = below
+        if direction not in (None, "above", "below"):
+            raise _dav2d.InvalidArgument(f"direction={direction!r}: give 'above' or 'below'")
+        if direction is not None and below and direction != "below":
+            raise _dav2d.InvalidArgument("direction='above' and below=True disagree; give direction only")
+        self.below = below or direction == "below"
         self.for_ = for_
         self.stale_after = stale_after
         self.policy = policy

@@ -503,3 +503,14 @@ def test_subscribing_to_an_unknown_name_raises_like_events_answers_404() -> None
     updates = permissive.subscribe("later")  # the permissive mode creates it
     permissive.push("later", 1.0, key="k")
     assert updates.get(timeout=1.0).value == 1.0
+
+
+def test_a_constraint_takes_the_configs_spelling_of_direction() -> None:
+    graph = dav2d.Graph()
+    dav2d.Constraint("cold", "t", trip=5.0, reset=6.0, direction="below").register(graph)
+    graph.push("t", 4.0, key="k")
+    assert graph.latest("cold", "k") == "tripped"
+    with pytest.raises(dav2d.Dav2dError, match="give 'above' or 'below'"):
+        dav2d.Constraint("x", "t", trip=1.0, direction="under")
+    with pytest.raises(dav2d.Dav2dError, match="disagree"):
+        dav2d.Constraint("x", "t", trip=1.0, direction="above", below=True)

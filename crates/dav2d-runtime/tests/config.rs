@@ -435,3 +435,16 @@ fn a_stream_says_what_late_samples_do_and_a_wrong_policy_is_located() {
     );
     assert_eq!(graph.window("t", "k", 5).unwrap().numbers(), &[2.0, 1.0]);
 }
+
+#[test]
+fn a_constraint_takes_pythons_spelling_for_() {
+    let config = Config::parse(
+        "streams:\n  - name: t\nconstraints:\n  - name: hot\n    input: t\n    trip: 5\n    for_: 500ms\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let mut graph = strict_graph();
+    config.build(&mut graph).unwrap();
+    let hot = graph.nodes().into_iter().find(|n| n.name == "hot").unwrap();
+    assert!(hot.logic.contains("for=0.5s"), "{}", hot.logic);
+}

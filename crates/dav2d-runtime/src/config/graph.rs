@@ -146,7 +146,8 @@ pub struct ConstraintConfig {
     /// `above` (default) or `below`.
     pub direction: Option<Spanned<String>>,
     /// How long the trip condition must hold, e.g. `500ms`.
-    #[serde(rename = "for")]
+    /// (`for_`, Python's spelling, is taken too.)
+    #[serde(rename = "for", alias = "for_")]
     pub hold: Option<Spanned<String>>,
     /// Silence after which a key is `stale`, e.g. `5s`.
     pub stale_after: Option<Spanned<String>>,
