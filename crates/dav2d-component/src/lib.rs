@@ -32,5 +32,5 @@ pub use intake::{
 pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, token_matches,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ValueExport};
 pub use topic::{Route, Syntax, TopicTemplate};

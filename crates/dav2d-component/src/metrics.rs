@@ -69,6 +69,20 @@ pub struct Metrics {
     pub events_dropped: Counter,
     /// `(endpoint, status)` counters resolved once for the ingest routes.
     ingest_ok: [(&'static str, Counter); 2],
+    /// The names whose per-key values `/metrics` shows, and how many keys.
+    values: Arc<std::sync::RwLock<ValueExport>>,
+}
+
+/// Which names' latest numeric values `/metrics` exports per key
+/// (`dav2d_value{name,key}`), at most `max_keys` keys of each (the first in
+/// key order; `dav2d_value_keys_left_out{name}` counts the rest), so the
+/// cardinality stays what the operator chose.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValueExport {
+    /// Streams, nodes or constraints.
+    pub names: Vec<String>,
+    /// Keys per name, at most.
+    pub max_keys: usize,
 }
 
 /// The counters of one component, resolved once so the hot path neither
@@ -107,6 +121,11 @@ impl fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// From now on `/metrics` exports the per-key values `export` names.
+    pub fn export_values(&self, export: ValueExport) {
+        *self.values.write().unwrap_or_else(|p| p.into_inner()) = export;
+    }
+
     /// Creates the metrics, reading engine counters from `graph` and
     /// components' gauges and health from `health` at each scrape.
     pub fn new(graph: SharedGraph, health: HealthBoard) -> Self {
@@ -161,7 +180,11 @@ impl Metrics {
             "Updates a slow /events client skipped (it sees newer ones instead)",
             events_dropped.clone(),
         );
-        registry.register_collector(Box::new(GraphCollector { graph }));
+        let values = Arc::new(std::sync::RwLock::new(ValueExport::default()));
+        registry.register_collector(Box::new(GraphCollector {
+            graph,
+            values: Arc::clone(&values),
+        }));
         registry.register_collector(Box::new(HealthCollector { health }));
         let ok = |endpoint: &'static str| {
             let labels = Request {
@@ -183,6 +206,7 @@ impl Metrics {
             queue_depth,
             parsed_while_arriving,
             events_dropped,
+            values,
         }
     }
 
@@ -243,6 +267,19 @@ impl Metrics {
         }
         text
     }
+}
+
+/// Labels of the exported per-key values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ValueLabel {
+    name: String,
+    key: String,
+}
+
+/// The label of a per-name gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabel {
+    name: String,
 }
 
 /// Labels of the per-constraint state gauges.
@@ -317,6 +354,7 @@ type NodeCounter = fn(&dav2d_core::NodeInfo) -> u64;
 #[derive(Debug)]
 struct GraphCollector {
     graph: SharedGraph,
+    values: Arc<std::sync::RwLock<ValueExport>>,
 }
 
 impl Collector for GraphCollector {
@@ -427,6 +465,52 @@ impl Collector for GraphCollector {
                 ConstGauge::new(n.min(i64::MAX as u64) as i64)
                     .encode(keys.encode_family(&label)?)?;
             }
+        }
+        let export = self
+            .values
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if export.names.is_empty() {
+            return Ok(());
+        }
+        let mut pages = Vec::new();
+        for name in &export.names {
+            if let Ok(page) = reads.latest_page(name, None, export.max_keys.max(1), 16 << 20) {
+                pages.push((name, page));
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "value",
+            "The latest numeric value of a key of an exported name (metrics.values)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, page) in &pages {
+            for (key, reading) in &page.keys {
+                let Some(value) = reading.sample.as_ref().and_then(|s| s.value.as_f64()) else {
+                    continue;
+                };
+                let label = ValueLabel {
+                    name: name.to_string(),
+                    key: key.to_string(),
+                };
+                ConstGauge::new(value).encode(family.encode_family(&label)?)?;
+            }
+        }
+        let mut left_out = encoder.encode_descriptor(
+            "value_keys_left_out",
+            "Keys of an exported name past metrics.max_keys, not exported",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, page) in &pages {
+            let total = reads.count_keys(name).unwrap_or(page.keys.len());
+            let label = NameLabel {
+                name: name.to_string(),
+            };
+            ConstGauge::new(total.saturating_sub(page.keys.len()) as i64)
+                .encode(left_out.encode_family(&label)?)?;
         }
         Ok(())
     }

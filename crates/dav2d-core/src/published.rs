@@ -187,6 +187,15 @@ impl ReadModel {
         Ok(all)
     }
 
+    /// How many keys `name` has.
+    pub fn count_keys(&self, name: &str) -> Result<usize, GraphError> {
+        let state = self.read();
+        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
+            return Err(Self::unknown(&state, name));
+        };
+        Ok(states.slots.iter().flatten().count())
+    }
+
     /// How many keys of `name` hold each string value now (a constraint's
     /// `ok`, `tripped`, `stale`), without cloning any: what `/metrics`
     /// reports per constraint. Costs one pass over the keys.

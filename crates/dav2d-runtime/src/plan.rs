@@ -81,6 +81,8 @@ pub struct Plan {
     /// The cluster this instance joins: its sources then forward into the
     /// partitioned stream, and it applies the partitions it owns.
     pub cluster: Option<dav2d_cluster::ClusterConfig>,
+    /// The per-key values `/metrics` exports.
+    pub values: dav2d_component::ValueExport,
 }
 
 /// Overrides of what the config asks for (`None` keeps the config's).
@@ -107,6 +109,7 @@ impl Plan {
             tick: Some(config.tick()?),
             workers: config.workers()?,
             cluster: config.cluster(overrides.cluster.as_deref())?,
+            values: config.value_export()?,
             ..Plan::default()
         };
         let mut names = vec![

@@ -75,6 +75,7 @@ impl Runtime {
         // Readers (HTTP, Python) use what the graph publishes after each wave.
         graph.reads();
         let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));
+        metrics.export_values(plan.values.clone());
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let io = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores.clamp(1, 4))

@@ -188,3 +188,61 @@ fn other_parts_report_health_and_gauges_through_the_api() {
         200
     );
 }
+
+#[test]
+fn metrics_export_the_values_of_the_names_a_config_lists_with_bounded_keys() {
+    let yaml = "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 2\n    input: temp\n\
+                metrics:\n  values: [avg]\n  max_keys: 2\n\
+                http:\n  bind: 127.0.0.1:0\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n";
+    let config = dav2d_runtime::Config::parse(yaml, std::path::Path::new("m.yaml")).unwrap();
+    let graph = dav2d_core::SharedGraph::new(dav2d_core::Graph::new(
+        dav2d_core::GraphOptions::default(),
+        std::sync::Arc::new(dav2d_core::SystemClock),
+    ));
+    let runtime = dav2d_runtime::Runtime::start(
+        dav2d_runtime::Plan::new(config, dav2d_runtime::Overrides::default()).unwrap(),
+        graph.clone(),
+    )
+    .unwrap();
+    {
+        let mut g = graph.lock();
+        for key in ["a", "b", "c"] {
+            g.push("temp", key, dav2d_core::Value::Float(10.0), None)
+                .unwrap();
+        }
+        g.run_wave();
+    }
+    let address = runtime.address("http").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    assert!(
+        text.contains("dav2d_value{name=\"avg\",key=\"a\"} 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dav2d_value{name=\"avg\",key=\"b\"} 10"),
+        "{text}"
+    );
+    assert!(!text.contains("key=\"c\""), "two keys at most: {text}");
+    assert!(
+        text.contains("dav2d_value_keys_left_out{name=\"avg\"} 1"),
+        "{text}"
+    );
+    runtime.stop();
+    let error = dav2d_runtime::Config::parse(
+        "streams:\n  - name: temp\nmetrics:\n  values: [tmep]\n",
+        std::path::Path::new("m.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "m.yaml:4:12: metrics.values[0]: 'tmep' is not a stream, node or constraint of this config"
+    );
+}

@@ -109,8 +109,70 @@ pub struct Config {
     /// Scale-out over NATS JetStream.
     #[serde(default)]
     pub cluster: brokers::ClusterSection,
+    /// What `/metrics` exports beyond the counters.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     #[serde(skip)]
     file: PathBuf,
+}
+
+/// The `metrics:` section: per-key values in `/metrics`, opt-in.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Streams, nodes or constraints whose latest numeric value per key is
+    /// exported as `dav2d_value{name,key}`.
+    #[serde(default)]
+    pub values: Vec<Spanned<String>>,
+    /// Keys exported per name, at most (default 100; at most 10,000).
+    pub max_keys: Option<Spanned<usize>>,
+}
+
+impl Config {
+    /// The per-key values `/metrics` exports; a name the graph does not
+    /// have, or a key count out of range, is an error at its line.
+    pub fn value_export(&self) -> Result<dav2d_component::ValueExport, ConfigError> {
+        let known = |name: &str| {
+            self.streams.iter().any(|s| s.name.value == name)
+                || self.nodes.iter().any(|n| n.name.value == name)
+                || self.constraints.iter().any(|c| c.name.value == name)
+        };
+        for (i, name) in self.metrics.values.iter().enumerate() {
+            if !known(&name.value) {
+                return Err(self.error_at(
+                    name,
+                    format!("metrics.values[{i}]"),
+                    format!(
+                        "'{}' is not a stream, node or constraint of this config",
+                        name.value
+                    ),
+                ));
+            }
+        }
+        let max_keys = match &self.metrics.max_keys {
+            Some(n) if !(1..=10_000).contains(&n.value) => {
+                return Err(self.error_at(
+                    n,
+                    "metrics.max_keys".to_string(),
+                    format!(
+                        "{} is out of range; give 1 to 10000 (each key is a time series)",
+                        n.value
+                    ),
+                ));
+            }
+            Some(n) => n.value,
+            None => 100,
+        };
+        Ok(dav2d_component::ValueExport {
+            names: self
+                .metrics
+                .values
+                .iter()
+                .map(|n| n.value.clone())
+                .collect(),
+            max_keys,
+        })
+    }
 }
 
 /// How the runner paces constraint timers.
@@ -287,6 +349,7 @@ impl Config {
         }
         self.default_processor()?;
         self.cluster(None)?;
+        self.value_export()?;
         for (i, node) in self.nodes.iter().enumerate() {
             if node.kind.value == "processor" {
                 self.processor_settings(i, node)?;
