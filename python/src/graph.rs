@@ -32,11 +32,9 @@ pub struct PyGraph {
     workers: std::sync::Mutex<Option<Workers>>,
     offload_workers: usize,
     health: HealthBoard,
-    /// Auto-created streams stop at the first declared stream (the default:
-    /// `auto_create_streams` not given).
-    strict_on_declare: bool,
-    /// `auto_create_streams` as given (`None` counts as true).
-    auto_create: bool,
+    /// `auto_create_streams` as given: `None` (the default) creates streams
+    /// until the first declared one, `Some(true)` is the permissive mode.
+    auto_create_streams: Option<bool>,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -182,8 +180,7 @@ impl PyGraph {
             workers: std::sync::Mutex::new(None),
             offload_workers,
             health: HealthBoard::default(),
-            strict_on_declare: auto_create_streams.is_none(),
-            auto_create: auto_create_streams.unwrap_or(true),
+            auto_create_streams,
         })
     }
 
@@ -243,7 +240,7 @@ impl PyGraph {
                 ))
             })?),
         };
-        let strict = self.strict_on_declare;
+        let strict = self.auto_create_streams.is_none();
         self.with_graph(py, |graph| {
             graph.declare_stream(&name, bounds, keep)?;
             if strict {
@@ -665,7 +662,7 @@ impl PyGraph {
         // Only a permissive graph (`auto_create_streams=True`) creates a
         // stream by subscribing to it; otherwise an unknown name is an
         // error naming the closest one, as `/events` answers 404.
-        let permissive = !self.strict_on_declare && self.auto_create;
+        let permissive = self.auto_create_streams == Some(true);
         let inner = self
             .with_graph(py, |graph| {
                 if permissive {

@@ -34,16 +34,17 @@ pub(crate) fn subscribe(graph: &SharedGraph) -> Result<Subscription, String> {
 
 /// The JSON `/state` answers with for the reading `update` reports.
 fn reading(update: &Update) -> Vec<u8> {
-    let mut object = serde_json::json!({"key": &*update.key});
-    if let Some(value) = &update.value {
-        object["value"] = dav2d_wire::value_json(value);
-        object["ts"] = serde_json::json!(update.ts_ns);
-        object["seq"] = serde_json::json!(update.seq);
-    }
-    if let Some(error) = &update.error {
-        object["error"] = serde_json::json!(&**error);
-    }
-    object.to_string().into_bytes()
+    let reading = dav2d_core::Reading {
+        sample: update.value.clone().map(|value| dav2d_core::Sample {
+            value,
+            ts_ns: update.ts_ns,
+            seq: update.seq,
+        }),
+        error: update.error.clone(),
+    };
+    dav2d_wire::reading_json(&update.key, &reading)
+        .to_string()
+        .into_bytes()
 }
 
 /// Publishes the latest reading of every (stream, key) `state` holds, as

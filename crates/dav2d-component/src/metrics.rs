@@ -520,7 +520,9 @@ impl Collector for GraphCollector {
 mod tests {
     use std::sync::Arc;
 
-    use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
+    use dav2d_core::{
+        ConstraintSpec, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock, Value,
+    };
 
     use super::Metrics;
     use crate::{BrokerHealth, HealthBoard};
@@ -552,18 +554,6 @@ mod tests {
             "{text}"
         );
     }
-}
-
-#[cfg(test)]
-mod constraint_tests {
-    use std::sync::Arc;
-
-    use dav2d_core::{
-        ConstraintSpec, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock, Value,
-    };
-
-    use super::Metrics;
-    use crate::HealthBoard;
 
     #[test]
     fn metrics_count_each_constraints_keys_by_state_and_late_samples() {

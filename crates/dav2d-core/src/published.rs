@@ -144,6 +144,15 @@ impl ReadModel {
         state.waves += 1;
     }
 
+    /// The published states of `name`, or the error naming it.
+    fn states_of<'a>(state: &'a Published, name: &str) -> Result<&'a StreamStates, GraphError> {
+        state
+            .names
+            .get(name)
+            .and_then(|&i| state.states.get(i))
+            .ok_or_else(|| Self::unknown(state, name))
+    }
+
     fn unknown(state: &Published, name: &str) -> GraphError {
         GraphError::UnknownName {
             name: name.to_string(),
@@ -165,18 +174,13 @@ impl ReadModel {
     /// the key has no sample yet.
     pub fn latest(&self, name: &str, key: &str) -> Result<Option<Reading>, GraphError> {
         let state = self.read();
-        match state.names.get(name).and_then(|&i| state.states.get(i)) {
-            Some(states) => Ok(states.get(key).cloned()),
-            None => Err(Self::unknown(&state, name)),
-        }
+        Ok(Self::states_of(&state, name)?.get(key).cloned())
     }
 
     /// Every key of `name` with its latest state, ordered by key.
     pub fn latest_all(&self, name: &str) -> Result<Vec<(Arc<str>, Reading)>, GraphError> {
         let state = self.read();
-        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
-            return Err(Self::unknown(&state, name));
-        };
+        let states = Self::states_of(&state, name)?;
         let mut all: Vec<(Arc<str>, Reading)> = states
             .slots
             .iter()
@@ -190,9 +194,7 @@ impl ReadModel {
     /// How many keys `name` has.
     pub fn count_keys(&self, name: &str) -> Result<usize, GraphError> {
         let state = self.read();
-        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
-            return Err(Self::unknown(&state, name));
-        };
+        let states = Self::states_of(&state, name)?;
         Ok(states.slots.iter().flatten().count())
     }
 
@@ -201,9 +203,7 @@ impl ReadModel {
     /// reports per constraint. Costs one pass over the keys.
     pub fn count_states(&self, name: &str) -> Result<Vec<(Arc<str>, u64)>, GraphError> {
         let state = self.read();
-        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
-            return Err(Self::unknown(&state, name));
-        };
+        let states = Self::states_of(&state, name)?;
         let mut counts: Vec<(Arc<str>, u64)> = Vec::new();
         for (_, reading) in states.slots.iter().flatten() {
             if let Some(crate::Value::Str(value)) = reading.sample.as_ref().map(|s| &s.value) {
@@ -228,9 +228,7 @@ impl ReadModel {
         max_bytes: usize,
     ) -> Result<Page, GraphError> {
         let state = self.read();
-        let Some(states) = state.names.get(name).and_then(|&i| state.states.get(i)) else {
-            return Err(Self::unknown(&state, name));
-        };
+        let states = Self::states_of(&state, name)?;
         let mut candidates: Vec<&(Arc<str>, Reading)> = states
             .slots
             .iter()

@@ -36,9 +36,9 @@ pub(crate) async fn state_of(
     if let (Some(key), Some(cluster)) = (&query.key, state.intake.cluster_reads())
         && !cluster.owns(key)
     {
-        let response = match state.intake.graph().reads().latest(&name, key) {
+        let response = match state.intake.graph().reads().check_name(&name) {
             Err(error) => error_response(StatusCode::NOT_FOUND, error.to_string()),
-            Ok(_) => match cluster.latest(&name, key).await {
+            Ok(()) => match cluster.latest(&name, key).await {
                 Ok(Some(body)) => (
                     StatusCode::OK,
                     [(
