@@ -1,6 +1,7 @@
 //! Listening, shared by every component that accepts connections: the
 //! connection limit, TLS (rustls), accept errors that back off instead of
-//! spinning, and the constant-time token check.
+//! spinning, the constant-time token check, and the gentle close that lets
+//! a refused peer read why.
 //!
 //! A [`Listener`] hands out [`Accepted::Open`] connections while fewer than
 //! `max_connections` are open; past that it hands the socket back as
@@ -8,6 +9,12 @@
 //! When the process runs out of descriptors (EMFILE) the accept loop sleeps,
 //! doubling from 10 ms to 1 s, and logs once per 10 s with the count of
 //! failures, instead of logging thousands of lines a second.
+//!
+//! A connection closed while the peer's bytes sit unread is reset (RST) by
+//! the kernel, and the peer may lose the error line written just before.
+//! [`close_gently`] and [`close_gently_blocking`] shut the writing side, then
+//! read and drop what the peer still sends until it closes too, for at most
+//! [`LINGER`] and [`LINGER_BYTES`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -244,7 +251,7 @@ impl Incoming {
         };
         Ok(Connection {
             io,
-            _permit: self.permit,
+            permit: Some(self.permit),
         })
     }
 }
@@ -257,7 +264,17 @@ enum Io {
 /// An open connection, plain or TLS, counted under its listener's limit.
 pub struct Connection {
     io: Io,
-    _permit: OwnedSemaphorePermit,
+    /// Its place under the limit (`None` once it only lingers).
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Connection {
+    /// Gives back its place under the limit, then closes gently
+    /// ([`close_gently`]): a peer left lingering never keeps others out.
+    pub async fn close_gently(mut self) {
+        self.permit = None;
+        close_gently(&mut self).await;
+    }
 }
 
 impl AsyncRead for Connection {
@@ -356,5 +373,58 @@ impl AcceptBackoff {
                 self.failures = 0;
             }
         }
+    }
+}
+
+/// How long a gentle close waits for the peer to close its side.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// The most a gentle close reads and drops before it closes anyway.
+pub const LINGER_BYTES: usize = 16 << 20;
+
+/// Closes `stream` so the peer can still read what was written: shuts the
+/// writing side, then reads and drops what the peer still sends until it
+/// closes, for at most [`LINGER`] and [`LINGER_BYTES`].
+pub async fn close_gently<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let drain = async {
+        let _ = stream.shutdown().await;
+        let mut scratch = [0u8; 8 << 10];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// [`close_gently`] for a blocking socket, on a short-lived thread of its
+/// own so the caller goes on at once.
+pub fn close_gently_blocking(stream: std::net::TcpStream) {
+    let linger = move || {
+        use std::io::Read;
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_nonblocking(false);
+        let until = Instant::now() + LINGER;
+        let mut scratch = [0u8; 8 << 10];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match (&stream).read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    if std::thread::Builder::new()
+        .name("dav2d-linger".into())
+        .spawn(linger)
+        .is_err()
+    {
+        tracing::debug!("No thread for a gentle close; the socket closes at once.");
     }
 }

@@ -157,7 +157,7 @@ pub fn listen(
                         began: None,
                     };
                     if let Err(message) = producer.serve(pool, max_bytes) {
-                        refuse(&mut producer.stream, &message);
+                        refuse(producer.stream, &message);
                     }
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -300,10 +300,10 @@ impl Producer<'_> {
     /// Between reads: the timeouts, and a word to producers that connect
     /// while this one sends.
     fn waited(&mut self) -> Result<(), String> {
-        if let Ok((mut other, _)) = self.listener.accept() {
+        if let Ok((other, _)) = self.listener.accept() {
             let _ = other.set_nonblocking(false);
             refuse(
-                &mut other,
+                other,
                 "this frame stream already has a producer; try again when it has left",
             );
         }
@@ -322,7 +322,10 @@ impl Producer<'_> {
     }
 }
 
-fn refuse(stream: &mut TcpStream, message: &str) {
+/// Tells a producer why it is closed, then closes gently so it can read
+/// the line even while its frame bytes are still arriving.
+fn refuse(mut stream: TcpStream, message: &str) {
     tracing::warn!(message, "A frame producer was refused.");
     let _ = writeln!(stream, "{{\"error\": {:?}}}", message);
+    dav2d_component::close_gently_blocking(stream);
 }

@@ -144,6 +144,17 @@ fn a_tcp_frames_source_from_yaml_takes_producers_with_the_http_token() {
     let mut answer = String::new();
     BufReader::new(&wrong).read_line(&mut answer).unwrap();
     assert!(answer.contains("AUTH <token>"), "{answer}");
+    // A producer that sends a whole large frame without the line still
+    // reads why it was closed: the source drains instead of resetting.
+    let big = dav2d_frames::PixelFormat::Rgb8.layout(2048, 2048).unwrap();
+    let mut hasty = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    hasty
+        .write_all(&dav2d_frames::tcp::encode_header(&big, 1))
+        .unwrap();
+    hasty.write_all(&vec![1u8; big.size]).unwrap();
+    let mut answer = String::new();
+    BufReader::new(&hasty).read_line(&mut answer).unwrap();
+    assert!(answer.contains("AUTH <token>"), "{answer}");
     let mut producer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     producer.write_all(b"AUTH abc\n").unwrap();
     producer.write_all(&header).unwrap();

@@ -238,6 +238,12 @@ fn tcp_takes_samples_only_after_the_auth_line() {
     none.write_all(b"{\"stream\":\"temp\",\"key\":\"x\",\"value\":1}\n")
         .unwrap();
     assert!(read_line(&mut none).contains("AUTH <token>"));
+    // Megabytes sent before the answer is read: the connection is drained,
+    // not reset, so the answer still arrives.
+    let mut hasty = connect(address);
+    let line = b"{\"stream\":\"temp\",\"key\":\"x\",\"value\":1}\n";
+    hasty.write_all(&line.repeat(100_000)).unwrap();
+    assert!(read_line(&mut hasty).contains("AUTH <token>"));
     let mut good = connect(address);
     good.write_all(b"AUTH s3cret\r\n{\"stream\":\"temp\",\"key\":\"y\",\"value\":7}\n")
         .unwrap();

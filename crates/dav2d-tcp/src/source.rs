@@ -40,7 +40,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use dav2d_component::{Accepted, Admission, Connection, Durability, Intake, Listener, Outcome};
+use dav2d_component::{
+    Accepted, Admission, Connection, Durability, Intake, Listener, Outcome, close_gently,
+};
 use dav2d_core::RejectReason;
 use dav2d_wire::{Format, first_significant};
 
@@ -100,6 +102,7 @@ pub(crate) async fn serve(
                     );
                     let write = stream.write_all(line.as_bytes());
                     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                    close_gently(&mut stream).await;
                 });
             }
         }
@@ -313,6 +316,15 @@ async fn connection(
         intake,
         durable: None,
     };
+    read_connection(&mut reader, durability).await;
+    // The peer may still be sending when an error line ends the connection:
+    // a gentle close lets it read the line instead of a reset.
+    reader.stream.close_gently().await;
+}
+
+/// Reads `reader`'s connection until it ends (its peer left, a timeout, or
+/// an error the peer was told).
+async fn read_connection(reader: &mut Reader, durability: Arc<Durability>) {
     if !reader.authenticate().await || !reader.ack_mode(durability).await {
         return;
     }
@@ -341,7 +353,7 @@ async fn connection(
     }
 }
 
-async fn lines(mut reader: Reader) {
+async fn lines(reader: &mut Reader) {
     let mut line_number = 0usize;
     loop {
         // Apply every complete line in the buffer, then read more.
@@ -385,7 +397,7 @@ async fn lines(mut reader: Reader) {
     }
 }
 
-async fn units(mut reader: Reader) {
+async fn units(reader: &mut Reader) {
     let mut unit_number = 1usize;
     loop {
         loop {
