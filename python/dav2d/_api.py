@@ -417,7 +417,7 @@ class Graph:
 def _keep(keep: int | None, history: int | None) -> int | None:
     """``keep``, or its former name ``history``; not both."""
     if keep is not None and history is not None:
-        raise TypeError("give keep= (history= is its former name), not both")
+        raise _dav2d.InvalidType("give keep= (history= is its former name), not both")
     return history if keep is None else keep
 
 
@@ -429,7 +429,7 @@ def _inputs(inputs: Sequence[InputLike], window: int, policy: str) -> list[tuple
         elif isinstance(item, tuple) and len(item) == 2:
             resolved.append((item[0], int(item[1]), policy))
         else:
-            raise TypeError(f"an input is a name or a (name, window) tuple, got {item!r}")
+            raise _dav2d.InvalidType(f"an input is a name or a (name, window) tuple, got {item!r}")
     return resolved
 
 
@@ -613,7 +613,7 @@ def _ns(value: TimeLike | None, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise TypeError(f"{what} must be a time, not a bool")
+        raise _dav2d.InvalidType(f"{what} must be a time, not a bool")
     kind = type(value).__name__
     if kind == "datetime64":
         return int(value.astype("datetime64[ns]").astype("int64"))
@@ -635,7 +635,7 @@ def _ns(value: TimeLike | None, what: str) -> int | None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    raise TypeError(
+    raise _dav2d.InvalidType(
         f"{what} must be ns since the epoch (int), seconds (float), an ISO 8601 string or a datetime, "
         f"not {type(value).__name__}"
     )

@@ -26,6 +26,12 @@ class ConfigError(Dav2dError):
 class InvalidArgument(Dav2dError, ValueError):
     """An argument out of its range or of the wrong shape (also a ValueError)."""
 
+class InvalidType(Dav2dError, TypeError):
+    """An argument of a type dav2d does not take (also a TypeError)."""
+
+class OutOfRange(Dav2dError, IndexError):
+    """An index past the end of a window (also an IndexError)."""
+
 class Window:
     """The newest samples of one input for one key, oldest first; zero-copy to NumPy."""
 

@@ -30,12 +30,12 @@ def _constructor(kind: str, help_text: str, params: list[tuple[str, float | None
 
     def make(name: str, input: str, *args: Any, **options: Any) -> Node:  # noqa: A002 - the config's name
         if len(args) > len(names):
-            raise TypeError(f"{kind}() takes {len(names)} parameter(s) after name and input ({', '.join(names)}), got {len(args)}")
+            raise _dav2d.InvalidType(f"{kind}() takes {len(names)} parameter(s) after name and input ({', '.join(names)}), got {len(args)}")
         given = dict(zip(names, args))
         for param in names:
             if param in options:
                 if param in given:
-                    raise TypeError(f"{kind}() got {param!r} twice")
+                    raise _dav2d.InvalidType(f"{kind}() got {param!r} twice")
                 given[param] = options.pop(param)
         # Defaults and validation are the engine's: it names what is missing or wrong.
         return Node(name, builtin=kind, params={k: float(v) for k, v in given.items()}, inputs=[input], **options)

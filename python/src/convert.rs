@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use dav2d_core::{Scalar, Value};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 
@@ -81,7 +80,7 @@ pub fn to_value(object: &Bound<'_, PyAny>) -> Result<Value, String> {
 /// A Python object as a sample value, or a `TypeError`.
 pub fn to_value_or_type_error(object: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_value(object).map_err(|got| {
-        PyTypeError::new_err(format!(
+        crate::error::invalid_type(format!(
             "dav2d samples are numbers, bools, strings, bytes or flat dicts of those; got {got}"
         ))
     })

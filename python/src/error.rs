@@ -36,36 +36,71 @@ create_exception!(
     "A config file is invalid; the message names file, line, column and field."
 );
 
-/// `dav2d.InvalidArgument`: a `Dav2dError` that is also a `ValueError`,
-/// made once at import (a class with two bases).
+/// The classes with two bases (a `Dav2dError` that is also a builtin
+/// error), made once at import.
 static INVALID_ARGUMENT: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> =
     pyo3::sync::PyOnceLock::new();
+static INVALID_TYPE: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> =
+    pyo3::sync::PyOnceLock::new();
+static OUT_OF_RANGE: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> =
+    pyo3::sync::PyOnceLock::new();
+
+fn raise(
+    class: &pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>>,
+    fallback: fn(String) -> PyErr,
+    message: String,
+) -> PyErr {
+    Python::attach(|py| match class.get(py) {
+        Some(class) => PyErr::from_type(class.bind(py).clone(), message),
+        None => fallback(message),
+    })
+}
 
 /// An argument out of its range or of the wrong shape: a
 /// `dav2d.InvalidArgument` (both `Dav2dError` and `ValueError`).
 pub fn invalid(message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    Python::attach(|py| match INVALID_ARGUMENT.get(py) {
-        Some(class) => PyErr::from_type(class.bind(py).clone(), message),
-        None => pyo3::exceptions::PyValueError::new_err(message),
-    })
+    raise(
+        &INVALID_ARGUMENT,
+        pyo3::exceptions::PyValueError::new_err,
+        message.into(),
+    )
 }
 
-fn make_invalid_argument(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyType>> {
-    let bases = (
-        py.get_type::<Dav2dError>(),
-        py.get_type::<pyo3::exceptions::PyValueError>(),
-    );
+/// An argument of a type dav2d does not take: a `dav2d.InvalidType`
+/// (both `Dav2dError` and `TypeError`).
+pub fn invalid_type(message: impl Into<String>) -> PyErr {
+    raise(
+        &INVALID_TYPE,
+        pyo3::exceptions::PyTypeError::new_err,
+        message.into(),
+    )
+}
+
+/// An index past the end: a `dav2d.OutOfRange` (both `Dav2dError` and
+/// `IndexError`, so sequence iteration still ends on it).
+pub fn out_of_range(message: impl Into<String>) -> PyErr {
+    raise(
+        &OUT_OF_RANGE,
+        pyo3::exceptions::PyIndexError::new_err,
+        message.into(),
+    )
+}
+
+/// Makes `dav2d.<name>`, a subclass of both `Dav2dError` and `builtin`.
+fn two_bases<'py>(
+    py: Python<'py>,
+    name: &str,
+    builtin: Bound<'py, pyo3::types::PyType>,
+    doc: &str,
+) -> PyResult<Bound<'py, pyo3::types::PyType>> {
+    let bases = (py.get_type::<Dav2dError>(), builtin);
     let namespace = pyo3::types::PyDict::new(py);
     namespace.set_item("__module__", "dav2d")?;
-    namespace.set_item(
-        "__doc__",
-        "An argument out of its range or of the wrong shape (also a ValueError).",
-    )?;
-    let class =
-        py.import("builtins")?
-            .getattr("type")?
-            .call1(("InvalidArgument", bases, namespace))?;
+    namespace.set_item("__doc__", doc)?;
+    let class = py
+        .import("builtins")?
+        .getattr("type")?
+        .call1((name, bases, namespace))?;
     Ok(class.cast_into::<pyo3::types::PyType>()?)
 }
 
@@ -109,8 +144,30 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RejectedError", py.get_type::<RejectedError>())?;
     m.add("NodeError", py.get_type::<NodeError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
-    let invalid = make_invalid_argument(py)?;
-    m.add("InvalidArgument", &invalid)?;
-    let _ = INVALID_ARGUMENT.set(py, invalid.unbind());
+    let classes = [
+        (
+            &INVALID_ARGUMENT,
+            "InvalidArgument",
+            py.get_type::<pyo3::exceptions::PyValueError>(),
+            "An argument out of its range or of the wrong shape (also a ValueError).",
+        ),
+        (
+            &INVALID_TYPE,
+            "InvalidType",
+            py.get_type::<pyo3::exceptions::PyTypeError>(),
+            "An argument of a type dav2d does not take (also a TypeError).",
+        ),
+        (
+            &OUT_OF_RANGE,
+            "OutOfRange",
+            py.get_type::<pyo3::exceptions::PyIndexError>(),
+            "An index past the end of a window (also an IndexError).",
+        ),
+    ];
+    for (slot, name, builtin, doc) in classes {
+        let class = two_bases(py, name, builtin, doc)?;
+        m.add(name, &class)?;
+        let _ = slot.set(py, class.unbind());
+    }
     Ok(())
 }

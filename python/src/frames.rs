@@ -388,9 +388,7 @@ impl PyFrameStream {
             .name("dav2d-frames-feed".to_string())
             .spawn(move || dav2d_frames::nodes::feed(&pool, &graph, &name, &stopping))
             .map_err(|e| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "cannot start the frame feed: {e}"
-                ))
+                crate::error::Dav2dError::new_err(format!("cannot start the frame feed: {e}"))
             })?;
         self.callbacks
             .lock()
@@ -660,9 +658,7 @@ impl PyFrameStream {
                 }
             })
             .map_err(|e| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "cannot start the on_frame thread: {e}"
-                ))
+                crate::error::Dav2dError::new_err(format!("cannot start the on_frame thread: {e}"))
             })?;
         self.callbacks
             .lock()

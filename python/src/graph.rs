@@ -13,7 +13,6 @@ use dav2d_core::{
 };
 use dav2d_runtime::{Config, HealthBoard, Timer, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -683,7 +682,7 @@ impl PyGraph {
     /// Moves a manual clock forward by `seconds`, then ticks.
     fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<u64> {
         let Some(clock) = &self.manual_clock else {
-            return Err(PyRuntimeError::new_err(
+            return Err(crate::error::Dav2dError::new_err(
                 "advance_clock needs a graph made with manual_clock=True",
             ));
         };
@@ -700,14 +699,14 @@ impl PyGraph {
         let mut ticker = self
             .ticker
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?;
+            .map_err(|_| crate::error::Dav2dError::new_err("ticker lock poisoned"))?;
         if ticker.is_some() {
             return Ok(());
         }
         let graph = self.graph.clone();
         let timer = py
             .detach(|| Timer::start(graph, interval))
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
         *ticker = Some(timer);
         Ok(())
     }
@@ -717,7 +716,7 @@ impl PyGraph {
         let mut workers = self
             .workers
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("workers lock poisoned"))?;
+            .map_err(|_| crate::error::Dav2dError::new_err("workers lock poisoned"))?;
         if workers.is_none() {
             let graph = self.graph.clone();
             *workers = Some(
@@ -726,7 +725,7 @@ impl PyGraph {
                         Workers::start(graph, self.offload_workers)
                     })
                 })?
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
+                .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?,
             );
         }
         Ok(())
@@ -737,7 +736,7 @@ impl PyGraph {
         let workers = self
             .workers
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("workers lock poisoned"))?
+            .map_err(|_| crate::error::Dav2dError::new_err("workers lock poisoned"))?
             .take();
         if let Some(workers) = workers {
             py.detach(|| crate::error::unwinding("stopping the workers", || workers.stop()))?;
@@ -750,7 +749,7 @@ impl PyGraph {
         let ticker = self
             .ticker
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("ticker lock poisoned"))?
+            .map_err(|_| crate::error::Dav2dError::new_err("ticker lock poisoned"))?
             .take();
         if let Some(timer) = ticker {
             py.detach(|| crate::error::unwinding("stopping the timer", || timer.stop()))?;

@@ -10,7 +10,6 @@ use std::time::Duration;
 use dav2d_runtime::{Config, PersistenceConfig, Plan, Runtime};
 use dav2d_store::{Fsync, PersistStats, Query};
 use numpy::IntoPyArray;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -83,7 +82,7 @@ impl PyPersistence {
         let runtime = self
             .runtime
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("persistence lock poisoned"))?
+            .map_err(|_| crate::error::Dav2dError::new_err("persistence lock poisoned"))?
             .take();
         if let Some(runtime) = runtime {
             py.detach(|| crate::error::unwinding("stopping persistence", || runtime.stop()))?;
@@ -183,9 +182,9 @@ pub fn persist(
             })
         })?
         .map_err(|e| Dav2dError::new_err(e.to_string()))?;
-    let stats = runtime
-        .persistence_stats()
-        .ok_or_else(|| PyRuntimeError::new_err("the runtime started without its store"))?;
+    let stats = runtime.persistence_stats().ok_or_else(|| {
+        crate::error::Dav2dError::new_err("the runtime started without its store")
+    })?;
     Ok(PyPersistence {
         runtime: Mutex::new(Some(runtime)),
         stats,
@@ -236,7 +235,7 @@ pub fn history<'py>(
             )
         })
     })?
-    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
     let d = PyDict::new(py);
     d.set_item("ts", all.ts.into_pyarray(py))?;
     d.set_item("name", PyList::new(py, all.name.iter().map(|s| &**s))?)?;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::error::{Dav2dError, config_error};
@@ -46,7 +45,7 @@ impl PyServer {
         let runtime = self
             .inner
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("server lock poisoned"))?
+            .map_err(|_| crate::error::Dav2dError::new_err("server lock poisoned"))?
             .take();
         if let Some(runtime) = runtime {
             py.detach(|| crate::error::unwinding("stopping the server", || runtime.stop()))?;

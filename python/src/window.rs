@@ -2,7 +2,6 @@
 //! the newest samples of one key.
 
 use dav2d_core::WindowSnapshot;
-use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PySlice};
 
@@ -75,16 +74,16 @@ impl PyWindow {
         }
         let i: isize = index
             .extract()
-            .map_err(|_| PyTypeError::new_err("window indices must be integers or slices"))?;
+            .map_err(|_| crate::error::invalid_type("window indices must be integers or slices"))?;
         let position = if i < 0 { i + len as isize } else { i };
         if position < 0 || position as usize >= len {
-            return Err(PyIndexError::new_err(format!(
+            return Err(crate::error::out_of_range(format!(
                 "window index {i} out of range for a window of {len}"
             )));
         }
         match self.snapshot.value(position as usize) {
             Some(value) => to_python(py, &value),
-            None => Err(PyIndexError::new_err("window index out of range")),
+            None => Err(crate::error::out_of_range("window index out of range")),
         }
     }
 

@@ -514,3 +514,27 @@ def test_a_constraint_takes_the_configs_spelling_of_direction() -> None:
         dav2d.Constraint("x", "t", trip=1.0, direction="under")
     with pytest.raises(dav2d.Dav2dError, match="disagree"):
         dav2d.Constraint("x", "t", trip=1.0, direction="above", below=True)
+
+
+def test_every_mistake_raises_a_dav2d_error_that_is_also_the_builtin_kind() -> None:
+    import socket
+
+    graph = dav2d.Graph()
+    graph.push("s", 1.0, key="k")
+    with pytest.raises(dav2d.InvalidType) as wrong_type:
+        graph.push("s", object(), key="k")
+    assert isinstance(wrong_type.value, TypeError)
+    with pytest.raises(dav2d.OutOfRange) as past_end:
+        graph.window("s", "k", 4)[4]
+    assert isinstance(past_end.value, IndexError)
+    with pytest.raises(dav2d.Dav2dError, match="manual_clock=True"):
+        graph.advance_clock(1.0)
+    with pytest.raises(dav2d.InvalidType):
+        dav2d.Node("n", logic=abs, inputs=[3]).register(graph)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(dav2d.Dav2dError, match=str(port)):
+            graph.serve(http=f"127.0.0.1:{port}", tcp="off", data="off")
+    assert graph.latest("s", "k") == 1.0
