@@ -106,12 +106,38 @@ class Graph:
         )
         self._callbacks: list[CallbackSubscription] = []
         self._persistence: _dav2d.Persistence | None = None
+        # False until the graph first runs or validate(): till then a node
+        # whose inputs do not exist yet waits in the engine (see validate).
+        self._running = False
 
     # -- building ---------------------------------------------------------------------
 
     def register(self, item: Node | Constraint) -> Node | Constraint:
         """Registers a :class:`Node` or :class:`Constraint` and returns it."""
         return item.register(self)
+
+    def validate(self) -> None:
+        """Adds what was registered before its inputs existed, or says why not.
+
+        Nodes and constraints can be registered in any order: one whose
+        input is not yet a stream or a node waits (its other mistakes, such
+        as a taken name or a window of 0, raise at once), and is added with
+        the others waiting, in dependency order, here or at the first call
+        that runs or reads the graph (``push``, ``latest``, ``subscribe``,
+        ``serve`` ...), whichever comes first; from then on registration is
+        immediate. One that still cannot be added (an input that is neither
+        a stream nor a node while streams must be declared, with the closest
+        name; nodes reading each other in a loop) raises ``GraphError`` and
+        is left out, and the rest are added.
+        """
+        self._running = True
+        self._engine.resolve()
+
+    def _run(self) -> _dav2d.Graph:
+        """The engine, once what waited for its inputs is resolved (see :meth:`validate`)."""
+        if not self._running:
+            self.validate()
+        return self._engine
 
     def declare_stream(
         self,
@@ -158,7 +184,7 @@ class Graph:
         values of type ``frame``: ``latest(name)`` and Python node logic get
         :class:`Frame` objects, which ``numpy.asarray`` views without a copy.
         ``token``: what a ``tcp://`` producer must send first (``AUTH <token>``)."""
-        return self._engine.frames(name, url, token=token)
+        return self._run().frames(name, url, token=token)
 
     def frame_node(
         self,
@@ -178,7 +204,7 @@ class Graph:
         A frame node reads a whole frame, so it runs on an offload worker by
         default and never holds the wave (``offload=False`` runs it in the
         wave, so its output is there when ``push`` returns)."""
-        self._engine.frame_node(name, kind, input, width=width, height=height, offload=offload)
+        self._run().frame_node(name, kind, input, width=width, height=height, offload=offload)
 
     def processor_node(self, name: str, input: str, config_path: str) -> str:  # noqa: A002 - the product's vocabulary
         """Registers a processor node over frame stream ``input``: the model
@@ -189,7 +215,7 @@ class Graph:
         copy). ``frame_node(..., "coverage", name)`` gives the fraction of its
         pixels set, for constraints. Returns where the model runs (``"cpu"``
         or ``"cuda"``)."""
-        return self._engine.processor_node(name, input, os.fspath(config_path))
+        return self._run().processor_node(name, input, os.fspath(config_path))
 
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""
@@ -210,7 +236,7 @@ class Graph:
                 index, reason = report["errors"][0]
                 raise _dav2d.RejectedError(f"{report['rejected']} of the batch rejected; first at index {index}: {reason}")
             return
-        self._engine.push(stream, value, key, _ns(ts, "ts"))
+        self._run().push(stream, value, key, _ns(ts, "ts"))
 
     def push_many(
         self,
@@ -229,7 +255,7 @@ class Graph:
         """
         if type(values).__name__ == "ndarray" and str(values.dtype) != "float64":
             values = values.astype("float64")
-        return self._engine.push_many(stream, values, keys, _ns_array(ts))
+        return self._run().push_many(stream, values, keys, _ns_array(ts))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -240,15 +266,15 @@ class Graph:
         failing; ``sample=True`` returns a :class:`Sample` with ``.error``
         instead of raising.
         """
-        return self._engine.latest(name, key, sample)
+        return self._run().latest(name, key, sample)
 
     def latest_all(self, name: str) -> dict[str, _dav2d.Sample]:
         """Every key of ``name`` with its latest :class:`Sample`."""
-        return self._engine.latest_all(name)
+        return self._run().latest_all(name)
 
     def window(self, name: str, key: str = "", n: int = DEFAULT_WINDOW) -> _dav2d.Window:
         """The newest ``n`` samples of ``name`` for ``key`` as a zero-copy :class:`Window`."""
-        return self._engine.window(name, key, n)
+        return self._run().window(name, key, n)
 
     def subscribe(
         self,
@@ -266,7 +292,7 @@ class Graph:
         change while the reader keeps up and conflates per key beyond
         ``capacity`` waiting; ``mode="latest"`` keeps only the newest per key.
         """
-        subscription = self._engine.subscribe(name, mode, capacity)
+        subscription = self._run().subscribe(name, mode, capacity)
         if callback is None:
             return subscription
         handle = CallbackSubscription(subscription, callback)
@@ -279,24 +305,24 @@ class Graph:
         persisting, ``"persistence"`` holds the store's counters (records
         persisted, checkpoints, file actions used and left today, the budget,
         the schedule in force and the current problem, if any)."""
-        stats = self._engine.stats()
+        stats = self._run().stats()
         if self._persistence is not None:
             stats["persistence"] = self._persistence.stats()
         return stats
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node in evaluation (topological) order."""
-        return self._engine.nodes()
+        return self._run().nodes()
 
     # -- time -------------------------------------------------------------------------
 
     def tick(self) -> int:
         """Checks constraint timers (``for_``, ``stale_after``) now; returns transitions."""
-        return self._engine.tick()
+        return self._run().tick()
 
     def advance_clock(self, seconds: float) -> int:
         """Moves a manual clock forward and ticks (graphs made with ``manual_clock=True``)."""
-        return self._engine.advance_clock(seconds)
+        return self._run().advance_clock(seconds)
 
     def serve(
         self,
@@ -324,7 +350,7 @@ class Graph:
         sinks, the store's checkpoint).
         """
         return _dav2d.serve(
-            self._engine,
+            self._run(),
             config,
             http=http,
             tcp=tcp,
@@ -371,7 +397,7 @@ class Graph:
         if self._persistence is not None and self._persistence.running:
             raise _dav2d.Dav2dError(f"this graph is already persisted to {self._persistence.dir}")
         self._persistence = _dav2d.persist(
-            self._engine,
+            self._run(),
             None if dir is None else os.fspath(dir),
             config=config,
             flush_interval=flush_interval,

@@ -34,6 +34,11 @@ pub struct PyGraph {
     /// `auto_create_streams` as given: `None` (the default) creates streams
     /// until the first declared one, `Some(true)` is the permissive mode.
     auto_create_streams: Option<bool>,
+    /// Nodes registered before their inputs existed, until the graph first
+    /// runs (`resolve`).
+    waiting: std::sync::Mutex<Vec<NodeSpec>>,
+    /// Set once the graph ran: registration is immediate from then on.
+    running: std::sync::atomic::AtomicBool,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -85,8 +90,26 @@ impl PyGraph {
         py.detach(|| crate::error::unwinding("the engine", || f(&mut graph.lock())))
     }
 
+    /// Registers `spec`; until the graph runs, one whose inputs do not exist
+    /// yet waits (checked for every other mistake now) for `resolve`.
     fn register(&self, py: Python<'_>, spec: NodeSpec) -> PyResult<()> {
+        let running = self.running.load(std::sync::atomic::Ordering::Acquire);
+        let waiting = &self.waiting;
         self.with_graph(py, |graph| {
+            if !running {
+                graph.check(&spec)?;
+                let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
+                if waiting.iter().any(|other| other.name == spec.name) {
+                    return Err(dav2d_core::GraphError::DuplicateName {
+                        name: spec.name,
+                        taken_by: "a node waiting for its inputs".to_string(),
+                    });
+                }
+                if !graph.inputs_exist(&spec) {
+                    waiting.push(spec);
+                    return Ok(());
+                }
+            }
             graph.register(spec)?;
             graph.run_wave();
             Ok(())
@@ -180,6 +203,8 @@ impl PyGraph {
             offload_workers,
             health: HealthBoard::default(),
             auto_create_streams,
+            waiting: std::sync::Mutex::new(Vec::new()),
+            running: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -474,6 +499,29 @@ impl PyGraph {
         self.with_graph(py, |_| -> () {
             panic!("a panic inside the engine, on purpose")
         })
+    }
+
+    /// Registers the nodes and constraints that waited for their inputs
+    /// (in dependency order); from now on registration is immediate. Those
+    /// that still cannot be registered are left out, their errors raised
+    /// together as one `GraphError`.
+    fn resolve(&self, py: Python<'_>) -> PyResult<()> {
+        self.running
+            .store(true, std::sync::atomic::Ordering::Release);
+        let specs = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let errors = self.with_graph(py, |graph| {
+            let errors = graph.register_waiting(specs);
+            graph.run_wave();
+            errors
+        })?;
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Err(crate::error::GraphError::new_err(all.join("; ")))
     }
 
     /// Loads a YAML config's streams, nodes and constraints into this graph.

@@ -188,7 +188,7 @@ ONE_OFF_CALLS = {
     "history of a missing store": "dav2d.history(str(tmp / 'nothing'))",
     "node logic that raises": "dav2d.Node('boom', lambda w: 1 / 0, 'temp').register(g); g.push('temp', 1.0, key='k')",
     "node logic returning a string for a number": "dav2d.Node('str', lambda w: 'x', 'temp').register(g); g.push('temp', 1.0, key='k')",
-    "cycle": "dav2d.Node('a', lambda w: 0.0, 'b').register(g); dav2d.Node('b', lambda w: 0.0, 'a').register(g)",
+    "cycle": "dav2d.Node('a', lambda w: 0.0, 'b').register(g); dav2d.Node('b', lambda w: 0.0, 'a').register(g); g.validate()",
     "iso time that is not one": "g.push('temp', 1.0, key='k', ts='yesterday-ish')",
 }
 

@@ -244,8 +244,9 @@ def test_registration_errors_are_clear():
         Node("empty", logic=lambda d: 0, input_source="temp", window=0).register(graph)
     strict = Graph(auto_create_streams=False)
     strict.declare_stream("temperature")
+    Node("avg", logic=lambda d: d[-1], input_source="temprature").register(strict)
     with pytest.raises(dav2d.GraphError, match="reads 'temprature'.*did you mean 'temperature'"):
-        Node("avg", logic=lambda d: d[-1], input_source="temprature").register(strict)
+        strict.validate()
     with pytest.raises(ValueError, match="exactly one of logic= or builtin="):
         Node("nothing", input_source="temp")
     with pytest.raises(ValueError, match="moving_average needs `n`"):
@@ -538,3 +539,36 @@ def test_every_mistake_raises_a_dav2d_error_that_is_also_the_builtin_kind() -> N
         with pytest.raises(dav2d.Dav2dError, match=str(port)):
             graph.serve(http=f"127.0.0.1:{port}", tcp="off", data="off")
     assert graph.latest("s", "k") == 1.0
+
+
+def test_nodes_can_be_registered_in_any_order() -> None:
+    graph = dav2d.Graph()
+    graph.declare_stream("temp")
+    # Each reads one registered after it; they are added when the graph runs.
+    dav2d.Constraint("hot", "smooth", trip=30.0).register(graph)
+    Node("smooth", logic=lambda w: sum(w) / len(w), input_source="celsius", window=2).register(graph)
+    Node("celsius", logic=lambda w: (w[-1] - 32) / 1.8, input_source="temp").register(graph)
+    graph.push("temp", 212.0, key="k")
+    assert graph.latest("celsius", "k") == 100.0
+    assert graph.latest("hot", "k") == "tripped"
+    assert [node["name"] for node in graph.nodes()][:2] == ["celsius", "smooth"]
+    # Once running, registration is immediate: a wrong input raises at once.
+    with pytest.raises(dav2d.GraphError, match="did you mean 'celsius'"):
+        Node("late", logic=abs, input_source="celsuis").register(graph)
+
+
+def test_validate_names_what_is_still_missing_and_loops() -> None:
+    graph = dav2d.Graph()
+    graph.declare_stream("temperature")
+    Node("a", logic=abs, input_source="b").register(graph)
+    Node("b", logic=abs, input_source="a").register(graph)
+    with pytest.raises(dav2d.GraphError, match="cycle: a -> b -> a"):
+        graph.validate()
+    other = dav2d.Graph()
+    other.declare_stream("temperature")
+    Node("avg", logic=abs, input_source="temprature").register(other)
+    with pytest.raises(dav2d.GraphError, match="did you mean 'temperature'"):
+        other.push("temperature", 1.0, key="k")
+    # The rest of the graph is unharmed: the push after the error lands.
+    other.push("temperature", 2.0, key="k")
+    assert other.latest("temperature", "k") == 2.0

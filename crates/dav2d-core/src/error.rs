@@ -69,6 +69,20 @@ pub enum GraphError {
     },
 }
 
+impl GraphError {
+    /// The node or constraint the error is about, when it is about one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            GraphError::Cycle { path } => path.first().map(String::as_str),
+            GraphError::UnknownInput { node, .. }
+            | GraphError::ZeroWindow { node, .. }
+            | GraphError::Invalid { node, .. } => Some(node),
+            GraphError::DuplicateName { name, .. } => Some(name),
+            GraphError::InvalidStream { .. } | GraphError::UnknownName { .. } => None,
+        }
+    }
+}
+
 /// Why a sample was rejected. The sample is counted and never applied.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Rejection {

@@ -794,3 +794,41 @@ fn a_late_sample_never_becomes_the_latest_and_is_dropped_or_inserted_by_policy()
             .is_err()
     );
 }
+
+#[test]
+fn nodes_that_waited_for_their_inputs_are_registered_leaving_out_only_the_bad_ones() {
+    let mut graph = strict_graph();
+    graph
+        .declare_stream("temp", dav2d_core::Bounds::default(), None)
+        .unwrap();
+    let waiting = vec![
+        NodeSpec::builtin("hot", "smooth", Builtin::Delta),
+        NodeSpec::builtin("smooth", "temp", Builtin::MovingAverage { n: 2 }),
+        NodeSpec::builtin("typo", "tmp", Builtin::Delta),
+        NodeSpec::builtin("a", "b", Builtin::Delta),
+        NodeSpec::builtin("b", "a", Builtin::Delta),
+    ];
+    assert!(graph.check(&waiting[0]).is_ok());
+    assert!(!graph.inputs_exist(&waiting[0]));
+    let errors: Vec<String> = graph
+        .register_waiting(waiting)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("'typo' reads 'tmp'") && errors[0].contains("did you mean 'temp'"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("cycle: a -> b -> a"), "{errors:?}");
+    let names: Vec<String> = graph.nodes().into_iter().map(|n| n.name).collect();
+    assert_eq!(
+        names,
+        ["smooth", "hot"],
+        "the good ones, in dependency order"
+    );
+    assert!(
+        graph.stream_id("a").is_none(),
+        "no node of the loop became a stream"
+    );
+}

@@ -33,15 +33,72 @@ impl Graph {
         &mut self,
         specs: Vec<NodeSpec>,
     ) -> Result<Vec<NodeId>, GraphError> {
+        let (order, new_streams) = self.plan_batch(&specs)?;
+        Ok(self.apply_batch(specs, &order, new_streams))
+    }
+
+    /// Checks `spec` as registration would, except whether its inputs
+    /// exist yet: its shape, its parameters, and that its name is free.
+    pub fn check(&self, spec: &NodeSpec) -> Result<(), GraphError> {
+        self.validate_spec(spec)?;
+        match self.stream_id(&spec.name) {
+            Some(id) => Err(GraphError::DuplicateName {
+                name: spec.name.clone(),
+                taken_by: self.taken_by(id),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether every input of `spec` already names a stream, a node or a
+    /// constraint (its own name aside, which is a cycle [`Self::check`] reports).
+    pub fn inputs_exist(&self, spec: &NodeSpec) -> bool {
+        spec.inputs
+            .iter()
+            .all(|input| input.name == spec.name || self.stream_id(&input.name).is_some())
+    }
+
+    /// Registers nodes that were given before their inputs existed, in any
+    /// order (as [`Self::register_all`]). One that cannot be registered (a
+    /// cycle, an input that is still unknown while streams must be declared,
+    /// a name taken meanwhile) is left out with its error (a cycle: every
+    /// node on it), and the rest are registered; the errors are returned,
+    /// first found first.
+    pub fn register_waiting(&mut self, mut specs: Vec<NodeSpec>) -> Vec<GraphError> {
+        let mut errors = Vec::new();
+        while !specs.is_empty() {
+            match self.plan_batch(&specs) {
+                Ok((order, new_streams)) => {
+                    self.apply_batch(specs, &order, new_streams);
+                    self.republish_description();
+                    break;
+                }
+                Err(error) => {
+                    // A cycle leaves out every node on it, so none of them
+                    // becomes a stream the others read.
+                    let culprits: Vec<String> = match &error {
+                        GraphError::Cycle { path } => path.clone(),
+                        other => other.node().map(str::to_string).into_iter().collect(),
+                    };
+                    let before = specs.len();
+                    specs.retain(|spec| !culprits.contains(&spec.name));
+                    errors.push(error);
+                    if specs.len() == before {
+                        break;
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// Validates `specs` and resolves their inputs (existing names, names in
+    /// the batch, or streams to create): the order to add them in and the
+    /// new streams. Changes nothing.
+    fn plan_batch(&self, specs: &[NodeSpec]) -> Result<(Vec<usize>, Vec<String>), GraphError> {
         let mut batch_index: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, spec) in specs.iter().enumerate() {
-            self.validate_spec(spec)?;
-            if let Some(id) = self.stream_id(&spec.name) {
-                return Err(GraphError::DuplicateName {
-                    name: spec.name.clone(),
-                    taken_by: self.taken_by(id),
-                });
-            }
+            self.check(spec)?;
             if batch_index.insert(&spec.name, i).is_some() {
                 return Err(GraphError::DuplicateName {
                     name: spec.name.clone(),
@@ -75,18 +132,28 @@ impl Graph {
                 }
             }
         }
-        let order = topological_order(&specs, &deps)?;
+        let order = topological_order(specs, &deps)?;
+        Ok((order, new_streams))
+    }
+
+    /// Adds a planned batch ([`Self::plan_batch`]).
+    fn apply_batch(
+        &mut self,
+        specs: Vec<NodeSpec>,
+        order: &[usize],
+        new_streams: Vec<String>,
+    ) -> Vec<NodeId> {
         for name in new_streams {
             self.add_stream(&name, None, Bounds::default());
         }
         let mut slots: Vec<Option<NodeSpec>> = specs.into_iter().map(Some).collect();
         let mut ids = vec![NodeId(0); slots.len()];
-        for i in order {
+        for &i in order {
             if let Some(spec) = slots[i].take() {
                 ids[i] = self.add_node(spec);
             }
         }
-        Ok(ids)
+        ids
     }
 
     pub(super) fn validate_spec(&self, spec: &NodeSpec) -> Result<(), GraphError> {
