@@ -107,7 +107,8 @@ class Graph:
         self._callbacks: list[CallbackSubscription] = []
         self._persistence: _dav2d.Persistence | None = None
         # False until the graph first runs or validate(): till then a node
-        # whose inputs do not exist yet waits in the engine (see validate).
+        # whose inputs do not exist yet is registered with defer=True and
+        # waits in the engine (see validate).
         self._running = False
 
     # -- building ---------------------------------------------------------------------
@@ -236,7 +237,9 @@ class Graph:
                 index, reason = report["errors"][0]
                 raise _dav2d.RejectedError(f"{report['rejected']} of the batch rejected; first at index {index}: {reason}")
             return
-        self._run().push(stream, value, key, _ns(ts, "ts"))
+        if not self._running:
+            self.validate()
+        self._engine.push(stream, value, key, _ns(ts, "ts"))
 
     def push_many(
         self,
@@ -255,7 +258,9 @@ class Graph:
         """
         if type(values).__name__ == "ndarray" and str(values.dtype) != "float64":
             values = values.astype("float64")
-        return self._run().push_many(stream, values, keys, _ns_array(ts))
+        if not self._running:
+            self.validate()
+        return self._engine.push_many(stream, values, keys, _ns_array(ts))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -542,6 +547,7 @@ class Node:
             deadband=self.deadband,
             returns=self.returns,
             offload=self.offload,
+            defer=not graph._running,
         )
         self.graph = graph
         return self
@@ -611,6 +617,7 @@ class Constraint:
             stale_after=self.stale_after,
             policy_name=self.policy,
             priority=self.priority,
+            defer=not graph._running,
         )
         self.graph = graph
         return self

@@ -191,6 +191,7 @@ class Graph:
         deadband: float | None = None,
         returns: str = "number",
         offload: bool = False,
+        defer: bool = False,
     ) -> None: ...
     def register_constraint(
         self,
@@ -204,6 +205,7 @@ class Graph:
         stale_after: float | None = None,
         policy_name: str = "latest",
         priority: int = 0,
+        defer: bool = False,
     ) -> None: ...
     def load_config(self, path: str) -> None: ...
     def push(self, stream: str, value: Any, key: str = "", ts: int | None = None) -> None: ...

@@ -34,11 +34,9 @@ pub struct PyGraph {
     /// `auto_create_streams` as given: `None` (the default) creates streams
     /// until the first declared one, `Some(true)` is the permissive mode.
     auto_create_streams: Option<bool>,
-    /// Nodes registered before their inputs existed, until the graph first
-    /// runs (`resolve`).
+    /// Nodes registered (with `defer`) before their inputs existed, until
+    /// `resolve`.
     waiting: std::sync::Mutex<Vec<NodeSpec>>,
-    /// Set once the graph ran: registration is immediate from then on.
-    running: std::sync::atomic::AtomicBool,
 }
 
 fn policy(text: &str) -> PyResult<EdgePolicy> {
@@ -90,13 +88,13 @@ impl PyGraph {
         py.detach(|| crate::error::unwinding("the engine", || f(&mut graph.lock())))
     }
 
-    /// Registers `spec`; until the graph runs, one whose inputs do not exist
-    /// yet waits (checked for every other mistake now) for `resolve`.
-    fn register(&self, py: Python<'_>, spec: NodeSpec) -> PyResult<()> {
-        let running = self.running.load(std::sync::atomic::Ordering::Acquire);
+    /// Registers `spec`; with `defer` (the Python graph has not run yet),
+    /// one whose inputs do not exist yet waits for `resolve`, checked for
+    /// every other mistake now.
+    fn register(&self, py: Python<'_>, spec: NodeSpec, defer: bool) -> PyResult<()> {
         let waiting = &self.waiting;
         self.with_graph(py, |graph| {
-            if !running {
+            if defer {
                 graph.check(&spec)?;
                 let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
                 if waiting.iter().any(|other| other.name == spec.name) {
@@ -204,7 +202,6 @@ impl PyGraph {
             health: HealthBoard::default(),
             auto_create_streams,
             waiting: std::sync::Mutex::new(Vec::new()),
-            running: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -284,7 +281,8 @@ impl PyGraph {
 
     /// Registers a node. `inputs` is a list of `(name, window, policy)`;
     /// give `logic` (a callable) or `builtin` (a kind) with `params`.
-    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false))]
+    /// `defer`: one whose inputs do not exist yet waits for `resolve`.
+    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false, defer = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_node(
         &self,
@@ -298,6 +296,7 @@ impl PyGraph {
         deadband: Option<f64>,
         returns: &str,
         offload: bool,
+        defer: bool,
     ) -> PyResult<()> {
         let inputs = inputs
             .into_iter()
@@ -349,15 +348,16 @@ impl PyGraph {
             deadband,
             offload,
         };
-        self.register(py, spec)?;
+        self.register(py, spec, defer)?;
         if offload {
             self.start_workers(py)?;
         }
         Ok(())
     }
 
-    /// Registers a constraint over one input. Durations are in seconds.
-    #[pyo3(signature = (name, input, *, trip, reset = None, below = false, hold = 0.0, stale_after = None, policy_name = "latest", priority = 0))]
+    /// Registers a constraint over one input. Durations are in seconds;
+    /// `defer` as for `register_node`.
+    #[pyo3(signature = (name, input, *, trip, reset = None, below = false, hold = 0.0, stale_after = None, policy_name = "latest", priority = 0, defer = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_constraint(
         &self,
@@ -371,6 +371,7 @@ impl PyGraph {
         stale_after: Option<f64>,
         policy_name: &str,
         priority: i32,
+        defer: bool,
     ) -> PyResult<()> {
         let spec = ConstraintSpec {
             trip,
@@ -398,7 +399,7 @@ impl PyGraph {
             deadband: None,
             offload: false,
         };
-        self.register(py, node)?;
+        self.register(py, node, defer)?;
         if timers && self.manual_clock.is_none() {
             self.start_ticker(py, 0.05)?;
         }
@@ -457,7 +458,7 @@ impl PyGraph {
         let window = logic.window();
         let mut spec = NodeSpec::custom(name, vec![InputSpec::new(input, window)], Box::new(logic));
         spec.offload = offload;
-        self.register(py, spec)?;
+        self.register(py, spec, false)?;
         if offload {
             self.start_workers(py)?;
         }
@@ -488,7 +489,7 @@ impl PyGraph {
         let device = node.device();
         let mut spec = NodeSpec::custom(name, vec![InputSpec::new(input, 1)], Box::new(node));
         spec.offload = true;
-        self.register(py, spec)?;
+        self.register(py, spec, false)?;
         self.start_workers(py)?;
         Ok(device)
     }
@@ -502,12 +503,9 @@ impl PyGraph {
     }
 
     /// Registers the nodes and constraints that waited for their inputs
-    /// (in dependency order); from now on registration is immediate. Those
-    /// that still cannot be registered are left out, their errors raised
-    /// together as one `GraphError`.
+    /// (in dependency order). Those that still cannot be registered are
+    /// left out, their errors raised together as one `GraphError`.
     fn resolve(&self, py: Python<'_>) -> PyResult<()> {
-        self.running
-            .store(true, std::sync::atomic::Ordering::Release);
         let specs = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
         if specs.is_empty() {
             return Ok(());

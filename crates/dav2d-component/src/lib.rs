@@ -30,8 +30,8 @@ pub use intake::{
     IntakeConfig, Outcome,
 };
 pub use listen::{
-    Accepted, Connection, Incoming, LINGER, LINGER_BYTES, ListenOptions, Listener, TlsFiles,
-    close_gently, close_gently_blocking, token_matches,
+    Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, close_gently,
+    close_gently_blocking, token_matches,
 };
 pub use metrics::{Metrics, ValueExport};
 pub use topic::{Route, Syntax, TopicTemplate};
