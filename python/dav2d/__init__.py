@@ -19,12 +19,14 @@ from typing import Any
 
 from . import nodes
 from ._api import (
+    DEFAULT_SPAN_SAMPLES,
     DEFAULT_WINDOW,
     CallbackSubscription,
     Constraint,
     Graph,
     Node,
     TimeLike,
+    WindowLike,
     default_graph,
     read_history,
     reset,
@@ -54,6 +56,7 @@ __all__ = [
     "CallbackSubscription",
     "ConfigError",
     "Constraint",
+    "DEFAULT_SPAN_SAMPLES",
     "DEFAULT_WINDOW",
     "Dav2dError",
     "Dav2dProcessor",
@@ -72,6 +75,7 @@ __all__ = [
     "Server",
     "Subscription",
     "TimeLike",
+    "WindowLike",
     "Update",
     "Window",
     "__version__",

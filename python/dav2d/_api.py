@@ -24,15 +24,47 @@ __all__ = [
     "read_history",
     "reset",
     "TimeLike",
+    "WindowLike",
     "DEFAULT_WINDOW",
+    "DEFAULT_SPAN_SAMPLES",
 ]
 
 #: Samples of each input a Python node sees unless ``window=`` says otherwise.
 DEFAULT_WINDOW: int = _dav2d.DEFAULT_WINDOW
 
+#: Samples a time window (``window="30s"``) keeps at most unless
+#: ``max_samples=`` says otherwise; samples past it are counted as
+#: ``window_overflow`` in ``stats()``.
+DEFAULT_SPAN_SAMPLES: int = _dav2d.DEFAULT_SPAN_SAMPLES
+
 _log = logging.getLogger("dav2d")
 
-InputLike = str | tuple[str, int]
+#: A window: a number of samples (``16``) or a duration on event time
+#: (``"30s"``, ``"1m"``, ``"500ms"`` as YAML writes them, or a ``timedelta``).
+WindowLike = Union[int, str, datetime.timedelta]
+
+InputLike = str | tuple[str, WindowLike]
+
+
+def _window(window: WindowLike, max_samples: int | None, where: str) -> tuple[int, int | None]:
+    """(samples, span in ns or None) of a window given as a count or a duration."""
+    if isinstance(window, bool):
+        raise _dav2d.InvalidType(f"{where}: window is a number of samples or a duration such as '30s', got {window!r}")
+    if isinstance(window, int):
+        if max_samples is not None:
+            raise _dav2d.InvalidArgument(f"{where}: max_samples caps a time window; window={window} already counts samples")
+        return window, None
+    if isinstance(window, datetime.timedelta):
+        span = (window.days * 86_400 + window.seconds) * 1_000_000_000 + window.microseconds * 1_000
+    elif isinstance(window, str):
+        span = _dav2d.parse_duration(window, f"{where}: window")
+    else:
+        raise _dav2d.InvalidType(
+            f"{where}: window is a number of samples (int) or a duration ('30s' or a timedelta), got {type(window).__name__} {window!r}"
+        )
+    if span <= 0:
+        raise _dav2d.InvalidArgument(f"{where}: a time window must be longer than 0, got {window!r}")
+    return (DEFAULT_SPAN_SAMPLES if max_samples is None else max_samples), span
 
 
 class CallbackSubscription:
@@ -452,13 +484,15 @@ def _keep(keep: int | None, history: int | None) -> int | None:
     return history if keep is None else keep
 
 
-def _inputs(inputs: Sequence[InputLike], window: int, policy: str) -> list[tuple[str, int, str]]:
+def _inputs(
+    inputs: Sequence[InputLike], window: WindowLike, max_samples: int | None, policy: str, node: str
+) -> list[tuple[str, int, int | None, str]]:
     resolved = []
     for item in inputs:
         if isinstance(item, str):
-            resolved.append((item, window, policy))
+            resolved.append((item, *_window(window, max_samples, f"node {node!r}"), policy))
         elif isinstance(item, tuple) and len(item) == 2:
-            resolved.append((item[0], int(item[1]), policy))
+            resolved.append((item[0], *_window(item[1], max_samples, f"node {node!r}, input {item[0]!r}"), policy))
         else:
             raise _dav2d.InvalidType(f"an input is a name or a (name, window) tuple, got {item!r}")
     return resolved
@@ -477,7 +511,14 @@ class Node:
         Node(name="temp_avg", logic=moving_average, input_source="sensor_stream").register()
 
     ``inputs``: names or ``(name, window)`` tuples (instead of
-    ``input_source``). ``window``: samples per input (default 16).
+    ``input_source``). ``window``: what the logic sees of each input: the
+    newest N samples (an int, default 16), or the samples of the last
+    duration on event time (``"30s"``, ``"1m"``, a ``timedelta``): those
+    whose timestamp is within that duration of the newest one. A time window
+    keeps at most ``max_samples`` (default :data:`DEFAULT_SPAN_SAMPLES`);
+    when more fall within the duration the oldest are left out and counted as
+    ``stats()["nodes"][name]["window_overflow"]``. Built-ins take a time
+    window too: ``dav2d.nodes.moving_average("avg", "temp", window="30s")``.
     ``policy``: ``"latest"`` evaluates once per wave on the newest sample,
     ``"all"`` once per sample. ``priority``: higher runs first among
     independent nodes. ``deadband``: output changes smaller than this wake no
@@ -496,7 +537,8 @@ class Node:
         input_source: str | None = None,
         *,
         inputs: Sequence[InputLike] | None = None,
-        window: int = DEFAULT_WINDOW,
+        window: WindowLike = DEFAULT_WINDOW,
+        max_samples: int | None = None,
         priority: int = 0,
         deadband: float | None = None,
         policy: str = "latest",
@@ -518,6 +560,7 @@ class Node:
         self.logic = logic
         self.inputs = list(inputs)
         self.window = window
+        self.max_samples = max_samples
         self.priority = priority
         self.deadband = deadband
         self.policy = policy
@@ -535,11 +578,11 @@ class Node:
         """
         graph = graph or self.graph or default_graph()
         window = self.window
-        if self.builtin is not None:
+        if self.builtin is not None and isinstance(window, int):
             window = 1  # The engine widens built-in windows to what they need.
         graph._engine.register_node(
             self.name,
-            _inputs(self.inputs, window, self.policy),
+            _inputs(self.inputs, window, self.max_samples, self.policy, self.name),
             logic=self.logic,
             builtin=self.builtin,
             params=self.params or None,

@@ -7,6 +7,7 @@ import numpy as np
 
 __version__: str
 DEFAULT_WINDOW: int
+DEFAULT_SPAN_SAMPLES: int
 
 class Dav2dError(Exception):
     """Base class of every dav2d error."""
@@ -96,6 +97,9 @@ class Server:
 def builtins() -> list[dict[str, Any]]:
     """The engine's table of built-in nodes: kind, help and params (name, default, integer)."""
 
+def parse_duration(text: str, what: str) -> int:
+    """Nanoseconds of a duration written as YAML writes it (``30s``, ``1m``, ``500ms``)."""
+
 def cli(argv: list[str]) -> int:
     """Runs a ``dav2d`` command line (program name first) in this process; its exit status."""
 
@@ -182,7 +186,7 @@ class Graph:
     def register_node(
         self,
         name: str,
-        inputs: list[tuple[str, int, str]],
+        inputs: list[tuple[str, int, int | None, str]],
         *,
         logic: Callable[..., Any] | None = None,
         builtin: str | None = None,

@@ -288,7 +288,7 @@ impl PyGraph {
         &self,
         py: Python<'_>,
         name: String,
-        inputs: Vec<(String, usize, String)>,
+        inputs: Vec<(String, usize, Option<i64>, String)>,
         logic: Option<Py<PyAny>>,
         builtin: Option<String>,
         params: Option<HashMap<String, f64>>,
@@ -300,11 +300,12 @@ impl PyGraph {
     ) -> PyResult<()> {
         let inputs = inputs
             .into_iter()
-            .map(|(name, window, p)| {
+            .map(|(name, window, span_ns, p)| {
                 Ok(InputSpec {
                     name,
                     window,
                     policy: policy(&p)?,
+                    span_ns,
                 })
             })
             .collect::<PyResult<Vec<_>>>()?;
@@ -330,7 +331,12 @@ impl PyGraph {
                 let params = params.unwrap_or_default();
                 let params: Vec<(&str, f64)> =
                     params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                let builtin = Builtin::from_params(&kind, &params)
+                // Over a time window, a window length left out is its cap.
+                let cap = inputs
+                    .first()
+                    .filter(|i| i.span_ns.is_some())
+                    .map(|i| i.window);
+                let builtin = Builtin::from_params_in(&kind, &params, cap)
                     .map_err(|e| crate::error::invalid(format!("node '{name}': {e}")))?;
                 LogicSpec::Builtin(builtin)
             }
@@ -390,9 +396,8 @@ impl PyGraph {
         let node = NodeSpec {
             name,
             inputs: vec![InputSpec {
-                name: input,
-                window: 1,
                 policy: policy(policy_name)?,
+                ..InputSpec::new(input, 1)
             }],
             logic: LogicSpec::Constraint(spec),
             priority,
@@ -835,6 +840,7 @@ impl PyGraph {
             n.set_item("cutoffs", node.stats.cutoffs)?;
             n.set_item("waiting", node.stats.waiting)?;
             n.set_item("batches", node.stats.batches)?;
+            n.set_item("window_overflow", node.stats.window_overflow)?;
             n.set_item("failing_keys", node.failing_keys)?;
             n.set_item("offload", node.offload)?;
             n.set_item("lag_s", node.lag_ns as f64 / 1e9)?;

@@ -39,6 +39,13 @@ fn builtins(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     Ok(list)
 }
 
+/// Nanoseconds of a duration written as configs write it (`30s`, `1m`,
+/// `500ms`); `what` names the argument in the error.
+#[pyfunction]
+fn parse_duration(text: &str, what: &str) -> PyResult<i64> {
+    dav2d_runtime::parse_span(text).map_err(|e| error::invalid(format!("{what}: {e}")))
+}
+
 /// Runs the `dav2d` command line (`run`, `check`, `inspect`, `export`) in
 /// this process, exactly as the `dav2d` binary does, and returns its exit
 /// status: what the package's `dav2d` console command calls.
@@ -51,6 +58,8 @@ fn cli(py: Python<'_>, argv: Vec<String>) -> u8 {
 #[pymodule]
 fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
+    // Configs read in this process can run `kind: python` nodes.
+    dav2d_runtime::config::install_python_logic(logic::from_config);
     m.add_class::<graph::PyGraph>()?;
     m.add_class::<samples::PySample>()?;
     m.add_class::<samples::PyUpdate>()?;
@@ -66,7 +75,9 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(persist::history, m)?)?;
     m.add_function(wrap_pyfunction!(builtins, m)?)?;
     m.add_function(wrap_pyfunction!(cli, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_WINDOW", dav2d_core::DEFAULT_WINDOW)?;
+    m.add("DEFAULT_SPAN_SAMPLES", dav2d_core::DEFAULT_SPAN_SAMPLES)?;
     Ok(())
 }

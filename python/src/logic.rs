@@ -168,3 +168,41 @@ impl CustomLogic for PyLogic {
         self.description.clone()
     }
 }
+
+/// Makes the logic of a config's `kind: python` node: the function its
+/// `logic: module:function` names, found by `dav2d._logic.load` (the Python
+/// path, then the config's folder). Installed into the runtime when the
+/// module is imported; errors read as the Python exception says.
+pub fn from_config(
+    request: &dav2d_runtime::config::PythonLogicRequest<'_>,
+) -> Result<Box<dyn CustomLogic>, String> {
+    Python::attach(|py| {
+        let found = py
+            .import("dav2d._logic")
+            .and_then(|module| module.getattr("load"))
+            .and_then(|load| {
+                load.call1((
+                    request.logic,
+                    request.config_dir.to_string_lossy().into_owned(),
+                ))
+            });
+        match found {
+            Ok(callable) => Ok(
+                Box::new(PyLogic::new(py, callable.unbind(), request.numeric))
+                    as Box<dyn CustomLogic>,
+            ),
+            Err(error) => {
+                let kind = error
+                    .get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "Exception".to_string());
+                let message = error.value(py).to_string();
+                Err(match kind.as_str() {
+                    "InvalidArgument" | "InvalidType" => message,
+                    _ => format!("importing '{}' raised {kind}: {message}", request.logic),
+                })
+            }
+        }
+    })
+}

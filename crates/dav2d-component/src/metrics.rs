@@ -404,11 +404,16 @@ impl Collector for GraphCollector {
             let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric)?;
         }
-        let per_node: [(&str, &str, NodeCounter); 2] = [
+        let per_node: [(&str, &str, NodeCounter); 3] = [
             (
                 "node_conflated",
                 "Evaluations superseded before they ran, per node",
                 |n| n.stats.conflated,
+            ),
+            (
+                "node_window_overflow",
+                "Evaluations whose time window held more than max_samples (the oldest left out), per node",
+                |n| n.stats.window_overflow,
             ),
             ("node_evaluations", "Evaluations run, per node", |n| {
                 n.stats.evaluations

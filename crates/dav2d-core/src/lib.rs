@@ -42,9 +42,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
 pub use error::{GraphError, Rejection};
 pub use graph::{
-    BatchReport, Bounds, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions, GraphState, GraphStats,
-    InputSpec, KeyState, Keys, LatePolicy, Limits, LogicSpec, MAX_WINDOW, NodeInfo, NodeKeyState,
-    NodeKind, NodeSpec, NodeState, NodeStats, Reading, SampleIn, StreamInfo, StreamState,
+    BatchReport, Bounds, DEFAULT_SPAN_SAMPLES, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions,
+    GraphState, GraphStats, InputSpec, KeyState, Keys, LatePolicy, Limits, LogicSpec, MAX_WINDOW,
+    NodeInfo, NodeKeyState, NodeKind, NodeSpec, NodeState, NodeStats, Reading, SampleIn,
+    StreamInfo, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use logic::{

@@ -39,9 +39,11 @@ pub enum Builtin {
         /// Window length.
         n: usize,
     },
-    /// Change per second between the two newest samples, from their timestamps.
+    /// Change per second across the window, from the timestamps of its
+    /// oldest and newest samples (the two newest, or a time window's ends).
     Rate,
-    /// Difference between the two newest samples.
+    /// Difference between the newest and the oldest sample of the window
+    /// (the two newest, or a time window's ends).
     Delta,
     /// The newest sample limited to `[lo, hi]`.
     Clamp {
@@ -154,13 +156,13 @@ pub const BUILTINS: &[BuiltinDef] = &[
     BuiltinDef {
         kind: "rate",
         params: &[],
-        help: "Change per second between the two newest samples, from their timestamps.",
+        help: "Change per second between the two newest samples (or across a time window), from their timestamps.",
         build: |_| Builtin::Rate,
     },
     BuiltinDef {
         kind: "delta",
         params: &[],
-        help: "Difference between the two newest samples.",
+        help: "Difference between the two newest samples (or across a time window).",
         build: |_| Builtin::Delta,
     },
     BuiltinDef {
@@ -244,6 +246,17 @@ impl Builtin {
     /// The built-in called `kind` with `params` (by name; a missing one
     /// takes its default), validated.
     pub fn from_params(kind: &str, params: &[(&str, f64)]) -> Result<Builtin, BuiltinError> {
+        Self::from_params_in(kind, params, None)
+    }
+
+    /// As [`Builtin::from_params`], for a node given a window of
+    /// `window_samples` (a count, or a time window's cap): a window length
+    /// `n` left out is that.
+    pub fn from_params_in(
+        kind: &str,
+        params: &[(&str, f64)],
+        window_samples: Option<usize>,
+    ) -> Result<Builtin, BuiltinError> {
         let def = Self::def_of(kind).ok_or_else(|| BuiltinError::UnknownKind(kind.to_string()))?;
         if let Some((param, _)) = params
             .iter()
@@ -257,8 +270,10 @@ impl Builtin {
         let mut values = Vec::with_capacity(def.params.len());
         for param in def.params {
             let given = params.iter().find(|(name, _)| *name == param.name);
+            let from_window = window_samples.filter(|_| param.integer).map(|n| n as f64);
             let value = given
                 .map(|(_, v)| *v)
+                .or(from_window)
                 .or(param.default)
                 .ok_or(BuiltinError::Missing {
                     kind: def.kind,
@@ -295,6 +310,20 @@ impl Builtin {
             Builtin::Rate | Builtin::Delta => 2,
             Builtin::Ewma { .. } | Builtin::Clamp { .. } | Builtin::Scale { .. } => 1,
         }
+    }
+
+    /// Whether it reads a window of samples (and so can take a time
+    /// window); the others read only the newest sample.
+    pub fn reads_window(&self) -> bool {
+        matches!(
+            self,
+            Builtin::MovingAverage { .. }
+                | Builtin::Min { .. }
+                | Builtin::Max { .. }
+                | Builtin::Sum { .. }
+                | Builtin::Rate
+                | Builtin::Delta
+        )
     }
 
     /// The built-in's name as written in configs (its table entry's).
@@ -358,15 +387,15 @@ impl Builtin {
                 Some(next)
             }
             Builtin::Rate => {
-                let [.., t0, t1] = timestamps else {
+                let [t0, .., t1] = timestamps else {
                     return None;
                 };
-                let [.., v0, _] = values else { return None };
+                let [v0, _, ..] = values else { return None };
                 let dt = (t1 - t0) as f64 / 1e9;
                 (dt > 0.0).then(|| (last - v0) / dt)
             }
             Builtin::Delta => {
-                let [.., v0, _] = values else { return None };
+                let [v0, _, ..] = values else { return None };
                 Some(last - v0)
             }
             Builtin::Clamp { lo, hi } => Some(last.clamp(lo, hi)),

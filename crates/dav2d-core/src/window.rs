@@ -311,6 +311,26 @@ impl SeriesRing {
         })
     }
 
+    /// How many of the newest samples a window sees: the newest `cap`, or
+    /// with a time window of `span` ns those less than `span` older than
+    /// the newest, at most `cap` of them; and whether the cap left out
+    /// samples of the span. The ring keeps timestamps in order (a late
+    /// sample is either refused or inserted in place), and it keeps
+    /// `cap + 1` samples for a time window, so the one past the cap tells.
+    #[inline]
+    pub(crate) fn window_len(&self, cap: usize, span: Option<i64>) -> (usize, bool) {
+        let Some(span) = span else {
+            return (cap, false);
+        };
+        let ts = self.timestamps(cap.saturating_add(1));
+        let Some(&newest) = ts.last() else {
+            return (0, false);
+        };
+        let from = newest.saturating_sub(span);
+        let within = ts.len() - ts.partition_point(|&t| t <= from);
+        (within.min(cap), within > cap)
+    }
+
     #[inline]
     pub(crate) fn nums(&self, n: usize) -> &[f64] {
         self.num.slice_ending(self.last, self.k(n))

@@ -139,6 +139,7 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
             json!({"name": n.name, "kind": n.kind.as_str(), "logic": n.logic, "inputs": inputs, "priority": n.priority,
                    "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,
                    "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors,
+                   "window_overflow": n.stats.window_overflow,
                    "offload": n.offload, "lag_seconds": n.lag_ns as f64 / 1e9})
         })
         .collect();

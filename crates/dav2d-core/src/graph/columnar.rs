@@ -107,6 +107,10 @@ impl Graph {
                 if !node.immediate {
                     return consumer.policy == EdgePolicy::Latest;
                 }
+                // A time window's length varies per sample: the per-sample path.
+                if node.inputs.iter().any(|input| input.span.is_some()) {
+                    return false;
+                }
                 match node.logic {
                     NodeLogic::Builtin(_) => self.consumers_columnar(node.output),
                     // A constraint's states are strings: only `latest` readers.

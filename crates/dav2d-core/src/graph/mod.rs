@@ -59,6 +59,12 @@ pub const DEFAULT_WINDOW: usize = 16;
 /// of failing to allocate on the first sample.
 pub const MAX_WINDOW: usize = 1 << 20;
 
+/// The most samples a time window keeps unless told otherwise: the ring a
+/// key keeps is allocated whole, so a time window's memory is bounded by a
+/// count too; samples past it are left out and counted
+/// ([`NodeStats::window_overflow`]).
+pub const DEFAULT_SPAN_SAMPLES: usize = 1024;
+
 /// How an input edge wakes its node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EdgePolicy {
@@ -84,10 +90,14 @@ impl EdgePolicy {
 pub struct InputSpec {
     /// Name of the stream, node or constraint read.
     pub name: String,
-    /// How many recent samples the logic sees.
+    /// How many recent samples the logic sees (with `span_ns`: at most).
     pub window: usize,
     /// How the edge wakes the node.
     pub policy: EdgePolicy,
+    /// A time window: the logic sees the samples whose timestamp is less
+    /// than this many nanoseconds older than the newest one's, on event
+    /// time: `(newest - span, newest]`.
+    pub span_ns: Option<i64>,
 }
 
 impl InputSpec {
@@ -97,6 +107,16 @@ impl InputSpec {
             name: name.into(),
             window,
             policy: EdgePolicy::Latest,
+            span_ns: None,
+        }
+    }
+
+    /// An input whose window is the last `span_ns` of event time, at most
+    /// `max_samples` samples of it.
+    pub fn over(name: impl Into<String>, span_ns: i64, max_samples: usize) -> Self {
+        Self {
+            span_ns: Some(span_ns),
+            ..Self::new(name, max_samples)
         }
     }
 }
@@ -182,6 +202,16 @@ impl NodeSpec {
             deadband: None,
             offload: false,
         }
+    }
+
+    /// Makes every input's window the last `span_ns` of event time, at
+    /// most `max_samples` samples of it.
+    pub fn with_span(mut self, span_ns: i64, max_samples: usize) -> Self {
+        for input in &mut self.inputs {
+            input.span_ns = Some(span_ns);
+            input.window = max_samples;
+        }
+        self
     }
 
     /// Sets the policy of every input.
@@ -411,6 +441,9 @@ pub struct NodeStats {
     /// Calls into custom logic; each call evaluates every queued key of the
     /// node in a wave (for Python: one GIL acquisition).
     pub batches: u64,
+    /// Evaluations whose time window held more samples than its
+    /// `max_samples`: the oldest of them were left out.
+    pub window_overflow: u64,
 }
 
 /// What kind of logic a node runs.
@@ -557,8 +590,11 @@ pub enum LatePolicy {
 
 struct NodeInput {
     stream: StreamId,
+    /// Samples the logic sees (a time window's cap).
     window: usize,
     policy: EdgePolicy,
+    /// A time window's length (ns).
+    span: Option<i64>,
 }
 
 #[derive(Clone)]

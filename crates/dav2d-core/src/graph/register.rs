@@ -200,6 +200,22 @@ impl Graph {
             return Err(invalid("a node needs at least one input".to_string()));
         }
         for input in &spec.inputs {
+            if let Some(span) = input.span_ns {
+                if span <= 0 {
+                    return Err(invalid(format!(
+                        "a time window on '{}' must be longer than 0, got {span} ns",
+                        input.name
+                    )));
+                }
+                if input.window == 0 || input.window >= MAX_WINDOW {
+                    return Err(invalid(format!(
+                        "max_samples of the time window on '{}' must be from 1 to {}, got {}",
+                        input.name,
+                        MAX_WINDOW - 1,
+                        input.window
+                    )));
+                }
+            }
             if input.window == 0 {
                 return Err(GraphError::ZeroWindow {
                     node: spec.name.clone(),
@@ -228,6 +244,12 @@ impl Graph {
         match &spec.logic {
             LogicSpec::Builtin(builtin) => {
                 builtin.validate().map_err(invalid)?;
+                if !builtin.reads_window() && spec.inputs.iter().any(|i| i.span_ns.is_some()) {
+                    return Err(invalid(format!(
+                        "{} reads only the newest sample; a time window does not apply to it",
+                        builtin.kind()
+                    )));
+                }
                 if spec.inputs.len() != 1 {
                     return Err(invalid(format!(
                         "{} reads exactly one input, got {}",
@@ -263,7 +285,9 @@ impl Graph {
                 LogicSpec::Builtin(builtin) => input.window.max(builtin.window()),
                 _ => input.window,
             };
-            self.ensure_capacity(stream, window);
+            // A time window keeps one sample more than its cap, to tell a
+            // cap that cut the window from one that did not.
+            self.ensure_capacity(stream, window + usize::from(input.span_ns.is_some()));
             let numeric = !matches!(spec.logic, LogicSpec::Custom(_));
             let s = &mut self.streams[stream.index()];
             if numeric && s.producer.is_none() {
@@ -280,6 +304,7 @@ impl Graph {
                 stream,
                 window,
                 policy: input.policy,
+                span: input.span_ns,
             });
         }
         let immediate = !matches!(spec.logic, LogicSpec::Custom(_))
@@ -305,6 +330,10 @@ impl Graph {
                 let description = describe_constraint(&constraint);
                 (NodeLogic::Constraint(constraint), description)
             }
+        };
+        let description = match spec.inputs.iter().find_map(|i| i.span_ns) {
+            Some(span) => format!("{description} over {}", describe_span(span)),
+            None => description,
         };
         self.nodes.push(Node {
             name: Arc::clone(&self.streams[output.index()].name),
@@ -336,6 +365,25 @@ impl Graph {
         }
         id
     }
+}
+
+/// A duration as configs write it, in the largest unit that divides it
+/// (`30s`, `1m`, `250ms`).
+pub(crate) fn describe_span(ns: i64) -> String {
+    const UNITS: [(i64, &str); 6] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    let (size, unit) = UNITS
+        .iter()
+        .copied()
+        .find(|(size, _)| ns % size == 0)
+        .unwrap_or((1, "ns"));
+    format!("{}{unit}", ns / size)
 }
 
 pub(super) fn describe_constraint(spec: &ConstraintSpec) -> String {

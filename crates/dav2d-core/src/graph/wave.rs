@@ -140,13 +140,16 @@ impl Graph {
             self.nodes[id.index()].stats.waiting += 1;
             return;
         };
-        let (stream, window) = {
+        let (stream, cap, span) = {
             let input = &self.nodes[id.index()].inputs[0];
-            (input.stream, input.window)
+            (input.stream, input.window, input.span)
         };
         self.stats.evaluations += 1;
-        self.nodes[id.index()].stats.evaluations += 1;
         let series = &self.streams[stream.index()].slots[in_slot as usize].series;
+        let (window, overflow) = series.window_len(cap, span);
+        let stats = &mut self.nodes[id.index()].stats;
+        stats.evaluations += 1;
+        stats.window_overflow += u64::from(overflow);
         if !series.window_is_numeric(window) {
             let error = self.not_numeric_error(stream, in_slot, window, &builtin.to_string());
             let ts = self.clock.now_ns();
@@ -263,7 +266,9 @@ impl Graph {
                 let node_input = &self.nodes[id.index()].inputs[input];
                 let series = &self.streams[node_input.stream.index()].slots[slot as usize].series;
                 ts = ts.max(series.latest_ts().unwrap_or(i64::MIN));
-                inputs.push(series.snapshot(node_input.window));
+                let (window, overflow) = series.window_len(node_input.window, node_input.span);
+                inputs.push(series.snapshot(window));
+                self.nodes[id.index()].stats.window_overflow += u64::from(overflow);
             }
             let output = self.nodes[id.index()].output;
             let key = self.streams[output.index()].slots[out as usize].key;

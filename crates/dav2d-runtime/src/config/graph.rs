@@ -41,17 +41,33 @@ pub struct StreamConfig {
     pub allowed_lateness: Option<Spanned<String>>,
 }
 
-/// A node: a built-in transform over one input. Besides the fields below,
+/// A node: a built-in transform over one input, a frame node, a processor
+/// node, or a Python function (`kind: python`). Besides the fields below,
 /// an entry holds the built-in's parameters (`n`, `alpha`, ... as the
 /// built-in table in `dav2d-core` lists them), each located on its line.
 #[derive(Debug)]
 pub struct NodeConfig {
     /// Name (also the output stream's name).
     pub name: Spanned<String>,
-    /// The built-in, e.g. `moving_average` (see `dav2d_core::BUILTINS`).
+    /// The built-in, e.g. `moving_average` (see `dav2d_core::BUILTINS`),
+    /// a frame node, `processor` or `python`.
     pub kind: Spanned<String>,
-    /// The input stream or node.
-    pub input: Spanned<String>,
+    /// The input streams or nodes: `input: a`, or `inputs: [a, b]` (several
+    /// for `kind: python` only).
+    pub inputs: Vec<Spanned<String>>,
+    /// Whether they were written as the list `inputs:`.
+    pub inputs_listed: bool,
+    /// What the logic sees of each input: a number of samples (`16`) or a
+    /// duration of event time (`30s`).
+    pub window: Option<Spanned<String>>,
+    /// The most samples a time window keeps (default
+    /// `dav2d_core::DEFAULT_SPAN_SAMPLES`).
+    pub max_samples: Option<Spanned<f64>>,
+    /// `kind: python`: the function, as `module:function`.
+    pub logic: Option<Spanned<String>>,
+    /// `kind: python`: `number` (the default: anything else is the key's
+    /// error) or `any`.
+    pub returns: Option<Spanned<String>>,
     /// The built-in's parameters, as written.
     pub params: Vec<(String, Spanned<f64>)>,
     /// A processor node's model (`kind: processor` may leave it out to use
@@ -82,6 +98,9 @@ impl<'de> Deserialize<'de> for NodeConfig {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeConfig, A::Error> {
                 let (mut name, mut kind, mut input) = (None, None, None);
+                let mut listed: Option<Vec<Spanned<String>>> = None;
+                let (mut window, mut max_samples, mut logic, mut returns) =
+                    (None, None, None, None);
                 let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, None);
                 let mut processor: Option<dav2d_infer::ProcessorSection> = None;
                 let mut params: Vec<(String, Spanned<f64>)> = Vec::new();
@@ -90,6 +109,11 @@ impl<'de> Deserialize<'de> for NodeConfig {
                         "name" => name = Some(map.next_value()?),
                         "kind" => kind = Some(map.next_value()?),
                         "input" => input = Some(map.next_value()?),
+                        "inputs" => listed = Some(map.next_value()?),
+                        "window" => window = Some(map.next_value()?),
+                        "max_samples" => max_samples = Some(map.next_value()?),
+                        "logic" => logic = Some(map.next_value()?),
+                        "returns" => returns = Some(map.next_value()?),
                         "policy" => policy = Some(map.next_value()?),
                         "priority" => priority = map.next_value()?,
                         "deadband" => deadband = Some(map.next_value()?),
@@ -114,10 +138,28 @@ impl<'de> Deserialize<'de> for NodeConfig {
                     ),
                     (None, None) => return Err(A::Error::missing_field("kind")),
                 };
+                let (inputs, inputs_listed) = match (input, listed) {
+                    (Some(_), Some(_)) => {
+                        return Err(A::Error::custom("give `input` or `inputs`, not both"));
+                    }
+                    (Some(input), None) => (vec![input], false),
+                    (None, Some(inputs)) if inputs.is_empty() => {
+                        return Err(A::Error::custom(
+                            "`inputs` is empty; a node reads at least one",
+                        ));
+                    }
+                    (None, Some(inputs)) => (inputs, true),
+                    (None, None) => return Err(A::Error::missing_field("input")),
+                };
                 Ok(NodeConfig {
                     name: name.ok_or_else(|| A::Error::missing_field("name"))?,
                     kind,
-                    input: input.ok_or_else(|| A::Error::missing_field("input"))?,
+                    inputs,
+                    inputs_listed,
+                    window,
+                    max_samples,
+                    logic,
+                    returns,
                     params,
                     policy,
                     priority,
@@ -129,6 +171,13 @@ impl<'de> Deserialize<'de> for NodeConfig {
         }
         deserializer.deserialize_map(NodeVisitor)
     }
+}
+
+/// A node's window as written: a count of samples or a time window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NodeWindow {
+    Count(usize),
+    Span { ns: i64, cap: usize },
 }
 
 /// A constraint over one input.
@@ -282,30 +331,259 @@ impl Config {
             .map_err(|message| self.error_at(&node.kind, format!("nodes[{i}]"), message))
     }
 
-    pub(crate) fn builtin(&self, i: usize, node: &NodeConfig) -> Result<Builtin, ConfigError> {
+    pub(crate) fn builtin(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+        window_samples: Option<usize>,
+    ) -> Result<Builtin, ConfigError> {
         let params: Vec<(&str, f64)> = node
             .params
             .iter()
             .map(|(name, value)| (name.as_str(), value.value))
             .collect();
-        Builtin::from_params(&node.kind.value, &params).map_err(|error| match &error {
-            BuiltinError::UnknownParam { param, .. } => {
-                let field = format!("nodes[{i}].{param}");
-                match node.params.iter().find(|(p, _)| p == param) {
-                    Some((_, value)) => self.error_at(value, field, error.to_string()),
-                    None => self.error_at(&node.kind, field, error.to_string()),
+        Builtin::from_params_in(&node.kind.value, &params, window_samples).map_err(|error| {
+            match &error {
+                BuiltinError::UnknownParam { param, .. } => {
+                    let field = format!("nodes[{i}].{param}");
+                    match node.params.iter().find(|(p, _)| p == param) {
+                        Some((_, value)) => self.error_at(value, field, error.to_string()),
+                        None => self.error_at(&node.kind, field, error.to_string()),
+                    }
+                }
+                BuiltinError::UnknownKind(_) => {
+                    self.error_at(&node.kind, format!("nodes[{i}].kind"), error.to_string())
+                }
+                BuiltinError::Missing { param, .. } => {
+                    self.error_at(&node.kind, format!("nodes[{i}].{param}"), error.to_string())
+                }
+                BuiltinError::Invalid(_) => {
+                    self.error_at(&node.kind, format!("nodes[{i}]"), error.to_string())
                 }
             }
-            BuiltinError::UnknownKind(_) => {
-                self.error_at(&node.kind, format!("nodes[{i}].kind"), error.to_string())
-            }
-            BuiltinError::Missing { param, .. } => {
-                self.error_at(&node.kind, format!("nodes[{i}].{param}"), error.to_string())
-            }
-            BuiltinError::Invalid(_) => {
-                self.error_at(&node.kind, format!("nodes[{i}]"), error.to_string())
-            }
         })
+    }
+
+    /// The field an input of a node was written in.
+    fn input_field(i: usize, node: &NodeConfig, j: usize) -> String {
+        match node.inputs_listed {
+            true => format!("nodes[{i}].inputs[{j}]"),
+            false => format!("nodes[{i}].input"),
+        }
+    }
+
+    /// Refuses the fields only `kind: python` takes on other kinds, and
+    /// several inputs on a kind that reads one.
+    pub(crate) fn python_fields(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+        python: bool,
+    ) -> Result<(), ConfigError> {
+        if python {
+            return Ok(());
+        }
+        for (field, text) in [("logic", &node.logic), ("returns", &node.returns)] {
+            if let Some(text) = text {
+                return Err(self.error_at(
+                    text,
+                    format!("nodes[{i}].{field}"),
+                    format!(
+                        "`{field}` is for `kind: python` nodes; {} is a built-in kind",
+                        node.kind.value
+                    ),
+                ));
+            }
+        }
+        if let Some(extra) = node.inputs.get(1) {
+            return Err(self.error_at(
+                extra,
+                Self::input_field(i, node, 1),
+                format!(
+                    "{} reads one input; only `kind: python` nodes read several",
+                    node.kind.value
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A node's `window` and `max_samples`.
+    pub(crate) fn node_window(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+    ) -> Result<Option<NodeWindow>, ConfigError> {
+        let cap = match &node.max_samples {
+            None => None,
+            Some(cap) => {
+                let value = cap.value;
+                if !(value >= 1.0 && value < dav2d_core::MAX_WINDOW as f64 && value.fract() == 0.0)
+                {
+                    return Err(self.error_at(
+                        cap,
+                        format!("nodes[{i}].max_samples"),
+                        format!(
+                            "max_samples must be a whole number from 1 to {}, got {value}",
+                            dav2d_core::MAX_WINDOW - 1
+                        ),
+                    ));
+                }
+                Some(value as usize)
+            }
+        };
+        let Some(text) = &node.window else {
+            return match (&node.max_samples, cap) {
+                (Some(written), Some(_)) => Err(self.error_at(
+                    written,
+                    format!("nodes[{i}].max_samples"),
+                    "max_samples caps a time window; give `window: 30s` (a duration) with it"
+                        .to_string(),
+                )),
+                _ => Ok(None),
+            };
+        };
+        let field = format!("nodes[{i}].window");
+        let written = text.value.trim();
+        if let Ok(count) = written.parse::<u64>() {
+            if count == 0 || count > dav2d_core::MAX_WINDOW as u64 {
+                return Err(self.error_at(
+                    text,
+                    field,
+                    format!(
+                        "a window of {count} samples; give 1 to {} samples, or a duration such as 30s",
+                        dav2d_core::MAX_WINDOW
+                    ),
+                ));
+            }
+            if let Some(written) = &node.max_samples {
+                return Err(self.error_at(
+                    written,
+                    format!("nodes[{i}].max_samples"),
+                    format!(
+                        "max_samples caps a time window; `window: {count}` already counts samples"
+                    ),
+                ));
+            }
+            return Ok(Some(NodeWindow::Count(count as usize)));
+        }
+        let span = super::parse_span(written).map_err(|message| {
+            self.error_at(
+                text,
+                field,
+                format!("{message} (or a whole number of samples)"),
+            )
+        })?;
+        Ok(Some(NodeWindow::Span {
+            ns: span,
+            cap: cap.unwrap_or(dav2d_core::DEFAULT_SPAN_SAMPLES),
+        }))
+    }
+
+    /// A built-in node, over its window when it has one.
+    pub(crate) fn builtin_node(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+        window: Option<NodeWindow>,
+    ) -> Result<NodeSpec, ConfigError> {
+        let samples = match window {
+            None => None,
+            Some(NodeWindow::Count(count)) => Some(count),
+            Some(NodeWindow::Span { cap, .. }) => Some(cap),
+        };
+        if let (Some(text), Some(_)) = (&node.window, node.params.iter().find(|(p, _)| p == "n")) {
+            return Err(self.error_at(
+                text,
+                format!("nodes[{i}].window"),
+                format!("give `n` or `window` to {}, not both", node.kind.value),
+            ));
+        }
+        let builtin = self.builtin(i, node, samples)?;
+        if let (Some(text), false) = (&node.window, builtin.reads_window()) {
+            return Err(self.error_at(
+                text,
+                format!("nodes[{i}].window"),
+                format!(
+                    "{} reads only the newest sample; remove `window`",
+                    node.kind.value
+                ),
+            ));
+        }
+        let spec = NodeSpec::builtin(
+            node.name.value.clone(),
+            node.inputs[0].value.clone(),
+            builtin,
+        );
+        Ok(match window {
+            Some(NodeWindow::Span { ns, cap }) => spec.with_span(ns, cap),
+            Some(NodeWindow::Count(count)) => {
+                let mut spec = spec;
+                spec.inputs[0].window = count;
+                spec
+            }
+            None => spec,
+        })
+    }
+
+    /// A `kind: python` node: the function `logic:` names over its inputs.
+    fn python_node(
+        &self,
+        i: usize,
+        node: &NodeConfig,
+        window: Option<NodeWindow>,
+    ) -> Result<NodeSpec, ConfigError> {
+        let Some(logic) = &node.logic else {
+            return Err(self.error_at(
+                &node.kind,
+                format!("nodes[{i}].logic"),
+                "kind: python needs `logic: module:function` (e.g. `logic: mylogic:smooth`, \
+                 a function in mylogic.py next to this file or on the Python path)"
+                    .to_string(),
+            ));
+        };
+        if let Some((param, value)) = node.params.first() {
+            return Err(self.error_at(
+                value,
+                format!("nodes[{i}].{param}"),
+                format!(
+                    "kind: python takes logic, input or inputs, window, max_samples, returns, policy, priority, deadband and offload; `{param}` is not one of them"
+                ),
+            ));
+        }
+        let numeric = match node.returns.as_ref().map(|r| r.value.as_str()) {
+            None | Some("number") => true,
+            Some("any") => false,
+            Some(other) => {
+                let returns = node.returns.as_ref().unwrap_or(&node.kind);
+                return Err(self.error_at(
+                    returns,
+                    format!("nodes[{i}].returns"),
+                    format!("unknown returns '{other}'; expected number or any"),
+                ));
+            }
+        };
+        let request = super::PythonLogicRequest {
+            node: &node.name.value,
+            logic: &logic.value,
+            config_dir: self.base_dir(),
+            numeric,
+        };
+        let made = super::python::python_logic(&request)
+            .map_err(|message| self.error_at(logic, format!("nodes[{i}].logic"), message))?;
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|input| {
+                let name = input.value.clone();
+                match window {
+                    None => InputSpec::new(name, dav2d_core::DEFAULT_WINDOW),
+                    Some(NodeWindow::Count(count)) => InputSpec::new(name, count),
+                    Some(NodeWindow::Span { ns, cap }) => InputSpec::over(name, ns, cap),
+                }
+            })
+            .collect();
+        Ok(NodeSpec::custom(node.name.value.clone(), inputs, made))
     }
 
     pub(crate) fn constraint_spec(
@@ -426,7 +704,24 @@ impl Config {
         for (i, node) in self.nodes.iter().enumerate() {
             let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
             let frame_node = dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str());
-            let spec = if node.kind.value == "processor" {
+            let python = node.kind.value == "python";
+            self.python_fields(i, node, python)?;
+            let window = self.node_window(i, node)?;
+            if let (Some(text), true) = (&node.window, frame_node || node.kind.value == "processor")
+            {
+                return Err(self.error_at(
+                    text,
+                    format!("nodes[{i}].window"),
+                    format!(
+                        "{} reads the newest frame; remove `window`",
+                        node.kind.value
+                    ),
+                ));
+            }
+            let input = &node.inputs[0];
+            let spec = if python {
+                self.python_node(i, node, window)?
+            } else if node.kind.value == "processor" {
                 let settings = self.processor_settings(i, node)?;
                 let processor = dav2d_infer::Processor::new(settings).map_err(|e| {
                     self.error_at(&node.name, format!("nodes[{i}].processor"), e.to_string())
@@ -434,7 +729,7 @@ impl Config {
                 let logic = dav2d_infer::ProcessorNode::new(processor);
                 NodeSpec::custom(
                     node.name.value.clone(),
-                    vec![dav2d_core::InputSpec::new(node.input.value.clone(), 1)],
+                    vec![dav2d_core::InputSpec::new(input.value.clone(), 1)],
                     Box::new(logic),
                 )
             } else if frame_node {
@@ -442,12 +737,11 @@ impl Config {
                 let window = logic.window();
                 NodeSpec::custom(
                     node.name.value.clone(),
-                    vec![dav2d_core::InputSpec::new(node.input.value.clone(), window)],
+                    vec![dav2d_core::InputSpec::new(input.value.clone(), window)],
                     Box::new(logic),
                 )
             } else {
-                let builtin = self.builtin(i, node)?;
-                NodeSpec::builtin(node.name.value.clone(), node.input.value.clone(), builtin)
+                self.builtin_node(i, node, window)?
             };
             let mut spec = spec.with_policy(policy).with_priority(node.priority);
             spec.deadband = node.deadband;
@@ -462,9 +756,8 @@ impl Config {
             specs.push(NodeSpec {
                 name: constraint.name.value.clone(),
                 inputs: vec![InputSpec {
-                    name: constraint.input.value.clone(),
-                    window: 1,
                     policy,
+                    ..InputSpec::new(constraint.input.value.clone(), 1)
                 }],
                 logic: LogicSpec::Constraint(spec),
                 priority: constraint.priority,
@@ -502,23 +795,26 @@ impl Config {
                     self.error_at(&c.name, format!("constraints[{i}].name"), message.clone())
                 })
         };
-        let by_input = |node: &str, input: &str| -> Option<ConfigError> {
-            if let Some((i, n)) = self
-                .nodes
-                .iter()
-                .enumerate()
-                .find(|(_, n)| n.name.value == node && n.input.value == input)
-            {
-                return Some(self.error_at(&n.input, format!("nodes[{i}].input"), message.clone()));
-            }
-            self.constraints
-                .iter()
-                .enumerate()
-                .find(|(_, c)| c.name.value == node && c.input.value == input)
-                .map(|(i, c)| {
-                    self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
-                })
-        };
+        let by_input =
+            |node: &str, input: &str| -> Option<ConfigError> {
+                if let Some((i, n)) = self.nodes.iter().enumerate().find(|(_, n)| {
+                    n.name.value == node && n.inputs.iter().any(|x| x.value == input)
+                }) {
+                    let j = n.inputs.iter().position(|x| x.value == input).unwrap_or(0);
+                    return Some(self.error_at(
+                        &n.inputs[j],
+                        Self::input_field(i, n, j),
+                        message.clone(),
+                    ));
+                }
+                self.constraints
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.name.value == node && c.input.value == input)
+                    .map(|(i, c)| {
+                        self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
+                    })
+            };
         let located = match &error {
             GraphError::UnknownInput { node, input, .. } => by_input(node, input),
             GraphError::ZeroWindow { node, input } => by_input(node, input),

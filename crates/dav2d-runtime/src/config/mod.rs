@@ -15,6 +15,7 @@ pub(crate) mod components;
 mod graph;
 mod limits;
 mod persistence;
+mod python;
 mod webhook;
 
 use std::fmt;
@@ -31,6 +32,7 @@ pub use components::{
 pub use graph::{ConstraintConfig, NodeConfig, StreamConfig};
 pub use limits::{LimitsSection, set_limit};
 pub use persistence::PersistenceSection;
+pub use python::{PythonLogicFactory, PythonLogicRequest, install_python_logic};
 
 /// A config error with its place in the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +193,24 @@ pub struct RunConfig {
 /// values that overflow nanosecond arithmetic).
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// A time window's length as configs and Python write it: a number with a
+/// unit (`30s`, `1m`, `500ms`), longer than 0 and at most [`MAX_DURATION`];
+/// in nanoseconds. (A bare number is a count of samples, not a duration.)
+pub fn parse_span(text: &str) -> Result<i64, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("'{text}' is not a duration ({error}); write e.g. 30s, 1m or 500ms")
+    })?;
+    if duration.is_zero() {
+        return Err(format!("a time window must be longer than 0, got '{text}'"));
+    }
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "'{text}' is longer than the longest duration dav2d takes (100 years); write a shorter one"
+        ));
+    }
+    Ok(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
+}
+
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("../demo.yaml");
 
@@ -246,7 +266,7 @@ impl Config {
     }
 
     /// The directory relative model paths are resolved against.
-    fn base_dir(&self) -> &Path {
+    pub(crate) fn base_dir(&self) -> &Path {
         match self.file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -355,8 +375,10 @@ impl Config {
                 self.processor_settings(i, node)?;
             } else if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
                 self.frame_node(i, node)?;
-            } else {
-                self.builtin(i, node)?;
+            } else if node.kind.value != "python" {
+                // A python node's function is found when the graph is built.
+                self.python_fields(i, node, false)?;
+                self.builtin_node(i, node, self.node_window(i, node)?)?;
             }
             self.policy(&node.policy, format!("nodes[{i}].policy"))?;
         }
