@@ -291,8 +291,8 @@ fn run(
     }
     // The last state, then the totals once everything has stopped in order.
     screen.draw(&runtime);
-    let graph = runtime.graph().clone();
+    let (graph, metrics) = (runtime.graph().clone(), Arc::clone(runtime.metrics()));
     runtime.stop();
-    screen.finish(&graph);
+    screen.finish(&graph, &metrics);
     Ok(())
 }

@@ -10,18 +10,22 @@ use std::time::Instant;
 
 use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, NodeKind, SharedGraph};
 use dav2d_runtime::config::SourceSpec;
-use dav2d_runtime::{Config, HttpConfig, Runtime, TcpConfig};
+
+use dav2d_runtime::{Config, HttpConfig, IntakeTotals, Metrics, Runtime, TcpConfig};
 
 /// What one refresh shows.
 struct Tally {
     at: Instant,
     stats: GraphStats,
+    /// Samples received, accepted and rejected by every component: the
+    /// sums of the `/metrics` counters, so the two agree.
+    intake: IntakeTotals,
     nodes: Vec<NodeInfo>,
     alerts: Vec<(String, Vec<String>, Vec<String>)>,
     samples: Vec<(String, String)>,
 }
 
-fn capture(graph: &Graph) -> Tally {
+fn capture(graph: &Graph, intake: IntakeTotals) -> Tally {
     let nodes = graph.nodes();
     let alerts = nodes
         .iter()
@@ -69,6 +73,7 @@ fn capture(graph: &Graph) -> Tally {
     Tally {
         at: Instant::now(),
         stats: graph.stats(),
+        intake,
         nodes,
         alerts,
         samples,
@@ -127,7 +132,8 @@ impl Screen {
 
     /// Draws one refresh.
     pub fn draw(&mut self, runtime: &Runtime) {
-        let tally = capture(&runtime.graph().lock());
+        let intake = runtime.metrics().totals();
+        let tally = capture(&runtime.graph().lock(), intake);
         let text = if self.interactive {
             format!(
                 "{}\n{}\n",
@@ -156,13 +162,14 @@ impl Screen {
 
     /// Prints the final totals (after the runtime stopped, so they include
     /// the last drain).
-    pub fn finish(&mut self, graph: &SharedGraph) {
+    pub fn finish(&mut self, graph: &SharedGraph, metrics: &Metrics) {
         let stats = graph.lock().stats();
+        let intake = metrics.totals();
         println!(
             "stopped after {:.1}s: {} samples in, {} rejected, {} evaluations, {} conflated, {} errors, {} alert transitions",
             self.started.elapsed().as_secs_f64(),
-            stats.samples_in,
-            stats.rejected,
+            intake.received,
+            intake.rejected,
             stats.evaluations,
             stats.conflated,
             stats.errors,
@@ -170,11 +177,11 @@ impl Screen {
         );
     }
 
-    fn per_second(&self, tally: &Tally, pick: impl Fn(&GraphStats) -> u64) -> f64 {
+    fn per_second(&self, tally: &Tally, pick: impl Fn(&Tally) -> u64) -> f64 {
         match &self.previous {
             Some(previous) => {
                 let seconds = tally.at.duration_since(previous.at).as_secs_f64().max(1e-3);
-                pick(&tally.stats).saturating_sub(pick(&previous.stats)) as f64 / seconds
+                pick(tally).saturating_sub(pick(previous)) as f64 / seconds
             }
             None => 0.0,
         }
@@ -222,12 +229,12 @@ impl Screen {
         format!(
             "t={:.1}s samples={} ({:.0}/s) evaluations={} ({:.0}/s) conflated={} rejected={} errors={}{alerts}",
             self.started.elapsed().as_secs_f64(),
-            tally.stats.samples_in,
-            self.per_second(tally, |s| s.samples_in),
+            tally.intake.received,
+            self.per_second(tally, |t| t.intake.received),
             tally.stats.evaluations,
-            self.per_second(tally, |s| s.evaluations),
+            self.per_second(tally, |t| t.stats.evaluations),
             tally.stats.conflated,
-            tally.stats.rejected,
+            tally.intake.rejected,
             tally.stats.errors,
         )
     }
@@ -257,16 +264,16 @@ impl Screen {
         let _ = writeln!(
             text,
             "samples     {:>12} in  {:>9.0}/s  rejected {:>8}  keys {}",
-            s.samples_in,
-            self.per_second(tally, |s| s.samples_in),
-            s.rejected,
+            tally.intake.received,
+            self.per_second(tally, |t| t.intake.received),
+            tally.intake.rejected,
             s.keys
         );
         let _ = writeln!(
             text,
             "evaluations {:>12}     {:>9.0}/s  conflated {:>7}  errors {}",
             s.evaluations,
-            self.per_second(tally, |s| s.evaluations),
+            self.per_second(tally, |t| t.stats.evaluations),
             s.conflated,
             s.errors
         );
@@ -274,7 +281,7 @@ impl Screen {
             text,
             "waves       {:>12}     {:>9.0}/s  cutoffs {:>7}  transitions {}\n",
             s.waves,
-            self.per_second(tally, |s| s.waves),
+            self.per_second(tally, |t| t.stats.waves),
             s.cutoffs,
             s.transitions
         );
@@ -448,7 +455,7 @@ mod tests {
 
     use dav2d_core::{Builtin, ConstraintSpec, Graph, GraphOptions, ManualClock, NodeSpec, Value};
 
-    use super::{Screen, capture};
+    use super::{IntakeTotals, Screen, capture};
 
     #[test]
     fn the_full_screen_fits_80_and_150_columns_without_cutting_a_column() {
@@ -480,7 +487,7 @@ mod tests {
                 .unwrap();
         }
         graph.run_wave();
-        let tally = capture(&graph);
+        let tally = capture(&graph, IntakeTotals::default());
         let screen = Screen::new(
             true,
             "config.yaml; HTTP on http://127.0.0.1:8080; TCP on 127.0.0.1:7070; data in /var/lib/dav2d/a/long/path".to_string(),

@@ -559,6 +559,9 @@ fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
 #[path = "../../dav2d-runtime/tests/common/brokers.rs"]
 mod brokers;
 
+#[path = "cli/summary.rs"]
+mod summary;
+
 /// Starts `dav2d run CONFIG` with HTTP on an ephemeral port and its log in
 /// `log` (read when the test fails; a pipe nobody reads could fill).
 fn spawn_logged(config: &std::path::Path, log: &std::path::Path) -> (std::process::Child, String) {

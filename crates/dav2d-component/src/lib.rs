@@ -33,5 +33,5 @@ pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, close_gently,
     close_gently_blocking, token_matches,
 };
-pub use metrics::{Metrics, ValueExport};
+pub use metrics::{IntakeTotals, Metrics, ValueExport};
 pub use topic::{Route, Syntax, TopicTemplate};

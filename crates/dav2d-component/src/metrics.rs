@@ -71,6 +71,23 @@ pub struct Metrics {
     ingest_ok: [(&'static str, Counter); 2],
     /// The names whose per-key values `/metrics` shows, and how many keys.
     values: Arc<std::sync::RwLock<ValueExport>>,
+    /// Every component's counters, for [`Metrics::totals`].
+    components: std::sync::Mutex<Vec<ComponentCounters>>,
+    /// Every rejection counted, over all labels.
+    rejected_total: Counter,
+}
+
+/// The sums over every component of `dav2d_samples_received_total`,
+/// `dav2d_samples_accepted_total` and `dav2d_samples_rejected_total`: what
+/// the terminal summary shows, so it and `/metrics` agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntakeTotals {
+    /// Samples received.
+    pub received: u64,
+    /// Samples applied to the graph.
+    pub accepted: u64,
+    /// Samples or requests rejected.
+    pub rejected: u64,
 }
 
 /// Which names' latest numeric values `/metrics` exports per key
@@ -207,6 +224,18 @@ impl Metrics {
             parsed_while_arriving,
             events_dropped,
             values,
+            components: std::sync::Mutex::new(Vec::new()),
+            rejected_total: Counter::default(),
+        }
+    }
+
+    /// The intake counters summed over every component.
+    pub fn totals(&self) -> IntakeTotals {
+        let components = self.components.lock().unwrap_or_else(|p| p.into_inner());
+        IntakeTotals {
+            received: components.iter().map(|c| c.received.get()).sum(),
+            accepted: components.iter().map(|c| c.accepted.get()).sum(),
+            rejected: self.rejected_total.get(),
         }
     }
 
@@ -216,13 +245,22 @@ impl Metrics {
             component: name.to_string(),
             kind: kind.to_string(),
         };
-        ComponentCounters {
+        let counters = ComponentCounters {
             component: Arc::from(name),
             kind,
             received: self.received.get_or_create(&labels).clone(),
             accepted: self.accepted.get_or_create(&labels).clone(),
             bytes: self.bytes.get_or_create(&labels).clone(),
+        };
+        let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
+        // The family's series are shared: one entry per component.
+        if !components
+            .iter()
+            .any(|c| *c.component == *name && c.kind == kind)
+        {
+            components.push(counters.clone());
         }
+        counters
     }
 
     /// Counts `count` rejections by `component` for `reason` at `stage`.
@@ -241,6 +279,7 @@ impl Metrics {
                 stage: stage.as_str().to_string(),
             })
             .inc_by(count);
+        self.rejected_total.inc_by(count);
     }
 
     /// Counts a served request.

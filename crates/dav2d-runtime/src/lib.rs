@@ -13,7 +13,7 @@ pub mod plan;
 pub mod runtime;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
-pub use dav2d_component::{HealthBoard, IntakeConfig, StartError};
+pub use dav2d_component::{HealthBoard, IntakeConfig, IntakeTotals, Metrics, StartError};
 pub use dav2d_http::HttpConfig;
 pub use dav2d_store::PersistenceConfig;
 pub use dav2d_synthetic::SyntheticConfig;

@@ -161,8 +161,9 @@ impl Runtime {
         &self.health
     }
 
-    /// The shared metrics (what `/metrics` serves).
-    pub fn metrics(&self) -> &Metrics {
+    /// The shared metrics (what `/metrics` serves); a clone outlives the
+    /// runtime, so totals can be read after it stopped.
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

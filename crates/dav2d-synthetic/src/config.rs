@@ -27,6 +27,10 @@ pub struct SyntheticConfig {
     pub dropout_per_hour: f64,
     /// Random seed.
     pub seed: u64,
+    /// Stop sending after this many steps (one sample per device each) and
+    /// stay idle until stopped: a bounded run, e.g. for a demo that should
+    /// end in a known state. `None` sends until stopped.
+    pub steps: Option<u64>,
 }
 
 impl Default for SyntheticConfig {
@@ -41,6 +45,7 @@ impl Default for SyntheticConfig {
             overheat_per_hour: 0.0,
             dropout_per_hour: 0.0,
             seed: 0,
+            steps: None,
         }
     }
 }

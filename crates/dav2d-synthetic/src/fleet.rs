@@ -51,6 +51,11 @@ impl SyntheticFleet {
         &self.config.stream
     }
 
+    /// How many steps it sends before it idles (`None`: until stopped).
+    pub fn steps(&self) -> Option<u64> {
+        self.config.steps
+    }
+
     /// The period between two steps, in seconds.
     pub fn period_s(&self) -> f64 {
         1.0 / self.config.rate_hz
@@ -121,6 +126,7 @@ mod tests {
             overheat_per_hour: 120.0,
             dropout_per_hour: 30.0,
             seed: 7,
+            steps: None,
         };
         let mut fleet = SyntheticFleet::new(&config);
         let (mut keys, mut values) = (Vec::new(), Vec::new());

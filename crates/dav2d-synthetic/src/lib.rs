@@ -79,7 +79,14 @@ fn run(mut fleet: SyntheticFleet, intake: Intake, stop: Arc<AtomicBool>, stats: 
     let stream = fleet.stream().to_string();
     let mut next = Instant::now();
     let (mut devices, mut values) = (Vec::new(), Vec::new());
+    let mut left = fleet.steps();
     while !stop.load(Ordering::Acquire) {
+        if left == Some(0) {
+            // A bounded run is over: idle, still up, until stopped.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        left = left.map(|n| n - 1);
         fleet.step(&mut devices, &mut values);
         stats.steps.fetch_add(1, Ordering::Relaxed);
         let keys: Vec<&str> = devices.iter().map(|&i| fleet.key(i)).collect();

@@ -227,6 +227,8 @@ pub struct SyntheticSection {
     pub dropout_per_hour: Option<f64>,
     /// Random seed.
     pub seed: Option<u64>,
+    /// Stop sending after this many steps (default: never).
+    pub steps: Option<u64>,
 }
 
 /// The `http` section.
@@ -611,5 +613,6 @@ pub(crate) fn synthetic(section: &SyntheticSection) -> SyntheticConfig {
             .dropout_per_hour
             .unwrap_or(defaults.dropout_per_hour),
         seed: section.seed.unwrap_or(defaults.seed),
+        steps: section.steps,
     }
 }
