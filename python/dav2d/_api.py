@@ -267,7 +267,9 @@ class Graph:
             report = self.push_many(stream, value, keys=key, ts=ts)
             if report["rejected"]:
                 index, reason = report["errors"][0]
-                raise _dav2d.RejectedError(f"{report['rejected']} of the batch rejected; first at index {index}: {reason}")
+                raise _dav2d.RejectedError(
+                    f"{report['rejected']} of the batch rejected (the others were applied); first at index {index}: {reason}"
+                )
             return
         if not self._running:
             self.validate()
@@ -432,7 +434,9 @@ class Graph:
         node's small frames rather than a full-size camera.
         """
         if self._persistence is not None and self._persistence.running:
-            raise _dav2d.Dav2dError(f"this graph is already persisted to {self._persistence.dir}")
+            raise _dav2d.Dav2dError(
+                f"this graph is already persisted to {self._persistence.dir}; stop() the Persistence that persist() returned before persisting it again"
+            )
         self._persistence = _dav2d.persist(
             self._run(),
             None if dir is None else os.fspath(dir),
@@ -506,7 +510,7 @@ class Node:
     no output. Alternatively ``builtin``/``params`` name a native transform
     (see :mod:`dav2d.nodes`).
 
-    The original notes' form works unchanged::
+    The shortest form, one function over one stream::
 
         Node(name="temp_avg", logic=moving_average, input_source="sensor_stream").register()
 

@@ -83,7 +83,7 @@ class Subscription:
     def name(self) -> str: ...
 
 class Server:
-    """A running runtime (sources, sinks, the HTTP API) feeding a graph."""
+    """What ``serve()`` started (sources, sinks, the HTTP API) feeding a graph."""
 
     @property
     def http_address(self) -> str | None: ...

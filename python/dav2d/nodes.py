@@ -10,8 +10,12 @@ defaults: ``moving_average(name, input, n)``, ``ewma(name, input, alpha)``,
 ``min``/``max``/``sum(name, input, n)``, ``rate(name, input)``,
 ``delta(name, input)``, ``clamp(name, input, lo, hi)``,
 ``scale(name, input, a=1.0, b=0.0)``. Parameters may be given by position
-after ``input`` or by name; any other keyword (``priority``, ``deadband``,
-``policy``, ``offload``, ``graph``) goes to :class:`~dav2d.Node`.
+after ``input`` or by name; any other keyword (``window``, ``max_samples``,
+``priority``, ``deadband``, ``policy``, ``offload``, ``graph``) goes to
+:class:`~dav2d.Node`. The windowed built-ins (``moving_average``, ``min``,
+``max``, ``sum``, ``rate``, ``delta``) take a duration instead of ``n``::
+
+    dav2d.nodes.moving_average("temp_30s", "sensor_stream", window="30s").register()
 """
 
 from __future__ import annotations

@@ -66,6 +66,15 @@ pub fn invalid(message: impl Into<String>) -> PyErr {
     )
 }
 
+/// A lock left behind by a dav2d thread that failed while holding it: the
+/// `what` it guarded cannot be trusted any more.
+pub fn poisoned(what: &str) -> PyErr {
+    Dav2dError::new_err(format!(
+        "internal error: a dav2d thread failed while it was using the {what}, so it cannot be used any more; \
+         restart the Python process (the log has the failure; please report it)"
+    ))
+}
+
 /// An argument of a type dav2d does not take: a `dav2d.InvalidType`
 /// (both `Dav2dError` and `TypeError`).
 pub fn invalid_type(message: impl Into<String>) -> PyErr {

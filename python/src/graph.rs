@@ -750,7 +750,7 @@ impl PyGraph {
         let mut ticker = self
             .ticker
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("ticker lock poisoned"))?;
+            .map_err(|_| crate::error::poisoned("constraint timer"))?;
         if ticker.is_some() {
             return Ok(());
         }
@@ -767,7 +767,7 @@ impl PyGraph {
         let mut workers = self
             .workers
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("workers lock poisoned"))?;
+            .map_err(|_| crate::error::poisoned("offload workers"))?;
         if workers.is_none() {
             let graph = self.graph.clone();
             *workers = Some(
@@ -787,7 +787,7 @@ impl PyGraph {
         let workers = self
             .workers
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("workers lock poisoned"))?
+            .map_err(|_| crate::error::poisoned("offload workers"))?
             .take();
         if let Some(workers) = workers {
             py.detach(|| crate::error::unwinding("stopping the workers", || workers.stop()))?;
@@ -800,7 +800,7 @@ impl PyGraph {
         let ticker = self
             .ticker
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("ticker lock poisoned"))?
+            .map_err(|_| crate::error::poisoned("constraint timer"))?
             .take();
         if let Some(timer) = ticker {
             py.detach(|| crate::error::unwinding("stopping the timer", || timer.stop()))?;

@@ -82,7 +82,7 @@ impl PyPersistence {
         let runtime = self
             .runtime
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("persistence lock poisoned"))?
+            .map_err(|_| crate::error::poisoned("persistence"))?
             .take();
         if let Some(runtime) = runtime {
             py.detach(|| crate::error::unwinding("stopping persistence", || runtime.stop()))?;

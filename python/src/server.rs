@@ -45,7 +45,7 @@ impl PyServer {
         let runtime = self
             .inner
             .lock()
-            .map_err(|_| crate::error::Dav2dError::new_err("server lock poisoned"))?
+            .map_err(|_| crate::error::poisoned("server"))?
             .take();
         if let Some(runtime) = runtime {
             py.detach(|| crate::error::unwinding("stopping the server", || runtime.stop()))?;

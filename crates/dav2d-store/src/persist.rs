@@ -138,9 +138,11 @@ pub struct PersistStats {
 impl PersistStats {
     /// The problem persistence has now, if any.
     pub fn problem(&self) -> Option<String> {
-        let read = |slot: &Mutex<Option<String>>| match slot.lock() {
+        let read = |slot: &Mutex<Option<String>>| {
+            match slot.lock() {
             Ok(problem) => problem.clone(),
-            Err(_) => Some("the persistence status lock was poisoned".to_string()),
+            Err(_) => Some("internal error: a persistence thread failed while it reported its status; restart dav2d (the log has the failure)".to_string()),
+        }
         };
         read(&self.degraded)
             .or_else(|| read(&self.over_budget))

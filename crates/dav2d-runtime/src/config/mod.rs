@@ -101,7 +101,7 @@ pub struct Config {
     /// What any client can make the engine hold (keys, sizes).
     #[serde(default)]
     pub limits: LimitsSection,
-    /// The notes' processor keys at the top level: the model of this file's
+    /// The processor keys at the top level (`model_path`, `processing`): the model of this file's
     /// processor nodes (and of `Dav2dProcessor(config_path=...)`).
     pub model_path: Option<Spanned<String>>,
     /// The top-level processor's `processing:` section.
