@@ -48,6 +48,7 @@ DURATION_FIELDS = {
     "persistence.retention": "persistence:\n  retention: {v}\n",
     "constraint.for": "constraints:\n  - name: warm\n    input: temp\n    trip: 1\n    for: {v}\n",
     "constraint.stale_after": "constraints:\n  - name: warm\n    input: temp\n    trip: 1\n    stale_after: {v}\n",
+    "node.window": "nodes:\n  - name: recent\n    kind: moving_average\n    input: temp\n    window: {v}\n",
 }
 SIZE_FIELDS = {
     "http.max_body": "http:\n  max_body: {v}\n",
@@ -69,6 +70,8 @@ COUNT_FIELDS = {
     "synthetic.devices": "sources:\n  - kind: synthetic\n    stream: temp\n    devices: {v}\n",
     "node.n": "nodes:\n  - name: wide\n    kind: moving_average\n    input: temp\n    n: {v}\n",
     "stream.keep": "streams:\n  - name: kept\n    keep: {v}\n",
+    "node.max_samples": "nodes:\n  - name: recent\n    kind: max\n    input: temp\n    window: 30s\n    max_samples: {v}\n",
+    "synthetic.steps": "sources:\n  - kind: synthetic\n    stream: temp\n    steps: {v}\n",
 }
 NUMBER_FIELDS = {
     "synthetic.rate_hz": "sources:\n  - kind: synthetic\n    stream: temp\n    rate_hz: {v}\n",
@@ -102,6 +105,8 @@ DOCUMENTS = {
     "unknown limit": "limits:\n  kyes: 5\n",
     "min above max": "streams:\n  - name: inverted\n    min: 5\n    max: 1\n",
     "huge line": "streams:\n  - name: " + "y" * 2_000_000 + "\n",
+    "python logic nobody can import": "nodes:\n  - name: p\n    kind: python\n    logic: no_such_module:f\n    inputs: [temp, avg]\n",
+    "python logic without a function": "nodes:\n  - name: p\n    kind: python\n    logic: os\n    input: temp\n",
 }
 
 

@@ -197,12 +197,6 @@ impl Processor {
                 .map_err(|e| setup(e.into()))?
                 .with_inter_threads(1)
                 .map_err(|e| setup(e.into()))?
-                // onnxruntime's threads spin for a while after each run by
-                // default; between runs this process resizes and normalises
-                // the next input on the same cores, and spinning threads
-                // slowed that and the next run (measured: bench/RESULTS.md).
-                .with_intra_op_spinning(false)
-                .map_err(|e| setup(e.into()))?
                 .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
                 .map_err(|e| setup(e.into()))
         };
