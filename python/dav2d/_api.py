@@ -350,7 +350,11 @@ class Graph:
         return stats
 
     def nodes(self) -> list[dict[str, Any]]:
-        """Every node in evaluation (topological) order."""
+        """Every node in evaluation (topological) order: a dict each with
+        ``name``, ``kind``, ``logic``, ``inputs`` (``(name, window, policy,
+        seconds)`` tuples: ``seconds`` is a time window's length, None for a
+        count window, whose ``window`` is then the samples it sees), ``priority``,
+        ``deadband`` and ``keys``."""
         return self._run().nodes()
 
     # -- time -------------------------------------------------------------------------

@@ -859,10 +859,14 @@ impl PyGraph {
             d.set_item("name", node.name)?;
             d.set_item("kind", node.kind.as_str())?;
             d.set_item("logic", node.logic)?;
-            let inputs: Vec<(String, usize, &str)> = node
+            // (name, window, policy, time window in seconds or None).
+            let inputs: Vec<(String, usize, &str, Option<f64>)> = node
                 .inputs
                 .into_iter()
-                .map(|(n, w, p)| (n, w, p.as_str()))
+                .map(|i| {
+                    let span = i.span_ns.map(|ns| ns as f64 / 1e9);
+                    (i.name, i.window, i.policy.as_str(), span)
+                })
                 .collect();
             d.set_item("inputs", inputs)?;
             d.set_item("priority", node.priority)?;

@@ -34,6 +34,9 @@ def test_builtins_over_a_duration_use_the_samples_timestamps() -> None:
     g.push("temp", 1.0, key="a", ts=T0 + 103 * S + 1)
     assert g.latest("peak", "a") == pytest.approx(1.0)
     assert g.stats()["nodes"]["avg"]["window_overflow"] == 0
+    inputs = {n["name"]: n["inputs"] for n in g.nodes()}
+    assert inputs["avg"] == [("temp", dav2d.DEFAULT_SPAN_SAMPLES, "latest", 30.0)]
+    assert inputs["peak"][0][3] == 60.0
 
 
 def test_python_logic_sees_the_samples_of_the_last_duration() -> None:

@@ -380,7 +380,16 @@ pub fn describe_graph(graph: &Graph, config: &Config) -> String {
         let inputs: Vec<String> = node
             .inputs
             .iter()
-            .map(|(name, window, policy)| format!("{name}[window {window}, {}]", policy.as_str()))
+            .map(|i| match i.span_ns {
+                Some(ns) => format!(
+                    "{}[last {} (at most {} samples), {}]",
+                    i.name,
+                    humantime::format_duration(std::time::Duration::from_nanos(ns.unsigned_abs())),
+                    i.window,
+                    i.policy.as_str()
+                ),
+                None => format!("{}[window {}, {}]", i.name, i.window, i.policy.as_str()),
+            })
             .collect();
         let mut extra = String::new();
         if node.priority != 0 {

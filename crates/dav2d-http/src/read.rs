@@ -134,7 +134,8 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
             let inputs: Vec<Json> = n
                 .inputs
                 .iter()
-                .map(|(name, window, policy)| json!({"name": name, "window": window, "policy": policy.as_str()}))
+                .map(|i| json!({"name": i.name, "window": i.window, "policy": i.policy.as_str(),
+                                "span_seconds": i.span_ns.map(|ns| ns as f64 / 1e9)}))
                 .collect();
             json!({"name": n.name, "kind": n.kind.as_str(), "logic": n.logic, "inputs": inputs, "priority": n.priority,
                    "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,

@@ -50,6 +50,8 @@ fn state_graph_metrics_and_health_answer() {
     let graph = json(&request(server.http(), "GET", "/graph", &[], b""));
     assert_eq!(graph["nodes"][0]["name"], "double");
     assert_eq!(graph["nodes"][0]["inputs"][0]["name"], "temp");
+    assert!(graph["nodes"][0]["inputs"][0]["span_seconds"].is_null());
+    assert_eq!(graph["nodes"][0]["window_overflow"], 0);
     let metrics = request(server.http(), "GET", "/metrics", &[], b"");
     for line in [
         r#"dav2d_samples_received_total{component="http",kind="http"} 3"#,

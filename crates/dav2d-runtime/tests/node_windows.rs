@@ -60,6 +60,8 @@ fn built_ins_over_a_duration_and_a_count_from_yaml() {
     // Three and then four samples within the minute; two are kept.
     assert_eq!(peak.stats.window_overflow, 2);
     assert!(peak.logic.ends_with("over 1m"), "{}", peak.logic);
+    assert_eq!(peak.inputs[0].span_ns, Some(60 * S));
+    assert_eq!(peak.inputs[0].window, 2);
 }
 
 #[test]

@@ -477,8 +477,9 @@ pub struct NodeInfo {
     pub kind: NodeKind,
     /// Logic, e.g. `moving_average(n=5)`.
     pub logic: String,
-    /// Inputs: name, window, policy.
-    pub inputs: Vec<(String, usize, EdgePolicy)>,
+    /// Inputs as registered: name, window (a time window's cap), policy
+    /// and time window.
+    pub inputs: Vec<InputSpec>,
     /// Priority.
     pub priority: i32,
     /// Deadband.

@@ -158,12 +158,11 @@ impl Graph {
                 inputs: node
                     .inputs
                     .iter()
-                    .map(|i| {
-                        (
-                            self.streams[i.stream.index()].name.to_string(),
-                            i.window,
-                            i.policy,
-                        )
+                    .map(|i| InputSpec {
+                        name: self.streams[i.stream.index()].name.to_string(),
+                        window: i.window,
+                        policy: i.policy,
+                        span_ns: i.span,
                     })
                     .collect(),
                 priority: node.priority,
