@@ -44,7 +44,7 @@ def _module(name: str, config_dir: str | None) -> Any:
     except ModuleNotFoundError as error:
         # Only the module itself being absent falls back to the config's folder;
         # a module that exists but fails to import says why.
-        if error.name is None or not name.startswith(error.name):
+        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
             raise
     if config_dir is not None:
         path = Path(config_dir, *name.split(".")).with_suffix(".py")

@@ -101,6 +101,19 @@ def test_a_missing_module_or_function_is_a_located_config_error(tmp_path: Path) 
         dav2d.Graph().load_config(str(path))
 
 
+def test_a_module_on_the_path_that_imports_a_missing_one_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The missing module's name is a prefix of the node's module's own name:
+    # the error is the import's, not "no module named plant_logic".
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "plant_logic.py").write_text("import plant\n")
+    monkeypatch.syspath_prepend(str(library))
+    path = tmp_path / "plant.yaml"
+    path.write_text(CONFIG)
+    with pytest.raises(dav2d.ConfigError, match="importing 'plant_logic:margin' raised ModuleNotFoundError: No module named 'plant'"):
+        dav2d.Graph().load_config(str(path))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

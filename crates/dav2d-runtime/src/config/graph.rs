@@ -432,52 +432,45 @@ impl Config {
                 Some(value as usize)
             }
         };
-        let Some(text) = &node.window else {
-            return match (&node.max_samples, cap) {
-                (Some(written), Some(_)) => Err(self.error_at(
-                    written,
-                    format!("nodes[{i}].max_samples"),
-                    "max_samples caps a time window; give `window: 30s` (a duration) with it"
-                        .to_string(),
-                )),
-                _ => Ok(None),
-            };
+        let window = match &node.window {
+            None => None,
+            Some(text) => {
+                let field = format!("nodes[{i}].window");
+                let written = text.value.trim();
+                Some(match written.parse::<u64>() {
+                    Ok(count) if count == 0 || count > dav2d_core::MAX_WINDOW as u64 => {
+                        return Err(self.error_at(
+                            text,
+                            field,
+                            format!(
+                                "a window of {count} samples; give 1 to {} samples, or a duration such as 30s",
+                                dav2d_core::MAX_WINDOW
+                            ),
+                        ));
+                    }
+                    Ok(count) => NodeWindow::Count(count as usize),
+                    Err(_) => NodeWindow::Span {
+                        ns: super::parse_span(written).map_err(|message| {
+                            self.error_at(
+                                text,
+                                field,
+                                format!("{message} (or a whole number of samples)"),
+                            )
+                        })?,
+                        cap: cap.unwrap_or(dav2d_core::DEFAULT_SPAN_SAMPLES),
+                    },
+                })
+            }
         };
-        let field = format!("nodes[{i}].window");
-        let written = text.value.trim();
-        if let Ok(count) = written.parse::<u64>() {
-            if count == 0 || count > dav2d_core::MAX_WINDOW as u64 {
-                return Err(self.error_at(
-                    text,
-                    field,
-                    format!(
-                        "a window of {count} samples; give 1 to {} samples, or a duration such as 30s",
-                        dav2d_core::MAX_WINDOW
-                    ),
-                ));
-            }
-            if let Some(written) = &node.max_samples {
-                return Err(self.error_at(
-                    written,
-                    format!("nodes[{i}].max_samples"),
-                    format!(
-                        "max_samples caps a time window; `window: {count}` already counts samples"
-                    ),
-                ));
-            }
-            return Ok(Some(NodeWindow::Count(count as usize)));
+        if let (Some(written), None | Some(NodeWindow::Count(_))) = (&node.max_samples, window) {
+            return Err(self.error_at(
+                written,
+                format!("nodes[{i}].max_samples"),
+                "max_samples caps a time window; give `window: 30s` (a duration) with it"
+                    .to_string(),
+            ));
         }
-        let span = super::parse_span(written).map_err(|message| {
-            self.error_at(
-                text,
-                field,
-                format!("{message} (or a whole number of samples)"),
-            )
-        })?;
-        Ok(Some(NodeWindow::Span {
-            ns: span,
-            cap: cap.unwrap_or(dav2d_core::DEFAULT_SPAN_SAMPLES),
-        }))
+        Ok(window)
     }
 
     /// A built-in node, over its window when it has one.
@@ -551,20 +544,21 @@ impl Config {
                 ),
             ));
         }
-        let numeric = match node.returns.as_ref().map(|r| r.value.as_str()) {
-            None | Some("number") => true,
-            Some("any") => false,
-            Some(other) => {
-                let returns = node.returns.as_ref().unwrap_or(&node.kind);
-                return Err(self.error_at(
-                    returns,
-                    format!("nodes[{i}].returns"),
-                    format!("unknown returns '{other}'; expected number or any"),
-                ));
-            }
+        let numeric = match &node.returns {
+            None => true,
+            Some(returns) => match returns.value.as_str() {
+                "number" => true,
+                "any" => false,
+                other => {
+                    return Err(self.error_at(
+                        returns,
+                        format!("nodes[{i}].returns"),
+                        format!("unknown returns '{other}'; expected number or any"),
+                    ));
+                }
+            },
         };
         let request = super::PythonLogicRequest {
-            node: &node.name.value,
             logic: &logic.value,
             config_dir: self.base_dir(),
             numeric,
@@ -795,26 +789,26 @@ impl Config {
                     self.error_at(&c.name, format!("constraints[{i}].name"), message.clone())
                 })
         };
-        let by_input =
-            |node: &str, input: &str| -> Option<ConfigError> {
-                if let Some((i, n)) = self.nodes.iter().enumerate().find(|(_, n)| {
-                    n.name.value == node && n.inputs.iter().any(|x| x.value == input)
-                }) {
-                    let j = n.inputs.iter().position(|x| x.value == input).unwrap_or(0);
-                    return Some(self.error_at(
-                        &n.inputs[j],
-                        Self::input_field(i, n, j),
-                        message.clone(),
-                    ));
-                }
-                self.constraints
-                    .iter()
-                    .enumerate()
-                    .find(|(_, c)| c.name.value == node && c.input.value == input)
-                    .map(|(i, c)| {
-                        self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
-                    })
-            };
+        let by_input = |node: &str, input: &str| -> Option<ConfigError> {
+            let written = self.nodes.iter().enumerate().find_map(|(i, n)| {
+                let j = n.inputs.iter().position(|x| x.value == input)?;
+                (n.name.value == node).then_some((i, n, j))
+            });
+            if let Some((i, n, j)) = written {
+                return Some(self.error_at(
+                    &n.inputs[j],
+                    Self::input_field(i, n, j),
+                    message.clone(),
+                ));
+            }
+            self.constraints
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name.value == node && c.input.value == input)
+                .map(|(i, c)| {
+                    self.error_at(&c.input, format!("constraints[{i}].input"), message.clone())
+                })
+        };
         let located = match &error {
             GraphError::UnknownInput { node, input, .. } => by_input(node, input),
             GraphError::ZeroWindow { node, input } => by_input(node, input),

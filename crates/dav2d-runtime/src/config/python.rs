@@ -13,8 +13,6 @@ use dav2d_core::CustomLogic;
 /// What a `kind: python` node asks of the Python that runs it.
 #[derive(Clone, Copy, Debug)]
 pub struct PythonLogicRequest<'a> {
-    /// The node's name.
-    pub node: &'a str,
     /// `module:function`, as written.
     pub logic: &'a str,
     /// The config file's folder (a module may be a file there).
