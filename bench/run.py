@@ -534,17 +534,30 @@ def processor_bench(repeats: int, seconds: float) -> dict | None:
 
     # dav2d (all threads), onnxruntime alone and the idiomatic pipeline take
     # turns within each repetition, so the machine's load moves all three
-    # alike; each figure is the fastest of N (each dav2d stage on its own).
+    # alike. A turn is a few calls back to back, as a stream of images would
+    # make them, after a pause: onnxruntime's threads spin for tens of
+    # milliseconds after a run of the peers' session (dav2d's stop when its
+    # run returns), and without the pause they would spin on one of the two
+    # cores through the next contender's turn. Each figure is the fastest
+    # call (each dav2d stage on its own).
     for warm in (lambda: processor.run(image), lambda: session.run(None, {"x": tensor}), idiomatic):
         warm()
     fastest_total, stages = float("inf"), {}
     ort_alone = idiomatic_best = float("inf")
+    turn = 5
+    pause = 0.1
     for _ in range(repeats):
-        fastest_total = min(fastest_total, measured(lambda: processor.run(image)))
-        for stage, spent in processor.last_timings.items():
-            stages[stage] = min(stages.get(stage, float("inf")), spent)
-        ort_alone = min(ort_alone, measured(lambda: session.run(None, {"x": tensor})))
-        idiomatic_best = min(idiomatic_best, measured(idiomatic))
+        time.sleep(pause)
+        for _ in range(turn):
+            fastest_total = min(fastest_total, measured(lambda: processor.run(image)))
+            for stage, spent in processor.last_timings.items():
+                stages[stage] = min(stages.get(stage, float("inf")), spent)
+        time.sleep(pause)
+        for _ in range(turn):
+            ort_alone = min(ort_alone, measured(lambda: session.run(None, {"x": tensor})))
+        time.sleep(pause)
+        for _ in range(turn):
+            idiomatic_best = min(idiomatic_best, measured(idiomatic))
     results[f"dav2d_{cores}"] = (fastest_total, stages)
     results["ort_alone"] = ort_alone
     results["idiomatic"] = idiomatic_best
@@ -826,22 +839,27 @@ def main() -> None:
             verdict,
         )
 
-    processing = processor_bench(REPEATS * 3, 5.0 / scale)
+    processing = processor_bench(REPEATS * 6, 5.0 / scale)
     if processing:
         cores = os.cpu_count() or 1
         total, timings = processing[f"dav2d_{cores}"]
         one_total, _ = processing["dav2d_1"]
         ort_alone = processing["ort_alone"]
         idiomatic = processing["idiomatic"]
-        overhead = timings["inference"] / ort_alone - 1
+        # The bar: dav2d's overhead over onnxruntime alone is at most 10%
+        # plus its preprocessing, so everything after preprocessing (the
+        # model call and the activation and threshold) counts against it.
+        after = timings["inference"] + timings["postprocess"]
+        overhead = after / ort_alone - 1
         report(
             "Processor: processor.run on a 1920x1080 uint8 image to a 1024x1024 mask (a per-pixel linear model, Mul + ReduceSum: a 1x1 convolution of a few ms; sigmoid, threshold)",
             f"{total * 1e3:.1f} ms end to end: preprocess {timings['preprocess'] * 1e3:.1f} ms, inference {timings['inference'] * 1e3:.1f} ms, "
             f"postprocess {timings['postprocess'] * 1e3:.1f} ms ({cores} threads; 1 thread: {one_total * 1e3:.1f} ms)",
-            "inference <= 1.1x onnxruntime alone; end to end <= 0.5x the idiomatic pipeline",
+            "end to end <= 1.1x onnxruntime alone plus dav2d's preprocessing (inference + postprocess <= 1.1x onnxruntime alone); end to end <= 0.5x the idiomatic pipeline",
             f"onnxruntime session.run alone on the preprocessed tensor: {ort_alone * 1e3:.1f} ms; "
             f"idiomatic Python (cv2.resize, NumPy normalise + transpose, onnxruntime, threshold): {idiomatic * 1e3:.1f} ms",
-            f"inference overhead {overhead * 100:+.0f}% ({'meets' if overhead <= 0.10 else 'MISSES'}); "
+            f"overhead after preprocessing {overhead * 100:+.0f}% ({'meets' if overhead <= 0.10 else 'MISSES'}; the model call alone "
+            f"{timings['inference'] / ort_alone * 100 - 100:+.0f}%); "
             f"end to end {total / idiomatic:.2f}x the idiomatic pipeline ({'meets' if total <= 0.5 * idiomatic else 'MISSES'}); "
             f"{one_total / total:.2f}x faster with {cores} threads than 1",
         )

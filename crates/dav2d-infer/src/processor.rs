@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::config::{Activation, OutputSize, ProcessorConfig, UseGpu};
-use crate::pipeline::{Input, Preprocess, activate, resize_plane};
+use crate::pipeline::{Input, Preprocess, activate, resize_plane, threshold_into};
 
 /// Why a processor could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +197,12 @@ impl Processor {
                 .map_err(|e| setup(e.into()))?
                 .with_inter_threads(1)
                 .map_err(|e| setup(e.into()))?
+                // Its threads spin while a run is under way (the spin is what
+                // makes its parallel sections fast) and stop when it returns,
+                // so they do not take the cores the pipeline's own
+                // preprocessing runs on between calls.
+                .with_config_entry("session.force_spinning_stop", "1")
+                .map_err(|e| setup(e.into()))?
                 .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
                 .map_err(|e| setup(e.into()))
         };
@@ -373,7 +379,7 @@ impl Processor {
             }
         };
         let area = h * w;
-        let mut item = Vec::with_capacity(k * area);
+        let mut item = Vec::new();
         let threshold = self.config.threshold;
         let wants_probabilities = output.probabilities.is_some();
         for (i, input) in inputs.iter().enumerate() {
@@ -391,7 +397,7 @@ impl Processor {
                 Activation::Softmax => None,
             };
             if let (Some(cut), false, true) = (cut, wants_probabilities, (oh, ow) == (h, w)) {
-                output.masks.extend(raw.iter().map(|v| u8::from(*v > cut)));
+                threshold_into(raw, cut, &mut output.masks);
                 output.sizes.push((k, oh, ow));
                 continue;
             }
@@ -410,9 +416,7 @@ impl Processor {
                 )
                 .map_err(ProcessorError::Run)?;
             }
-            output
-                .masks
-                .extend(resized.iter().map(|p| u8::from(*p > threshold)));
+            threshold_into(resized, threshold, &mut output.masks);
             if let Some(probabilities) = &mut output.probabilities {
                 probabilities.extend_from_slice(resized);
             }
