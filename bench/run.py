@@ -766,11 +766,12 @@ def main() -> None:
     planned = persisted["file_actions_today_planned"]
     report(
         f"Persistence: {n:,} samples over 10,000 keys through a graph (moving average) from one producer thread; "
-        "the persister makes every node output durable (fsync: batch, default schedule, 160,000-action budget)",
+        "the persister makes every node output durable (fsync: batch, default schedule, 160,000-action budget; "
+        "the graph's clock starts just after midnight UTC, so the persister plans for a whole day)",
         f"{rate / 1e6:.2f} M samples/s end to end ({persisted['durable']:,} durable), "
         f"{persisted['bytes_per_sample']:.0f} bytes/sample on disk; the log alone (no graph) {persisted['log_only_rate'] / 1e6:.2f} M samples/s; "
         f"file actions: {persisted['file_actions_run']} in {persisted['seconds']:.1f} s "
-        f"({persisted['file_actions_per_day_measured']:,.0f}/day extrapolated), today as planned {planned:,.0f} "
+        f"({persisted['file_actions_per_day_measured']:,.0f}/day extrapolated), the day as planned {planned:,.0f} "
         f"(flush interval stretched to {persisted['flush_interval_s']:.2f} s, segments grown to {persisted['segment_bytes'] / 2**20:.0f} MiB); "
         f"Parquet roll at stop {persisted['parquet_rows_per_s'] / 1e6:.2f} M rows/s",
         ">= 1,000,000 samples/s; <= 160,000 file actions/day",
