@@ -36,7 +36,10 @@ fn the_summary_and_metrics_agree_on_samples_received_and_rejected() {
          sources:\n  - kind: synthetic\n    stream: temp\n    devices: 10\n    rate_hz: 200\n    steps: 50\n",
     );
     let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    // The config has no persistence section, so the default ./dav2d-data is
+    // written where the command runs: the scratch folder, not the crate.
     command
+        .current_dir(&dir)
         .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
         .args(["--tcp", "off", "--refresh", "100ms"]);
     let (mut child, title) = spawn_titled(&mut command);
