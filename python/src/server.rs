@@ -57,7 +57,9 @@ impl PyServer {
     /// seconds pass, then stops in order, like `dav2d run`. Returns True
     /// when a signal asked. On the main thread SIGTERM is handled like
     /// SIGINT for the wait (and restored after), so a script ends with exit
-    /// status 0 instead of being killed.
+    /// status 0 instead of being killed. A signal that comes before `wait`
+    /// is called gets Python's usual handling (SIGTERM ends the process,
+    /// SIGINT raises `KeyboardInterrupt` where the script is).
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = match timeout {
