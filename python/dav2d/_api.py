@@ -525,8 +525,9 @@ class Node:
     whose timestamp is within that duration of the newest one. A time window
     keeps at most ``max_samples`` (default :data:`DEFAULT_SPAN_SAMPLES`);
     when more fall within the duration the oldest are left out and counted as
-    ``stats()["nodes"][name]["window_overflow"]``. Built-ins take a time
-    window too: ``dav2d.nodes.moving_average("avg", "temp", window="30s")``.
+    ``stats()["nodes"][name]["window_overflow"]``. Built-ins take a window
+    too, as in YAML: ``dav2d.nodes.moving_average("avg", "temp", window="30s")``,
+    or ``window=8`` for the newest 8 (their length ``n``; give one of the two).
     ``policy``: ``"latest"`` evaluates once per wave on the newest sample,
     ``"all"`` once per sample. ``priority``: higher runs first among
     independent nodes. ``deadband``: output changes smaller than this wake no
@@ -545,7 +546,7 @@ class Node:
         input_source: str | None = None,
         *,
         inputs: Sequence[InputLike] | None = None,
-        window: WindowLike = DEFAULT_WINDOW,
+        window: WindowLike | None = None,
         max_samples: int | None = None,
         priority: int = 0,
         deadband: float | None = None,
@@ -585,9 +586,12 @@ class Node:
         ``auto_create_streams=False``), a duplicate name or a window of 0.
         """
         graph = graph or self.graph or default_graph()
+        # A built-in's window, when written, sets its length `n` (as YAML's
+        # `window:` does); left out, the engine widens it to what `n` needs.
+        given = self.window is not None or any(isinstance(i, tuple) for i in self.inputs)
         window = self.window
-        if self.builtin is not None and isinstance(window, int):
-            window = 1  # The engine widens built-in windows to what they need.
+        if window is None:
+            window = 1 if self.builtin is not None else DEFAULT_WINDOW
         graph._engine.register_node(
             self.name,
             _inputs(self.inputs, window, self.max_samples, self.policy, self.name),
@@ -598,6 +602,7 @@ class Node:
             deadband=self.deadband,
             returns=self.returns,
             offload=self.offload,
+            window_given=self.builtin is not None and given,
             defer=not graph._running,
         )
         self.graph = graph

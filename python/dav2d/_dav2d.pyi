@@ -195,6 +195,7 @@ class Graph:
         deadband: float | None = None,
         returns: str = "number",
         offload: bool = False,
+        window_given: bool = False,
         defer: bool = False,
     ) -> None: ...
     def register_constraint(

@@ -279,10 +279,12 @@ impl PyGraph {
         .map_err(graph_error)
     }
 
-    /// Registers a node. `inputs` is a list of `(name, window, policy)`;
-    /// give `logic` (a callable) or `builtin` (a kind) with `params`.
+    /// Registers a node. `inputs` is a list of `(name, window, span_ns,
+    /// policy)`; give `logic` (a callable) or `builtin` (a kind) with
+    /// `params`. `window_given`: a built-in's window was written (a count or
+    /// a duration), so it is the default of a window length `n`, as in YAML.
     /// `defer`: one whose inputs do not exist yet waits for `resolve`.
-    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false, defer = false))]
+    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false, window_given = false, defer = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_node(
         &self,
@@ -296,6 +298,7 @@ impl PyGraph {
         deadband: Option<f64>,
         returns: &str,
         offload: bool,
+        window_given: bool,
         defer: bool,
     ) -> PyResult<()> {
         let inputs = inputs
@@ -331,13 +334,24 @@ impl PyGraph {
                 let params = params.unwrap_or_default();
                 let params: Vec<(&str, f64)> =
                     params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                // Over a time window, a window length left out is its cap.
-                let cap = inputs
+                // A window written (a count, or a time window's cap) is the
+                // window length `n` left out, as YAML's `window:` is.
+                let samples = inputs
                     .first()
-                    .filter(|i| i.span_ns.is_some())
+                    .filter(|i| window_given || i.span_ns.is_some())
                     .map(|i| i.window);
-                let builtin = Builtin::from_params_in(&kind, &params, cap)
+                if samples.is_some() && params.iter().any(|(param, _)| *param == "n") {
+                    return Err(crate::error::invalid(format!(
+                        "node '{name}': give n or window to {kind}, not both"
+                    )));
+                }
+                let builtin = Builtin::from_params_in(&kind, &params, samples)
                     .map_err(|e| crate::error::invalid(format!("node '{name}': {e}")))?;
+                if samples.is_some() && !builtin.reads_window() {
+                    return Err(crate::error::invalid(format!(
+                        "node '{name}': {kind} reads only the newest sample; remove window"
+                    )));
+                }
                 LogicSpec::Builtin(builtin)
             }
             _ => {

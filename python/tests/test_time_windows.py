@@ -102,3 +102,19 @@ def test_a_bad_window_is_a_clear_error() -> None:
     dav2d.nodes.moving_average("avg", "x", window="5s").register(g)
     g.push("x", 2.0, ts=T0)
     assert g.latest("avg") == 2.0
+
+
+def test_a_count_window_on_a_builtin_is_its_length_as_in_yaml() -> None:
+    g = Graph()
+    g.declare_stream("temp")
+    dav2d.nodes.moving_average("avg", "temp", window=2).register(g)
+    dav2d.nodes.delta("change", "temp", window=3).register(g)
+    for seconds, value in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0)]:
+        g.push("temp", value, key="a", ts=T0 + seconds * S)
+    # The newest 2 and the newest 3, as `window: 2` and `window: 3` give in YAML.
+    assert g.latest("avg", "a") == pytest.approx(6.0)
+    assert g.latest("change", "a") == pytest.approx(6.0)
+    with pytest.raises(dav2d.Dav2dError, match="give n or window to moving_average, not both"):
+        dav2d.nodes.moving_average("both", "temp", 4, window=8).register(g)
+    with pytest.raises(dav2d.Dav2dError, match="ewma reads only the newest sample; remove window"):
+        dav2d.nodes.ewma("smooth", "temp", 0.5, window=8).register(g)

@@ -138,11 +138,11 @@ pub struct PersistStats {
 impl PersistStats {
     /// The problem persistence has now, if any.
     pub fn problem(&self) -> Option<String> {
-        let read = |slot: &Mutex<Option<String>>| {
-            match slot.lock() {
+        const POISONED: &str = "internal error: a persistence thread failed while it reported \
+             its status; restart dav2d (the log has the failure)";
+        let read = |slot: &Mutex<Option<String>>| match slot.lock() {
             Ok(problem) => problem.clone(),
-            Err(_) => Some("internal error: a persistence thread failed while it reported its status; restart dav2d (the log has the failure)".to_string()),
-        }
+            Err(_) => Some(POISONED.to_string()),
         };
         read(&self.degraded)
             .or_else(|| read(&self.over_budget))
