@@ -13,7 +13,8 @@ defaults: ``moving_average(name, input, n)``, ``ewma(name, input, alpha)``,
 after ``input`` or by name; any other keyword (``window``, ``max_samples``,
 ``priority``, ``deadband``, ``policy``, ``offload``, ``graph``) goes to
 :class:`~dav2d.Node`. The windowed built-ins (``moving_average``, ``min``,
-``max``, ``sum``, ``rate``, ``delta``) take a duration instead of ``n``::
+``max``, ``sum``, ``rate``, ``delta``) take ``window`` instead of ``n``, a
+count (``window=8``, as ``n=8``) or a duration::
 
     dav2d.nodes.moving_average("temp_30s", "sensor_stream", window="30s").register()
 """
