@@ -105,15 +105,36 @@ impl PyGraph {
                 }
                 if !graph.inputs_exist(&spec) {
                     waiting.push(spec);
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
             }
             graph.register(spec)?;
             graph.run_wave();
-            Ok(())
+            Ok(graph.take_guessed_inputs())
         })?
         .map_err(graph_error)
+        .and_then(|guessed| warn_guessed(py, guessed))
     }
+}
+
+/// Warns (`UserWarning`, once per stream) about streams a node's input
+/// created whose name is close to another name of the graph: likely a
+/// misspelling that would otherwise wait silently for samples.
+fn warn_guessed(py: Python<'_>, guessed: Vec<(String, Option<String>)>) -> PyResult<()> {
+    for (stream, close) in guessed {
+        let Some(close) = close else { continue };
+        let message = format!(
+            "stream '{stream}' was created for a node's input, but nobody declared it or pushed to it; did you mean '{close}'? (declare_stream('{stream}') if the name is right)"
+        );
+        let message = std::ffi::CString::new(message).unwrap_or_default();
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+            &message,
+            2,
+        )?;
+    }
+    Ok(())
 }
 
 /// The limits of `Graph(limits=...)`, read by the config's names and
@@ -529,11 +550,12 @@ impl PyGraph {
         if specs.is_empty() {
             return Ok(());
         }
-        let errors = self.with_graph(py, |graph| {
+        let (errors, guessed) = self.with_graph(py, |graph| {
             let errors = graph.register_waiting(specs);
             graph.run_wave();
-            errors
+            (errors, graph.take_guessed_inputs())
         })?;
+        warn_guessed(py, guessed)?;
         if errors.is_empty() {
             return Ok(());
         }
@@ -548,7 +570,14 @@ impl PyGraph {
             .map_err(config_error)?;
         let offloaded = self
             .with_graph(py, |graph| {
-                config.build(graph)?;
+                // Built as `dav2d check` builds it: an input the config
+                // does not declare and the graph does not have is an error
+                // at its line, even on a graph that creates streams on use.
+                let permissive = graph.options().auto_create_streams;
+                graph.set_auto_create_streams(false);
+                let built = config.build(graph);
+                graph.set_auto_create_streams(permissive);
+                built?;
                 graph.run_wave();
                 Ok(graph.has_offloaded_nodes())
             })?

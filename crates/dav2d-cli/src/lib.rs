@@ -53,10 +53,15 @@ enum Command {
         #[arg(long)]
         cluster: Option<String>,
     },
-    /// Validates a config and prints the graph it describes.
+    /// Validates a config exactly as `run` would build it, and prints what
+    /// it understood: streams, nodes, constraints, sources, sinks,
+    /// persistence and metrics.
     Check {
         /// The YAML config.
         config: PathBuf,
+        /// `text` (the default) or `json` (the spec as data).
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
     },
     /// Shows what a store directory holds (log segments, Parquet history,
     /// sizes, records, time ranges, damage, the checkpoint, file actions
@@ -89,6 +94,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// What `dav2d check` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CheckFormat {
+    /// A listing for people.
+    Text,
+    /// The spec as JSON.
+    Json,
 }
 
 /// A `--http`/`--tcp` value: an address, or `off`.
@@ -142,7 +156,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
             data,
             cluster,
         } => run(config, duration, refresh, http, tcp, data, cluster),
-        Command::Check { config } => check(&config),
+        Command::Check { config, format } => check(&config, format),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {
             dir,
@@ -189,14 +203,20 @@ fn new_graph() -> Graph {
     Graph::new(options, Arc::new(SystemClock))
 }
 
-fn check(path: &PathBuf) -> Result<(), String> {
+fn check(path: &PathBuf, format: CheckFormat) -> Result<(), String> {
     let config = load(Some(path))?;
+    // The same plan and build as `run`, so what passes here runs there.
+    let plan = Plan::new(config, Overrides::default()).map_err(|error| error.to_string())?;
     let mut graph = new_graph();
-    config
-        .build(&mut graph)
-        .map_err(|error| error.to_string())?;
-    print!("{}", summary::describe_graph(&graph, &config));
-    println!("{}: ok", path.display());
+    plan.build(&mut graph).map_err(|error| error.to_string())?;
+    let spec = dav2d_runtime::Spec::of_plan(&graph, &plan);
+    match format {
+        CheckFormat::Json => println!("{}", spec.to_json()),
+        CheckFormat::Text => {
+            print!("{spec}");
+            println!("{}: ok", path.display());
+        }
+    }
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! The live terminal summary of `dav2d run` and the graph listing of
-//! `dav2d check`.
+//! The live terminal summary of `dav2d run` (`dav2d check`'s listing is
+//! `dav2d_runtime::Spec`'s `Display`).
 //!
 //! On a terminal the summary redraws in place with ANSI escapes; otherwise
 //! (a pipe, a log file, CI) it prints one plain line per refresh.
@@ -9,9 +9,8 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, NodeKind, SharedGraph};
-use dav2d_runtime::config::SourceSpec;
 
-use dav2d_runtime::{Config, HttpConfig, IntakeTotals, Metrics, Runtime, TcpConfig};
+use dav2d_runtime::{IntakeTotals, Metrics, Runtime};
 
 /// What one refresh shows.
 struct Tally {
@@ -348,113 +347,6 @@ impl Screen {
         }
         let _ = writeln!(text, "{HELP}");
         text
-    }
-}
-
-/// The graph a config describes, as `dav2d check` prints it.
-pub fn describe_graph(graph: &Graph, config: &Config) -> String {
-    let mut text = String::new();
-    let _ = writeln!(text, "streams:");
-    for stream in graph.streams().iter().filter(|s| s.producer.is_none()) {
-        let b = stream.bounds;
-        let mut bounds = Vec::new();
-        if let Some(min) = b.min {
-            bounds.push(format!("min={min}"));
-        }
-        if let Some(max) = b.max {
-            bounds.push(format!("max={max}"));
-        }
-        if b.finite_only {
-            bounds.push("finite only".to_string());
-        }
-        let _ = writeln!(
-            text,
-            "  {} [{}] history {}",
-            stream.name,
-            bounds.join(", "),
-            stream.capacity
-        );
-    }
-    let _ = writeln!(text, "nodes (evaluation order):");
-    for node in graph.nodes() {
-        let inputs: Vec<String> = node
-            .inputs
-            .iter()
-            .map(|i| match i.span_ns {
-                Some(ns) => format!(
-                    "{}[last {} (at most {} samples), {}]",
-                    i.name,
-                    humantime::format_duration(std::time::Duration::from_nanos(ns.unsigned_abs())),
-                    i.window,
-                    i.policy.as_str()
-                ),
-                None => format!("{}[window {}, {}]", i.name, i.window, i.policy.as_str()),
-            })
-            .collect();
-        let mut extra = String::new();
-        if node.priority != 0 {
-            let _ = write!(extra, " priority {}", node.priority);
-        }
-        if let Some(deadband) = node.deadband {
-            let _ = write!(extra, " deadband {deadband}");
-        }
-        let _ = writeln!(
-            text,
-            "  {} = {} <- {}{extra}",
-            node.name,
-            node.logic,
-            inputs.join(", ")
-        );
-    }
-    if !config.sources.is_empty() {
-        let _ = writeln!(text, "sources:");
-        for source in &config.sources {
-            let detail = match &source.spec {
-                SourceSpec::Synthetic(section) => {
-                    let fleet = section.settings();
-                    format!(
-                        " -> {} ({} devices at {} Hz)",
-                        fleet.stream, fleet.devices, fleet.rate_hz
-                    )
-                }
-                SourceSpec::Http(http) => bind(http.bind.as_ref(), HttpConfig::default().bind),
-                SourceSpec::Tcp(tcp) => bind(tcp.bind.as_ref(), TcpConfig::default().bind),
-                SourceSpec::Frames(frames) => {
-                    format!(" {} -> {}", frames.url.value.trim(), frames.stream.value)
-                }
-                SourceSpec::Mqtt(mqtt) => {
-                    let topics: Vec<&str> = mqtt
-                        .subscriptions
-                        .value
-                        .iter()
-                        .map(|s| s.topic.value.as_str())
-                        .collect();
-                    format!(" {} [{}]", mqtt.url.value.trim(), topics.join(", "))
-                }
-                SourceSpec::Nats(nats) => {
-                    let subjects: Vec<&str> = nats
-                        .subjects
-                        .value
-                        .iter()
-                        .map(|s| s.subject.value.as_str())
-                        .collect();
-                    format!(" {} [{}]", nats.url.value.trim(), subjects.join(", "))
-                }
-            };
-            let _ = writeln!(text, "  {}{detail}", source.kind.value);
-        }
-    }
-    text
-}
-
-/// ` on ADDRESS` for a listener, the default one when none is written.
-fn bind<T: AsRef<str>>(
-    written: Option<&dav2d_runtime::config::Spanned<T>>,
-    default: std::net::SocketAddr,
-) -> String {
-    match written {
-        Some(address) => format!(" on {}", address.value.as_ref()),
-        None => format!(" on {default}"),
     }
 }
 

@@ -81,6 +81,58 @@ fn check_prints_the_graph_of_a_valid_config() {
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with(": ok"), "{stdout}");
+    // What it understood besides the graph: every component.
+    for part in [
+        "sources:\n  http (http) 127.0.0.1:8080, no token\n  tcp (tcp) 127.0.0.1:7070, no token\n  synthetic (synthetic) 100 devices at 100 Hz -> temperature\n",
+        "sinks:\n  persistence (persistence) dav2d-data\n",
+        "persistence: dav2d-data (flush every 1s, checkpoint every 60s)\n",
+        "metrics: counters only\n",
+    ] {
+        assert!(stdout.contains(part), "{part} in {stdout}");
+    }
+    // `--format json` prints the same spec as data.
+    let (ok, stdout, stderr) = dav2d(&["check", "--format", "json", demo]);
+    assert!(ok, "stderr: {stderr}");
+    let spec: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(spec["nodes"][0]["name"], "temp_avg");
+    assert_eq!(spec["nodes"][0]["inputs"][0]["window"], 10);
+    assert_eq!(spec["sources"][2]["kind"], "synthetic");
+    assert_eq!(spec["sources"][2]["names"][0], "temperature");
+    assert_eq!(spec["persistence"]["dir"], "dav2d-data");
+}
+
+#[test]
+fn check_refuses_what_run_would_refuse() {
+    let dir = std::env::temp_dir().join(format!("dav2d-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("typo.yaml");
+    std::fs::write(
+        &path,
+        "streams:\n  - name: temperature\nconstraints:\n  - name: overheat\n    input: temperature\n    trip: 80\nsinks:\n  - kind: webhook\n    url: http://127.0.0.1:9/alerts\n    names: [overheet]\n",
+    )
+    .unwrap();
+    let expected = format!(
+        "error: {}:10:13: sinks[0].names[0]: 'overheet' is not a stream, node or constraint of this graph (did you mean 'overheat'?)",
+        path.display()
+    );
+    let (ok, _stdout, stderr) = dav2d(&["check", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end(), expected);
+    let (ok, _stdout, stderr) = dav2d(&[
+        "run",
+        path.to_str().unwrap(),
+        "--for",
+        "1s",
+        "--http",
+        "off",
+        "--tcp",
+        "off",
+        "--data",
+        "off",
+    ]);
+    assert!(!ok);
+    assert_eq!(stderr.trim_end(), expected);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

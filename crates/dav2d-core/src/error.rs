@@ -127,7 +127,8 @@ pub enum Rejection {
     /// Older than the latest sample of its (stream, key) by more than the
     /// stream's allowed lateness (zero under `late: drop`).
     #[error(
-        "a sample at ts {ts} for '{stream}' key '{key}' is {behind_ns} ns older than its latest (ts {latest}); {policy}"
+        "a sample at {} for '{stream}' key '{key}' is {} older than its latest ({}); {policy}",
+        readable_time(*ts), readable_span(*behind_ns), readable_time(*latest)
     )]
     Late {
         /// The stream.
@@ -252,29 +253,120 @@ impl Rejection {
     }
 }
 
+/// A timestamp for people: RFC 3339 in UTC with milliseconds
+/// (`2026-12-06T01:39:38.641Z`), or the ns when it is before 1970.
+pub fn readable_time(ns: i64) -> String {
+    match u64::try_from(ns) {
+        Ok(ns) => humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns),
+        )
+        .to_string(),
+        Err(_) => format!("{ns} ns since the epoch"),
+    }
+}
+
+/// A span for people: `5 s`, `1.5 ms`, `20 ns`.
+pub fn readable_span(ns: i64) -> String {
+    let ns = ns as f64;
+    let (value, unit) = match ns.abs() {
+        x if x >= 1e9 => (ns / 1e9, "s"),
+        x if x >= 1e6 => (ns / 1e6, "ms"),
+        x if x >= 1e3 => (ns / 1e3, "us"),
+        _ => (ns, "ns"),
+    };
+    // At most 3 decimals, without trailing zeros.
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {unit}")
+}
+
+/// The closest of `candidates` to `name`, if one is close enough to be a
+/// likely misspelling (at most a third of its letters differ, at least one
+/// from 3 letters on, or one starts with the other and that part has 3
+/// letters or more).
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let prefix = |candidate: &str| {
+        name.len().min(candidate.len()) >= 3
+            && (candidate.starts_with(name) || name.starts_with(candidate))
+    };
+    candidates
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, candidate)| {
+            // Two-letter names differ by one letter from many others: no guess.
+            let longest = candidate.len().max(name.len());
+            *distance <= (longest / 3).max(usize::from(longest >= 3)) || prefix(candidate)
+        })
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
 /// The closest of `candidates` to `name`, formatted as a hint.
 pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let best = candidates
-        .map(|candidate| (edit_distance(name, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len().max(name.len()) / 3).max(1))
-        .min();
-    match best {
-        Some((_, candidate)) => format!(" (did you mean '{candidate}'?)"),
+    match closest(name, candidates) {
+        Some(candidate) => format!(" (did you mean '{candidate}'?)"),
         None => String::new(),
     }
 }
 
+/// Edits (insert, delete, replace, swap two neighbours) from `a` to `b`:
+/// the optimal string alignment distance, so `tmep` is one edit from `temp`.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{closest, edit_distance, readable_span, readable_time};
+
+    #[test]
+    fn a_swap_of_neighbours_is_one_edit_and_a_prefix_is_close() {
+        assert_eq!(edit_distance("tmep", "temp"), 1);
+        assert_eq!(edit_distance("mni", "min"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let names = ["temp", "temperature", "humidity"];
+        assert_eq!(closest("tmep", names.iter().copied()), Some("temp"));
+        assert_eq!(
+            closest("temperatur", names.iter().copied()),
+            Some("temperature")
+        );
+        assert_eq!(closest("pressure", names.iter().copied()), None);
+        assert_eq!(
+            closest("finite", ["finite_only", "min"].into_iter()),
+            Some("finite_only")
+        );
+    }
+
+    #[test]
+    fn times_and_spans_read_as_people_write_them() {
+        assert_eq!(
+            readable_time(1_796_523_690_490_000_000),
+            "2026-12-06T02:21:30.490Z"
+        );
+        assert_eq!(readable_time(-5), "-5 ns since the epoch");
+        assert_eq!(readable_span(5_000_000_000), "5 s");
+        assert_eq!(readable_span(1_500_000), "1.5 ms");
+        assert_eq!(readable_span(20), "20 ns");
+    }
 }

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
-pub use error::{GraphError, Rejection};
+pub use error::{GraphError, Rejection, closest};
 pub use graph::{
     BatchReport, Bounds, DEFAULT_SPAN_SAMPLES, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions,
     GraphState, GraphStats, InputSpec, KeyState, Keys, LatePolicy, Limits, LogicSpec, MAX_WINDOW,

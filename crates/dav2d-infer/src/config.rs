@@ -34,10 +34,12 @@ pub struct ProcessingSection {
     pub threads: Option<Spanned<i64>>,
     /// Where `libonnxruntime` is, if not in the installed `onnxruntime` package.
     pub runtime_library: Option<Spanned<String>>,
-    /// Per-channel mean subtracted after scaling (default 0).
-    pub mean: Option<Spanned<Vec<f64>>>,
-    /// Per-channel standard deviation divided by (default 1).
-    pub std: Option<Spanned<Vec<f64>>>,
+    /// Per-channel mean subtracted after scaling (default 0): one value or
+    /// one per channel.
+    pub mean: Option<Spanned<OneOrMany>>,
+    /// Per-channel standard deviation divided by (default 1): one value or
+    /// one per channel.
+    pub std: Option<Spanned<OneOrMany>>,
     /// `sigmoid` (default), `softmax` (over the output's channels) or `none`.
     pub activation: Option<Spanned<String>>,
     /// `model` (default: masks at the model's resolution) or `input`
@@ -50,6 +52,26 @@ pub struct ProcessingSection {
     /// `linear` (default: the four nearest pixels, as OpenCV's INTER_LINEAR)
     /// or `antialias` (averaged over each output pixel's footprint).
     pub resize: Option<Spanned<String>>,
+}
+
+/// A number, or a list of them (`std: 0.5` or `std: [0.2, 0.3, 0.4]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One value for every channel.
+    One(f64),
+    /// One value per channel.
+    Many(Vec<f64>),
+}
+
+impl OneOrMany {
+    /// The values, as a list.
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            OneOrMany::One(x) => vec![*x],
+            OneOrMany::Many(xs) => xs.clone(),
+        }
+    }
 }
 
 /// `use_gpu` as written: a bool or the word `require`.
@@ -268,13 +290,14 @@ impl ProcessorSection {
             1 << 40,
             256 << 20,
         )?;
-        let channels = |value: &Option<Spanned<Vec<f64>>>, name: &str, positive: bool| {
+        let channels = |value: &Option<Spanned<OneOrMany>>, name: &str, positive: bool| {
             let Some(v) = value else {
                 return Ok(Vec::new());
             };
-            if v.value.is_empty()
-                || v.value.len() > 4
-                || v.value
+            let values = v.value.values();
+            if values.is_empty()
+                || values.len() > 4
+                || values
                     .iter()
                     .any(|x| !x.is_finite() || (positive && *x <= 0.0))
             {
@@ -282,13 +305,12 @@ impl ProcessorSection {
                     v,
                     field(name),
                     format!(
-                        "{:?} is not 1 to 4 finite numbers{}",
-                        v.value,
+                        "{values:?} is not 1 to 4 finite numbers{}",
                         if positive { ", each above 0" } else { "" }
                     ),
                 ));
             }
-            Ok(v.value.iter().map(|x| *x as f32).collect())
+            Ok(values.iter().map(|x| *x as f32).collect())
         };
         let mean = channels(&p.mean, "processing.mean", false)?;
         let std = channels(&p.std, "processing.std", true)?;

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod plan;
 pub mod runtime;
+pub mod spec;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
 pub use dav2d_component::{HealthBoard, IntakeConfig, IntakeTotals, Metrics, StartError};
@@ -20,3 +21,4 @@ pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
 pub use plan::{Overrides, Plan, Planned, SinkPlan, SourcePlan};
 pub use runtime::{Runtime, RuntimeError, Timer, Workers};
+pub use spec::Spec;

@@ -183,7 +183,12 @@ impl Plan {
             plan.tcp = tcp;
         }
         match overrides.data {
-            Some(None) => plan.persistence = None,
+            Some(None) => {
+                // `--data off`: nothing on disk, the listed stores included.
+                plan.persistence = None;
+                plan.sinks
+                    .retain(|sink| !matches!(sink.spec, SinkPlan::Persistence(_)));
+            }
             Some(Some(dir)) => {
                 plan.persistence
                     .get_or_insert_with(PersistenceConfig::default)
@@ -193,6 +198,16 @@ impl Plan {
         }
         plan.graph = Some(config);
         Ok(plan)
+    }
+
+    /// Builds the plan's graph into `graph` and checks every name its
+    /// components read against it: what `dav2d check` validates and what
+    /// [`crate::Runtime::start`] does first.
+    pub fn build(&self, graph: &mut dav2d_core::Graph) -> Result<(), ConfigError> {
+        match &self.graph {
+            Some(config) => config.build(graph),
+            None => Ok(()),
+        }
     }
 
     /// The sources to start, in order: the HTTP API, the TCP server, then

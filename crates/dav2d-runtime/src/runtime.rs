@@ -69,9 +69,7 @@ impl Runtime {
         graph: SharedGraph,
         health: HealthBoard,
     ) -> Result<Runtime, RuntimeError> {
-        if let Some(config) = &plan.graph {
-            config.build(&mut graph.lock())?;
-        }
+        plan.build(&mut graph.lock())?;
         // Readers (HTTP, Python) use what the graph publishes after each wave.
         graph.reads();
         let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));

@@ -155,11 +155,11 @@ fn durations_accept_units_and_plain_seconds() {
 fn sources_and_sinks_are_lists_tagged_by_kind() {
     check(
         "sources:\n  - kind: kafka\n    topic: x\n",
-        "test.yaml:2:5: unknown sources kind 'kafka'; expected one of: synthetic, http, tcp, frames, mqtt, nats",
+        "test.yaml:2:5: kind: unknown sources kind 'kafka'; expected one of: synthetic, http, tcp, frames, mqtt, nats",
     );
     check(
         "sinks:\n  - kind: kafka\n",
-        "test.yaml:2:5: unknown sinks kind 'kafka'; expected one of: persistence, mqtt, nats, webhook",
+        "test.yaml:2:5: kind: unknown sinks kind 'kafka'; expected one of: persistence, mqtt, nats, webhook",
     );
     check(
         "sources:\n  - kind: mqtt\n    url: mqtt://127.0.0.1:1883\n    subscriptions:\n      - topic: plant/{key}/t\n",

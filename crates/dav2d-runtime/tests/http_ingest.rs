@@ -609,3 +609,69 @@ fn large_bodies_are_parsed_while_they_arrive() {
             .contains("at byte 0")
     );
 }
+
+#[test]
+fn the_door_takes_the_times_python_takes_and_the_path_names_the_stream() {
+    let server = start();
+    let address = server.http();
+    // Integer ns, float seconds and RFC 3339: the same rule as Python's push.
+    let answer = json(&post_json(
+        address,
+        "/ingest/temp",
+        r#"[{"key": "ns", "value": 1, "ts": 1796523690490000000},
+            {"key": "s", "value": 2, "ts": 1796523690.49},
+            {"key": "rfc", "value": 3, "ts": "2026-12-06T02:21:30.49Z"},
+            {"key": "bad", "value": 4, "ts": "yesterday"}]"#,
+    ));
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(answer["errors"][0]["index"], 3);
+    assert!(
+        answer["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("'yesterday' is not an RFC 3339 time"),
+        "{answer}"
+    );
+    let ts = |key: &str| {
+        server
+            .graph
+            .lock()
+            .latest("temp", key)
+            .unwrap()
+            .and_then(|r| r.sample)
+            .map(|s| s.ts_ns)
+    };
+    assert_eq!(ts("ns"), Some(1_796_523_690_490_000_000));
+    // Seconds as a double carry about 0.2 us at today's times (as in Python).
+    assert!(ts("s").unwrap().abs_diff(1_796_523_690_490_000_000) < 1_000);
+    assert_eq!(ts("rfc"), Some(1_796_523_690_490_000_000));
+    // A late sample says by how much in seconds, with readable times.
+    let late = json(&post_json(
+        address,
+        "/ingest/temp",
+        r#"[{"key": "s", "value": 5, "ts": "2026-12-06T02:21:25.49Z"}]"#,
+    ));
+    assert_eq!(
+        late["errors"][0]["error"],
+        "a sample at 2026-12-06T02:21:25.490Z for 'temp' key 's' is 5 s older than its latest (2026-12-06T02:21:30.490Z); the stream drops late samples (`late: insert` with `allowed_lateness` keeps them in windows)"
+    );
+    // The path names the stream: a sample naming another is refused alone.
+    let answer = json(&post_json(
+        address,
+        "/ingest/temp",
+        r#"[{"stream": "blob", "key": "x", "value": 1}, {"stream": "temp", "key": "y", "value": 2}, {"key": "z", "value": 3}]"#,
+    ));
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{answer}"
+    );
+    assert_eq!(answer["errors"][0]["index"], 0);
+    assert!(
+        answer["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the sample names stream 'blob' but it was sent to 'temp'"),
+        "{answer}"
+    );
+}

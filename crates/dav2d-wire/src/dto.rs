@@ -208,9 +208,41 @@ impl<'de> Deserialize<'de> for WireNumber {
     }
 }
 
-/// A JSON integer (a timestamp), refusing containers at their bracket.
+/// A timestamp as any door takes it (the rule Python's `push` follows):
+/// an integer is ns since the epoch, a number with a fraction or exponent is
+/// seconds since the epoch (`1796523690.49`), a string is an RFC 3339 time
+/// (`2026-12-06T01:39:38.641Z`; without a zone, UTC). Containers are
+/// refused at their bracket.
 #[derive(Debug, PartialEq)]
 pub struct WireInt(pub i64);
+
+/// The ns of `seconds` since the epoch, or why it is no time.
+fn ts_from_seconds<E: de::Error>(seconds: f64) -> Result<i64, E> {
+    let ns = (seconds * 1e9).round();
+    if ns.is_finite() && ns >= i64::MIN as f64 && ns < i64::MAX as f64 {
+        Ok(ns as i64)
+    } else {
+        Err(E::custom(format!(
+            "timestamp {seconds} is out of range for seconds since the epoch"
+        )))
+    }
+}
+
+/// The ns of an RFC 3339 time, or why it is not one.
+fn ts_from_text<E: de::Error>(text: &str) -> Result<i64, E> {
+    let time = humantime::parse_rfc3339_weak(text.trim()).map_err(|error| {
+        E::custom(format!(
+            "timestamp '{text}' is not an RFC 3339 time ({error}); write e.g. 2026-12-06T01:39:38.641Z, or a number: ns since the epoch (integer) or seconds (with a fraction)"
+        ))
+    })?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| {
+        E::custom(format!(
+            "timestamp '{text}' is before 1970; send ns since the epoch"
+        ))
+    })?;
+    i64::try_from(since.as_nanos())
+        .map_err(|_| E::custom(format!("timestamp '{text}' is out of range")))
+}
 
 impl<'de> Deserialize<'de> for WireInt {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -218,7 +250,7 @@ impl<'de> Deserialize<'de> for WireInt {
         impl<'de> Visitor<'de> for IntVisitor {
             type Value = WireInt;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer timestamp in ns since the epoch")
+                f.write_str("a timestamp: ns since the epoch (integer), seconds (with a fraction) or an RFC 3339 string")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireInt, E> {
                 Ok(WireInt(v))
@@ -231,9 +263,10 @@ impl<'de> Deserialize<'de> for WireInt {
                 })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<WireInt, E> {
-                Err(E::custom(format!(
-                    "timestamp {v} is not an integer; send ns since the epoch"
-                )))
+                ts_from_seconds(v).map(WireInt)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireInt, E> {
+                ts_from_text(v).map(WireInt)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<WireInt, A::Error> {
                 Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
@@ -288,7 +321,7 @@ impl<'de> Deserialize<'de> for WireTs {
         impl<'de> Visitor<'de> for TsVisitor {
             type Value = WireTs;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer timestamp in ns since the epoch, or an array of them")
+                f.write_str("a timestamp (ns since the epoch, seconds with a fraction, or RFC 3339), or an array of them")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<WireTs, E> {
                 Ok(WireTs::One(v))
@@ -301,9 +334,10 @@ impl<'de> Deserialize<'de> for WireTs {
                 })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<WireTs, E> {
-                Err(E::custom(format!(
-                    "timestamp {v} is not an integer; send ns since the epoch"
-                )))
+                ts_from_seconds(v).map(WireTs::One)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireTs, E> {
+                ts_from_text(v).map(WireTs::One)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireTs, A::Error> {
                 let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
@@ -428,6 +462,16 @@ impl<'a> WireObject<'a> {
             message,
         };
         let stream = match (self.stream, default_stream) {
+            // The door named the stream (the path of `/ingest/{stream}`, a
+            // topic or subscription): a sample may repeat it, not change it.
+            (Some(WireStr(stream)), Some(named)) if stream != named => {
+                return Err(error(
+                    RejectReason::InvalidField,
+                    format!(
+                        "the sample names stream '{stream}' but it was sent to '{named}'; leave `stream` out or send it to /ingest/{stream} (or its topic)"
+                    ),
+                ));
+            }
             (Some(WireStr(stream)), _) => stream,
             (None, Some(stream)) => Cow::Borrowed(stream),
             (None, None) => {

@@ -710,6 +710,9 @@ pub struct Graph {
     /// Public waves finished, stored (release) after each one's updates
     /// reached its subscribers; see [`Graph::settled`].
     settled: Arc<std::sync::atomic::AtomicU64>,
+    /// Streams a node's input created (nobody declared them), not yet
+    /// reported by [`Graph::take_guessed_inputs`].
+    guessed: Vec<Arc<str>>,
 }
 
 impl fmt::Debug for Graph {
@@ -751,7 +754,31 @@ impl Graph {
             retained_bytes: 0,
             backpressure: Arc::default(),
             settled: Arc::default(),
+            guessed: Vec::new(),
         }
+    }
+
+    /// The streams that a node's input created since the last call (on a
+    /// graph that creates streams on use) and that no sample reached yet,
+    /// each with the closest other name of the graph if one is close: a
+    /// likely misspelling the Python face warns about.
+    pub fn take_guessed_inputs(&mut self) -> Vec<(String, Option<String>)> {
+        let guessed = std::mem::take(&mut self.guessed);
+        guessed
+            .into_iter()
+            .filter_map(|name| {
+                let id = self.stream_id(&name)?;
+                let stream = &self.streams[id.index()];
+                if stream.accepted > 0 || stream.rejected > 0 || stream.producer.is_some() {
+                    return None;
+                }
+                let others = (self.streams.iter())
+                    .map(|s| &*s.name)
+                    .filter(|other| **other != *name);
+                let close = crate::error::closest(&name, others).map(str::to_string);
+                Some((name.to_string(), close))
+            })
+            .collect()
     }
 
     fn state_value(&self, state: ConstraintState) -> Value {
@@ -801,6 +828,15 @@ impl Graph {
     /// The id of the stream (or node output, or constraint state) `name`.
     pub fn stream_id(&self, name: &str) -> Option<StreamId> {
         self.stream_ids.get(name).copied()
+    }
+
+    /// `Ok(())` if `name` is a stream, node or constraint of this graph;
+    /// else the error a read of it gives, with the closest name.
+    pub fn check_name(&self, name: &str) -> Result<(), GraphError> {
+        match self.stream_ids.contains_key(name) {
+            true => Ok(()),
+            false => Err(self.unknown_name(name)),
+        }
     }
 
     fn unknown_name(&self, name: &str) -> GraphError {

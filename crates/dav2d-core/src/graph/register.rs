@@ -145,6 +145,7 @@ impl Graph {
     ) -> Vec<NodeId> {
         for name in new_streams {
             self.add_stream(&name, None, Bounds::default());
+            self.guessed.push(Arc::from(name.as_str()));
         }
         let mut slots: Vec<Option<NodeSpec>> = specs.into_iter().map(Some).collect();
         let mut ids = vec![NodeId(0); slots.len()];

@@ -318,6 +318,30 @@ pub const MAX_ALL_QUEUE: u64 = 1 << 30;
 impl Config {
     /// Checks every source and sink entry.
     pub(crate) fn validate_components(&self) -> Result<(), ConfigError> {
+        // Names label metrics and health: two components may not share one.
+        let mut named: Vec<(&str, String)> = ["http", "tcp", "persistence"]
+            .iter()
+            .map(|n| (*n, format!("the top-level `{n}` section")))
+            .collect();
+        let entries = (self.sources.iter().enumerate())
+            .map(|(i, e)| (&e.kind, &e.name, format!("sources[{i}]")))
+            .chain(
+                (self.sinks.iter().enumerate())
+                    .map(|(i, e)| (&e.kind, &e.name, format!("sinks[{i}]"))),
+            );
+        for (kind, name, field) in entries {
+            let Some(name) = name else { continue };
+            if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
+                return Err(self.error_at(
+                    kind,
+                    format!("{field}.name"),
+                    format!(
+                        "'{name}' is already the name of {first}; a component's name labels its metrics and health, give each its own"
+                    ),
+                ));
+            }
+            named.push((name, field));
+        }
         for (i, source) in self.sources.iter().enumerate() {
             let field = format!("sources[{i}]");
             match &source.spec {

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub returns: Option<Spanned<String>>,
     /// The built-in's parameters, as written.
     pub params: Vec<(String, Spanned<f64>)>,
+    /// Other fields whose values are not numbers (a misspelt field, or a
+    /// parameter given text): refused with the closest valid field.
+    pub other: Vec<(String, Spanned<String>)>,
     /// A processor node's model (`kind: processor` may leave it out to use
     /// the file's top-level processor).
     pub processor: Option<dav2d_infer::ProcessorSection>,
@@ -104,6 +107,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
                 let (mut policy, mut priority, mut deadband, mut offload) = (None, 0, None, None);
                 let mut processor: Option<dav2d_infer::ProcessorSection> = None;
                 let mut params: Vec<(String, Spanned<f64>)> = Vec::new();
+                let mut other: Vec<(String, Spanned<String>)> = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "name" => name = Some(map.next_value()?),
@@ -119,12 +123,22 @@ impl<'de> Deserialize<'de> for NodeConfig {
                         "deadband" => deadband = Some(map.next_value()?),
                         "offload" => offload = Some(map.next_value()?),
                         "processor" => processor = Some(map.next_value()?),
-                        _ if params.iter().any(|(p, _)| *p == key) => {
+                        _ if params.iter().any(|(p, _)| *p == key)
+                            || other.iter().any(|(p, _)| *p == key) =>
+                        {
                             return Err(A::Error::custom(format!("duplicate field `{key}`")));
                         }
                         _ => {
-                            let value = map.next_value()?;
-                            params.push((key, value));
+                            let value: Spanned<Scalar> = map.next_value()?;
+                            let (referenced, defined) = (value.referenced, value.defined);
+                            match value.value {
+                                Scalar::Number(x) => {
+                                    params.push((key, Spanned::new(x, referenced, defined)));
+                                }
+                                Scalar::Text(text) => {
+                                    other.push((key, Spanned::new(text, referenced, defined)));
+                                }
+                            }
                         }
                     }
                 }
@@ -161,6 +175,7 @@ impl<'de> Deserialize<'de> for NodeConfig {
                     logic,
                     returns,
                     params,
+                    other,
                     policy,
                     priority,
                     deadband,
@@ -172,6 +187,49 @@ impl<'de> Deserialize<'de> for NodeConfig {
         deserializer.deserialize_map(NodeVisitor)
     }
 }
+
+/// A value of a field a node's kind decides on: a number (a built-in's
+/// parameter) or anything else, kept as text for the error.
+enum Scalar {
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl serde::de::Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a word")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v as f64))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Text("null".to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// The fields every node takes, whatever its kind.
+const NODE_FIELDS: &[&str] = &[
+    "name", "kind", "input", "inputs", "policy", "priority", "deadband", "offload",
+];
 
 /// A node's window as written: a count of samples or a time window.
 #[derive(Clone, Copy, Debug)]
@@ -474,6 +532,62 @@ impl Config {
     }
 
     /// A built-in node, over its window when it has one.
+    /// Refuses a field that `node`'s kind does not take, naming the
+    /// closest one it does (among its own fields and the kind's
+    /// parameters), and a parameter written as text.
+    pub(crate) fn node_fields(&self, i: usize, node: &NodeConfig) -> Result<(), ConfigError> {
+        let kind = node.kind.value.as_str();
+        let mut valid: Vec<&str> = NODE_FIELDS.to_vec();
+        let frame = dav2d_frames::nodes::FRAME_NODES.contains(&kind);
+        match kind {
+            "python" => valid.extend(["window", "max_samples", "logic", "returns"]),
+            "processor" => valid.push("processor"),
+            "downscale" => valid.extend(["width", "height"]),
+            _ if frame => {}
+            _ => {
+                valid.extend(["window", "max_samples"]);
+                if let Some(def) = Builtin::def_of(kind) {
+                    valid.extend(def.params.iter().map(|p| p.name));
+                }
+            }
+        }
+        let numeric = |name: &str| match kind {
+            "downscale" => ["width", "height"].contains(&name),
+            _ => Builtin::def_of(kind).is_some_and(|d| d.params.iter().any(|p| p.name == name)),
+        };
+        let written = (node.params.iter().map(|(n, v)| (n, &v.referenced, None))).chain(
+            node.other
+                .iter()
+                .map(|(n, v)| (n, &v.referenced, Some(&v.value))),
+        );
+        for (name, at, text) in written {
+            let field = format!("nodes[{i}].{name}");
+            let located = |message: String| ConfigError {
+                file: self.file.clone(),
+                line: at.line(),
+                column: at.column(),
+                field: field.clone(),
+                message,
+            };
+            if !valid.contains(&name.as_str()) {
+                let hint = match dav2d_core::closest(name, valid.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`? "),
+                    None => String::new(),
+                };
+                return Err(located(format!(
+                    "{kind} takes no field `{name}`; {hint}it takes {}",
+                    valid.join(", ")
+                )));
+            }
+            if let (Some(text), true) = (text, numeric(name)) {
+                return Err(located(format!(
+                    "`{name}` of {kind} is a number, got '{text}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn builtin_node(
         &self,
         i: usize,
@@ -664,11 +778,33 @@ impl Config {
         for (i, source) in self.sources.iter().enumerate() {
             if let super::SourceSpec::Frames(frames) = &source.spec {
                 let name = &frames.stream.value;
-                let declared = match graph.stream_id(name) {
-                    Some(_) => Ok(()),
-                    None => graph
-                        .declare_stream(name, Bounds::default(), None)
-                        .and_then(|_| graph.declare_type(name, dav2d_core::ValueType::Frame)),
+                // A frame stream declared in `streams:` takes frames only if
+                // it says `type: frame` (or `any`) or nothing about values.
+                if let Some(stream) = self.streams.iter().find(|s| s.name.value == *name) {
+                    let typed = stream.value_type.as_ref().map(|t| t.value.trim());
+                    let numeric =
+                        stream.min.is_some() || stream.max.is_some() || stream.finite_only;
+                    if numeric || !matches!(typed, None | Some("frame") | Some("any")) {
+                        let said = match typed {
+                            Some(t) => format!("declared `type: {t}`"),
+                            None => "declared with numeric bounds".to_string(),
+                        };
+                        return Err(self.error_at(
+                            &frames.stream,
+                            format!("sources[{i}].stream"),
+                            format!(
+                                "a frames source makes frames, but stream '{name}' is {said}; declare it `type: frame` (no min, max or finite_only) or feed another stream"
+                            ),
+                        ));
+                    }
+                }
+                let typed = self
+                    .streams
+                    .iter()
+                    .any(|s| s.name.value == *name && s.value_type.is_some());
+                let declared = match typed {
+                    true => Ok(()),
+                    false => graph.declare_type(name, dav2d_core::ValueType::Frame),
                 };
                 declared.map_err(|error| {
                     self.error_at(
@@ -679,19 +815,36 @@ impl Config {
                 })?;
                 continue;
             }
-            let super::SourceSpec::Synthetic(synthetic) = &source.spec else {
-                continue;
+            // The streams a source names are declared as if written in
+            // `streams:` (a topic template's `{stream}` names them per
+            // message: those must be declared).
+            let named: Vec<(&Spanned<String>, Option<&str>, String)> = match &source.spec {
+                super::SourceSpec::Synthetic(synthetic) => vec![(
+                    &synthetic.stream,
+                    Some(synthetic.stream.value.as_str()),
+                    format!("sources[{i}].stream"),
+                )],
+                super::SourceSpec::Mqtt(mqtt) => (mqtt.subscriptions.value.iter().enumerate())
+                    .map(|(j, s)| {
+                        let field = format!("sources[{i}].subscriptions[{j}].stream");
+                        (&s.topic, s.stream.as_deref(), field)
+                    })
+                    .collect(),
+                super::SourceSpec::Nats(nats) => (nats.subjects.value.iter().enumerate())
+                    .map(|(j, s)| {
+                        let field = format!("sources[{i}].subjects[{j}].stream");
+                        (&s.subject, s.stream.as_deref(), field)
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
-            if graph.stream_id(&synthetic.stream.value).is_none() {
-                graph
-                    .declare_stream(&synthetic.stream.value, Bounds::default(), None)
-                    .map_err(|error| {
-                        self.error_at(
-                            &synthetic.stream,
-                            format!("sources[{i}].stream"),
-                            error.to_string(),
-                        )
-                    })?;
+            for (at, stream, field) in named {
+                let Some(stream) = stream else { continue };
+                if graph.stream_id(stream).is_none() {
+                    graph
+                        .declare_stream(stream, Bounds::default(), None)
+                        .map_err(|error| self.error_at(at, field, error.to_string()))?;
+                }
             }
         }
         let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
@@ -761,8 +914,8 @@ impl Config {
         }
         graph
             .register_all(specs)
-            .map(|_| ())
-            .map_err(|error| self.locate(error))
+            .map_err(|error| self.locate(error))?;
+        self.check_outputs(graph)
     }
 
     /// Finds where in the file a graph error comes from.

@@ -14,6 +14,7 @@ mod brokers;
 pub(crate) mod components;
 mod graph;
 mod limits;
+mod outputs;
 mod persistence;
 mod python;
 mod webhook;
@@ -236,12 +237,13 @@ impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = serde_saphyr::from_str(text).map_err(|error| {
             let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let (field, message) = explain(text, line, &first_line(&error.to_string()));
             ConfigError {
                 file: file.to_path_buf(),
                 line,
                 column,
-                field: String::new(),
-                message: first_line(&error.to_string()),
+                field,
+                message,
             }
         })?;
         config.file = file.to_path_buf();
@@ -367,10 +369,34 @@ impl Config {
                 ));
             }
         }
-        self.default_processor()?;
+        if let Some(processor) = self.default_processor()? {
+            // The file's own processor is loaded by its nodes and by
+            // `Dav2dProcessor(config_path=...)`: its model must exist.
+            dav2d_infer::check_model(&processor.model_path).map_err(|message| {
+                let field = match self.processor {
+                    Some(_) => "processor.model_path",
+                    None => "model_path",
+                };
+                match self
+                    .model_path
+                    .as_ref()
+                    .or(self.processor.as_ref().and_then(|p| p.model_path.as_ref()))
+                {
+                    Some(written) => self.error_at(written, field.to_string(), message),
+                    None => ConfigError {
+                        file: self.file.clone(),
+                        line: 0,
+                        column: 0,
+                        field: field.to_string(),
+                        message,
+                    },
+                }
+            })?;
+        }
         self.cluster(None)?;
         self.value_export()?;
         for (i, node) in self.nodes.iter().enumerate() {
+            self.node_fields(i, node)?;
             if node.kind.value == "processor" {
                 self.processor_settings(i, node)?;
             } else if dav2d_frames::nodes::FRAME_NODES.contains(&node.kind.value.as_str()) {
@@ -516,6 +542,63 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
 
 /// The first line of a parser error, without the parser's own location
 /// prefix (`error: line 2 column 5: `): the location is printed once, ours.
+/// A YAML reader's message made to say which field it is about (the key
+/// written on the error's line) and, for an unknown field, the closest
+/// valid one.
+fn explain(text: &str, line: u64, message: &str) -> (String, String) {
+    let key = (line > 0)
+        .then(|| text.lines().nth(line as usize - 1))
+        .flatten()
+        .and_then(|written| {
+            written
+                .trim_start()
+                .trim_start_matches("- ")
+                .split_once(':')
+        })
+        .map(|(key, _)| key.trim().to_string())
+        .filter(|key| !key.is_empty() && !key.contains(' '));
+    // serde: "unknown field `windw`, expected one of `a`, `b`" (or "expected `a`").
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((unknown, expected)) = rest.split_once("`, expected ")
+    {
+        let list = expected.strip_prefix("one of ").unwrap_or(expected);
+        let valid: Vec<&str> = list
+            .split(',')
+            .map(|name| name.trim().trim_matches('`'))
+            .filter(|name| !name.is_empty())
+            .collect();
+        let hint = match dav2d_core::closest(unknown, valid.iter().copied()) {
+            Some(close) => format!("did you mean `{close}`? "),
+            None => String::new(),
+        };
+        return (
+            key.unwrap_or_default(),
+            format!(
+                "unknown field `{unknown}`; {hint}valid here: {}",
+                valid.join(", ")
+            ),
+        );
+    }
+    let value = (line > 0)
+        .then(|| text.lines().nth(line as usize - 1))
+        .flatten()
+        .and_then(|written| written.split_once(':'))
+        .map(|(_, value)| value.trim())
+        .unwrap_or_default();
+    let message = match message {
+        "invalid u64" | "invalid usize" | "invalid u32" => {
+            format!("expected a whole number >= 0, got '{value}'")
+        }
+        "invalid i64" | "invalid i32" => format!("expected a whole number, got '{value}'"),
+        "invalid floating point" | "invalid f64" => format!("expected a number, got '{value}'"),
+        other => other.to_string(),
+    };
+    match key {
+        Some(key) => (key, message),
+        None => (String::new(), message),
+    }
+}
+
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or(text).trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);

@@ -33,11 +33,11 @@ pub struct PersistenceSection {
     pub retention: Option<Spanned<String>>,
     /// Raw input streams to persist too (node outputs and constraint states always are).
     #[serde(default)]
-    pub streams: Vec<String>,
+    pub streams: Vec<Spanned<String>>,
     /// Frame streams and frame nodes whose frames are stored with their
     /// pixels (every other frame is stored as its description only).
     #[serde(default)]
-    pub pixels: Vec<String>,
+    pub pixels: Vec<Spanned<String>>,
 }
 
 impl PersistenceSection {
@@ -96,7 +96,7 @@ impl Config {
         if let Some(budget) = section.max_file_actions_per_day {
             store.max_file_actions_per_day = budget;
         }
-        store.pixels.clone_from(&section.pixels);
+        store.pixels = section.pixels.iter().map(|n| n.value.clone()).collect();
         store.retention_ns = self
             .duration(&section.retention, format!("{prefix}.retention"))?
             .map(|d| d.as_nanos().min(i64::MAX as u128) as i64);
@@ -114,7 +114,7 @@ impl Config {
                 .unwrap_or(Duration::from_secs(60))
                 .max(Duration::from_millis(10)),
             store,
-            streams: section.streams.clone(),
+            streams: section.streams.iter().map(|n| n.value.clone()).collect(),
         })
     }
 }
