@@ -85,6 +85,7 @@ __all__ = [
     "latest",
     "latest_all",
     "load_config",
+    "spec",
     "nodes",
     "persist",
     "push",
@@ -180,3 +181,8 @@ def history(
 def load_config(path: str) -> None:
     """Adds a YAML config's streams, nodes and constraints to the default graph."""
     default_graph().load_config(path)
+
+
+def spec() -> dict[str, Any]:
+    """The default graph's streams and nodes as data (see :meth:`Graph.spec`)."""
+    return default_graph().spec()

@@ -250,6 +250,16 @@ class Graph:
         or ``"cuda"``)."""
         return self._run().processor_node(name, input, os.fspath(config_path))
 
+    def spec(self) -> dict[str, Any]:
+        """What this graph is, as data: ``streams`` (name, type, bounds,
+        keep) and ``nodes`` (name, kind, logic, inputs with window and
+        policy, priority, deadband, offload), in the shape ``dav2d check
+        --format json`` prints and ``GET /graph`` serves. Two specs compare
+        with ``==``."""
+        import json
+
+        return json.loads(self._run().spec_json())
+
     def load_config(self, path: str) -> None:
         """Adds the streams, nodes and constraints of a YAML config file."""
         self._engine.load_config(path)

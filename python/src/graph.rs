@@ -563,6 +563,12 @@ impl PyGraph {
         Err(crate::error::GraphError::new_err(all.join("; ")))
     }
 
+    /// The graph's streams and nodes as `dav2d check --format json` lists
+    /// them (the components of a run are in `/graph`), as JSON text.
+    fn spec_json(&self, py: Python<'_>) -> PyResult<String> {
+        self.with_graph(py, |graph| dav2d_runtime::Spec::of_graph(graph).to_json())
+    }
+
     /// Loads a YAML config's streams, nodes and constraints into this graph.
     fn load_config(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let config = py

@@ -79,3 +79,28 @@ def test_a_node_on_a_misspelt_undeclared_stream_warns_once() -> None:
         # Once: validating again, or a name with nothing close, says nothing.
         graph.validate()
         graph.register(dav2d.Node("other", inputs=["pressure"], logic=lambda w: w[-1]))
+
+
+def test_a_graph_built_in_python_and_one_loaded_from_yaml_have_one_spec(tmp_path: Path) -> None:
+    path = tmp_path / "graph.yaml"
+    path.write_text(
+        "streams:\n  - name: temp\n    min: -50\n    max: 200\nnodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n    window: 8\n"
+        "constraints:\n  - name: hot\n    input: avg\n    trip: 80\n    reset: 75\n"
+    )
+    loaded = dav2d.Graph(auto_create_streams=False)
+    loaded.load_config(str(path))
+    built = dav2d.Graph(auto_create_streams=False)
+    built.declare_stream("temp", min=-50, max=200)
+    built.register(dav2d.nodes.moving_average("avg", "temp", window=8))
+    built.register(dav2d.Constraint("hot", "avg", trip=80, reset=75))
+    spec = loaded.spec()
+    assert spec == built.spec()
+    assert [n["name"] for n in spec["nodes"]] == ["avg", "hot"]
+    assert spec["nodes"][0]["inputs"][0] == {"name": "temp", "window": 8, "span_seconds": None, "policy": "latest"}
+    # `dav2d check --format json` prints the same streams and nodes.
+    command = shutil.which("dav2d", path=str(Path(sys.executable).parent)) or "dav2d"
+    answer = subprocess.run([command, "check", "--format", "json", str(path)], capture_output=True, text=True, timeout=60)
+    import json
+
+    printed = json.loads(answer.stdout)
+    assert (printed["streams"], printed["nodes"]) == (spec["streams"], spec["nodes"])

@@ -62,12 +62,29 @@ pub struct Pin(u64);
 pub struct HealthBoard {
     entries: Arc<RwLock<(u64, Vec<Pinned>)>>,
     durability: Arc<crate::Durability>,
+    /// The components the runtimes started, as the JSON of their spec's
+    /// `sources`, `sinks`, `persistence`, `metrics` and `cluster`
+    /// (what `/graph` serves beside the live graph).
+    components: Arc<RwLock<Option<Arc<str>>>>,
 }
 
 impl HealthBoard {
     /// The durability marks the lossless sinks of these runtimes report.
     pub fn durability(&self) -> &Arc<crate::Durability> {
         &self.durability
+    }
+
+    /// Records what the runtime started (a JSON object), for `/graph`.
+    pub fn describe_components(&self, json: String) {
+        *self.components.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(json));
+    }
+
+    /// What [`HealthBoard::describe_components`] recorded, if anything.
+    pub fn components(&self) -> Option<Arc<str>> {
+        self.components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

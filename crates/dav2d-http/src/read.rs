@@ -145,7 +145,15 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
         })
         .collect();
     state.intake.metrics().request("/graph", 200);
-    json_response(StatusCode::OK, &json!({"streams": streams, "nodes": nodes}))
+    let mut body = json!({"streams": streams, "nodes": nodes});
+    // What the runtime started, as `dav2d check --format json` lists it.
+    if let Some(components) = state.health.components()
+        && let Ok(Json::Object(components)) = serde_json::from_str::<Json>(&components)
+        && let Json::Object(fields) = &mut body
+    {
+        fields.extend(components);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {

@@ -69,7 +69,11 @@ impl Runtime {
         graph: SharedGraph,
         health: HealthBoard,
     ) -> Result<Runtime, RuntimeError> {
-        plan.build(&mut graph.lock())?;
+        {
+            let mut built = graph.lock();
+            plan.build(&mut built)?;
+            health.describe_components(crate::Spec::of_plan(&built, &plan).components_json());
+        }
         // Readers (HTTP, Python) use what the graph publishes after each wave.
         graph.reads();
         let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));

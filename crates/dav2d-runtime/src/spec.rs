@@ -267,6 +267,17 @@ impl Spec {
         spec
     }
 
+    /// The components alone (`sources`, `sinks`, `persistence`,
+    /// `metrics`, `cluster`) as a JSON object: what `/graph` serves beside
+    /// the live streams and nodes.
+    pub fn components_json(&self) -> String {
+        serde_json::json!({
+            "sources": self.sources, "sinks": self.sinks, "persistence": self.persistence,
+            "metrics": self.metrics, "cluster": self.cluster,
+        })
+        .to_string()
+    }
+
     /// The spec as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

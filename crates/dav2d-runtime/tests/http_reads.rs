@@ -52,6 +52,10 @@ fn state_graph_metrics_and_health_answer() {
     assert_eq!(graph["nodes"][0]["inputs"][0]["name"], "temp");
     assert!(graph["nodes"][0]["inputs"][0]["span_seconds"].is_null());
     assert_eq!(graph["nodes"][0]["window_overflow"], 0);
+    // Beside the live graph, what the runtime started (as `check` lists it).
+    assert_eq!(graph["sources"][0]["kind"], "http");
+    assert_eq!(graph["sources"][1]["kind"], "tcp");
+    assert!(graph["metrics"]["values"].is_array(), "{graph}");
     let metrics = request(server.http(), "GET", "/metrics", &[], b"");
     for line in [
         r#"dav2d_samples_received_total{component="http",kind="http"} 3"#,
