@@ -1,6 +1,5 @@
 //! The one place engine errors become Python exceptions.
 
-use dav2d_core::Rejection;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -133,11 +132,6 @@ pub fn unwinding<T>(what: &str, work: impl FnOnce() -> T) -> PyResult<T> {
 /// Maps a registration or lookup error.
 pub fn graph_error(error: dav2d_core::GraphError) -> PyErr {
     GraphError::new_err(error.to_string())
-}
-
-/// Maps a rejected sample.
-pub fn rejection(error: Rejection) -> PyErr {
-    RejectedError::new_err(error.to_string())
 }
 
 /// Maps a config error.

@@ -380,13 +380,13 @@ impl PyFrameStream {
         }
     }
 
-    /// Feeds every new frame into `graph` as stream `name` on a thread of
-    /// its own, stopped by `close()`.
-    pub(crate) fn feed(&self, graph: dav2d_core::SharedGraph, name: String) -> PyResult<()> {
+    /// Feeds every new frame through `intake` (the graph's one door) into
+    /// stream `name` on a thread of its own, stopped by `close()`.
+    pub(crate) fn feed(&self, intake: dav2d_runtime::Intake, name: String) -> PyResult<()> {
         let (pool, stopping) = (self.pool.clone(), std::sync::Arc::clone(&self.stopping));
         let thread = std::thread::Builder::new()
             .name("dav2d-frames-feed".to_string())
-            .spawn(move || dav2d_frames::nodes::feed(&pool, &graph, &name, &stopping))
+            .spawn(move || dav2d_frames::nodes::feed(&pool, &intake, &name, &stopping))
             .map_err(|e| {
                 crate::error::Dav2dError::new_err(format!("cannot start the frame feed: {e}"))
             })?;

@@ -11,13 +11,13 @@ use dav2d_core::{
     Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph, SubscriptionMode, SystemClock,
     ValueType,
 };
-use dav2d_runtime::{Config, HealthBoard, Timer, Workers};
+use dav2d_runtime::{Admission, Config, Engine, IngestReport, NativeSample, Outcome, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{to_python, to_value_or_type_error};
-use crate::error::{NodeError, config_error, graph_error, rejection};
+use crate::error::{NodeError, config_error, graph_error};
 use crate::logic::{PyLogic, refuse_reentry};
 use crate::samples::{PySubscription, sample};
 use crate::window::PyWindow;
@@ -27,10 +27,10 @@ use crate::window::PyWindow;
 pub struct PyGraph {
     graph: SharedGraph,
     manual_clock: Option<ManualClock>,
-    ticker: std::sync::Mutex<Option<Timer>>,
-    workers: std::sync::Mutex<Option<Workers>>,
+    /// The graph's one set of services (timer, workers, metrics, the door
+    /// for pushes), shared with every runtime `serve()`/`persist()` start.
+    engine: Engine,
     offload_workers: usize,
-    health: HealthBoard,
     /// `auto_create_streams` as given: `None` (the default) creates streams
     /// until the first declared one, `Some(true)` is the permissive mode.
     auto_create_streams: Option<bool>,
@@ -60,15 +60,12 @@ fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
 }
 
 impl PyGraph {
-    /// The engine graph, for the servers.
-    pub(crate) fn shared(&self) -> SharedGraph {
-        self.graph.clone()
-    }
-
-    /// The health board every runtime started for this graph pins to, so
-    /// `/healthz` of `serve()` sees the store of `persist()`.
-    pub(crate) fn health(&self) -> HealthBoard {
-        self.health.clone()
+    /// The graph's engine, which every runtime `serve()` and `persist()`
+    /// start runs on: one health board (so `/healthz` of `serve()` sees the
+    /// store of `persist()`), one metrics registry, one timer, one set of
+    /// workers.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// What the graph published after its last wave: read without the
@@ -86,6 +83,31 @@ impl PyGraph {
         refuse_reentry()?;
         let graph = &self.graph;
         py.detach(|| crate::error::unwinding("the engine", || f(&mut graph.lock())))
+    }
+
+    /// Runs `push` through the engine's intake, the one door every
+    /// producer takes (counted as component `python` in `/metrics`, held
+    /// back while a lossless sink is behind, forwarded when clustering),
+    /// without the GIL; anything but an applied batch is an error.
+    fn through_intake(
+        &self,
+        py: Python<'_>,
+        push: impl FnOnce(&dav2d_runtime::Intake) -> Outcome + Send,
+    ) -> PyResult<IngestReport> {
+        refuse_reentry()?;
+        let intake = self
+            .engine
+            .intake()
+            .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
+        match py.detach(|| crate::error::unwinding("the engine", || push(intake)))? {
+            Outcome::Applied(report) => Ok(report),
+            Outcome::Overloaded => Err(crate::error::Dav2dError::new_err(
+                "the cluster did not take the samples; retry",
+            )),
+            other => Err(crate::error::Dav2dError::new_err(format!(
+                "the samples were not applied: {other:?}"
+            ))),
+        }
     }
 
     /// Registers `spec`; with `defer` (the Python graph has not run yet),
@@ -215,12 +237,10 @@ impl PyGraph {
         // Python's latest() and stats() read what the graph publishes.
         graph.reads();
         Ok(Self {
+            engine: Engine::new(graph.clone()),
             graph,
             manual_clock: manual,
-            ticker: std::sync::Mutex::new(None),
-            workers: std::sync::Mutex::new(None),
             offload_workers,
-            health: HealthBoard::default(),
             auto_create_streams,
             waiting: std::sync::Mutex::new(Vec::new()),
         })
@@ -470,7 +490,11 @@ impl PyGraph {
             })?
             .map_err(crate::error::invalid)?;
         let stream = crate::frames::PyFrameStream::over(source, url);
-        stream.feed(self.graph.clone(), name)?;
+        let intake = self
+            .engine
+            .intake()
+            .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
+        stream.feed(intake.clone(), name)?;
         Ok(stream)
     }
 
@@ -610,12 +634,14 @@ impl PyGraph {
         ts: Option<i64>,
     ) -> PyResult<()> {
         let value = to_value_or_type_error(value)?;
-        self.with_graph(py, |graph| {
-            let result = graph.push(stream, key, value, ts);
-            graph.run_wave();
-            result
-        })?
-        .map_err(rejection)
+        let sample = [NativeSample { key, value, ts }];
+        let report = self.through_intake(py, |intake| {
+            intake.push_values(stream, &sample, Admission::Wait)
+        })?;
+        match report.errors.into_iter().next() {
+            Some((_, reason)) => Err(crate::error::RejectedError::new_err(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Pushes a batch of numbers (a float64 NumPy array or a sequence) with
@@ -677,10 +703,8 @@ impl PyGraph {
                 Keys::Many(&key_refs)
             }
         };
-        let report = self.with_graph(py, |graph| {
-            let report = graph.push_numbers(stream, keys, values, ts);
-            graph.run_wave();
-            report
+        let report = self.through_intake(py, |intake| {
+            intake.push_numbers(stream, keys, values, ts, Admission::Wait)
         })?;
         if let Some(error) = report.error {
             return Err(crate::error::invalid(error));
@@ -688,12 +712,7 @@ impl PyGraph {
         let result = PyDict::new(py);
         result.set_item("accepted", report.accepted)?;
         result.set_item("rejected", report.rejected)?;
-        let errors: Vec<(usize, String)> = report
-            .errors
-            .into_iter()
-            .map(|(i, r)| (i, r.to_string()))
-            .collect();
-        result.set_item("errors", errors)?;
+        result.set_item("errors", report.errors)?;
         Ok(result)
     }
 
@@ -796,64 +815,33 @@ impl PyGraph {
         // NaN (which clamp keeps) becomes the default tick.
         let interval = if interval.is_nan() { 0.05 } else { interval };
         let interval = Duration::from_secs_f64(interval.clamp(0.001, 3600.0));
-        let mut ticker = self
-            .ticker
-            .lock()
-            .map_err(|_| crate::error::poisoned("constraint timer"))?;
-        if ticker.is_some() {
-            return Ok(());
-        }
-        let graph = self.graph.clone();
-        let timer = py
-            .detach(|| Timer::start(graph, interval))
+        let engine = &self.engine;
+        py.detach(|| engine.ensure_timer(interval))
             .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
-        *ticker = Some(timer);
         Ok(())
     }
 
     /// Starts the workers that run offloaded nodes, if not yet running.
     fn start_workers(&self, py: Python<'_>) -> PyResult<()> {
-        let mut workers = self
-            .workers
-            .lock()
-            .map_err(|_| crate::error::poisoned("offload workers"))?;
-        if workers.is_none() {
-            let graph = self.graph.clone();
-            *workers = Some(
-                py.detach(|| {
-                    crate::error::unwinding("starting the workers", || {
-                        Workers::start(graph, self.offload_workers)
-                    })
-                })?
-                .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?,
-            );
-        }
+        let (engine, count) = (&self.engine, self.offload_workers);
+        py.detach(|| {
+            crate::error::unwinding("starting the workers", || engine.ensure_workers(count))
+        })?
+        .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
         Ok(())
     }
 
     /// Stops the offload workers after their current job, if any.
     fn stop_workers(&self, py: Python<'_>) -> PyResult<()> {
-        let workers = self
-            .workers
-            .lock()
-            .map_err(|_| crate::error::poisoned("offload workers"))?
-            .take();
-        if let Some(workers) = workers {
-            py.detach(|| crate::error::unwinding("stopping the workers", || workers.stop()))?;
-        }
+        let engine = &self.engine;
+        py.detach(|| crate::error::unwinding("stopping the workers", || engine.stop_workers()))?;
         Ok(())
     }
 
     /// Stops the timer thread, if any.
     fn stop_ticker(&self, py: Python<'_>) -> PyResult<()> {
-        let ticker = self
-            .ticker
-            .lock()
-            .map_err(|_| crate::error::poisoned("constraint timer"))?
-            .take();
-        if let Some(timer) = ticker {
-            py.detach(|| crate::error::unwinding("stopping the timer", || timer.stop()))?;
-        }
+        let engine = &self.engine;
+        py.detach(|| crate::error::unwinding("stopping the timer", || engine.stop_timer()))?;
         Ok(())
     }
 
@@ -929,17 +917,8 @@ impl PyGraph {
 
 impl Drop for PyGraph {
     fn drop(&mut self) {
-        if let Ok(mut ticker) = self.ticker.lock()
-            && let Some(ticker) = ticker.take()
-        {
-            // Not joined: the timer may be waiting for the GIL this drop holds.
-            ticker.stop_soon();
-        }
-        if let Ok(mut workers) = self.workers.lock()
-            && let Some(workers) = workers.take()
-        {
-            // Not joined either: a worker may be running Python logic.
-            workers.stop_soon();
-        }
+        // Not joined: the timer may be waiting for the GIL this drop holds,
+        // and a worker may be running Python logic.
+        self.engine.stop_soon();
     }
 }

@@ -174,12 +174,10 @@ pub fn persist(
         persistence: Some(settings),
         ..Plan::default()
     };
-    let (shared, health) = (graph.shared(), graph.health());
+    let engine = graph.engine().clone();
     let runtime = py
         .detach(move || {
-            crate::error::unwinding("starting persistence", || {
-                Runtime::start_with(plan, shared, health)
-            })
+            crate::error::unwinding("starting persistence", || Runtime::start_on(plan, &engine))
         })?
         .map_err(|e| Dav2dError::new_err(e.to_string()))?;
     let stats = runtime.persistence_stats().ok_or_else(|| {

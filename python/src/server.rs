@@ -183,12 +183,10 @@ pub fn serve(
     if let Some(workers) = workers {
         plan.intake.workers = workers;
     }
-    let (shared, health) = (graph.shared(), graph.health());
+    let engine = graph.engine().clone();
     let runtime = py
         .detach(|| {
-            crate::error::unwinding("starting the server", || {
-                Runtime::start_with(plan, shared, health)
-            })
+            crate::error::unwinding("starting the server", || Runtime::start_on(plan, &engine))
         })?
         .map_err(|e| match e {
             dav2d_runtime::RuntimeError::Config(error) => config_error(error),

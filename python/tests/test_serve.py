@@ -239,3 +239,44 @@ def test_values_a_user_types_raise_clear_errors_never_a_panic():
     # With nothing waiting, NaN and negative timeouts return at once.
     assert updates.get(timeout=float("nan")) is None
     assert updates.get(timeout=-1.0) is None
+
+
+def test_python_pushes_enter_by_the_one_door_and_show_in_metrics(served):
+    """push and push_many go through the engine's intake: counted as
+    component ``python`` in the served ``/metrics``, beside HTTP's."""
+    graph, server = served
+    graph.push("temp", 1.0, key="p")
+    report = graph.push_many("temp", [2.0, 3.0, float("nan")], keys="p")
+    assert (report["accepted"], report["rejected"]) == (3, 0)
+    graph.declare_stream("bounded", max=10.0)
+    with pytest.raises(dav2d.RejectedError, match="accepts values <= 10, got 99"):
+        graph.push("bounded", 99.0, key="p")
+    with urllib.request.urlopen(f"http://{server.http_address}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'dav2d_samples_received_total{component="python",kind="python"} 5' in metrics, metrics
+    assert 'dav2d_samples_accepted_total{component="python",kind="python"} 4' in metrics, metrics
+    assert 'dav2d_samples_rejected_total{component="python",kind="python",reason="above_max",stage="engine"} 1' in metrics
+
+
+def threads_named(name: str) -> int:
+    """Threads of this process called ``name`` (Rust threads included)."""
+    import os
+
+    tasks = Path("/proc/self/task")
+    return sum(1 for task in tasks.iterdir() if (task / "comm").read_text().strip() == name and os.path.exists(task))
+
+
+def test_a_served_graph_keeps_one_timer_and_one_set_of_workers():
+    graph = dav2d.Graph()
+    graph.register(dav2d.Constraint("hot", "temp", trip=80, stale_after=1.0))
+    graph.push("temp", 20.0, key="k")  # runs the graph: its timer starts
+    timers = threads_named("dav2d-timers")
+    assert timers >= 1
+    server = graph.serve(http="127.0.0.1:0", tcp="off")
+    try:
+        # The runtime runs on the graph's engine: it starts no second timer
+        # (other tests' timers may still be ending, never starting).
+        assert threads_named("dav2d-timers") <= timers
+    finally:
+        server.stop()
+    assert graph.latest("hot", "k") == "ok"

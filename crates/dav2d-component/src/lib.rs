@@ -27,7 +27,7 @@ pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
 pub use intake::{
     Admission, BodyPermit, ClusterReading, ClusterReads, Forward, Forwarded, IngestReport, Intake,
-    IntakeConfig, Outcome,
+    IntakeConfig, NativeSample, Outcome,
 };
 pub use listen::{
     Accepted, Connection, Incoming, ListenOptions, Listener, TlsFiles, close_gently,

@@ -40,6 +40,9 @@ pub enum SubscriptionMode {
 #[derive(Debug, Default)]
 pub struct Backpressure {
     behind: AtomicUsize,
+    /// Producers waiting for it to be lowered sleep here; lowering it to
+    /// zero wakes them.
+    lowered: (Mutex<()>, std::sync::Condvar),
 }
 
 impl Backpressure {
@@ -47,6 +50,35 @@ impl Backpressure {
     #[inline]
     pub fn is_raised(&self) -> bool {
         self.behind.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits until no lossless consumer is behind, at most `longest`; true
+    /// when it was lowered. Woken by the consumer that catches up, not by
+    /// polling.
+    pub fn wait_lowered(&self, longest: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + longest;
+        let (lock, lowered) = &self.lowered;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.is_raised() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = lowered
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn lower(&self) {
+        if self.behind.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock, so a waiter between its check and its wait
+            // cannot miss the wake-up.
+            let _guard = self.lowered.0.lock().unwrap_or_else(|p| p.into_inner());
+            self.lowered.1.notify_all();
+        }
     }
 }
 
@@ -100,7 +132,7 @@ impl SubscriptionShared {
                 pressure.behind.fetch_add(1, Ordering::AcqRel);
             }
         } else if waiting <= self.capacity / 4 && raised.swap(false, Ordering::AcqRel) {
-            pressure.behind.fetch_sub(1, Ordering::AcqRel);
+            pressure.lower();
         }
     }
 

@@ -63,7 +63,7 @@ impl Source for FrameSource {
     }
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
-        let graph = context.graph().clone();
+        let (graph, intake) = (context.graph().clone(), context.intake.clone());
         let source = crate::nodes::open_for_graph(&self.url, &graph, self.token.clone())
             .map_err(|error| StartError::Other(format!("{}: {error}", self.name)))?;
         let pool = source.pool().clone();
@@ -71,7 +71,7 @@ impl Source for FrameSource {
         let stream = self.stream;
         let task = ThreadTask::spawn("dav2d-frames-feed", health, move |stop| {
             let mut source = source;
-            crate::nodes::feed(&pool, &graph, &stream, &stop);
+            crate::nodes::feed(&pool, &intake, &stream, &stop);
             source.stop();
         })?;
         Ok(Box::new(task))

@@ -381,11 +381,11 @@ pub fn open_for_graph(
     crate::open_with(url, &options)
 }
 
-/// Feeds every new frame of `pool` into `graph` as stream `name` (key
-/// `""`), running a wave per frame, until the pool closes or `stop` is set.
+/// Feeds every new frame of `pool` through `intake` into stream `name`
+/// (key `""`), a wave per frame, until the pool closes or `stop` is set.
 pub fn feed(
     pool: &FramePool,
-    graph: &dav2d_core::SharedGraph,
+    intake: &dav2d_component::Intake,
     name: &str,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -401,11 +401,20 @@ pub fn feed(
         let lease = lease.read_after(last);
         let meta = lease.meta().clone();
         last = Some(meta.seq);
-        let mut graph = graph.lock();
-        let value = Value::Frame(FrameRef(Arc::new(lease)));
-        if let Err(rejection) = graph.push(name, "", value, Some(meta.ts_ns)) {
-            tracing::warn!(%rejection, "A frame was refused by the graph.");
+        // The one door: counted under the source, held back for a lossless
+        // sink, admitted and applied with its wave like any sample.
+        let sample = dav2d_component::NativeSample {
+            key: "",
+            value: Value::Frame(FrameRef(Arc::new(lease))),
+            ts: Some(meta.ts_ns),
+        };
+        match intake.push_values(name, &[sample], dav2d_component::Admission::Wait) {
+            dav2d_component::Outcome::Applied(report) => {
+                for (_, reason) in &report.errors {
+                    tracing::warn!(%reason, "A frame was refused by the graph.");
+                }
+            }
+            other => tracing::warn!(outcome = ?other, "A frame was not applied."),
         }
-        graph.run_wave();
     }
 }

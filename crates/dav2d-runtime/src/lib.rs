@@ -9,16 +9,21 @@
 //! only its own settings type.
 
 pub mod config;
+pub mod engine;
 pub mod plan;
 pub mod runtime;
 pub mod spec;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
-pub use dav2d_component::{HealthBoard, IntakeConfig, IntakeTotals, Metrics, StartError};
+pub use dav2d_component::{
+    Admission, HealthBoard, IngestReport, Intake, IntakeConfig, IntakeTotals, Metrics,
+    NativeSample, Outcome, StartError,
+};
 pub use dav2d_http::HttpConfig;
 pub use dav2d_store::PersistenceConfig;
 pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
+pub use engine::Engine;
 pub use plan::{Overrides, Plan, Planned, SinkPlan, SourcePlan};
 pub use runtime::{Runtime, RuntimeError, Timer, Workers};
 pub use spec::Spec;

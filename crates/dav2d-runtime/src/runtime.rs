@@ -19,6 +19,7 @@ use dav2d_core::SharedGraph;
 use dav2d_store::PersistStats;
 
 use crate::config::ConfigError;
+use crate::engine::Engine;
 use crate::plan::Plan;
 
 /// Why a runtime could not start.
@@ -41,13 +42,15 @@ struct Started {
 
 /// Everything a plan started, over one graph.
 pub struct Runtime {
+    engine: Engine,
+    /// Whether this runtime made the engine (and so stops its timer and
+    /// workers when it stops).
+    owns_engine: bool,
     graph: SharedGraph,
     health: HealthBoard,
     metrics: Arc<Metrics>,
     sources: Vec<Started>,
     sinks: Vec<Started>,
-    timer: Option<Timer>,
-    workers: Option<Workers>,
     io: Option<tokio::runtime::Runtime>,
     persistence: Option<Arc<PersistStats>>,
     started: Instant,
@@ -61,14 +64,22 @@ impl Runtime {
         Self::start_with(plan, graph, HealthBoard::default())
     }
 
-    /// [`Runtime::start`], pinning every component's health to `health`
-    /// (shared with other runtimes over the same graph, as Python's
-    /// `serve()` and `persist()` are).
+    /// [`Runtime::start`], pinning every component's health to `health`.
     pub fn start_with(
         plan: Plan,
         graph: SharedGraph,
         health: HealthBoard,
     ) -> Result<Runtime, RuntimeError> {
+        let mut runtime = Self::start_on(plan, &Engine::with_health(graph, health))?;
+        runtime.owns_engine = true;
+        Ok(runtime)
+    }
+
+    /// Starts the plan's components on `engine` (shared with its other
+    /// runtimes, as Python's `serve()` and `persist()` are): they count into
+    /// its metrics, and its one timer and one set of workers run the graph.
+    pub fn start_on(plan: Plan, engine: &Engine) -> Result<Runtime, RuntimeError> {
+        let (graph, health) = (engine.graph().clone(), engine.health().clone());
         {
             let mut built = graph.lock();
             plan.build(&mut built)?;
@@ -76,7 +87,7 @@ impl Runtime {
         }
         // Readers (HTTP, Python) use what the graph publishes after each wave.
         graph.reads();
-        let metrics = Arc::new(Metrics::new(graph.clone(), health.clone()));
+        let metrics = Arc::clone(engine.metrics());
         metrics.export_values(plan.values.clone());
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let io = tokio::runtime::Builder::new_multi_thread()
@@ -93,13 +104,13 @@ impl Runtime {
         let intake = Intake::new(&intake_config, graph.clone(), Arc::clone(&metrics))
             .map_err(StartError::Other)?;
         let mut runtime = Runtime {
+            engine: engine.clone(),
+            owns_engine: false,
             graph,
             health: health.clone(),
             metrics,
             sources: Vec::new(),
             sinks: Vec::new(),
-            timer: None,
-            workers: None,
             persistence: None,
             io: None,
             started: Instant::now(),
@@ -129,11 +140,10 @@ impl Runtime {
         }
         runtime.io = Some(io);
         if runtime.graph.lock().has_offloaded_nodes() {
-            let workers = plan.workers.unwrap_or_else(Workers::default_count);
-            runtime.workers = Some(Workers::start(runtime.graph.clone(), workers)?);
+            engine.ensure_workers(plan.workers.unwrap_or_else(Workers::default_count))?;
         }
         if let Some(tick) = plan.tick {
-            runtime.timer = Some(Timer::start(runtime.graph.clone(), tick)?);
+            engine.ensure_timer(tick)?;
         }
         tracing::info!(
             sources = runtime.sources.len(),
@@ -151,6 +161,11 @@ impl Runtime {
     /// [`Runtime::persistence`], shared.
     pub fn persistence_stats(&self) -> Option<Arc<PersistStats>> {
         self.persistence.clone()
+    }
+
+    /// The engine it runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The graph being driven.
@@ -195,12 +210,10 @@ impl Runtime {
         // Drain: whatever the sources applied last is evaluated before the
         // sinks take their last updates.
         self.graph.lock().run_wave();
-        if let Some(timer) = self.timer.take() {
-            timer.stop();
-        }
-        // Jobs in flight finish and are written before the sinks flush.
-        if let Some(workers) = self.workers.take() {
-            workers.stop();
+        if self.owns_engine {
+            self.engine.stop_timer();
+            // Jobs in flight finish and are written before the sinks flush.
+            self.engine.stop_workers();
         }
         for sink in self.sinks.drain(..).rev() {
             sink.running.stop();

@@ -68,6 +68,10 @@ fn a_frames_source_feeds_frame_nodes_from_yaml() {
         drop(locked);
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Frames came in through the one door: counted for the source, so the
+    // summary screen and `/metrics` show them.
+    let totals = runtime.metrics().totals();
+    assert!(totals.received >= 1 && totals.accepted >= 1, "{totals:?}");
     runtime.stop();
     let Some(Value::Float(luma)) = luma else {
         panic!("no luma came: {luma:?}");

@@ -91,7 +91,7 @@ fn run(mut fleet: SyntheticFleet, intake: Intake, stop: Arc<AtomicBool>, stats: 
         stats.steps.fetch_add(1, Ordering::Relaxed);
         let keys: Vec<&str> = devices.iter().map(|&i| fleet.key(i)).collect();
         if let Outcome::Applied(report) =
-            intake.push_numbers(&stream, Keys::Many(&keys), &values, Admission::Wait)
+            intake.push_numbers(&stream, Keys::Many(&keys), &values, None, Admission::Wait)
             && report.rejected > 0
         {
             tracing::debug!(rejected = report.rejected, "Synthetic samples rejected.");

@@ -1,0 +1,76 @@
+//! Native values into the engine: what a frame source and Python's `push`
+//! hand in (no decoding), on the same path as decoded bodies: counted under
+//! the component, held back while a lossless sink is behind, admitted
+//! through the `all`-edge queue, applied in one lock hold with its wave,
+//! and, when clustering, forwarded to the partitioned stream (frames are
+//! leases of this machine's memory and are always applied here).
+
+use dav2d_core::{BatchReport, SampleIn, Value};
+
+use super::{Admission, Forwarded, Intake, Outcome};
+
+/// One native sample for [`Intake::push_values`].
+#[derive(Debug, Clone)]
+pub struct NativeSample<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: Value,
+    /// ns since the epoch; the graph's clock when `None`.
+    pub ts: Option<i64>,
+}
+
+impl Intake {
+    /// Applies `samples` of `stream` (good ones applied, bad ones reported
+    /// with their index), counted under this component; with clustering on,
+    /// samples other than frames go to their partition's owner.
+    pub fn push_values(
+        &self,
+        stream: &str,
+        samples: &[NativeSample<'_>],
+        admission: Admission,
+    ) -> Outcome {
+        if let Some(forward) = self.shared.forward.get()
+            && !samples.iter().any(|s| matches!(s.value, Value::Frame(_)))
+        {
+            self.counters.received.inc_by(samples.len() as u64);
+            let now = self.shared.clock.now_ns();
+            let forwarded: Vec<Forwarded<'_>> = (samples.iter())
+                .map(|s| Forwarded {
+                    stream,
+                    key: s.key,
+                    value: &s.value,
+                    ts: s.ts.unwrap_or(now),
+                })
+                .collect();
+            return self.forward_samples(forward.as_ref(), &forwarded, &[]);
+        }
+        self.counters.received.inc_by(samples.len() as u64);
+        if !self.hold_back(samples.len(), admission) {
+            return Outcome::SinkBehind;
+        }
+        let needed = self.feeds_all_edge(std::iter::once(stream));
+        let Some(permit) = self.admit(needed, samples.len(), samples.len(), admission) else {
+            return Outcome::Overloaded;
+        };
+        let mut batch = BatchReport::default();
+        let settled = {
+            let mut graph = self.shared.graph.lock();
+            let records = samples.iter().enumerate().map(|(index, s)| SampleIn {
+                index,
+                stream,
+                key: s.key,
+                value: s.value.clone(),
+                ts_ns: s.ts,
+            });
+            graph.push_records(records, &mut batch);
+            graph.run_wave();
+            graph.settled()
+        };
+        drop(permit);
+        self.set_queue_depth();
+        let mut report = self.report(batch, &[]);
+        report.settled = settled;
+        Outcome::Applied(report)
+    }
+}
