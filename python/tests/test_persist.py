@@ -13,9 +13,10 @@ import pytest
 
 import dav2d
 from dav2d import Constraint, Graph, nodes
+from conftest import require
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = require("pyarrow")
+pq = require("pyarrow.parquet")
 
 SECOND = 1_000_000_000
 T0 = 1_800_000_000 * SECOND

@@ -19,8 +19,9 @@ import dav2d
 
 sys.path.insert(0, str(Path(__file__).parent))
 import models  # noqa: E402
+from conftest import require  # noqa: E402
 
-ort = pytest.importorskip("onnxruntime")
+ort = require("onnxruntime")
 
 
 @pytest.fixture(scope="module")

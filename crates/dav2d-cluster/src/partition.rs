@@ -220,7 +220,7 @@ impl PartitionTask {
         let exported = tokio::task::spawn_blocking(move || {
             let state = graph
                 .lock()
-                .export_state_where(|key| crate::partition(key, partitions) == p);
+                .export_state_where(|key| crate::config::partition(key, partitions) == p);
             dav2d_store::checkpoint::to_bytes(&state, sequence)
         })
         .await;

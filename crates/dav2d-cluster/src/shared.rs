@@ -48,7 +48,7 @@ impl Shared {
 
     /// Whether this instance applies `key`.
     pub fn owns(&self, key: &str) -> bool {
-        let p = crate::partition(key, self.partitions);
+        let p = crate::config::partition(key, self.partitions);
         self.owned
             .get(p as usize)
             .is_some_and(|flag| flag.load(Ordering::Acquire))

@@ -38,16 +38,23 @@ pub struct Context {
     pub health: HealthBoard,
     /// Durable acknowledgements: lossless sinks report, sources wait.
     pub durability: std::sync::Arc<crate::Durability>,
+    /// For a sink, what its [`Sink::delivery`] said: the mode of the
+    /// subscriptions [`Context::subscribe_outputs`] makes (sources get
+    /// `Conflating`).
+    pub delivery: Delivery,
 }
 
 impl Context {
     /// A subscription to every update of `names` (every node and
-    /// constraint when empty) for a sink named `sink`: what broker sinks
-    /// publish.
+    /// constraint when empty) for a sink named `sink`, holding at most
+    /// `capacity` updates: lossless (the graph's producers are held back at
+    /// half of it) or conflating per key past it, as the sink's
+    /// [`Delivery`] says.
     pub fn subscribe_outputs(
         &self,
         sink: &str,
         names: &[String],
+        capacity: usize,
     ) -> Result<dav2d_core::Subscription, StartError> {
         let mut graph = self.graph().lock();
         let all: Vec<String>;
@@ -58,8 +65,12 @@ impl Context {
             names
         };
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mode = match self.delivery {
+            Delivery::Lossless => dav2d_core::SubscriptionMode::Lossless,
+            Delivery::Conflating => dav2d_core::SubscriptionMode::EveryChange,
+        };
         graph
-            .subscribe_many(&refs, dav2d_core::SubscriptionMode::EveryChange, 1 << 16)
+            .subscribe_many(&refs, mode, capacity.max(1))
             .map_err(|e| StartError::Other(format!("{sink}: {e}")))
     }
 

@@ -28,10 +28,12 @@ mod constraint;
 mod error;
 mod graph;
 mod ids;
+mod info;
 mod logic;
 mod offload;
 mod published;
 mod reason;
+mod spec;
 mod subscribe;
 mod value;
 mod window;
@@ -42,12 +44,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
 pub use error::{GraphError, Rejection, closest};
 pub use graph::{
-    BatchReport, Bounds, DEFAULT_SPAN_SAMPLES, DEFAULT_WINDOW, EdgePolicy, Graph, GraphOptions,
-    GraphState, GraphStats, InputSpec, KeyState, Keys, LatePolicy, Limits, LogicSpec, MAX_WINDOW,
-    NodeInfo, NodeKeyState, NodeKind, NodeSpec, NodeState, NodeStats, Reading, SampleIn,
-    StreamInfo, StreamState,
+    BatchReport, Graph, GraphState, KeyState, Keys, NodeKeyState, NodeState, SampleIn, StreamState,
 };
 pub use ids::{KeyId, NodeId, StreamId};
+pub use info::{GraphStats, NodeInfo, NodeKind, NodeStats, Reading, StreamInfo};
 pub use logic::{
     BUILTINS, Builtin, BuiltinDef, BuiltinError, BuiltinParam, CustomLogic, Evaluation, Outcome,
     builtin_kinds,
@@ -55,11 +55,15 @@ pub use logic::{
 pub use offload::{Job, JobQueue};
 pub use published::{Page, ReadModel};
 pub use reason::{RejectReason, Stage};
+pub use spec::{
+    Bounds, EdgePolicy, GraphOptions, InputSpec, LatePolicy, Limits, LogicSpec, NodeSpec,
+};
 pub use subscribe::{Backpressure, Subscription, SubscriptionMode, Update};
 pub use value::{
     FrameData, FrameInfo, FrameRef, OwnedFrame, Record, Sample, Scalar, Value, ValueType,
 };
 pub use window::WindowSnapshot;
+pub use window::{DEFAULT_SPAN_SAMPLES, DEFAULT_WINDOW, MAX_WINDOW};
 
 /// A graph shared between threads: one mutex, taken per batch, and the
 /// read model readers use without it.

@@ -285,12 +285,12 @@ impl Builtin {
                     def.kind, param.name
                 )));
             }
-            if param.integer && value > crate::graph::MAX_WINDOW as f64 {
+            if param.integer && value > crate::window::MAX_WINDOW as f64 {
                 return Err(BuiltinError::Invalid(format!(
                     "{} `{}`={value} is more than the {} samples a key can keep",
                     def.kind,
                     param.name,
-                    crate::graph::MAX_WINDOW
+                    crate::window::MAX_WINDOW
                 )));
             }
             values.push(value);

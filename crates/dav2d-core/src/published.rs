@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use rustc_hash::FxHashMap;
 
 use crate::error::{GraphError, did_you_mean};
-use crate::graph::{GraphStats, NodeInfo, NodeStats, Reading, StreamInfo};
+use crate::info::{GraphStats, NodeInfo, NodeStats, Reading, StreamInfo};
 
 /// One page of [`ReadModel::latest_page`].
 #[derive(Clone, Debug, Default)]

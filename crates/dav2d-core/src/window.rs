@@ -18,6 +18,20 @@ use std::sync::atomic::{Ordering, fence};
 
 use crate::value::Value;
 
+/// Samples of an input a node (or a window read) sees when none is given.
+pub const DEFAULT_WINDOW: usize = 16;
+
+/// The most samples one (stream, key) keeps, and so the longest window a
+/// node may ask for: larger values are refused where they are given instead
+/// of failing to allocate on the first sample.
+pub const MAX_WINDOW: usize = 1 << 20;
+
+/// The most samples a time window keeps unless told otherwise: the ring a
+/// key keeps is allocated whole, so a time window's memory is bounded by a
+/// count too; samples past it are left out and counted
+/// ([`NodeStats::window_overflow`]).
+pub const DEFAULT_SPAN_SAMPLES: usize = 1024;
+
 /// A mirrored ring of `capacity` elements.
 ///
 /// Not `Clone` on purpose: the only way to share the buffer is

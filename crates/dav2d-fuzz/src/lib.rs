@@ -135,9 +135,9 @@ pub fn wal_segment(data: &[u8]) {
         assert!(offset as usize <= data.len());
     }
     for record in &records {
-        let _ = dav2d_store::store::decode_sample(record);
+        let _ = dav2d_store::record::decode_sample(record);
     }
-    let _ = dav2d_store::store::decode_sample(data);
+    let _ = dav2d_store::record::decode_sample(data);
 }
 
 /// A checkpoint's payload.

@@ -7,8 +7,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use dav2d_core::RejectReason;
 
-use crate::ingest::drain;
-use crate::serve::{AppState, error_response};
+use crate::state::{AppState, drain, error_response};
 
 pub(crate) async fn authorize(
     State(state): State<AppState>,

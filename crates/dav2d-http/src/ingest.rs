@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value as Json, json};
 use tokio::sync::oneshot::Receiver;
 
-use crate::serve::{AppState, error_response, json_response};
+use crate::state::{AppState, drain, error_response, json_response};
 
 /// What a body of unknown length takes from the body budget at first; it
 /// takes more as it arrives.
@@ -209,22 +209,6 @@ impl<'a> ChunkCheck<'a> {
         }
         Ok(data)
     }
-}
-
-/// Discards (never buffers) up to `limit` bytes of a refused body within
-/// `timeout`, so a client that is still sending can read the answer instead
-/// of failing with a broken pipe.
-pub(crate) async fn drain(mut body: Body, limit: usize, timeout: Duration) {
-    let discard = async {
-        let mut discarded = 0usize;
-        while let Some(Ok(chunk)) = body.frame().await {
-            discarded += chunk.data_ref().map_or(0, |d| d.len());
-            if discarded > limit {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(timeout, discard).await;
 }
 
 async fn ingest(

@@ -14,9 +14,11 @@
 mod auth;
 mod config;
 mod events;
+mod hub;
 mod ingest;
 mod read;
 mod serve;
+mod state;
 
 use std::sync::Arc;
 
@@ -55,11 +57,11 @@ impl Source for HttpSource {
             },
         )?;
         let address = listener.local_addr().ok();
-        let state = serve::AppState {
+        let state = state::AppState {
             intake: context.intake.clone(),
             config: Arc::new(self.config),
             health: context.health.clone(),
-            events: events::EventHub::new(context.graph().clone()).map_err(StartError::Other)?,
+            events: hub::EventHub::new(context.graph().clone()).map_err(StartError::Other)?,
             durability: Arc::clone(&context.durability),
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use dav2d_wire::reading_json;
 use serde_json::{Value as Json, json};
 
-use crate::serve::{AppState, error_response, json_response};
+use crate::state::{AppState, error_response, json_response};
 
 #[derive(serde::Deserialize)]
 pub(crate) struct KeyQuery {

@@ -2,33 +2,19 @@
 //! (so a client that sends its headers too slowly is cut off by
 //! `header_timeout`), and the router.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use dav2d_component::{Accepted, HealthBoard, Intake, Listener};
+use dav2d_component::{Accepted, Listener};
 use dav2d_core::RejectReason;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde_json::{Value as Json, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::config::HttpConfig;
-
-/// What every request handler sees.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) intake: Intake,
-    pub(crate) config: Arc<HttpConfig>,
-    pub(crate) health: HealthBoard,
-    pub(crate) events: Arc<crate::events::EventHub>,
-    pub(crate) durability: Arc<dav2d_component::Durability>,
-}
+use crate::state::AppState;
 
 /// The answer to a connection past `max_connections`, written before it is closed.
 fn too_many_connections() -> Vec<u8> {
@@ -117,17 +103,4 @@ fn router(state: AppState) -> Router {
         ))
     };
     routes.with_state(state)
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &Json) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
-    json_response(status, &json!({ "error": message.into() }))
 }

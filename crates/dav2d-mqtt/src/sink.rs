@@ -35,7 +35,7 @@ impl Sink for MqttSink {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
-        let updates = context.subscribe_outputs(&self.name, &config.names)?;
+        let updates = context.subscribe_outputs(&self.name, &config.names, 1 << 16)?;
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(options, 1024);

@@ -33,7 +33,7 @@ impl Sink for NatsSink {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
-        let updates = context.subscribe_outputs(&self.name, &config.names)?;
+        let updates = context.subscribe_outputs(&self.name, &config.names, 1 << 16)?;
         let health = Arc::new(BrokerHealth::default());
         let task_health = Arc::clone(&health);
         let task = ThreadTask::spawn("dav2d-nats-sink", health, move |stop| {

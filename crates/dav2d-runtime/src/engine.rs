@@ -4,15 +4,16 @@
 //! board, the intake through which in-process producers (Python's pushes,
 //! its frame streams) enter, the constraint timer and the offload workers.
 //! A [`crate::Runtime`] starts components *on* an engine; two runtimes over
-//! one engine share its timer, workers and metrics.
+//! one engine share its timer, workers and metrics. The [`Timer`] and the
+//! [`Workers`] are here too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dav2d_component::{HealthBoard, Intake, IntakeConfig, Metrics, StartError};
 use dav2d_core::SharedGraph;
-
-use crate::runtime::{Timer, Workers};
 
 /// A graph and the services that run it. Cloning is cheap (shared).
 #[derive(Clone)]
@@ -154,5 +155,135 @@ impl Engine {
         if let Some(workers) = locked(&self.inner.workers).take() {
             workers.stop_soon();
         }
+    }
+}
+
+/// The thread that checks constraint timers (`for`, `stale_after`) every
+/// `tick`, so they fire without new data. Dropping it stops it.
+pub struct Timer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Timer {
+    /// Starts ticking `graph` every `tick`.
+    pub fn start(graph: SharedGraph, tick: Duration) -> Result<Timer, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("dav2d-timers".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    std::thread::sleep(tick);
+                    if thread_stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    graph.lock().tick();
+                }
+            })
+            .map_err(|e| StartError::Other(format!("cannot start the timer thread: {e}")))?;
+        Ok(Timer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.halt(true);
+    }
+
+    fn halt(&mut self, wait: bool) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && wait
+            && thread.join().is_err()
+        {
+            tracing::error!("The timer thread panicked while stopping.");
+        }
+    }
+
+    /// Asks the thread to stop without waiting for it (for a caller that
+    /// may hold a lock the thread needs, such as Python's GIL).
+    pub fn stop_soon(mut self) {
+        self.halt(false);
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.halt(true);
+    }
+}
+
+/// The threads that run offloaded nodes' jobs: each takes the most urgent
+/// job, runs it without the engine lock, and gives it back to the graph
+/// (which writes the outputs and evaluates their children). Dropping it
+/// stops them after their current job.
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// One per core, at most 4: Python logic takes the GIL, and models use
+    /// threads of their own.
+    pub fn default_count() -> usize {
+        std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .min(4)
+    }
+
+    /// The most workers a graph runs.
+    pub const MAX: usize = 64;
+
+    /// Starts `count` workers (at least one) over `graph`'s job queue.
+    pub fn start(graph: SharedGraph, count: usize) -> Result<Workers, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let jobs = graph.lock().jobs();
+        let mut threads = Vec::new();
+        for index in 0..count.max(1) {
+            let (graph, jobs, stop) = (graph.clone(), Arc::clone(&jobs), Arc::clone(&stop));
+            let thread = std::thread::Builder::new()
+                .name(format!("dav2d-worker-{index}"))
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        let Some(mut job) = jobs.take(Duration::from_millis(100)) else {
+                            continue;
+                        };
+                        job.run();
+                        graph.lock().complete(job);
+                    }
+                })
+                .map_err(|e| StartError::Other(format!("cannot start an offload worker: {e}")))?;
+            threads.push(thread);
+        }
+        Ok(Workers { stop, threads })
+    }
+
+    /// Stops the workers after their current job and waits for them.
+    pub fn stop(mut self) {
+        self.halt(true);
+    }
+
+    /// Asks the workers to stop without waiting (for a caller holding a
+    /// lock their jobs may need, such as Python's GIL).
+    pub fn stop_soon(mut self) {
+        self.halt(false);
+    }
+
+    fn halt(&mut self, wait: bool) {
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            if wait && thread.join().is_err() {
+                tracing::error!("An offload worker panicked.");
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.halt(true);
     }
 }

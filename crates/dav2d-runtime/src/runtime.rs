@@ -10,16 +10,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dav2d_component::{Context, HealthBoard, Intake, Metrics, Pin, Running, StartError};
+use dav2d_component::{Context, Delivery, HealthBoard, Intake, Metrics, Pin, Running, StartError};
 use dav2d_core::SharedGraph;
 use dav2d_store::PersistStats;
 
 use crate::config::ConfigError;
-use crate::engine::Engine;
+use crate::engine::{Engine, Workers};
 use crate::plan::Plan;
 
 /// Why a runtime could not start.
@@ -115,11 +113,12 @@ impl Runtime {
             io: None,
             started: Instant::now(),
         };
-        let context = |name: &str, kind: &'static str| Context {
+        let context = |name: &str, kind: &'static str, delivery| Context {
             intake: intake.for_component(name, kind),
             io: io.handle().clone(),
             health: health.clone(),
             durability: Arc::clone(health.durability()),
+            delivery,
         };
         // Each started component joins the runtime at once, so a later one
         // that fails to start leaves nothing running: dropping the runtime
@@ -127,14 +126,14 @@ impl Runtime {
         let (sinks, persistence) = plan.build_sinks();
         runtime.persistence = persistence;
         for sink in sinks {
-            let (name, kind) = (sink.name().to_string(), sink.kind());
-            let running = sink.start(context(&name, kind))?;
+            let (name, kind, delivery) = (sink.name().to_string(), sink.kind(), sink.delivery());
+            let running = sink.start(context(&name, kind, delivery))?;
             let pin = health.pin(&name, kind, running.health());
             runtime.sinks.push(Started { name, running, pin });
         }
         for source in plan.build_sources() {
             let (name, kind) = (source.name().to_string(), source.kind());
-            let running = source.start(context(&name, kind))?;
+            let running = source.start(context(&name, kind, Delivery::Conflating))?;
             let pin = health.pin(&name, kind, running.health());
             runtime.sources.push(Started { name, running, pin });
         }
@@ -228,135 +227,5 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// The thread that checks constraint timers (`for`, `stale_after`) every
-/// `tick`, so they fire without new data. Dropping it stops it.
-pub struct Timer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Timer {
-    /// Starts ticking `graph` every `tick`.
-    pub fn start(graph: SharedGraph, tick: Duration) -> Result<Timer, StartError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("dav2d-timers".into())
-            .spawn(move || {
-                while !thread_stop.load(Ordering::Acquire) {
-                    std::thread::sleep(tick);
-                    if thread_stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    graph.lock().tick();
-                }
-            })
-            .map_err(|e| StartError::Other(format!("cannot start the timer thread: {e}")))?;
-        Ok(Timer {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
-        self.halt(true);
-    }
-
-    fn halt(&mut self, wait: bool) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take()
-            && wait
-            && thread.join().is_err()
-        {
-            tracing::error!("The timer thread panicked while stopping.");
-        }
-    }
-
-    /// Asks the thread to stop without waiting for it (for a caller that
-    /// may hold a lock the thread needs, such as Python's GIL).
-    pub fn stop_soon(mut self) {
-        self.halt(false);
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        self.halt(true);
-    }
-}
-
-/// The threads that run offloaded nodes' jobs: each takes the most urgent
-/// job, runs it without the engine lock, and gives it back to the graph
-/// (which writes the outputs and evaluates their children). Dropping it
-/// stops them after their current job.
-pub struct Workers {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    /// One per core, at most 4: Python logic takes the GIL, and models use
-    /// threads of their own.
-    pub fn default_count() -> usize {
-        std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .min(4)
-    }
-
-    /// The most workers a graph runs.
-    pub const MAX: usize = 64;
-
-    /// Starts `count` workers (at least one) over `graph`'s job queue.
-    pub fn start(graph: SharedGraph, count: usize) -> Result<Workers, StartError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let jobs = graph.lock().jobs();
-        let mut threads = Vec::new();
-        for index in 0..count.max(1) {
-            let (graph, jobs, stop) = (graph.clone(), Arc::clone(&jobs), Arc::clone(&stop));
-            let thread = std::thread::Builder::new()
-                .name(format!("dav2d-worker-{index}"))
-                .spawn(move || {
-                    while !stop.load(Ordering::Acquire) {
-                        let Some(mut job) = jobs.take(Duration::from_millis(100)) else {
-                            continue;
-                        };
-                        job.run();
-                        graph.lock().complete(job);
-                    }
-                })
-                .map_err(|e| StartError::Other(format!("cannot start an offload worker: {e}")))?;
-            threads.push(thread);
-        }
-        Ok(Workers { stop, threads })
-    }
-
-    /// Stops the workers after their current job and waits for them.
-    pub fn stop(mut self) {
-        self.halt(true);
-    }
-
-    /// Asks the workers to stop without waiting (for a caller holding a
-    /// lock their jobs may need, such as Python's GIL).
-    pub fn stop_soon(mut self) {
-        self.halt(false);
-    }
-
-    fn halt(&mut self, wait: bool) {
-        self.stop.store(true, Ordering::Release);
-        for thread in self.threads.drain(..) {
-            if wait && thread.join().is_err() {
-                tracing::error!("An offload worker panicked.");
-            }
-        }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.halt(true);
     }
 }

@@ -96,7 +96,7 @@ fn frame_sources_and_nodes_are_checked_where_they_are_written() {
         ),
         (
             CONFIG.replace("    height: 4\n", "    depth: 4\n"),
-            "frames.yaml:12:12: nodes[1].depth: downscale takes no 'depth'",
+            "frames.yaml:12:12: nodes[1].depth: downscale takes no field `depth`; it takes name, kind, input, inputs, policy, priority, deadband, offload, width, height",
         ),
         (
             CONFIG.replace(

@@ -481,8 +481,32 @@ fn ack_durable_answers_once_the_fsync_covering_the_batch_is_done() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(json(&answer)["durable"], true);
-    // The fsync happened before the answer: the records are counted durable.
+    // The fsync happened before the answer: the records are counted durable,
+    // and they are in the store's log now, read back from the files while
+    // the store is still open (what a crash right after the answer leaves).
     assert!(metric(&server, "dav2d_persisted_records") >= flushed_before + 2.0);
+    let mut on_disk = Vec::new();
+    let query = dav2d_store::Query {
+        name: Some("temp".to_string()),
+        ..dav2d_store::Query::default()
+    };
+    dav2d_store::history::scan(
+        &dir,
+        &query,
+        |_| {},
+        |rows| {
+            for i in 0..rows.len() {
+                on_disk.push((rows.key[i].to_string(), rows.value[i]));
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    on_disk.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        on_disk,
+        vec![("a".to_string(), Some(1.0)), ("b".to_string(), Some(2.0))]
+    );
     // Plain requests and unknown ack values.
     assert_eq!(
         post_json(

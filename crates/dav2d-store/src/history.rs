@@ -31,7 +31,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
 use crate::ledger::{FileAction, Ledger};
-use crate::store::decode_sample;
+use crate::record::decode_sample;
 use crate::wal::{self, WalError};
 
 /// The directory, inside the store, that holds the Parquet files.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint;
 use crate::history::{self, HistoryError, Progress};
 use crate::ledger::LedgerDay;
-use crate::store::decode_sample;
+use crate::record::decode_sample;
 use crate::wal;
 
 /// One log segment.

@@ -12,6 +12,7 @@ pub mod history;
 pub mod inspect;
 pub mod ledger;
 pub mod persist;
+pub mod record;
 mod sink;
 pub mod store;
 pub mod wal;

@@ -13,14 +13,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dav2d_core::{Clock, Graph, GraphState, Update, Value};
+use dav2d_core::{Clock, Graph, GraphState, Update};
 
-use crate::checkpoint::{self, CheckpointError, Decoder, Encoder};
+use crate::checkpoint::{self, CheckpointError};
 use crate::history::{self, HistoryError};
 use crate::ledger::Ledger;
+use crate::record::{decode_sample, encode_sample};
 use crate::wal::{Damage, Wal, WalError, WalOptions};
-
-const SAMPLE: u8 = 1;
 
 /// Settings of a store.
 #[derive(Clone, Debug)]
@@ -106,30 +105,6 @@ pub struct Store {
 pub struct PendingCheckpoint {
     state: GraphState,
     wal_from: u64,
-}
-
-fn encode_sample(out: &mut Vec<u8>, stream: &str, key: &str, ts: i64, value: &Value, pixels: bool) {
-    out.clear();
-    let mut e = Encoder(std::mem::take(out));
-    e.u8(SAMPLE);
-    e.str(stream);
-    e.str(key);
-    e.i64(ts);
-    e.value_keeping(value, pixels);
-    *out = e.0;
-}
-
-/// Decodes one logged sample: (stream, key, timestamp, value).
-pub fn decode_sample(bytes: &[u8]) -> Result<(String, String, i64, Value), String> {
-    let mut d = Decoder { bytes, at: 0 };
-    if d.u8()? != SAMPLE {
-        return Err("unknown record kind".to_string());
-    }
-    let stream = d.str()?;
-    let key = d.str()?;
-    let ts = d.i64()?;
-    let value = d.value()?;
-    Ok((stream, key, ts, value))
 }
 
 impl Store {

@@ -86,6 +86,7 @@ impl Sink for WebhookSink {
             .url
             .parse()
             .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?;
+        // Every constraint unless names are given.
         let names = if config.names.is_empty() {
             let graph = context.graph().lock();
             graph
@@ -97,17 +98,7 @@ impl Sink for WebhookSink {
         } else {
             config.names.clone()
         };
-        let updates = {
-            let mut graph = context.graph().lock();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            graph
-                .subscribe_many(
-                    &refs,
-                    dav2d_core::SubscriptionMode::EveryChange,
-                    config.queue.max(1),
-                )
-                .map_err(|e| StartError::Other(format!("{}: {e}", self.name)))?
-        };
+        let updates = context.subscribe_outputs(&self.name, &names, config.queue)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

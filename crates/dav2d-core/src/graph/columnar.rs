@@ -16,8 +16,9 @@
 use crate::constraint::ConstraintKeyState;
 use crate::graph::ingest::check_number;
 use crate::graph::wave::float_changed;
-use crate::graph::{BatchReport, EdgePolicy, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
+use crate::graph::{BatchReport, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
 use crate::logic::Builtin;
+use crate::spec::EdgePolicy;
 
 /// Samples per column: small enough to stay in cache, large enough that the
 /// per-column bookkeeping vanishes.

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Graph, Reading, StreamId};
+use super::{Graph, StreamId};
+use crate::info::Reading;
 use crate::published::{NodeCounters, Publication, ReadModel, StreamCounters};
 use crate::value::Sample;
 
