@@ -47,24 +47,19 @@ InputLike = str | tuple[str, WindowLike]
 
 
 def _window(window: WindowLike, max_samples: int | None, where: str) -> tuple[int, int | None]:
-    """(samples, span in ns or None) of a window given as a count or a duration."""
-    if isinstance(window, bool):
-        raise _dav2d.InvalidType(f"{where}: window is a number of samples or a duration such as '30s', got {window!r}")
-    if isinstance(window, int):
-        if max_samples is not None:
-            raise _dav2d.InvalidArgument(f"{where}: max_samples caps a time window; window={window} already counts samples")
-        return window, None
-    if isinstance(window, datetime.timedelta):
-        span = (window.days * 86_400 + window.seconds) * 1_000_000_000 + window.microseconds * 1_000
-    elif isinstance(window, str):
-        span = _dav2d.parse_duration(window, f"{where}: window")
-    else:
+    """(samples, span in ns or None) of a window given as a count or a
+    duration, read by the engine's one window reader (the one YAML's
+    ``window:`` and ``max_samples:`` go through)."""
+    if isinstance(window, bool) or not isinstance(window, (int, str, datetime.timedelta)):
         raise _dav2d.InvalidType(
             f"{where}: window is a number of samples (int) or a duration ('30s' or a timedelta), got {type(window).__name__} {window!r}"
         )
-    if span <= 0:
-        raise _dav2d.InvalidArgument(f"{where}: a time window must be longer than 0, got {window!r}")
-    return (DEFAULT_SPAN_SAMPLES if max_samples is None else max_samples), span
+    if isinstance(window, datetime.timedelta):
+        ns = (window.days * 86_400 + window.seconds) * 1_000_000_000 + window.microseconds * 1_000
+        text = f"{ns}ns"
+    else:
+        text = str(window)
+    return _dav2d.node_window(text, None if max_samples is None else float(max_samples), where)
 
 
 class CallbackSubscription:

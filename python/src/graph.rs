@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dav2d_core::{
-    Bounds, Builtin, Clock, ConstraintSpec, Direction, EdgePolicy, Graph, GraphOptions, InputSpec,
-    Keys, LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph, SubscriptionMode, SystemClock,
+    Bounds, Builtin, Clock, ConstraintSpec, Direction, Graph, GraphOptions, InputSpec, Keys,
+    LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph, SubscriptionMode, SystemClock,
     ValueType,
 };
 use dav2d_runtime::{Admission, Config, Engine, IngestReport, NativeSample, Outcome, Workers};
@@ -19,6 +19,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{to_python, to_value_or_type_error};
 use crate::error::{NodeError, config_error, graph_error};
 use crate::logic::{PyLogic, refuse_reentry};
+use crate::options::{policy, read_limits, seconds_to_ns};
 use crate::samples::{PySubscription, sample};
 use crate::window::PyWindow;
 
@@ -37,26 +38,6 @@ pub struct PyGraph {
     /// Nodes registered (with `defer`) before their inputs existed, until
     /// `resolve`.
     waiting: std::sync::Mutex<Vec<NodeSpec>>,
-}
-
-fn policy(text: &str) -> PyResult<EdgePolicy> {
-    match text {
-        "latest" => Ok(EdgePolicy::Latest),
-        "all" => Ok(EdgePolicy::All),
-        other => Err(crate::error::invalid(format!(
-            "unknown policy '{other}'; expected 'latest' or 'all'"
-        ))),
-    }
-}
-
-fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<i64> {
-    let most = dav2d_runtime::MAX_DURATION.as_secs_f64();
-    if !(seconds >= 0.0 && seconds <= most) {
-        return Err(crate::error::invalid(format!(
-            "{what} must be a number of seconds from 0 to {most} (100 years), got {seconds}"
-        )));
-    }
-    Ok((seconds * 1e9).round() as i64)
 }
 
 impl PyGraph {
@@ -157,29 +138,6 @@ fn warn_guessed(py: Python<'_>, guessed: Vec<(String, Option<String>)>) -> PyRes
         )?;
     }
     Ok(())
-}
-
-/// The limits of `Graph(limits=...)`, read by the config's names and
-/// bounds (`dav2d_runtime::set_limit`): ints, or sizes such as `"64KiB"`.
-fn read_limits(given: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<dav2d_core::Limits> {
-    let mut limits = dav2d_core::Limits::default();
-    for (name, value) in given.into_iter().flat_map(|dict| dict.iter()) {
-        let name: String = name
-            .extract()
-            .map_err(|_| crate::error::invalid("limits: each name is a string"))?;
-        let text = if let Ok(text) = value.extract::<String>() {
-            text
-        } else if let Ok(number) = value.extract::<i128>() {
-            number.to_string()
-        } else {
-            return Err(crate::error::invalid(format!(
-                "limits['{name}']: give a whole number or a size such as '64KiB'"
-            )));
-        };
-        dav2d_runtime::set_limit(&mut limits, &name, &text)
-            .map_err(|message| crate::error::invalid(format!("limits['{name}']: {message}")))?;
-    }
-    Ok(limits)
 }
 
 #[pymethods]
@@ -381,18 +339,9 @@ impl PyGraph {
                     .first()
                     .filter(|i| window_given || i.span_ns.is_some())
                     .map(|i| i.window);
-                if samples.is_some() && params.iter().any(|(param, _)| *param == "n") {
-                    return Err(crate::error::invalid(format!(
-                        "node '{name}': give n or window to {kind}, not both"
-                    )));
-                }
+                // Checked where YAML's `window:` is: core's one table.
                 let builtin = Builtin::from_params_in(&kind, &params, samples)
                     .map_err(|e| crate::error::invalid(format!("node '{name}': {e}")))?;
-                if samples.is_some() && !builtin.reads_window() {
-                    return Err(crate::error::invalid(format!(
-                        "node '{name}': {kind} reads only the newest sample; remove window"
-                    )));
-                }
                 LogicSpec::Builtin(builtin)
             }
             _ => {
@@ -848,70 +797,12 @@ impl PyGraph {
     /// Counters: samples in, accepted, rejected (and by reason), evaluations,
     /// conflated, errors, cutoffs, waves, transitions, plus `nodes` per node.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let reads = self.reads()?;
-        let (stats, nodes) = (reads.stats(), reads.nodes());
-        let d = PyDict::new(py);
-        d.set_item("samples_in", stats.samples_in)?;
-        d.set_item("accepted", stats.accepted)?;
-        d.set_item("rejected", stats.rejected)?;
-        let reasons = PyDict::new(py);
-        for (reason, count) in stats.rejected_by_reason {
-            reasons.set_item(reason.as_str(), count)?;
-        }
-        d.set_item("rejected_by_reason", reasons)?;
-        d.set_item("evaluations", stats.evaluations)?;
-        d.set_item("conflated", stats.conflated)?;
-        d.set_item("errors", stats.errors)?;
-        d.set_item("cutoffs", stats.cutoffs)?;
-        d.set_item("waves", stats.waves)?;
-        d.set_item("transitions", stats.transitions)?;
-        d.set_item("late", stats.late)?;
-        d.set_item("streams", stats.streams)?;
-        d.set_item("keys", stats.keys)?;
-        let per_node = PyDict::new(py);
-        for node in nodes {
-            let n = PyDict::new(py);
-            n.set_item("evaluations", node.stats.evaluations)?;
-            n.set_item("conflated", node.stats.conflated)?;
-            n.set_item("errors", node.stats.errors)?;
-            n.set_item("cutoffs", node.stats.cutoffs)?;
-            n.set_item("waiting", node.stats.waiting)?;
-            n.set_item("batches", node.stats.batches)?;
-            n.set_item("window_overflow", node.stats.window_overflow)?;
-            n.set_item("failing_keys", node.failing_keys)?;
-            n.set_item("offload", node.offload)?;
-            n.set_item("lag_s", node.lag_ns as f64 / 1e9)?;
-            per_node.set_item(node.name, n)?;
-        }
-        d.set_item("nodes", per_node)?;
-        Ok(d)
+        crate::listing::stats(py, self.reads()?)
     }
 
     /// Every node in evaluation order, as dicts.
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let nodes = self.reads()?.nodes();
-        let list = PyList::empty(py);
-        for node in nodes {
-            let d = PyDict::new(py);
-            d.set_item("name", node.name)?;
-            d.set_item("kind", node.kind.as_str())?;
-            d.set_item("logic", node.logic)?;
-            // (name, window, policy, time window in seconds or None).
-            let inputs: Vec<(String, usize, &str, Option<f64>)> = node
-                .inputs
-                .into_iter()
-                .map(|i| {
-                    let span = i.span_ns.map(|ns| ns as f64 / 1e9);
-                    (i.name, i.window, i.policy.as_str(), span)
-                })
-                .collect();
-            d.set_item("inputs", inputs)?;
-            d.set_item("priority", node.priority)?;
-            d.set_item("deadband", node.deadband)?;
-            d.set_item("keys", node.keys)?;
-            list.append(d)?;
-        }
-        Ok(list)
+        crate::listing::nodes(py, self.reads()?)
     }
 }
 

@@ -8,7 +8,9 @@ mod dlpack;
 mod error;
 mod frames;
 mod graph;
+mod listing;
 mod logic;
+mod options;
 mod persist;
 mod processor;
 mod samples;
@@ -37,6 +39,29 @@ fn builtins(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         list.append(d)?;
     }
     Ok(list)
+}
+
+/// `(samples, span ns or None)` of a node's window as written (`16`,
+/// `30s`, `250000ns`) with its `max_samples`: core's one window reader,
+/// the one YAML's `window:` goes through; `what` names the node in errors.
+#[pyfunction]
+#[pyo3(signature = (written, max_samples, what))]
+fn node_window(
+    written: &str,
+    max_samples: Option<f64>,
+    what: &str,
+) -> PyResult<(usize, Option<i64>)> {
+    match dav2d_core::Window::parse(Some(written), max_samples) {
+        Ok(Some(window)) => Ok((window.samples(), window.span_ns())),
+        Ok(None) => Err(error::invalid(format!("{what}: no window"))),
+        Err((field, message)) => {
+            let field = match field {
+                dav2d_core::WindowField::Window => "window",
+                dav2d_core::WindowField::MaxSamples => "max_samples",
+            };
+            Err(error::invalid(format!("{what}: {field}: {message}")))
+        }
+    }
 }
 
 /// Nanoseconds of a duration written as configs write it (`30s`, `1m`,
@@ -76,6 +101,7 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builtins, m)?)?;
     m.add_function(wrap_pyfunction!(cli, m)?)?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(node_window, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_WINDOW", dav2d_core::DEFAULT_WINDOW)?;
     m.add("DEFAULT_SPAN_SAMPLES", dav2d_core::DEFAULT_SPAN_SAMPLES)?;

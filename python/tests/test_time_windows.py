@@ -114,7 +114,7 @@ def test_a_count_window_on_a_builtin_is_its_length_as_in_yaml() -> None:
     # The newest 2 and the newest 3, as `window: 2` and `window: 3` give in YAML.
     assert g.latest("avg", "a") == pytest.approx(6.0)
     assert g.latest("change", "a") == pytest.approx(6.0)
-    with pytest.raises(dav2d.Dav2dError, match="give n or window to moving_average, not both"):
+    with pytest.raises(dav2d.Dav2dError, match="give `n` or `window` to moving_average, not both"):
         dav2d.nodes.moving_average("both", "temp", 4, window=8).register(g)
-    with pytest.raises(dav2d.Dav2dError, match="ewma reads only the newest sample; remove window"):
+    with pytest.raises(dav2d.Dav2dError, match="ewma reads only the newest sample; remove `window`"):
         dav2d.nodes.ewma("smooth", "temp", 0.5, window=8).register(g)

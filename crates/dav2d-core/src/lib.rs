@@ -56,7 +56,8 @@ pub use offload::{Job, JobQueue};
 pub use published::{Page, ReadModel};
 pub use reason::{RejectReason, Stage};
 pub use spec::{
-    Bounds, EdgePolicy, GraphOptions, InputSpec, LatePolicy, Limits, LogicSpec, NodeSpec,
+    Bounds, EdgePolicy, GraphOptions, InputSpec, LatePolicy, Limits, LogicSpec, MAX_DURATION,
+    NodeSpec, Window, WindowField, parse_span,
 };
 pub use subscribe::{Backpressure, Subscription, SubscriptionMode, Update};
 pub use value::{

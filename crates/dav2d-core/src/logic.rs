@@ -205,6 +205,16 @@ pub enum BuiltinError {
     },
     /// A parameter is out of range.
     Invalid(String),
+    /// Both a window and its length `n` were given.
+    WindowAndN {
+        /// The built-in.
+        kind: &'static str,
+    },
+    /// A window was given to a built-in that reads only the newest sample.
+    WindowNotRead {
+        /// The built-in.
+        kind: &'static str,
+    },
 }
 
 impl fmt::Display for BuiltinError {
@@ -233,6 +243,12 @@ impl fmt::Display for BuiltinError {
             }
             BuiltinError::Missing { kind, param } => write!(f, "{kind} needs `{param}`"),
             BuiltinError::Invalid(message) => f.write_str(message),
+            BuiltinError::WindowAndN { kind } => {
+                write!(f, "give `n` or `window` to {kind}, not both")
+            }
+            BuiltinError::WindowNotRead { kind } => {
+                write!(f, "{kind} reads only the newest sample; remove `window`")
+            }
         }
     }
 }
@@ -251,13 +267,20 @@ impl Builtin {
 
     /// As [`Builtin::from_params`], for a node given a window of
     /// `window_samples` (a count, or a time window's cap): a window length
-    /// `n` left out is that.
+    /// `n` left out is that; `n` beside it, or a window given to a built-in
+    /// that reads only the newest sample, is an error.
     pub fn from_params_in(
         kind: &str,
         params: &[(&str, f64)],
         window_samples: Option<usize>,
     ) -> Result<Builtin, BuiltinError> {
         let def = Self::def_of(kind).ok_or_else(|| BuiltinError::UnknownKind(kind.to_string()))?;
+        // The one place a built-in's window is checked (YAML's `window:`,
+        // Python's `window=`): it is the length `n`, so not both, and only
+        // for a built-in that reads a window.
+        if window_samples.is_some() && params.iter().any(|(name, _)| *name == "n") {
+            return Err(BuiltinError::WindowAndN { kind: def.kind });
+        }
         if let Some((param, _)) = params
             .iter()
             .find(|(name, _)| !def.params.iter().any(|p| p.name == *name))
@@ -296,6 +319,9 @@ impl Builtin {
             values.push(value);
         }
         let builtin = (def.build)(&values);
+        if window_samples.is_some() && !builtin.reads_window() {
+            return Err(BuiltinError::WindowNotRead { kind: def.kind });
+        }
         builtin.validate().map_err(BuiltinError::Invalid)?;
         Ok(builtin)
     }

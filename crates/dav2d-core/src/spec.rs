@@ -356,3 +356,131 @@ pub enum LatePolicy {
         allowed_ns: i64,
     },
 }
+
+/// The longest duration any setting takes: longer ones are refused where
+/// they are given (far past any sensible timer, and far from the values
+/// that overflow nanosecond arithmetic).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A time window's length as configs and Python write it: a number with a
+/// unit (`30s`, `1m`, `500ms`, `250000ns`), longer than 0 and at most
+/// [`MAX_DURATION`]; in nanoseconds. (A bare number is a count of samples,
+/// not a duration.)
+pub fn parse_span(text: &str) -> Result<i64, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("'{text}' is not a duration ({error}); write e.g. 30s, 1m or 500ms")
+    })?;
+    if duration.is_zero() {
+        return Err(format!("a time window must be longer than 0, got '{text}'"));
+    }
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "'{text}' is longer than the longest duration dav2d takes (100 years); write a shorter one"
+        ));
+    }
+    Ok(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// What a node sees of an input, as written: the newest `n` samples, or
+/// the samples within a duration of event time of the newest, at most
+/// `cap` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// The newest this many samples.
+    Count(usize),
+    /// The samples within `ns` of the newest, at most `cap`.
+    Span {
+        /// The window's length in ns.
+        ns: i64,
+        /// The most samples it keeps.
+        cap: usize,
+    },
+}
+
+/// Which setting a window error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowField {
+    /// `window`.
+    Window,
+    /// `max_samples`.
+    MaxSamples,
+}
+
+impl Window {
+    /// Reads a window as YAML's `window:` and Python's `window=` write it
+    /// (a whole number of samples, or a duration such as `30s`) with its
+    /// `max_samples` (a time window's cap): the one place both faces check
+    /// it. The error names the setting it is about.
+    pub fn parse(
+        written: Option<&str>,
+        max_samples: Option<f64>,
+    ) -> Result<Option<Window>, (WindowField, String)> {
+        let cap = match max_samples {
+            None => None,
+            Some(value)
+                if value >= 1.0
+                    && value < crate::window::MAX_WINDOW as f64
+                    && value.fract() == 0.0 =>
+            {
+                Some(value as usize)
+            }
+            Some(value) => {
+                return Err((
+                    WindowField::MaxSamples,
+                    format!(
+                        "max_samples must be a whole number from 1 to {}, got {value}",
+                        crate::window::MAX_WINDOW - 1
+                    ),
+                ));
+            }
+        };
+        let window = match written.map(str::trim) {
+            None => None,
+            Some(written) => Some(match written.parse::<u64>() {
+                Ok(count) if count == 0 || count > crate::window::MAX_WINDOW as u64 => {
+                    return Err((
+                        WindowField::Window,
+                        format!(
+                            "a window of {count} samples; give 1 to {} samples, or a duration such as 30s",
+                            crate::window::MAX_WINDOW
+                        ),
+                    ));
+                }
+                Ok(count) => Window::Count(count as usize),
+                Err(_) => Window::Span {
+                    ns: parse_span(written).map_err(|message| {
+                        (
+                            WindowField::Window,
+                            format!("{message} (or a whole number of samples)"),
+                        )
+                    })?,
+                    cap: cap.unwrap_or(crate::window::DEFAULT_SPAN_SAMPLES),
+                },
+            }),
+        };
+        if max_samples.is_some() && !matches!(window, Some(Window::Span { .. })) {
+            return Err((
+                WindowField::MaxSamples,
+                "max_samples caps a time window; give a duration such as 30s as the window with it"
+                    .to_string(),
+            ));
+        }
+        Ok(window)
+    }
+
+    /// The samples it shows at most.
+    pub fn samples(self) -> usize {
+        match self {
+            Window::Count(n) => n,
+            Window::Span { cap, .. } => cap,
+        }
+    }
+
+    /// The time window's length, if it is one.
+    pub fn span_ns(self) -> Option<i64> {
+        match self {
+            Window::Count(_) => None,
+            Window::Span { ns, .. } => Some(ns),
+        }
+    }
+}

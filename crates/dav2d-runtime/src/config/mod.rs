@@ -14,6 +14,7 @@ mod brokers;
 pub(crate) mod components;
 mod graph;
 mod limits;
+mod nodes;
 mod outputs;
 mod persistence;
 mod python;
@@ -30,8 +31,9 @@ pub use components::{
     FramesSection, HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec,
     SyntheticSection, TcpSection,
 };
-pub use graph::{ConstraintConfig, NodeConfig, StreamConfig};
+pub use graph::{ConstraintConfig, StreamConfig};
 pub use limits::{LimitsSection, set_limit};
+pub use nodes::NodeConfig;
 pub use persistence::PersistenceSection;
 pub use python::{PythonLogicFactory, PythonLogicRequest, install_python_logic};
 
@@ -189,28 +191,7 @@ pub struct RunConfig {
     pub workers: Option<Spanned<String>>,
 }
 
-/// The longest duration any setting takes: longer ones are refused with
-/// their place in the file (far past any sensible timer, and far from the
-/// values that overflow nanosecond arithmetic).
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// A time window's length as configs and Python write it: a number with a
-/// unit (`30s`, `1m`, `500ms`), longer than 0 and at most [`MAX_DURATION`];
-/// in nanoseconds. (A bare number is a count of samples, not a duration.)
-pub fn parse_span(text: &str) -> Result<i64, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
-        format!("'{text}' is not a duration ({error}); write e.g. 30s, 1m or 500ms")
-    })?;
-    if duration.is_zero() {
-        return Err(format!("a time window must be longer than 0, got '{text}'"));
-    }
-    if duration > MAX_DURATION {
-        return Err(format!(
-            "'{text}' is longer than the longest duration dav2d takes (100 years); write a shorter one"
-        ));
-    }
-    Ok(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
-}
+pub use dav2d_core::{MAX_DURATION, parse_span};
 
 /// The built-in demo config.
 pub const DEMO_CONFIG: &str = include_str!("../demo.yaml");
