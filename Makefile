@@ -38,7 +38,7 @@ run:
 test: develop
 	bash scripts/test-deps.sh
 	DAV2D_REQUIRE_XVFB=1 DAV2D_REQUIRE_ORT=1 DAV2D_REQUIRE_BROKERS=1 PYTHON=$(CURDIR)/$(PY) cargo test
-	DAV2D_REQUIRE_PEERS=1 $(PY) -m pytest -q
+	DAV2D_REQUIRE_PEERS=1 DAV2D_REQUIRE_BROKERS=1 $(PY) -m pytest -q
 
 $(BENCH_VENV)/.installed: bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -3,12 +3,14 @@
 # Xvfb (the X11 capture test starts one on a private display, unix socket
 # only), mosquitto and nats-server (the broker tests start them on loopback
 # ports of their own and stop them; the packages' system services are not
-# used).
+# used), and mosquitto-clients (python/tests/test_docs.py publishes to the
+# MQTT example with mosquitto_pub, a real MQTT client).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v nats-server >/dev/null || missing+=(nats-server)
+command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 if ((${#missing[@]})); then
     run=()
     [ "$(id -u)" -eq 0 ] || run=(sudo)

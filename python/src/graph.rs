@@ -544,6 +544,8 @@ impl PyGraph {
 
     /// Loads a YAML config's streams, nodes and constraints into this graph.
     fn load_config(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        // Its processor nodes find ONNX Runtime in this interpreter's packages.
+        crate::processor::hint_installed_package(py);
         let config = py
             .detach(|| crate::error::unwinding("reading the config", || Config::load(&path)))?
             .map_err(config_error)?;

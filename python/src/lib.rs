@@ -76,6 +76,9 @@ fn parse_duration(text: &str, what: &str) -> PyResult<i64> {
 /// status: what the package's `dav2d` console command calls.
 #[pyfunction]
 fn cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    // A config's processor nodes find ONNX Runtime in this interpreter's
+    // packages, whatever `python3` on PATH is.
+    processor::hint_installed_package(py);
     py.detach(|| dav2d_cli::main_with(argv))
 }
 
