@@ -11,7 +11,7 @@ use dav2d_core::{
     LogicSpec, ManualClock, NodeSpec, ReadModel, SharedGraph, SubscriptionMode, SystemClock,
     ValueType,
 };
-use dav2d_runtime::{Admission, Config, Engine, IngestReport, NativeSample, Outcome, Workers};
+use dav2d_runtime::{Admission, Config, Engine, NativeSample, Workers};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -66,31 +66,6 @@ impl PyGraph {
         py.detach(|| crate::error::unwinding("the engine", || f(&mut graph.lock())))
     }
 
-    /// Runs `push` through the engine's intake, the one door every
-    /// producer takes (counted as component `python` in `/metrics`, held
-    /// back while a lossless sink is behind, forwarded when clustering),
-    /// without the GIL; anything but an applied batch is an error.
-    fn through_intake(
-        &self,
-        py: Python<'_>,
-        push: impl FnOnce(&dav2d_runtime::Intake) -> Outcome + Send,
-    ) -> PyResult<IngestReport> {
-        refuse_reentry()?;
-        let intake = self
-            .engine
-            .intake()
-            .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
-        match py.detach(|| crate::error::unwinding("the engine", || push(intake)))? {
-            Outcome::Applied(report) => Ok(report),
-            Outcome::Overloaded => Err(crate::error::Dav2dError::new_err(
-                "the cluster did not take the samples; retry",
-            )),
-            other => Err(crate::error::Dav2dError::new_err(format!(
-                "the samples were not applied: {other:?}"
-            ))),
-        }
-    }
-
     /// Registers `spec`; with `defer` (the Python graph has not run yet),
     /// one whose inputs do not exist yet waits for `resolve`, checked for
     /// every other mistake now.
@@ -116,28 +91,8 @@ impl PyGraph {
             Ok(graph.take_guessed_inputs())
         })?
         .map_err(graph_error)
-        .and_then(|guessed| warn_guessed(py, guessed))
+        .and_then(|guessed| crate::door::warn_guessed(py, guessed))
     }
-}
-
-/// Warns (`UserWarning`, once per stream) about streams a node's input
-/// created whose name is close to another name of the graph: likely a
-/// misspelling that would otherwise wait silently for samples.
-fn warn_guessed(py: Python<'_>, guessed: Vec<(String, Option<String>)>) -> PyResult<()> {
-    for (stream, close) in guessed {
-        let Some(close) = close else { continue };
-        let message = format!(
-            "stream '{stream}' was created for a node's input, but nobody declared it or pushed to it; did you mean '{close}'? (declare_stream('{stream}') if the name is right)"
-        );
-        let message = std::ffi::CString::new(message).unwrap_or_default();
-        PyErr::warn(
-            py,
-            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
-            &message,
-            2,
-        )?;
-    }
-    Ok(())
 }
 
 #[pymethods]
@@ -528,7 +483,7 @@ impl PyGraph {
             graph.run_wave();
             (errors, graph.take_guessed_inputs())
         })?;
-        warn_guessed(py, guessed)?;
+        crate::door::warn_guessed(py, guessed)?;
         if errors.is_empty() {
             return Ok(());
         }

@@ -5,6 +5,7 @@
 
 mod convert;
 mod dlpack;
+mod door;
 mod error;
 mod frames;
 mod graph;
