@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import threading
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 import dav2d
+from conftest import wait_until
 from dav2d import Constraint, Graph, Node
 
 
@@ -385,11 +385,10 @@ def test_an_offloaded_node_never_holds_the_engine():
     assert (update.name, update.value) == ("after", 11.0)
     # The subscriber hears of the update inside the wave; the read model
     # that stats() reads is published when the wave ends.
-    for _ in range(500):
-        node = graph.stats()["nodes"]["slow"]
-        if node["evaluations"] == 1:
-            break
-        time.sleep(0.01)
+    node = wait_until(
+        "the offloaded node's evaluation in stats()",
+        lambda: (n := graph.stats()["nodes"]["slow"])["evaluations"] == 1 and n,
+    )
     assert node["offload"] is True and node["evaluations"] == 1
     graph.close()
 

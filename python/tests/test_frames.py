@@ -5,7 +5,6 @@ strides and read-only flag, slot lifetime under a running producer, the
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
 import textwrap
 import tracemalloc
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import dav2d
+from conftest import wait_until
 
 
 def pattern_ok(array: np.ndarray, seq: int) -> bool:
@@ -232,21 +232,21 @@ def test_frame_streams_in_a_graph_feed_frame_nodes_and_python_logic() -> None:
     graph.frame_node("small", "downscale", "camera", width=16, height=8)
     seen: list[tuple[int, ...]] = []
     dav2d.Node("shape", lambda window: float(np.asarray(window[-1]).shape[1]), "camera", graph=graph).register()
-    for _ in range(500):
-        if all(graph.latest(name) is not None for name in ("luma", "moving", "gray", "small", "shape")):
-            break
-        time.sleep(0.01)
+    wait_until(
+        "every frame node's first output",
+        lambda: all(graph.latest(name) is not None for name in ("luma", "moving", "gray", "small", "shape")),
+    )
     stream.close()
     camera = graph.latest("camera")
     assert isinstance(camera, dav2d.Frame)
     pixels = np.asarray(camera).astype(np.float64)
     luma = np.floor((77 * pixels[..., 2] + 150 * pixels[..., 1] + 29 * pixels[..., 0] + 128) / 256)
     # Frame nodes run on the offload workers: they catch up with the last frame.
-    for _ in range(500):
-        gray = graph.latest("gray")
-        if graph.latest("luma") == pytest.approx(luma.mean()) and np.array_equal(np.asarray(gray), luma):
-            break
-        time.sleep(0.01)
+    wait_until(
+        "the frame nodes to catch up with the last frame",
+        lambda: graph.latest("luma") == pytest.approx(luma.mean())
+        and np.array_equal(np.asarray(graph.latest("gray")), luma),
+    )
     stats = graph.stats()["nodes"]
     assert all(stats[name]["offload"] for name in ("luma", "moving", "gray", "small")), stats
     assert graph.latest("luma") == pytest.approx(luma.mean())
@@ -269,10 +269,7 @@ def test_persistence_keeps_frame_metadata_never_pixels(tmp_path: Path) -> None:
     graph.declare_stream("camera", type="frame")
     graph.persist(str(tmp_path / "store"), streams=["camera"], flush_interval=0.05)
     stream = graph.frames("camera", "synthetic:320x240@100?format=bgra8")
-    for _ in range(500):
-        if graph.latest("camera") is not None and graph.latest("camera").seq >= 5:
-            break
-        time.sleep(0.01)
+    wait_until("five frames", lambda: graph.latest("camera") is not None and graph.latest("camera").seq >= 5)
     stream.close()
     graph.close()
     states = graph.history("camera", dir=str(tmp_path / "store")).column("state").to_pylist()
@@ -294,11 +291,7 @@ def test_persistence_keeps_the_pixels_of_the_frames_that_opt_in(tmp_path: Path) 
     graph = build()
     graph.persist(store, pixels=["small"], flush_interval=0.05)
     stream = graph.frames("camera", "synthetic:64x32@100?format=bgra8")
-    for _ in range(500):
-        small = graph.latest("small")
-        if small is not None and small.seq >= 3:
-            break
-        time.sleep(0.01)
+    wait_until("three downscaled frames", lambda: (small := graph.latest("small")) is not None and small.seq >= 3)
     stream.close()
     graph.close()
     before = graph.latest("small")

@@ -6,14 +6,13 @@ the same directory comes back where the old one stopped."""
 from __future__ import annotations
 
 import datetime
-import time
 from pathlib import Path
 
 import pytest
 
 import dav2d
 from dav2d import Constraint, Graph, nodes
-from conftest import require
+from conftest import require, wait_until
 
 pa = require("pyarrow")
 pq = require("pyarrow.parquet")
@@ -41,13 +40,9 @@ def push(graph: Graph, n: int) -> list[tuple[int, str, float]]:
     return pushed
 
 
-def wait_for(predicate, what: str, attempts: int = 500) -> None:
-    """Polls a bounded number of times (a condition, not a timing)."""
-    for _ in range(attempts):
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
+def wait_for(predicate, what: str) -> None:
+    """Waits until ``predicate()`` holds (a condition, with a deadline)."""
+    wait_until(what, predicate)
 
 
 def test_persisted_history_is_parquet_that_pyarrow_reads_unchanged(tmp_path: Path) -> None:
