@@ -59,7 +59,7 @@ enum Command {
     Check {
         /// The YAML config.
         config: PathBuf,
-        /// `text` (the default) or `json` (the spec as data).
+        /// `text` (the default), or the spec as data: `json` or `yaml`.
         #[arg(long, value_enum, default_value = "text")]
         format: CheckFormat,
     },
@@ -103,6 +103,8 @@ enum CheckFormat {
     Text,
     /// The spec as JSON.
     Json,
+    /// The spec as YAML.
+    Yaml,
 }
 
 /// A `--http`/`--tcp` value: an address, or `off`.
@@ -212,6 +214,7 @@ fn check(path: &PathBuf, format: CheckFormat) -> Result<(), String> {
     let spec = dav2d_runtime::Spec::of_plan(&graph, &plan);
     match format {
         CheckFormat::Json => println!("{}", spec.to_json()),
+        CheckFormat::Yaml => print!("{}", spec.to_yaml()),
         CheckFormat::Text => {
             print!("{spec}");
             println!("{}: ok", path.display());

@@ -1,7 +1,7 @@
 //! What a run is made of, as plain data: the streams, nodes and constraints
 //! of the built graph and the sources, sinks, persistence, metrics and
-//! cluster of the plan. `dav2d check` prints it (as text, or as JSON with
-//! `--format json`), Python's `Graph.spec()` returns it, and two of them
+//! cluster of the plan. `dav2d check` prints it (as text, or as data with
+//! `--format json` or `--format yaml`), Python's `Graph.spec()` returns it, and two of them
 //! compare with `==`.
 //!
 //! The spec is read back from what was built (the graph and the resolved
@@ -276,6 +276,11 @@ impl Spec {
             "metrics": self.metrics, "cluster": self.cluster,
         })
         .to_string()
+    }
+
+    /// The spec as YAML (the same data as [`Spec::to_json`]).
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
     }
 
     /// The spec as pretty JSON.

@@ -183,6 +183,8 @@ fn the_spec_lists_every_component_and_reads_back_as_it_was_written() {
     // Plain data: JSON round trip, equal to itself, printable.
     let back: Spec = serde_json::from_str(&spec.to_json()).unwrap();
     assert_eq!(back, spec);
+    let back: Spec = serde_saphyr::from_str(&spec.to_yaml()).unwrap();
+    assert_eq!(back, spec, "{}", spec.to_yaml());
     let text = spec.to_string();
     for part in [
         "sources:",
