@@ -26,9 +26,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 wheel: $(VENV)/.installed
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin build -q --release -o dist
 
-# Builds the Python extension into .venv (debug build for tests).
+# Builds the Python extension into .venv (debug build for tests, counting
+# the Rust allocations of each thread for the no-allocation tests).
 develop: $(VENV)/.installed
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q -F count-allocations
 
 # The demo needs the binary only (the Python extension is `make develop`).
 run:
@@ -67,6 +68,7 @@ soak: $(VENV)/.installed
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p dav2d-py --all-targets --features count-allocations -- -D warnings
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) dav2d-data

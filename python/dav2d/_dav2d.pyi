@@ -100,6 +100,9 @@ def builtins() -> list[dict[str, Any]]:
 def parse_duration(text: str, what: str) -> int:
     """Nanoseconds of a duration written as YAML writes it (``30s``, ``1m``, ``500ms``)."""
 
+def _rust_allocations() -> int | None:
+    """Rust heap allocations made on the calling thread so far (None when built without count-allocations)."""
+
 def node_window(written: str, max_samples: float | None, what: str) -> tuple[int, int | None]:
     """(samples, span in ns or None) of a node's window as written (``16``, ``30s``), with its ``max_samples``."""
 

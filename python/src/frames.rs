@@ -37,6 +37,61 @@ pub struct PyFrameStream {
     stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// A writable, C-contiguous byte view of a Python object (the buffer
+/// protocol), held on the stack and released when dropped (with the GIL
+/// held, as it is in `read_into`).
+struct WritableView {
+    view: ffi::Py_buffer,
+}
+
+impl WritableView {
+    fn of(object: &Bound<'_, PyAny>) -> PyResult<WritableView> {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+        let flags = ffi::PyBUF_WRITABLE | ffi::PyBUF_FORMAT | ffi::PyBUF_C_CONTIGUOUS;
+        // SAFETY: `object` is a live object (the GIL is held through its
+        // `Bound`), and `view` is filled by the call when it returns 0.
+        if unsafe { ffi::PyObject_GetBuffer(object.as_ptr(), view.as_mut_ptr(), flags) } != 0 {
+            // The exporter's error (not writable, not contiguous) is replaced
+            // by one that says what to pass.
+            drop(PyErr::take(object.py()));
+            return Err(invalid(
+                "read_into needs a writable, C-contiguous uint8 buffer, e.g. numpy.empty((h, w, c), numpy.uint8)",
+            ));
+        }
+        // SAFETY: filled by the successful call above.
+        let view = WritableView {
+            view: unsafe { view.assume_init() },
+        };
+        // SAFETY: `format` is null (plain bytes) or a NUL-terminated string
+        // the exporter keeps alive while the view is held.
+        let format = match view.view.format.is_null() {
+            true => c"B",
+            false => unsafe { std::ffi::CStr::from_ptr(view.view.format) },
+        };
+        if view.view.itemsize != 1 || !matches!(format.to_bytes(), b"B" | b"b" | b"c") {
+            return Err(invalid(
+                "read_into needs a uint8 buffer, e.g. numpy.empty((h, w, c), numpy.uint8)",
+            ));
+        }
+        Ok(view)
+    }
+
+    fn len(&self) -> usize {
+        self.view.len as usize
+    }
+
+    fn pointer(&self) -> *mut u8 {
+        self.view.buf.cast()
+    }
+}
+
+impl Drop for WritableView {
+    fn drop(&mut self) {
+        // SAFETY: the view was filled by `PyObject_GetBuffer`, released once.
+        unsafe { ffi::PyBuffer_Release(&mut self.view) }
+    }
+}
+
 /// What a frame's lease is doing.
 struct LeaseState {
     lease: Option<Lease>,
@@ -401,6 +456,17 @@ impl PyFrameStream {
     /// waiting up to `timeout` seconds (forever for `None`) with the GIL
     /// released; `None` on timeout or at the end of the stream.
     fn take(&self, py: Python<'_>, timeout: Option<f64>, any: bool) -> PyResult<Option<PyFrame>> {
+        Ok(self.take_lease(py, timeout, any)?.map(frame_of))
+    }
+
+    /// The lease of the next frame (see [`PyFrameStream::take`]), with no
+    /// allocation: what `read_into` copies from.
+    fn take_lease(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        any: bool,
+    ) -> PyResult<Option<Lease>> {
         let deadline = match timeout {
             Some(t) if t.is_nan() || t < 0.0 => Some(std::time::Instant::now()),
             Some(t) => {
@@ -422,7 +488,7 @@ impl PyFrameStream {
             if let Some(lease) = lease {
                 let lease = lease.read_after(last);
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.meta().seq);
-                return Ok(Some(frame_of(lease)));
+                return Ok(Some(lease));
             }
             if self.pool.is_closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(None);
@@ -509,29 +575,18 @@ impl PyFrameStream {
         array: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Option<u64>> {
-        let buffer = pyo3::buffer::PyBuffer::<u8>::get(array).map_err(|_| {
-            invalid(
-                "read_into needs a writable uint8 buffer, e.g. numpy.empty((h, w, c), numpy.uint8)",
-            )
-        })?;
-        if buffer.readonly() || !buffer.is_c_contiguous() {
-            return Err(invalid(
-                "read_into needs a writable, C-contiguous uint8 array",
-            ));
-        }
-        let Some(frame) = self.take(py, timeout, true)? else {
+        // The buffer protocol on a view on the stack (pyo3's PyBuffer boxes
+        // it): nothing on this path allocates per call.
+        let view = WritableView::of(array)?;
+        let Some(lease) = self.take_lease(py, timeout, true)? else {
             return Ok(None);
         };
-        let state = frame.lock();
-        let Some(lease) = &state.lease else {
-            return Err(frame.released_error());
-        };
-        let layout = &frame.layout;
+        let layout = &lease.meta().layout;
         let tight: usize = layout.planes.iter().map(|p| p.row_bytes * p.rows).sum();
-        if buffer.len_bytes() != tight {
+        if view.len() != tight {
             return Err(invalid(format!(
                 "read_into: the array holds {} bytes, a {}x{} {} frame {tight}; give an array of shape {}",
-                buffer.len_bytes(),
+                view.len(),
                 layout.width,
                 layout.height,
                 layout.format,
@@ -543,7 +598,7 @@ impl PyFrameStream {
             )));
         }
         let data = lease.data();
-        let target = buffer.buf_ptr() as usize;
+        let target = view.pointer() as usize;
         let mut at = 0usize;
         py.detach(|| {
             let target = target as *mut u8;
@@ -551,7 +606,7 @@ impl PyFrameStream {
                 for row in 0..plane.rows {
                     let start = plane.offset + row * plane.stride;
                     let source = &data[start..start + plane.row_bytes];
-                    // SAFETY: the buffer is writable, C-contiguous and holds
+                    // SAFETY: the view is writable, C-contiguous and holds
                     // exactly `tight` bytes (checked above); `at + row_bytes`
                     // never passes `tight`, and it does not overlap the slot.
                     unsafe {
@@ -565,7 +620,7 @@ impl PyFrameStream {
                 }
             }
         });
-        Ok(Some(frame.seq))
+        Ok(Some(lease.meta().seq))
     }
 
     /// Where a `tcp://` source listens, as `"host:port"` (None otherwise).

@@ -3,6 +3,7 @@
 //! the GIL is released around every engine call and taken once per batch of
 //! Python node evaluations.
 
+mod allocations;
 mod convert;
 mod dlpack;
 mod door;
@@ -106,6 +107,7 @@ fn _dav2d(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli, m)?)?;
     m.add_function(wrap_pyfunction!(parse_duration, m)?)?;
     m.add_function(wrap_pyfunction!(node_window, m)?)?;
+    m.add_function(wrap_pyfunction!(allocations::_rust_allocations, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_WINDOW", dav2d_core::DEFAULT_WINDOW)?;
     m.add("DEFAULT_SPAN_SAMPLES", dav2d_core::DEFAULT_SPAN_SAMPLES)?;

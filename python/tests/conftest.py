@@ -30,6 +30,16 @@ def require(module: str) -> ModuleType:
         raise  # unreachable: skip raises
 
 
+def need(present: bool, why: str) -> None:
+    """Skips the test saying ``why`` unless ``present``, or fails under
+    ``make test`` (``DAV2D_REQUIRE_PEERS``), which provides everything."""
+    if present:
+        return
+    if os.environ.get("DAV2D_REQUIRE_PEERS"):
+        pytest.fail(f"DAV2D_REQUIRE_PEERS is set but {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def wait_until(what: str, check: Callable[[], T | None], deadline: float = 10.0, every: float = 0.005) -> T:
     """Returns ``check()``'s first truthy result, calling it until then;
     fails the test naming ``what`` after ``deadline`` seconds. The condition

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import dav2d
-from conftest import wait_until
+from conftest import need, wait_until
+from dav2d import _dav2d
 
 
 def pattern_ok(array: np.ndarray, seq: int) -> bool:
@@ -98,14 +99,19 @@ def test_read_into_copies_the_newest_frame_with_no_allocation() -> None:
     assert seq is not None and pattern_ok(target, seq)
     for _ in range(100):  # warm up
         stream.read_into(target, timeout=10)
+    # Python's allocator (tracemalloc) and Rust's (counted per thread by the
+    # extension built for tests) both: a Vec per call would show in the second.
+    rust = _dav2d._rust_allocations
+    need(rust() is not None, "the extension was built without count-allocations (make develop builds it with)")
     tracemalloc.start()
-    before = tracemalloc.take_snapshot()
+    before, rust_before = tracemalloc.take_snapshot(), rust()
     for _ in range(2000):
         stream.read_into(target, timeout=10)
-    after = tracemalloc.take_snapshot()
+    rust_after, after = rust(), tracemalloc.take_snapshot()
     tracemalloc.stop()
     grown = sum(stat.count_diff for stat in after.compare_to(before, "filename") if stat.count_diff > 0)
     assert grown <= 8, f"{grown} Python blocks allocated over 2000 read_into calls"
+    assert rust_after - rust_before == 0, f"{rust_after - rust_before} Rust allocations over 2000 read_into calls"
     with pytest.raises(dav2d.InvalidArgument, match=r"give an array of shape \(32, 64, 4\)"):
         stream.read_into(np.empty((32, 64, 3), np.uint8), timeout=10)
     with pytest.raises(dav2d.InvalidArgument, match="writable"):

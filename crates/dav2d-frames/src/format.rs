@@ -86,20 +86,23 @@ impl PixelFormat {
             ));
         }
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let planes: Vec<(usize, usize)> = match self {
-            PixelFormat::I420 => vec![(w, h), (cw, ch), (cw, ch)],
-            PixelFormat::Nv12 => vec![(w, h), (2 * cw, ch)],
-            PixelFormat::I444 => vec![(w, h), (w, h), (w, h)],
-            packed => vec![(w * packed.packed_bytes().unwrap_or(1), h)],
+        let (sizes, count): ([(usize, usize); MAX_PLANES], usize) = match self {
+            PixelFormat::I420 => ([(w, h), (cw, ch), (cw, ch)], 3),
+            PixelFormat::Nv12 => ([(w, h), (2 * cw, ch), (0, 0)], 2),
+            PixelFormat::I444 => ([(w, h), (w, h), (w, h)], 3),
+            packed => (
+                [(w * packed.packed_bytes().unwrap_or(1), h), (0, 0), (0, 0)],
+                1,
+            ),
         };
         let mut layout = FrameLayout {
             format: self,
             width,
             height,
-            planes: Vec::with_capacity(planes.len()),
+            planes: Planes::default(),
             size: 0,
         };
-        for (row_bytes, rows) in planes {
+        for &(row_bytes, rows) in &sizes[..count] {
             layout.planes.push(Plane {
                 offset: layout.size,
                 stride: row_bytes,
@@ -118,8 +121,57 @@ impl fmt::Display for PixelFormat {
     }
 }
 
+/// The most planes a frame has (I420, I444).
+pub const MAX_PLANES: usize = 3;
+
+/// A frame's planes, kept inline: a layout is copied without allocating,
+/// so leasing a frame and `read_into` allocate nothing per frame. Reads
+/// as a slice of [`Plane`].
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planes {
+    planes: [Plane; MAX_PLANES],
+    len: usize,
+}
+
+impl Planes {
+    /// Adds a plane; a format never has more than [`MAX_PLANES`].
+    fn push(&mut self, plane: Plane) {
+        if let Some(slot) = self.planes.get_mut(self.len) {
+            *slot = plane;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for Planes {
+    type Target = [Plane];
+    fn deref(&self) -> &[Plane] {
+        &self.planes[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Planes {
+    fn deref_mut(&mut self) -> &mut [Plane] {
+        &mut self.planes[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a Planes {
+    type Item = &'a Plane;
+    type IntoIter = std::slice::Iter<'a, Plane>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for Planes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// One plane of a frame inside its buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plane {
     /// Where the plane starts in the frame's buffer.
     pub offset: usize,
@@ -131,8 +183,8 @@ pub struct Plane {
     pub rows: usize,
 }
 
-/// Where a frame's planes lie in its buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a frame's planes lie in its buffer (a `Copy` value: no heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameLayout {
     /// The pixel format.
     pub format: PixelFormat,
@@ -141,7 +193,7 @@ pub struct FrameLayout {
     /// Height in pixels.
     pub height: u32,
     /// The planes, in the format's order.
-    pub planes: Vec<Plane>,
+    pub planes: Planes,
     /// Bytes the frame takes in its buffer.
     pub size: usize,
 }

@@ -26,7 +26,7 @@ pub mod x11;
 pub mod y4m;
 
 pub use component::FrameSource;
-pub use format::{FrameLayout, PixelFormat, Plane};
+pub use format::{FrameLayout, MAX_PLANES, PixelFormat, Plane, Planes};
 pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
 pub use source::{FrameUrl, OpenOptions, open, open_with};
 pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};

@@ -276,7 +276,7 @@ pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, Stri
                 crate::MAX_FRAME_BYTES,
             )
             .map_err(|e| format!("{path}: {e}"))?;
-            let layout = reader.header().layout.clone();
+            let layout = reader.header().layout;
             let pool = FramePool::new(slots, layout.size, Delivery::Every);
             RunningSource::spawn("dav2d-frames-y4m", pool, move |pool, stop| {
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -288,7 +288,7 @@ pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, Stri
                     };
                     match reader.read_frame(slot.buffer()) {
                         Ok(true) => {
-                            slot.publish(layout.clone(), crate::now_ns());
+                            slot.publish(layout, crate::now_ns());
                         }
                         Ok(false) => return,
                         Err(error) => {

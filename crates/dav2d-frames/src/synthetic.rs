@@ -71,7 +71,7 @@ impl SyntheticFrames {
                 if let Some(mut slot) = pool.begin(Duration::ZERO) {
                     let seq = pool.published();
                     paint(slot.buffer(), &layout, seq);
-                    slot.publish(layout.clone(), crate::now_ns());
+                    slot.publish(layout, crate::now_ns());
                 }
                 made += 1;
                 match period {

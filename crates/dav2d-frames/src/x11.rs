@@ -79,7 +79,7 @@ pub fn capture(display: &str, rate: f64, slots: usize) -> Result<RunningSource, 
                 Ok(_) => {
                     if let Some(mut slot) = pool.begin(Duration::ZERO) {
                         slot.buffer()[..layout.size].copy_from_slice(segment.bytes());
-                        slot.publish(layout.clone(), crate::now_ns());
+                        slot.publish(layout, crate::now_ns());
                     }
                 }
                 Err(error) => {

@@ -14,7 +14,7 @@ fn produce(pool: &FramePool, layout: &dav2d_frames::FrameLayout) -> Option<u64> 
     let mut slot = pool.begin(Duration::ZERO)?;
     let seq = pool.published();
     paint(slot.buffer(), layout, seq);
-    Some(slot.publish(layout.clone(), seq as i64))
+    Some(slot.publish(*layout, seq as i64))
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn readers_on_threads_always_read_the_frame_they_leased() {
     let pool = source.pool().clone();
     let readers: Vec<_> = (0..3)
         .map(|reader| {
-            let (pool, layout) = (pool.clone(), layout.clone());
+            let (pool, layout) = (pool.clone(), layout);
             std::thread::spawn(move || {
                 let mut kept = Vec::new();
                 let mut last = None;
