@@ -192,6 +192,7 @@ pub struct ServerTask {
     shutdown: tokio::sync::watch::Sender<bool>,
     served: Option<tokio::task::JoinHandle<()>>,
     io: tokio::runtime::Handle,
+    health: Option<Arc<dyn Health>>,
 }
 
 impl ServerTask {
@@ -212,13 +213,27 @@ impl ServerTask {
             shutdown,
             served: Some(served),
             io,
+            health: None,
         }
+    }
+
+    /// The server's health is `health` (a listener's open connections).
+    pub fn with_health(mut self, health: Arc<dyn Health>) -> ServerTask {
+        self.health = Some(health);
+        self
     }
 }
 
 impl Running for ServerTask {
     fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    fn health(&self) -> Arc<dyn Health> {
+        match &self.health {
+            Some(health) => Arc::clone(health),
+            None => Arc::new(Up),
+        }
     }
 
     fn stop(mut self: Box<Self>) {

@@ -114,6 +114,35 @@ pub struct Listener {
     what: &'static str,
 }
 
+/// The connections open on a [`Listener`] (taken before it serves, so
+/// `most` is its limit).
+#[derive(Clone, Debug)]
+pub struct OpenConnections {
+    open: Arc<Semaphore>,
+    most: usize,
+}
+
+impl OpenConnections {
+    /// Connections open now.
+    pub fn count(&self) -> usize {
+        self.most.saturating_sub(self.open.available_permits())
+    }
+}
+
+impl crate::Health for OpenConnections {
+    fn status(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn gauges(&self) -> Vec<crate::Gauge> {
+        vec![crate::Gauge::count(
+            "connections_open",
+            "Connections open on the component's listener.",
+            self.count() as u64,
+        )]
+    }
+}
+
 /// What [`Listener::accept`] got.
 pub enum Accepted {
     /// A connection within the limit (TLS not yet negotiated).
@@ -180,6 +209,15 @@ impl Listener {
             )),
             backoff: AcceptBackoff::default(),
             what,
+        }
+    }
+
+    /// How many connections are open: the listener's health, which
+    /// reports them as the gauge `dav2d_connections_open`.
+    pub fn connections(&self) -> OpenConnections {
+        OpenConnections {
+            open: Arc::clone(&self.open),
+            most: self.open.available_permits(),
         }
     }
 

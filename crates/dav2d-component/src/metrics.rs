@@ -63,6 +63,8 @@ pub struct Metrics {
     pub parse_seconds: Histogram,
     /// Samples for `all`-edge streams admitted and not yet applied.
     pub queue_depth: Gauge,
+    /// Bytes of bodies in flight held against the body budget.
+    pub body_budget_used: Gauge,
     /// Large bodies parsed while they were still arriving.
     pub parsed_while_arriving: Counter,
     /// Updates a slow event-stream client skipped.
@@ -154,6 +156,7 @@ impl Metrics {
         let requests = Family::<Request, Counter>::default();
         let parse_seconds = Histogram::new(exponential_buckets(1e-5, 4.0, 10));
         let queue_depth = Gauge::default();
+        let body_budget_used = Gauge::default();
         let parsed_while_arriving = Counter::default();
         let events_dropped = Counter::default();
         registry.register(
@@ -186,6 +189,11 @@ impl Metrics {
             "queue_depth",
             "Samples for all-edge streams admitted and not yet applied",
             queue_depth.clone(),
+        );
+        registry.register(
+            "body_budget_used_bytes",
+            "Bytes of bodies in flight (received, not yet applied) held against ingest.body_budget",
+            body_budget_used.clone(),
         );
         registry.register(
             "bodies_parsed_while_arriving",
@@ -221,6 +229,7 @@ impl Metrics {
             requests,
             parse_seconds,
             queue_depth,
+            body_budget_used,
             parsed_while_arriving,
             events_dropped,
             values,

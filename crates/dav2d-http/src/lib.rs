@@ -65,8 +65,12 @@ impl Source for HttpSource {
             durability: Arc::clone(&context.durability),
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");
-        Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {
-            serve::serve(listener, state, stop)
-        })))
+        let connections = std::sync::Arc::new(listener.connections());
+        Ok(Box::new(
+            ServerTask::spawn(context.io, address, |stop| {
+                serve::serve(listener, state, stop)
+            })
+            .with_health(connections),
+        ))
     }
 }

@@ -23,6 +23,15 @@ fn metric(server: &Server, line_start: &str) -> f64 {
         .sum()
 }
 
+/// The connections `component`'s listener has open, from the health board
+/// (what `/metrics` exports as `dav2d_connections_open`; read in process,
+/// since a scrape would be a connection of its own).
+fn open_connections(server: &Server, component: &str) -> i64 {
+    (server.runtime.health().gauges().into_iter())
+        .find(|(name, _, gauge)| name == component && gauge.name == "connections_open")
+        .map_or(0, |(_, _, gauge)| gauge.value)
+}
+
 fn http_with(configure: impl FnOnce(&mut HttpConfig)) -> Server {
     start_with(|plan| {
         if let Some(http) = plan.http.as_mut() {
@@ -58,8 +67,11 @@ fn http_connections_past_the_limit_get_503_and_the_rest_are_served() {
         http.header_timeout = Duration::from_secs(5);
     });
     let held: Vec<TcpStream> = (0..2).map(|_| connect(server.http())).collect();
-    // Both held connections are accepted before the third arrives.
-    std::thread::sleep(Duration::from_millis(100));
+    // Both held connections are accepted before the third arrives (the
+    // listener counts them: `dav2d_connections_open`).
+    dav2d_testkit::wait_for("the two held connections to be open", || {
+        open_connections(&server, "http") >= 2
+    });
     let mut third = connect(server.http());
     third
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -111,7 +123,9 @@ fn bodies_past_the_budget_get_503_with_retry_after() {
         b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 61440\r\n\r\n[",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    dav2d_testkit::wait_for("the slow body to hold its share of the budget", || {
+        metric(&server, "dav2d_body_budget_used_bytes") >= 61440.0
+    });
     let body = format!("[{}]", vec![r#"{"key":"a","value":1}"#; 400].join(","));
     let refused = post_json(server.http(), "/ingest/temp", &body);
     assert_eq!(refused.status, 503, "{}", refused.body);
@@ -271,7 +285,9 @@ fn tcp_closes_idle_and_half_sent_connections_and_refuses_past_the_limit() {
     half_line.write_all(b"{\"stream\":\"temp\",").unwrap();
     let mut half_unit = connect(address);
     half_unit.write_all(b"DV2B\x00\x00\x01\x00\x01[").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    dav2d_testkit::wait_for("the three TCP connections to be open", || {
+        open_connections(&server, "tcp") >= 3
+    });
     let mut fourth = connect(address);
     assert!(read_line(&mut fourth).contains("tcp.max_connections"));
     assert!(read_line(&mut idle).contains("tcp.idle_timeout"));

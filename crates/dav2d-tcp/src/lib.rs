@@ -53,8 +53,12 @@ impl Source for TcpSource {
         tracing::info!(component = %self.name, address = ?address, "TCP source started.");
         let (config, intake) = (Arc::new(self.config), context.intake.clone());
         let durability = Arc::clone(&context.durability);
-        Ok(Box::new(ServerTask::spawn(context.io, address, |stop| {
-            source::serve(listener, config, intake, durability, stop)
-        })))
+        let connections = std::sync::Arc::new(listener.connections());
+        Ok(Box::new(
+            ServerTask::spawn(context.io, address, |stop| {
+                source::serve(listener, config, intake, durability, stop)
+            })
+            .with_health(connections),
+        ))
     }
 }

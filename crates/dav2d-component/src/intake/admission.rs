@@ -20,6 +20,8 @@ pub(super) const BUDGET_UNIT: usize = 1024;
 pub struct BodyPermit {
     budget: Arc<Semaphore>,
     units: u32,
+    /// `dav2d_body_budget_used_bytes`, kept in step.
+    used: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl BodyPermit {
@@ -31,6 +33,7 @@ impl BodyPermit {
             Ok(permit) => {
                 permit.forget();
                 self.units = self.units.saturating_add(units);
+                self.used.inc_by((units as usize * BUDGET_UNIT) as i64);
                 true
             }
             Err(_) => false,
@@ -46,6 +49,7 @@ impl BodyPermit {
 impl Drop for BodyPermit {
     fn drop(&mut self) {
         self.budget.add_permits(self.units as usize);
+        self.used.dec_by(self.bytes() as i64);
     }
 }
 
@@ -135,9 +139,12 @@ impl Intake {
         match self.shared.body_budget.try_acquire_many(units) {
             Ok(permit) => {
                 permit.forget();
+                let used = self.shared.metrics.body_budget_used.clone();
+                used.inc_by((units as usize * BUDGET_UNIT) as i64);
                 Some(BodyPermit {
                     budget: Arc::clone(&self.shared.body_budget),
                     units,
+                    used,
                 })
             }
             Err(_) => {

@@ -63,15 +63,9 @@ pub fn latest(graph: &SharedGraph, name: &str, key: &str) -> Option<Value> {
         .map(|s| s.value)
 }
 
-/// Polls `done` for up to 15 s.
-pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1500 {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("gave up waiting for {what}");
+/// Waits until `done` holds, with the test kit's deadline.
+pub fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    dav2d_testkit::wait_for(what, done);
 }
 
 /// The numbers `expected` names whose key `k<i>` of `stream` does not hold
@@ -84,12 +78,8 @@ pub fn missing(graph: &SharedGraph, stream: &str, expected: &[usize]) -> Vec<usi
             .filter(|i| latest(graph, stream, &format!("k{i}")) != Some(Value::Float(*i as f64)))
             .collect()
     };
-    for _ in 0..1500 {
-        if missing().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // A wait that may end unmet: the caller reports what is missing.
+    dav2d_testkit::holds_within(Duration::from_secs(15), || missing().is_empty());
     missing()
 }
 
@@ -131,13 +121,11 @@ impl NatsServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..400 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return child;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not listen on {}", self.port);
+        let port = self.port;
+        dav2d_testkit::wait_for(&format!("nats-server to listen on {port}"), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
     }
 
     /// SIGKILL, as a crash.
