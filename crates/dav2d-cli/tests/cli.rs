@@ -103,14 +103,10 @@ fn check_prints_the_graph_of_a_valid_config() {
 
 #[test]
 fn check_refuses_what_run_would_refuse() {
-    let dir = std::env::temp_dir().join(format!("dav2d-cli-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("typo.yaml");
-    std::fs::write(
-        &path,
+    let (dir, path) = scratch_config(
+        "check-typo",
         "streams:\n  - name: temperature\nconstraints:\n  - name: overheat\n    input: temperature\n    trip: 80\nsinks:\n  - kind: webhook\n    url: http://127.0.0.1:9/alerts\n    names: [overheet]\n",
-    )
-    .unwrap();
+    );
     let expected = format!(
         "error: {}:10:13: sinks[0].names[0]: 'overheet' is not a stream, node or constraint of this graph (did you mean 'overheat'?)",
         path.display()

@@ -425,17 +425,34 @@ impl Intake {
         ts: Option<&[i64]>,
         admission: Admission,
     ) -> Outcome {
-        self.counters.received.inc_by(values.len() as u64);
-        if !self.hold_back(values.len(), admission) {
+        self.apply_native(stream, values.len(), admission, |graph| {
+            graph.push_numbers(stream, keys, values, ts)
+        })
+    }
+
+    /// What every batch a producer hands in natively (numbers, values: no
+    /// decoding) goes through: counted as received, held back while a
+    /// lossless sink is behind, admitted through the `all`-edge queue when
+    /// `stream` feeds one, applied by `push` in one lock hold with its
+    /// wave, and reported.
+    pub(super) fn apply_native(
+        &self,
+        stream: &str,
+        offered: usize,
+        admission: Admission,
+        push: impl FnOnce(&mut Graph) -> BatchReport,
+    ) -> Outcome {
+        self.counters.received.inc_by(offered as u64);
+        if !self.hold_back(offered, admission) {
             return Outcome::SinkBehind;
         }
         let feeds_all = self.feeds_all_edge(std::iter::once(stream));
-        let Some(permit) = self.admit(feeds_all, values.len(), values.len(), admission) else {
+        let Some(permit) = self.admit(feeds_all, offered, offered, admission) else {
             return Outcome::Overloaded;
         };
         let (report, settled) = {
             let mut graph = self.shared.graph.lock();
-            let report = graph.push_numbers(stream, keys, values, ts);
+            let report = push(&mut graph);
             graph.run_wave();
             (report, graph.settled())
         };

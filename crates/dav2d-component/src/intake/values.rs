@@ -45,17 +45,8 @@ impl Intake {
                 .collect();
             return self.forward_samples(forward.as_ref(), &forwarded, &[]);
         }
-        self.counters.received.inc_by(samples.len() as u64);
-        if !self.hold_back(samples.len(), admission) {
-            return Outcome::SinkBehind;
-        }
-        let needed = self.feeds_all_edge(std::iter::once(stream));
-        let Some(permit) = self.admit(needed, samples.len(), samples.len(), admission) else {
-            return Outcome::Overloaded;
-        };
-        let mut batch = BatchReport::default();
-        let settled = {
-            let mut graph = self.shared.graph.lock();
+        self.apply_native(stream, samples.len(), admission, |graph| {
+            let mut batch = BatchReport::default();
             let records = samples.iter().enumerate().map(|(index, s)| SampleIn {
                 index,
                 stream,
@@ -64,13 +55,7 @@ impl Intake {
                 ts_ns: s.ts,
             });
             graph.push_records(records, &mut batch);
-            graph.run_wave();
-            graph.settled()
-        };
-        drop(permit);
-        self.set_queue_depth();
-        let mut report = self.report(batch, &[]);
-        report.settled = settled;
-        Outcome::Applied(report)
+            batch
+        })
     }
 }
