@@ -24,6 +24,6 @@ pub use dav2d_store::PersistenceConfig;
 pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
 pub use engine::{Engine, Timer, Workers};
-pub use plan::{Overrides, Plan, Planned, SinkPlan, SourcePlan};
+pub use plan::{Overrides, Plan, Planned};
 pub use runtime::{Runtime, RuntimeError};
 pub use spec::Spec;

@@ -9,44 +9,13 @@ use std::time::Duration;
 use dav2d_component::{IntakeConfig, Sink, Source};
 use dav2d_http::HttpConfig;
 use dav2d_store::{PersistStats, PersistenceConfig};
-use dav2d_synthetic::SyntheticConfig;
 use dav2d_tcp::TcpConfig;
 
-use crate::config::{Config, ConfigError, SinkSpec, SourceSpec, components::synthetic};
-
-/// A source the plan starts.
-#[derive(Clone, Debug)]
-pub enum SourcePlan {
-    /// The synthetic sensor fleet.
-    Synthetic(SyntheticConfig),
-    /// An HTTP listener (the API).
-    Http(HttpConfig),
-    /// A TCP listener.
-    Tcp(TcpConfig),
-    /// A frame source feeding a stream.
-    Frames(dav2d_frames::FrameSource),
-    /// An MQTT subscriber.
-    Mqtt(dav2d_mqtt::MqttSourceConfig),
-    /// A NATS subscriber.
-    Nats(dav2d_nats::NatsSourceConfig),
-}
-
-/// A sink the plan starts.
-#[derive(Clone, Debug)]
-pub enum SinkPlan {
-    /// A store.
-    Persistence(PersistenceConfig),
-    /// An MQTT publisher.
-    Mqtt(dav2d_mqtt::MqttSinkConfig),
-    /// A NATS publisher.
-    Nats(dav2d_nats::NatsSinkConfig),
-    /// Constraint transitions POSTed to a URL.
-    Webhook(dav2d_webhook::WebhookConfig),
-}
+use crate::config::{Config, ConfigError, SinkSetting, SourceSetting};
 
 /// A component of the plan with its name and where its settings came from
 /// (`sources[2]`, `http`), for errors.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Planned<T> {
     /// The component's name (its metrics label).
     pub name: String,
@@ -70,9 +39,9 @@ pub struct Plan {
     /// The default store (the top-level `persistence` section), if on.
     pub persistence: Option<PersistenceConfig>,
     /// Further sources, in config order.
-    pub sources: Vec<Planned<SourcePlan>>,
+    pub sources: Vec<Planned<Box<dyn SourceSetting>>>,
     /// Further sinks, in config order.
-    pub sinks: Vec<Planned<SinkPlan>>,
+    pub sinks: Vec<Planned<Box<dyn SinkSetting>>>,
     /// How often constraint timers are checked; `None` runs no timer.
     pub tick: Option<Duration>,
     /// Workers for offloaded nodes (`None`: [`crate::Workers::default_count`]);
@@ -133,20 +102,9 @@ impl Plan {
         for (i, entry) in config.sources.iter().enumerate() {
             let setting = format!("sources[{i}]");
             let name = unique(&entry.name, &entry.kind.value);
-            let spec = match &entry.spec {
-                SourceSpec::Synthetic(section) => SourcePlan::Synthetic(synthetic(section)),
-                SourceSpec::Http(section) => SourcePlan::Http(config.http_from(section, &setting)?),
-                SourceSpec::Tcp(section) => SourcePlan::Tcp(config.tcp_from(section, &setting)?),
-                SourceSpec::Frames(section) => {
-                    SourcePlan::Frames(config.frames_from(section, &setting)?)
-                }
-                SourceSpec::Mqtt(section) => {
-                    SourcePlan::Mqtt(config.mqtt_source_from(section, &setting, &name)?)
-                }
-                SourceSpec::Nats(section) => {
-                    SourcePlan::Nats(config.nats_source_from(section, &setting, &name)?)
-                }
-            };
+            let spec = entry
+                .section
+                .resolve(&config, &setting, &entry.kind, &name)?;
             plan.sources.push(Planned {
                 name,
                 setting,
@@ -156,20 +114,9 @@ impl Plan {
         for (i, entry) in config.sinks.iter().enumerate() {
             let setting = format!("sinks[{i}]");
             let name = unique(&entry.name, &entry.kind.value);
-            let spec = match &entry.spec {
-                SinkSpec::Persistence(section) => {
-                    SinkPlan::Persistence(config.persistence_from(section, &setting)?)
-                }
-                SinkSpec::Mqtt(section) => {
-                    SinkPlan::Mqtt(config.mqtt_sink_from(section, &setting, &name)?)
-                }
-                SinkSpec::Nats(section) => {
-                    SinkPlan::Nats(config.nats_sink_from(section, &setting)?)
-                }
-                SinkSpec::Webhook(section) => {
-                    SinkPlan::Webhook(config.webhook_sink_from(section, &setting)?)
-                }
-            };
+            let spec = entry
+                .section
+                .resolve(&config, &setting, &entry.kind, &name)?;
             plan.sinks.push(Planned {
                 name,
                 setting,
@@ -186,8 +133,7 @@ impl Plan {
             Some(None) => {
                 // `--data off`: nothing on disk, the listed stores included.
                 plan.persistence = None;
-                plan.sinks
-                    .retain(|sink| !matches!(sink.spec, SinkPlan::Persistence(_)));
+                plan.sinks.retain(|sink| !sink.spec.is_store());
             }
             Some(Some(dir)) => {
                 plan.persistence
@@ -226,17 +172,7 @@ impl Plan {
         }
         for planned in &self.sources {
             let setting = format!("{}.bind", planned.setting);
-            sources.push(match &planned.spec {
-                SourcePlan::Synthetic(config) => Box::new(config.clone().build(&planned.name)),
-                SourcePlan::Http(config) => Box::new(config.clone().build(&planned.name, &setting)),
-                SourcePlan::Tcp(config) => Box::new(config.clone().build(&planned.name, &setting)),
-                SourcePlan::Frames(source) => Box::new(dav2d_frames::FrameSource {
-                    name: planned.name.clone(),
-                    ..source.clone()
-                }),
-                SourcePlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
-                SourcePlan::Nats(config) => Box::new(config.clone().build(&planned.name)),
-            });
+            sources.push(planned.spec.build(&planned.name, &setting));
         }
         sources
     }
@@ -252,12 +188,7 @@ impl Plan {
             sinks.push(Box::new(sink));
         }
         for planned in &self.sinks {
-            sinks.push(match &planned.spec {
-                SinkPlan::Persistence(config) => Box::new(config.clone().build(&planned.name)),
-                SinkPlan::Mqtt(config) => Box::new(config.clone().build(&planned.name)),
-                SinkPlan::Nats(config) => Box::new(config.clone().build(&planned.name)),
-                SinkPlan::Webhook(config) => Box::new(config.clone().build(&planned.name)),
-            });
+            sinks.push(planned.spec.build(&planned.name));
         }
         (sinks, stats)
     }

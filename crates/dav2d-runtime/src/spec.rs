@@ -12,7 +12,7 @@ use std::fmt;
 use dav2d_core::{Graph, NodeKind};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, SinkPlan, SourcePlan};
+use crate::plan::Plan;
 
 /// A whole deployment as data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -199,32 +199,7 @@ impl Spec {
                 .push(listener("tcp", "tcp", tcp.bind, &tcp.token));
         }
         for planned in &plan.sources {
-            let name = planned.name.as_str();
-            spec.sources.push(match &planned.spec {
-                SourcePlan::Synthetic(c) => ComponentSpec {
-                    address: format!("{} devices at {} Hz", c.devices, c.rate_hz),
-                    ..component(name, "synthetic", vec![c.stream.clone()])
-                },
-                SourcePlan::Http(c) => listener(name, "http", c.bind, &c.token),
-                SourcePlan::Tcp(c) => listener(name, "tcp", c.bind, &c.token),
-                SourcePlan::Frames(c) => ComponentSpec {
-                    address: c.url.clone(),
-                    ..component(name, "frames", vec![c.stream.clone()])
-                },
-                SourcePlan::Mqtt(c) => ComponentSpec {
-                    address: format!(
-                        "mqtt://{}:{} [{}]",
-                        c.broker.0,
-                        c.broker.1,
-                        filters(&c.subscriptions)
-                    ),
-                    ..component(name, "mqtt", route_streams(&c.subscriptions))
-                },
-                SourcePlan::Nats(c) => ComponentSpec {
-                    address: format!("{} [{}]", c.url, filters(&c.subjects)),
-                    ..component(name, "nats", route_streams(&c.subjects))
-                },
-            });
+            spec.sources.push(planned.spec.describe(&planned.name));
         }
         if let Some(p) = &plan.persistence {
             spec.sinks.push(ComponentSpec {
@@ -240,25 +215,7 @@ impl Spec {
             });
         }
         for planned in &plan.sinks {
-            let name = planned.name.as_str();
-            spec.sinks.push(match &planned.spec {
-                SinkPlan::Persistence(c) => ComponentSpec {
-                    address: c.dir.display().to_string(),
-                    ..component(name, "persistence", vec![])
-                },
-                SinkPlan::Mqtt(c) => ComponentSpec {
-                    address: format!("mqtt://{}:{}", c.broker.0, c.broker.1),
-                    ..component(name, "mqtt", c.names.clone())
-                },
-                SinkPlan::Nats(c) => ComponentSpec {
-                    address: c.url.clone(),
-                    ..component(name, "nats", c.names.clone())
-                },
-                SinkPlan::Webhook(c) => ComponentSpec {
-                    address: c.url.clone(),
-                    ..component(name, "webhook", c.names.clone())
-                },
-            });
+            spec.sinks.push(planned.spec.describe(&planned.name));
         }
         spec.metrics = MetricsSpec {
             values: plan.values.names.clone(),
@@ -289,7 +246,8 @@ impl Spec {
     }
 }
 
-fn component(name: &str, kind: &str, names: Vec<String>) -> ComponentSpec {
+/// A component as the spec lists it, with no address yet.
+pub(crate) fn component(name: &str, kind: &str, names: Vec<String>) -> ComponentSpec {
     ComponentSpec {
         name: name.to_string(),
         kind: kind.to_string(),
@@ -299,7 +257,8 @@ fn component(name: &str, kind: &str, names: Vec<String>) -> ComponentSpec {
     }
 }
 
-fn listener(
+/// A listener as the spec lists it: where it binds, whether it needs the token.
+pub(crate) fn listener(
     name: &str,
     kind: &str,
     bind: std::net::SocketAddr,
@@ -312,12 +271,14 @@ fn listener(
     }
 }
 
-fn filters(routes: &[dav2d_component::Route]) -> String {
+/// The subscription filters of broker routes, joined.
+pub(crate) fn filters(routes: &[dav2d_component::Route]) -> String {
     let filters: Vec<String> = routes.iter().map(|r| r.topic.filter()).collect();
     filters.join(", ")
 }
 
-fn route_streams(routes: &[dav2d_component::Route]) -> Vec<String> {
+/// The fixed streams of broker routes.
+pub(crate) fn route_streams(routes: &[dav2d_component::Route]) -> Vec<String> {
     let mut streams: Vec<String> = routes.iter().filter_map(|r| r.stream.clone()).collect();
     streams.dedup();
     streams

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use dav2d_component::{Sink, Source};
+
+use super::kind::{Declared, SinkSection, SinkSetting, SourceSection, SourceSetting, names_read};
 use super::{Config, ConfigError, Spanned};
+use crate::spec::{ComponentSpec, component, filters, route_streams};
 
 /// One subscription of an MQTT source as written.
 #[derive(Debug, Deserialize, Clone)]
@@ -426,5 +430,162 @@ impl Config {
             replicas,
             publish_every,
         }))
+    }
+}
+
+// The broker kinds, as the table in `kinds.rs` reads them.
+
+impl SourceSetting for dav2d_mqtt::MqttSourceConfig {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: format!(
+                "mqtt://{}:{} [{}]",
+                self.broker.0,
+                self.broker.1,
+                filters(&self.subscriptions)
+            ),
+            ..component(name, "mqtt", route_streams(&self.subscriptions))
+        }
+    }
+}
+
+impl SourceSection for MqttSourceSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(config.mqtt_source_from(self, at, name)?))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        (self.subscriptions.value.iter().enumerate())
+            .filter_map(|(j, s)| {
+                Some(Declared {
+                    stream: s.stream.as_deref()?,
+                    written: &s.topic,
+                    field: format!("{at}.subscriptions[{j}].stream"),
+                    frames: false,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SourceSetting for dav2d_nats::NatsSourceConfig {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: format!("{} [{}]", self.url, filters(&self.subjects)),
+            ..component(name, "nats", route_streams(&self.subjects))
+        }
+    }
+}
+
+impl SourceSection for NatsSourceSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(config.nats_source_from(self, at, name)?))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        (self.subjects.value.iter().enumerate())
+            .filter_map(|(j, s)| {
+                Some(Declared {
+                    stream: s.stream.as_deref()?,
+                    written: &s.subject,
+                    field: format!("{at}.subjects[{j}].stream"),
+                    frames: false,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SinkSetting for dav2d_mqtt::MqttSinkConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: format!("mqtt://{}:{}", self.broker.0, self.broker.1),
+            ..component(name, "mqtt", self.names.clone())
+        }
+    }
+}
+
+impl SinkSection for MqttSinkSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(config.mqtt_sink_from(self, at, name)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        names_read(&self.names, at)
+    }
+}
+
+impl SinkSetting for dav2d_nats::NatsSinkConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: self.url.clone(),
+            ..component(name, "nats", self.names.clone())
+        }
+    }
+}
+
+impl SinkSection for NatsSinkSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(config.nats_sink_from(self, at)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        names_read(&self.names, at)
     }
 }

@@ -1,55 +1,20 @@
-//! The component part of the config: `sources:` and `sinks:` (lists tagged
-//! by `kind`), the top-level `http`, `tcp` and `ingest` sections, and their
-//! conversion into each component's settings.
-//!
-//! A list entry names its `kind` first; the rest of the entry is then read
-//! as that kind's section, so an unknown field is located on its own line
-//! and an unknown kind is an error listing the known ones.
-
-use std::fmt;
+//! The component sections of the config besides the brokers, webhook and
+//! persistence: the top-level `http`, `tcp` and `ingest` sections, the
+//! `synthetic`, `http`, `tcp` and `frames` kinds of `sources:`, and their
+//! conversion into each component's settings (the entries themselves are
+//! `entries.rs`, the table of kinds `kinds.rs`).
 
 use dav2d_component::{IntakeConfig, TlsFiles};
 use dav2d_http::HttpConfig;
 use dav2d_synthetic::SyntheticConfig;
 use dav2d_tcp::TcpConfig;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Config, ConfigError, PersistenceSection};
-
-/// The source kinds a config can name.
-pub const SOURCE_KINDS: &[&str] = &["synthetic", "http", "tcp", "frames", "mqtt", "nats"];
-/// The sink kinds a config can name.
-pub const SINK_KINDS: &[&str] = &["persistence", "mqtt", "nats", "webhook"];
-
-/// One entry of `sources:`.
-#[derive(Debug)]
-pub struct SourceEntry {
-    /// The `kind:` as written.
-    pub kind: Spanned<String>,
-    /// The component's name (its metrics label); defaults to the kind.
-    pub name: Option<String>,
-    /// The kind's settings.
-    pub spec: SourceSpec,
-}
-
-/// The settings of a source, by kind.
-#[derive(Debug)]
-pub enum SourceSpec {
-    /// The synthetic sensor fleet.
-    Synthetic(SyntheticSection),
-    /// Another HTTP listener.
-    Http(HttpSection),
-    /// Another TCP listener.
-    Tcp(TcpSection),
-    /// A video frame source feeding a stream.
-    Frames(FramesSection),
-    /// An MQTT subscriber.
-    Mqtt(super::brokers::MqttSourceSection),
-    /// A NATS subscriber (core or JetStream).
-    Nats(super::brokers::NatsSourceSection),
-}
+use super::kind::{Declared, SourceSection, SourceSetting};
+use super::{Config, ConfigError};
+use crate::spec::{ComponentSpec, component, listener};
+use dav2d_component::Source;
 
 /// A frame source (`kind: frames`).
 #[derive(Debug, Deserialize, Clone)]
@@ -64,143 +29,6 @@ pub struct FramesSection {
     /// The token a `tcp://` producer's first line `AUTH <token>` must carry
     /// (default: `http.token`).
     pub token: Option<Spanned<String>>,
-}
-
-/// One entry of `sinks:`.
-#[derive(Debug)]
-pub struct SinkEntry {
-    /// The `kind:` as written.
-    pub kind: Spanned<String>,
-    /// The component's name; defaults to the kind.
-    pub name: Option<String>,
-    /// The kind's settings.
-    pub spec: SinkSpec,
-}
-
-/// The settings of a sink, by kind.
-#[derive(Debug)]
-pub enum SinkSpec {
-    /// Another store (the top-level `persistence` section is the default one).
-    Persistence(Box<PersistenceSection>),
-    /// An MQTT publisher.
-    Mqtt(Box<super::brokers::MqttSinkSection>),
-    /// A NATS publisher.
-    Nats(Box<super::brokers::NatsSinkSection>),
-    /// Constraint transitions POSTed to a URL.
-    Webhook(Box<super::webhook::WebhookSinkSection>),
-}
-
-/// Reads `kind` (which must come first), then hands the rest of the map
-/// to the kind's section.
-fn read_entry<'de, A, T>(
-    what: &'static str,
-    kinds: &'static [&'static str],
-    mut map: A,
-    read: impl FnOnce(&str, de::value::MapAccessDeserializer<A>) -> Result<Option<T>, A::Error>,
-) -> Result<(Spanned<String>, T), A::Error>
-where
-    A: MapAccess<'de>,
-{
-    let key: Option<String> = map.next_key()?;
-    if key.as_deref() != Some("kind") {
-        return Err(de::Error::custom(format!(
-            "each entry of {what} starts with `kind:` (one of {}); got `{}` first",
-            kinds.join(", "),
-            key.unwrap_or_default()
-        )));
-    }
-    let kind: Spanned<String> = map.next_value()?;
-    let name = kind.value.clone();
-    match read(&name, de::value::MapAccessDeserializer::new(map))? {
-        Some(spec) => Ok((kind, spec)),
-        None => Err(de::Error::custom(format!(
-            "unknown {what} kind '{name}'; expected one of: {}",
-            kinds.join(", ")
-        ))),
-    }
-}
-
-impl<'de> Deserialize<'de> for SourceEntry {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = SourceEntry;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a source: a map starting with `kind:`")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SourceEntry, A::Error> {
-                let (kind, (name, spec)) =
-                    read_entry("sources", SOURCE_KINDS, map, |kind, rest| {
-                        Ok(match kind {
-                            "synthetic" => {
-                                let s = SyntheticSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Synthetic(s)))
-                            }
-                            "http" => {
-                                let s = HttpSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Http(s)))
-                            }
-                            "tcp" => {
-                                let s = TcpSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Tcp(s)))
-                            }
-                            "frames" => {
-                                let s = FramesSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Frames(s)))
-                            }
-                            "mqtt" => {
-                                let s = super::brokers::MqttSourceSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Mqtt(s)))
-                            }
-                            "nats" => {
-                                let s = super::brokers::NatsSourceSection::deserialize(rest)?;
-                                Some((s.name.clone(), SourceSpec::Nats(s)))
-                            }
-                            _ => None,
-                        })
-                    })?;
-                Ok(SourceEntry { kind, name, spec })
-            }
-        }
-        deserializer.deserialize_map(EntryVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for SinkEntry {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = SinkEntry;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sink: a map starting with `kind:`")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SinkEntry, A::Error> {
-                let (kind, (name, spec)) = read_entry("sinks", SINK_KINDS, map, |kind, rest| {
-                    Ok(match kind {
-                        "persistence" => {
-                            let s = PersistenceSection::deserialize(rest)?;
-                            Some((s.name.clone(), SinkSpec::Persistence(Box::new(s))))
-                        }
-                        "mqtt" => {
-                            let s = super::brokers::MqttSinkSection::deserialize(rest)?;
-                            Some((s.name.clone(), SinkSpec::Mqtt(Box::new(s))))
-                        }
-                        "nats" => {
-                            let s = super::brokers::NatsSinkSection::deserialize(rest)?;
-                            Some((s.name.clone(), SinkSpec::Nats(Box::new(s))))
-                        }
-                        "webhook" => {
-                            let s = super::webhook::WebhookSinkSection::deserialize(rest)?;
-                            Some((s.name.clone(), SinkSpec::Webhook(Box::new(s))))
-                        }
-                        _ => None,
-                    })
-                })?;
-                Ok(SinkEntry { kind, name, spec })
-            }
-        }
-        deserializer.deserialize_map(EntryVisitor)
-    }
 }
 
 /// A synthetic sensor fleet (`kind: synthetic`).
@@ -342,46 +170,17 @@ impl Config {
             }
             named.push((name, field));
         }
+        // Each entry resolved as the plan will: every mistake at its line.
         for (i, source) in self.sources.iter().enumerate() {
-            let field = format!("sources[{i}]");
-            match &source.spec {
-                SourceSpec::Synthetic(section) => {
-                    synthetic(section)
-                        .validate()
-                        .map_err(|message| self.error_at(&source.kind, field, message))?;
-                }
-                SourceSpec::Http(section) => {
-                    self.http_from(section, &field)?;
-                }
-                SourceSpec::Tcp(section) => {
-                    self.tcp_from(section, &field)?;
-                }
-                SourceSpec::Frames(section) => {
-                    self.frames_from(section, &field)?;
-                }
-                SourceSpec::Mqtt(section) => {
-                    self.mqtt_source_from(section, &field, "mqtt")?;
-                }
-                SourceSpec::Nats(section) => {
-                    self.nats_source_from(section, &field, "nats")?;
-                }
-            }
+            let name = source.name.as_deref().unwrap_or(&source.kind.value);
+            source
+                .section
+                .resolve(self, &format!("sources[{i}]"), &source.kind, name)?;
         }
         for (i, sink) in self.sinks.iter().enumerate() {
-            match &sink.spec {
-                SinkSpec::Persistence(section) => {
-                    self.persistence_from(section, &format!("sinks[{i}]"))?;
-                }
-                SinkSpec::Mqtt(section) => {
-                    self.mqtt_sink_from(section, &format!("sinks[{i}]"), "mqtt")?;
-                }
-                SinkSpec::Nats(section) => {
-                    self.nats_sink_from(section, &format!("sinks[{i}]"))?;
-                }
-                SinkSpec::Webhook(section) => {
-                    self.webhook_sink_from(section, &format!("sinks[{i}]"))?;
-                }
-            }
+            let name = sink.name.as_deref().unwrap_or(&sink.kind.value);
+            sink.section
+                .resolve(self, &format!("sinks[{i}]"), &sink.kind, name)?;
         }
         self.intake()?;
         self.http()?;
@@ -638,5 +437,142 @@ pub(crate) fn synthetic(section: &SyntheticSection) -> SyntheticConfig {
             .unwrap_or(defaults.dropout_per_hour),
         seed: section.seed.unwrap_or(defaults.seed),
         steps: section.steps,
+    }
+}
+
+// The kinds of this file, as the table in `kinds.rs` reads them.
+
+impl SourceSetting for SyntheticConfig {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: format!("{} devices at {} Hz", self.devices, self.rate_hz),
+            ..component(name, "synthetic", vec![self.stream.clone()])
+        }
+    }
+}
+
+impl SourceSection for SyntheticSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        let fleet = synthetic(self);
+        fleet
+            .validate()
+            .map_err(|message| config.error_at(kind, at.to_string(), message))?;
+        Ok(Box::new(fleet))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        vec![Declared {
+            stream: &self.stream.value,
+            written: &self.stream,
+            field: format!("{at}.stream"),
+            frames: false,
+        }]
+    }
+}
+
+impl SourceSetting for HttpConfig {
+    fn build(&self, name: &str, setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name, setting))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        listener(name, "http", self.bind, &self.token)
+    }
+}
+
+impl SourceSection for HttpSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(config.http_from(self, at)?))
+    }
+}
+
+impl SourceSetting for TcpConfig {
+    fn build(&self, name: &str, setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name, setting))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        listener(name, "tcp", self.bind, &self.token)
+    }
+}
+
+impl SourceSection for TcpSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(config.tcp_from(self, at)?))
+    }
+}
+
+impl SourceSetting for dav2d_frames::FrameSource {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(dav2d_frames::FrameSource {
+            name: name.to_string(),
+            ..self.clone()
+        })
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: self.url.clone(),
+            ..component(name, "frames", vec![self.stream.clone()])
+        }
+    }
+}
+
+impl SourceSection for FramesSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(config.frames_from(self, at)?))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        vec![Declared {
+            stream: &self.stream.value,
+            written: &self.stream,
+            field: format!("{at}.stream"),
+            frames: true,
+        }]
     }
 }

@@ -232,76 +232,11 @@ impl Config {
                     })?;
             }
         }
+        // The streams sources name are declared as if written in `streams:`;
+        // a frame source's carry frames.
         for (i, source) in self.sources.iter().enumerate() {
-            if let super::SourceSpec::Frames(frames) = &source.spec {
-                let name = &frames.stream.value;
-                // A frame stream declared in `streams:` takes frames only if
-                // it says `type: frame` (or `any`) or nothing about values.
-                if let Some(stream) = self.streams.iter().find(|s| s.name.value == *name) {
-                    let typed = stream.value_type.as_ref().map(|t| t.value.trim());
-                    let numeric =
-                        stream.min.is_some() || stream.max.is_some() || stream.finite_only;
-                    if numeric || !matches!(typed, None | Some("frame") | Some("any")) {
-                        let said = match typed {
-                            Some(t) => format!("declared `type: {t}`"),
-                            None => "declared with numeric bounds".to_string(),
-                        };
-                        return Err(self.error_at(
-                            &frames.stream,
-                            format!("sources[{i}].stream"),
-                            format!(
-                                "a frames source makes frames, but stream '{name}' is {said}; declare it `type: frame` (no min, max or finite_only) or feed another stream"
-                            ),
-                        ));
-                    }
-                }
-                let typed = self
-                    .streams
-                    .iter()
-                    .any(|s| s.name.value == *name && s.value_type.is_some());
-                let declared = match typed {
-                    true => Ok(()),
-                    false => graph.declare_type(name, dav2d_core::ValueType::Frame),
-                };
-                declared.map_err(|error| {
-                    self.error_at(
-                        &frames.stream,
-                        format!("sources[{i}].stream"),
-                        error.to_string(),
-                    )
-                })?;
-                continue;
-            }
-            // The streams a source names are declared as if written in
-            // `streams:` (a topic template's `{stream}` names them per
-            // message: those must be declared).
-            let named: Vec<(&Spanned<String>, Option<&str>, String)> = match &source.spec {
-                super::SourceSpec::Synthetic(synthetic) => vec![(
-                    &synthetic.stream,
-                    Some(synthetic.stream.value.as_str()),
-                    format!("sources[{i}].stream"),
-                )],
-                super::SourceSpec::Mqtt(mqtt) => (mqtt.subscriptions.value.iter().enumerate())
-                    .map(|(j, s)| {
-                        let field = format!("sources[{i}].subscriptions[{j}].stream");
-                        (&s.topic, s.stream.as_deref(), field)
-                    })
-                    .collect(),
-                super::SourceSpec::Nats(nats) => (nats.subjects.value.iter().enumerate())
-                    .map(|(j, s)| {
-                        let field = format!("sources[{i}].subjects[{j}].stream");
-                        (&s.subject, s.stream.as_deref(), field)
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for (at, stream, field) in named {
-                let Some(stream) = stream else { continue };
-                if graph.stream_id(stream).is_none() {
-                    graph
-                        .declare_stream(stream, Bounds::default(), None)
-                        .map_err(|error| self.error_at(at, field, error.to_string()))?;
-                }
+            for declared in source.section.declares(&format!("sources[{i}]")) {
+                self.declare_for_source(graph, &declared)?;
             }
         }
         let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
@@ -373,6 +308,48 @@ impl Config {
             .register_all(specs)
             .map_err(|error| self.locate(error))?;
         self.check_outputs(graph)
+    }
+
+    /// Declares a stream a source names (see [`super::SourceSection::declares`]):
+    /// a plain one if the graph lacks it; a frame stream as `type: frame`,
+    /// refusing one that `streams:` declares numeric.
+    fn declare_for_source(
+        &self,
+        graph: &mut Graph,
+        declared: &super::Declared<'_>,
+    ) -> Result<(), ConfigError> {
+        let (name, at) = (declared.stream, declared.written);
+        let located = |message: String| self.error_at(at, declared.field.clone(), message);
+        if !declared.frames {
+            if graph.stream_id(name).is_none() {
+                graph
+                    .declare_stream(name, Bounds::default(), None)
+                    .map_err(|error| located(error.to_string()))?;
+            }
+            return Ok(());
+        }
+        // A frame stream declared in `streams:` takes frames only if it says
+        // `type: frame` (or `any`) or nothing about values.
+        let written = self.streams.iter().find(|s| s.name.value == name);
+        if let Some(stream) = written {
+            let typed = stream.value_type.as_ref().map(|t| t.value.trim());
+            let numeric = stream.min.is_some() || stream.max.is_some() || stream.finite_only;
+            if numeric || !matches!(typed, None | Some("frame") | Some("any")) {
+                let said = match typed {
+                    Some(t) => format!("declared `type: {t}`"),
+                    None => "declared with numeric bounds".to_string(),
+                };
+                return Err(located(format!(
+                    "a frames source makes frames, but stream '{name}' is {said}; declare it `type: frame` (no min, max or finite_only) or feed another stream"
+                )));
+            }
+        }
+        if written.is_some_and(|s| s.value_type.is_some()) {
+            return Ok(());
+        }
+        graph
+            .declare_type(name, dav2d_core::ValueType::Frame)
+            .map_err(|error| located(error.to_string()))
     }
 
     /// Finds where in the file a graph error comes from.

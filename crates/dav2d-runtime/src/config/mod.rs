@@ -12,7 +12,10 @@
 
 mod brokers;
 pub(crate) mod components;
+mod entries;
 mod graph;
+mod kind;
+mod kinds;
 mod limits;
 mod nodes;
 mod outputs;
@@ -27,11 +30,11 @@ use std::time::Duration;
 use serde::Deserialize;
 pub use serde_saphyr::Spanned;
 
-pub use components::{
-    FramesSection, HttpSection, IngestSection, SinkEntry, SinkSpec, SourceEntry, SourceSpec,
-    SyntheticSection, TcpSection,
-};
+pub use components::{FramesSection, HttpSection, IngestSection, SyntheticSection, TcpSection};
+pub use entries::{SinkEntry, SourceEntry};
 pub use graph::{ConstraintConfig, StreamConfig};
+pub use kind::{Declared, SinkSection, SinkSetting, SourceSection, SourceSetting};
+pub use kinds::{sink_kinds, source_kinds};
 pub use limits::{LimitsSection, set_limit};
 pub use nodes::NodeConfig;
 pub use persistence::PersistenceSection;

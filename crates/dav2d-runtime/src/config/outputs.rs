@@ -5,7 +5,7 @@
 
 use dav2d_core::Graph;
 
-use super::{Config, ConfigError, SinkSpec, Spanned};
+use super::{Config, ConfigError, Spanned};
 
 impl Config {
     /// Every name the config's sinks, metrics and persistence read must be
@@ -15,24 +15,7 @@ impl Config {
     pub(crate) fn check_outputs(&self, graph: &Graph) -> Result<(), ConfigError> {
         let mut read: Vec<(&Spanned<String>, String)> = Vec::new();
         for (i, sink) in self.sinks.iter().enumerate() {
-            let names = match &sink.spec {
-                SinkSpec::Mqtt(section) => &section.names,
-                SinkSpec::Nats(section) => &section.names,
-                SinkSpec::Webhook(section) => &section.names,
-                SinkSpec::Persistence(section) => {
-                    for (j, name) in section.streams.iter().enumerate() {
-                        read.push((name, format!("sinks[{i}].streams[{j}]")));
-                    }
-                    &section.pixels
-                }
-            };
-            let list = match &sink.spec {
-                SinkSpec::Persistence(_) => "pixels",
-                _ => "names",
-            };
-            for (j, name) in names.iter().enumerate() {
-                read.push((name, format!("sinks[{i}].{list}[{j}]")));
-            }
+            read.extend(sink.section.reads(&format!("sinks[{i}]")));
         }
         for (j, name) in self.persistence.streams.iter().enumerate() {
             read.push((name, format!("persistence.streams[{j}]")));

@@ -6,7 +6,11 @@ use dav2d_store::PersistenceConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use dav2d_component::Sink;
+
+use super::kind::{SinkSection, SinkSetting};
 use super::{Config, ConfigError};
+use crate::spec::{ComponentSpec, component};
 
 /// The `persistence` section.
 #[derive(Debug, Deserialize, Default)]
@@ -116,5 +120,46 @@ impl Config {
             store,
             streams: section.streams.iter().map(|n| n.value.clone()).collect(),
         })
+    }
+}
+
+impl SinkSetting for PersistenceConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: self.dir.display().to_string(),
+            ..component(name, "persistence", vec![])
+        }
+    }
+
+    fn is_store(&self) -> bool {
+        true
+    }
+}
+
+impl SinkSection for PersistenceSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(config.persistence_from(self, at)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        let streams =
+            (self.streams.iter().enumerate()).map(|(j, name)| (name, format!("{at}.streams[{j}]")));
+        let pixels =
+            (self.pixels.iter().enumerate()).map(|(j, name)| (name, format!("{at}.pixels[{j}]")));
+        streams.chain(pixels).collect()
     }
 }

@@ -3,7 +3,11 @@
 
 use serde::Deserialize;
 
+use dav2d_component::Sink;
+
+use super::kind::{SinkSection, SinkSetting};
 use super::{Config, ConfigError, Spanned};
+use crate::spec::{ComponentSpec, component};
 
 /// A webhook sink (`kind: webhook` in `sinks:`).
 #[derive(Debug, Deserialize, Clone)]
@@ -74,5 +78,38 @@ impl Config {
             config.timeout = timeout.max(std::time::Duration::from_millis(10));
         }
         Ok(config)
+    }
+}
+
+impl SinkSetting for dav2d_webhook::WebhookConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        ComponentSpec {
+            address: self.url.clone(),
+            ..component(name, "webhook", self.names.clone())
+        }
+    }
+}
+
+impl SinkSection for WebhookSinkSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        config: &Config,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(config.webhook_sink_from(self, at)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        super::kind::names_read(&self.names, at)
     }
 }
