@@ -241,9 +241,10 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
             (key, state)
         })
         .collect();
-    let mut wrong = Vec::new();
-    for _ in 0..3000 {
-        wrong = expected
+    // Exactly one survivor holds each key (its partition's owner), and it
+    // holds what the single instance holds: waited for, then reported.
+    let wrong_keys = || -> Vec<String> {
+        expected
             .iter()
             .filter(|(key, want)| {
                 // Exactly one survivor holds the key (its partition's owner),
@@ -252,12 +253,10 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
                 held.len() != 1 || held[0] != *want
             })
             .map(|(key, _)| key.clone())
-            .collect();
-        if wrong.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+            .collect()
+    };
+    dav2d_testkit::holds_within(Duration::from_secs(30), || wrong_keys().is_empty());
+    let wrong = wrong_keys();
     assert!(
         wrong.is_empty(),
         "{} keys differ from the single-instance run: {:?}",
@@ -269,18 +268,15 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
     // `/state` on one instance answers for every key: its own from its
     // graph, the others' from the bucket their owners publish to.
     let mut differing: Vec<String> = expected.iter().map(|(key, _)| key.clone()).collect();
-    for _ in 0..50 {
+    dav2d_testkit::holds_within(Duration::from_secs(30), || {
         let again: Vec<(String, KeyState)> = expected
             .iter()
             .filter(|(key, _)| differing.contains(key))
             .cloned()
             .collect();
         differing = differing_over_http(address, &again);
-        if differing.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        differing.is_empty()
+    });
     assert!(
         differing.is_empty(),
         "/state differs for {} keys: {:?}; the first: {:?} expected {:?}",

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock, Value};
 use dav2d_runtime::{Config, Overrides, Plan, Runtime};
@@ -50,8 +49,7 @@ fn a_frames_source_feeds_frame_nodes_from_yaml() {
     let graph = SharedGraph::new(Graph::new(options, Arc::new(SystemClock)));
     let plan = Plan::new(config, Overrides::default()).unwrap();
     let runtime = Runtime::start(plan, graph.clone()).unwrap();
-    let mut luma = None;
-    for _ in 0..500 {
+    let (luma, thumb) = dav2d_testkit::wait_until("the frame nodes' first outputs", || {
         let locked = graph.lock();
         let value = |name: &str| {
             locked
@@ -60,14 +58,10 @@ fn a_frames_source_feeds_frame_nodes_from_yaml() {
                 .flatten()
                 .and_then(|r| r.sample)
         };
-        if let (Some(l), Some(thumb)) = (value("luma"), value("thumb")) {
-            luma = Some(l.value);
-            assert!(matches!(thumb.value, Value::Frame(_)), "{:?}", thumb.value);
-            break;
-        }
-        drop(locked);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        Some((value("luma")?.value, value("thumb")?.value))
+    });
+    assert!(matches!(thumb, Value::Frame(_)), "{thumb:?}");
+    let luma = Some(luma);
     // Frames came in through the one door: counted for the source, so the
     // summary screen and `/metrics` show them.
     let totals = runtime.metrics().totals();
@@ -163,22 +157,15 @@ fn a_tcp_frames_source_from_yaml_takes_producers_with_the_http_token() {
     producer.write_all(b"AUTH abc\n").unwrap();
     producer.write_all(&header).unwrap();
     producer.write_all(&vec![7u8; layout.size]).unwrap();
-    let mut got = None;
-    for _ in 0..1000 {
-        if let Some(sample) = graph
+    let sample = dav2d_testkit::wait_until("the frame sent with the token", || {
+        graph
             .lock()
             .latest("camera", "")
             .ok()
             .flatten()
             .and_then(|r| r.sample)
-        {
-            got = Some(sample);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    });
     runtime.stop();
-    let sample = got.expect("the frame sent with the token arrived");
     let Value::Frame(frame) = &sample.value else {
         panic!("{:?}", sample.value);
     };

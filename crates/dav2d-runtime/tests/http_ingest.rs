@@ -410,16 +410,10 @@ fn a_full_all_edge_queue_answers_429_with_retry_after() {
             .collect();
         post_json(address, "/ingest/strict", &format!("[{}]", body.join(",")))
     });
-    let mut depth = 0;
-    for _ in 0..500 {
-        // Not a scrape: that reads the engine's counters under the lock held here.
-        depth = server.runtime.metrics().queue_depth.get();
-        if depth == 10 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(depth, 10, "the first batch is queued");
+    // Not a scrape: that reads the engine's counters under the lock held here.
+    dav2d_testkit::wait_for("the first batch to be queued", || {
+        server.runtime.metrics().queue_depth.get() == 10
+    });
     let second = post_json(address, "/ingest/strict", r#"[{"key": "k", "value": 100}]"#);
     assert_eq!(second.status, 429);
     assert!(

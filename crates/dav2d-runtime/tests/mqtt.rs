@@ -69,13 +69,11 @@ impl Broker {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return child;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("mosquitto did not listen on {}", self.port);
+        let port = self.port;
+        wait_for(&format!("mosquitto to listen on {port}"), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
     }
 
     fn stop(&mut self) {

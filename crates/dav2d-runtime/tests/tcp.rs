@@ -137,24 +137,17 @@ fn tcp_stops_reading_while_the_all_edge_queue_is_full() {
     );
     drop(held);
     let value = Value::Float(1.0);
-    let mut applied = false;
-    for _ in 0..500 {
-        if server
-            .graph
-            .lock()
-            .latest("every", "k")
-            .unwrap()
-            .and_then(|r| r.sample)
-            .map(|s| s.value)
-            == Some(value.clone())
-        {
-            applied = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        applied,
-        "the queued samples are applied once the engine frees up"
+    dav2d_testkit::wait_for(
+        "the queued samples to be applied once the engine frees up",
+        || {
+            server
+                .graph
+                .lock()
+                .latest("every", "k")
+                .unwrap()
+                .and_then(|r| r.sample)
+                .map(|s| s.value)
+                == Some(value.clone())
+        },
     );
 }
