@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,7 +33,7 @@ fn server(graph: SharedGraph, workers: usize) -> Runtime {
     };
     let plan = Plan {
         http: Some(HttpConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: dav2d_runtime::ListenConfig::loopback(0),
             max_body: 256 << 20,
             ..HttpConfig::default()
         }),

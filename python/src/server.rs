@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
 use pyo3::prelude::*;
 
 use crate::error::{Dav2dError, config_error};
@@ -153,9 +153,10 @@ pub fn serve(
     };
     let mut http_config = config.http().map_err(config_error)?;
     if let Some(text) = &http {
-        http_config = listen(text, "http")?.map(|bind| HttpConfig {
-            bind,
-            ..http_config.unwrap_or_default()
+        http_config = listen(text, "http")?.map(|bind| {
+            let mut http = http_config.unwrap_or_default();
+            http.listen.bind = bind;
+            http
         });
     }
     if let Some(http) = http_config.as_mut() {
@@ -165,7 +166,7 @@ pub fn serve(
                     "token='' would turn auth off; leave token out to run without one, or give a secret",
                 ));
             }
-            http.token = Some(token);
+            http.listen.token = Some(token);
         }
         if let Some(max_body) = max_body {
             http.max_body = max_body;
@@ -174,9 +175,10 @@ pub fn serve(
     overrides.http = Some(http_config);
     if let Some(text) = &tcp {
         let tcp_config = config.tcp().map_err(config_error)?;
-        overrides.tcp = Some(listen(text, "tcp")?.map(|bind| TcpConfig {
-            bind,
-            ..tcp_config.unwrap_or_default()
+        overrides.tcp = Some(listen(text, "tcp")?.map(|bind| {
+            let mut tcp = tcp_config.unwrap_or_default();
+            tcp.listen.bind = bind;
+            tcp
         }));
     }
     let mut plan = Plan::new(config, overrides).map_err(config_error)?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
-use dav2d_runtime::{Config, HttpConfig, Overrides, Plan, Runtime, TcpConfig};
+use dav2d_runtime::{Config, Overrides, Plan, Runtime};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// dav2d keeps the latest valid snapshot of a live system.
@@ -241,17 +241,19 @@ fn run(
     let overrides = Overrides {
         http: http.map(|listen| match listen {
             Listen::Off => None,
-            Listen::At(bind) => Some(HttpConfig {
-                bind,
-                ..http_default
-            }),
+            Listen::At(bind) => {
+                let mut http = http_default.clone();
+                http.listen.bind = bind;
+                Some(http)
+            }
         }),
         tcp: tcp.map(|listen| match listen {
             Listen::Off => None,
-            Listen::At(bind) => Some(TcpConfig {
-                bind,
-                ..tcp_default
-            }),
+            Listen::At(bind) => {
+                let mut tcp = tcp_default.clone();
+                tcp.listen.bind = bind;
+                Some(tcp)
+            }
         }),
         data: data.map(|dir| (dir != "off").then(|| PathBuf::from(dir))),
         cluster,

@@ -30,8 +30,8 @@ pub use intake::{
     IntakeConfig, NativeSample, Outcome,
 };
 pub use listen::{
-    Accepted, Connection, Incoming, ListenOptions, Listener, OpenConnections, TlsFiles,
-    close_gently, close_gently_blocking, token_matches,
+    Accepted, Connection, Incoming, ListenConfig, ListenOptions, Listener, OpenConnections,
+    TlsFiles, close_gently, close_gently_blocking, token_matches,
 };
 pub use metrics::{IntakeTotals, Metrics, ValueExport};
 pub use topic::{Route, Syntax, TopicTemplate};

@@ -85,6 +85,33 @@ pub fn token_matches(given: &[u8], token: &str) -> bool {
     bool::from(given.ct_eq(token.as_bytes()))
 }
 
+/// Where and how a listening component listens: one shape for the HTTP
+/// API and the TCP server (each adds its own protocol settings beside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenConfig {
+    /// Address to bind; loopback by default.
+    pub bind: SocketAddr,
+    /// When set, a client must present it (HTTP `Authorization: Bearer`,
+    /// TCP's first line `AUTH <token>`).
+    pub token: Option<String>,
+    /// Serve TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Connections open at once; more are refused with a reason.
+    pub max_connections: usize,
+}
+
+impl ListenConfig {
+    /// Loopback on `port`, no token, no TLS, 1024 connections.
+    pub fn loopback(port: u16) -> ListenConfig {
+        ListenConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            token: None,
+            tls: None,
+            max_connections: 1024,
+        }
+    }
+}
+
 /// What a listening component asks [`Listener::open`] for.
 #[derive(Clone, Debug)]
 pub struct ListenOptions<'a> {
@@ -94,14 +121,8 @@ pub struct ListenOptions<'a> {
     pub component: &'a str,
     /// The setting of the address, e.g. `http.bind` (its section prefixes `tls`).
     pub setting: &'a str,
-    /// The address to bind.
-    pub address: SocketAddr,
-    /// TLS, when configured.
-    pub tls: Option<&'a TlsFiles>,
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// Whether the component asks for a token.
-    pub has_token: bool,
+    /// Where and how it listens.
+    pub listen: &'a ListenConfig,
 }
 
 /// A listening socket with a connection limit, optional TLS and accept
@@ -161,16 +182,17 @@ impl Listener {
     ) -> Result<Listener, crate::StartError> {
         let section = options.setting.trim_end_matches(".bind");
         let tls =
-            match options.tls {
+            match &options.listen.tls {
                 Some(files) => Some(files.acceptor().map_err(|error| {
                     crate::StartError::Other(format!("{section}.tls: {error}"))
                 })?),
                 None => None,
             };
-        let bound = crate::bind(io, options.what, options.setting, options.address)?;
-        if !options.address.ip().is_loopback() {
-            let (what, component, address) = (options.what, options.component, options.address);
-            if !options.has_token {
+        let address = options.listen.bind;
+        let bound = crate::bind(io, options.what, options.setting, address)?;
+        if !address.ip().is_loopback() {
+            let (what, component) = (options.what, options.component);
+            if options.listen.token.is_none() {
                 tracing::warn!(
                     component,
                     %address,
@@ -188,7 +210,7 @@ impl Listener {
         Ok(Listener::new(
             bound,
             tls,
-            options.max_connections,
+            options.listen.max_connections,
             options.what,
         ))
     }

@@ -18,8 +18,6 @@ pub enum FrameUrl {
     /// listen for producers (timeouts in seconds; the token is given apart,
     /// in [`OpenOptions`], never in the URL).
     Tcp {
-        /// The address to listen on.
-        address: String,
         /// Slots in the pool.
         slots: usize,
         /// The largest frame accepted (each slot's size).
@@ -140,9 +138,14 @@ impl FrameUrl {
                 })
             }
             "tcp" => {
-                let address = body.strip_prefix("//").unwrap_or(body).to_string();
+                let address = body.strip_prefix("//").unwrap_or(body);
                 let mut max_bytes = 32 << 20;
                 let mut options = crate::tcp::TcpOptions::default();
+                options.listen.bind = address.parse().map_err(|_| {
+                    format!(
+                        "'{address}' in '{url}' is not an address to listen on; write an IP and a port, e.g. tcp://127.0.0.1:7071"
+                    )
+                })?;
                 let seconds = |name: &str, value: &str| -> Result<Duration, String> {
                     value
                         .parse::<f64>()
@@ -175,7 +178,6 @@ impl FrameUrl {
                     }
                 }
                 Ok(FrameUrl::Tcp {
-                    address,
                     slots: slots_of(&params)?,
                     max_bytes,
                     options,
@@ -244,7 +246,7 @@ pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, Stri
             ..
         } => {
             *slots = (*slots).max(least);
-            tcp.token.clone_from(&options.token);
+            tcp.listen.token.clone_from(&options.token);
         }
         FrameUrl::X11 { slots, .. } | FrameUrl::Y4m { slots, .. } => {
             *slots = (*slots).max(least);
@@ -253,11 +255,10 @@ pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, Stri
     match parsed {
         FrameUrl::Synthetic(frames) => frames.start(),
         FrameUrl::Tcp {
-            address,
             slots,
             max_bytes,
             options,
-        } => crate::tcp::listen(&address, slots, max_bytes, options),
+        } => crate::tcp::listen(slots, max_bytes, options),
         FrameUrl::X11 {
             display,
             rate,

@@ -108,8 +108,11 @@ pub fn decode_header(
 /// How the TCP frame source treats its producers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpOptions {
-    /// When set, a producer's first line must be `AUTH <token>`.
-    pub token: Option<String>,
+    /// Where it listens, in the shape every listener takes: the address of
+    /// the URL; the token (a producer's first line must then be `AUTH
+    /// <token>`); no TLS (put a terminator in front); one producer at a
+    /// time (`max_connections` 1: another one is told so and closed).
+    pub listen: dav2d_component::ListenConfig,
     /// A producer that sends nothing between frames for this long is closed.
     pub idle_timeout: Duration,
     /// A frame message begun must be finished within this time.
@@ -119,7 +122,10 @@ pub struct TcpOptions {
 impl Default for TcpOptions {
     fn default() -> Self {
         Self {
-            token: None,
+            listen: dav2d_component::ListenConfig {
+                max_connections: 1,
+                ..dav2d_component::ListenConfig::loopback(7071)
+            },
             idle_timeout: Duration::from_secs(300),
             partial_timeout: Duration::from_secs(30),
         }
@@ -129,14 +135,15 @@ impl Default for TcpOptions {
 /// The longest `AUTH` line.
 const MAX_AUTH_LINE: usize = 4096;
 
-/// Listens on `address` and feeds the pool from one producer at a time; a
-/// producer that connects while another is sending is told so and closed.
+/// Listens on `options.listen.bind` and feeds the pool from one producer
+/// at a time; a producer that connects while another is sending is told so
+/// and closed.
 pub fn listen(
-    address: &str,
     slots: usize,
     max_bytes: usize,
     options: TcpOptions,
 ) -> Result<RunningSource, String> {
+    let address = options.listen.bind;
     let listener = TcpListener::bind(address)
         .map_err(|e| format!("cannot listen for frames on {address}: {e}; give a free address"))?;
     listener
@@ -227,7 +234,7 @@ impl Producer<'_> {
     /// With a token, reads and checks the `AUTH <token>` line: `Ok(false)`
     /// when the producer left first, an error when the line is wrong.
     fn authenticate(&mut self) -> Result<bool, String> {
-        let Some(token) = self.options.token.clone() else {
+        let Some(token) = self.options.listen.token.clone() else {
             return Ok(true);
         };
         const REFUSED: &str = "this frame stream requires a first line `AUTH <token>` (its token, by default http.token); closing";

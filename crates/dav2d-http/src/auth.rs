@@ -14,7 +14,7 @@ pub(crate) async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.config.token
+    if let Some(token) = &state.config.listen.token
         && request.uri().path() != "/healthz"
     {
         let given = request

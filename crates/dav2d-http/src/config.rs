@@ -1,30 +1,25 @@
 //! The HTTP API's settings and the one function that builds the component
 //! from them.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use dav2d_component::TlsFiles;
+use dav2d_component::ListenConfig;
 
 use crate::HttpSource;
 
 /// The HTTP server's settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// Address to bind; loopback by default.
-    pub bind: SocketAddr,
+    /// Where it listens: address (loopback by default), token (every
+    /// endpoint but `/healthz` then requires `Authorization: Bearer
+    /// <token>`), TLS (HTTPS), connections (more are answered 503).
+    pub listen: ListenConfig,
     /// Largest body accepted (after decompression), in bytes.
     pub max_body: usize,
-    /// When set, every endpoint but `/healthz` requires `Authorization: Bearer <token>`.
-    pub token: Option<String>,
     /// A client must send its request headers within this time.
     pub header_timeout: Duration,
     /// A client must send its whole body within this time.
     pub body_timeout: Duration,
-    /// Connections open at once; more are answered 503 and closed.
-    pub max_connections: usize,
-    /// Serve HTTPS with this certificate and key.
-    pub tls: Option<TlsFiles>,
     /// Host names (besides IP literals and `localhost`) a request may name
     /// in `Host` when there is no token: the guard against DNS rebinding.
     pub allowed_hosts: Vec<String>,
@@ -33,13 +28,10 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: ListenConfig::loopback(8080),
             max_body: 64 << 20,
-            token: None,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            tls: None,
             allowed_hosts: Vec::new(),
         }
     }

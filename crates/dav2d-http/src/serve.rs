@@ -91,7 +91,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::read::healthz));
     // With a token, requests are checked for it; without one, for a `Host`
     // a DNS-rebinding page could not have sent.
-    let routes = if state.config.token.is_some() {
+    let routes = if state.config.listen.token.is_some() {
         routes.layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize,

@@ -191,12 +191,16 @@ impl Spec {
             });
         }
         if let Some(http) = &plan.http {
-            spec.sources
-                .push(listener("http", "http", http.bind, &http.token));
+            spec.sources.push(listener(
+                "http",
+                "http",
+                http.listen.bind,
+                &http.listen.token,
+            ));
         }
         if let Some(tcp) = &plan.tcp {
             spec.sources
-                .push(listener("tcp", "tcp", tcp.bind, &tcp.token));
+                .push(listener("tcp", "tcp", tcp.listen.bind, &tcp.listen.token));
         }
         for planned in &plan.sources {
             spec.sources.push(planned.spec.describe(&planned.name));

@@ -369,7 +369,7 @@ fn the_limits_section_reaches_the_graph() {
     // The TCP source takes the HTTP token unless it has its own.
     let config = Config::parse("http:\n  token: s3cret\n", Path::new("test.yaml")).unwrap();
     assert_eq!(
-        config.tcp().unwrap().unwrap().token.as_deref(),
+        config.tcp().unwrap().unwrap().listen.token.as_deref(),
         Some("s3cret")
     );
 }

@@ -58,7 +58,7 @@ fn a_thousand_event_streams_add_no_thread_each() {
     let graph = SharedGraph::new(graph);
     let plan = Plan {
         http: Some(HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            listen: dav2d_runtime::ListenConfig::loopback(0),
             ..HttpConfig::default()
         }),
         ..Plan::default()

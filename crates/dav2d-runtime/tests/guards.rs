@@ -63,7 +63,7 @@ fn read_line(stream: &mut impl Read) -> String {
 #[test]
 fn http_connections_past_the_limit_get_503_and_the_rest_are_served() {
     let server = http_with(|http| {
-        http.max_connections = 2;
+        http.listen.max_connections = 2;
         http.header_timeout = Duration::from_secs(5);
     });
     let held: Vec<TcpStream> = (0..2).map(|_| connect(server.http())).collect();
@@ -187,7 +187,7 @@ fn without_a_token_only_hosts_a_rebinding_page_cannot_name_are_served() {
         refused.body
     );
     // With a token the token is the guard: any host that carries it is served.
-    let guarded = http_with(|http| http.token = Some("s3cret".to_string()));
+    let guarded = http_with(|http| http.listen.token = Some("s3cret".to_string()));
     let mut stream = connect(guarded.http());
     stream
         .write_all(b"GET /graph HTTP/1.1\r\nHost: dav2d.example\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n")
@@ -240,7 +240,7 @@ fn state_is_served_in_pages() {
 
 #[test]
 fn tcp_takes_samples_only_after_the_auth_line() {
-    let server = tcp_with(|tcp| tcp.token = Some("s3cret".to_string()));
+    let server = tcp_with(|tcp| tcp.listen.token = Some("s3cret".to_string()));
     let address = server.runtime.address("tcp").unwrap();
     let mut wrong = connect(address);
     wrong
@@ -277,7 +277,7 @@ fn tcp_closes_idle_and_half_sent_connections_and_refuses_past_the_limit() {
     let server = tcp_with(|tcp| {
         tcp.idle_timeout = Duration::from_millis(300);
         tcp.partial_timeout = Duration::from_millis(300);
-        tcp.max_connections = 3;
+        tcp.listen.max_connections = 3;
     });
     let address = server.runtime.address("tcp").unwrap();
     let mut idle = connect(address);
@@ -367,12 +367,12 @@ fn http_and_tcp_serve_tls_with_the_configured_certificate() {
     let cert = TestCert::new("both");
     let server = start_with(|plan| {
         if let Some(http) = plan.http.as_mut() {
-            http.tls = Some(cert.files());
-            http.token = Some("s3cret".to_string());
+            http.listen.tls = Some(cert.files());
+            http.listen.token = Some("s3cret".to_string());
         }
         if let Some(tcp) = plan.tcp.as_mut() {
-            tcp.tls = Some(cert.files());
-            tcp.token = Some("s3cret".to_string());
+            tcp.listen.tls = Some(cert.files());
+            tcp.listen.token = Some("s3cret".to_string());
         }
     });
     let mut https = cert.connect(server.http());

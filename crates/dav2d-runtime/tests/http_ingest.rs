@@ -441,7 +441,7 @@ fn a_full_all_edge_queue_answers_429_with_retry_after() {
 
 #[test]
 fn a_token_guards_every_endpoint_but_healthz() {
-    let server = start_with(|c| c.http.as_mut().unwrap().token = Some("s3cret".into()));
+    let server = start_with(|c| c.http.as_mut().unwrap().listen.token = Some("s3cret".into()));
     let denied = post_json(
         server.http(),
         "/ingest/temp",

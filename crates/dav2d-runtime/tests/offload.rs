@@ -94,7 +94,7 @@ fn slow_logic_never_holds_the_engine() {
     let graph = SharedGraph::new(graph);
     let plan = Plan {
         http: Some(HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            listen: dav2d_runtime::ListenConfig::loopback(0),
             ..HttpConfig::default()
         }),
         workers: Some(1),

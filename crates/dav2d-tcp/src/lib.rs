@@ -43,10 +43,7 @@ impl Source for TcpSource {
                 what: "TCP",
                 component: &self.name,
                 setting: &self.setting,
-                address: self.config.bind,
-                tls: self.config.tls.as_ref(),
-                max_connections: self.config.max_connections,
-                has_token: self.config.token.is_some(),
+                listen: &self.config.listen,
             },
         )?;
         let address = listener.local_addr().ok();

@@ -94,7 +94,7 @@ pub(crate) async fn serve(
             }
             Accepted::OverLimit(mut stream) => {
                 intake.reject(RejectReason::TooManyConnections, 1);
-                let max = config.max_connections;
+                let max = config.listen.max_connections;
                 tokio::spawn(async move {
                     let line = format!(
                         "{}\n",
@@ -223,7 +223,7 @@ impl Reader {
     /// With a token, reads and checks the `AUTH <token>` line; false (the
     /// peer told why) when it is wrong or missing.
     async fn authenticate(&mut self) -> bool {
-        let Some(token) = self.config.token.clone() else {
+        let Some(token) = self.config.listen.token.clone() else {
             return true;
         };
         loop {

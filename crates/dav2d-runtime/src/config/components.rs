@@ -4,7 +4,7 @@
 //! conversion into each component's settings (the entries themselves are
 //! `entries.rs`, the table of kinds `kinds.rs`).
 
-use dav2d_component::{IntakeConfig, TlsFiles};
+use dav2d_component::{IntakeConfig, ListenConfig, TlsFiles};
 use dav2d_http::HttpConfig;
 use dav2d_synthetic::SyntheticConfig;
 use dav2d_tcp::TcpConfig;
@@ -234,27 +234,27 @@ impl Config {
         prefix: &str,
     ) -> Result<HttpConfig, ConfigError> {
         let defaults = HttpConfig::default();
+        let token = match &section.token {
+            Some(token) => self.token(token, &format!("{prefix}.token"))?,
+            None => None,
+        };
+        let listen = self.listen_from(
+            (&section.bind, &section.max_connections, &section.tls),
+            token,
+            prefix,
+            &defaults.listen,
+        )?;
         let config = HttpConfig {
-            bind: self
-                .address(&section.bind, &format!("{prefix}.bind"))?
-                .unwrap_or(defaults.bind),
+            listen,
             max_body: self
                 .size(&section.max_body, &format!("{prefix}.max_body"))?
                 .unwrap_or(defaults.max_body),
-            token: match &section.token {
-                Some(token) => self.token(token, &format!("{prefix}.token"))?,
-                None => None,
-            },
             header_timeout: self
                 .duration(&section.header_timeout, format!("{prefix}.header_timeout"))?
                 .unwrap_or(defaults.header_timeout),
             body_timeout: self
                 .duration(&section.body_timeout, format!("{prefix}.body_timeout"))?
                 .unwrap_or(defaults.body_timeout),
-            max_connections: self
-                .connections(&section.max_connections, prefix)?
-                .unwrap_or(defaults.max_connections),
-            tls: self.tls(&section.tls, &format!("{prefix}.tls"))?,
             allowed_hosts: section.allowed_hosts.clone().unwrap_or_default(),
         };
         let budget = self.intake()?.body_budget;
@@ -355,7 +355,7 @@ impl Config {
             .map_err(|message| self.error_at(&section.url, format!("{prefix}.url"), message))?;
         let token = match &section.token {
             Some(token) => self.token(token, &format!("{prefix}.token"))?,
-            None => self.http_from(&self.http, "http")?.token,
+            None => self.http_from(&self.http, "http")?.listen.token,
         };
         Ok(dav2d_frames::FrameSource {
             name: String::new(),
@@ -373,7 +373,7 @@ impl Config {
         let defaults = TcpConfig::default();
         let token = match &section.token {
             Some(token) => self.token(token, &format!("{prefix}.token"))?,
-            None => self.http_from(&self.http, "http")?.token,
+            None => self.http_from(&self.http, "http")?.listen.token,
         };
         let max_line = self
             .size(&section.max_line, &format!("{prefix}.max_line"))?
@@ -387,14 +387,15 @@ impl Config {
                 format!("{max_line} is more than a binary unit can carry (4 GiB - 1)"),
             ));
         }
+        let listen = self.listen_from(
+            (&section.bind, &section.max_connections, &section.tls),
+            token,
+            prefix,
+            &defaults.listen,
+        )?;
         Ok(TcpConfig {
-            bind: self
-                .address(&section.bind, &format!("{prefix}.bind"))?
-                .unwrap_or(defaults.bind),
+            listen,
             max_line,
-            max_connections: self
-                .connections(&section.max_connections, prefix)?
-                .unwrap_or(defaults.max_connections),
             idle_timeout: self
                 .duration(&section.idle_timeout, format!("{prefix}.idle_timeout"))?
                 .unwrap_or(defaults.idle_timeout),
@@ -404,8 +405,31 @@ impl Config {
                     format!("{prefix}.partial_timeout"),
                 )?
                 .unwrap_or(defaults.partial_timeout),
+        })
+    }
+
+    /// The one reading of a listener's settings (`bind`, `max_connections`,
+    /// `tls`, and the token its section resolved), for HTTP and TCP alike.
+    fn listen_from(
+        &self,
+        (bind, max_connections, tls): (
+            &Option<Spanned<String>>,
+            &Option<Spanned<String>>,
+            &Option<TlsSection>,
+        ),
+        token: Option<String>,
+        prefix: &str,
+        defaults: &ListenConfig,
+    ) -> Result<ListenConfig, ConfigError> {
+        Ok(ListenConfig {
+            bind: self
+                .address(bind, &format!("{prefix}.bind"))?
+                .unwrap_or(defaults.bind),
             token,
-            tls: self.tls(&section.tls, &format!("{prefix}.tls"))?,
+            tls: self.tls(tls, &format!("{prefix}.tls"))?,
+            max_connections: self
+                .connections(max_connections, prefix)?
+                .unwrap_or(defaults.max_connections),
         })
     }
 }
@@ -490,7 +514,7 @@ impl SourceSetting for HttpConfig {
     }
 
     fn describe(&self, name: &str) -> ComponentSpec {
-        listener(name, "http", self.bind, &self.token)
+        listener(name, "http", self.listen.bind, &self.listen.token)
     }
 }
 
@@ -516,7 +540,7 @@ impl SourceSetting for TcpConfig {
     }
 
     fn describe(&self, name: &str) -> ComponentSpec {
-        listener(name, "tcp", self.bind, &self.token)
+        listener(name, "tcp", self.listen.bind, &self.listen.token)
     }
 }
 

@@ -50,15 +50,14 @@ pub fn start_with(configure: impl FnOnce(&mut Plan)) -> Server {
     let graph = SharedGraph::new(graph);
     let mut config = Plan {
         http: Some(HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            listen: dav2d_runtime::ListenConfig::loopback(0),
             max_body: 1 << 20,
-            token: None,
             header_timeout: Duration::from_millis(300),
             body_timeout: Duration::from_millis(500),
             ..HttpConfig::default()
         }),
         tcp: Some(TcpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
+            listen: dav2d_runtime::ListenConfig::loopback(0),
             max_line: 64 << 10,
             ..TcpConfig::default()
         }),
