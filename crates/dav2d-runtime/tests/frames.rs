@@ -64,8 +64,10 @@ fn a_frames_source_feeds_frame_nodes_from_yaml() {
     let luma = Some(luma);
     // Frames came in through the one door: counted for the source, so the
     // summary screen and `/metrics` show them.
-    let totals = runtime.metrics().totals();
-    assert!(totals.received >= 1 && totals.accepted >= 1, "{totals:?}");
+    dav2d_testkit::wait_for("the frames counted for the source", || {
+        let totals = runtime.metrics().totals();
+        totals.received >= 1 && totals.accepted >= 1
+    });
     runtime.stop();
     let Some(Value::Float(luma)) = luma else {
         panic!("no luma came: {luma:?}");

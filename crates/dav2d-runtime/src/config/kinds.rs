@@ -212,7 +212,11 @@ mod tests {
                 .and_then(|r| r.sample)
                 .is_some_and(|s| s.value.as_f64() == Some(8.0))
         });
-        assert_eq!(runtime.metrics().totals().accepted, 5);
+        // Counted for the source once its batch's report is made (just
+        // after the wave the graph shows).
+        dav2d_testkit::wait_for("the five samples counted for the source", || {
+            runtime.metrics().totals().accepted == 5
+        });
         runtime.stop();
         // A mistake in its section is located like any other.
         let error = Config::parse(
