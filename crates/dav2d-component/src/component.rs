@@ -85,6 +85,41 @@ impl Context {
     }
 }
 
+/// What a sink's [`drain`] does with the updates still waiting when it
+/// stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtStop {
+    /// Hands them on too (each `each` call should then be quick).
+    Drain,
+    /// Leaves them: the sink stops at once.
+    Drop,
+}
+
+/// The loop of every sink that drains a subscription on a thread of its
+/// own: `each` gets every update in order until `stop` turns true, then,
+/// with [`AtStop::Drain`], those still waiting. It waits for the next
+/// update at most 50 ms at a time, so it sees `stop` promptly.
+pub fn drain(
+    updates: &dav2d_core::Subscription,
+    stop: &std::sync::atomic::AtomicBool,
+    at_stop: AtStop,
+    mut each: impl FnMut(dav2d_core::Update),
+) {
+    loop {
+        let stopping = stop.load(std::sync::atomic::Ordering::Acquire);
+        let next = match (stopping, at_stop) {
+            (false, _) => updates.next_timeout(std::time::Duration::from_millis(50)),
+            (true, AtStop::Drain) => updates.try_next(),
+            (true, AtStop::Drop) => None,
+        };
+        match next {
+            Some(update) => each(update),
+            None if stopping => return,
+            None => {}
+        }
+    }
+}
+
 /// Why a component could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

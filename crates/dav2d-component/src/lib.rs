@@ -21,7 +21,8 @@ mod topic;
 
 pub use broker_health::BrokerHealth;
 pub use component::{
-    Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
+    AtStop, Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
+    drain,
 };
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};

@@ -42,36 +42,39 @@ impl Sink for MqttSink {
         let health = Arc::new(BrokerHealth::default());
         let publisher = {
             let (client, config) = (client.clone(), config.clone());
-            let running = Arc::new(AtomicBool::new(true));
-            let flag = Arc::clone(&running);
+            let stopping = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stopping);
             let thread = std::thread::Builder::new()
                 .name("dav2d-mqtt-publish".to_string())
                 .spawn(move || {
-                    while flag.load(Ordering::Acquire) {
-                        let Some(update) = updates.next_timeout(Duration::from_millis(100)) else {
-                            continue;
-                        };
-                        let (kind, json) = dav2d_wire::update_json(&update);
-                        let transition = kind == dav2d_wire::UpdateKind::Transition;
-                        let topic = config.topic.topic_for(&update.name, &update.key);
-                        let payload = json.to_string().into_bytes();
-                        let retain = config.retain && !transition;
-                        let mut tries = 0;
-                        while client
-                            .try_publish(&topic, qos(config.qos), retain, payload.clone())
-                            .is_err()
-                            && tries < 200
-                            && flag.load(Ordering::Acquire)
-                        {
-                            std::thread::sleep(Duration::from_millis(5));
-                            tries += 1;
-                        }
-                    }
+                    // The connection stops with it: what waits at stop is left.
+                    dav2d_component::drain(
+                        &updates,
+                        &flag,
+                        dav2d_component::AtStop::Drop,
+                        |update| {
+                            let (kind, json) = dav2d_wire::update_json(&update);
+                            let transition = kind == dav2d_wire::UpdateKind::Transition;
+                            let topic = config.topic.topic_for(&update.name, &update.key);
+                            let payload = json.to_string().into_bytes();
+                            let retain = config.retain && !transition;
+                            let mut tries = 0;
+                            while client
+                                .try_publish(&topic, qos(config.qos), retain, payload.clone())
+                                .is_err()
+                                && tries < 200
+                                && !flag.load(Ordering::Acquire)
+                            {
+                                std::thread::sleep(Duration::from_millis(5));
+                                tries += 1;
+                            }
+                        },
+                    );
                 })
                 .map_err(|e| {
                     StartError::Other(format!("cannot start the MQTT publish thread: {e}"))
                 })?;
-            (running, thread)
+            (stopping, thread)
         };
         let loop_health = Arc::clone(&health);
         let task = ThreadTask::spawn("dav2d-mqtt-sink", health, move |stop| {
@@ -79,8 +82,8 @@ impl Sink for MqttSink {
                 return;
             };
             let mut eventloop = runtime.block_on(drive(eventloop, &loop_health, &stop));
-            let (running, thread) = publisher;
-            running.store(false, Ordering::Release);
+            let (stopping, thread) = publisher;
+            stopping.store(true, Ordering::Release);
             let _ = thread.join();
             // What was queued goes out before the connection closes.
             let _ = client.try_disconnect();

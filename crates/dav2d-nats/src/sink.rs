@@ -3,10 +3,10 @@
 //! with `Nats-Msg-Id` when asked (so republishing after a crash is deduplicated).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use dav2d_component::{BrokerHealth, Context, Delivery, Running, Sink, StartError, ThreadTask};
+use dav2d_component::{
+    AtStop, BrokerHealth, Context, Delivery, Running, Sink, StartError, ThreadTask, drain,
+};
 
 use crate::config::NatsSinkConfig;
 use crate::source::{connect, runtime};
@@ -41,35 +41,24 @@ impl Sink for NatsSink {
                 Ok(runtime) => runtime,
                 Err(error) => return task_health.failed(error),
             };
-            runtime.block_on(async {
-                let client = match connect(&config.url, &task_health).await {
-                    Ok(client) => client,
-                    Err(error) => return task_health.failed(error),
-                };
-                task_health.connected();
-                let jetstream = config
-                    .jetstream
-                    .then(|| async_nats::jetstream::new(client.clone()));
-                loop {
-                    let stopping = stop.load(Ordering::Acquire);
-                    // Drain what is waiting before stopping.
-                    let Some(update) = (if stopping {
-                        updates.try_next()
-                    } else {
-                        updates.next_timeout(Duration::from_millis(50))
-                    }) else {
-                        if stopping {
-                            break;
-                        }
-                        continue;
-                    };
-                    let (_, json) = dav2d_wire::update_json(&update);
-                    let subject = config.subject.topic_for(&update.name, &update.key);
-                    let payload: Vec<u8> = json.to_string().into_bytes();
-                    let mut headers = async_nats::HeaderMap::new();
-                    let id = format!("{}/{}/{}", update.name, update.key, update.seq);
-                    headers.insert("Nats-Msg-Id", id.as_str());
-                    let sent = match &jetstream {
+            let client = match runtime.block_on(connect(&config.url, &task_health)) {
+                Ok(client) => client,
+                Err(error) => return task_health.failed(error),
+            };
+            task_health.connected();
+            let jetstream = config
+                .jetstream
+                .then(|| async_nats::jetstream::new(client.clone()));
+            // Publishing is quick: what waits at stop goes out before the flush.
+            drain(&updates, &stop, AtStop::Drain, |update| {
+                let (_, json) = dav2d_wire::update_json(&update);
+                let subject = config.subject.topic_for(&update.name, &update.key);
+                let payload: Vec<u8> = json.to_string().into_bytes();
+                let mut headers = async_nats::HeaderMap::new();
+                let id = format!("{}/{}/{}", update.name, update.key, update.seq);
+                headers.insert("Nats-Msg-Id", id.as_str());
+                let sent = runtime.block_on(async {
+                    match &jetstream {
                         Some(js) => match js
                             .publish_with_headers(subject.clone(), headers, payload.into())
                             .await
@@ -81,17 +70,17 @@ impl Sink for NatsSink {
                             .publish_with_headers(subject.clone(), headers, payload.into())
                             .await
                             .map_err(|e| e.to_string()),
-                    };
-                    match sent {
-                        Ok(()) => task_health.message(0),
-                        Err(error) => {
-                            task_health.message(1);
-                            tracing::warn!(%subject, %error, "Publishing to NATS failed.");
-                        }
+                    }
+                });
+                match sent {
+                    Ok(()) => task_health.message(0),
+                    Err(error) => {
+                        task_health.message(1);
+                        tracing::warn!(%subject, %error, "Publishing to NATS failed.");
                     }
                 }
-                let _ = client.flush().await;
             });
+            let _ = runtime.block_on(client.flush());
         })?;
         Ok(Box::new(task))
     }

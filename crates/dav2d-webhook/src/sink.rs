@@ -117,17 +117,15 @@ impl Sink for WebhookSink {
                 health: worker,
                 runtime,
             };
-            while !stop.load(Ordering::Acquire) {
+            // A POST may retry for seconds: what waits at stop is left.
+            dav2d_component::drain(&updates, &stop, dav2d_component::AtStop::Drop, |update| {
                 post.health
                     .conflated
                     .store(updates.conflated(), Ordering::Relaxed);
-                let Some(update) = updates.next_timeout(Duration::from_millis(100)) else {
-                    continue;
-                };
                 if update.transition.is_some() {
                     post.send(&update, &stop);
                 }
-            }
+            });
         })?;
         Ok(Box::new(task))
     }
