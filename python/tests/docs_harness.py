@@ -651,19 +651,24 @@ class Page:
         assert ran.returncode == 0, f"{block.where}: `dav2d run --for {RUN_FOR}` failed{tail(log)}{shown(text)}"
         assert not warnings_in(log), f"{block.where}: `dav2d run` logged:\n{warnings_in(log)}{shown(text)}"
 
-    def run_shell(self, block: Block, text: str) -> None:
+    def start_shell(self, block: Block, text: str, out: object) -> subprocess.Popen:
+        """Starts the block as a `bash -e` script in a process group of its
+        own (what it starts in the background shares it), output to `out`."""
         script = self.dir / f"block-{block.line}.sh"
         script.write_text(text)
+        return subprocess.Popen(
+            ["bash", "-e", str(script)],
+            cwd=self.dir,
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def run_shell(self, block: Block, text: str) -> None:
         log = self.dir / f"block-{block.line}.log"
         with log.open("w") as out:
-            shell = subprocess.Popen(
-                ["bash", "-e", str(script)],
-                cwd=self.dir,
-                env=environment(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # what it starts in the background shares its process group
-            )
+            shell = self.start_shell(block, text, out)
             try:
                 try:
                     shell.wait(timeout=DEADLINE)
@@ -675,18 +680,9 @@ class Page:
                 stop_group(shell)
 
     def run_serving(self, block: Block, text: str, addresses: list[str]) -> None:
-        script = self.dir / f"block-{block.line}.sh"
-        script.write_text(text)
         log = self.dir / f"block-{block.line}.log"
         with log.open("w") as out:
-            shell = subprocess.Popen(
-                ["bash", "-e", str(script)],
-                cwd=self.dir,
-                env=environment(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its background servers share its process group
-            )
+            shell = self.start_shell(block, text, out)  # its background servers share its group
             try:
                 failed = lambda: shell.poll() not in (None, 0)  # noqa: E731
                 for address in addresses:
