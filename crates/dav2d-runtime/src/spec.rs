@@ -12,6 +12,7 @@ use std::fmt;
 use dav2d_core::{Graph, NodeKind};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{SinkSetting, SourceSetting};
 use crate::plan::Plan;
 
 /// A whole deployment as data.
@@ -190,26 +191,19 @@ impl Spec {
                 instance: cluster.instance.clone(),
             });
         }
+        // The top-level listeners and store are described as the listed
+        // ones of their kinds are.
         if let Some(http) = &plan.http {
-            spec.sources.push(listener(
-                "http",
-                "http",
-                http.listen.bind,
-                &http.listen.token,
-            ));
+            spec.sources.push(http.describe("http"));
         }
         if let Some(tcp) = &plan.tcp {
-            spec.sources
-                .push(listener("tcp", "tcp", tcp.listen.bind, &tcp.listen.token));
+            spec.sources.push(tcp.describe("tcp"));
         }
         for planned in &plan.sources {
             spec.sources.push(planned.spec.describe(&planned.name));
         }
         if let Some(p) = &plan.persistence {
-            spec.sinks.push(ComponentSpec {
-                address: p.dir.display().to_string(),
-                ..component("persistence", "persistence", vec![])
-            });
+            spec.sinks.push(p.describe("persistence"));
             spec.persistence = Some(PersistenceSpec {
                 dir: p.dir.display().to_string(),
                 flush_interval_seconds: p.flush_interval.as_secs_f64(),

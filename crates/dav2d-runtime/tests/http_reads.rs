@@ -241,14 +241,23 @@ fn metrics_export_the_values_of_the_names_a_config_lists_with_bounded_keys() {
         "{text}"
     );
     runtime.stop();
-    let error = dav2d_runtime::Config::parse(
-        "streams:\n  - name: temp\nmetrics:\n  values: [tmep]\n",
-        std::path::Path::new("m.yaml"),
-    )
-    .unwrap_err()
-    .to_string();
+    // Names are checked against the built graph, as every name a config
+    // reads: with the closest one, and a stream a source declares counts.
+    let built = |yaml: &str| {
+        let mut graph = dav2d_core::Graph::new(
+            dav2d_core::GraphOptions {
+                auto_create_streams: false,
+                ..dav2d_core::GraphOptions::default()
+            },
+            std::sync::Arc::new(dav2d_core::ManualClock::new(0)),
+        );
+        dav2d_runtime::Config::parse(yaml, std::path::Path::new("m.yaml"))
+            .and_then(|config| config.build(&mut graph))
+            .map_err(|e| e.to_string())
+    };
     assert_eq!(
-        error,
-        "m.yaml:4:12: metrics.values[0]: 'tmep' is not a stream, node or constraint of this config"
+        built("streams:\n  - name: temp\nmetrics:\n  values: [tmep]\n").unwrap_err(),
+        "m.yaml:4:12: metrics.values[0]: 'tmep' is not a stream, node or constraint of this graph (did you mean 'temp'?)"
     );
+    built("sources:\n  - kind: synthetic\n    stream: temp\nmetrics:\n  values: [temp]\n").unwrap();
 }

@@ -137,26 +137,10 @@ pub struct MetricsSection {
 }
 
 impl Config {
-    /// The per-key values `/metrics` exports; a name the graph does not
-    /// have, or a key count out of range, is an error at its line.
+    /// The per-key values `/metrics` exports; a key count out of range is
+    /// an error at its line (the names are checked against the built graph,
+    /// with the rest of what the config reads: `outputs.rs`).
     pub fn value_export(&self) -> Result<dav2d_component::ValueExport, ConfigError> {
-        let known = |name: &str| {
-            self.streams.iter().any(|s| s.name.value == name)
-                || self.nodes.iter().any(|n| n.name.value == name)
-                || self.constraints.iter().any(|c| c.name.value == name)
-        };
-        for (i, name) in self.metrics.values.iter().enumerate() {
-            if !known(&name.value) {
-                return Err(self.error_at(
-                    name,
-                    format!("metrics.values[{i}]"),
-                    format!(
-                        "'{}' is not a stream, node or constraint of this config",
-                        name.value
-                    ),
-                ));
-            }
-        }
         let max_keys = match &self.metrics.max_keys {
             Some(n) if !(1..=10_000).contains(&n.value) => {
                 return Err(self.error_at(

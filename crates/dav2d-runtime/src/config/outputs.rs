@@ -5,6 +5,7 @@
 
 use dav2d_core::Graph;
 
+use super::kind::SinkSection;
 use super::{Config, ConfigError, Spanned};
 
 impl Config {
@@ -17,12 +18,8 @@ impl Config {
         for (i, sink) in self.sinks.iter().enumerate() {
             read.extend(sink.section.reads(&format!("sinks[{i}]")));
         }
-        for (j, name) in self.persistence.streams.iter().enumerate() {
-            read.push((name, format!("persistence.streams[{j}]")));
-        }
-        for (j, name) in self.persistence.pixels.iter().enumerate() {
-            read.push((name, format!("persistence.pixels[{j}]")));
-        }
+        // The top-level store reads as a `kind: persistence` sink does.
+        read.extend(self.persistence.reads("persistence"));
         for (j, name) in self.metrics.values.iter().enumerate() {
             read.push((name, format!("metrics.values[{j}]")));
         }
