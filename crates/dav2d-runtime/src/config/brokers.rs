@@ -469,16 +469,12 @@ impl SourceSection for MqttSourceSection {
     }
 
     fn declares(&self, at: &str) -> Vec<Declared<'_>> {
-        (self.subscriptions.value.iter().enumerate())
-            .filter_map(|(j, s)| {
-                Some(Declared {
-                    stream: s.stream.as_deref()?,
-                    written: &s.topic,
-                    field: format!("{at}.subscriptions[{j}].stream"),
-                    frames: false,
-                })
-            })
-            .collect()
+        let routes = self.subscriptions.value.iter();
+        route_declares(
+            routes.map(|s| (&s.topic, s.stream.as_deref())),
+            at,
+            "subscriptions",
+        )
     }
 }
 
@@ -511,16 +507,12 @@ impl SourceSection for NatsSourceSection {
     }
 
     fn declares(&self, at: &str) -> Vec<Declared<'_>> {
-        (self.subjects.value.iter().enumerate())
-            .filter_map(|(j, s)| {
-                Some(Declared {
-                    stream: s.stream.as_deref()?,
-                    written: &s.subject,
-                    field: format!("{at}.subjects[{j}].stream"),
-                    frames: false,
-                })
-            })
-            .collect()
+        let routes = self.subjects.value.iter();
+        route_declares(
+            routes.map(|s| (&s.subject, s.stream.as_deref())),
+            at,
+            "subjects",
+        )
     }
 }
 
@@ -588,4 +580,23 @@ impl SinkSection for NatsSinkSection {
     fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
         names_read(&self.names, at)
     }
+}
+
+/// The streams a broker source's routes name with `stream:` (a template's
+/// `{stream}` names them per message), each located at its route.
+fn route_declares<'a>(
+    routes: impl Iterator<Item = (&'a Spanned<String>, Option<&'a str>)>,
+    at: &str,
+    list: &str,
+) -> Vec<Declared<'a>> {
+    (routes.enumerate())
+        .filter_map(|(j, (written, stream))| {
+            Some(Declared {
+                stream: stream?,
+                written,
+                field: format!("{at}.{list}[{j}].stream"),
+                frames: false,
+            })
+        })
+        .collect()
 }
