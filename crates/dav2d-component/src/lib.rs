@@ -17,6 +17,7 @@ mod health;
 mod intake;
 mod listen;
 pub mod metrics;
+pub mod section;
 mod topic;
 
 pub use broker_health::BrokerHealth;

@@ -19,6 +19,7 @@ mod component;
 mod format;
 pub mod nodes;
 mod pool;
+mod section;
 mod source;
 mod synthetic;
 pub mod tcp;
@@ -28,6 +29,7 @@ pub mod y4m;
 pub use component::FrameSource;
 pub use format::{FrameLayout, MAX_PLANES, PixelFormat, Plane, Planes};
 pub use pool::{Delivery, FrameMeta, FramePool, Lease, MAX_SLOTS, SLOT_ALIGN, WriteSlot};
+pub use section::FramesSection;
 pub use source::{FrameUrl, OpenOptions, open, open_with};
 pub use synthetic::{RunningSource, SyntheticFrames, check_pattern, paint};
 

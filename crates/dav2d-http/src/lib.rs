@@ -17,6 +17,7 @@ mod events;
 mod hub;
 mod ingest;
 mod read;
+mod section;
 mod serve;
 mod state;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use dav2d_component::{Context, Running, ServerTask, Source, StartError};
 
 pub use config::HttpConfig;
+pub use section::HttpSection;
 
 /// The HTTP API, built from its [`HttpConfig`] and not yet started.
 #[derive(Debug)]

@@ -11,11 +11,13 @@
 //! every `CONNACK`.
 
 mod config;
+mod section;
 mod sink;
 mod source;
 
 pub use config::{MqttSinkConfig, MqttSourceConfig, parse_broker};
 pub use dav2d_component::Route;
 pub use dav2d_component::TopicTemplate;
+pub use section::{MqttSinkSection, MqttSourceSection, MqttSubscriptionSection};
 pub use sink::MqttSink;
 pub use source::MqttSource;

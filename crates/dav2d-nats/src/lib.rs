@@ -14,10 +14,14 @@
 //! [`Durability`]: dav2d_component::Durability
 
 mod config;
+mod section;
 mod sink;
 mod source;
 
 pub use config::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
 pub use dav2d_component::Route;
+pub use section::{
+    JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection, nats_url,
+};
 pub use sink::NatsSink;
 pub use source::NatsSource;

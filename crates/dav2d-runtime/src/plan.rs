@@ -81,6 +81,7 @@ impl Plan {
             values: config.value_export()?,
             ..Plan::default()
         };
+        let context = config.sections()?;
         let mut names = vec![
             "http".to_string(),
             "tcp".to_string(),
@@ -104,7 +105,7 @@ impl Plan {
             let name = unique(&entry.name, &entry.kind.value);
             let spec = entry
                 .section
-                .resolve(&config, &setting, &entry.kind, &name)?;
+                .resolve(&context, &setting, &entry.kind, &name)?;
             plan.sources.push(Planned {
                 name,
                 setting,
@@ -116,7 +117,7 @@ impl Plan {
             let name = unique(&entry.name, &entry.kind.value);
             let spec = entry
                 .section
-                .resolve(&config, &setting, &entry.kind, &name)?;
+                .resolve(&context, &setting, &entry.kind, &name)?;
             plan.sinks.push(Planned {
                 name,
                 setting,

@@ -12,6 +12,8 @@ use std::fmt;
 use dav2d_core::{Graph, NodeKind};
 use serde::{Deserialize, Serialize};
 
+pub use dav2d_component::section::ComponentSpec;
+
 use crate::config::{SinkSetting, SourceSetting};
 use crate::plan::Plan;
 
@@ -82,23 +84,6 @@ pub struct InputEntry {
     pub span_seconds: Option<f64>,
     /// `latest` or `all`.
     pub policy: String,
-}
-
-/// A source or sink.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ComponentSpec {
-    /// Its name (its metrics label).
-    pub name: String,
-    /// Its kind (`http`, `mqtt`, `webhook`, ...).
-    pub kind: String,
-    /// Where it listens or connects.
-    pub address: String,
-    /// The streams a source writes (empty: named by each sample), or the
-    /// names a sink reads (empty: every node, or every constraint for a
-    /// webhook).
-    pub names: Vec<String>,
-    /// Whether a client needs the token (listeners only).
-    pub token: Option<bool>,
 }
 
 /// The default store.
@@ -242,44 +227,6 @@ impl Spec {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
-}
-
-/// A component as the spec lists it, with no address yet.
-pub(crate) fn component(name: &str, kind: &str, names: Vec<String>) -> ComponentSpec {
-    ComponentSpec {
-        name: name.to_string(),
-        kind: kind.to_string(),
-        address: String::new(),
-        names,
-        token: None,
-    }
-}
-
-/// A listener as the spec lists it: where it binds, whether it needs the token.
-pub(crate) fn listener(
-    name: &str,
-    kind: &str,
-    bind: std::net::SocketAddr,
-    token: &Option<String>,
-) -> ComponentSpec {
-    ComponentSpec {
-        address: bind.to_string(),
-        token: Some(token.is_some()),
-        ..component(name, kind, vec![])
-    }
-}
-
-/// The subscription filters of broker routes, joined.
-pub(crate) fn filters(routes: &[dav2d_component::Route]) -> String {
-    let filters: Vec<String> = routes.iter().map(|r| r.topic.filter()).collect();
-    filters.join(", ")
-}
-
-/// The fixed streams of broker routes.
-pub(crate) fn route_streams(routes: &[dav2d_component::Route]) -> Vec<String> {
-    let mut streams: Vec<String> = routes.iter().filter_map(|r| r.stream.clone()).collect();
-    streams.dedup();
-    streams
 }
 
 impl fmt::Display for Spec {

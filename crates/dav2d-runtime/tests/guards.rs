@@ -561,3 +561,45 @@ fn ack_durable_answers_once_the_fsync_covering_the_batch_is_done() {
     tcp.write_all(b"ACK durable\n").unwrap();
     assert!(read_line(&mut tcp).contains("needs persistence"));
 }
+
+#[test]
+fn every_listener_entry_takes_the_http_token_unless_it_gives_its_own() {
+    let yaml = "http:\n  bind: 127.0.0.1:0\n  token: s3cret\ntcp:\n  enabled: false\npersistence:\n  enabled: false\nsources:\n  - kind: http\n    name: extra\n    bind: 127.0.0.1:0\n  - kind: tcp\n    name: floor\n    bind: 127.0.0.1:0\n  - kind: http\n    name: own\n    bind: 127.0.0.1:0\n    token: other\n";
+    let config = dav2d_runtime::Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap();
+    let plan = dav2d_runtime::Plan::new(config, dav2d_runtime::Overrides::default()).unwrap();
+    let graph = dav2d_core::SharedGraph::new(dav2d_core::Graph::new(
+        dav2d_core::GraphOptions::default(),
+        Arc::new(dav2d_core::ManualClock::new(0)),
+    ));
+    let runtime = dav2d_runtime::Runtime::start(plan, graph).unwrap();
+    let get = |name: &str, token: Option<&str>| {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("Authorization", b.as_str()))
+            .collect();
+        request(
+            runtime.address(name).unwrap(),
+            "GET",
+            "/graph",
+            &headers,
+            b"",
+        )
+        .status
+    };
+    assert_eq!(
+        get("extra", None),
+        401,
+        "the extra listener needs the token"
+    );
+    assert_eq!(get("extra", Some("s3cret")), 200);
+    assert_eq!(get("own", Some("s3cret")), 401, "its own token, not http's");
+    assert_eq!(get("own", Some("other")), 200);
+    // The TCP entry wants the AUTH line.
+    let mut tcp = TcpStream::connect(runtime.address("floor").unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(b"{\"stream\":\"t\",\"key\":\"k\",\"value\":1}\n")
+        .unwrap();
+    assert!(read_line(&mut tcp).contains("AUTH <token>"));
+    runtime.stop();
+}

@@ -9,6 +9,7 @@
 
 mod config;
 mod fleet;
+mod section;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use dav2d_core::Keys;
 
 pub use config::SyntheticConfig;
 pub use fleet::SyntheticFleet;
+pub use section::SyntheticSection;
 
 /// The synthetic fleet, built from its [`SyntheticConfig`] and not yet started.
 #[derive(Debug)]

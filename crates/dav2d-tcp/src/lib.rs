@@ -10,6 +10,7 @@
 
 mod config;
 pub mod framing;
+mod section;
 mod source;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use dav2d_component::{Context, Running, ServerTask, Source, StartError};
 
 pub use config::TcpConfig;
+pub use section::TcpSection;
 pub use source::{BINARY_MAGIC, UNIT_SAMPLES};
 
 /// The TCP source, built from its [`TcpConfig`] and not yet started.

@@ -11,8 +11,10 @@
 
 mod body;
 mod config;
+mod section;
 mod sink;
 
 pub use body::{Format, body};
 pub use config::{WebhookConfig, check_url};
+pub use section::WebhookSinkSection;
 pub use sink::WebhookSink;

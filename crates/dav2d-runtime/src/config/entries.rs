@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::kind::{SinkSection, SourceSection};
 use super::kinds::{read_sink, read_source, sink_kinds, source_kinds};
+use super::{Config, ConfigError, SinkSection, SourceSection};
 
 /// One entry of `sources:`: its kind and its section, read by the kind's
 /// section type from the table in `kinds.rs`.
@@ -106,5 +106,48 @@ impl<'de> Deserialize<'de> for SinkEntry {
             }
         }
         deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+impl Config {
+    /// Checks every source and sink entry: each name once, and each entry
+    /// resolved as the plan will, every mistake at its line.
+    pub(crate) fn validate_components(&self) -> Result<(), ConfigError> {
+        // Names label metrics and health: two components may not share one.
+        let mut named: Vec<(&str, String)> = ["http", "tcp", "persistence"]
+            .iter()
+            .map(|n| (*n, format!("the top-level `{n}` section")))
+            .collect();
+        let entries = (self.sources.iter().enumerate())
+            .map(|(i, e)| (&e.kind, &e.name, format!("sources[{i}]")))
+            .chain(
+                (self.sinks.iter().enumerate())
+                    .map(|(i, e)| (&e.kind, &e.name, format!("sinks[{i}]"))),
+            );
+        for (kind, name, field) in entries {
+            let Some(name) = name else { continue };
+            if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
+                return Err(self.error_at(
+                    kind,
+                    format!("{field}.name"),
+                    format!(
+                        "'{name}' is already the name of {first}; a component's name labels its metrics and health, give each its own"
+                    ),
+                ));
+            }
+            named.push((name, field));
+        }
+        let context = self.sections()?;
+        for (i, source) in self.sources.iter().enumerate() {
+            let name = source.name.as_deref().unwrap_or(&source.kind.value);
+            (source.section).resolve(&context, &format!("sources[{i}]"), &source.kind, name)?;
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let name = sink.name.as_deref().unwrap_or(&sink.kind.value);
+            (sink.section).resolve(&context, &format!("sinks[{i}]"), &sink.kind, name)?;
+        }
+        self.http()?;
+        self.tcp()?;
+        Ok(())
     }
 }

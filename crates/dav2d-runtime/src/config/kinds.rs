@@ -1,16 +1,21 @@
 //! The one table from a `kind:` of `sources:` and `sinks:` to its section
-//! type (what a section type does is `kind.rs`). Adding a kind is its
+//! type (what a section type does is `dav2d_component::section`; each
+//! connector crate owns its own). Adding a kind is its
 //! section type plus one line in `source_kinds!`/`sink_kinds!`; nothing
 //! else in the runtime names it (the test kind `counter` at the end is
 //! added that way).
 
 use serde::Deserialize;
 
-use super::PersistenceSection;
-use super::brokers::{MqttSinkSection, MqttSourceSection, NatsSinkSection, NatsSourceSection};
-use super::components::{FramesSection, HttpSection, SyntheticSection, TcpSection};
-use super::kind::{SinkSection, SourceSection};
-use super::webhook::WebhookSinkSection;
+use dav2d_component::section::{SinkSection, SourceSection};
+use dav2d_frames::FramesSection;
+use dav2d_http::HttpSection;
+use dav2d_mqtt::{MqttSinkSection, MqttSourceSection};
+use dav2d_nats::{NatsSinkSection, NatsSourceSection};
+use dav2d_store::PersistenceSection;
+use dav2d_synthetic::SyntheticSection;
+use dav2d_tcp::TcpSection;
+use dav2d_webhook::WebhookSinkSection;
 
 /// The table of source kinds: `"kind" => SectionType`, one line each.
 macro_rules! source_kinds {
@@ -95,9 +100,12 @@ mod tests {
     use serde::Deserialize;
     use serde_saphyr::Spanned;
 
-    use crate::config::kind::{Declared, SourceSection, SourceSetting};
-    use crate::config::{Config, ConfigError};
-    use crate::spec::{ComponentSpec, component};
+    use dav2d_component::section::{
+        ComponentSpec, ConfigError, Declared, SectionContext, SourceSection, SourceSetting,
+        component,
+    };
+
+    use crate::config::Config;
     use crate::{Overrides, Plan, Runtime};
 
     #[derive(Debug, Deserialize)]
@@ -121,7 +129,7 @@ mod tests {
 
         fn resolve(
             &self,
-            _config: &Config,
+            _context: &SectionContext,
             _at: &str,
             _kind: &Spanned<String>,
             _name: &str,
@@ -133,12 +141,7 @@ mod tests {
         }
 
         fn declares(&self, at: &str) -> Vec<Declared<'_>> {
-            vec![Declared {
-                stream: &self.stream.value,
-                written: &self.stream,
-                field: format!("{at}.stream"),
-                frames: false,
-            }]
+            vec![Declared::stream(&self.stream, at, false)]
         }
     }
 
@@ -151,7 +154,7 @@ mod tests {
         }
 
         fn describe(&self, name: &str) -> ComponentSpec {
-            component(name, "counter", vec![self.stream.clone()])
+            component(name, "counter", String::new(), vec![self.stream.clone()])
         }
     }
 

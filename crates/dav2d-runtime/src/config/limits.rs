@@ -7,7 +7,9 @@ use dav2d_core::Limits;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Config, ConfigError, parse_size};
+use dav2d_component::section::parse_size;
+
+use super::{Config, ConfigError};
 
 /// The `limits` section: each a count or a size (`1MiB`); see
 /// `dav2d_core::Limits` for the defaults.

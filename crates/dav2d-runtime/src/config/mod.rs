@@ -1,74 +1,46 @@
 //! The YAML config: streams, nodes, constraints, sources, sinks and
 //! persistence in one file.
 //!
-//! This module owns the config's DTOs and converts them by hand into core
-//! types and component settings, so the engine stays free of serde. Every
-//! error names the file, the line and column, and the field
-//! (`nodes[1].input`), and says what was expected. `schema` is split by
-//! concern: `graph` (streams, nodes, constraints), `components` (sources,
-//! sinks, the HTTP/TCP/intake sections), `brokers` (the MQTT entries),
-//! `persistence`, and the units
-//! (durations, sizes, addresses) below.
+//! This module owns the graph's part of the config (`graph` for streams
+//! and constraints, `nodes`, `limits`, `python`), the one table from a
+//! component's `kind:` to its section type (`kinds`, read by `entries`),
+//! and the top-level sections; each connector crate owns its own section
+//! type (`dav2d_component::section`). Every error names the file, the
+//! line and column, and the field (`nodes[1].input`), and says what was
+//! expected.
 
-mod brokers;
-pub(crate) mod components;
+mod cluster;
 mod entries;
 mod graph;
-mod kind;
 mod kinds;
 mod limits;
 mod nodes;
 mod outputs;
-mod persistence;
 mod python;
-mod webhook;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dav2d_component::section::SectionContext;
+use dav2d_http::HttpConfig;
+use dav2d_store::PersistenceConfig;
+use dav2d_tcp::TcpConfig;
 use serde::Deserialize;
-pub use serde_saphyr::Spanned;
 
-pub use components::{FramesSection, HttpSection, IngestSection, SyntheticSection, TcpSection};
+pub use cluster::ClusterSection;
+pub use dav2d_component::section::{
+    ConfigError, Declared, IngestSection, MAX_BYTES, SinkSection, SinkSetting, SourceSection,
+    SourceSetting, Spanned,
+};
+pub use dav2d_http::HttpSection;
+pub use dav2d_store::PersistenceSection;
+pub use dav2d_tcp::TcpSection;
 pub use entries::{SinkEntry, SourceEntry};
 pub use graph::{ConstraintConfig, StreamConfig};
-pub use kind::{Declared, SinkSection, SinkSetting, SourceSection, SourceSetting};
 pub use kinds::{sink_kinds, source_kinds};
 pub use limits::{LimitsSection, set_limit};
 pub use nodes::NodeConfig;
-pub use persistence::PersistenceSection;
 pub use python::{PythonLogicFactory, PythonLogicRequest, install_python_logic};
-
-/// A config error with its place in the file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// The file (or `<built-in demo>`).
-    pub file: PathBuf,
-    /// 1-based line, 0 when unknown.
-    pub line: u64,
-    /// 1-based column, 0 when unknown.
-    pub column: u64,
-    /// The field path, e.g. `nodes[1].input`, or empty.
-    pub field: String,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.column)?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The whole config file.
 #[derive(Debug, Deserialize, Default)]
@@ -116,7 +88,7 @@ pub struct Config {
     pub processor: Option<dav2d_infer::ProcessorSection>,
     /// Scale-out over NATS JetStream.
     #[serde(default)]
-    pub cluster: brokers::ClusterSection,
+    pub cluster: ClusterSection,
     /// What `/metrics` exports beyond the counters.
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -224,6 +196,87 @@ impl Config {
         &self.file
     }
 
+    /// Where this file's values are read (its units and errors), with no
+    /// top-level settings.
+    pub(crate) fn place(&self) -> SectionContext {
+        SectionContext::new(&self.file)
+    }
+
+    /// Where this file's `sources:` and `sinks:` entries are read: with the
+    /// top-level settings an entry defaults to (the HTTP token, whether
+    /// persistence is on, the body budget).
+    pub fn sections(&self) -> Result<SectionContext, ConfigError> {
+        let mut context = self.top()?;
+        context.token = self.http.resolve(&context, "http")?.listen.token;
+        context.persistence = self.persistence()?.is_some();
+        Ok(context)
+    }
+
+    /// Where the top-level `http` and `tcp` sections are read: with the body
+    /// budget, and no token to default to.
+    fn top(&self) -> Result<SectionContext, ConfigError> {
+        let mut context = self.place();
+        context.body_budget = self.intake()?.body_budget;
+        Ok(context)
+    }
+
+    /// The intake's settings (the `ingest` section).
+    pub fn intake(&self) -> Result<dav2d_component::IntakeConfig, ConfigError> {
+        self.ingest.resolve(&self.place())
+    }
+
+    /// The HTTP API this config asks for (`None` when disabled).
+    pub fn http(&self) -> Result<Option<HttpConfig>, ConfigError> {
+        match self.http.enabled {
+            Some(false) => Ok(None),
+            _ => self.http.resolve(&self.top()?, "http").map(Some),
+        }
+    }
+
+    /// The TCP server this config asks for (`None` when disabled); its token
+    /// defaults to the HTTP one.
+    pub fn tcp(&self) -> Result<Option<TcpConfig>, ConfigError> {
+        match self.tcp.enabled {
+            Some(false) => Ok(None),
+            _ => self.tcp.resolve(&self.sections()?, "tcp").map(Some),
+        }
+    }
+
+    /// The persistence this config asks for (`None` when disabled).
+    pub fn persistence(&self) -> Result<Option<PersistenceConfig>, ConfigError> {
+        if self.persistence.enabled == Some(false) {
+            return Ok(None);
+        }
+        (self.persistence.settings(&self.place(), "persistence")).map(Some)
+    }
+
+    pub(crate) fn error_at<T>(
+        &self,
+        spanned: &Spanned<T>,
+        field: String,
+        message: String,
+    ) -> ConfigError {
+        self.place().error_at(spanned, field, message)
+    }
+
+    pub(crate) fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: String,
+    ) -> Result<Option<Duration>, ConfigError> {
+        self.place().duration(value, field)
+    }
+
+    pub(crate) fn count(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+        least: u64,
+        most: u64,
+    ) -> Result<Option<usize>, ConfigError> {
+        self.place().count(value, field, least, most)
+    }
+
     /// A processor setting's error, located in this file.
     pub(crate) fn setting_error(&self, error: dav2d_infer::SettingError) -> ConfigError {
         ConfigError {
@@ -308,21 +361,6 @@ impl Config {
         Ok(config)
     }
 
-    pub(crate) fn error_at<T>(
-        &self,
-        spanned: &Spanned<T>,
-        field: String,
-        message: String,
-    ) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-            field,
-            message,
-        }
-    }
-
     /// Checks everything that does not need a graph.
     fn validate(&self) -> Result<(), ConfigError> {
         for (i, stream) in self.streams.iter().enumerate() {
@@ -388,69 +426,6 @@ impl Config {
         Ok(())
     }
 
-    pub(crate) fn duration(
-        &self,
-        value: &Option<Spanned<String>>,
-        field: String,
-    ) -> Result<Option<Duration>, ConfigError> {
-        let Some(text) = value else { return Ok(None) };
-        let parsed = match text.value.trim().parse::<f64>() {
-            Ok(seconds) if seconds >= 0.0 && seconds <= MAX_DURATION.as_secs_f64() => {
-                Ok(Duration::from_secs_f64(seconds))
-            }
-            Ok(seconds) if seconds > MAX_DURATION.as_secs_f64() => Ok(Duration::MAX),
-            Ok(seconds) => Err(format!("a duration must be >= 0, got {seconds}")),
-            Err(_) => humantime::parse_duration(text.value.trim()).map_err(|error| {
-                format!(
-                    "'{}' is not a duration ({error}); write e.g. 500ms, 2s or 1m",
-                    text.value
-                )
-            }),
-        }
-        .and_then(|duration| {
-            if duration > MAX_DURATION {
-                Err(format!(
-                    "'{}' is longer than the longest duration dav2d takes (100 years); write a shorter one",
-                    text.value
-                ))
-            } else {
-                Ok(duration)
-            }
-        });
-        parsed
-            .map(Some)
-            .map_err(|message| self.error_at(text, field, message))
-    }
-
-    pub(crate) fn size(
-        &self,
-        value: &Option<Spanned<String>>,
-        field: &str,
-    ) -> Result<Option<usize>, ConfigError> {
-        let Some(text) = value else { return Ok(None) };
-        parse_size(&text.value)
-            .map(Some)
-            .map_err(|message| self.error_at(text, field.to_string(), message))
-    }
-
-    pub(crate) fn address(
-        &self,
-        value: &Option<Spanned<String>>,
-        field: &str,
-    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        let Some(text) = value else { return Ok(None) };
-        text.value.trim().parse().map(Some).map_err(|error| {
-            self.error_at(
-                text,
-                field.to_string(),
-                format!(
-                    "'{}' is not an address ({error}); write e.g. 127.0.0.1:8080",
-                    text.value
-                ),
-            )
-        })
-    }
-
     /// The offload workers `run.workers` asks for.
     pub fn workers(&self) -> Result<Option<usize>, ConfigError> {
         self.count(
@@ -468,44 +443,6 @@ impl Config {
             .unwrap_or(Duration::from_millis(50))
             .max(Duration::from_millis(1)))
     }
-}
-
-/// The largest size any setting takes (1 TiB).
-pub const MAX_BYTES: usize = 1 << 40;
-
-/// A size such as `1048576`, `512KiB`, `64MiB`, `1GB`, at most [`MAX_BYTES`].
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size; write e.g. 1048576, 512KiB or 64MiB"))?;
-    if unit.starts_with('.') {
-        return Err(format!(
-            "'{text}' is not a whole number; write e.g. 1048576, 512KiB or 64MiB"
-        ));
-    }
-    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" | "g" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit '{other}' in '{text}'; use KiB, MiB or GiB"
-            ));
-        }
-    };
-    number
-        .checked_mul(factor)
-        .filter(|bytes| *bytes <= MAX_BYTES)
-        .ok_or_else(|| format!("'{text}' is larger than the largest size dav2d takes (1TiB)"))
 }
 
 /// The first line of a parser error, without the parser's own location

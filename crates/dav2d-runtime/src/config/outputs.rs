@@ -5,8 +5,7 @@
 
 use dav2d_core::Graph;
 
-use super::kind::SinkSection;
-use super::{Config, ConfigError, Spanned};
+use super::{Config, ConfigError, SinkSection, Spanned};
 
 impl Config {
     /// Every name the config's sinks, metrics and persistence read must be

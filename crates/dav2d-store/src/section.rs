@@ -1,16 +1,16 @@
-//! The `persistence` section, resolved into the store's settings.
+//! The `persistence` section (the top-level one, and `sinks:` entries of
+//! kind `persistence`): read from YAML, checked where it is written, and
+//! resolved into [`PersistenceConfig`].
 
 use std::time::Duration;
 
-use dav2d_store::PersistenceConfig;
-use serde::Deserialize;
-use serde_saphyr::Spanned;
-
 use dav2d_component::Sink;
+use dav2d_component::section::{
+    ComponentSpec, ConfigError, SectionContext, SinkSection, SinkSetting, Spanned, component,
+};
+use serde::Deserialize;
 
-use super::kind::{SinkSection, SinkSetting};
-use super::{Config, ConfigError};
-use crate::spec::{ComponentSpec, component};
+use crate::{Fsync, PersistenceConfig, StoreOptions};
 
 /// The `persistence` section.
 #[derive(Debug, Deserialize, Default)]
@@ -59,32 +59,22 @@ impl PersistenceSection {
             || !self.streams.is_empty()
             || !self.pixels.is_empty()
     }
-}
 
-impl Config {
-    /// The persistence this config asks for (`None` when disabled).
-    pub fn persistence(&self) -> Result<Option<PersistenceConfig>, ConfigError> {
-        if self.persistence.enabled == Some(false) {
-            return Ok(None);
-        }
-        self.persistence_from(&self.persistence, "persistence")
-            .map(Some)
-    }
-
-    /// Resolves a persistence section found at `prefix` (for errors).
-    pub(crate) fn persistence_from(
+    /// The store's settings; `prefix` is where the section is written
+    /// (`persistence`, `sinks[2]`).
+    pub fn settings(
         &self,
-        section: &PersistenceSection,
+        context: &SectionContext,
         prefix: &str,
     ) -> Result<PersistenceConfig, ConfigError> {
-        let fsync = match &section.fsync {
-            None => dav2d_store::Fsync::Batch,
+        let fsync = match &self.fsync {
+            None => Fsync::Batch,
             Some(text) => match text.value.as_str() {
-                "always" => dav2d_store::Fsync::Always,
-                "batch" => dav2d_store::Fsync::Batch,
-                "off" => dav2d_store::Fsync::Off,
+                "always" => Fsync::Always,
+                "batch" => Fsync::Batch,
+                "off" => Fsync::Off,
                 other => {
-                    return Err(self.error_at(
+                    return Err(context.error_at(
                         text,
                         format!("{prefix}.fsync"),
                         format!("unknown fsync policy '{other}'; expected always, batch or off"),
@@ -92,33 +82,33 @@ impl Config {
                 }
             },
         };
-        let mut store = dav2d_store::StoreOptions::default();
+        let mut store = StoreOptions::default();
         store.wal.fsync = fsync;
-        if let Some(size) = self.size(&section.segment_size, &format!("{prefix}.segment_size"))? {
+        if let Some(size) = context.size(&self.segment_size, &format!("{prefix}.segment_size"))? {
             store.wal.segment_bytes = size.max(4096) as u64;
         }
-        if let Some(budget) = section.max_file_actions_per_day {
+        if let Some(budget) = self.max_file_actions_per_day {
             store.max_file_actions_per_day = budget;
         }
-        store.pixels = section.pixels.iter().map(|n| n.value.clone()).collect();
-        store.retention_ns = self
-            .duration(&section.retention, format!("{prefix}.retention"))?
+        store.pixels = self.pixels.iter().map(|n| n.value.clone()).collect();
+        store.retention_ns = context
+            .duration(&self.retention, format!("{prefix}.retention"))?
             .map(|d| d.as_nanos().min(i64::MAX as u128) as i64);
         Ok(PersistenceConfig {
-            dir: section.dir.as_deref().unwrap_or("dav2d-data").into(),
-            flush_interval: self
-                .duration(&section.flush_interval, format!("{prefix}.flush_interval"))?
+            dir: self.dir.as_deref().unwrap_or("dav2d-data").into(),
+            flush_interval: context
+                .duration(&self.flush_interval, format!("{prefix}.flush_interval"))?
                 .unwrap_or(Duration::from_secs(1))
                 .max(Duration::from_millis(1)),
-            checkpoint_interval: self
+            checkpoint_interval: context
                 .duration(
-                    &section.checkpoint_interval,
+                    &self.checkpoint_interval,
                     format!("{prefix}.checkpoint_interval"),
                 )?
                 .unwrap_or(Duration::from_secs(60))
                 .max(Duration::from_millis(10)),
             store,
-            streams: section.streams.iter().map(|n| n.value.clone()).collect(),
+            streams: self.streams.iter().map(|n| n.value.clone()).collect(),
         })
     }
 }
@@ -129,10 +119,7 @@ impl SinkSetting for PersistenceConfig {
     }
 
     fn describe(&self, name: &str) -> ComponentSpec {
-        ComponentSpec {
-            address: self.dir.display().to_string(),
-            ..component(name, "persistence", vec![])
-        }
+        component(name, "persistence", self.dir.display().to_string(), vec![])
     }
 
     fn is_store(&self) -> bool {
@@ -147,12 +134,12 @@ impl SinkSection for PersistenceSection {
 
     fn resolve(
         &self,
-        config: &Config,
+        context: &SectionContext,
         at: &str,
         _kind: &Spanned<String>,
         _name: &str,
     ) -> Result<Box<dyn SinkSetting>, ConfigError> {
-        Ok(Box::new(config.persistence_from(self, at)?))
+        Ok(Box::new(self.settings(context, at)?))
     }
 
     fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {

@@ -1,0 +1,243 @@
+//! The `sources:` and `sinks:` entries of kind `mqtt`: read from YAML,
+//! checked where they are written, and resolved into [`MqttSourceConfig`]
+//! and [`MqttSinkConfig`].
+
+use std::time::Duration;
+
+use dav2d_component::section::{
+    ComponentSpec, ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection,
+    SourceSetting, Spanned, component, filters, names_read, route_declares, route_streams,
+};
+use dav2d_component::{Route, Sink, Source, TopicTemplate};
+use serde::Deserialize;
+
+use crate::{MqttSinkConfig, MqttSourceConfig, parse_broker};
+
+/// One subscription of an MQTT source as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSubscriptionSection {
+    /// The topic template, e.g. `plant/{key}/temperature`.
+    pub topic: Spanned<String>,
+    /// The stream, unless the template has `{stream}`.
+    pub stream: Option<String>,
+}
+
+/// An MQTT source (`kind: mqtt` in `sources:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSourceSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `mqtt://host:port`.
+    pub url: Spanned<String>,
+    /// The client id (default `dav2d-<name>`).
+    pub client_id: Option<String>,
+    /// What to subscribe to.
+    pub subscriptions: Spanned<Vec<MqttSubscriptionSection>>,
+    /// 0 or 1 (default 1).
+    pub qos: Option<Spanned<u8>>,
+    /// Whether the broker forgets the session at disconnect (default false:
+    /// messages sent while dav2d is away wait for it).
+    pub clean_session: Option<bool>,
+    /// e.g. `30s`.
+    pub keep_alive: Option<Spanned<String>>,
+    /// Messages received and not applied yet, at most (default 1024).
+    pub queue: Option<Spanned<u64>>,
+}
+
+/// An MQTT sink (`kind: mqtt` in `sinks:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSinkSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `mqtt://host:port`.
+    pub url: Spanned<String>,
+    /// The client id (default `dav2d-<name>`).
+    pub client_id: Option<String>,
+    /// Nodes and constraints to publish (default: every one).
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
+    /// Where updates go (default `dav2d/{stream}/{key}`).
+    pub topic: Option<Spanned<String>>,
+    /// 0 or 1 (default 1).
+    pub qos: Option<Spanned<u8>>,
+    /// Publish latest values retained (default true).
+    pub retain: Option<bool>,
+}
+
+fn qos(
+    context: &SectionContext,
+    qos: &Option<Spanned<u8>>,
+    field: String,
+) -> Result<u8, ConfigError> {
+    match qos {
+        None => Ok(1),
+        Some(q) if q.value <= 1 => Ok(q.value),
+        Some(q) => Err(context.error_at(
+            q,
+            field,
+            format!("QoS {} is not taken; give 0 or 1", q.value),
+        )),
+    }
+}
+
+fn broker(
+    context: &SectionContext,
+    url: &Spanned<String>,
+    field: String,
+) -> Result<(String, u16), ConfigError> {
+    parse_broker(url.value.trim()).map_err(|m| context.error_at(url, field, m))
+}
+
+impl MqttSourceSection {
+    /// The source's settings; `prefix` is where it is written, `name` its name.
+    pub fn settings(
+        &self,
+        context: &SectionContext,
+        prefix: &str,
+        name: &str,
+    ) -> Result<MqttSourceConfig, ConfigError> {
+        if self.subscriptions.value.is_empty() {
+            return Err(context.error_at(
+                &self.subscriptions,
+                format!("{prefix}.subscriptions"),
+                "give at least one subscription: - topic: plant/{key}/temperature, stream: temperature".to_string(),
+            ));
+        }
+        let mut subscriptions = Vec::new();
+        for (i, sub) in self.subscriptions.value.iter().enumerate() {
+            let field = format!("{prefix}.subscriptions[{i}].topic");
+            let topic = TopicTemplate::parse(sub.topic.value.trim())
+                .map_err(|m| context.error_at(&sub.topic, field.clone(), m))?;
+            if !topic.names_stream() && sub.stream.is_none() {
+                return Err(context.error_at(
+                    &sub.topic,
+                    field,
+                    "names no stream: put {stream} in the topic or give stream:".to_string(),
+                ));
+            }
+            subscriptions.push(Route {
+                topic,
+                stream: sub.stream.clone(),
+            });
+        }
+        let queue = match &self.queue {
+            Some(q) => context.within(q, format!("{prefix}.queue"), 1, 1 << 20)? as usize,
+            None => 1024,
+        };
+        Ok(MqttSourceConfig {
+            broker: broker(context, &self.url, format!("{prefix}.url"))?,
+            client_id: (self.client_id.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
+            subscriptions,
+            qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
+            clean_session: self.clean_session.unwrap_or(false),
+            keep_alive: context
+                .duration(&self.keep_alive, format!("{prefix}.keep_alive"))?
+                .unwrap_or(Duration::from_secs(30))
+                .max(Duration::from_secs(1)),
+            queue,
+        })
+    }
+}
+
+impl MqttSinkSection {
+    /// The sink's settings; `prefix` is where it is written, `name` its name.
+    pub fn settings(
+        &self,
+        context: &SectionContext,
+        prefix: &str,
+        name: &str,
+    ) -> Result<MqttSinkConfig, ConfigError> {
+        let field = format!("{prefix}.topic");
+        let topic = match &self.topic {
+            Some(t) => {
+                TopicTemplate::parse(t.value.trim()).map_err(|m| context.error_at(t, field, m))?
+            }
+            None => TopicTemplate::parse("dav2d/{stream}/{key}")
+                .map_err(|m| context.error_in(field, m))?,
+        };
+        Ok(MqttSinkConfig {
+            broker: broker(context, &self.url, format!("{prefix}.url"))?,
+            client_id: (self.client_id.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
+            names: self.names.iter().map(|n| n.value.clone()).collect(),
+            topic,
+            qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
+            retain: self.retain.unwrap_or(true),
+        })
+    }
+}
+
+impl SourceSetting for MqttSourceConfig {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        let (host, port) = &self.broker;
+        let address = format!("mqtt://{host}:{port} [{}]", filters(&self.subscriptions));
+        component(name, "mqtt", address, route_streams(&self.subscriptions))
+    }
+}
+
+impl SourceSection for MqttSourceSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        context: &SectionContext,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(self.settings(context, at, name)?))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        let routes = self.subscriptions.value.iter();
+        route_declares(
+            routes.map(|s| (&s.topic, s.stream.as_deref())),
+            at,
+            "subscriptions",
+        )
+    }
+}
+
+impl SinkSetting for MqttSinkConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        let (host, port) = &self.broker;
+        component(
+            name,
+            "mqtt",
+            format!("mqtt://{host}:{port}"),
+            self.names.clone(),
+        )
+    }
+}
+
+impl SinkSection for MqttSinkSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        context: &SectionContext,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(self.settings(context, at, name)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        names_read(&self.names, at)
+    }
+}

@@ -1,0 +1,246 @@
+//! The `sources:` and `sinks:` entries of kind `nats`: read from YAML,
+//! checked where they are written, and resolved into [`NatsSourceConfig`]
+//! and [`NatsSinkConfig`].
+
+use dav2d_component::section::{
+    ComponentSpec, ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection,
+    SourceSetting, Spanned, component, filters, names_read, route_declares, route_streams,
+};
+use dav2d_component::{Route, Sink, Source, Syntax, TopicTemplate};
+use serde::Deserialize;
+
+use crate::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
+
+/// One subject of a NATS source as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSubjectSection {
+    /// The subject template, e.g. `plant.{key}.temperature`.
+    pub subject: Spanned<String>,
+    /// The stream, unless the template has `{stream}`.
+    pub stream: Option<String>,
+}
+
+/// Reading through JetStream, as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamSection {
+    /// The JetStream stream (created over the subjects if missing).
+    pub stream: Spanned<String>,
+    /// The durable consumer (default `dav2d-<name>`).
+    pub durable: Option<String>,
+    /// `applied` (default) or `durable` (after the fsync that covers it).
+    pub ack: Option<Spanned<String>>,
+}
+
+/// A NATS source (`kind: nats` in `sources:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSourceSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `nats://host:port`.
+    pub url: Spanned<String>,
+    /// What to read.
+    pub subjects: Spanned<Vec<NatsSubjectSection>>,
+    /// Read through a JetStream durable consumer.
+    pub jetstream: Option<JetStreamSection>,
+}
+
+/// A NATS sink (`kind: nats` in `sinks:`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSinkSection {
+    /// The component's name.
+    pub name: Option<String>,
+    /// `nats://host:port`.
+    pub url: Spanned<String>,
+    /// Nodes and constraints to publish (default: every one).
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
+    /// Where updates go (default `dav2d.out.{stream}.{key}`).
+    pub subject: Option<Spanned<String>>,
+    /// Publish through JetStream with `Nats-Msg-Id` (default false).
+    pub jetstream: Option<bool>,
+}
+
+/// A `nats://` URL as written, checked.
+pub fn nats_url(
+    context: &SectionContext,
+    url: &Spanned<String>,
+    field: String,
+) -> Result<String, ConfigError> {
+    let text = url.value.trim();
+    check_url(text).map_err(|m| context.error_at(url, field, m))?;
+    Ok(text.to_string())
+}
+
+impl JetStreamSection {
+    fn settings(
+        &self,
+        context: &SectionContext,
+        prefix: &str,
+        name: &str,
+    ) -> Result<JetStreamSource, ConfigError> {
+        let ack = match &self.ack {
+            None => Ack::Applied,
+            Some(a) => match a.value.as_str() {
+                "applied" => Ack::Applied,
+                "durable" if !context.persistence => {
+                    return Err(context.error_at(
+                        a,
+                        format!("{prefix}.jetstream.ack"),
+                        "ack: durable waits for persistence, which is off; turn persistence on or use ack: applied".to_string(),
+                    ));
+                }
+                "durable" => Ack::Durable,
+                other => {
+                    return Err(context.error_at(
+                        a,
+                        format!("{prefix}.jetstream.ack"),
+                        format!("'{other}' is not applied or durable"),
+                    ));
+                }
+            },
+        };
+        Ok(JetStreamSource {
+            stream: self.stream.value.clone(),
+            durable: (self.durable.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
+            ack,
+        })
+    }
+}
+
+impl NatsSourceSection {
+    /// The source's settings; `prefix` is where it is written, `name` its name.
+    pub fn settings(
+        &self,
+        context: &SectionContext,
+        prefix: &str,
+        name: &str,
+    ) -> Result<NatsSourceConfig, ConfigError> {
+        if self.subjects.value.is_empty() {
+            return Err(context.error_at(
+                &self.subjects,
+                format!("{prefix}.subjects"),
+                "give at least one subject: - subject: plant.{key}.temperature, stream: temperature".to_string(),
+            ));
+        }
+        let mut subjects = Vec::new();
+        for (i, s) in self.subjects.value.iter().enumerate() {
+            let field = format!("{prefix}.subjects[{i}].subject");
+            let subject = TopicTemplate::parse_as(s.subject.value.trim(), Syntax::Nats)
+                .map_err(|m| context.error_at(&s.subject, field.clone(), m))?;
+            if !subject.names_stream() && s.stream.is_none() {
+                return Err(context.error_at(
+                    &s.subject,
+                    field,
+                    "names no stream: put {stream} in the subject or give stream:".to_string(),
+                ));
+            }
+            subjects.push(Route {
+                topic: subject,
+                stream: s.stream.clone(),
+            });
+        }
+        let jetstream = match &self.jetstream {
+            None => None,
+            Some(js) => Some(js.settings(context, prefix, name)?),
+        };
+        Ok(NatsSourceConfig {
+            url: nats_url(context, &self.url, format!("{prefix}.url"))?,
+            subjects,
+            jetstream,
+        })
+    }
+}
+
+impl NatsSinkSection {
+    /// The sink's settings; `prefix` is where it is written.
+    pub fn settings(
+        &self,
+        context: &SectionContext,
+        prefix: &str,
+    ) -> Result<NatsSinkConfig, ConfigError> {
+        let written = self.subject.as_ref();
+        let subject = TopicTemplate::parse_as(
+            written.map_or("dav2d.out.{stream}.{key}", |s| s.value.trim()),
+            Syntax::Nats,
+        )
+        .map_err(|m| {
+            context.error_at(written.unwrap_or(&self.url), format!("{prefix}.subject"), m)
+        })?;
+        Ok(NatsSinkConfig {
+            url: nats_url(context, &self.url, format!("{prefix}.url"))?,
+            names: self.names.iter().map(|n| n.value.clone()).collect(),
+            subject,
+            jetstream: self.jetstream.unwrap_or(false),
+        })
+    }
+}
+
+impl SourceSetting for NatsSourceConfig {
+    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        let address = format!("{} [{}]", self.url, filters(&self.subjects));
+        component(name, "nats", address, route_streams(&self.subjects))
+    }
+}
+
+impl SourceSection for NatsSourceSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        context: &SectionContext,
+        at: &str,
+        _kind: &Spanned<String>,
+        name: &str,
+    ) -> Result<Box<dyn SourceSetting>, ConfigError> {
+        Ok(Box::new(self.settings(context, at, name)?))
+    }
+
+    fn declares(&self, at: &str) -> Vec<Declared<'_>> {
+        let routes = self.subjects.value.iter();
+        route_declares(
+            routes.map(|s| (&s.subject, s.stream.as_deref())),
+            at,
+            "subjects",
+        )
+    }
+}
+
+impl SinkSetting for NatsSinkConfig {
+    fn build(&self, name: &str) -> Box<dyn Sink> {
+        Box::new(self.clone().build(name))
+    }
+
+    fn describe(&self, name: &str) -> ComponentSpec {
+        component(name, "nats", self.url.clone(), self.names.clone())
+    }
+}
+
+impl SinkSection for NatsSinkSection {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn resolve(
+        &self,
+        context: &SectionContext,
+        at: &str,
+        _kind: &Spanned<String>,
+        _name: &str,
+    ) -> Result<Box<dyn SinkSetting>, ConfigError> {
+        Ok(Box::new(self.settings(context, at)?))
+    }
+
+    fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {
+        names_read(&self.names, at)
+    }
+}
