@@ -14,6 +14,7 @@ pub struct BrokerHealth {
     messages: AtomicU64,
     rejected: AtomicU64,
     last_error: Mutex<Option<String>>,
+    stalled: Mutex<Option<String>>,
 }
 
 impl BrokerHealth {
@@ -35,6 +36,12 @@ impl BrokerHealth {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Whether messages are stuck (`Some`, saying why: the engine has taken
+    /// none for a while) or flowing again (`None`); shown by `/healthz`.
+    pub fn stalled(&self, why: Option<String>) {
+        *self.stalled.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
     /// One message handled; `rejected` samples of it were refused.
     pub fn message(&self, rejected: u64) {
         self.messages.fetch_add(1, Ordering::Relaxed);
@@ -44,6 +51,9 @@ impl BrokerHealth {
 
 impl Health for BrokerHealth {
     fn status(&self) -> Result<(), String> {
+        if let Some(why) = &*self.stalled.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(why.clone());
+        }
         if self.is_connected() {
             return Ok(());
         }

@@ -18,6 +18,7 @@ mod intake;
 mod listen;
 pub mod metrics;
 pub mod section;
+mod throttle;
 mod topic;
 
 pub use broker_health::BrokerHealth;
@@ -36,4 +37,5 @@ pub use listen::{
     TlsFiles, close_gently, close_gently_blocking, token_matches,
 };
 pub use metrics::{IntakeTotals, Metrics, ValueExport};
+pub use throttle::Throttle;
 pub use topic::{Route, Syntax, TopicTemplate};

@@ -24,6 +24,9 @@ pub struct MqttSourceConfig {
     /// Messages received and not yet applied, at most; past it the client
     /// stops reading and the broker holds them.
     pub queue: usize,
+    /// The largest message payload taken, in bytes; a larger one is refused,
+    /// counted and acknowledged.
+    pub max_message: usize,
 }
 
 impl MqttSourceConfig {
@@ -49,8 +52,11 @@ pub struct MqttSinkConfig {
     pub topic: TopicTemplate,
     /// 0 or 1.
     pub qos: u8,
-    /// Latest values are published retained (transitions never are).
+    /// Updates are published retained (a constraint's with its new state).
     pub retain: bool,
+    /// The largest update payload published, in bytes; a larger one is
+    /// skipped, counted and logged.
+    pub max_message: usize,
 }
 
 impl MqttSinkConfig {

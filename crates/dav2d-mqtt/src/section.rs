@@ -44,6 +44,9 @@ pub struct MqttSourceSection {
     pub keep_alive: Option<Spanned<String>>,
     /// Messages received and not applied yet, at most (default 1024).
     pub queue: Option<Spanned<u64>>,
+    /// The largest message taken, e.g. `4MiB` (default: `limits.value_size`
+    /// plus 64 KiB).
+    pub max_message: Option<Spanned<String>>,
 }
 
 /// An MQTT sink (`kind: mqtt` in `sinks:`).
@@ -65,6 +68,9 @@ pub struct MqttSinkSection {
     pub qos: Option<Spanned<u8>>,
     /// Publish latest values retained (default true).
     pub retain: Option<bool>,
+    /// The largest update published, e.g. `4MiB` (default: `limits.value_size`
+    /// plus 64 KiB).
+    pub max_message: Option<Spanned<String>>,
 }
 
 fn qos(
@@ -80,6 +86,29 @@ fn qos(
             field,
             format!("QoS {} is not taken; give 0 or 1", q.value),
         )),
+    }
+}
+
+/// A `max_message` as written, or its default: a value's size limit plus
+/// room for the rest of a sample (its key, time and JSON).
+fn max_message(
+    context: &SectionContext,
+    written: &Option<Spanned<String>>,
+    field: &str,
+) -> Result<usize, ConfigError> {
+    let default = context.value_size.saturating_add(64 << 10);
+    let bytes = context.size(written, field)?.unwrap_or(default);
+    match written {
+        Some(text) if bytes == 0 || bytes > crate::source::MQTT_MAX_PACKET => Err(context
+            .error_at(
+                text,
+                field.to_string(),
+                format!(
+                    "{bytes} is out of range; give 1 to {} (what MQTT can carry)",
+                    crate::source::MQTT_MAX_PACKET
+                ),
+            )),
+        _ => Ok(bytes.min(crate::source::MQTT_MAX_PACKET)),
     }
 }
 
@@ -138,6 +167,7 @@ impl MqttSourceSection {
                 .unwrap_or(Duration::from_secs(30))
                 .max(Duration::from_secs(1)),
             queue,
+            max_message: max_message(context, &self.max_message, &format!("{prefix}.max_message"))?,
         })
     }
 }
@@ -165,6 +195,7 @@ impl MqttSinkSection {
             topic,
             qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
             retain: self.retain.unwrap_or(true),
+            max_message: max_message(context, &self.max_message, &format!("{prefix}.max_message"))?,
         })
     }
 }

@@ -1,16 +1,18 @@
 //! The MQTT sink: publishes every update of the names it serves (node
 //! outputs, constraint states and transitions) as the JSON of `/events`,
-//! latest values retained, from a subscription to the graph.
+//! retained (so a late subscriber gets each key's current value or state),
+//! from a subscription to the graph. An update over `max_message` is
+//! counted and skipped, never sent to break the connection.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dav2d_component::{Context, Delivery, Running, Sink, StartError, ThreadTask};
+use dav2d_component::{Context, Delivery, Running, Sink, StartError, ThreadTask, Throttle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 use crate::config::MqttSinkConfig;
-use crate::source::{qos, runtime};
+use crate::source::{MQTT_MAX_PACKET, qos, runtime};
 use dav2d_component::BrokerHealth;
 
 /// The `mqtt` sink.
@@ -37,13 +39,17 @@ impl Sink for MqttSink {
         let config = self.config;
         let updates = context.subscribe_outputs(&self.name, &config.names, 1 << 16)?;
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
-        options.set_keep_alive(Duration::from_secs(30));
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
         let (client, eventloop) = AsyncClient::new(options, 1024);
         let health = Arc::new(BrokerHealth::default());
         let publisher = {
             let (client, config) = (client.clone(), config.clone());
+            let health = Arc::clone(&health);
             let stopping = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&stopping);
+            let oversized = Throttle::new(Duration::from_secs(10));
             let thread = std::thread::Builder::new()
                 .name("dav2d-mqtt-publish".to_string())
                 .spawn(move || {
@@ -53,20 +59,38 @@ impl Sink for MqttSink {
                         &flag,
                         dav2d_component::AtStop::Drop,
                         |update| {
-                            let (kind, json) = dav2d_wire::update_json(&update);
-                            let transition = kind == dav2d_wire::UpdateKind::Transition;
+                            let (_, json) = dav2d_wire::update_json(&update);
                             let topic = config.topic.topic_for(&update.name, &update.key);
                             let payload = json.to_string().into_bytes();
-                            let retain = config.retain && !transition;
-                            let mut tries = 0;
+                            if payload.len() > config.max_message {
+                                // Refused here, where it can be counted,
+                                // rather than by the connection (which
+                                // would drop it and reconnect).
+                                health.message(1);
+                                if let Some(held) = oversized.ready() {
+                                    tracing::warn!(
+                                        %topic,
+                                        bytes = payload.len(),
+                                        max_message = config.max_message,
+                                        more_since_last_line = held,
+                                        "An MQTT update over max_message was not published; raise the sink's max_message to publish it."
+                                    );
+                                }
+                                return;
+                            }
+                            // Every update is retained (a constraint's
+                            // carries its new state, with the transition), so
+                            // the retained message is the current state.
+                            let level = qos(config.qos);
                             while client
-                                .try_publish(&topic, qos(config.qos), retain, payload.clone())
+                                .try_publish(&topic, level, config.retain, payload.clone())
                                 .is_err()
-                                && tries < 200
                                 && !flag.load(Ordering::Acquire)
                             {
+                                // The request channel is full: the broker is
+                                // away or slow. Updates meanwhile conflate
+                                // per key in the subscription.
                                 std::thread::sleep(Duration::from_millis(5));
-                                tries += 1;
                             }
                         },
                     );

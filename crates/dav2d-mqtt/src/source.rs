@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dav2d_component::{Context, Intake, Running, Source, StartError, ThreadTask};
+use dav2d_component::{Context, Intake, Running, Source, StartError, ThreadTask, Throttle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc::{Receiver, Sender};
 
 use crate::config::MqttSourceConfig;
 use dav2d_component::BrokerHealth;
@@ -46,6 +47,20 @@ pub(crate) fn runtime(health: &BrokerHealth) -> Option<tokio::runtime::Runtime> 
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The largest packet MQTT can carry (its remaining length, 256 MiB - 1):
+/// the client reads any message the broker sends, so one over `max_message`
+/// can be refused and acknowledged instead of breaking the connection again
+/// and again (the broker's `message_size_limit` bounds what it accepts).
+pub(crate) const MQTT_MAX_PACKET: usize = 268_435_455;
+
+/// Room for every acknowledgement the broker can be owed (a 16-bit packet
+/// id each) and the subscriptions: acknowledging never waits for the event
+/// loop, so it can never be lost for want of room.
+const REQUESTS: usize = (1 << 16) + 64;
+
+/// How long the engine may take no message before `/healthz` says so.
+const STALL: Duration = Duration::from_secs(10);
+
 impl Source for MqttSource {
     fn name(&self) -> &str {
         &self.name
@@ -61,17 +76,19 @@ impl Source for MqttSource {
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)
-            .set_manual_acks(true);
-        let (client, eventloop) = AsyncClient::new(options, 64);
+            .set_manual_acks(true)
+            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+        let (client, eventloop) = AsyncClient::new(options, REQUESTS);
         let health = Arc::new(BrokerHealth::default());
         let (handed, received) = tokio::sync::mpsc::channel::<Publish>(config.queue.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
         let applier = {
             let (client, health, intake) =
                 (client.clone(), Arc::clone(&health), context.intake.clone());
-            let config = config.clone();
+            let (config, stop) = (config.clone(), Arc::clone(&stop));
             std::thread::Builder::new()
                 .name("dav2d-mqtt-apply".to_string())
-                .spawn(move || apply(received, &client, &intake, &config, &health))
+                .spawn(move || apply(received, &client, &intake, &config, &health, &stop))
                 .map_err(|e| {
                     StartError::Other(format!("cannot start the MQTT apply thread: {e}"))
                 })?
@@ -83,103 +100,193 @@ impl Source for MqttSource {
             .collect();
         let level = qos(config.qos);
         let loop_health = Arc::clone(&health);
-        let task = ThreadTask::spawn("dav2d-mqtt", health, move |stop| {
+        let task = ThreadTask::spawn("dav2d-mqtt", health, move |stopping| {
             let Some(runtime) = runtime(&loop_health) else {
+                stop.store(true, Ordering::Release);
                 return;
             };
-            runtime.block_on(drive(
-                eventloop,
-                &client,
-                &filters,
+            let connection = Connection {
+                client: &client,
+                filters: &filters,
                 level,
-                handed,
-                &loop_health,
-                &stop,
-            ));
-            let _ = client.try_disconnect();
+                health: &loop_health,
+                stop: &stopping,
+            };
+            let mut eventloop = runtime.block_on(connection.drive(eventloop, handed));
+            // The applier finishes the message in hand (what waits in the
+            // queue is left unacknowledged: the broker sends it again), then
+            // its acknowledgements go out before the connection closes.
+            stop.store(true, Ordering::Release);
             let _ = applier.join();
+            let _ = client.try_disconnect();
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Ok(event) = eventloop.poll().await {
+                        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
         })?;
         Ok(Box::new(task))
     }
 }
 
-/// Polls the event loop until `stop`: subscribes at every CONNACK, hands
-/// publishes to the applier, backs off while the broker cannot be reached.
-async fn drive(
-    mut eventloop: rumqttc::EventLoop,
-    client: &AsyncClient,
-    filters: &[String],
+/// What the event loop's driver works with.
+struct Connection<'a> {
+    client: &'a AsyncClient,
+    filters: &'a [String],
     level: QoS,
-    handed: tokio::sync::mpsc::Sender<Publish>,
-    health: &BrokerHealth,
-    stop: &AtomicBool,
-) {
-    let mut backoff = Duration::from_millis(100);
-    while !stop.load(Ordering::Acquire) {
-        let polled = match tokio::time::timeout(Duration::from_millis(100), eventloop.poll()).await
-        {
-            Ok(polled) => polled,
-            Err(_) => continue,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                health.connected();
-                backoff = Duration::from_millis(100);
-                // A clean session forgets subscriptions: subscribe every time.
-                for filter in filters {
-                    if let Err(error) = client.subscribe(filter.clone(), level).await {
-                        health.failed(format!("subscribing to {filter}: {error}"));
+    health: &'a BrokerHealth,
+    stop: &'a AtomicBool,
+}
+
+impl Connection<'_> {
+    /// Polls the event loop until stop: subscribes at every CONNACK, hands
+    /// publishes to the applier in order, backs off while the broker cannot
+    /// be reached. A poll is never cut short (which could lose a packet it
+    /// was writing); only stop ends one.
+    async fn drive(
+        &self,
+        mut eventloop: rumqttc::EventLoop,
+        handed: Sender<Publish>,
+    ) -> rumqttc::EventLoop {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let polled = tokio::select! {
+                biased;
+                () = stopped(self.stop) => return eventloop,
+                polled = eventloop.poll() => polled,
+            };
+            match polled {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    self.health.connected();
+                    backoff = Duration::from_millis(100);
+                    // A clean session forgets subscriptions: subscribe every time.
+                    for filter in self.filters {
+                        if let Err(error) = self.client.try_subscribe(filter.clone(), self.level) {
+                            self.health
+                                .failed(format!("subscribing to {filter}: {error}"));
+                        }
                     }
                 }
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                // A full queue stops reading here: the broker holds the rest.
-                if handed.send(publish).await.is_err() {
-                    return;
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    // A full queue stops reading here (the broker holds the
+                    // rest); the applier's acknowledgements wait in the
+                    // request channel, which has room for all of them.
+                    if !self.hand(&handed, publish).await {
+                        return eventloop;
+                    }
                 }
-            }
-            Ok(_) => {}
-            Err(error) => {
-                health.failed(error.to_string());
-                tracing::warn!(%error, "The MQTT broker connection failed; retrying.");
-                let mut waited = Duration::ZERO;
-                while waited < backoff && !stop.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    waited += Duration::from_millis(50);
+                Ok(_) => {}
+                Err(error) => {
+                    self.health.failed(error.to_string());
+                    tracing::warn!(%error, "The MQTT broker connection failed; retrying.");
+                    tokio::select! {
+                        () = stopped(self.stop) => return eventloop,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+
+    /// Hands `publish` to the applier, waiting for room; says so in the
+    /// health while the engine takes nothing for [`STALL`]. False at stop.
+    async fn hand(&self, handed: &Sender<Publish>, publish: Publish) -> bool {
+        let started = Instant::now();
+        let mut said = false;
+        let handed_over = loop {
+            tokio::select! {
+                biased;
+                () = stopped(self.stop) => break false,
+                permit = handed.reserve() => match permit {
+                    Ok(permit) => {
+                        permit.send(publish);
+                        break true;
+                    }
+                    Err(_) => break false,
+                },
+                () = tokio::time::sleep(STALL.saturating_sub(started.elapsed())), if !said => {
+                    said = true;
+                    let why = format!(
+                        "stalled: the engine has taken no message for {} s; {} wait in the queue and the broker holds the rest",
+                        STALL.as_secs(),
+                        handed.max_capacity()
+                    );
+                    tracing::warn!("MQTT source {why}.");
+                    self.health.stalled(Some(why));
+                }
+            }
+        };
+        if said {
+            self.health.stalled(None);
+        }
+        handed_over
+    }
 }
 
-/// Applies messages in arrival order; acknowledges each after it was applied.
+/// Ends once `stop` is set (checked every 50 ms).
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Applies messages in arrival order; acknowledges each after it was
+/// applied, exactly once. A message over `max_message` is refused (counted
+/// and logged) and acknowledged: it would only come back.
 fn apply(
-    mut received: tokio::sync::mpsc::Receiver<Publish>,
+    mut received: Receiver<Publish>,
     client: &AsyncClient,
     intake: &Intake,
     config: &MqttSourceConfig,
     health: &BrokerHealth,
+    stop: &AtomicBool,
 ) {
+    let oversized = Throttle::new(Duration::from_secs(10));
     while let Some(publish) = received.blocking_recv() {
-        let delivered = intake.deliver(
-            &config.subscriptions,
-            &publish.topic,
-            &publish.payload,
-            health,
-        );
-        if delivered.is_none() {
+        if stop.load(Ordering::Acquire) {
+            // Stopping: left unacknowledged for the broker to send again.
+            break;
+        }
+        if publish.payload.len() > config.max_message {
+            health.message(1);
+            if let Some(held) = oversized.ready() {
+                tracing::warn!(
+                    topic = %publish.topic,
+                    bytes = publish.payload.len(),
+                    max_message = config.max_message,
+                    more_since_last_line = held,
+                    "An MQTT message over max_message was refused (and acknowledged, so the broker does not send it again); raise max_message (or limits.value_size) to take it."
+                );
+            }
+        } else if intake
+            .deliver(
+                &config.subscriptions,
+                &publish.topic,
+                &publish.payload,
+                health,
+            )
+            .is_none()
+        {
             // Not applied: unacknowledged, the broker sends it again.
             continue;
         }
-        if publish.qos != QoS::AtMostOnce {
-            // Acknowledged once applied (or refused for good: a bad payload
-            // would only come back).
-            let mut tries = 0;
-            while client.try_ack(&publish).is_err() && tries < 100 {
-                std::thread::sleep(Duration::from_millis(5));
-                tries += 1;
+        if publish.qos == QoS::AtMostOnce {
+            continue;
+        }
+        // The request channel has room for every acknowledgement the broker
+        // can be owed, so this waits only if the event loop is gone.
+        while let Err(error) = client.try_ack(&publish) {
+            if stop.load(Ordering::Acquire) {
+                tracing::warn!(%error, "An MQTT acknowledgement could not be sent at stop; the broker sends the message again.");
+                break;
             }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

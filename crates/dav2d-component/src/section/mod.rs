@@ -73,6 +73,8 @@ pub struct SectionContext {
     /// The bytes of bodies in flight across every connection
     /// (`ingest.body_budget`).
     pub body_budget: usize,
+    /// The largest string, record or buffer value (`limits.value_size`).
+    pub value_size: usize,
 }
 
 /// The most connections a listener may allow.
@@ -88,6 +90,7 @@ impl SectionContext {
             token: None,
             persistence: false,
             body_budget: crate::IntakeConfig::default().body_budget,
+            value_size: dav2d_core::Limits::default().max_value_bytes,
         }
     }
 

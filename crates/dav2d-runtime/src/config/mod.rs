@@ -209,6 +209,7 @@ impl Config {
         let mut context = self.top()?;
         context.token = self.http.resolve(&context, "http")?.listen.token;
         context.persistence = self.persistence()?.is_some();
+        context.value_size = self.limits()?.max_value_bytes;
         Ok(context)
     }
 
