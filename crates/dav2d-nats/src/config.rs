@@ -23,6 +23,9 @@ pub struct JetStreamSource {
     pub durable: String,
     /// When messages are acknowledged.
     pub ack: Ack,
+    /// How long JetStream waits for an acknowledgement before it sends a
+    /// message again (after a crash: how soon the unacknowledged return).
+    pub ack_wait: std::time::Duration,
 }
 
 /// The NATS source's settings.

@@ -21,7 +21,8 @@ mod source;
 pub use config::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
 pub use dav2d_component::Route;
 pub use section::{
-    JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection, nats_url,
+    DEFAULT_ACK_WAIT, JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection,
+    nats_url,
 };
 pub use sink::NatsSink;
 pub use source::NatsSource;

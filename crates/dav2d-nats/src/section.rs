@@ -2,6 +2,8 @@
 //! checked where they are written, and resolved into [`NatsSourceConfig`]
 //! and [`NatsSinkConfig`].
 
+use std::time::Duration;
+
 use dav2d_component::section::{
     ComponentSpec, ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection,
     SourceSetting, Spanned, component, filters, names_read, route_declares, route_streams,
@@ -31,6 +33,9 @@ pub struct JetStreamSection {
     pub durable: Option<String>,
     /// `applied` (default) or `durable` (after the fsync that covers it).
     pub ack: Option<Spanned<String>>,
+    /// How long JetStream waits for an acknowledgement before it sends a
+    /// message again, e.g. `10s` (the default).
+    pub ack_wait: Option<Spanned<String>>,
 }
 
 /// A NATS source (`kind: nats` in `sources:`).
@@ -63,6 +68,11 @@ pub struct NatsSinkSection {
     /// Publish through JetStream with `Nats-Msg-Id` (default false).
     pub jetstream: Option<bool>,
 }
+
+/// How long JetStream waits for an acknowledgement by default: longer than
+/// applying and (with `ack: durable`) a flush take, short enough that what a
+/// crash left unacknowledged comes back soon after a restart.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// A `nats://` URL as written, checked.
 pub fn nats_url(
@@ -103,10 +113,25 @@ impl JetStreamSection {
                 }
             },
         };
+        let field = format!("{prefix}.jetstream.ack_wait");
+        let ack_wait = match (
+            &self.ack_wait,
+            context.duration(&self.ack_wait, field.clone())?,
+        ) {
+            (Some(written), Some(wait)) if wait < Duration::from_secs(1) => {
+                return Err(context.error_at(
+                    written,
+                    field,
+                    "ack_wait must be at least 1s: a message still being applied would be sent again".to_string(),
+                ));
+            }
+            (_, wait) => wait.unwrap_or(DEFAULT_ACK_WAIT),
+        };
         Ok(JetStreamSource {
             stream: self.stream.value.clone(),
             durable: (self.durable.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
             ack,
+            ack_wait,
         })
     }
 }

@@ -141,18 +141,27 @@ async fn run(
                 })
                 .await
                 .map_err(|e| format!("JetStream stream {}: {e}", js.stream))?;
-            let consumer = stream
-                .get_or_create_consumer(
-                    &js.durable,
-                    async_nats::jetstream::consumer::pull::Config {
-                        durable_name: Some(js.durable.clone()),
-                        ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait: Duration::from_secs(30),
-                        ..Default::default()
-                    },
-                )
+            let wanted = async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(js.durable.clone()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: js.ack_wait,
+                ..Default::default()
+            };
+            let mut consumer = stream
+                .get_or_create_consumer(&js.durable, wanted.clone())
                 .await
                 .map_err(|e| format!("JetStream consumer {}: {e}", js.durable))?;
+            if consumer.cached_info().config.ack_wait != js.ack_wait {
+                // A consumer made before with another ack_wait takes this one.
+                match stream.create_consumer(wanted).await {
+                    Ok(updated) => consumer = updated,
+                    Err(error) => tracing::warn!(
+                        durable = %js.durable,
+                        %error,
+                        "The JetStream consumer keeps its former ack_wait; delete it to change it."
+                    ),
+                }
+            }
             let mut messages = consumer
                 .messages()
                 .await

@@ -197,6 +197,50 @@ fn a_jetstream_consumer_loses_nothing_acknowledged_across_a_server_crash() {
     runtime.stop();
 }
 
+/// What JetStream says of consumer `durable` of `stream`.
+fn consumer_info(client: &mut Raw, stream: &str, durable: &str) -> serde_json::Value {
+    client.send(&format!(
+        "SUB info 900\r\nPUB $JS.API.CONSUMER.INFO.{stream}.{durable} info 0\r\n\r\n"
+    ));
+    let mut info = serde_json::Value::Null;
+    while let Some((subject, body)) = client.next_message() {
+        if subject == "info" {
+            let start = body.find('{').unwrap_or(0);
+            info = serde_json::from_str(body[start..].trim()).unwrap();
+            break;
+        }
+    }
+    client.send("UNSUB 900\r\n");
+    info
+}
+
+#[test]
+fn a_consumer_waits_ack_wait_for_an_acknowledgement_as_configured() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let mut client = Raw::connect(server.port);
+    for (written, nanos) in [
+        ("", 10_000_000_000u64),
+        ("      ack_wait: 2s\n", 2_000_000_000),
+    ] {
+        let yaml = format!(
+            "streams:\n  - name: temperature\n\
+             sources:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    subjects:\n      - subject: plant.{{key}}.temperature\n        stream: temperature\n    jetstream:\n      stream: WAIT\n      durable: dav2d-wait\n{written}{QUIET}",
+            port = server.port,
+        );
+        let (runtime, graph) = start(&yaml);
+        wait_for("the consumer", || {
+            client.publish_acked("plant.probe.temperature", "0", 0)
+                && latest(&graph, "temperature", "probe").is_some()
+        });
+        // The second run finds the consumer the first made, and changes it.
+        let info = consumer_info(&mut client, "WAIT", "dav2d-wait");
+        assert_eq!(info["config"]["ack_wait"].as_u64(), Some(nanos), "{info}");
+        runtime.stop();
+    }
+}
+
 #[test]
 fn with_ack_durable_jetstream_messages_are_acknowledged_once_persisted() {
     let Some(server) = Server::start() else {
@@ -224,20 +268,58 @@ fn with_ack_durable_jetstream_messages_are_acknowledged_once_persisted() {
     });
     // The consumer's acknowledgement floor reaches the last message: each was
     // acknowledged after the flush that made it durable.
-    let mut floor = 0;
     wait_for("the acknowledgements", || {
-        client.send("SUB info 900\r\nPUB $JS.API.CONSUMER.INFO.PLANT.dav2d-durable info 0\r\n\r\n");
-        while let Some((subject, body)) = client.next_message() {
-            if subject == "info" {
-                let start = body.find('{').unwrap_or(0);
-                let json: serde_json::Value = serde_json::from_str(body[start..].trim()).unwrap();
-                floor = json["ack_floor"]["stream_seq"].as_u64().unwrap_or(0);
-                break;
-            }
-        }
-        client.send("UNSUB 900\r\n");
-        floor >= 21
+        let info = consumer_info(&mut client, "PLANT", "dav2d-durable");
+        info["ack_floor"]["stream_seq"].as_u64().unwrap_or(0) >= 21
     });
     runtime.stop();
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_sink_stops_within_its_budget_while_the_server_is_down() {
+    for jetstream in [false, true] {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let yaml = format!(
+            "streams:\n  - name: temperature\nnodes:\n  - name: doubled\n    kind: scale\n    input: temperature\n    a: 2\nsinks:\n  - kind: nats\n    name: out\n    url: nats://127.0.0.1:{}\n    jetstream: {jetstream}\n{QUIET}",
+            server.port
+        );
+        let (runtime, graph) = start(&yaml);
+        wait_for("the sink to connect", || {
+            runtime.health().problems().is_empty()
+        });
+        server.kill();
+        let intake = runtime.engine().intake().unwrap().clone();
+        let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values: Vec<f64> = (0..500).map(f64::from).collect();
+        intake.push_numbers(
+            "temperature",
+            dav2d_core::Keys::Many(&keys),
+            &values,
+            None,
+            dav2d_component::Admission::Wait,
+        );
+        wait_for("the updates", || {
+            latest(&graph, "doubled", "k499") == Some(Value::Float(998.0))
+        });
+        // The stop ends although nothing can be delivered.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&done);
+        let stopping = std::thread::spawn(move || {
+            runtime.stop();
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        });
+        dav2d_testkit::wait_until_within(
+            "the stop with the server down",
+            Duration::from_secs(30),
+            || {
+                done.load(std::sync::atomic::Ordering::Acquire)
+                    .then_some(())
+            },
+        );
+        stopping.join().unwrap();
+    }
 }
