@@ -135,9 +135,19 @@ impl Default for TcpOptions {
 /// The longest `AUTH` line.
 const MAX_AUTH_LINE: usize = 4096;
 
+/// How long a connection may take to send its `AUTH` line (or
+/// `idle_timeout`, if shorter).
+pub const AUTH_WAIT: Duration = Duration::from_secs(5);
+
+/// Connections waiting to authenticate at once, at most; more are refused.
+pub const MAX_WAITING: usize = 16;
+
 /// Listens on `options.listen.bind` and feeds the pool from one producer
 /// at a time; a producer that connects while another is sending is told so
-/// and closed.
+/// and closed. With a token, connections wait in a lobby until they send
+/// their `AUTH` line (each for [`AUTH_WAIT`] at most, [`MAX_WAITING`] at
+/// once): the first to authenticate becomes the producer, so a connection
+/// that has not authenticated never holds the stream.
 pub fn listen(
     slots: usize,
     max_bytes: usize,
@@ -152,33 +162,158 @@ pub fn listen(
     let local = listener.local_addr().ok();
     let pool = FramePool::new(slots, max_bytes, Delivery::Latest);
     let mut source = RunningSource::spawn("dav2d-frames-tcp", pool, move |pool, stop| {
+        let mut lobby: Vec<Candidate> = Vec::new();
         while !stop.load(Ordering::Acquire) {
+            let mut accepted = false;
             match listener.accept() {
                 Ok((stream, _)) => {
-                    let mut producer = Producer {
-                        stream,
-                        listener: &listener,
-                        stop,
-                        options: &options,
-                        last_byte: Instant::now(),
-                        began: None,
-                    };
-                    if let Err(message) = producer.serve(pool, max_bytes) {
-                        refuse(producer.stream, &message);
+                    accepted = true;
+                    match &options.listen.token {
+                        None => serve(stream, &listener, stop, &options, pool, max_bytes),
+                        Some(_) if lobby.len() >= MAX_WAITING => refuse(
+                            stream,
+                            "too many connections are waiting to authenticate; try again",
+                        ),
+                        Some(_) => {
+                            let _ = stream.set_nonblocking(true);
+                            lobby.push(Candidate {
+                                stream,
+                                line: Vec::with_capacity(64),
+                                since: Instant::now(),
+                            });
+                        }
                     }
                 }
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(error) => {
                     tracing::warn!(%error, "Accepting a frame producer failed.");
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
+            let Some(token) = &options.listen.token else {
+                if !accepted {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                continue;
+            };
+            let wait = AUTH_WAIT.min(options.idle_timeout);
+            let mut producer = None;
+            let mut i = 0;
+            while i < lobby.len() {
+                match lobby[i].step(token) {
+                    Step::Waiting if lobby[i].since.elapsed() <= wait => i += 1,
+                    Step::Waiting => refuse(
+                        lobby.swap_remove(i).stream,
+                        &format!(
+                            "no `AUTH <token>` line within {wait:?} (the wait before authenticating: {AUTH_WAIT:?}, or idle_timeout if shorter); closing"
+                        ),
+                    ),
+                    Step::Left => drop(lobby.swap_remove(i)),
+                    Step::Refused(message) => refuse(lobby.swap_remove(i).stream, &message),
+                    Step::Authenticated => {
+                        producer = Some(lobby.swap_remove(i).stream);
+                        break;
+                    }
+                }
+            }
+            if let Some(stream) = producer {
+                // The others would only be turned away: tell them now.
+                for other in lobby.drain(..) {
+                    refuse(
+                        other.stream,
+                        "this frame stream already has a producer; try again when it has left",
+                    );
+                }
+                serve(stream, &listener, stop, &options, pool, max_bytes);
+            } else if !accepted {
+                std::thread::sleep(Duration::from_millis(if lobby.is_empty() { 20 } else { 5 }));
+            }
         }
     })?;
     source.set_address(local);
     Ok(source)
+}
+
+/// Serves one producer (authenticated, or with no token to give) until it
+/// leaves, or tells it why it is closed.
+fn serve(
+    stream: TcpStream,
+    listener: &TcpListener,
+    stop: &AtomicBool,
+    options: &TcpOptions,
+    pool: &FramePool,
+    max_bytes: usize,
+) {
+    let mut producer = Producer {
+        stream,
+        listener,
+        stop,
+        options,
+        last_byte: Instant::now(),
+        began: None,
+    };
+    if let Err(message) = producer.serve(pool, max_bytes) {
+        refuse(producer.stream, &message);
+    }
+}
+
+/// A connection that has not sent its `AUTH` line yet.
+struct Candidate {
+    stream: TcpStream,
+    line: Vec<u8>,
+    since: Instant,
+}
+
+/// Where a candidate's `AUTH` line stands.
+enum Step {
+    /// Not finished; nothing wrong yet.
+    Waiting,
+    /// The right token: the frames follow.
+    Authenticated,
+    /// It closed first.
+    Left,
+    /// Wrong: told why and closed.
+    Refused(String),
+}
+
+impl Candidate {
+    /// Reads what has arrived of the `AUTH` line, a byte at a time (so
+    /// nothing after it is taken from the frames).
+    fn step(&mut self, token: &str) -> Step {
+        const REFUSED: &str = "this frame stream requires a first line `AUTH <token>` (its token, by default http.token); closing";
+        loop {
+            let mut byte = [0u8];
+            match self.stream.read(&mut byte) {
+                Ok(0) => return Step::Left,
+                Ok(_) if byte[0] == b'\n' => {
+                    let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+                    let good = line.strip_prefix(b"AUTH ").is_some_and(|given| {
+                        dav2d_component::token_matches(given.trim_ascii(), token)
+                    });
+                    return if good {
+                        Step::Authenticated
+                    } else {
+                        Step::Refused(REFUSED.to_string())
+                    };
+                }
+                Ok(_) => {
+                    self.line.push(byte[0]);
+                    // Refuse at the first byte that cannot begin `AUTH ` (a
+                    // frame header sent without the line), or past the
+                    // longest line.
+                    let head = self.line.len().min(5);
+                    if self.line[..head] != b"AUTH "[..head] || self.line.len() > MAX_AUTH_LINE {
+                        return Step::Refused(REFUSED.to_string());
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Step::Waiting;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Left,
+            }
+        }
+    }
 }
 
 /// The producer being served, and the clocks of its timeouts.
@@ -201,9 +336,6 @@ impl Producer<'_> {
         let _ = self
             .stream
             .set_read_timeout(Some(Duration::from_millis(100)));
-        if !self.authenticate()? {
-            return Ok(());
-        }
         let mut scratch: Vec<u8> = Vec::new();
         loop {
             let mut header = [0u8; HEADER];
@@ -228,41 +360,6 @@ impl Producer<'_> {
                     }
                 }
             }
-        }
-    }
-
-    /// With a token, reads and checks the `AUTH <token>` line: `Ok(false)`
-    /// when the producer left first, an error when the line is wrong.
-    fn authenticate(&mut self) -> Result<bool, String> {
-        let Some(token) = self.options.listen.token.clone() else {
-            return Ok(true);
-        };
-        const REFUSED: &str = "this frame stream requires a first line `AUTH <token>` (its token, by default http.token); closing";
-        let mut line = Vec::with_capacity(64);
-        loop {
-            let mut byte = [0u8];
-            if !self.read_exact(&mut byte)? {
-                return Ok(false);
-            }
-            if byte[0] == b'\n' {
-                break;
-            }
-            line.push(byte[0]);
-            // Refuse at the first byte that cannot begin `AUTH ` (a frame
-            // header sent without the line), or past the longest line.
-            let head = line.len().min(5);
-            if line[..head] != b"AUTH "[..head] || line.len() > MAX_AUTH_LINE {
-                return Err(REFUSED.to_string());
-            }
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        let good = line
-            .strip_prefix(b"AUTH ")
-            .is_some_and(|given| dav2d_component::token_matches(given.trim_ascii(), &token));
-        if good {
-            Ok(true)
-        } else {
-            Err(REFUSED.to_string())
         }
     }
 

@@ -285,3 +285,38 @@ fn a_tcp_frame_stream_with_a_token_takes_one_authenticated_producer_and_times_ou
         .unwrap();
     assert_eq!(lease.meta().ts_ns, 9);
 }
+
+#[test]
+fn a_connection_that_has_not_authenticated_never_holds_the_stream() {
+    use std::io::{BufRead, BufReader};
+
+    use dav2d_frames::tcp::encode_header;
+    let options = dav2d_frames::OpenOptions {
+        least_slots: 0,
+        token: Some("s3cret".to_string()),
+    };
+    let source = dav2d_frames::open_with("tcp://127.0.0.1:0?max_bytes=65536", &options).unwrap();
+    let address = source.address().unwrap();
+    let pool = source.pool().clone();
+    let layout = PixelFormat::Gray8.layout(8, 2).unwrap();
+    let mut payload = vec![0u8; layout.size];
+    paint(&mut payload, &layout, 3);
+    // Two connections that send nothing, or half the AUTH line, come first.
+    let silent = std::net::TcpStream::connect(address).unwrap();
+    let mut partial = std::net::TcpStream::connect(address).unwrap();
+    partial.write_all(b"AUT").unwrap();
+    // The real producer is served at once.
+    let mut producer = std::net::TcpStream::connect(address).unwrap();
+    producer.write_all(b"AUTH s3cret\n").unwrap();
+    producer.write_all(&encode_header(&layout, 11)).unwrap();
+    producer.write_all(&payload).unwrap();
+    let lease = pool.next_after(None, Duration::from_secs(4)).unwrap();
+    assert_eq!(lease.meta().ts_ns, 11);
+    check_pattern(lease.data(), &layout, 3).unwrap();
+    // The waiting ones are told the stream has its producer.
+    for waiting in [&silent, &partial] {
+        let mut answer = String::new();
+        BufReader::new(waiting).read_line(&mut answer).unwrap();
+        assert!(answer.contains("already has a producer"), "{answer}");
+    }
+}
