@@ -1,4 +1,5 @@
-//! The frame pool: pre-allocated, 64-byte-aligned slots owned by Rust, one
+//! The frame pool: allocated, 64-byte-aligned slots owned by Rust (their
+//! pages taken only as frames are written into them), one
 //! pool per frame stream. The producer writes into a free slot and
 //! publishes it as the newest; readers lease the newest and read it in
 //! place. A slot that is leased (by a lease, an exported buffer, a tensor:
@@ -44,31 +45,52 @@ pub struct FrameMeta {
     pub seq: u64,
 }
 
-/// One slot's buffer: `capacity` bytes aligned to [`SLOT_ALIGN`].
+/// One slot's buffer: `capacity` bytes aligned to [`SLOT_ALIGN`], zeroed
+/// lazily: it is allocated with the allocator's `calloc` path (alignment
+/// 16, [`SLOT_ALIGN`] bytes more, the pointer aligned up within), which for
+/// a large slot maps fresh zero pages that take memory only once a frame
+/// is written into them. (An allocation aligned to 64 would be zeroed by
+/// writing every byte, so an idle stream would hold its whole pool.)
 struct Buffer {
+    /// What the allocator returned.
+    base: *mut u8,
+    /// `base` aligned up to [`SLOT_ALIGN`].
     pointer: *mut u8,
     capacity: usize,
 }
 
+/// The alignment the allocator zeroes lazily (`calloc`'s).
+const ZEROED_ALIGN: usize = 16;
+
 impl Buffer {
+    fn layout(capacity: usize) -> Layout {
+        Layout::from_size_align(capacity.max(1) + SLOT_ALIGN, ZEROED_ALIGN)
+            .unwrap_or_else(|error| panic!("a frame slot of {capacity} bytes: {error}"))
+    }
+
     fn new(capacity: usize) -> Buffer {
-        let layout = Layout::from_size_align(capacity.max(1), SLOT_ALIGN)
-            .unwrap_or_else(|error| panic!("a frame slot of {capacity} bytes: {error}"));
+        let layout = Self::layout(capacity);
         // SAFETY: the layout has a non-zero size.
-        let pointer = unsafe { alloc_zeroed(layout) };
-        if pointer.is_null() {
+        let base = unsafe { alloc_zeroed(layout) };
+        if base.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        Buffer { pointer, capacity }
+        let offset = base.align_offset(SLOT_ALIGN);
+        // SAFETY: `offset` < SLOT_ALIGN, and SLOT_ALIGN bytes more than
+        // `capacity` were allocated, so the slot lies within the allocation.
+        let pointer = unsafe { base.add(offset) };
+        Buffer {
+            base,
+            pointer,
+            capacity,
+        }
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        let layout = Layout::from_size_align(self.capacity.max(1), SLOT_ALIGN)
-            .unwrap_or_else(|error| panic!("a frame slot of {} bytes: {error}", self.capacity));
         // SAFETY: allocated in `Buffer::new` with this very layout.
-        unsafe { dealloc(self.pointer, layout) }
+        unsafe { dealloc(self.base, Self::layout(self.capacity)) }
     }
 }
 

@@ -320,3 +320,29 @@ fn a_connection_that_has_not_authenticated_never_holds_the_stream() {
         assert!(answer.contains("already has a producer"), "{answer}");
     }
 }
+
+/// The process's resident memory, in bytes (Linux).
+fn resident() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn a_pool_takes_memory_only_as_frames_are_written() {
+    let before = resident();
+    // 16 slots of 64 MiB: 1 GiB if it were taken up front.
+    let pool = FramePool::new(16, 64 << 20, Delivery::Latest);
+    let idle = resident().saturating_sub(before);
+    assert!(idle < 256 << 20, "an idle pool holds {idle} bytes");
+    // Slots stay aligned, and a written frame reads back.
+    let layout = PixelFormat::Gray8.layout(1024, 1024).unwrap();
+    let mut slot = pool.begin(Duration::ZERO).unwrap();
+    let buffer = slot.buffer();
+    assert_eq!(buffer.as_ptr() as usize % dav2d_frames::SLOT_ALIGN, 0);
+    assert!(buffer.iter().take(layout.size).all(|b| *b == 0), "zeroed");
+    paint(&mut buffer[..layout.size], &layout, 5);
+    slot.publish(layout, 1);
+    let lease = pool.latest().unwrap();
+    check_pattern(lease.data(), &layout, 5).unwrap();
+}
