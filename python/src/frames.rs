@@ -468,7 +468,11 @@ impl PyFrameStream {
         any: bool,
     ) -> PyResult<Option<Lease>> {
         let deadline = match timeout {
-            Some(t) if t.is_nan() || t < 0.0 => Some(std::time::Instant::now()),
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(invalid(format!(
+                    "timeout={t} is not a number of seconds; give 0 or more (0: do not wait), or None to wait"
+                )));
+            }
             Some(t) => {
                 Some(std::time::Instant::now() + Duration::from_secs_f64(t.min(365.0 * 86_400.0)))
             }
@@ -490,7 +494,17 @@ impl PyFrameStream {
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.meta().seq);
                 return Ok(Some(lease));
             }
-            if self.pool.is_closed() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if self.pool.is_closed() {
+                // A source that failed says why instead of ending quietly.
+                return match self.pool.error() {
+                    Some(error) => Err(crate::error::Dav2dError::new_err(format!(
+                        "the frame stream {} ended with an error: {error}",
+                        self.url
+                    ))),
+                    None => Ok(None),
+                };
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(None);
             }
             py.check_signals()?;

@@ -154,6 +154,35 @@ def test_a_truncated_or_bad_y4m_ends_cleanly_or_says_why(tmp_path: Path) -> None
         dav2d.FrameStream.open(f"y4m:{bad}")
     with pytest.raises(dav2d.InvalidArgument, match="unknown pixel format"):
         dav2d.FrameStream.open("synthetic:64x48?format=yuyv")
+    with pytest.raises(dav2d.InvalidArgument, match="'format' is given twice"):
+        dav2d.FrameStream.open("synthetic:64x48?format=gray8&format=rgb8")
+
+
+def test_a_bad_frame_marker_in_mid_stream_raises_naming_its_offset(tmp_path: Path) -> None:
+    good = y4m(3)
+    header_end = good.index(b"\n") + 1
+    frame = len(b"FRAME\n") + 16 * 8 * 3 // 2
+    for name, damage in [("marker", b"FRAMX\n"), ("long", b"FRAME " + b"x" * 5000 + b"\n")]:
+        clip = tmp_path / f"{name}.y4m"
+        # The third frame's marker is damaged: two frames, then the error.
+        third = header_end + 2 * frame
+        clip.write_bytes(good[:third] + damage + good[third + len(b"FRAME\n") :])
+        seen = 0
+        with dav2d.FrameStream.open(f"y4m:{clip}") as stream:
+            with pytest.raises(dav2d.Dav2dError, match=f"at byte {third}"):
+                for _ in stream:
+                    seen += 1
+        assert seen == 2
+
+
+def test_a_timeout_is_zero_or_more_seconds() -> None:
+    stream = dav2d.FrameStream.open("synthetic:16x8@0?format=gray8")
+    for bad in [-1.0, float("nan")]:
+        with pytest.raises(dav2d.InvalidArgument, match="give 0 or more"):
+            stream.latest(timeout=bad)
+        with pytest.raises(dav2d.InvalidArgument, match="give 0 or more"):
+            stream.read_into(np.empty((8, 16), np.uint8), timeout=bad)
+    stream.close()
 
 
 def test_dlpack_tensors_are_read_only_and_pin_their_slot() -> None:

@@ -30,7 +30,10 @@ struct FrameHealth {
 impl Health for FrameHealth {
     fn status(&self) -> Result<(), String> {
         if self.pool.is_closed() {
-            Err("the frame source ended".to_string())
+            Err(match self.pool.error() {
+                Some(error) => format!("the frame source ended with an error: {error}"),
+                None => "the frame source ended".to_string(),
+            })
         } else {
             Ok(())
         }

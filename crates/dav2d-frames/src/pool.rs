@@ -110,6 +110,8 @@ struct State {
     /// The newest seq a reader has leased (for [`Delivery::Every`]).
     taken: Option<u64>,
     closed: bool,
+    /// Why the source ended, when it was not a clean end.
+    error: Option<String>,
 }
 
 struct Inner {
@@ -207,6 +209,21 @@ impl FramePool {
     pub fn close(&self) {
         self.inner.lock().closed = true;
         self.inner.changed.notify_all();
+    }
+
+    /// Closes the stream because its source failed with `error` (readers
+    /// see it through [`FramePool::error`]).
+    pub fn fail(&self, error: String) {
+        let mut state = self.inner.lock();
+        state.error.get_or_insert(error);
+        state.closed = true;
+        drop(state);
+        self.inner.changed.notify_all();
+    }
+
+    /// Why the source ended, if it failed rather than ended cleanly.
+    pub fn error(&self) -> Option<String> {
+        self.inner.lock().error.clone()
     }
 
     /// Whether the stream ended.

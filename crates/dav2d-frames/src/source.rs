@@ -54,10 +54,15 @@ impl FrameUrl {
         let (body, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut params: Vec<(&str, &str)> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
-            params.push(
-                pair.split_once('=')
-                    .ok_or_else(|| format!("'{pair}' in '{url}' is not name=value"))?,
-            );
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("'{pair}' in '{url}' is not name=value"))?;
+            if params.iter().any(|(n, _)| *n == name) {
+                return Err(format!(
+                    "'{name}' is given twice in '{url}'; give each parameter once"
+                ));
+            }
+            params.push((name, value));
         }
         let number = |name: &str, value: &str| -> Result<u64, String> {
             value
@@ -292,8 +297,16 @@ pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, Stri
                             slot.publish(layout, crate::now_ns());
                         }
                         Ok(false) => return,
-                        Err(error) => {
+                        Err(error @ crate::y4m::Y4mError::Truncated { .. }) => {
+                            // A cut file: the frames before it stand.
                             tracing::warn!(%error, "The y4m stream ends early.");
+                            return;
+                        }
+                        Err(error) => {
+                            // Not a clean end: readers are told why.
+                            let error = format!("{path}: {error}");
+                            tracing::warn!(%error, "The y4m stream ends early.");
+                            pool.fail(error);
                             return;
                         }
                     }
