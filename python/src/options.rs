@@ -6,13 +6,7 @@ use pyo3::prelude::*;
 
 /// `'latest'` or `'all'`.
 pub(crate) fn policy(text: &str) -> PyResult<EdgePolicy> {
-    match text {
-        "latest" => Ok(EdgePolicy::Latest),
-        "all" => Ok(EdgePolicy::All),
-        other => Err(crate::error::invalid(format!(
-            "unknown policy '{other}'; expected 'latest' or 'all'"
-        ))),
-    }
+    EdgePolicy::from_name(text).map_err(crate::error::invalid)
 }
 
 /// Seconds from 0 to 100 years, in ns.

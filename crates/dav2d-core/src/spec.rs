@@ -22,6 +22,16 @@ pub enum EdgePolicy {
 }
 
 impl EdgePolicy {
+    /// The policy written `text`: `latest` or `all` (YAML and Python read
+    /// it here alike).
+    pub fn from_name(text: &str) -> Result<EdgePolicy, String> {
+        match text {
+            "latest" => Ok(EdgePolicy::Latest),
+            "all" => Ok(EdgePolicy::All),
+            other => Err(format!("unknown policy '{other}'; expected latest or all")),
+        }
+    }
+
     /// The policy as written in configs.
     pub fn as_str(self) -> &'static str {
         match self {

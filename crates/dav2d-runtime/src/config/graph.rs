@@ -139,13 +139,7 @@ impl Config {
     ) -> Result<EdgePolicy, ConfigError> {
         match policy {
             None => Ok(EdgePolicy::Latest),
-            Some(p) if p.value == "latest" => Ok(EdgePolicy::Latest),
-            Some(p) if p.value == "all" => Ok(EdgePolicy::All),
-            Some(p) => Err(self.error_at(
-                p,
-                field,
-                format!("unknown policy '{}'; expected latest or all", p.value),
-            )),
+            Some(p) => EdgePolicy::from_name(&p.value).map_err(|m| self.error_at(p, field, m)),
         }
     }
 
