@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::{MqttSink, MqttSource};
+use dav2d_component::section::Login;
 use dav2d_component::{Route, TopicTemplate};
 
 /// The MQTT source's settings.
@@ -11,6 +12,8 @@ use dav2d_component::{Route, TopicTemplate};
 pub struct MqttSourceConfig {
     /// The broker, `host:port`.
     pub broker: (String, u16),
+    /// The user and password given to the broker, if any.
+    pub login: Option<Login>,
     /// The client id (a session the broker keeps when `clean_session` is false).
     pub client_id: String,
     /// What to subscribe to, and where each topic's messages go.
@@ -44,6 +47,8 @@ impl MqttSourceConfig {
 pub struct MqttSinkConfig {
     /// The broker, `host:port`.
     pub broker: (String, u16),
+    /// The user and password given to the broker, if any.
+    pub login: Option<Login>,
     /// The client id.
     pub client_id: String,
     /// The nodes and constraints published (empty: every one).
@@ -74,6 +79,11 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
     let rest = url.strip_prefix("mqtt://").ok_or_else(|| {
         format!("'{url}' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)")
     })?;
+    if rest.contains('@') {
+        return Err(format!(
+            "'{url}' carries a login here; it is read by the section (mqtt://user:password@host:port)"
+        ));
+    }
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) => (
             host,

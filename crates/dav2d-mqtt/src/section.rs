@@ -11,6 +11,8 @@ use dav2d_component::section::{
 use dav2d_component::{Route, Sink, Source, TopicTemplate};
 use serde::Deserialize;
 
+use dav2d_component::section::{Login, instance_name, split_login};
+
 use crate::{MqttSinkConfig, MqttSourceConfig, parse_broker};
 
 /// One subscription of an MQTT source as written.
@@ -31,8 +33,16 @@ pub struct MqttSourceSection {
     pub name: Option<String>,
     /// `mqtt://host:port`.
     pub url: Spanned<String>,
-    /// The client id (default `dav2d-<name>`).
-    pub client_id: Option<String>,
+    /// The user given to the broker (or in the URL: `mqtt://user:password@host`);
+    /// `${NAME}` reads the environment variable NAME.
+    pub username: Option<Spanned<String>>,
+    /// Its password (`${NAME}`: from the environment).
+    pub password: Option<Spanned<String>>,
+    /// The client id (default: `dav2d-<name>` for a persistent session,
+    /// which must stay the same; `dav2d-<name>-<host>-<pid>` otherwise, so
+    /// two instances do not take each other's connection); `${NAME}` reads
+    /// the environment.
+    pub client_id: Option<Spanned<String>>,
     /// What to subscribe to.
     pub subscriptions: Spanned<Vec<MqttSubscriptionSection>>,
     /// 0 or 1 (default 1).
@@ -57,8 +67,16 @@ pub struct MqttSinkSection {
     pub name: Option<String>,
     /// `mqtt://host:port`.
     pub url: Spanned<String>,
-    /// The client id (default `dav2d-<name>`).
-    pub client_id: Option<String>,
+    /// The user given to the broker (or in the URL: `mqtt://user:password@host`);
+    /// `${NAME}` reads the environment variable NAME.
+    pub username: Option<Spanned<String>>,
+    /// Its password (`${NAME}`: from the environment).
+    pub password: Option<Spanned<String>>,
+    /// The client id (default: `dav2d-<name>` for a persistent session,
+    /// which must stay the same; `dav2d-<name>-<host>-<pid>` otherwise, so
+    /// two instances do not take each other's connection); `${NAME}` reads
+    /// the environment.
+    pub client_id: Option<Spanned<String>>,
     /// Nodes and constraints to publish (default: every one).
     #[serde(default)]
     pub names: Vec<Spanned<String>>,
@@ -112,12 +130,44 @@ fn max_message(
     }
 }
 
-fn broker(
+/// Where a section connects, and as whom.
+struct Connection {
+    broker: (String, u16),
+    login: Option<Login>,
+    client_id: String,
+}
+
+/// The broker of `url`, the login (from the URL or the fields) and the
+/// client id (`persistent`: a session the broker keeps, so the id stays).
+fn connection(
     context: &SectionContext,
-    url: &Spanned<String>,
-    field: String,
-) -> Result<(String, u16), ConfigError> {
-    parse_broker(url.value.trim()).map_err(|m| context.error_at(url, field, m))
+    written: Written<'_>,
+    prefix: &str,
+    name: &str,
+    persistent: bool,
+) -> Result<Connection, ConfigError> {
+    let (url, from_url) = split_login(written.url.value.trim());
+    let broker = parse_broker(&url)
+        .map_err(|m| context.error_at(written.url, format!("{prefix}.url"), m))?;
+    let login = context.login(from_url, (written.username, written.password), prefix)?;
+    let client_id = match written.client_id {
+        Some(id) => context.secret(id, &format!("{prefix}.client_id"))?,
+        None if persistent => format!("dav2d-{name}"),
+        None => format!("dav2d-{name}-{}", instance_name()),
+    };
+    Ok(Connection {
+        broker,
+        login,
+        client_id,
+    })
+}
+
+/// The connection fields of a section as written.
+struct Written<'a> {
+    url: &'a Spanned<String>,
+    username: &'a Option<Spanned<String>>,
+    password: &'a Option<Spanned<String>>,
+    client_id: &'a Option<Spanned<String>>,
 }
 
 impl MqttSourceSection {
@@ -156,12 +206,21 @@ impl MqttSourceSection {
             Some(q) => context.within(q, format!("{prefix}.queue"), 1, 1 << 20)? as usize,
             None => 1024,
         };
+        let clean_session = self.clean_session.unwrap_or(false);
+        let written = Written {
+            url: &self.url,
+            username: &self.username,
+            password: &self.password,
+            client_id: &self.client_id,
+        };
+        let connection = connection(context, written, prefix, name, !clean_session)?;
         Ok(MqttSourceConfig {
-            broker: broker(context, &self.url, format!("{prefix}.url"))?,
-            client_id: (self.client_id.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
+            broker: connection.broker,
+            login: connection.login,
+            client_id: connection.client_id,
             subscriptions,
             qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
-            clean_session: self.clean_session.unwrap_or(false),
+            clean_session,
             keep_alive: context
                 .duration(&self.keep_alive, format!("{prefix}.keep_alive"))?
                 .unwrap_or(Duration::from_secs(30))
@@ -188,9 +247,17 @@ impl MqttSinkSection {
             None => TopicTemplate::parse("dav2d/{stream}/{key}")
                 .map_err(|m| context.error_in(field, m))?,
         };
+        let written = Written {
+            url: &self.url,
+            username: &self.username,
+            password: &self.password,
+            client_id: &self.client_id,
+        };
+        let connection = connection(context, written, prefix, name, false)?;
         Ok(MqttSinkConfig {
-            broker: broker(context, &self.url, format!("{prefix}.url"))?,
-            client_id: (self.client_id.clone()).unwrap_or_else(|| format!("dav2d-{name}")),
+            broker: connection.broker,
+            login: connection.login,
+            client_id: connection.client_id,
             names: self.names.iter().map(|n| n.value.clone()).collect(),
             topic,
             qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
@@ -200,14 +267,25 @@ impl MqttSinkSection {
     }
 }
 
+/// The broker as the spec shows it: its user, never the password.
+fn shown((host, port): &(String, u16), login: &Option<Login>) -> String {
+    match login {
+        Some(login) => format!("mqtt://{}@{host}:{port}", login.user),
+        None => format!("mqtt://{host}:{port}"),
+    }
+}
+
 impl SourceSetting for MqttSourceConfig {
     fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
         Box::new(self.clone().build(name))
     }
 
     fn describe(&self, name: &str) -> ComponentSpec {
-        let (host, port) = &self.broker;
-        let address = format!("mqtt://{host}:{port} [{}]", filters(&self.subscriptions));
+        let address = format!(
+            "{} [{}]",
+            shown(&self.broker, &self.login),
+            filters(&self.subscriptions)
+        );
         component(name, "mqtt", address, route_streams(&self.subscriptions))
     }
 }

@@ -39,6 +39,9 @@ impl Sink for MqttSink {
         let config = self.config;
         let updates = context.subscribe_outputs(&self.name, &config.names, 1 << 16)?;
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
+        if let Some(login) = &config.login {
+            options.set_credentials(&login.user, &login.password);
+        }
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);

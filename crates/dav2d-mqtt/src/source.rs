@@ -73,6 +73,9 @@ impl Source for MqttSource {
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
         let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
+        if let Some(login) = &config.login {
+            options.set_credentials(&login.user, &login.password);
+        }
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)

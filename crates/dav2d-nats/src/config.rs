@@ -31,8 +31,10 @@ pub struct JetStreamSource {
 /// The NATS source's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatsSourceConfig {
-    /// `nats://host:port`.
+    /// `nats://host:port` (a login is in `auth`, never here).
     pub url: String,
+    /// How the client authenticates.
+    pub auth: Auth,
     /// What to read (subject templates in NATS syntax), and where each
     /// subject's messages go.
     pub subjects: Vec<Route>,
@@ -53,8 +55,10 @@ impl NatsSourceConfig {
 /// The NATS sink's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatsSinkConfig {
-    /// `nats://host:port`.
+    /// `nats://host:port` (a login is in `auth`, never here).
     pub url: String,
+    /// How the client authenticates.
+    pub auth: Auth,
     /// The nodes and constraints published (empty: every one).
     pub names: Vec<String>,
     /// Where an update goes, e.g. `dav2d.out.{stream}.{key}`.
@@ -71,6 +75,28 @@ impl NatsSinkConfig {
             name: name.to_string(),
             config: self,
         }
+    }
+}
+
+/// How a NATS client authenticates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Auth {
+    /// Not at all.
+    #[default]
+    None,
+    /// With a user and password.
+    Login(dav2d_component::section::Login),
+    /// With a token.
+    Token(Token),
+}
+
+/// A NATS token (never printed).
+#[derive(Clone, PartialEq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
     }
 }
 

@@ -18,7 +18,7 @@ mod section;
 mod sink;
 mod source;
 
-pub use config::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
+pub use config::{Ack, Auth, JetStreamSource, NatsSinkConfig, NatsSourceConfig, Token, check_url};
 pub use dav2d_component::Route;
 pub use section::{
     DEFAULT_ACK_WAIT, JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection,

@@ -11,7 +11,9 @@ use dav2d_component::section::{
 use dav2d_component::{Route, Sink, Source, Syntax, TopicTemplate};
 use serde::Deserialize;
 
-use crate::{Ack, JetStreamSource, NatsSinkConfig, NatsSourceConfig, check_url};
+use dav2d_component::section::split_login;
+
+use crate::{Ack, Auth, JetStreamSource, NatsSinkConfig, NatsSourceConfig, Token, check_url};
 
 /// One subject of a NATS source as written.
 #[derive(Debug, Deserialize, Clone)]
@@ -46,6 +48,13 @@ pub struct NatsSourceSection {
     pub name: Option<String>,
     /// `nats://host:port`.
     pub url: Spanned<String>,
+    /// The user given to the server (or in the URL: `nats://user:password@host`);
+    /// `${NAME}` reads the environment variable NAME.
+    pub username: Option<Spanned<String>>,
+    /// Its password (`${NAME}`: from the environment).
+    pub password: Option<Spanned<String>>,
+    /// A token instead of a user (`${NAME}`: from the environment).
+    pub token: Option<Spanned<String>>,
     /// What to read.
     pub subjects: Spanned<Vec<NatsSubjectSection>>,
     /// Read through a JetStream durable consumer.
@@ -60,6 +69,13 @@ pub struct NatsSinkSection {
     pub name: Option<String>,
     /// `nats://host:port`.
     pub url: Spanned<String>,
+    /// The user given to the server (or in the URL: `nats://user:password@host`);
+    /// `${NAME}` reads the environment variable NAME.
+    pub username: Option<Spanned<String>>,
+    /// Its password (`${NAME}`: from the environment).
+    pub password: Option<Spanned<String>>,
+    /// A token instead of a user (`${NAME}`: from the environment).
+    pub token: Option<Spanned<String>>,
     /// Nodes and constraints to publish (default: every one).
     #[serde(default)]
     pub names: Vec<Spanned<String>>,
@@ -74,15 +90,63 @@ pub struct NatsSinkSection {
 /// crash left unacknowledged comes back soon after a restart.
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
 
-/// A `nats://` URL as written, checked.
+/// A `nats://` URL as written, checked (without a login).
 pub fn nats_url(
     context: &SectionContext,
     url: &Spanned<String>,
     field: String,
 ) -> Result<String, ConfigError> {
     let text = url.value.trim();
-    check_url(text).map_err(|m| context.error_at(url, field, m))?;
+    check_url(text).map_err(|m| context.error_at(url, field.clone(), m))?;
+    if split_login(text).1.is_some() {
+        return Err(context.error_at(
+            url,
+            field,
+            "a login is not taken here; give the URL without it".to_string(),
+        ));
+    }
     Ok(text.to_string())
+}
+
+/// The connection fields of a section as written.
+struct Written<'a> {
+    url: &'a Spanned<String>,
+    username: &'a Option<Spanned<String>>,
+    password: &'a Option<Spanned<String>>,
+    token: &'a Option<Spanned<String>>,
+}
+
+/// The URL of a section (its login taken out) and how it authenticates.
+fn connection(
+    context: &SectionContext,
+    written: Written<'_>,
+    prefix: &str,
+) -> Result<(String, Auth), ConfigError> {
+    let Written {
+        url,
+        username,
+        password,
+        token,
+    } = written;
+    let text = url.value.trim();
+    check_url(text).map_err(|m| context.error_at(url, format!("{prefix}.url"), m))?;
+    let (bare, from_url) = split_login(text);
+    let login = context.login(from_url, (username, password), prefix)?;
+    let auth = match (login, token) {
+        (None, None) => Auth::None,
+        (Some(login), None) => Auth::Login(login),
+        (None, Some(token)) => {
+            Auth::Token(Token(context.secret(token, &format!("{prefix}.token"))?))
+        }
+        (Some(_), Some(token)) => {
+            return Err(context.error_at(
+                token,
+                format!("{prefix}.token"),
+                "give a token or a user and password, not both".to_string(),
+            ));
+        }
+    };
+    Ok((bare, auth))
 }
 
 impl JetStreamSection {
@@ -172,8 +236,16 @@ impl NatsSourceSection {
             None => None,
             Some(js) => Some(js.settings(context, prefix, name)?),
         };
+        let written = Written {
+            url: &self.url,
+            username: &self.username,
+            password: &self.password,
+            token: &self.token,
+        };
+        let (url, auth) = connection(context, written, prefix)?;
         Ok(NatsSourceConfig {
-            url: nats_url(context, &self.url, format!("{prefix}.url"))?,
+            url,
+            auth,
             subjects,
             jetstream,
         })
@@ -195,8 +267,16 @@ impl NatsSinkSection {
         .map_err(|m| {
             context.error_at(written.unwrap_or(&self.url), format!("{prefix}.subject"), m)
         })?;
+        let written = Written {
+            url: &self.url,
+            username: &self.username,
+            password: &self.password,
+            token: &self.token,
+        };
+        let (url, auth) = connection(context, written, prefix)?;
         Ok(NatsSinkConfig {
-            url: nats_url(context, &self.url, format!("{prefix}.url"))?,
+            url,
+            auth,
             names: self.names.iter().map(|n| n.value.clone()).collect(),
             subject,
             jetstream: self.jetstream.unwrap_or(false),

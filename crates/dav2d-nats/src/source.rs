@@ -11,7 +11,7 @@ use dav2d_component::{
 };
 use futures_util::StreamExt;
 
-use crate::config::{Ack, NatsSourceConfig};
+use crate::config::{Ack, Auth, NatsSourceConfig};
 
 /// The `nats` source.
 #[derive(Clone, Debug)]
@@ -23,10 +23,19 @@ pub struct NatsSource {
 /// Connects with retries and reports connection events into `health`.
 pub(crate) async fn connect(
     url: &str,
+    auth: &Auth,
     health: &Arc<BrokerHealth>,
 ) -> Result<async_nats::Client, String> {
     let events = Arc::clone(health);
-    async_nats::ConnectOptions::new()
+    let options = match auth {
+        Auth::None => async_nats::ConnectOptions::new(),
+        Auth::Login(login) => async_nats::ConnectOptions::with_user_and_password(
+            login.user.clone(),
+            login.password.clone(),
+        ),
+        Auth::Token(token) => async_nats::ConnectOptions::with_token(token.0.clone()),
+    };
+    options
         .retry_on_initial_connect()
         .max_reconnects(None)
         .event_callback(move |event| {
@@ -101,7 +110,7 @@ async fn run(
     health: &Arc<BrokerHealth>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let client = connect(&config.url, health).await?;
+    let client = connect(&config.url, &config.auth, health).await?;
     health.connected();
     match &config.jetstream {
         None => {

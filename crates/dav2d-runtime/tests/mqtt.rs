@@ -18,6 +18,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use dav2d_core::{SharedGraph, Value};
+use dav2d_runtime::{Config, Plan};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 /// A mosquitto of the test's own, on loopback.
@@ -672,4 +673,154 @@ fn a_source_whose_messages_the_engine_does_not_take_says_so_in_its_health() {
         runtime.health().problems().is_empty()
     });
     runtime.stop();
+}
+
+#[test]
+fn logins_come_from_the_url_or_the_fields_or_the_environment() {
+    // A broker that takes only known users (mosquitto_passwd, from Debian's
+    // package, writes the password file). The sink's password comes from the
+    // environment: cargo sets CARGO_PKG_NAME for the tests it runs.
+    let Some(mosquitto_passwd) = binary("mosquitto_passwd") else {
+        return;
+    };
+    let secret = std::env::var("CARGO_PKG_NAME").unwrap();
+    let dir = std::env::temp_dir().join(format!("dav2d-mqtt-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let passwd = dir.join("passwd");
+    let _ = std::fs::remove_file(&passwd);
+    for (user, password) in [("reader", "r3ad"), ("writer", secret.as_str())] {
+        let mut command = Command::new(&mosquitto_passwd);
+        command.arg("-b");
+        if !passwd.exists() {
+            command.arg("-c");
+        }
+        let status = command.arg(&passwd).args([user, password]).status();
+        assert!(status.is_ok_and(|s| s.success()), "mosquitto_passwd failed");
+    }
+    // Started as root, mosquitto drops to its own user: let it read the file.
+    for (path, mode) in [(&dir, 0o755), (&passwd, 0o644)] {
+        let mut permissions = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, mode);
+        std::fs::set_permissions(path, permissions).unwrap();
+    }
+    let Some(broker) = Broker::start_with(&format!(
+        "allow_anonymous false\npassword_file {}\npersistence false\n",
+        passwd.display()
+    )) else {
+        return;
+    };
+    let port = broker.port;
+    let yaml = format!(
+        "streams:
+  - name: temperature
+sources:
+  - kind: mqtt
+    url: mqtt://reader:r3ad@127.0.0.1:{port}
+    subscriptions:
+      - topic: plant/{{key}}/temperature
+        stream: temperature
+sinks:
+  - kind: mqtt
+    name: out
+    url: mqtt://127.0.0.1:{port}
+    username: writer
+    password: ${{CARGO_PKG_NAME}}
+    names: [temperature]
+    topic: out/{{stream}}/{{key}}
+http:
+  enabled: false
+tcp:
+  enabled: false
+persistence:
+  enabled: false
+"
+    );
+    let (runtime, graph) = start(&yaml);
+    // The test's own clients log in as the writer too.
+    let login = |id: &str| {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_credentials("writer", secret.as_str());
+        options
+    };
+    let (client, mut connection) = Client::new(login("test-writer"), 64);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    wait_for("the source to log in and subscribe", || {
+        client
+            .publish(
+                "plant/probe/temperature",
+                QoS::AtLeastOnce,
+                false,
+                b"3".to_vec(),
+            )
+            .ok();
+        std::thread::sleep(Duration::from_millis(20));
+        latest(&graph, "temperature", "probe").is_some()
+    });
+    let (reader, mut connection) = Client::new(login("test-reader"), 16);
+    reader
+        .subscribe("out/temperature/probe", QoS::AtLeastOnce)
+        .unwrap();
+    let mut published = None;
+    for event in connection.iter().take(200) {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = event {
+            published = Some(String::from_utf8_lossy(&p.payload).to_string());
+            break;
+        }
+    }
+    assert!(
+        published.is_some_and(|p| p.contains("\"value\":3")),
+        "the sink logged in and published"
+    );
+    assert!(
+        runtime.health().problems().is_empty(),
+        "{:?}",
+        runtime.health().problems()
+    );
+    // The spec shows the user, never the password.
+    let spec = dav2d_runtime::Spec::of_plan(
+        &graph.lock(),
+        &Plan::new(
+            Config::parse(&yaml, Path::new("t.yaml")).unwrap(),
+            dav2d_runtime::Overrides::default(),
+        )
+        .unwrap(),
+    )
+    .to_json();
+    assert!(
+        spec.contains("mqtt://reader@127.0.0.1") && !spec.contains("r3ad"),
+        "{spec}"
+    );
+    runtime.stop();
+    // A wrong password is refused by the broker, and the health says so.
+    let (runtime, _graph) = start(&yaml.replace("reader:r3ad", "reader:wrong"));
+    dav2d_testkit::wait_until("the refusal in the health", || {
+        let problems = runtime.health().problems();
+        (!problems.is_empty()).then_some(())
+    });
+    runtime.stop();
+    // An unset variable and a login given twice are errors at their lines.
+    let unset = Config::parse(
+        &yaml.replace("${CARGO_PKG_NAME}", "${DAV2D_NO_SUCH_VARIABLE}"),
+        Path::new("t.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        unset.contains(
+            "sinks[0].password: the environment variable DAV2D_NO_SUCH_VARIABLE is not set"
+        ),
+        "{unset}"
+    );
+    let twice = Config::parse(
+        &yaml.replace("url: mqtt://127.0.0.1", "url: mqtt://a:b@127.0.0.1"),
+        Path::new("t.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        twice.contains("sinks[0].username: the URL gives a user already"),
+        "{twice}"
+    );
 }

@@ -27,6 +27,11 @@ struct Raw {
 
 impl Raw {
     fn connect(port: u16) -> Raw {
+        Self::connect_as(port, "")
+    }
+
+    /// Connects with `fields` added to CONNECT (`"user":"u","pass":"p",`).
+    fn connect_as(port: u16, fields: &str) -> Raw {
         let out = TcpStream::connect(("127.0.0.1", port)).unwrap();
         out.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut raw = Raw {
@@ -36,7 +41,9 @@ impl Raw {
         let mut info = String::new();
         raw.reader.read_line(&mut info).unwrap();
         assert!(info.starts_with("INFO"), "{info}");
-        raw.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n");
+        raw.send(&format!(
+            "CONNECT {{{fields}\"verbose\":false,\"headers\":true}}\r\n"
+        ));
         raw
     }
 
@@ -322,4 +329,38 @@ fn a_sink_stops_within_its_budget_while_the_server_is_down() {
         );
         stopping.join().unwrap();
     }
+}
+
+#[test]
+fn logins_come_from_the_url_or_the_fields() {
+    let Some(server) = Server::start_with(&["--user", "dav2d", "--pass", "s3cret"]) else {
+        return;
+    };
+    let port = server.port;
+    let yaml = format!(
+        "streams:\n  - name: temperature\nnodes:\n  - name: doubled\n    kind: scale\n    input: temperature\n    a: 2\n\
+         sources:\n  - kind: nats\n    url: nats://dav2d:s3cret@127.0.0.1:{port}\n    subjects:\n      - subject: plant.{{key}}.temperature\n        stream: temperature\n\
+         sinks:\n  - kind: nats\n    url: nats://127.0.0.1:{port}\n    username: dav2d\n    password: s3cret\n    names: [doubled]\n{QUIET}"
+    );
+    let (runtime, graph) = start(&yaml);
+    let mut client = Raw::connect_as(port, "\"user\":\"dav2d\",\"pass\":\"s3cret\",");
+    client.send("SUB dav2d.out.doubled.k 1\r\n");
+    wait_for("the source to log in", || {
+        client.publish("plant.k.temperature", "4");
+        client.send("PING\r\n");
+        std::thread::sleep(Duration::from_millis(20));
+        latest(&graph, "temperature", "k").is_some()
+    });
+    let (subject, body) = client
+        .next_message()
+        .expect("the sink logged in and published");
+    assert_eq!(subject, "dav2d.out.doubled.k");
+    assert!(body.contains("\"value\":8"), "{body}");
+    runtime.stop();
+    // The wrong password: the connection is refused and the health says so.
+    let (runtime, _graph) = start(&yaml.replace("dav2d:s3cret@", "dav2d:wrong@"));
+    dav2d_testkit::wait_until("the refusal in the health", || {
+        (!runtime.health().problems().is_empty()).then_some(())
+    });
+    runtime.stop();
 }

@@ -13,6 +13,7 @@
 
 mod ingest;
 mod kind;
+mod login;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub use kind::{
     ComponentSpec, Declared, SinkSection, SinkSetting, SourceSection, SourceSetting, component,
     filters, listener, names_read, route_declares, route_streams,
 };
+pub use login::{Login, instance_name, split_login};
 
 /// A config error with its place in the file.
 #[derive(Debug, Clone, PartialEq)]

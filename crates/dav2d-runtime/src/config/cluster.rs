@@ -92,12 +92,8 @@ impl Config {
             Some(r) => r.value,
             None => 1,
         };
-        let instance = section.instance.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "dav2d".to_string());
-            format!("{host}-{}", std::process::id())
-        });
+        let instance =
+            (section.instance.clone()).unwrap_or_else(dav2d_component::section::instance_name);
         Ok(Some(dav2d_cluster::ClusterConfig {
             url,
             partitions,

@@ -88,10 +88,17 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: PathBuf,
     pub port: u16,
+    /// Arguments besides the listener's and JetStream's (`--user u`).
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Option<NatsServer> {
+        Self::start_with(&[])
+    }
+
+    /// A server with `extra` arguments, e.g. `["--user", "u", "--pass", "p"]`.
+    pub fn start_with(extra: &[&str]) -> Option<NatsServer> {
         binary("nats-server")?;
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("dav2d-nats-{}-{port}", std::process::id()));
@@ -100,6 +107,7 @@ impl NatsServer {
             child: None,
             dir,
             port,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         server.child = Some(server.spawn());
         Some(server)
@@ -117,6 +125,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
