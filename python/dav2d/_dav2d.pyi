@@ -314,6 +314,11 @@ class Dav2dProcessor:
     @property
     def library(self) -> str: ...
     @property
-    def config(self) -> dict[str, Any]: ...
+    def nan_outputs(self) -> int:
+        """Model outputs that held NaN so far (their masks are empty there)."""
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved settings; ``activation`` is the one applied and
+        ``activation_reason`` says why (written, or how the model ends)."""
     @property
     def last_timings(self) -> dict[str, float]: ...

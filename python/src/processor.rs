@@ -359,6 +359,15 @@ impl PyProcessor {
             .device()
     }
 
+    /// Model outputs that held NaN so far (their masks are empty there).
+    #[getter]
+    fn nan_outputs(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .nan_outputs()
+    }
+
     /// The `libonnxruntime` it runs on.
     #[getter]
     fn library(&self) -> String {
@@ -378,7 +387,9 @@ impl PyProcessor {
         d.set_item("threads", c.threads)?;
         d.set_item("max_batch", c.max_batch)?;
         d.set_item("memory_budget", c.memory_budget)?;
-        d.set_item("activation", format!("{:?}", c.activation).to_lowercase())?;
+        let (activation, why) = processor.activation();
+        d.set_item("activation", activation.as_str())?;
+        d.set_item("activation_reason", why)?;
         d.set_item("output_size", format!("{:?}", c.output_size).to_lowercase())?;
         Ok(d)
     }

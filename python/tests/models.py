@@ -16,6 +16,7 @@ the Python tests import :func:`write_models`.
   fixed at 1 x 3 x 64 x 64.
 - ``two_outputs.onnx``: N x 1 x H x W -> Conv 1x1 (1 -> 2) logits (softmax
   over two classes) and a second output, the input doubled.
+- ``nan_out.onnx``: the convolution, then ``Sqrt(-|x| - 1)``: NaN everywhere.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ def write_models(out: Path) -> dict[str, Path]:
     one_output("fixed_64", [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])], inits, [1, 3, 64, 64])
     nodes, inits = _conv(np.array([[[[0.9]], [[-0.4]], [[-0.5]]]]), np.array([0.0]))
     one_output("pointwise_logits", [*nodes, helper.make_node("Identity", ["conv_out"], ["y"])], inits)
+    nodes, inits = _conv(w, b)
+    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
+    nan = [
+        helper.make_node("Abs", ["conv_out"], ["magnitude"]),
+        helper.make_node("Neg", ["magnitude"], ["negative"]),
+        helper.make_node("Sub", ["negative", "one"], ["below"]),
+        helper.make_node("Sqrt", ["below"], ["y"]),
+    ]
+    one_output("nan_out", [*nodes, *nan], [*inits, one])
     weights = numpy_helper.from_array(np.array([0.9, -0.4, -0.5], np.float32).reshape(1, 3, 1, 1), "weights")
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
     linear = [

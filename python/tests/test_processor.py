@@ -209,3 +209,46 @@ def test_processor_nodes_from_yaml(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(dav2d.ConfigError, match=r"wrong.yaml:8:19: nodes\[0\].processor.model_path: .*missing.onnx does not exist"):
         dav2d.Graph().load_config(str(wrong))
     assert os.path.exists(path)
+
+
+def test_the_default_activation_follows_how_the_model_ends(model_dir: Path, tmp_path: Path) -> None:
+    """A model that ends in Sigmoid is not activated twice: at the notes'
+    threshold 0.45 its mask is the model's own probabilities over 0.45."""
+    image = texture(32, 32)
+    ends_in_sigmoid = dav2d.Dav2dProcessor(
+        str(write_config(tmp_path / "s.yaml", model_dir / "conv_sigmoid.onnx", threshold=0.45))
+    )
+    assert ends_in_sigmoid.config["activation"] == "none"
+    assert "ends in Sigmoid" in ends_in_sigmoid.config["activation_reason"]
+    session = ort.InferenceSession(str(model_dir / "conv_sigmoid.onnx"), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"x": ends_in_sigmoid.preprocess(image)})[0][0, 0]
+    mask = ends_in_sigmoid.run(image)
+    decided = np.abs(expected - 0.45) > 1e-5
+    assert np.array_equal(mask[decided], (expected > 0.45)[decided].astype(np.uint8))
+    assert 0 < mask.mean() < 1, "not every pixel set, as sigmoid(sigmoid(x)) would"
+    logits = dav2d.Dav2dProcessor(str(write_config(tmp_path / "l.yaml", model_dir / "conv_logits.onnx")))
+    assert logits.config["activation"] == "sigmoid"
+    # Written, it wins.
+    written = dav2d.Dav2dProcessor(
+        str(write_config(tmp_path / "w.yaml", model_dir / "conv_sigmoid.onnx", activation="sigmoid"))
+    )
+    assert written.config["activation"] == "sigmoid"
+    assert written.config["activation_reason"] == "processing.activation"
+
+
+def test_softmax_over_one_channel_nan_outputs_and_infinite_inputs_are_told(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(dav2d.Dav2dError, match="1 everywhere"):
+        dav2d.Dav2dProcessor(
+            str(write_config(tmp_path / "s.yaml", model_dir / "conv_logits.onnx", activation="softmax"))
+        )
+    nan = dav2d.Dav2dProcessor(str(write_config(tmp_path / "n.yaml", model_dir / "nan_out.onnx")))
+    assert nan.run(texture(32, 32)).sum() == 0
+    assert nan.nan_outputs == 1
+    logits = dav2d.Dav2dProcessor(str(write_config(tmp_path / "l.yaml", model_dir / "conv_logits.onnx")))
+    for bad in [np.nan, np.inf]:
+        image = texture(32, 32).astype(np.float32)
+        image[0, 0, 0] = bad
+        with pytest.raises(dav2d.InvalidArgument, match="NaN or infinity"):
+            logits.run(image)

@@ -106,6 +106,17 @@ pub enum Activation {
     None,
 }
 
+impl Activation {
+    /// Its name as written in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Softmax => "softmax",
+            Activation::None => "none",
+        }
+    }
+}
+
 /// The size masks are made at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputSize {
@@ -134,8 +145,10 @@ pub struct ProcessorConfig {
     pub mean: Vec<f32>,
     /// Per-channel standard deviation (empty: 1).
     pub std: Vec<f32>,
-    /// The activation.
-    pub activation: Activation,
+    /// The activation: written, or (`None`) chosen from the model when it
+    /// is loaded: `none` for a model that ends in its own `Sigmoid` or
+    /// `Softmax`, `sigmoid` otherwise.
+    pub activation: Option<Activation>,
     /// The size of masks.
     pub output_size: OutputSize,
     /// The most inputs per model call.
@@ -315,8 +328,8 @@ impl ProcessorSection {
         let mean = channels(&p.mean, "processing.mean", false)?;
         let std = channels(&p.std, "processing.std", true)?;
         let activation = match &p.activation {
-            None => Activation::Sigmoid,
-            Some(a) => match a.value.as_str() {
+            None => None,
+            Some(a) => Some(match a.value.as_str() {
                 "sigmoid" => Activation::Sigmoid,
                 "softmax" => Activation::Softmax,
                 "none" => Activation::None,
@@ -327,7 +340,7 @@ impl ProcessorSection {
                         format!("'{other}' is not sigmoid, softmax or none"),
                     ));
                 }
-            },
+            }),
         };
         let output_size = match &p.output_size {
             None => OutputSize::Model,

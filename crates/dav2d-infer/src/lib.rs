@@ -15,6 +15,7 @@
 
 mod config;
 pub mod library;
+mod model;
 mod node;
 pub mod pipeline;
 mod processor;

@@ -89,7 +89,7 @@ impl Input<'_> {
                 let need = (image.height - 1) * image.row_stride + row;
                 let (have, nan) = match image.pixels {
                     Pixels::U8(v) => (v.len(), false),
-                    Pixels::F32(v) => (v.len(), v.iter().any(|x| x.is_nan())),
+                    Pixels::F32(v) => (v.len(), v.iter().any(|x| !x.is_finite())),
                 };
                 if have < need {
                     return Err(format!(
@@ -97,7 +97,7 @@ impl Input<'_> {
                     ));
                 }
                 if nan {
-                    return Err("the input holds NaN; give finite values".to_string());
+                    return Err("the input holds NaN or infinity; give finite values".to_string());
                 }
             }
             Input::Planar { values, .. } => {
@@ -108,8 +108,8 @@ impl Input<'_> {
                         c * h * w
                     ));
                 }
-                if values.iter().any(|x| x.is_nan()) {
-                    return Err("the input holds NaN; give finite values".to_string());
+                if values.iter().any(|x| !x.is_finite()) {
+                    return Err("the input holds NaN or infinity; give finite values".to_string());
                 }
             }
         }

@@ -55,6 +55,12 @@ pub struct Processor {
     library: std::path::PathBuf,
     preprocess: Preprocess,
     tensor: Vec<f32>,
+    /// The activation applied (written, or chosen from the model).
+    activation: Activation,
+    /// Why it is the one applied, e.g. `the model ends in Sigmoid`.
+    activation_reason: String,
+    /// Model outputs that held NaN (their masks are empty).
+    nan_outputs: u64,
 }
 
 impl std::fmt::Debug for Processor {
@@ -110,6 +116,29 @@ pub fn check_model(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The activation to apply: the written one, or `none` for a model whose
+/// first output is made by `Sigmoid` or `Softmax` (activating it again
+/// would push every value above 0.5), `sigmoid` otherwise; and why.
+fn choose_activation(written: Option<Activation>, model: &[u8]) -> (Activation, String) {
+    if let Some(activation) = written {
+        return (activation, "processing.activation".to_string());
+    }
+    match crate::model::last_operator(model) {
+        Some(op) if op == "Sigmoid" || op == "Softmax" => (
+            Activation::None,
+            format!("the model ends in {op}, so its output is probabilities already"),
+        ),
+        Some(op) => (
+            Activation::Sigmoid,
+            format!("the model ends in {op}, so its output is logits"),
+        ),
+        None => (
+            Activation::Sigmoid,
+            "the model's last operator could not be read; logits assumed".to_string(),
+        ),
+    }
+}
+
 impl Processor {
     /// Loads the model `config` names, on the device it asks for.
     pub fn new(config: ProcessorConfig) -> Result<Processor, ProcessorError> {
@@ -161,13 +190,29 @@ impl Processor {
                 )));
             }
         };
-        if session.outputs().is_empty() {
+        let Some(output) = session.outputs().first() else {
             return Err(ProcessorError::Setup(format!(
                 "the model {} has no output",
                 path.display()
             )));
+        };
+        let (activation, activation_reason) = choose_activation(config.activation, &bytes);
+        if let ValueType::Tensor { shape, .. } = output.dtype() {
+            let dims: Vec<i64> = shape.iter().copied().collect();
+            // N x K x H x W with one channel, or N x H x W.
+            let one_channel = dims.len() == 3 || dims.get(1) == Some(&1);
+            if activation == Activation::Softmax && one_channel {
+                return Err(ProcessorError::Setup(format!(
+                    "processing.activation: softmax over the model's one output channel (shape {dims:?}) is 1 everywhere; use sigmoid for logits, or none for probabilities"
+                )));
+            }
         }
+        let mut config = config;
+        config.activation = Some(activation);
         Ok(Processor {
+            activation,
+            activation_reason,
+            nan_outputs: 0,
             config,
             session,
             input_name,
@@ -236,6 +281,17 @@ impl Processor {
     /// The settings it runs with.
     pub fn config(&self) -> &ProcessorConfig {
         &self.config
+    }
+
+    /// The activation applied, and why it is the one: written in the config,
+    /// or chosen from how the model ends.
+    pub fn activation(&self) -> (Activation, &str) {
+        (self.activation, &self.activation_reason)
+    }
+
+    /// Model outputs that held NaN so far (each gave an empty mask).
+    pub fn nan_outputs(&self) -> u64 {
+        self.nan_outputs
     }
 
     /// `cpu` or `cuda`: where the model runs.
@@ -388,10 +444,26 @@ impl Processor {
                 OutputSize::Input => (input.dims().0, input.dims().1),
             };
             let raw = &values[i * k * area..(i + 1) * k * area];
+            if raw.iter().any(|x| x.is_nan()) {
+                // The mask of NaN is empty: say so rather than quietly.
+                self.nan_outputs += 1;
+                if self.nan_outputs.is_power_of_two() {
+                    tracing::warn!(
+                        model = %self.config.model_path.display(),
+                        outputs_with_nan = self.nan_outputs,
+                        "The model's output holds NaN; its mask is empty there. Check the model and its inputs (mean and std)."
+                    );
+                }
+            }
+            if self.activation == Activation::Softmax && k == 1 {
+                return Err(ProcessorError::Run(
+                    "softmax over the model's one output channel is 1 everywhere; set processing.activation to sigmoid (logits) or none (probabilities)".to_string(),
+                ));
+            }
             // The fast path: a per-value monotonic activation, no resize and
             // no probabilities asked for: threshold the model's output where
             // it is, against the threshold mapped back through the activation.
-            let cut = match self.config.activation {
+            let cut = match self.activation {
                 Activation::Sigmoid => Some((threshold / (1.0 - threshold)).ln()),
                 Activation::None => Some(threshold),
                 Activation::Softmax => None,
@@ -403,7 +475,7 @@ impl Processor {
             }
             item.clear();
             item.extend_from_slice(raw);
-            activate(&mut item, k, area, self.config.activation);
+            activate(&mut item, k, area, self.activation);
             let (resizer, resized) = self.preprocess.output_planes();
             resized.resize(k * oh * ow, 0.0);
             for c in 0..k {
