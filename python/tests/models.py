@@ -17,6 +17,7 @@ the Python tests import :func:`write_models`.
 - ``two_outputs.onnx``: N x 1 x H x W -> Conv 1x1 (1 -> 2) logits (softmax
   over two classes) and a second output, the input doubled.
 - ``nan_out.onnx``: the convolution, then ``Sqrt(-|x| - 1)``: NaN everywhere.
+- ``two_inputs.onnx``: ``x + z``, two inputs (refused: dav2d feeds one).
 """
 
 from __future__ import annotations
@@ -116,6 +117,19 @@ def write_models(out: Path) -> dict[str, Path]:
             inits,
         ),
         out / "two_outputs.onnx",
+    )
+    _save(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "z"], ["y"])],
+            "two_inputs",
+            [
+                helper.make_tensor_value_info("x", TensorProto.FLOAT, dynamic),
+                helper.make_tensor_value_info("z", TensorProto.FLOAT, dynamic),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, dynamic)],
+            [],
+        ),
+        out / "two_inputs.onnx",
     )
     return {p.stem: p for p in out.glob("*.onnx")}
 

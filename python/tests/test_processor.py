@@ -252,3 +252,16 @@ def test_softmax_over_one_channel_nan_outputs_and_infinite_inputs_are_told(
         image[0, 0, 0] = bad
         with pytest.raises(dav2d.InvalidArgument, match="NaN or infinity"):
             logits.run(image)
+
+
+def test_a_fixed_batch_is_taken_in_chunks_and_two_inputs_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    fixed = dav2d.Dav2dProcessor(
+        str(write_config(tmp_path / "f.yaml", model_dir / "fixed_64.onnx", resolution=[64, 64], max_batch=8))
+    )
+    assert fixed.config["max_batch"] == 1, "clamped to the model's batch of 1"
+    masks = fixed.run([texture(64, 64, seed=s) for s in range(3)])
+    assert len(masks) == 3 and all(m.shape == (64, 64) for m in masks)
+    for i, seed in enumerate(range(3)):
+        assert np.array_equal(masks[i], fixed.run(texture(64, 64, seed=seed)))
+    with pytest.raises(dav2d.Dav2dError, match=r"takes 2 inputs \('x', 'z'\)"):
+        dav2d.Dav2dProcessor(str(write_config(tmp_path / "t.yaml", model_dir / "two_inputs.onnx")))

@@ -157,6 +157,20 @@ impl Processor {
             ProcessorError::Setup(format!("the model {} has no input", path.display()))
         })?;
         let input_name = input.name().to_string();
+        if session.inputs().len() > 1 {
+            let names: Vec<String> = session
+                .inputs()
+                .iter()
+                .map(|i| format!("'{}'", i.name()))
+                .collect();
+            return Err(ProcessorError::Setup(format!(
+                "the model {} takes {} inputs ({}); dav2d feeds one image tensor (N x C x H x W): export a model with one input",
+                path.display(),
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        let mut config = config;
         let channels = match input.dtype() {
             ValueType::Tensor { ty, shape, .. } => {
                 if *ty != TensorElementType::Float32 {
@@ -181,6 +195,10 @@ impl Processor {
                         dims[2].max(1),
                         dims[3].max(1)
                     )));
+                }
+                if dims[0] > 0 && (dims[0] as usize) < config.max_batch {
+                    // A batch dimension fixed by the model: chunks of that size.
+                    config.max_batch = dims[0] as usize;
                 }
                 (dims[1] > 0).then_some(dims[1] as usize)
             }
@@ -207,7 +225,6 @@ impl Processor {
                 )));
             }
         }
-        let mut config = config;
         config.activation = Some(activation);
         Ok(Processor {
             activation,
