@@ -190,6 +190,29 @@ fn at<T>(spanned: &Spanned<T>, field: String, message: String) -> SettingError {
     }
 }
 
+/// The bytes one input takes in a model call at `resolution` with
+/// `channels`: its float32 tensor and one float32 output plane.
+pub fn per_input_bytes((h, w): (u32, u32), channels: usize) -> usize {
+    (channels + 1)
+        .saturating_mul(h as usize)
+        .saturating_mul(w as usize)
+        .saturating_mul(4)
+}
+
+/// Why a resolution does not fit `memory_budget`, and what to do.
+pub(crate) fn budget_message(
+    (h, w): (u32, u32),
+    channels: usize,
+    needed: usize,
+    budget: usize,
+) -> String {
+    format!(
+        "resolution [{h}, {w}] with {channels} channel(s) needs {:.1} MiB per input (its float32 tensor and one output plane), more than processing.memory_budget ({:.1} MiB); lower the resolution or raise memory_budget",
+        needed as f64 / (1 << 20) as f64,
+        budget as f64 / (1 << 20) as f64
+    )
+}
+
 /// The machine's cores (the default thread count).
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -370,6 +393,23 @@ impl ProcessorSection {
                 }
             },
         };
+        // One input's tensor and one output channel must fit the budget;
+        // the model's own channel count is checked again when it is loaded.
+        let channels = mean.len().max(std.len()).max(1);
+        let needed = per_input_bytes(resolution, channels);
+        if needed > memory_budget {
+            let message = budget_message(resolution, channels, needed, memory_budget);
+            return Err(match (&p.resolution, &p.memory_budget) {
+                (Some(r), _) => at(r, field("processing.resolution"), message),
+                (None, Some(m)) => at(m, field("processing.memory_budget"), message),
+                (None, None) => SettingError {
+                    line: 0,
+                    column: 0,
+                    field: field("processing.resolution"),
+                    message,
+                },
+            });
+        }
         Ok(ProcessorConfig {
             antialias,
             model_path,

@@ -196,6 +196,21 @@ impl Processor {
                         dims[3].max(1)
                     )));
                 }
+                if dims[1] > 0 {
+                    let needed =
+                        crate::config::per_input_bytes(config.resolution, dims[1] as usize);
+                    if needed > config.memory_budget {
+                        return Err(ProcessorError::Setup(format!(
+                            "processing.resolution: {}",
+                            crate::config::budget_message(
+                                config.resolution,
+                                dims[1] as usize,
+                                needed,
+                                config.memory_budget
+                            )
+                        )));
+                    }
+                }
                 if dims[0] > 0 && (dims[0] as usize) < config.max_batch {
                     // A batch dimension fixed by the model: chunks of that size.
                     config.max_batch = dims[0] as usize;

@@ -193,6 +193,27 @@ fn bad_models_settings_and_inputs_say_what_is_wrong() {
         message.contains("processing.resolution: [0, 16] is not [height, width]"),
         "{message}"
     );
+    // A resolution whose one input would not fit memory_budget is refused
+    // before anything is allocated, at its line.
+    let message = ProcessorConfig::parse(
+        "model_path: /m.onnx\nprocessing:\n  resolution: [16384, 16384]\n",
+        Path::new("p.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        message.contains("p.yaml:3:15: processing.resolution: resolution [16384, 16384] with 1 channel(s) needs 2048.0 MiB per input")
+            && message.contains("more than processing.memory_budget (256.0 MiB)"),
+        "{message}"
+    );
+    let message = ProcessorConfig::parse(
+        "model_path: /m.onnx\nprocessing:\n  resolution: [64, 64]\n  memory_budget: 1\n",
+        Path::new("p.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        message.contains("processing.resolution: resolution [64, 64]"),
+        "{message}"
+    );
     let relative = ProcessorConfig::parse(
         "model_path: models/m.onnx\nprocessing:\n  resolution: [4, 4]\n",
         Path::new("/etc/dav2d/p.yaml"),
