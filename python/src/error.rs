@@ -65,6 +65,18 @@ pub fn invalid(message: impl Into<String>) -> PyErr {
     )
 }
 
+/// Logs `message` at `level` (`warning`, `error`) through Python's
+/// `logging`, on the "dav2d" logger.
+pub fn log(py: Python<'_>, level: &str, message: &str) {
+    let logged = py
+        .import("logging")
+        .and_then(|logging| logging.call_method1("getLogger", ("dav2d",)))
+        .and_then(|logger| logger.call_method1(level, (message,)));
+    if let Err(error) = logged {
+        error.print(py);
+    }
+}
+
 /// A lock left behind by a dav2d thread that failed while holding it: the
 /// `what` it guarded cannot be trusted any more.
 pub fn poisoned(what: &str) -> PyErr {

@@ -489,6 +489,9 @@ impl PyFrameStream {
             let lease = py.detach(|| {
                 crate::error::unwinding("a frame stream", || pool.next_after(after, wait))
             })?;
+            if let Some(message) = self.pool.take_cap_notice() {
+                crate::error::log(py, "warning", &message);
+            }
             if let Some(lease) = lease {
                 let lease = lease.read_after(last);
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.meta().seq);
@@ -647,9 +650,13 @@ impl PyFrameStream {
             .map(|a| a.to_string())
     }
 
-    /// Frames the source skipped because every slot was held by readers.
+    /// Frames the source skipped because every slot was held by readers
+    /// (the first time, a warning saying what to do is logged).
     #[getter]
-    fn skipped(&self) -> u64 {
+    fn skipped(&self, py: Python<'_>) -> u64 {
+        if let Some(message) = self.pool.take_cap_notice() {
+            crate::error::log(py, "warning", &message);
+        }
         self.pool.skipped()
     }
 
@@ -714,13 +721,7 @@ impl PyFrameStream {
                             let message = format!(
                                 "on_frame callback failed on frame {seq}:\n{traceback}{error}"
                             );
-                            let logged = py
-                                .import("logging")
-                                .and_then(|logging| logging.call_method1("getLogger", ("dav2d",)))
-                                .and_then(|logger| logger.call_method1("error", (message,)));
-                            if let Err(error) = logged {
-                                error.print(py);
-                            }
+                            crate::error::log(py, "error", &message);
                         }
                         frame.borrow(py).release();
                     });

@@ -42,10 +42,7 @@ pub(crate) fn error(e: ProcessorError) -> PyErr {
 /// through Python's `logging` (the "dav2d" logger).
 pub(crate) fn warn_fallback(py: Python<'_>, processor: &Processor) {
     if let Some(message) = processor.gpu_fallback() {
-        let _ = py
-            .import("logging")
-            .and_then(|logging| logging.call_method1("getLogger", ("dav2d",)))
-            .and_then(|logger| logger.call_method1("warning", (message,)));
+        crate::error::log(py, "warning", message);
     }
 }
 

@@ -343,3 +343,24 @@ def test_persistence_keeps_the_pixels_of_the_frames_that_opt_in(tmp_path: Path) 
     camera = again.latest("camera")
     assert isinstance(camera, dict) and camera["width"] == 64 and "skipped" in camera, camera
     again.close()
+
+
+def test_a_reader_that_keeps_arrays_does_not_freeze_the_stream(caplog: pytest.LogCaptureFixture) -> None:
+    """Keeping 40 frames' arrays, as a user collecting a clip would: the
+    pool grows, so each latest() is a newer frame; past max_pinned_bytes
+    the stream skips, counts, and says once what to do."""
+    with dav2d.FrameStream.open("synthetic:16x8@0?format=gray8&slots=2") as stream:
+        kept = []
+        for _ in range(40):
+            frame = stream.next(timeout=10)
+            assert frame is not None
+            kept.append((frame.seq, np.asarray(frame)))
+        seqs = [seq for seq, _ in kept]
+        assert len(set(seqs)) == 40 and seqs == sorted(seqs), seqs
+        assert all(int(array[0, 0]) == seq % 256 for seq, array in kept)
+    # 16 x 8 bytes a slot, at most 4 slots held: the fifth kept frame waits.
+    with dav2d.FrameStream.open("synthetic:16x8@0?format=gray8&slots=2&max_pinned_bytes=512") as stream:
+        kept = [np.asarray(stream.next(timeout=10)) for _ in range(4)]
+        wait_until("the stream to skip", lambda: stream.skipped > 0)
+        assert any("max_pinned_bytes" in r.getMessage() for r in caplog.records)
+        del kept

@@ -95,7 +95,8 @@ impl Drop for Buffer {
 }
 
 struct Slot {
-    buffer: Buffer,
+    /// Made when the slot is first written (a pool grows into its slots).
+    buffer: std::sync::OnceLock<Buffer>,
     /// Written only by the producer while it holds the slot for writing.
     meta: UnsafeCell<Option<FrameMeta>>,
 }
@@ -110,12 +111,22 @@ struct State {
     /// The newest seq a reader has leased (for [`Delivery::Every`]).
     taken: Option<u64>,
     closed: bool,
+    /// Slots in use: the pool grows (up to [`MAX_SLOTS`]) while readers
+    /// hold every one, within `max_pinned_bytes`.
+    active: usize,
+    /// Bytes of slots readers may hold before frames are skipped.
+    max_pinned_bytes: usize,
+    /// Whether the pool said it reached `max_pinned_bytes`.
+    warned: bool,
+    /// Whether a reader was told so (see [`FramePool::take_cap_notice`]).
+    noticed: bool,
     /// Why the source ended, when it was not a clean end.
     error: Option<String>,
 }
 
 struct Inner {
     slots: Box<[Slot]>,
+    capacity: usize,
     state: Mutex<State>,
     changed: Condvar,
     delivery: Delivery,
@@ -146,32 +157,40 @@ pub struct FramePool {
 impl std::fmt::Debug for FramePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FramePool")
-            .field("slots", &self.inner.slots.len())
+            .field("slots", &self.slots())
             .field("capacity", &self.capacity())
             .finish_non_exhaustive()
     }
 }
 
-/// The most slots a pool has.
+/// The most slots a pool has (it starts with fewer and grows).
 pub const MAX_SLOTS: usize = 64;
 
+/// The bytes of slots readers may hold before a stream skips frames, by
+/// default (or the pool's first slots, if more).
+pub const DEFAULT_MAX_PINNED_BYTES: usize = 1 << 30;
+
 impl FramePool {
-    /// A pool of `slots` (at least 2) slots of `capacity` bytes each.
+    /// A pool of `slots` (at least 2) slots of `capacity` bytes each, that
+    /// grows while readers hold every slot (see [`FramePool::begin`]).
     pub fn new(slots: usize, capacity: usize, delivery: Delivery) -> FramePool {
-        let slots = slots.clamp(2, MAX_SLOTS);
-        let slots: Box<[Slot]> = (0..slots)
+        let active = slots.clamp(2, MAX_SLOTS);
+        let slots: Box<[Slot]> = (0..MAX_SLOTS)
             .map(|_| Slot {
-                buffer: Buffer::new(capacity),
+                buffer: std::sync::OnceLock::new(),
                 meta: UnsafeCell::new(None),
             })
             .collect();
         let state = State {
             leases: vec![0; slots.len()],
+            active,
+            max_pinned_bytes: DEFAULT_MAX_PINNED_BYTES.max(active.saturating_mul(capacity)),
             ..State::default()
         };
         FramePool {
             inner: Arc::new(Inner {
                 slots,
+                capacity,
                 state: Mutex::new(state),
                 changed: Condvar::new(),
                 delivery,
@@ -182,12 +201,38 @@ impl FramePool {
 
     /// Bytes each slot holds.
     pub fn capacity(&self) -> usize {
-        self.inner.slots[0].buffer.capacity
+        self.inner.capacity
     }
 
-    /// How many slots there are.
+    /// Sets the bytes of slots readers may hold before frames are skipped
+    /// (at least the pool's first slots).
+    pub fn set_max_pinned_bytes(&self, bytes: usize) {
+        let mut state = self.inner.lock();
+        state.max_pinned_bytes = bytes.max(state.active.saturating_mul(self.inner.capacity));
+    }
+
+    /// Once the stream has skipped frames for `max_pinned_bytes`, the
+    /// warning for its reader (once; `None` before and after).
+    pub fn take_cap_notice(&self) -> Option<String> {
+        let mut state = self.inner.lock();
+        if !state.warned || state.noticed {
+            return None;
+        }
+        state.noticed = true;
+        Some(format!(
+            "Readers hold every slot of this frame stream ({} slots) and its max_pinned_bytes ({}) is reached: frames are skipped until one is let go. Copy the frames you keep (numpy.array(frame), or read_into your own buffer) rather than holding their arrays.",
+            state.active, state.max_pinned_bytes
+        ))
+    }
+
+    /// The bytes of slots readers may hold before frames are skipped.
+    pub fn max_pinned_bytes(&self) -> usize {
+        self.inner.lock().max_pinned_bytes
+    }
+
+    /// How many slots there are now.
     pub fn slots(&self) -> usize {
-        self.inner.slots.len()
+        self.inner.lock().active
     }
 
     /// Frames the producer skipped because every slot was held.
@@ -258,7 +303,7 @@ impl FramePool {
         if state.closed {
             return None;
         }
-        let free = (0..inner.slots.len())
+        let free = (0..state.active)
             .find(|&i| state.leases[i] == 0 && state.newest != Some(i) && state.writing != Some(i))
             .or_else(|| {
                 // Every other slot is leased: rewrite the newest if nobody
@@ -267,11 +312,21 @@ impl FramePool {
                 let newest = state.newest.filter(|&i| state.leases[i] == 0)?;
                 state.newest = None;
                 Some(newest)
-            });
+            })
+            // Readers hold every slot: one more, within max_pinned_bytes.
+            .or_else(|| self.grow(&mut state));
         let Some(index) = free else {
             // A live source loses this frame; a file source tries it again.
             if inner.delivery == Delivery::Latest {
                 inner.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            if !state.warned {
+                state.warned = true;
+                tracing::warn!(
+                    slots = state.active,
+                    max_pinned_bytes = state.max_pinned_bytes,
+                    "Readers hold every slot of a frame stream and its max_pinned_bytes is reached: frames are skipped until one is let go. Copy the frames you keep (numpy.array(frame), or read_into your own buffer) rather than holding their arrays."
+                );
             }
             return None;
         };
@@ -281,6 +336,18 @@ impl FramePool {
             index,
             published: false,
         })
+    }
+
+    /// One more slot, when readers hold every one and what they hold is
+    /// within `max_pinned_bytes` (and the pool is under [`MAX_SLOTS`]).
+    fn grow(&self, state: &mut State) -> Option<usize> {
+        let held = (0..state.active).filter(|&i| state.leases[i] > 0).count();
+        let pinned = (held + 1).saturating_mul(self.inner.capacity);
+        if state.active >= MAX_SLOTS || pinned > state.max_pinned_bytes {
+            return None;
+        }
+        state.active += 1;
+        Some(state.active - 1)
     }
 
     /// A lease on the newest frame, if one was published.
@@ -347,7 +414,10 @@ pub struct WriteSlot<'a> {
 impl WriteSlot<'_> {
     /// The slot's whole buffer.
     pub fn buffer(&mut self) -> &mut [u8] {
-        let buffer = &self.pool.inner.slots[self.index].buffer;
+        let inner = &self.pool.inner;
+        let buffer = inner.slots[self.index]
+            .buffer
+            .get_or_init(|| Buffer::new(inner.capacity));
         // SAFETY: the state marks this slot as being written by this
         // `WriteSlot` alone (see `Inner`), and `&mut self` makes this the
         // only access through it.
@@ -411,7 +481,7 @@ impl Lease {
 
     /// The frame's bytes (all planes, as laid out).
     pub fn data(&self) -> &[u8] {
-        let buffer = &self.inner.slots[self.index].buffer;
+        let buffer = self.buffer();
         let len = self.meta.layout.size.min(buffer.capacity);
         // SAFETY: the slot is leased, so the producer does not write it
         // (see `Inner`); the bytes were written before it was published.
@@ -420,7 +490,14 @@ impl Lease {
 
     /// The address of the frame's first byte (for exporting it without a copy).
     pub fn as_ptr(&self) -> *const u8 {
-        self.inner.slots[self.index].buffer.pointer
+        self.buffer().pointer
+    }
+
+    /// The slot's buffer: made before its frame was written.
+    fn buffer(&self) -> &Buffer {
+        self.inner.slots[self.index]
+            .buffer
+            .get_or_init(|| Buffer::new(self.inner.capacity))
     }
 
     /// Frames of its source its reader did not get before this one.

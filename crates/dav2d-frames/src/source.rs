@@ -69,6 +69,11 @@ impl FrameUrl {
                 .parse::<u64>()
                 .map_err(|_| format!("{name}={value} in '{url}' is not a whole number"))
         };
+        // Every scheme takes it: the pool's cap, read by `open_with`.
+        if let Some((_, value)) = params.iter().find(|(n, _)| *n == "max_pinned_bytes") {
+            number("max_pinned_bytes", value)?;
+        }
+        params.retain(|(n, _)| *n != "max_pinned_bytes");
         let slots_of = |params: &[(&str, &str)]| -> Result<usize, String> {
             match params.iter().find(|(n, _)| *n == "slots") {
                 Some((_, v)) => {
@@ -241,6 +246,25 @@ pub fn open(url: &str) -> Result<RunningSource, String> {
 
 /// [`open`], with `options`.
 pub fn open_with(url: &str, options: &OpenOptions) -> Result<RunningSource, String> {
+    let source = start(url, options)?;
+    if let Some(bytes) = max_pinned_bytes(url) {
+        source.pool().set_max_pinned_bytes(bytes);
+    }
+    Ok(source)
+}
+
+/// The `max_pinned_bytes=` of `url`, if it gives one (checked by
+/// [`FrameUrl::parse`]).
+fn max_pinned_bytes(url: &str) -> Option<usize> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "max_pinned_bytes")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+fn start(url: &str, options: &OpenOptions) -> Result<RunningSource, String> {
     let least = options.least_slots;
     let mut parsed = FrameUrl::parse(url)?;
     match &mut parsed {

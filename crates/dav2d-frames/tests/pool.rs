@@ -18,9 +18,40 @@ fn produce(pool: &FramePool, layout: &dav2d_frames::FrameLayout) -> Option<u64> 
 }
 
 #[test]
+fn a_pool_whose_every_slot_is_held_grows_within_max_pinned_bytes() {
+    let layout = PixelFormat::Gray8.layout(64, 16).unwrap();
+    let pool = FramePool::new(2, layout.size, Delivery::Latest);
+    pool.set_max_pinned_bytes(10 * layout.size);
+    // A reader keeping 40 frames, as one collecting a clip would.
+    let mut kept = Vec::new();
+    for _ in 0..40 {
+        produce(&pool, &layout);
+        if let Some(lease) = pool.latest() {
+            kept.push(lease);
+        }
+    }
+    // It got new frames until it held ten slots' worth, then the stream skipped.
+    let seqs: Vec<u64> = kept.iter().map(|l| l.meta().seq).collect();
+    let distinct: std::collections::BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(distinct.len(), 10, "{seqs:?}");
+    assert_eq!(pool.slots(), 10);
+    assert!(pool.skipped() > 0);
+    for lease in &kept {
+        check_pattern(lease.data(), &layout, lease.meta().seq).unwrap();
+    }
+    // Let go, the slots serve the stream again.
+    kept.clear();
+    let before = pool.published();
+    produce(&pool, &layout).unwrap();
+    assert_eq!(pool.latest().unwrap().meta().seq, before);
+}
+
+#[test]
 fn a_leased_slot_keeps_its_frame_and_a_full_pool_skips() {
     let layout = PixelFormat::Bgra8.layout(64, 8).unwrap();
     let pool = FramePool::new(4, layout.size, Delivery::Latest);
+    // Readers may hold the four slots and no more (see the next test for growth).
+    pool.set_max_pinned_bytes(0);
     produce(&pool, &layout).unwrap();
     let first = pool.latest().unwrap();
     assert_eq!(first.meta().seq, 0);
