@@ -193,6 +193,9 @@ def test_processor_nodes_from_yaml(model_dir: Path, tmp_path: Path) -> None:
     )
     graph = dav2d.Graph()
     graph.load_config(str(path))
+    # What check and /graph show of it: the model's shapes and the activation chosen.
+    logic = next(n["logic"] for n in graph.spec()["nodes"] if n["name"] == "mask")
+    assert "[?, 3, ?, ?] -> [?, 1, ?, ?]" in logic and "activation=sigmoid" in logic, logic
     camera = graph.frames("camera", "synthetic:32x32@100?format=rgb8")
     try:
         for _ in range(1000):
@@ -265,3 +268,10 @@ def test_a_fixed_batch_is_taken_in_chunks_and_two_inputs_are_refused(model_dir: 
         assert np.array_equal(masks[i], fixed.run(texture(64, 64, seed=seed)))
     with pytest.raises(dav2d.Dav2dError, match=r"takes 2 inputs \('x', 'z'\)"):
         dav2d.Dav2dProcessor(str(write_config(tmp_path / "t.yaml", model_dir / "two_inputs.onnx")))
+
+
+def test_a_missing_model_is_named_at_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "p.yaml"
+    config.write_text('model_path: "/nonexistent/m.onnx"\nprocessing:\n  resolution: [32, 32]\n')
+    with pytest.raises(dav2d.Dav2dError, match=r"p\.yaml:1:13: model_path: model_path /nonexistent/m\.onnx does not exist"):
+        dav2d.Dav2dProcessor(str(config))

@@ -443,16 +443,21 @@ struct ProcessorFile {
 }
 
 impl ProcessorConfig {
-    /// Reads the processor settings of the YAML file at `path`; an error
-    /// names the file, line and field.
+    /// Reads the processor settings of the YAML file at `path` and checks
+    /// that its model file is there; an error names the file, line and field.
     pub fn load(path: &Path) -> Result<ProcessorConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::parse(&text, path)
+        Self::read(&text, path, true)
     }
 
-    /// [`ProcessorConfig::load`] of `text`, said to come from `path`.
+    /// The settings of `text`, said to come from `path` (the model file is
+    /// not looked at).
     pub fn parse(text: &str, path: &Path) -> Result<ProcessorConfig, String> {
+        Self::read(text, path, false)
+    }
+
+    fn read(text: &str, path: &Path, check: bool) -> Result<ProcessorConfig, String> {
         let file: ProcessorFile =
             serde_saphyr::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
         let (section, prefix) = match file.processor {
@@ -471,12 +476,20 @@ impl ProcessorConfig {
         } else {
             base
         };
-        section.resolve(base, prefix).map_err(|e| {
+        let located = |e: SettingError| {
             if e.line > 0 {
                 format!("{}:{e}", path.display())
             } else {
                 format!("{}: {e}", path.display())
             }
-        })
+        };
+        let config = section.resolve(base, prefix).map_err(located)?;
+        // The model file is checked where it is named, as `dav2d check` does.
+        if let (true, Some(written)) = (check, &section.model_path)
+            && let Err(message) = crate::processor::check_model(&config.model_path)
+        {
+            return Err(located(at(written, format!("{prefix}model_path"), message)));
+        }
+        Ok(config)
     }
 }

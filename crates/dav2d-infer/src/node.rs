@@ -151,9 +151,10 @@ impl CustomLogic for ProcessorNode {
 
     fn describe(&self) -> String {
         format!(
-            "processor({}, {}, activation={})",
+            "processor({}, {}, {}, activation={})",
             self.processor.config().model_path.display(),
             self.processor.device(),
+            self.processor.shapes(),
             self.processor.activation().0.as_str()
         )
     }

@@ -61,6 +61,8 @@ pub struct Processor {
     activation_reason: String,
     /// Model outputs that held NaN (their masks are empty).
     nan_outputs: u64,
+    /// The model's input and first output shapes, e.g. `[?, 3, ?, ?] -> [?, 1, ?, ?]`.
+    shapes: String,
 }
 
 impl std::fmt::Debug for Processor {
@@ -230,6 +232,17 @@ impl Processor {
             )));
         };
         let (activation, activation_reason) = choose_activation(config.activation, &bytes);
+        let shape_of = |value: &ValueType| match value {
+            ValueType::Tensor { shape, .. } => {
+                let dims: Vec<String> = shape
+                    .iter()
+                    .map(|d| if *d > 0 { d.to_string() } else { "?".to_string() })
+                    .collect();
+                format!("[{}]", dims.join(", "))
+            }
+            other => other.to_string(),
+        };
+        let shapes = format!("{} -> {}", shape_of(input.dtype()), shape_of(output.dtype()));
         if let ValueType::Tensor { shape, .. } = output.dtype() {
             let dims: Vec<i64> = shape.iter().copied().collect();
             // N x K x H x W with one channel, or N x H x W.
@@ -245,6 +258,7 @@ impl Processor {
             activation,
             activation_reason,
             nan_outputs: 0,
+            shapes,
             config,
             session,
             input_name,
@@ -319,6 +333,12 @@ impl Processor {
     /// or chosen from how the model ends.
     pub fn activation(&self) -> (Activation, &str) {
         (self.activation, &self.activation_reason)
+    }
+
+    /// The model's input and first output shapes (`?`: any), e.g.
+    /// `[?, 3, ?, ?] -> [?, 1, ?, ?]`.
+    pub fn shapes(&self) -> &str {
+        &self.shapes
     }
 
     /// Model outputs that held NaN so far (each gave an empty mask).
