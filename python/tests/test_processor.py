@@ -275,3 +275,24 @@ def test_a_missing_model_is_named_at_its_line(tmp_path: Path) -> None:
     config.write_text('model_path: "/nonexistent/m.onnx"\nprocessing:\n  resolution: [32, 32]\n')
     with pytest.raises(dav2d.Dav2dError, match=r"p\.yaml:1:13: model_path: model_path /nonexistent/m\.onnx does not exist"):
         dav2d.Dav2dProcessor(str(config))
+
+
+def test_the_dav2d_command_finds_onnxruntime_in_its_own_interpreter(model_dir: Path, tmp_path: Path) -> None:
+    """As a systemd unit or cron runs it: the venv's ``dav2d`` with the venv
+    not activated, and a ``python3`` on PATH that lacks onnxruntime."""
+    command = Path(sys.executable).parent / "dav2d"
+    config = tmp_path / "graph.yaml"
+    config.write_text(
+        "streams:\n  - name: camera\n    type: frame\n"
+        "nodes:\n  - name: mask\n    input: camera\n    processor:\n"
+        f'      model_path: "{model_dir / "conv_logits.onnx"}"\n'
+        "      processing: {resolution: [16, 16]}\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    import subprocess
+
+    bare = subprocess.run(["python3", "-c", "import onnxruntime"], env=env, capture_output=True, check=False)
+    assert bare.returncode != 0, "the python3 on this PATH must lack onnxruntime for the test to mean anything"
+    checked = subprocess.run([str(command), "check", str(config)], env=env, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert "activation=sigmoid" in checked.stdout, checked.stdout
