@@ -70,10 +70,39 @@ impl FrameUrl {
                 .map_err(|_| format!("{name}={value} in '{url}' is not a whole number"))
         };
         // Every scheme takes it: the pool's cap, read by `open_with`.
-        if let Some((_, value)) = params.iter().find(|(n, _)| *n == "max_pinned_bytes") {
-            number("max_pinned_bytes", value)?;
-        }
+        let cap = match params.iter().find(|(n, _)| *n == "max_pinned_bytes") {
+            Some((_, value)) => number("max_pinned_bytes", value)? as usize,
+            None => crate::pool::DEFAULT_MAX_PINNED_BYTES,
+        };
         params.retain(|(n, _)| *n != "max_pinned_bytes");
+        let parsed = Self::parse_scheme(url, scheme, body, &params, &number)?;
+        parsed.fits(url, cap)?;
+        Ok(parsed)
+    }
+
+    /// The pool a source starts with, against `cap` (`max_pinned_bytes`):
+    /// refused before anything is allocated when its slots would hold more.
+    /// (A y4m file's or a display's frame size is known when it is opened,
+    /// and checked then.)
+    fn fits(&self, url: &str, cap: usize) -> Result<(), String> {
+        let (slots, frame) = match self {
+            FrameUrl::Synthetic(frames) => (frames.slots, frames.layout()?.size),
+            FrameUrl::Tcp {
+                slots, max_bytes, ..
+            } => (*slots, *max_bytes),
+            FrameUrl::Y4m { .. } | FrameUrl::X11 { .. } => return Ok(()),
+        };
+        pool_fits(url, slots, frame, cap)
+    }
+
+    fn parse_scheme(
+        url: &str,
+        scheme: &str,
+        body: &str,
+        params: &[(&str, &str)],
+        number: &dyn Fn(&str, &str) -> Result<u64, String>,
+    ) -> Result<FrameUrl, String> {
+        let params = params.to_vec();
         let slots_of = |params: &[(&str, &str)]| -> Result<usize, String> {
             match params.iter().find(|(n, _)| *n == "slots") {
                 Some((_, v)) => {
@@ -228,6 +257,20 @@ impl FrameUrl {
     }
 }
 
+/// Whether `slots` slots of `frame` bytes fit `cap` (`max_pinned_bytes`).
+pub fn pool_fits(url: &str, slots: usize, frame: usize, cap: usize) -> Result<(), String> {
+    let total = slots.saturating_mul(frame);
+    if total > cap {
+        let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+        return Err(format!(
+            "'{url}' starts with {slots} slots of {frame} bytes ({:.2} GiB), more than max_pinned_bytes ({:.2} GiB); lower slots or the frame size, or raise max_pinned_bytes=",
+            gib(total),
+            gib(cap)
+        ));
+    }
+    Ok(())
+}
+
 /// What a source is opened with besides its URL.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
@@ -307,6 +350,8 @@ fn start(url: &str, options: &OpenOptions) -> Result<RunningSource, String> {
             )
             .map_err(|e| format!("{path}: {e}"))?;
             let layout = reader.header().layout;
+            let cap = max_pinned_bytes(url).unwrap_or(crate::pool::DEFAULT_MAX_PINNED_BYTES);
+            pool_fits(url, slots, layout.size, cap)?;
             let pool = FramePool::new(slots, layout.size, Delivery::Every);
             RunningSource::spawn("dav2d-frames-y4m", pool, move |pool, stop| {
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {

@@ -377,3 +377,42 @@ fn a_pool_takes_memory_only_as_frames_are_written() {
     let lease = pool.latest().unwrap();
     check_pattern(lease.data(), &layout, 5).unwrap();
 }
+
+#[test]
+fn a_pool_over_max_pinned_bytes_is_refused_before_anything_is_allocated() {
+    for (url, slots) in [
+        (
+            "tcp://127.0.0.1:0?max_bytes=268435456&slots=64",
+            "64 slots of 268435456 bytes (16.00 GiB)",
+        ),
+        (
+            "synthetic:8192x8192@0?format=bgra8&slots=64",
+            "64 slots of 268435456 bytes (16.00 GiB)",
+        ),
+        (
+            "synthetic:64x64@0?format=gray8&slots=4&max_pinned_bytes=1000",
+            "4 slots of 4096 bytes",
+        ),
+    ] {
+        let error = dav2d_frames::FrameUrl::parse(url).unwrap_err();
+        assert!(
+            error.contains(slots) && error.contains("max_pinned_bytes"),
+            "{error}"
+        );
+    }
+    // Raised, it is taken.
+    dav2d_frames::FrameUrl::parse("synthetic:64x64@0?format=gray8&slots=4&max_pinned_bytes=16384")
+        .unwrap();
+    // A y4m file's frames are known when it is opened: a 40-byte file that
+    // announces 8192 x 8192 4:4:4 frames is refused then, not allocated.
+    let dir = std::env::temp_dir().join(format!("dav2d-y4m-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("huge.y4m");
+    std::fs::write(&file, b"YUV4MPEG2 W8192 H8192 C444\nFRAME\n").unwrap();
+    let error = match dav2d_frames::open(&format!("y4m:{}?slots=8", file.display())) {
+        Ok(_) => panic!("the pool was made"),
+        Err(error) => error,
+    };
+    assert!(error.contains("max_pinned_bytes"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

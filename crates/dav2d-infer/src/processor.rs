@@ -236,13 +236,23 @@ impl Processor {
             ValueType::Tensor { shape, .. } => {
                 let dims: Vec<String> = shape
                     .iter()
-                    .map(|d| if *d > 0 { d.to_string() } else { "?".to_string() })
+                    .map(|d| {
+                        if *d > 0 {
+                            d.to_string()
+                        } else {
+                            "?".to_string()
+                        }
+                    })
                     .collect();
                 format!("[{}]", dims.join(", "))
             }
             other => other.to_string(),
         };
-        let shapes = format!("{} -> {}", shape_of(input.dtype()), shape_of(output.dtype()));
+        let shapes = format!(
+            "{} -> {}",
+            shape_of(input.dtype()),
+            shape_of(output.dtype())
+        );
         if let ValueType::Tensor { shape, .. } = output.dtype() {
             let dims: Vec<i64> = shape.iter().copied().collect();
             // N x K x H x W with one channel, or N x H x W.
