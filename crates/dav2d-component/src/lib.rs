@@ -11,6 +11,7 @@
 //! never depend on each other; the runtime starts them from a plan.
 
 mod broker_health;
+mod client_tls;
 mod component;
 mod durability;
 mod health;
@@ -22,6 +23,7 @@ mod throttle;
 mod topic;
 
 pub use broker_health::BrokerHealth;
+pub use client_tls::BrokerTls;
 pub use component::{
     AtStop, Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
     drain,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{MqttSink, MqttSource};
 use dav2d_component::section::Login;
-use dav2d_component::{Route, TopicTemplate};
+use dav2d_component::{BrokerTls, Route, TopicTemplate};
 
 /// The MQTT source's settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +14,8 @@ pub struct MqttSourceConfig {
     pub broker: (String, u16),
     /// The user and password given to the broker, if any.
     pub login: Option<Login>,
+    /// TLS to the broker (`mqtts://`), if asked for.
+    pub tls: Option<BrokerTls>,
     /// The client id (a session the broker keeps when `clean_session` is false).
     pub client_id: String,
     /// What to subscribe to, and where each topic's messages go.
@@ -49,6 +51,8 @@ pub struct MqttSinkConfig {
     pub broker: (String, u16),
     /// The user and password given to the broker, if any.
     pub login: Option<Login>,
+    /// TLS to the broker (`mqtts://`), if asked for.
+    pub tls: Option<BrokerTls>,
     /// The client id.
     pub client_id: String,
     /// The nodes and constraints published (empty: every one).
@@ -74,11 +78,18 @@ impl MqttSinkConfig {
     }
 }
 
-/// `mqtt://host:port` (port 1883 if left out) as (host, port).
-pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("mqtt://").ok_or_else(|| {
-        format!("'{url}' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)")
-    })?;
+/// `mqtt://host:port` (port 1883 if left out) or `mqtts://host:port` (TLS,
+/// port 8883 if left out) as (host, port, whether TLS).
+pub fn parse_broker(url: &str) -> Result<(String, u16, bool), String> {
+    let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("mqtt://") {
+        (rest, false, 1883)
+    } else if let Some(rest) = url.strip_prefix("mqtts://") {
+        (rest, true, 8883)
+    } else {
+        return Err(format!(
+            "'{url}' is not an MQTT URL; write mqtt://127.0.0.1:1883, or mqtts://host:8883 for TLS"
+        ));
+    };
     if rest.contains('@') {
         return Err(format!(
             "'{url}' carries a login here; it is read by the section (mqtt://user:password@host:port)"
@@ -90,10 +101,10 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), String> {
             port.parse::<u16>()
                 .map_err(|_| format!("'{port}' in '{url}' is not a port"))?,
         ),
-        None => (rest, 1883),
+        None => (rest, default_port),
     };
     if host.is_empty() {
         return Err(format!("'{url}' names no host"));
     }
-    Ok((host.to_string(), port))
+    Ok((host.to_string(), port, tls))
 }

@@ -11,6 +11,7 @@ use dav2d_component::section::{
 use dav2d_component::{Route, Sink, Source, TopicTemplate};
 use serde::Deserialize;
 
+use dav2d_component::BrokerTls;
 use dav2d_component::section::{Login, instance_name, split_login};
 
 use crate::{MqttSinkConfig, MqttSourceConfig, parse_broker};
@@ -38,6 +39,9 @@ pub struct MqttSourceSection {
     pub username: Option<Spanned<String>>,
     /// Its password (`${NAME}`: from the environment).
     pub password: Option<Spanned<String>>,
+    /// With `mqtts://`: a PEM file of the CAs to trust (default: the
+    /// system's), relative to the config's folder.
+    pub ca: Option<Spanned<String>>,
     /// The client id (default: `dav2d-<name>` for a persistent session,
     /// which must stay the same; `dav2d-<name>-<host>-<pid>` otherwise, so
     /// two instances do not take each other's connection); `${NAME}` reads
@@ -72,6 +76,9 @@ pub struct MqttSinkSection {
     pub username: Option<Spanned<String>>,
     /// Its password (`${NAME}`: from the environment).
     pub password: Option<Spanned<String>>,
+    /// With `mqtts://`: a PEM file of the CAs to trust (default: the
+    /// system's), relative to the config's folder.
+    pub ca: Option<Spanned<String>>,
     /// The client id (default: `dav2d-<name>` for a persistent session,
     /// which must stay the same; `dav2d-<name>-<host>-<pid>` otherwise, so
     /// two instances do not take each other's connection); `${NAME}` reads
@@ -134,6 +141,7 @@ fn max_message(
 struct Connection {
     broker: (String, u16),
     login: Option<Login>,
+    tls: Option<BrokerTls>,
     client_id: String,
 }
 
@@ -147,8 +155,18 @@ fn connection(
     persistent: bool,
 ) -> Result<Connection, ConfigError> {
     let (url, from_url) = split_login(written.url.value.trim());
-    let broker = parse_broker(&url)
+    let (host, port, tls) = parse_broker(&url)
         .map_err(|m| context.error_at(written.url, format!("{prefix}.url"), m))?;
+    let tls = context.broker_tls(tls, written.ca, prefix)?;
+    if tls.is_none()
+        && let Some(ca) = written.ca
+    {
+        return Err(context.error_at(
+            ca,
+            format!("{prefix}.ca"),
+            "a CA file is for TLS: write the URL as mqtts://host:8883".to_string(),
+        ));
+    }
     let login = context.login(from_url, (written.username, written.password), prefix)?;
     let client_id = match written.client_id {
         Some(id) => context.secret(id, &format!("{prefix}.client_id"))?,
@@ -156,8 +174,9 @@ fn connection(
         None => format!("dav2d-{name}-{}", instance_name()),
     };
     Ok(Connection {
-        broker,
+        broker: (host, port),
         login,
+        tls,
         client_id,
     })
 }
@@ -167,6 +186,7 @@ struct Written<'a> {
     url: &'a Spanned<String>,
     username: &'a Option<Spanned<String>>,
     password: &'a Option<Spanned<String>>,
+    ca: &'a Option<Spanned<String>>,
     client_id: &'a Option<Spanned<String>>,
 }
 
@@ -211,12 +231,14 @@ impl MqttSourceSection {
             url: &self.url,
             username: &self.username,
             password: &self.password,
+            ca: &self.ca,
             client_id: &self.client_id,
         };
         let connection = connection(context, written, prefix, name, !clean_session)?;
         Ok(MqttSourceConfig {
             broker: connection.broker,
             login: connection.login,
+            tls: connection.tls,
             client_id: connection.client_id,
             subscriptions,
             qos: qos(context, &self.qos, format!("{prefix}.qos"))?,
@@ -251,12 +273,14 @@ impl MqttSinkSection {
             url: &self.url,
             username: &self.username,
             password: &self.password,
+            ca: &self.ca,
             client_id: &self.client_id,
         };
         let connection = connection(context, written, prefix, name, false)?;
         Ok(MqttSinkConfig {
             broker: connection.broker,
             login: connection.login,
+            tls: connection.tls,
             client_id: connection.client_id,
             names: self.names.iter().map(|n| n.value.clone()).collect(),
             topic,
@@ -268,10 +292,11 @@ impl MqttSinkSection {
 }
 
 /// The broker as the spec shows it: its user, never the password.
-fn shown((host, port): &(String, u16), login: &Option<Login>) -> String {
+fn shown((host, port): &(String, u16), login: &Option<Login>, tls: bool) -> String {
+    let scheme = if tls { "mqtts" } else { "mqtt" };
     match login {
-        Some(login) => format!("mqtt://{}@{host}:{port}", login.user),
-        None => format!("mqtt://{host}:{port}"),
+        Some(login) => format!("{scheme}://{}@{host}:{port}", login.user),
+        None => format!("{scheme}://{host}:{port}"),
     }
 }
 
@@ -283,7 +308,7 @@ impl SourceSetting for MqttSourceConfig {
     fn describe(&self, name: &str) -> ComponentSpec {
         let address = format!(
             "{} [{}]",
-            shown(&self.broker, &self.login),
+            shown(&self.broker, &self.login, self.tls.is_some()),
             filters(&self.subscriptions)
         );
         component(name, "mqtt", address, route_streams(&self.subscriptions))

@@ -42,6 +42,12 @@ impl Sink for MqttSink {
         if let Some(login) = &config.login {
             options.set_credentials(&login.user, &login.password);
         }
+        if let Some(tls) = &config.tls {
+            let client = tls.client_config().map_err(StartError::Other)?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(client),
+            ));
+        }
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);

@@ -76,6 +76,12 @@ impl Source for MqttSource {
         if let Some(login) = &config.login {
             options.set_credentials(&login.user, &login.password);
         }
+        if let Some(tls) = &config.tls {
+            let client = tls.client_config().map_err(StartError::Other)?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(client),
+            ));
+        }
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)

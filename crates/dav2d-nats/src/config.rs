@@ -31,10 +31,12 @@ pub struct JetStreamSource {
 /// The NATS source's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatsSourceConfig {
-    /// `nats://host:port` (a login is in `auth`, never here).
+    /// `nats://host:port` or `tls://host:port` (a login is in `auth`, never here).
     pub url: String,
     /// How the client authenticates.
     pub auth: Auth,
+    /// TLS to the server (`tls://`, or a `ca` given), if asked for.
+    pub tls: Option<dav2d_component::BrokerTls>,
     /// What to read (subject templates in NATS syntax), and where each
     /// subject's messages go.
     pub subjects: Vec<Route>,
@@ -55,10 +57,12 @@ impl NatsSourceConfig {
 /// The NATS sink's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NatsSinkConfig {
-    /// `nats://host:port` (a login is in `auth`, never here).
+    /// `nats://host:port` or `tls://host:port` (a login is in `auth`, never here).
     pub url: String,
     /// How the client authenticates.
     pub auth: Auth,
+    /// TLS to the server (`tls://`, or a `ca` given), if asked for.
+    pub tls: Option<dav2d_component::BrokerTls>,
     /// The nodes and constraints published (empty: every one).
     pub names: Vec<String>,
     /// Where an update goes, e.g. `dav2d.out.{stream}.{key}`.
@@ -100,11 +104,16 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Checks a NATS URL: `nats://host:port`.
+/// Checks a NATS URL: `nats://host:port`, or `tls://host:port` for TLS.
 pub fn check_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("nats://")
-        .ok_or_else(|| format!("'{url}' is not a NATS URL; write nats://127.0.0.1:4222"))?;
+        .or_else(|| url.strip_prefix("tls://"))
+        .ok_or_else(|| {
+            format!(
+                "'{url}' is not a NATS URL; write nats://127.0.0.1:4222, or tls://host:4222 for TLS"
+            )
+        })?;
     if rest.is_empty() {
         return Err(format!("'{url}' names no host"));
     }

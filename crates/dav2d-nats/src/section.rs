@@ -55,6 +55,9 @@ pub struct NatsSourceSection {
     pub password: Option<Spanned<String>>,
     /// A token instead of a user (`${NAME}`: from the environment).
     pub token: Option<Spanned<String>>,
+    /// A PEM file of the CAs to trust for TLS (`tls://`; default: the
+    /// system's), relative to the config's folder; giving it turns TLS on.
+    pub ca: Option<Spanned<String>>,
     /// What to read.
     pub subjects: Spanned<Vec<NatsSubjectSection>>,
     /// Read through a JetStream durable consumer.
@@ -76,6 +79,9 @@ pub struct NatsSinkSection {
     pub password: Option<Spanned<String>>,
     /// A token instead of a user (`${NAME}`: from the environment).
     pub token: Option<Spanned<String>>,
+    /// A PEM file of the CAs to trust for TLS (`tls://`; default: the
+    /// system's), relative to the config's folder; giving it turns TLS on.
+    pub ca: Option<Spanned<String>>,
     /// Nodes and constraints to publish (default: every one).
     #[serde(default)]
     pub names: Vec<Spanned<String>>,
@@ -114,6 +120,15 @@ struct Written<'a> {
     username: &'a Option<Spanned<String>>,
     password: &'a Option<Spanned<String>>,
     token: &'a Option<Spanned<String>>,
+    ca: &'a Option<Spanned<String>>,
+}
+
+/// Where a section connects: its URL (login taken out), how it
+/// authenticates, and TLS.
+struct Connection {
+    url: String,
+    auth: Auth,
+    tls: Option<dav2d_component::BrokerTls>,
 }
 
 /// The URL of a section (its login taken out) and how it authenticates.
@@ -121,12 +136,13 @@ fn connection(
     context: &SectionContext,
     written: Written<'_>,
     prefix: &str,
-) -> Result<(String, Auth), ConfigError> {
+) -> Result<Connection, ConfigError> {
     let Written {
         url,
         username,
         password,
         token,
+        ca,
     } = written;
     let text = url.value.trim();
     check_url(text).map_err(|m| context.error_at(url, format!("{prefix}.url"), m))?;
@@ -146,7 +162,12 @@ fn connection(
             ));
         }
     };
-    Ok((bare, auth))
+    let tls = context.broker_tls(bare.starts_with("tls://"), ca, prefix)?;
+    Ok(Connection {
+        url: bare,
+        auth,
+        tls,
+    })
 }
 
 impl JetStreamSection {
@@ -241,11 +262,13 @@ impl NatsSourceSection {
             username: &self.username,
             password: &self.password,
             token: &self.token,
+            ca: &self.ca,
         };
-        let (url, auth) = connection(context, written, prefix)?;
+        let Connection { url, auth, tls } = connection(context, written, prefix)?;
         Ok(NatsSourceConfig {
             url,
             auth,
+            tls,
             subjects,
             jetstream,
         })
@@ -272,11 +295,13 @@ impl NatsSinkSection {
             username: &self.username,
             password: &self.password,
             token: &self.token,
+            ca: &self.ca,
         };
-        let (url, auth) = connection(context, written, prefix)?;
+        let Connection { url, auth, tls } = connection(context, written, prefix)?;
         Ok(NatsSinkConfig {
             url,
             auth,
+            tls,
             names: self.names.iter().map(|n| n.value.clone()).collect(),
             subject,
             jetstream: self.jetstream.unwrap_or(false),

@@ -49,7 +49,12 @@ impl Sink for NatsSink {
                 Ok(runtime) => runtime,
                 Err(error) => return task_health.failed(error),
             };
-            let client = match runtime.block_on(connect(&config.url, &config.auth, &task_health)) {
+            let client = match runtime.block_on(connect(
+                &config.url,
+                &config.auth,
+                config.tls.as_ref(),
+                &task_health,
+            )) {
                 Ok(client) => client,
                 Err(error) => return task_health.failed(error),
             };

@@ -24,6 +24,7 @@ pub struct NatsSource {
 pub(crate) async fn connect(
     url: &str,
     auth: &Auth,
+    tls: Option<&dav2d_component::BrokerTls>,
     health: &Arc<BrokerHealth>,
 ) -> Result<async_nats::Client, String> {
     let events = Arc::clone(health);
@@ -34,6 +35,12 @@ pub(crate) async fn connect(
             login.password.clone(),
         ),
         Auth::Token(token) => async_nats::ConnectOptions::with_token(token.0.clone()),
+    };
+    let options = match tls {
+        Some(tls) => options
+            .require_tls(true)
+            .tls_client_config((*tls.client_config()?).clone()),
+        None => options,
     };
     options
         .retry_on_initial_connect()
@@ -110,7 +117,7 @@ async fn run(
     health: &Arc<BrokerHealth>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let client = connect(&config.url, &config.auth, health).await?;
+    let client = connect(&config.url, &config.auth, config.tls.as_ref(), health).await?;
     health.connected();
     match &config.jetstream {
         None => {

@@ -1,13 +1,15 @@
 //! Broker logins and secrets as a section writes them: a user and password
 //! in the URL (`mqtt://user:secret@host:1883`) or as fields, a value read
 //! from the environment (`password: ${MQTT_PASSWORD}`) so secrets stay out
-//! of YAML, and the name that tells this instance from another.
+//! of YAML, TLS to the broker (`ca`), and the name that tells this
+//! instance from another.
 
 use std::fmt;
 
 use serde_saphyr::Spanned;
 
 use super::{ConfigError, SectionContext};
+use crate::BrokerTls;
 
 /// A user name and its password, given to a broker when connecting.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,6 +73,30 @@ impl SectionContext {
                 format!("the environment variable {name} is not set; set it, or write the value"),
             )
         })
+    }
+
+    /// TLS to a broker, when its URL asks for it (`tls_scheme`: `mqtts://`,
+    /// `tls://`) or a `ca` file is given (read from the config's folder and
+    /// checked now, so `check` refuses a bad one as `run` would).
+    pub fn broker_tls(
+        &self,
+        tls_scheme: bool,
+        ca: &Option<Spanned<String>>,
+        prefix: &str,
+    ) -> Result<Option<BrokerTls>, ConfigError> {
+        if !tls_scheme && ca.is_none() {
+            return Ok(None);
+        }
+        let tls = BrokerTls {
+            ca: ca.as_ref().map(|c| self.folder().join(c.value.trim())),
+        };
+        if let Err(message) = tls.client_config() {
+            return Err(match ca {
+                Some(written) => self.error_at(written, format!("{prefix}.ca"), message),
+                None => self.error_in(format!("{prefix}.url"), message),
+            });
+        }
+        Ok(Some(tls))
     }
 
     /// The login of a broker section: from its URL (`url_login`) or its
