@@ -486,7 +486,7 @@ impl ProcessorConfig {
         let config = section.resolve(base, prefix).map_err(located)?;
         // The model file is checked where it is named, as `dav2d check` does.
         if let (true, Some(written)) = (check, &section.model_path)
-            && let Err(message) = crate::processor::check_model(&config.model_path)
+            && let Err(message) = crate::model::check_model(&config.model_path)
         {
             return Err(located(at(written, format!("{prefix}model_path"), message)));
         }

@@ -24,6 +24,7 @@ pub use config::{
     Activation, OutputSize, ProcessingSection, ProcessorConfig, ProcessorSection, SettingError,
     UseGpu, UseGpuText, cores,
 };
+pub use model::check_model;
 pub use node::ProcessorNode;
 pub use pipeline::{Image2d, Input, Pixels};
-pub use processor::{Output, Processor, ProcessorError, check_model};
+pub use processor::{Output, Processor, ProcessorError};

@@ -1,7 +1,11 @@
-//! What the ONNX model file says about itself beyond what ONNX Runtime
-//! reports: the operator that makes the graph's first output, read from the
+//! The ONNX model file before ONNX Runtime opens it: whether the path is
+//! one (not a directory or a PyTorch checkpoint), and what it says about
+//! itself beyond what ONNX Runtime reports: the operator that makes the
+//! graph's first output, read from the
 //! file's protobuf (only the fields needed, every other one skipped), so a
 //! model that ends in its own `Sigmoid` or `Softmax` is not activated twice.
+
+use std::path::Path;
 
 use prost::Message;
 
@@ -48,6 +52,50 @@ pub fn last_operator(model: &[u8]) -> Option<String> {
         .rev()
         .find(|node| node.output.iter().any(|o| o == first))
         .map(|node| node.op_type.clone())
+}
+
+/// What the file at `path` is, when it is not an ONNX model, and how to
+/// make one.
+fn not_onnx(path: &Path) -> Option<String> {
+    let export = "export it to ONNX first, e.g. `torch.onnx.export(model, example_input, \"model.onnx\")`, and point model_path at the .onnx file";
+    if path.is_dir() {
+        return Some(format!(
+            "model_path {} is a directory, not an ONNX model file; {export}",
+            path.display()
+        ));
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let kind = match extension.as_str() {
+        "pt" | "pth" => "a PyTorch checkpoint",
+        "safetensors" => "a safetensors file",
+        "ckpt" => "a checkpoint",
+        "h5" | "keras" => "a Keras model",
+        "pb" => "a TensorFlow graph",
+        _ => return None,
+    };
+    Some(format!(
+        "model_path {} is {kind} (.{extension}), which dav2d cannot run; {export}",
+        path.display()
+    ))
+}
+
+/// Checks that `path` is an existing file that may be an ONNX model (not a
+/// directory, a PyTorch checkpoint or another format), without loading it.
+pub fn check_model(path: &Path) -> Result<(), String> {
+    if let Some(message) = not_onnx(path) {
+        return Err(message);
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "model_path {} does not exist; give the absolute path of an ONNX model",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

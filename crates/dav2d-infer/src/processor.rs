@@ -8,6 +8,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::config::{Activation, OutputSize, ProcessorConfig, UseGpu};
+use crate::model::check_model;
 use crate::pipeline::{Input, Preprocess, activate, resize_plane, threshold_into};
 
 /// Why a processor could not start or run.
@@ -72,50 +73,6 @@ impl std::fmt::Debug for Processor {
             .field("device", &self.device)
             .finish()
     }
-}
-
-/// What the file at `path` is, when it is not an ONNX model, and how to
-/// make one.
-fn not_onnx(path: &Path) -> Option<String> {
-    let export = "export it to ONNX first, e.g. `torch.onnx.export(model, example_input, \"model.onnx\")`, and point model_path at the .onnx file";
-    if path.is_dir() {
-        return Some(format!(
-            "model_path {} is a directory, not an ONNX model file; {export}",
-            path.display()
-        ));
-    }
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let kind = match extension.as_str() {
-        "pt" | "pth" => "a PyTorch checkpoint",
-        "safetensors" => "a safetensors file",
-        "ckpt" => "a checkpoint",
-        "h5" | "keras" => "a Keras model",
-        "pb" => "a TensorFlow graph",
-        _ => return None,
-    };
-    Some(format!(
-        "model_path {} is {kind} (.{extension}), which dav2d cannot run; {export}",
-        path.display()
-    ))
-}
-
-/// Checks that `path` is an existing file that may be an ONNX model (not a
-/// directory, a PyTorch checkpoint or another format), without loading it.
-pub fn check_model(path: &Path) -> Result<(), String> {
-    if let Some(message) = not_onnx(path) {
-        return Err(message);
-    }
-    if !path.is_file() {
-        return Err(format!(
-            "model_path {} does not exist; give the absolute path of an ONNX model",
-            path.display()
-        ));
-    }
-    Ok(())
 }
 
 /// The activation to apply: the written one, or `none` for a model whose

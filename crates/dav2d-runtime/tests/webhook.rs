@@ -157,3 +157,66 @@ fn transitions_reach_an_alertmanager_receiver_retried_and_counted() {
     second.stop();
     runtime.stop();
 }
+
+#[test]
+fn a_receiver_answering_an_endless_body_costs_at_most_the_answer_limit() {
+    // A receiver that answers 200 with a chunked body it never ends; it
+    // writes until the sink closes the connection (or 1 GiB, a bound).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (count, ended) = (Arc::clone(&written), Arc::clone(&closed));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, "x".repeat(64 << 10));
+            while count.load(Ordering::SeqCst) < 1 << 30 {
+                if stream.write_all(chunk.as_bytes()).is_err() {
+                    break;
+                }
+                count.fetch_add(64 << 10, Ordering::SeqCst);
+            }
+            ended.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let yaml = format!(
+        "streams:\n  - name: t\nconstraints:\n  - name: hot\n    input: t\n    trip: 50\n\
+         sinks:\n  - kind: webhook\n    url: http://{address}/alerts\n\
+         http:\n  bind: 127.0.0.1:0\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    );
+    let (runtime, graph) = brokers::start(&yaml);
+    {
+        let mut graph = graph.lock();
+        graph.push("t", "k", Value::Float(60.0), None).unwrap();
+        graph.run_wave();
+    }
+    // The 200 counts; the sink stopped reading and closed the connection.
+    brokers::wait_for("the transition to count as sent", || {
+        gauge(&runtime, "dav2d_webhook_sent") == 1
+    });
+    brokers::wait_for("the receiver to see the connection closed", || {
+        closed.load(Ordering::SeqCst) == 1
+    });
+    // What it could write is the answer limit plus what the sockets buffer.
+    let sent = written.load(Ordering::SeqCst);
+    assert!(sent < 64 << 20, "the sink took {sent} bytes of the answer");
+    runtime.stop();
+}

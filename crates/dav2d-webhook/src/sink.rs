@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dav2d_component::{Context, Delivery, Gauge, Health, Running, Sink, StartError, ThreadTask};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -66,6 +66,10 @@ impl Health for WebhookHealth {
     }
 }
 
+/// The most of a receiver's answer read (its status decides): an answer's
+/// body is only read so the connection can be reused.
+pub const ANSWER_LIMIT: usize = 64 << 10;
+
 impl Sink for WebhookSink {
     fn name(&self) -> &str {
         &self.name
@@ -99,7 +103,11 @@ impl Sink for WebhookSink {
             config.names.clone()
         };
         let updates = context.subscribe_outputs(&self.name, &names, config.queue)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // One worker of its own: the client's connection tasks run between
+        // POSTs too (a connection whose answer was cut short closes at once).
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dav2d-webhook-io")
             .enable_all()
             .build()
             .map_err(|e| StartError::Other(format!("cannot start the webhook client: {e}")))?;
@@ -116,6 +124,7 @@ impl Sink for WebhookSink {
                 config,
                 health: worker,
                 runtime,
+                long_answers: dav2d_component::Throttle::new(std::time::Duration::from_secs(60)),
             };
             // A POST may retry for seconds: what waits at stop is left.
             dav2d_component::drain(&updates, &stop, dav2d_component::AtStop::Drop, |update| {
@@ -137,6 +146,8 @@ struct Post {
     config: WebhookConfig,
     health: Arc<WebhookHealth>,
     runtime: tokio::runtime::Runtime,
+    /// Logs an answer cut at [`ANSWER_LIMIT`] once a minute at most.
+    long_answers: dav2d_component::Throttle,
 }
 
 impl Post {
@@ -195,8 +206,21 @@ impl Post {
                     .await
                     .map_err(|e| e.to_string())?;
                 let status = response.status();
-                // Read the answer so the connection can be reused.
-                let _ = response.into_body().collect().await;
+                // Read the answer so the connection can be reused, but at
+                // most ANSWER_LIMIT of it: past that (an endless body) the
+                // connection is dropped, and only the status counts.
+                let read = Limited::new(response.into_body(), ANSWER_LIMIT)
+                    .collect()
+                    .await;
+                if read.is_err()
+                    && let Some(more) = self.long_answers.ready()
+                {
+                    tracing::warn!(
+                        limit = ANSWER_LIMIT,
+                        more_since_last_line = more,
+                        "The webhook receiver's answer is longer than dav2d reads; the rest is dropped with its connection."
+                    );
+                }
                 if status.is_success() {
                     Ok(())
                 } else {
