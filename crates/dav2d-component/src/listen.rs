@@ -78,11 +78,16 @@ fn pem_error(path: &Path, what: &str, error: &rustls_pki_types::pem::Error) -> S
     )
 }
 
-/// Whether `given` is `token`, compared in constant time so its bytes
-/// cannot be guessed from response times. Every door that takes a token
-/// (HTTP's bearer header, TCP's `AUTH` line, later connectors) uses this.
+/// Whether `given` is `token`. Their SHA-256 digests are compared in
+/// constant time, so neither the token's bytes nor its length can be
+/// learned from response times (a plain compare stops at a length
+/// mismatch). Every door that takes a token (HTTP's bearer header, TCP's
+/// `AUTH` line, the frame source) uses this.
 pub fn token_matches(given: &[u8], token: &str) -> bool {
-    bool::from(given.ct_eq(token.as_bytes()))
+    let sha = &ring::digest::SHA256;
+    let given = ring::digest::digest(sha, given);
+    let token = ring::digest::digest(sha, token.as_bytes());
+    bool::from(given.as_ref().ct_eq(token.as_ref()))
 }
 
 /// Where and how a listening component listens: one shape for the HTTP

@@ -43,6 +43,26 @@ pub(crate) async fn authorize(
     next.run(request).await
 }
 
+/// Refuses (400) an HTTP/1.1 request without a `Host` header, as RFC 9112
+/// requires (and nginx does), whatever the token.
+pub(crate) async fn require_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.version() == axum::http::Version::HTTP_11
+        && !request.headers().contains_key(header::HOST)
+    {
+        state.intake.reject(RejectReason::ForbiddenHost, 1);
+        state.intake.metrics().request(request.uri().path(), 400);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request must carry a Host header",
+        );
+    }
+    next.run(request).await
+}
+
 /// Refuses (403) a request whose `Host` names something other than an IP
 /// literal, `localhost` or `http.allowed_hosts`: a web page that rebinds
 /// its own domain name to 127.0.0.1 sends its domain as `Host`.

@@ -56,10 +56,15 @@ pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let name = match host.strip_prefix('[') {
         // `[::1]:8080`
         Some(rest) => {
-            return rest
-                .split(']')
-                .next()
-                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            // Exactly an address in brackets, then nothing or `:port`.
+            let Some((ip, after)) = rest.split_once(']') else {
+                return false;
+            };
+            let port_ok = after.is_empty()
+                || after
+                    .strip_prefix(':')
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            return port_ok && ip.parse::<std::net::Ipv6Addr>().is_ok();
         }
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
             if port.bytes().all(|b| b.is_ascii_digit()) {
@@ -88,6 +93,7 @@ mod tests {
             "localhost",
             "LOCALHOST:80",
             "[::1]:8080",
+            "[::1]",
             "10.0.0.5",
             "app.localhost:1",
             "dav2d.internal:8080",
@@ -100,6 +106,10 @@ mod tests {
             "127.0.0.1.evil.example",
             "localhost.evil.example",
             "[evil]:80",
+            "[::1]evil.com",
+            "[::1]:80evil",
+            "[::1]:",
+            "[::1",
             "",
         ] {
             assert!(!host_allowed(host, &allowed), "{host}");

@@ -102,5 +102,10 @@ fn router(state: AppState) -> Router {
             crate::auth::check_host,
         ))
     };
+    // Outermost: every request, with or without a token.
+    let routes = routes.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_host,
+    ));
     routes.with_state(state)
 }

@@ -167,7 +167,7 @@ fn sources_and_sinks_are_lists_tagged_by_kind() {
     );
     check(
         "sources:\n  - kind: mqtt\n    url: tcp://x\n    subscriptions:\n      - topic: a/{stream}\n",
-        "test.yaml:3:10: sources[0].url: 'tcp://x' is not an MQTT URL; write mqtt://127.0.0.1:1883 (mqtts is not supported: put a TLS terminator in front)",
+        "test.yaml:3:10: sources[0].url: 'tcp://x' is not an MQTT URL; write mqtt://127.0.0.1:1883, or mqtts://host:8883 for TLS",
     );
     check(
         "persistence:\n  enabled: false\nsources:\n  - kind: nats\n    url: nats://h:4222\n    subjects:\n      - subject: a.{key}.{stream}\n    jetstream:\n      stream: S\n      ack: durable\n",
@@ -447,4 +447,18 @@ fn a_constraint_takes_pythons_spelling_for_() {
     config.build(&mut graph).unwrap();
     let hot = graph.nodes().into_iter().find(|n| n.name == "hot").unwrap();
     assert!(hot.logic.contains("for=0.5s"), "{}", hot.logic);
+}
+
+#[test]
+fn a_token_no_client_could_send_is_refused_at_its_line() {
+    check_contains(
+        "http:\n  token: pässwort\n",
+        "test.yaml:2:10: http.token:",
+        "printable ASCII without spaces",
+    );
+    check_contains(
+        "tcp:\n  token: two words\n",
+        "test.yaml:2:10: tcp.token:",
+        "printable ASCII",
+    );
 }

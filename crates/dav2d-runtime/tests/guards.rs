@@ -603,3 +603,21 @@ fn every_listener_entry_takes_the_http_token_unless_it_gives_its_own() {
     assert!(read_line(&mut tcp).contains("AUTH <token>"));
     runtime.stop();
 }
+
+#[test]
+fn an_http_11_request_without_host_is_refused_with_or_without_a_token() {
+    for token in [None, Some("s3cret".to_string())] {
+        let server = http_with(|http| http.listen.token = token.clone());
+        let mut stream = connect(server.http());
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = read_response(&mut stream);
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.body.contains("Host"), "{}", answer.body);
+        // HTTP/1.0 may leave it out.
+        let mut old = connect(server.http());
+        old.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut old).status, 200);
+    }
+}

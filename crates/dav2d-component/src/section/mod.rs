@@ -217,9 +217,12 @@ impl SectionContext {
         Ok(value.value)
     }
 
-    /// A token, refused when empty (it would turn auth off).
+    /// A token (`${NAME}`: from the environment), refused when empty (it
+    /// would turn auth off) or not printable ASCII (it travels in an HTTP
+    /// header and a TCP line, where no client could send it).
     pub fn token(&self, token: &Spanned<String>, field: &str) -> Result<String, ConfigError> {
-        if token.value.trim().is_empty() {
+        let value = self.secret(token, field)?;
+        if value.trim().is_empty() {
             return Err(self.error_at(
                 token,
                 field.to_string(),
@@ -227,7 +230,14 @@ impl SectionContext {
                     .to_string(),
             ));
         }
-        Ok(token.value.clone())
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(self.error_at(
+                token,
+                field.to_string(),
+                "a token is printable ASCII without spaces (it is sent in an HTTP header and a TCP line); use letters, digits and punctuation".to_string(),
+            ));
+        }
+        Ok(value)
     }
 
     /// A section's own token, or the top-level one.
