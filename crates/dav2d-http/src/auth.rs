@@ -63,6 +63,47 @@ pub(crate) async fn require_host(
     next.run(request).await
 }
 
+/// Refuses (403) a request a web page on another site sent (by its
+/// `Sec-Fetch-Site` and `Origin` headers) unless `http.allowed_origins`
+/// names its origin: a page the operator visits cannot write samples or
+/// read state through the operator's browser. Requests not from a page
+/// (curl, scripts) carry neither header and pass.
+pub(crate) async fn check_origin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refused = {
+        let headers = request.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let origin = header(header::ORIGIN.as_str());
+        let allowed = crate::config::origin_allowed(
+            origin,
+            header("sec-fetch-site"),
+            header(header::HOST.as_str()),
+            &state.config.allowed_origins,
+        );
+        (!allowed).then(|| {
+            origin
+                .unwrap_or("none")
+                .chars()
+                .take(100)
+                .collect::<String>()
+        })
+    };
+    if let Some(origin) = refused {
+        state.intake.reject(RejectReason::ForbiddenHost, 1);
+        state.intake.metrics().request(request.uri().path(), 403);
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a cross-site request (Origin '{origin}') is not served; list the origin in http.allowed_origins"
+            ),
+        );
+    }
+    next.run(request).await
+}
+
 /// Refuses (403) a request whose `Host` names something other than an IP
 /// literal, `localhost` or `http.allowed_hosts`: a web page that rebinds
 /// its own domain name to 127.0.0.1 sends its domain as `Host`.

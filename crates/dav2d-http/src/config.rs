@@ -23,6 +23,9 @@ pub struct HttpConfig {
     /// Host names (besides IP literals and `localhost`) a request may name
     /// in `Host` when there is no token: the guard against DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Origins (`https://dashboard.example`) whose pages may call this
+    /// server from a browser; every other cross-site request is refused.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -33,6 +36,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -81,9 +85,70 @@ pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
         || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
+/// Whether a browser request is one this server takes: same-origin (or
+/// not from a page at all), or from an origin in `allowed`. `origin` is the
+/// `Origin` header, `site` the `Sec-Fetch-Site` header, `host` the `Host`.
+pub(crate) fn origin_allowed(
+    origin: Option<&str>,
+    site: Option<&str>,
+    host: Option<&str>,
+    allowed: &[String],
+) -> bool {
+    let listed = |o: &str| {
+        allowed
+            .iter()
+            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+    };
+    match (site, origin) {
+        // Browsers that send Sec-Fetch-Site say which it is.
+        (Some(site), _)
+            if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") =>
+        {
+            true
+        }
+        (Some(_), Some(origin)) => listed(origin),
+        (Some(_), None) => false,
+        // Older browsers: the Origin's host must be this server's.
+        (None, Some(origin)) => {
+            let same = origin.split_once("://").is_some_and(|(_, authority)| {
+                host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
+            });
+            same || listed(origin)
+        }
+        // Not from a page (curl, a script, a broker bridge).
+        (None, None) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::{host_allowed, origin_allowed};
+
+    #[test]
+    fn cross_site_requests_are_refused_unless_their_origin_is_listed() {
+        let allowed = vec!["https://dash.example".to_string()];
+        let host = Some("127.0.0.1:8080");
+        let cases = [
+            (None, None, true),
+            (Some("http://127.0.0.1:8080"), Some("same-origin"), true),
+            (None, Some("none"), true),
+            (Some("https://evil.example"), Some("cross-site"), false),
+            (Some("https://evil.example"), None, false),
+            (Some("null"), None, false),
+            (None, Some("cross-site"), false),
+            (Some("http://127.0.0.1:8080"), None, true),
+            (Some("https://dash.example"), Some("cross-site"), true),
+            (Some("https://dash.example"), None, true),
+            (Some("http://localhost:8080"), Some("same-site"), false),
+        ];
+        for (origin, site, expected) in cases {
+            assert_eq!(
+                origin_allowed(origin, site, host, &allowed),
+                expected,
+                "{origin:?} {site:?}"
+            );
+        }
+    }
 
     #[test]
     fn hosts_a_rebinding_page_can_name_are_refused() {

@@ -36,6 +36,9 @@ pub struct HttpSection {
     /// Host names besides IP literals and `localhost` a request may name
     /// without a token.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Origins whose pages may call this server from a browser, e.g.
+    /// `https://dashboard.example` (every other cross-site request is refused).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl HttpSection {
@@ -67,6 +70,7 @@ impl HttpSection {
                 .duration(&self.body_timeout, format!("{prefix}.body_timeout"))?
                 .unwrap_or(defaults.body_timeout),
             allowed_hosts: self.allowed_hosts.clone().unwrap_or_default(),
+            allowed_origins: self.allowed_origins.clone().unwrap_or_default(),
         };
         let budget = context.body_budget;
         if config.max_body > budget

@@ -102,10 +102,16 @@ fn router(state: AppState) -> Router {
             crate::auth::check_host,
         ))
     };
-    // Outermost: every request, with or without a token.
-    let routes = routes.layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::require_host,
-    ));
+    // Every request, with or without a token: cross-site pages are turned
+    // away, then (outermost) an HTTP/1.1 request must name its Host.
+    let routes = routes
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::check_origin,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_host,
+        ));
     routes.with_state(state)
 }

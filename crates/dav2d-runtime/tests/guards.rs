@@ -621,3 +621,25 @@ fn an_http_11_request_without_host_is_refused_with_or_without_a_token() {
         assert_eq!(read_response(&mut old).status, 200);
     }
 }
+
+#[test]
+fn a_cross_site_page_cannot_write_unless_its_origin_is_listed() {
+    let server = http_with(|http| http.allowed_origins = vec!["https://dash.example".to_string()]);
+    let post = |headers: &[(&str, &str)], value: u32| {
+        let body = format!("{{\"stream\":\"temp\",\"key\":\"o{value}\",\"value\":{value}}}");
+        request(server.http(), "POST", "/upload", headers, body.as_bytes()).status
+    };
+    // What a no-cors fetch from another site sends (no Content-Type).
+    let evil = [("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(post(&evil, 1), 403);
+    assert_eq!(post(&[("Origin", "https://evil.example")], 2), 403, "an older browser");
+    // The same origin, a listed origin, and clients that are not pages pass.
+    let same = [("Origin", "http://localhost"), ("Sec-Fetch-Site", "same-origin")];
+    assert_eq!(post(&same, 3), 200);
+    let listed = [("Origin", "https://dash.example"), ("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(post(&listed, 4), 200);
+    assert_eq!(post(&[], 5), 200);
+    assert_eq!(server.latest("temp", "o1"), None);
+    assert_eq!(server.latest("temp", "o2"), None);
+    assert_eq!(server.latest("temp", "o5"), Some(5.0));
+}
