@@ -83,15 +83,36 @@ pub(crate) async fn check_origin(
             header(header::HOST.as_str()),
             &state.config.allowed_origins,
         );
-        (!allowed).then(|| {
-            origin
+        let listed = origin.filter(|o| {
+            let o = o.trim_end_matches('/');
+            (state.config.allowed_origins.iter())
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+        });
+        match (allowed, listed) {
+            (false, _) => Err(origin
                 .unwrap_or("none")
                 .chars()
                 .take(100)
-                .collect::<String>()
-        })
+                .collect::<String>()),
+            (true, Some(listed)) => Ok(HeaderValue::from_str(listed).ok()),
+            (true, None) => Ok(None),
+        }
     };
-    if let Some(origin) = refused {
+    // A listed origin gets CORS: its preflight is answered here, and its
+    // responses say it may read them.
+    if let Ok(Some(origin)) = &refused {
+        if request.method() == axum::http::Method::OPTIONS {
+            let mut response = Response::new(axum::body::Body::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            cors(response.headers_mut(), origin);
+            return response;
+        }
+        let origin = origin.clone();
+        let mut response = next.run(request).await;
+        cors(response.headers_mut(), &origin);
+        return response;
+    }
+    if let Err(origin) = refused {
         state.intake.reject(RejectReason::ForbiddenHost, 1);
         state.intake.metrics().request(request.uri().path(), 403);
         return error_response(
@@ -102,6 +123,24 @@ pub(crate) async fn check_origin(
         );
     }
     next.run(request).await
+}
+
+/// The CORS headers of a response to a listed origin.
+fn cors(headers: &mut axum::http::HeaderMap, origin: &HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
 }
 
 /// Refuses (403) a request whose `Host` names something other than an IP

@@ -630,16 +630,56 @@ fn a_cross_site_page_cannot_write_unless_its_origin_is_listed() {
         request(server.http(), "POST", "/upload", headers, body.as_bytes()).status
     };
     // What a no-cors fetch from another site sends (no Content-Type).
-    let evil = [("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")];
+    let evil = [
+        ("Origin", "https://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ];
     assert_eq!(post(&evil, 1), 403);
-    assert_eq!(post(&[("Origin", "https://evil.example")], 2), 403, "an older browser");
+    assert_eq!(
+        post(&[("Origin", "https://evil.example")], 2),
+        403,
+        "an older browser"
+    );
     // The same origin, a listed origin, and clients that are not pages pass.
-    let same = [("Origin", "http://localhost"), ("Sec-Fetch-Site", "same-origin")];
+    let same = [
+        ("Origin", "http://localhost"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
     assert_eq!(post(&same, 3), 200);
-    let listed = [("Origin", "https://dash.example"), ("Sec-Fetch-Site", "cross-site")];
+    let listed = [
+        ("Origin", "https://dash.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ];
     assert_eq!(post(&listed, 4), 200);
     assert_eq!(post(&[], 5), 200);
     assert_eq!(server.latest("temp", "o1"), None);
     assert_eq!(server.latest("temp", "o2"), None);
     assert_eq!(server.latest("temp", "o5"), Some(5.0));
+    // The listed origin gets CORS: its preflight, and leave to read answers.
+    let preflight = request(
+        server.http(),
+        "OPTIONS",
+        "/upload",
+        &[
+            ("Origin", "https://dash.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204);
+    let headers = preflight.headers.to_ascii_lowercase();
+    assert!(
+        headers.contains("access-control-allow-origin: https://dash.example"),
+        "{headers}"
+    );
+    let read = request(server.http(), "GET", "/graph", &listed, b"");
+    assert_eq!(read.status, 200);
+    assert!(
+        read.headers
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://dash.example")
+    );
+    let denied = request(server.http(), "GET", "/graph", &evil, b"");
+    assert_eq!(denied.status, 403);
 }
