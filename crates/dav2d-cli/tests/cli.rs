@@ -83,7 +83,7 @@ fn check_prints_the_graph_of_a_valid_config() {
     assert!(stdout.trim_end().ends_with(": ok"), "{stdout}");
     // What it understood besides the graph: every component.
     for part in [
-        "sources:\n  http (http) 127.0.0.1:8080, no token\n  tcp (tcp) 127.0.0.1:7070, no token\n  synthetic (synthetic) 100 devices at 100 Hz -> temperature\n",
+        "sources:\n  http (http) 127.0.0.1:8080, no token\n  tcp (tcp) 127.0.0.1:7070, no token\n  synthetic (synthetic) 100 devices at 100 Hz -> temperature\nopen without a token: http (127.0.0.1:8080), tcp (127.0.0.1:7070)\n",
         "sinks:\n  persistence (persistence) dav2d-data\n",
         "persistence: dav2d-data (flush every 1s, checkpoint every 60s)\n",
         "metrics: counters only\n",

@@ -34,7 +34,11 @@ impl SourceSetting for FrameSource {
     }
 
     fn describe(&self, name: &str) -> ComponentSpec {
-        component(name, "frames", self.url.clone(), vec![self.stream.clone()])
+        ComponentSpec {
+            // A `tcp://` frame source is a door: whether it needs the token.
+            token: self.url.starts_with("tcp:").then_some(self.token.is_some()),
+            ..component(name, "frames", self.url.clone(), vec![self.stream.clone()])
+        }
     }
 }
 

@@ -308,6 +308,14 @@ impl fmt::Display for Spec {
             Ok(())
         };
         list(f, "sources", &self.sources, "->")?;
+        // The doors anyone who reaches them may use.
+        let open: Vec<String> = (self.sources.iter())
+            .filter(|c| c.token == Some(false))
+            .map(|c| format!("{} ({})", c.name, c.address))
+            .collect();
+        if !open.is_empty() {
+            writeln!(f, "open without a token: {}", open.join(", "))?;
+        }
         list(f, "sinks", &self.sinks, "<-")?;
         match &self.persistence {
             Some(p) => {

@@ -212,3 +212,19 @@ fn data_off_leaves_no_store_at_all() {
     assert!(plan.persistence.is_none());
     assert!(plan.sinks.is_empty(), "{:?}", plan.sinks);
 }
+
+#[test]
+fn check_says_which_doors_are_open_without_a_token() {
+    let doors = "sources:\n  - kind: frames\n    name: cam\n    url: tcp://127.0.0.1:7171\n    stream: camera\n  - kind: http\n    name: extra\n    bind: 127.0.0.1:8181\n";
+    let (plan, graph) = build(doors).unwrap();
+    let text = Spec::of_plan(&graph, &plan).to_string();
+    assert!(
+        text.contains("open without a token: http (127.0.0.1:8080), tcp (127.0.0.1:7070), cam (tcp://127.0.0.1:7171), extra (127.0.0.1:8181)"),
+        "{text}"
+    );
+    // With http.token every door takes it: none is listed.
+    let (plan, graph) = build(&format!("http:\n  token: s3cret\n{doors}")).unwrap();
+    let text = Spec::of_plan(&graph, &plan).to_string();
+    assert!(!text.contains("open without a token"), "{text}");
+    assert!(text.contains("cam (frames) tcp://127.0.0.1:7171, token required"), "{text}");
+}
