@@ -226,5 +226,8 @@ fn check_says_which_doors_are_open_without_a_token() {
     let (plan, graph) = build(&format!("http:\n  token: s3cret\n{doors}")).unwrap();
     let text = Spec::of_plan(&graph, &plan).to_string();
     assert!(!text.contains("open without a token"), "{text}");
-    assert!(text.contains("cam (frames) tcp://127.0.0.1:7171, token required"), "{text}");
+    assert!(
+        text.contains("cam (frames) tcp://127.0.0.1:7171, token required"),
+        "{text}"
+    );
 }

@@ -280,6 +280,7 @@ impl Persister {
             .segment_bytes
             .store(schedule.segment_bytes, Ordering::Relaxed);
         let logged = store.logged_bytes();
+        let replayed = store.logged_since_checkpoint();
         Persister {
             store,
             updates,
@@ -288,7 +289,13 @@ impl Persister {
             stats,
             per_flush: if fsync == Fsync::Off { 1.0 } else { 2.0 },
             next_flush: now.saturating_add(schedule.flush_interval_ns),
-            next_checkpoint: now.saturating_add(schedule.checkpoint_interval_ns),
+            // A start that replayed a log checkpoints at once, so that log is
+            // not replayed again by the next start.
+            next_checkpoint: if replayed > 0 {
+                now
+            } else {
+                now.saturating_add(schedule.checkpoint_interval_ns)
+            },
             rate: 0.0,
             rate_from: (now, logged),
             settled: None,

@@ -155,7 +155,10 @@ impl Store {
                 pixels: options.pixels,
                 scratch: Vec::new(),
                 logged_bytes: 0,
-                logged_since_checkpoint: 0,
+                // What the log holds past the checkpoint is not in one yet:
+                // the next checkpoint (at the latest, at a clean stop)
+                // takes it, so the next start does not replay it again.
+                logged_since_checkpoint: (restored.replayed + restored.skipped_records) as u64,
             },
             restored,
         ))
