@@ -9,6 +9,8 @@
 //! sees the state as of the last completed wave, never a half-applied one,
 //! and never waits for a wave to finish.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rustc_hash::FxHashMap;
@@ -46,6 +48,9 @@ pub(crate) struct StreamCounters {
 #[derive(Default)]
 struct StreamStates {
     slot_of_key: FxHashMap<Arc<str>, u32>,
+    /// The same keys in order, so a page of them costs O(page + log keys)
+    /// (a key is added once, when its slot first publishes).
+    ordered: BTreeMap<Arc<str>, u32>,
     /// The key and latest state of each slot that has published one.
     slots: Vec<Option<(Arc<str>, Reading)>>,
 }
@@ -68,6 +73,7 @@ impl StreamStates {
             Some((_, current)) => *current = reading,
             empty => {
                 self.slot_of_key.insert(Arc::clone(&key), slot);
+                self.ordered.insert(Arc::clone(&key), slot);
                 *empty = Some((key, reading));
             }
         }
@@ -218,8 +224,8 @@ impl ReadModel {
 
     /// One page of the keys of `name` in key order: those after `after`,
     /// at most `limit` of them and at most about `max_bytes` of values, and
-    /// the key to continue after when more remain. Costs one pass over the
-    /// keys, and clones only the page.
+    /// the key to continue after when more remain. Costs O(page + log keys)
+    /// through the ordered index, and clones only the page.
     pub fn latest_page(
         &self,
         name: &str,
@@ -229,35 +235,31 @@ impl ReadModel {
     ) -> Result<Page, GraphError> {
         let state = self.read();
         let states = Self::states_of(&state, name)?;
-        let mut candidates: Vec<&(Arc<str>, Reading)> = states
-            .slots
-            .iter()
-            .flatten()
-            .filter(|(key, _)| after.is_none_or(|after| &**key > after))
-            .collect();
+        let from = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
         let limit = limit.max(1);
-        let more = candidates.len() > limit;
-        if more {
-            candidates.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
-            candidates.truncate(limit);
-        }
-        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut keys = Vec::with_capacity(candidates.len());
+        let mut entries = states
+            .ordered
+            .range::<str, _>((from, Bound::Unbounded))
+            .filter_map(|(_, slot)| states.slots.get(*slot as usize)?.as_ref());
+        let mut keys = Vec::with_capacity(limit.min(1024));
         let mut bytes = 0usize;
         let mut cut = false;
-        for (key, reading) in candidates {
+        for (key, reading) in entries.by_ref() {
             let size = key.len()
                 + 128
                 + reading.sample.as_ref().map_or(0, |s| s.value.heap_size())
                 + reading.error.as_ref().map_or(0, |e| e.len());
-            if !keys.is_empty() && bytes + size > max_bytes {
+            if keys.len() == limit || (!keys.is_empty() && bytes + size > max_bytes) {
                 cut = true;
                 break;
             }
             bytes += size;
             keys.push((Arc::clone(key), reading.clone()));
         }
-        let next = if more || cut {
+        let next = if cut {
             keys.last().map(|(key, _)| Arc::clone(key))
         } else {
             None
