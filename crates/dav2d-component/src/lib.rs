@@ -32,7 +32,7 @@ pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
 pub use intake::{
     Admission, BodyPermit, ClusterReading, ClusterReads, Forward, Forwarded, IngestReport, Intake,
-    IntakeConfig, NativeSample, Outcome,
+    IntakeConfig, NativeSample, Outcome, body_ceiling,
 };
 pub use listen::{
     Accepted, Connection, Incoming, ListenConfig, ListenOptions, Listener, OpenConnections,

@@ -129,9 +129,10 @@ async fn read_body(
 ) -> Result<Vec<u8>, ReadError> {
     let mut body = body;
     let mut check = ChunkCheck::new(limit, check_start, budget);
-    // Sized from Content-Length (already checked against the limit), so a
-    // large body is not copied again and again as the buffer grows.
-    let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit));
+    // Sized from Content-Length (already checked against the limit) up to
+    // what the budget holds for it: an announced size that never arrives
+    // takes no memory; what does arrive grows the buffer.
+    let mut bytes: Vec<u8> = Vec::with_capacity(expected.unwrap_or(0).min(limit).min(check.held()));
     // A small body usually arrived with its headers: take what is already
     // there without arming a timer.
     loop {
@@ -174,6 +175,11 @@ impl<'a> ChunkCheck<'a> {
         }
     }
 
+    /// Bytes of the budget the body holds now.
+    fn held(&self) -> usize {
+        self.budget.bytes()
+    }
+
     /// The data of one chunk (empty for a trailers chunk), or why the body
     /// is refused; on `NotJson` the unread rest of `body` goes with the error.
     fn take(
@@ -189,11 +195,9 @@ impl<'a> ChunkCheck<'a> {
             return Err(ReadError::TooLarge);
         }
         let held = self.budget.bytes();
-        if self.received + data.len() > held
-            && !self
-                .budget
-                .grow((self.received + data.len() - held).max(BUDGET_STEP))
-        {
+        let needed = (self.received + data.len()).saturating_sub(held);
+        // A step at a time when there is room, else just what arrived.
+        if needed > 0 && !self.budget.grow(needed.max(BUDGET_STEP)) && !self.budget.grow(needed) {
             return Err(ReadError::Budget);
         }
         let before = self.received;
@@ -282,8 +286,10 @@ async fn ingest_inner(
             ),
         );
     }
-    // The body's share of the budget is held until it was applied.
-    let Some(mut budget) = intake.reserve_body(declared.unwrap_or(BUDGET_STEP)) else {
+    // The body's share of the budget is held until it was applied; it is
+    // charged as bytes arrive (a first step, then more), not as announced.
+    let first = declared.unwrap_or(BUDGET_STEP).min(BUDGET_STEP);
+    let Some(mut budget) = intake.reserve_body(first) else {
         // Discarded, never buffered: the client can read the answer.
         drain(body, max_body, state.config.body_timeout).await;
         return budget_spent();

@@ -73,14 +73,15 @@ impl HttpSection {
             allowed_origins: self.allowed_origins.clone().unwrap_or_default(),
         };
         let budget = context.body_budget;
-        if config.max_body > budget
+        let ceiling = dav2d_component::body_ceiling(budget);
+        if config.max_body > ceiling
             && let Some(max_body) = &self.max_body
         {
             return Err(context.error_at(
                 max_body,
                 format!("{prefix}.max_body"),
                 format!(
-                    "max_body ({}) is larger than ingest.body_budget ({budget}): no such body could ever be accepted; raise the budget or lower max_body",
+                    "max_body ({}) is larger than one body may hold of ingest.body_budget ({budget}: all but the sixteenth kept for small bodies, {ceiling}): no such body could ever be accepted; raise the budget or lower max_body",
                     config.max_body
                 ),
             ));

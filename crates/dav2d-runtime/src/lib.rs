@@ -17,7 +17,7 @@ pub mod spec;
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
 pub use dav2d_component::{
     Admission, HealthBoard, IngestReport, Intake, IntakeConfig, IntakeTotals, ListenConfig,
-    Metrics, NativeSample, Outcome, StartError,
+    Metrics, NativeSample, Outcome, StartError, body_ceiling,
 };
 pub use dav2d_http::HttpConfig;
 pub use dav2d_store::PersistenceConfig;

@@ -326,7 +326,7 @@ fn limits_and_listener_settings_are_bounded_where_they_are_written() {
     check_contains(
         "http:\n  max_body: 1GiB\n",
         "test.yaml:2:13: http.max_body:",
-        "larger than ingest.body_budget",
+        "larger than one body may hold of ingest.body_budget",
     );
     check_contains(
         "tcp:\n  max_line: 8GiB\n",

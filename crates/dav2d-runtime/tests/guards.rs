@@ -683,3 +683,48 @@ fn a_cross_site_page_cannot_write_unless_its_origin_is_listed() {
     let denied = request(server.http(), "GET", "/graph", &evil, b"");
     assert_eq!(denied.status, 403);
 }
+
+#[test]
+fn one_connection_cannot_lock_the_others_out_of_the_body_budget() {
+    let budget = 4 << 20;
+    let max_body = dav2d_runtime::body_ceiling(budget);
+    let server = start_with(|plan| {
+        plan.intake.body_budget = budget;
+        if let Some(http) = plan.http.as_mut() {
+            http.max_body = max_body;
+            http.body_timeout = Duration::from_secs(20);
+        }
+    });
+    let small = || post_json(server.http(), "/ingest/temp", r#"{"key":"s","value":1}"#).status;
+    // Announcing the largest body and sending none of it holds one step,
+    // not what it announced.
+    let mut idle = connect(server.http());
+    write!(
+        idle,
+        "POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {max_body}\r\n\r\n"
+    )
+    .unwrap();
+    dav2d_testkit::wait_for("the idle body to take its first step", || {
+        metric(&server, "dav2d_body_budget_used_bytes") > 0.0
+    });
+    assert!(metric(&server, "dav2d_body_budget_used_bytes") <= f64::from(64 << 10));
+    assert_eq!(small(), 200);
+    drop(idle);
+    // Sending nearly all of it, then stalling: it holds what it sent, and
+    // the part kept for small bodies still takes a small POST.
+    let mut greedy = connect(server.http());
+    write!(
+        greedy,
+        "POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {max_body}\r\n\r\n["
+    )
+    .unwrap();
+    greedy.write_all(&vec![b' '; max_body - 4096]).unwrap();
+    dav2d_testkit::wait_for("the greedy body to hold what it sent", || {
+        metric(&server, "dav2d_body_budget_used_bytes") >= (max_body - 4096) as f64
+    });
+    assert_eq!(small(), 200);
+    // A second large body does not fit beside it.
+    let body = format!("[{}]", vec![r#"{"key":"b","value":1}"#; 40_000].join(","));
+    assert_eq!(post_json(server.http(), "/ingest/temp", &body).status, 503);
+    drop(greedy);
+}

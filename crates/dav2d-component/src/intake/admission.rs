@@ -20,15 +20,20 @@ pub(super) const BUDGET_UNIT: usize = 1024;
 pub struct BodyPermit {
     budget: Arc<Semaphore>,
     units: u32,
+    /// Units growth leaves free (see [`body_floor`]).
+    floor: u32,
     /// `dav2d_body_budget_used_bytes`, kept in step.
     used: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl BodyPermit {
     /// Takes `more` bytes on top of what this permit holds, if the budget
-    /// has them (never waits).
+    /// has them beyond the part kept for small bodies (never waits).
     pub fn grow(&mut self, more: usize) -> bool {
         let units = units_of(more);
+        if self.budget.available_permits() < units as usize + self.floor as usize {
+            return false;
+        }
         match self.budget.try_acquire_many(units) {
             Ok(permit) => {
                 permit.forget();
@@ -51,6 +56,18 @@ impl Drop for BodyPermit {
         self.budget.add_permits(self.units as usize);
         self.used.dec_by(self.bytes() as i64);
     }
+}
+
+/// The units of a `budget` (bytes) that growing bodies leave free: a
+/// sixteenth, so a small POST finds room whatever one connection holds.
+pub(super) fn floor_units(budget: usize) -> u32 {
+    units_of(budget / 16)
+}
+
+/// The bytes of `budget` one body may grow to (all but the sixteenth kept
+/// for small bodies): what `http.max_body` must fit in.
+pub fn body_ceiling(budget: usize) -> usize {
+    budget - (floor_units(budget) as usize * BUDGET_UNIT).min(budget)
 }
 
 fn units_of(bytes: usize) -> u32 {
@@ -132,8 +149,11 @@ impl Drop for QueuePermit<'_> {
 }
 
 impl Intake {
-    /// A share of the body budget for `bytes` about to be received, or
-    /// `None` (counted as `body_budget`) when bodies in flight already hold it.
+    /// A share of the body budget for the first `bytes` of a body (charge
+    /// what arrives, not what is announced: give at most a step and grow
+    /// the permit as bytes come), or `None` (counted as `body_budget`) when
+    /// bodies in flight already hold it. This first share may use the part
+    /// of the budget growth leaves free.
     pub fn reserve_body(&self, bytes: usize) -> Option<BodyPermit> {
         let units = units_of(bytes.max(1));
         match self.shared.body_budget.try_acquire_many(units) {
@@ -144,6 +164,7 @@ impl Intake {
                 Some(BodyPermit {
                     budget: Arc::clone(&self.shared.body_budget),
                     units,
+                    floor: self.shared.body_floor,
                     used,
                 })
             }

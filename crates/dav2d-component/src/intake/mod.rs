@@ -35,8 +35,8 @@ use dav2d_wire::{
 };
 use tokio::sync::Semaphore;
 
-pub use admission::BodyPermit;
 use admission::{BUDGET_UNIT, Permits};
+pub use admission::{BodyPermit, body_ceiling};
 pub use forward::{ClusterReading, ClusterReads, Forward, Forwarded};
 pub use values::NativeSample;
 
@@ -62,8 +62,10 @@ pub struct IntakeConfig {
     /// Samples for `all`-edge streams that may wait to be applied.
     pub all_queue_capacity: usize,
     /// Bytes of bodies in flight across every connection of every source
-    /// (received and not yet applied); a body that does not fit is refused
-    /// with "retry later" (HTTP 503 with `Retry-After`).
+    /// (received and not yet applied), charged as they arrive; a body that
+    /// does not fit is refused with "retry later" (HTTP 503 with
+    /// `Retry-After`). A sixteenth of it is kept for small bodies: no body
+    /// grows into it, so one connection never locks the others out.
     pub body_budget: usize,
 }
 
@@ -73,7 +75,8 @@ impl Default for IntakeConfig {
             workers: 0,
             parse: ParseOptions::default(),
             all_queue_capacity: 1_000_000,
-            body_budget: 64 << 20,
+            // `http.max_body` (64 MiB) and the sixteenth kept for small bodies.
+            body_budget: 72 << 20,
         }
     }
 }
@@ -140,6 +143,8 @@ struct Shared {
     admission_capacity: usize,
     all_edge: Mutex<AllEdgeStreams>,
     body_budget: Arc<Semaphore>,
+    /// Units of the budget no growing body takes (kept for small bodies).
+    body_floor: u32,
     backpressure: Arc<dav2d_core::Backpressure>,
     /// Set when clustering: where decoded samples go instead of the engine.
     forward: std::sync::OnceLock<Arc<dyn Forward>>,
@@ -207,6 +212,7 @@ impl Intake {
             body_budget: Arc::new(Semaphore::new(
                 (config.body_budget / BUDGET_UNIT).clamp(1, u32::MAX as usize),
             )),
+            body_floor: admission::floor_units(config.body_budget),
             backpressure,
             forward: std::sync::OnceLock::new(),
             cluster_reads: std::sync::OnceLock::new(),
