@@ -315,7 +315,8 @@ async fn ingest_inner(
         Ok(bytes) => bytes,
         Err(error) => return refuse(state, error).await,
     };
-    ingest_bytes(state, bytes, encoding, format, stream, ack).await
+    // The permit goes with the body: what it inflates to is charged to it.
+    ingest_bytes(state, bytes, encoding, format, stream, ack, Some(budget)).await
 }
 
 /// 503 with `Retry-After`: the bytes of bodies in flight are at the budget.
@@ -339,6 +340,7 @@ async fn ingest_bytes(
     format: Format,
     stream: Option<String>,
     ack: Ack,
+    permit: Option<BodyPermit>,
 ) -> Response {
     if encoding.is_none()
         && bytes.len() < INLINE_BODY
@@ -347,14 +349,23 @@ async fn ingest_bytes(
         return finish(state, outcome, ack).await;
     }
     let small = encoding.is_none() && bytes.len() < INLINE_BODY;
-    let ingest = move |intake: &Intake| {
-        intake.ingest(
+    let ingest = move |intake: &Intake| match permit {
+        // Held until the body is applied (dropped with this closure).
+        Some(mut permit) => intake.ingest_charged(
             &bytes,
             encoding.as_deref(),
             format,
             stream.as_deref(),
             Admission::Refuse,
-        )
+            &mut permit,
+        ),
+        None => intake.ingest(
+            &bytes,
+            encoding.as_deref(),
+            format,
+            stream.as_deref(),
+            Admission::Refuse,
+        ),
     };
     let lane = if small { Lane::Own } else { Lane::Pool };
     let outcome = run_on(&state.intake, lane, ingest);
@@ -498,7 +509,7 @@ pub(crate) async fn ingest_streamed(
     if !cutter.has_pieces() {
         // It came in quickly: parse it whole, one piece per worker.
         let stream = stream.as_deref().map(str::to_string);
-        return ingest_bytes(state, cutter.body(), None, Format::Json, stream, ack).await;
+        return ingest_bytes(state, cutter.body(), None, Format::Json, stream, ack, None).await;
     }
     for job in cutter.cut().into_iter().chain(cutter.finish()) {
         spawn(job, &mut parsing);
@@ -605,6 +616,7 @@ fn respond(outcome: Outcome) -> Response {
         ),
         Outcome::TooLarge(message) => error_response(StatusCode::PAYLOAD_TOO_LARGE, message),
         Outcome::BadEncoding(message) => error_response(StatusCode::BAD_REQUEST, message),
+        Outcome::BodyBudget(_) => budget_spent(),
         Outcome::Overloaded | Outcome::SinkBehind => {
             let message = if matches!(outcome, Outcome::SinkBehind) {
                 "persistence is behind and keeps every update; retry after a second"

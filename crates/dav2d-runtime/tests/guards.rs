@@ -728,3 +728,59 @@ fn one_connection_cannot_lock_the_others_out_of_the_body_budget() {
     assert_eq!(post_json(server.http(), "/ingest/temp", &body).status, 503);
     drop(greedy);
 }
+
+#[test]
+fn what_a_compressed_body_inflates_to_is_charged_to_the_body_budget() {
+    let budget = 1 << 20;
+    let server = start_with(|plan| {
+        plan.intake.body_budget = budget;
+        if let Some(http) = plan.http.as_mut() {
+            http.max_body = dav2d_runtime::body_ceiling(budget);
+            http.body_timeout = Duration::from_secs(20);
+        }
+    });
+    // 5 KB of zstd that inflates to about 800 KB of valid samples.
+    let samples: Vec<String> = (0..32_000)
+        .map(|i| format!(r#"{{"key":"z{}","value":1}}"#, i % 100))
+        .collect();
+    let inflated = format!("[{}]", samples.join(","));
+    assert!(inflated.len() > 700 << 10);
+    let small = zstd::encode_all(inflated.as_bytes(), 19).unwrap();
+    let post = || {
+        request(
+            server.http(),
+            "POST",
+            "/ingest/temp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "zstd"),
+            ],
+            &small,
+        )
+    };
+    // Another body holds 400 KiB it really sent.
+    let mut slow = connect(server.http());
+    write!(
+        slow,
+        "POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 900000\r\n\r\n["
+    )
+    .unwrap();
+    slow.write_all(&vec![b' '; 400 << 10]).unwrap();
+    dav2d_testkit::wait_for("the slow body to hold what it sent", || {
+        metric(&server, "dav2d_body_budget_used_bytes") >= f64::from(400 << 10)
+    });
+    // The compressed body is small, but what it inflates to does not fit.
+    let refused = post();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused
+            .headers
+            .to_ascii_lowercase()
+            .contains("retry-after: 1")
+    );
+    drop(slow);
+    dav2d_testkit::wait_for("the budget to come back and the body to fit", || {
+        post().status == 200
+    });
+    assert_eq!(metric(&server, "dav2d_body_budget_used_bytes"), 0.0);
+}

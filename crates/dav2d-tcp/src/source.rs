@@ -134,9 +134,9 @@ fn error_lines(outcome: &Outcome, first_line: usize) -> Vec<u8> {
         Outcome::BadBody(error) => {
             line(json!({"line": first_line + 1, "error": error.to_string()}))
         }
-        Outcome::TooLarge(message) | Outcome::BadEncoding(message) => {
-            line(json!({"error": message}))
-        }
+        Outcome::TooLarge(message)
+        | Outcome::BadEncoding(message)
+        | Outcome::BodyBudget(message) => line(json!({"error": message})),
         Outcome::Overloaded => line(json!({"error": "overloaded"})),
         Outcome::SinkBehind => line(json!({"error": "persistence is behind"})),
     }

@@ -20,6 +20,6 @@ pub use dto::{RecordError, WireRecord};
 pub use encode::{UpdateKind, reading_json, update_json, value_json};
 pub use pipeline::{
     ArrayCutter, DecompressError, Format, ParseOptions, Parsed, ParsedPiece, PieceJob, assemble,
-    decompress, parse, parse_then,
+    decompress, decompress_charged, parse, parse_then,
 };
 pub use scan::{BodyError, check_json_start, first_significant};

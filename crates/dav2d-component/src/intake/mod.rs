@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use dav2d_core::{BatchReport, Graph, Keys, SharedGraph};
 use dav2d_wire::{
-    ArrayCutter, DecompressError, Format, ParseOptions, Parsed, ParsedPiece, assemble, decompress,
-    parse_then,
+    ArrayCutter, DecompressError, Format, ParseOptions, Parsed, ParsedPiece, assemble,
+    decompress_charged, parse_then,
 };
 use tokio::sync::Semaphore;
 
@@ -124,6 +124,8 @@ pub enum Outcome {
     Overloaded,
     /// A lossless sink (persistence) is behind: retry later.
     SinkBehind,
+    /// What the body inflated to did not fit the body budget: retry later.
+    BodyBudget(String),
 }
 
 /// Which streams feed `all` edges, refreshed from the graph now and then so
@@ -314,6 +316,7 @@ impl Intake {
             default_stream,
             Admission::Refuse,
             Some(&mut graph),
+            None,
         ))
     }
 
@@ -327,9 +330,41 @@ impl Intake {
         default_stream: Option<&str>,
         admission: Admission,
     ) -> Outcome {
-        self.ingest_with(body, encoding, format, default_stream, admission, None)
+        self.ingest_with(
+            body,
+            encoding,
+            format,
+            default_stream,
+            admission,
+            None,
+            None,
+        )
     }
 
+    /// [`Intake::ingest`] of a body whose share of the body budget is
+    /// `permit`: what a compressed body inflates to is charged to it as it
+    /// is made (refused with [`Outcome::BodyBudget`] when it does not fit).
+    pub fn ingest_charged(
+        &self,
+        body: &[u8],
+        encoding: Option<&str>,
+        format: Format,
+        default_stream: Option<&str>,
+        admission: Admission,
+        permit: &mut BodyPermit,
+    ) -> Outcome {
+        self.ingest_with(
+            body,
+            encoding,
+            format,
+            default_stream,
+            admission,
+            None,
+            Some(permit),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // The two public forms above name them.
     fn ingest_with(
         &self,
         body: &[u8],
@@ -338,27 +373,38 @@ impl Intake {
         default_stream: Option<&str>,
         admission: Admission,
         locked: Option<&mut Graph>,
+        permit: Option<&mut BodyPermit>,
     ) -> Outcome {
         self.counters.bytes.inc_by(body.len() as u64);
         let inflated;
+        let mut permit = permit;
+        let mut charge = |bytes: usize| permit.as_mut().is_none_or(|p| p.grow(bytes));
         let body = match encoding {
             None => body,
-            Some(encoding) => match decompress(body, encoding, self.shared.parse.max_body) {
-                Ok(bytes) => {
-                    inflated = bytes;
-                    &inflated[..]
+            Some(encoding) => {
+                match decompress_charged(body, encoding, self.shared.parse.max_body, &mut charge) {
+                    Ok(bytes) => {
+                        inflated = bytes;
+                        &inflated[..]
+                    }
+                    Err(DecompressError::Budget(bytes)) => {
+                        self.reject(RejectReason::BodyBudget, 1);
+                        return Outcome::BodyBudget(format!(
+                            "the body inflated to {bytes} bytes and the bodies in flight hold the rest of ingest.body_budget; retry after a second"
+                        ));
+                    }
+                    Err(DecompressError::TooLarge(limit)) => {
+                        self.reject(RejectReason::TooLarge, 1);
+                        return Outcome::TooLarge(format!(
+                            "the body inflates past the {limit}-byte limit (max_body)"
+                        ));
+                    }
+                    Err(error) => {
+                        self.reject(RejectReason::BadEncoding, 1);
+                        return Outcome::BadEncoding(error.to_string());
+                    }
                 }
-                Err(DecompressError::TooLarge(limit)) => {
-                    self.reject(RejectReason::TooLarge, 1);
-                    return Outcome::TooLarge(format!(
-                        "the body inflates past the {limit}-byte limit (max_body)"
-                    ));
-                }
-                Err(error) => {
-                    self.reject(RejectReason::BadEncoding, 1);
-                    return Outcome::BadEncoding(error.to_string());
-                }
-            },
+            }
         };
         let started = Instant::now();
         let result = parse_then(

@@ -4,24 +4,56 @@ use std::io::Read;
 
 /// Decompresses a `gzip` or `zstd` body, refusing to inflate past `limit`.
 pub fn decompress(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, DecompressError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let read = match encoding {
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out),
+    decompress_charged(body, encoding, limit, &mut |_| true)
+}
+
+/// How much is inflated between two charges.
+const CHARGE_STEP: usize = 64 << 10;
+
+/// [`decompress`], asking `charge` for each step of inflated bytes before
+/// it is held (the body budget): a `false` stops it with
+/// [`DecompressError::Budget`], so what a small body inflates to is
+/// counted as it is made, not after.
+pub fn decompress_charged(
+    body: &[u8],
+    encoding: &str,
+    limit: usize,
+    charge: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecompressError> {
+    let mut reader: Box<dyn Read> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(body)),
         "zstd" => match zstd::stream::read::Decoder::new(body) {
-            Ok(decoder) => decoder.take(limit as u64 + 1).read_to_end(&mut out),
-            Err(error) => Err(error),
+            Ok(decoder) => Box::new(decoder),
+            Err(error) => return Err(corrupt(encoding, &error)),
         },
         other => return Err(DecompressError::Unsupported(other.to_string())),
     };
-    match read {
-        Ok(_) if out.len() > limit => Err(DecompressError::TooLarge(limit)),
-        Ok(_) => Ok(out),
-        Err(error) => Err(DecompressError::Corrupt(format!(
-            "the {encoding} body cannot be decoded: {error}"
-        ))),
+    let mut out: Vec<u8> = Vec::new();
+    let mut charged = 0usize;
+    let mut chunk = vec![0u8; CHARGE_STEP];
+    loop {
+        let read = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(corrupt(encoding, &error)),
+        };
+        if out.len() + read > limit {
+            return Err(DecompressError::TooLarge(limit));
+        }
+        if out.len() + read > charged {
+            let step = (out.len() + read - charged).max(CHARGE_STEP);
+            if !charge(step) {
+                return Err(DecompressError::Budget(out.len() + read));
+            }
+            charged += step;
+        }
+        out.extend_from_slice(&chunk[..read]);
     }
+}
+
+fn corrupt(encoding: &str, error: &std::io::Error) -> DecompressError {
+    DecompressError::Corrupt(format!("the {encoding} body cannot be decoded: {error}"))
 }
 
 /// Why a compressed body could not be used.
@@ -36,4 +68,7 @@ pub enum DecompressError {
     /// Not valid for its encoding.
     #[error("{0}")]
     Corrupt(String),
+    /// What it inflated to (so far) did not fit the body budget.
+    #[error("the body inflated to {0} bytes, more than the body budget has room for; retry later")]
+    Budget(usize),
 }

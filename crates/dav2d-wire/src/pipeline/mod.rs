@@ -23,7 +23,7 @@ mod fast;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
-pub use decompress::{DecompressError, decompress};
+pub use decompress::{DecompressError, decompress, decompress_charged};
 use fast::{PieceRecords, cut_at, cut_points, parse_piece, parse_pieces, piece_specs};
 
 /// The encodings of request bodies.
