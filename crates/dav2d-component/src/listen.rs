@@ -302,7 +302,23 @@ impl Incoming {
         let io = match self.tls {
             None => Io::Plain(self.stream),
             Some(acceptor) => {
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(self.stream)).await {
+                let mut stream = self.stream;
+                // Plain text where TLS was expected (a ClientHello begins
+                // with 0x16): say so readably, as nginx does, then close.
+                let mut first = [0u8; 1];
+                if let Ok(Ok(1)) =
+                    tokio::time::timeout(handshake_timeout, stream.peek(&mut first)).await
+                    && first[0] != 0x16
+                {
+                    let answer = plain_on_tls(first[0]);
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    close_gently(&mut stream).await;
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "plain text on a TLS listener",
+                    ));
+                }
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => Io::Tls(Box::new(stream)),
                     Ok(Err(error)) => return Err(error),
                     Err(_) => {
@@ -318,6 +334,21 @@ impl Incoming {
             io,
             permit: Some(self.permit),
         })
+    }
+}
+
+/// What a client that spoke plain text to a TLS listener is told: an HTTP
+/// answer when its first byte can begin a request line, a JSON line
+/// otherwise (the TCP protocol's error shape).
+fn plain_on_tls(first: u8) -> String {
+    const WHY: &str = "this port speaks TLS; connect with TLS (https:// for HTTP)";
+    if first.is_ascii_uppercase() {
+        format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{WHY}\n",
+            WHY.len() + 1
+        )
+    } else {
+        format!("{{\"error\": \"{WHY}\"}}\n")
     }
 }
 

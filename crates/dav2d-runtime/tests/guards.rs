@@ -383,14 +383,21 @@ fn http_and_tcp_serve_tls_with_the_configured_certificate() {
     tcp.conn.send_close_notify();
     let _ = tcp.flush();
     let _ = read_line(&mut tcp);
-    // A plain-text client gets no answer it could mistake for one.
+    // A plain-text client is told, readably, that the port speaks TLS.
     let mut plain = connect(server.http());
     plain
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    let mut buffer = [0u8; 64];
-    let read = plain.read(&mut buffer).unwrap_or(0);
-    assert!(!buffer[..read].starts_with(b"HTTP/1.1 200"));
+    let answer = read_response(&mut plain);
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.body.contains("this port speaks TLS"),
+        "{}",
+        answer.body
+    );
+    let mut plain = connect(server.runtime.address("tcp").unwrap());
+    plain.write_all(b"{\"stream\":\"temp\"}\n").unwrap();
+    assert!(read_line(&mut plain).contains("this port speaks TLS"));
     let mut applied = false;
     for _ in 0..50 {
         server.graph.lock().run_wave();
