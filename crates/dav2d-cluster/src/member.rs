@@ -110,14 +110,24 @@ struct Buckets {
 
 /// Connects and makes sure the stream and buckets exist.
 async fn join(config: &ClusterConfig) -> Result<(async_nats::Client, Buckets), String> {
-    let client = async_nats::connect(config.url.as_str())
-        .await
-        .map_err(|e| {
-            format!(
-                "cluster: cannot connect to {}: {e}; start nats-server -js there or fix --cluster",
-                config.url
-            )
-        })?;
+    // A user in the URL (`nats://user:password@host`) logs in; the
+    // password never reaches a message.
+    let (url, login) = dav2d_component::section::split_login(&config.url);
+    let options = match &login {
+        Some(login) => async_nats::ConnectOptions::with_user_and_password(
+            login.user.clone(),
+            login.password.clone(),
+        ),
+        None => async_nats::ConnectOptions::new(),
+    };
+    let client = options.connect(url.as_str()).await.map_err(|e| {
+        format!(
+            "cluster: cannot connect to {url}{}: {e}; start nats-server -js there or fix --cluster",
+            login
+                .as_ref()
+                .map_or(String::new(), |l| format!(" as {}", l.user))
+        )
+    })?;
     let js = async_nats::jetstream::new(client.clone());
     let input = js
         .get_or_create_stream(async_nats::jetstream::stream::Config {

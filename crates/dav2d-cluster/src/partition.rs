@@ -108,8 +108,12 @@ impl PartitionTask {
             let payload = message.payload.to_vec();
             let intake = self.intake.clone();
             // The engine may block: off the I/O worker, in order.
+            let partitions = self.shared.partitions;
             let done = tokio::task::spawn_blocking(move || {
-                intake.apply_message_locally(&payload, &stream, "")
+                // Only keys of this partition: a publish that did not come
+                // through a dav2d door is checked like one that did.
+                let ours = |key: &str| crate::config::partition(key, partitions) == p;
+                intake.apply_message_locally(&payload, &stream, "", &ours)
             })
             .await;
             if done.is_err() {

@@ -132,6 +132,8 @@ reasons! {
     ForbiddenHost => "forbidden_host",
     /// A lossless sink (persistence) is behind: retry later.
     SinkBehind => "sink_behind",
+    /// A cluster message whose key is not of the partition it came on.
+    WrongPartition => "wrong_partition",
 }
 
 impl fmt::Display for RejectReason {

@@ -22,7 +22,6 @@ pub use config::{Ack, Auth, JetStreamSource, NatsSinkConfig, NatsSourceConfig, T
 pub use dav2d_component::Route;
 pub use section::{
     DEFAULT_ACK_WAIT, JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection,
-    nats_url,
 };
 pub use sink::NatsSink;
 pub use source::NatsSource;

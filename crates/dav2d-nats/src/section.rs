@@ -96,24 +96,6 @@ pub struct NatsSinkSection {
 /// crash left unacknowledged comes back soon after a restart.
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
 
-/// A `nats://` URL as written, checked (without a login).
-pub fn nats_url(
-    context: &SectionContext,
-    url: &Spanned<String>,
-    field: String,
-) -> Result<String, ConfigError> {
-    let text = url.value.trim();
-    check_url(text).map_err(|m| context.error_at(url, field.clone(), m))?;
-    if split_login(text).1.is_some() {
-        return Err(context.error_at(
-            url,
-            field,
-            "a login is not taken here; give the URL without it".to_string(),
-        ));
-    }
-    Ok(text.to_string())
-}
-
 /// The connection fields of a section as written.
 struct Written<'a> {
     url: &'a Spanned<String>,

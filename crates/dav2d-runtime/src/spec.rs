@@ -170,8 +170,14 @@ impl Spec {
     pub fn of_plan(graph: &Graph, plan: &Plan) -> Spec {
         let mut spec = Spec::of_graph(graph);
         if let Some(cluster) = &plan.cluster {
+            // The user of a URL login shows, never its password.
+            let (bare, login) = dav2d_component::section::split_login(&cluster.url);
+            let url = match login {
+                Some(login) => bare.replacen("://", &format!("://{}@", login.user), 1),
+                None => bare,
+            };
             spec.cluster = Some(ClusterSpec {
-                url: cluster.url.clone(),
+                url,
                 partitions: cluster.partitions,
                 instance: cluster.instance.clone(),
             });

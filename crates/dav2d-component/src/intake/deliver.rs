@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use dav2d_core::Keys;
+use dav2d_core::{Keys, RejectReason};
 use dav2d_wire::{Format, parse_then};
 
 use super::{Admission, Intake, Outcome};
@@ -21,7 +21,7 @@ impl Intake {
         key: &str,
         admission: Admission,
     ) -> Outcome {
-        self.message(payload, stream, key, admission, true)
+        self.message(payload, stream, key, admission, None)
     }
 
     /// What a broker connector does with one message on `topic`: routes it
@@ -82,20 +82,36 @@ impl Intake {
 
     /// [`Intake::ingest_message`] applied here even when this intake
     /// forwards: what a partition's owner does with the partitioned stream.
-    pub fn apply_message_locally(&self, payload: &[u8], stream: &str, key: &str) -> Outcome {
-        self.message(payload, stream, key, Admission::Wait, false)
+    /// A sample whose key `ours` refuses (not of this partition: a raw
+    /// publish to the cluster's subject) is refused and counted as
+    /// `wrong_partition`, never applied.
+    pub fn apply_message_locally(
+        &self,
+        payload: &[u8],
+        stream: &str,
+        key: &str,
+        ours: &dyn Fn(&str) -> bool,
+    ) -> Outcome {
+        self.message(payload, stream, key, Admission::Wait, Some(ours))
     }
 
+    /// `local`: apply here (a partition's owner), taking only the keys it
+    /// accepts; `None`: forward when clustering is on.
     pub(super) fn message(
         &self,
         payload: &[u8],
         stream: &str,
         key: &str,
         admission: Admission,
-        may_forward: bool,
+        local: Option<&dyn Fn(&str) -> bool>,
     ) -> Outcome {
+        let may_forward = local.is_none();
         let text = std::str::from_utf8(payload).map(str::trim).unwrap_or("");
         if let Ok(value) = text.parse::<f64>() {
+            if local.is_some_and(|ours| !ours(key)) {
+                self.reject(RejectReason::WrongPartition, 1);
+                return Outcome::Applied(crate::IngestReport::default());
+            }
             let keys = Keys::One(key);
             return match self.shared.forward.get() {
                 Some(forward) if may_forward => {
@@ -122,7 +138,21 @@ impl Intake {
                 for (_, part) in &mut parsed.more {
                     part.to_mut().iter_mut().for_each(fill);
                 }
-                if !may_forward {
+                if let Some(ours) = local {
+                    let before = parsed.len();
+                    parsed.records.retain(|r| ours(&r.key));
+                    for (_, part) in &mut parsed.more {
+                        part.to_mut().retain(|r| ours(&r.key));
+                    }
+                    let foreign = before - parsed.len();
+                    if foreign > 0 {
+                        self.reject(RejectReason::WrongPartition, foreign as u64);
+                        tracing::warn!(
+                            stream,
+                            samples = foreign,
+                            "Samples on a cluster partition their keys do not hash to were refused (a publish that did not come through a dav2d door)."
+                        );
+                    }
                     return self.apply(parsed, started, admission, None);
                 }
                 self.admit_and_apply(parsed, started, admission, None)

@@ -43,7 +43,13 @@ impl Config {
         let url = match (url, &section.url) {
             (Some(url), _) => url.to_string(),
             (None, Some(written)) => {
-                dav2d_nats::nats_url(&self.place(), written, "cluster.url".to_string())?
+                // May carry a NATS user (`nats://user:password@host:4222`),
+                // or be `${NAME}` from the environment.
+                let place = self.place();
+                let url = place.secret(written, "cluster.url")?;
+                dav2d_nats::check_url(url.trim())
+                    .map_err(|m| place.error_at(written, "cluster.url".to_string(), m))?;
+                url.trim().to_string()
             }
             (None, None) => return Ok(None),
         };
