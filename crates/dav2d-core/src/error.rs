@@ -218,6 +218,16 @@ pub enum Rejection {
         /// The limit.
         limit: usize,
     },
+    /// The budget for every key's windows is spent: no new key.
+    #[error(
+        "stream '{stream}' cannot take a new key: the keys' windows hold {limit} bytes, the limit (`limits.window_bytes`); lower `keep` or window lengths, or raise the limit"
+    )]
+    WindowsFull {
+        /// The stream.
+        stream: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The budget for retained strings, records and buffers is spent.
     #[error(
         "stream '{stream}' cannot keep another {size} bytes: the input streams hold {limit} bytes of strings, records and buffers, the limit (`limits.retained_values`)"
@@ -249,6 +259,7 @@ impl Rejection {
             Rejection::StreamRefused { reason, .. } => *reason,
             Rejection::ValueTooLarge { .. } => RejectReason::ValueTooLarge,
             Rejection::RetainedFull { .. } => RejectReason::RetainedFull,
+            Rejection::WindowsFull { .. } => RejectReason::WindowsFull,
         }
     }
 }

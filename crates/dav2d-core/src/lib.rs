@@ -45,6 +45,7 @@ pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direct
 pub use error::{GraphError, Rejection, closest};
 pub use graph::{
     BatchReport, Graph, GraphState, KeyState, Keys, NodeKeyState, NodeState, SampleIn, StreamState,
+    WINDOW_SAMPLE_BYTES,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use info::{GraphStats, NodeInfo, NodeKind, NodeStats, Reading, StreamInfo};

@@ -122,6 +122,8 @@ reasons! {
     ValueTooLarge => "value_too_large",
     /// The budget `limits.retained_values` is spent.
     RetainedFull => "retained_full",
+    /// The budget `limits.window_bytes` is spent: no new key.
+    WindowsFull => "windows_full",
     /// The bytes of bodies in flight are at `ingest.body_budget`: retry later.
     BodyBudget => "body_budget",
     /// A connection past the listener's `max_connections`.

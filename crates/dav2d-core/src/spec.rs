@@ -262,6 +262,9 @@ pub struct Limits {
     /// Bytes of strings, records and buffers all input streams hold in
     /// their rings together.
     pub max_retained_bytes: usize,
+    /// Bytes of every key's window rings (timestamps and numbers) over all
+    /// streams and nodes: a new key past it is refused.
+    pub max_window_bytes: usize,
 }
 
 impl Default for Limits {
@@ -274,6 +277,7 @@ impl Default for Limits {
             max_streams: 10_000,
             max_value_bytes: 1 << 20,
             max_retained_bytes: 256 << 20,
+            max_window_bytes: 512 << 20,
         }
     }
 }
@@ -305,6 +309,11 @@ impl Limits {
             1 << 40,
             "bytes of strings, records and buffers the input streams keep",
         ),
+        (
+            "window_bytes",
+            1 << 40,
+            "bytes of every key's windows (timestamps and numbers) over all streams",
+        ),
     ];
 
     /// Sets the limit called `name` (one of [`Limits::FIELDS`]) to `value`,
@@ -328,6 +337,7 @@ impl Limits {
             "name_length" => &mut self.max_name_len,
             "streams" => &mut self.max_streams,
             "value_size" => &mut self.max_value_bytes,
+            "window_bytes" => &mut self.max_window_bytes,
             _ => &mut self.max_retained_bytes,
         };
         *field = value;
@@ -344,6 +354,7 @@ impl Limits {
             max_streams: usize::MAX,
             max_value_bytes: usize::MAX,
             max_retained_bytes: usize::MAX,
+            max_window_bytes: usize::MAX,
         }
     }
 }

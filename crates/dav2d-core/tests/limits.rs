@@ -171,3 +171,34 @@ fn limits_are_set_by_name_within_their_bounds() {
     let unknown = limits.set("keyz", 1).unwrap_err();
     assert!(unknown.contains("did you mean 'keys'"), "{unknown}");
 }
+
+#[test]
+fn windows_are_bounded_by_their_bytes_and_new_keys_past_them_refused() {
+    // A window of 1,000 samples is 32,000 bytes a key: room for 10 keys.
+    let per_key = 1000 * dav2d_core::WINDOW_SAMPLE_BYTES;
+    let mut graph = limited(Limits {
+        max_window_bytes: 10 * per_key,
+        ..Limits::default()
+    });
+    graph
+        .declare_stream("s", dav2d_core::Bounds::default(), Some(1000))
+        .unwrap();
+    assert_eq!(graph.window_bytes_per_key(), per_key);
+    let keys: Vec<String> = (0..15).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let report = graph.push_numbers("s", Keys::Many(&keys), &[1.0; 15], None);
+    assert_eq!(report.accepted, 10, "{report:?}");
+    assert_eq!(report.rejected, 5);
+    assert_eq!(report.errors[0].1.reason(), RejectReason::WindowsFull);
+    assert!(
+        report.errors[0]
+            .1
+            .to_string()
+            .contains("limits.window_bytes")
+    );
+    assert_eq!(rejected(&graph, RejectReason::WindowsFull), 5);
+    assert_eq!(graph.window_bytes(), 10 * per_key);
+    // Known keys still update.
+    let report = graph.push_numbers("s", Keys::One("k3"), &[2.0], None);
+    assert_eq!(report.accepted, 1);
+}

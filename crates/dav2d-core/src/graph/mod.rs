@@ -57,6 +57,10 @@ use crate::window::SeriesRing;
 
 const UNRESOLVED: u32 = u32::MAX;
 
+/// Bytes a window holds per sample of its capacity: a timestamp and a
+/// number, each in a mirrored ring (twice the capacity).
+pub const WINDOW_SAMPLE_BYTES: usize = 2 * (8 + 8);
+
 #[derive(Clone, Copy, Debug)]
 struct Consumer {
     node: NodeId,
@@ -214,6 +218,9 @@ pub struct Graph {
     /// Heap bytes the rings of input streams hold, against
     /// `limits.max_retained_bytes`.
     retained_bytes: usize,
+    /// Bytes of every slot's window rings (see [`WINDOW_SAMPLE_BYTES`]),
+    /// against `limits.max_window_bytes`.
+    window_bytes: usize,
     /// Raised while a lossless subscriber is behind.
     backpressure: Arc<crate::subscribe::Backpressure>,
     /// Public waves finished, stored (release) after each one's updates
@@ -261,6 +268,7 @@ impl Graph {
             jobs_queued: 0,
             input_keys: 0,
             retained_bytes: 0,
+            window_bytes: 0,
             backpressure: Arc::default(),
             settled: Arc::default(),
             guessed: Vec::new(),
@@ -332,6 +340,11 @@ impl Graph {
     /// Changes the limits; what the graph already holds stays.
     pub fn set_limits(&mut self, limits: Limits) {
         self.options.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.options.limits
     }
 
     /// The id of the stream (or node output, or constraint state) `name`.
@@ -480,9 +493,25 @@ impl Graph {
         Ok(id)
     }
 
+    /// Bytes one key of every stream and node would hold in its window
+    /// rings: what each new key may cost, the base of a config's worst case
+    /// (`limits.keys` of them).
+    pub fn window_bytes_per_key(&self) -> usize {
+        (self.streams.iter())
+            .map(|s| s.capacity.saturating_mul(WINDOW_SAMPLE_BYTES))
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Bytes every key's window rings hold now (`limits.window_bytes`).
+    pub fn window_bytes(&self) -> usize {
+        self.window_bytes
+    }
+
     fn ensure_capacity(&mut self, id: StreamId, capacity: usize) {
         let stream = &mut self.streams[id.index()];
         if capacity > stream.capacity {
+            let grown = (capacity - stream.capacity) * stream.slots.len() * WINDOW_SAMPLE_BYTES;
+            self.window_bytes = self.window_bytes.saturating_add(grown);
             stream.capacity = capacity;
             for slot in &mut stream.slots {
                 slot.series.resize(capacity);
@@ -522,6 +551,13 @@ impl Graph {
                 scope: "over all streams",
             });
         }
+        let cost = s.capacity.saturating_mul(WINDOW_SAMPLE_BYTES);
+        if self.window_bytes.saturating_add(cost) > limits.max_window_bytes {
+            return Err(Rejection::WindowsFull {
+                stream: s.name.to_string(),
+                limit: limits.max_window_bytes,
+            });
+        }
         let key = self.intern_key(key);
         Ok(self.slot_for(stream, key))
     }
@@ -532,6 +568,8 @@ impl Graph {
         }
         let s = &mut self.streams[stream.index()];
         let slot = s.slots.len() as u32;
+        self.window_bytes =
+            (self.window_bytes).saturating_add(s.capacity.saturating_mul(WINDOW_SAMPLE_BYTES));
         s.slots.push(Slot {
             key,
             series: SeriesRing::new(s.capacity),

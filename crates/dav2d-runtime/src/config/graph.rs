@@ -301,7 +301,8 @@ impl Config {
         graph
             .register_all(specs)
             .map_err(|error| self.locate(error))?;
-        self.check_outputs(graph)
+        self.check_outputs(graph)?;
+        self.check_window_budget(graph)
     }
 
     /// Declares a stream a source names (see [`super::SourceSection::declares`]):

@@ -66,3 +66,44 @@ impl Config {
         Ok(limits)
     }
 }
+
+impl Config {
+    /// The worst case of the built graph's windows: `limits.keys` keys, each
+    /// with a window on every stream and node, must fit
+    /// `limits.window_bytes`; otherwise the config is refused, at the line
+    /// of the stream that keeps the most (or of `limits.keys`), saying what
+    /// to lower.
+    pub(crate) fn check_window_budget(&self, graph: &dav2d_core::Graph) -> Result<(), ConfigError> {
+        let limits = graph.limits();
+        let per_key = graph.window_bytes_per_key();
+        let worst = per_key.saturating_mul(limits.max_keys);
+        if worst <= limits.max_window_bytes {
+            return Ok(());
+        }
+        let mib = |b: usize| b as f64 / f64::from(1 << 20);
+        let message = format!(
+            "{} keys (limits.keys) with windows of {:.1} KiB each could hold {:.0} MiB of windows, more than limits.window_bytes ({:.0} MiB); lower keep or window lengths, or limits.keys, or raise limits.window_bytes",
+            limits.max_keys,
+            per_key as f64 / 1024.0,
+            mib(worst),
+            mib(limits.max_window_bytes)
+        );
+        // Point at what the user wrote that makes the windows long.
+        let keeps = (self.streams.iter().enumerate())
+            .filter(|(_, s)| s.keep.is_some())
+            .max_by_key(|(_, s)| s.keep);
+        Err(match (keeps, &self.limits.keys) {
+            (Some((i, stream)), _) => {
+                self.error_at(&stream.name, format!("streams[{i}].keep"), message)
+            }
+            (None, Some(keys)) => self.error_at(keys, "limits.keys".to_string(), message),
+            (None, None) => ConfigError {
+                file: self.file().to_path_buf(),
+                line: 0,
+                column: 0,
+                field: "limits.window_bytes".to_string(),
+                message,
+            },
+        })
+    }
+}
