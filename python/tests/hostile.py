@@ -49,6 +49,7 @@ DURATION_FIELDS = {
     "constraint.for": "constraints:\n  - name: warm\n    input: temp\n    trip: 1\n    for: {v}\n",
     "constraint.stale_after": "constraints:\n  - name: warm\n    input: temp\n    trip: 1\n    stale_after: {v}\n",
     "node.window": "nodes:\n  - name: recent\n    kind: moving_average\n    input: temp\n    window: {v}\n",
+    "nats.jetstream.ack_wait": "sources:\n  - kind: nats\n    url: nats://127.0.0.1:4222\n    subjects:\n      - subject: a.{{key}}\n        stream: temp\n    jetstream:\n      stream: S\n      ack_wait: {v}\n",
 }
 SIZE_FIELDS = {
     "http.max_body": "http:\n  max_body: {v}\n",
@@ -58,6 +59,8 @@ SIZE_FIELDS = {
     "limits.value_size": "limits:\n  value_size: {v}\n",
     "limits.retained_values": "limits:\n  retained_values: {v}\n",
     "limits.key_length": "limits:\n  key_length: {v}\n",
+    "limits.window_bytes": "limits:\n  window_bytes: {v}\n",
+    "mqtt.max_message": "sources:\n  - kind: mqtt\n    url: mqtt://127.0.0.1:1883\n    max_message: {v}\n    subscriptions:\n      - topic: a/{{key}}\n        stream: temp\n",
 }
 COUNT_FIELDS = {
     "ingest.workers": "ingest:\n  workers: {v}\n",
@@ -107,6 +110,13 @@ DOCUMENTS = {
     "huge line": "streams:\n  - name: " + "y" * 2_000_000 + "\n",
     "python logic nobody can import": "nodes:\n  - name: p\n    kind: python\n    logic: no_such_module:f\n    inputs: [temp, avg]\n",
     "python logic without a function": "nodes:\n  - name: p\n    kind: python\n    logic: os\n    input: temp\n",
+    "non-ascii token": "http:\n  token: p\u00e4sswort\n",
+    "token from an unset variable": "http:\n  token: ${DAV2D_NO_SUCH_VARIABLE}\n",
+    "mqtt login twice": "sources:\n  - kind: mqtt\n    url: mqtt://u:p@127.0.0.1:1883\n    username: v\n    subscriptions:\n      - topic: a/{key}\n        stream: temp\n",
+    "mqtts with a ca that is not one": "sources:\n  - kind: mqtt\n    url: mqtts://127.0.0.1:8883\n    ca: /nonexistent/ca.pem\n    subscriptions:\n      - topic: a/{key}\n        stream: temp\n",
+    "frame pool over max_pinned_bytes": "sources:\n  - kind: frames\n    url: tcp://127.0.0.1:0?max_bytes=268435456&slots=64\n    stream: cam\n",
+    "windows whose worst case is terabytes": "streams:\n  - name: kept\n    keep: 1048576\n",
+    "processor resolution over the memory budget": "model_path: /nonexistent/m.onnx\nprocessing:\n  resolution: [16384, 16384]\n",
 }
 
 
@@ -195,6 +205,10 @@ ONE_OFF_CALLS = {
     "node logic returning a string for a number": "dav2d.Node('str', lambda w: 'x', 'temp').register(g); g.push('temp', 1.0, key='k')",
     "cycle": "dav2d.Node('a', lambda w: 0.0, 'b').register(g); dav2d.Node('b', lambda w: 0.0, 'a').register(g); g.validate()",
     "iso time that is not one": "g.push('temp', 1.0, key='k', ts='yesterday-ish')",
+    "frame timeout that is nan": "dav2d.FrameStream.open('synthetic:8x8@0?format=gray8').latest(timeout=float('nan'))",
+    "frame url parameter twice": "dav2d.FrameStream.open('synthetic:8x8@0?format=gray8&format=rgb8')",
+    "frame pool over max_pinned_bytes": "dav2d.FrameStream.open('synthetic:8192x8192@0?format=bgra8&slots=64')",
+    "window bytes limit as text": "dav2d.Graph(limits={'window_bytes': 'lots'})",
 }
 
 

@@ -464,16 +464,16 @@ fn a_token_no_client_could_send_is_refused_at_its_line() {
 }
 
 #[test]
-fn windows_whose_worst_case_exceeds_the_budget_are_refused_at_their_keep() {
+fn windows_one_key_could_not_fit_are_refused_at_their_keep() {
     let long = "streams:\n  - name: temp\n    keep: 1048576\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 4\n    input: temp\n";
-    check_contains(
-        long,
-        "test.yaml:2:11: streams[0].keep:",
-        "more than limits.window_bytes (512 MiB); lower keep or window lengths, or limits.keys",
-    );
-    // With few keys it fits.
-    let few = format!("{long}limits:\n  keys: 10\n");
-    Config::parse(&few, Path::new("test.yaml"))
+    // 32 MiB a key: the default 512 MiB holds 16 such keys (the run refuses
+    // the 17th); a budget of 1 MiB could hold none.
+    Config::parse(long, Path::new("test.yaml"))
         .and_then(|config| config.build(&mut strict_graph()))
         .unwrap();
+    check_contains(
+        &format!("{long}limits:\n  window_bytes: 1MiB\n"),
+        "test.yaml:2:11: streams[0].keep:",
+        "more than limits.window_bytes (1.0 MiB) holds: no key could be taken",
+    );
 }

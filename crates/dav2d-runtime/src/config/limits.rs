@@ -30,10 +30,12 @@ pub struct LimitsSection {
     pub value_size: Option<Spanned<String>>,
     /// Bytes of strings, records and buffers the input streams keep.
     pub retained_values: Option<Spanned<String>>,
+    /// Bytes of every key's windows over all streams and nodes.
+    pub window_bytes: Option<Spanned<String>>,
 }
 
 impl LimitsSection {
-    fn entries(&self) -> [(&'static str, &Option<Spanned<String>>); 7] {
+    fn entries(&self) -> [(&'static str, &Option<Spanned<String>>); 8] {
         [
             ("keys", &self.keys),
             ("keys_per_stream", &self.keys_per_stream),
@@ -42,6 +44,7 @@ impl LimitsSection {
             ("streams", &self.streams),
             ("value_size", &self.value_size),
             ("retained_values", &self.retained_values),
+            ("window_bytes", &self.window_bytes),
         ]
     }
 }
@@ -68,35 +71,32 @@ impl Config {
 }
 
 impl Config {
-    /// The worst case of the built graph's windows: `limits.keys` keys, each
-    /// with a window on every stream and node, must fit
-    /// `limits.window_bytes`; otherwise the config is refused, at the line
-    /// of the stream that keeps the most (or of `limits.keys`), saying what
-    /// to lower.
+    /// The built graph's windows against `limits.window_bytes`: one key's
+    /// windows on every stream and node must fit, or no key could ever be
+    /// taken; the config is refused at the line of the stream that keeps the
+    /// most, saying what to lower. (How many keys fit is the run's bound:
+    /// a new key past the budget is refused then, as `windows_full`.)
     pub(crate) fn check_window_budget(&self, graph: &dav2d_core::Graph) -> Result<(), ConfigError> {
         let limits = graph.limits();
         let per_key = graph.window_bytes_per_key();
-        let worst = per_key.saturating_mul(limits.max_keys);
-        if worst <= limits.max_window_bytes {
+        if per_key <= limits.max_window_bytes {
             return Ok(());
         }
-        let mib = |b: usize| b as f64 / f64::from(1 << 20);
         let message = format!(
-            "{} keys (limits.keys) with windows of {:.1} KiB each could hold {:.0} MiB of windows, more than limits.window_bytes ({:.0} MiB); lower keep or window lengths, or limits.keys, or raise limits.window_bytes",
-            limits.max_keys,
-            per_key as f64 / 1024.0,
-            mib(worst),
-            mib(limits.max_window_bytes)
+            "one key's windows take {:.1} MiB, more than limits.window_bytes ({:.1} MiB) holds: no key could be taken; lower keep or window lengths, or raise limits.window_bytes",
+            per_key as f64 / f64::from(1 << 20),
+            limits.max_window_bytes as f64 / f64::from(1 << 20)
         );
-        // Point at what the user wrote that makes the windows long.
         let keeps = (self.streams.iter().enumerate())
             .filter(|(_, s)| s.keep.is_some())
             .max_by_key(|(_, s)| s.keep);
-        Err(match (keeps, &self.limits.keys) {
+        Err(match (keeps, &self.limits.window_bytes) {
             (Some((i, stream)), _) => {
                 self.error_at(&stream.name, format!("streams[{i}].keep"), message)
             }
-            (None, Some(keys)) => self.error_at(keys, "limits.keys".to_string(), message),
+            (None, Some(written)) => {
+                self.error_at(written, "limits.window_bytes".to_string(), message)
+            }
             (None, None) => ConfigError {
                 file: self.file().to_path_buf(),
                 line: 0,
