@@ -115,7 +115,7 @@ DOCUMENTS = {
     "mqtt login twice": "sources:\n  - kind: mqtt\n    url: mqtt://u:p@127.0.0.1:1883\n    username: v\n    subscriptions:\n      - topic: a/{key}\n        stream: temp\n",
     "mqtts with a ca that is not one": "sources:\n  - kind: mqtt\n    url: mqtts://127.0.0.1:8883\n    ca: /nonexistent/ca.pem\n    subscriptions:\n      - topic: a/{key}\n        stream: temp\n",
     "frame pool over max_pinned_bytes": "sources:\n  - kind: frames\n    url: tcp://127.0.0.1:0?max_bytes=268435456&slots=64\n    stream: cam\n",
-    "windows whose worst case is terabytes": "streams:\n  - name: kept\n    keep: 1048576\n",
+    "a keep of a million samples": "streams:\n  - name: kept\n    keep: 1048576\n",
     "processor resolution over the memory budget": "model_path: /nonexistent/m.onnx\nprocessing:\n  resolution: [16384, 16384]\n",
 }
 
