@@ -288,11 +288,17 @@ def test_the_dav2d_command_finds_onnxruntime_in_its_own_interpreter(model_dir: P
         f'      model_path: "{model_dir / "conv_logits.onnx"}"\n'
         "      processing: {resolution: [16, 16]}\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    # The python3 first on PATH is one without onnxruntime (a stand-in that
+    # fails every import), whatever the machine's own has.
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "python3").write_text("#!/bin/sh\nexit 1\n")
+    (shims / "python3").chmod(0o755)
+    env = {"PATH": f"{shims}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
     import subprocess
 
     bare = subprocess.run(["python3", "-c", "import onnxruntime"], env=env, capture_output=True, check=False)
-    assert bare.returncode != 0, "the python3 on this PATH must lack onnxruntime for the test to mean anything"
+    assert bare.returncode != 0
     checked = subprocess.run([str(command), "check", str(config)], env=env, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     assert "activation=sigmoid" in checked.stdout, checked.stdout
