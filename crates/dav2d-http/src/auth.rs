@@ -1,5 +1,7 @@
-//! Bearer-token auth for every endpoint but `/healthz`, and, on a server
-//! without a token, the `Host` check that stops DNS rebinding.
+//! Every request's guard, one layer: `Host` required on HTTP/1.1, pages
+//! of other sites refused unless their origin is listed (CORS for those
+//! that are), bearer-token auth for every endpoint but `/healthz`, and, on
+//! a server without a token, the `Host` check that stops DNS rebinding.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -9,120 +11,134 @@ use dav2d_core::RejectReason;
 
 use crate::state::{AppState, drain, error_response};
 
-pub(crate) async fn authorize(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(token) = &state.config.listen.token
-        && request.uri().path() != "/healthz"
+/// Every request's guard, in one layer (one per request): an HTTP/1.1
+/// request must name its `Host`; a request a page on another site sent is
+/// refused unless its origin is listed (a listed one gets CORS); then the
+/// token, or without one the `Host` check.
+pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(refused) = missing_host(&state, &request) {
+        return refused;
+    }
+    let cors_origin = match cross_site(&state, &request) {
+        Ok(origin) => origin,
+        Err(refused) => return *refused,
+    };
+    if let Some(origin) = &cors_origin
+        && request.method() == axum::http::Method::OPTIONS
     {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !bearer_matches(given, token) {
-            state.intake.reject(RejectReason::Unauthorized, 1);
-            state.intake.metrics().request(request.uri().path(), 401);
-            drain(
-                request.into_body(),
-                state.config.max_body,
-                state.config.body_timeout,
-            )
-            .await;
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                "this server requires 'Authorization: Bearer <token>' (http.token)",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
+        // A listed origin's preflight is answered here.
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        cors(response.headers_mut(), origin);
+        return response;
+    }
+    let request = match &state.config.listen.token {
+        Some(token) => match authorize(&state, token, request).await {
+            Ok(request) => request,
+            Err(refused) => return *refused,
+        },
+        None => {
+            if let Some(refused) = forbidden_host(&state, &request) {
+                return refused;
+            }
+            request
         }
+    };
+    let mut response = next.run(request).await;
+    if let Some(origin) = &cors_origin {
+        cors(response.headers_mut(), origin);
     }
-    next.run(request).await
+    response
 }
 
-/// Refuses (400) an HTTP/1.1 request without a `Host` header, as RFC 9112
+/// The request when it carries the token (`/healthz` needs none); else the
+/// 401, its body drained so the client can read it.
+async fn authorize(
+    state: &AppState,
+    token: &str,
+    request: Request,
+) -> Result<Request, Box<Response>> {
+    if request.uri().path() == "/healthz" {
+        return Ok(request);
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if bearer_matches(given, token) {
+        return Ok(request);
+    }
+    state.intake.reject(RejectReason::Unauthorized, 1);
+    state.intake.metrics().request(request.uri().path(), 401);
+    drain(
+        request.into_body(),
+        state.config.max_body,
+        state.config.body_timeout,
+    )
+    .await;
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "this server requires 'Authorization: Bearer <token>' (http.token)",
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Err(Box::new(response))
+}
+
+/// 400 for an HTTP/1.1 request without a `Host` header, as RFC 9112
 /// requires (and nginx does), whatever the token.
-pub(crate) async fn require_host(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.version() == axum::http::Version::HTTP_11
-        && !request.headers().contains_key(header::HOST)
+fn missing_host(state: &AppState, request: &Request) -> Option<Response> {
+    if request.version() != axum::http::Version::HTTP_11
+        || request.headers().contains_key(header::HOST)
     {
-        state.intake.reject(RejectReason::ForbiddenHost, 1);
-        state.intake.metrics().request(request.uri().path(), 400);
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "an HTTP/1.1 request must carry a Host header",
-        );
+        return None;
     }
-    next.run(request).await
+    state.intake.reject(RejectReason::ForbiddenHost, 1);
+    state.intake.metrics().request(request.uri().path(), 400);
+    Some(error_response(
+        StatusCode::BAD_REQUEST,
+        "an HTTP/1.1 request must carry a Host header",
+    ))
 }
 
-/// Refuses (403) a request a web page on another site sent (by its
-/// `Sec-Fetch-Site` and `Origin` headers) unless `http.allowed_origins`
-/// names its origin: a page the operator visits cannot write samples or
-/// read state through the operator's browser. Requests not from a page
-/// (curl, scripts) carry neither header and pass.
-pub(crate) async fn check_origin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let refused = {
-        let headers = request.headers();
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let origin = header(header::ORIGIN.as_str());
-        let allowed = crate::config::origin_allowed(
-            origin,
-            header("sec-fetch-site"),
-            header(header::HOST.as_str()),
-            &state.config.allowed_origins,
-        );
+/// A request a web page on another site sent (by its `Sec-Fetch-Site` and
+/// `Origin` headers) is refused (403) unless `http.allowed_origins` names
+/// its origin: a page the operator visits cannot write samples or read
+/// state through the operator's browser. Requests not from a page (curl,
+/// scripts) carry neither header and pass. `Ok(Some(origin))`: a listed
+/// origin, which gets CORS.
+fn cross_site(state: &AppState, request: &Request) -> Result<Option<HeaderValue>, Box<Response>> {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let origin = header(header::ORIGIN.as_str());
+    let site = header("sec-fetch-site");
+    if origin.is_none() && site.is_none() {
+        return Ok(None);
+    }
+    let allowed = crate::config::origin_allowed(
+        origin,
+        site,
+        header(header::HOST.as_str()),
+        &state.config.allowed_origins,
+    );
+    if allowed {
         let listed = origin.filter(|o| {
             let o = o.trim_end_matches('/');
             (state.config.allowed_origins.iter())
                 .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
         });
-        match (allowed, listed) {
-            (false, _) => Err(origin
-                .unwrap_or("none")
-                .chars()
-                .take(100)
-                .collect::<String>()),
-            (true, Some(listed)) => Ok(HeaderValue::from_str(listed).ok()),
-            (true, None) => Ok(None),
-        }
-    };
-    // A listed origin gets CORS: its preflight is answered here, and its
-    // responses say it may read them.
-    if let Ok(Some(origin)) = &refused {
-        if request.method() == axum::http::Method::OPTIONS {
-            let mut response = Response::new(axum::body::Body::empty());
-            *response.status_mut() = StatusCode::NO_CONTENT;
-            cors(response.headers_mut(), origin);
-            return response;
-        }
-        let origin = origin.clone();
-        let mut response = next.run(request).await;
-        cors(response.headers_mut(), &origin);
-        return response;
+        return Ok(listed.and_then(|o| HeaderValue::from_str(o).ok()));
     }
-    if let Err(origin) = refused {
-        state.intake.reject(RejectReason::ForbiddenHost, 1);
-        state.intake.metrics().request(request.uri().path(), 403);
-        return error_response(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a cross-site request (Origin '{origin}') is not served; list the origin in http.allowed_origins"
-            ),
-        );
-    }
-    next.run(request).await
+    let origin: String = origin.unwrap_or("none").chars().take(100).collect();
+    state.intake.reject(RejectReason::ForbiddenHost, 1);
+    state.intake.metrics().request(request.uri().path(), 403);
+    Err(Box::new(error_response(
+        StatusCode::FORBIDDEN,
+        format!(
+            "a cross-site request (Origin '{origin}') is not served; list the origin in http.allowed_origins"
+        ),
+    )))
 }
 
 /// The CORS headers of a response to a listed origin.
@@ -143,32 +159,27 @@ fn cors(headers: &mut axum::http::HeaderMap, origin: &HeaderValue) {
     );
 }
 
-/// Refuses (403) a request whose `Host` names something other than an IP
-/// literal, `localhost` or `http.allowed_hosts`: a web page that rebinds
-/// its own domain name to 127.0.0.1 sends its domain as `Host`.
-pub(crate) async fn check_host(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// 403 for a request whose `Host` names something other than an IP
+/// literal, `localhost` or `http.allowed_hosts` (on a server without a
+/// token): a web page that rebinds its own domain name to 127.0.0.1 sends
+/// its domain as `Host`.
+fn forbidden_host(state: &AppState, request: &Request) -> Option<Response> {
     let host = request
         .headers()
         .get(header::HOST)
-        .map(|v| v.to_str().unwrap_or(""));
-    if let Some(host) = host
-        && !crate::config::host_allowed(host, &state.config.allowed_hosts)
-    {
-        state.intake.reject(RejectReason::ForbiddenHost, 1);
-        state.intake.metrics().request(request.uri().path(), 403);
-        return error_response(
-            StatusCode::FORBIDDEN,
-            format!(
-                "Host '{}' is not served without a token; list it in http.allowed_hosts, or set http.token",
-                host.chars().take(100).collect::<String>()
-            ),
-        );
+        .map(|v| v.to_str().unwrap_or(""))?;
+    if crate::config::host_allowed(host, &state.config.allowed_hosts) {
+        return None;
     }
-    next.run(request).await
+    state.intake.reject(RejectReason::ForbiddenHost, 1);
+    state.intake.metrics().request(request.uri().path(), 403);
+    Some(error_response(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host '{}' is not served without a token; list it in http.allowed_hosts, or set http.token",
+            host.chars().take(100).collect::<String>()
+        ),
+    ))
 }
 
 /// Whether `given` (an `Authorization` header) carries `token`: the scheme

@@ -89,29 +89,11 @@ fn router(state: AppState) -> Router {
         .route("/events", get(crate::events::events))
         .route("/metrics", get(crate::read::metrics))
         .route("/healthz", get(crate::read::healthz));
-    // With a token, requests are checked for it; without one, for a `Host`
-    // a DNS-rebinding page could not have sent.
-    let routes = if state.config.listen.token.is_some() {
-        routes.layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authorize,
-        ))
-    } else {
-        routes.layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::check_host,
-        ))
-    };
-    // Every request, with or without a token: cross-site pages are turned
-    // away, then (outermost) an HTTP/1.1 request must name its Host.
-    let routes = routes
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::check_origin,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::require_host,
-        ));
+    // One guard per request: Host, cross-site pages, then the token (or,
+    // without one, a `Host` a DNS-rebinding page could not have sent).
+    let routes = routes.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::guard,
+    ));
     routes.with_state(state)
 }
