@@ -116,19 +116,18 @@ fn cross_site(state: &AppState, request: &Request) -> Result<Option<HeaderValue>
     if origin.is_none() && site.is_none() {
         return Ok(None);
     }
-    let allowed = crate::config::origin_allowed(
+    let seen = crate::config::site_of(
         origin,
         site,
         header(header::HOST.as_str()),
         &state.config.allowed_origins,
     );
-    if allowed {
-        let listed = origin.filter(|o| {
-            let o = o.trim_end_matches('/');
-            (state.config.allowed_origins.iter())
-                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
-        });
-        return Ok(listed.and_then(|o| HeaderValue::from_str(o).ok()));
+    match seen {
+        crate::config::Site::Own => return Ok(None),
+        crate::config::Site::Listed => {
+            return Ok(origin.and_then(|o| HeaderValue::from_str(o).ok()));
+        }
+        crate::config::Site::Foreign => {}
     }
     let origin: String = origin.unwrap_or("none").chars().take(100).collect();
     state.intake.reject(RejectReason::ForbiddenHost, 1);

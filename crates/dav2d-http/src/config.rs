@@ -85,44 +85,54 @@ pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {
         || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
-/// Whether a browser request is one this server takes: same-origin (or
-/// not from a page at all), or from an origin in `allowed`. `origin` is the
-/// `Origin` header, `site` the `Sec-Fetch-Site` header, `host` the `Host`.
-pub(crate) fn origin_allowed(
+/// What a browser request is to this server, by its `Origin` and
+/// `Sec-Fetch-Site` headers and its `Host`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Site {
+    /// Same-origin, or not from a page at all (curl, a script).
+    Own,
+    /// From an origin `allowed` lists: served, with CORS.
+    Listed,
+    /// From a page on another site: refused.
+    Foreign,
+}
+
+/// Which [`Site`] a request comes from: `origin` is the `Origin` header,
+/// `site` the `Sec-Fetch-Site` header, `host` the `Host`.
+pub(crate) fn site_of(
     origin: Option<&str>,
     site: Option<&str>,
     host: Option<&str>,
     allowed: &[String],
-) -> bool {
-    let listed = |o: &str| {
+) -> Site {
+    let listed = origin.is_some_and(|o| {
+        let o = o.trim_end_matches('/');
         allowed
             .iter()
             .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
-    };
-    match (site, origin) {
+    });
+    let own = match (site, origin) {
         // Browsers that send Sec-Fetch-Site say which it is.
-        (Some(site), _)
-            if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") =>
-        {
-            true
+        (Some(site), _) => {
+            site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none")
         }
-        (Some(_), Some(origin)) => listed(origin),
-        (Some(_), None) => false,
         // Older browsers: the Origin's host must be this server's.
-        (None, Some(origin)) => {
-            let same = origin.split_once("://").is_some_and(|(_, authority)| {
-                host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
-            });
-            same || listed(origin)
-        }
-        // Not from a page (curl, a script, a broker bridge).
+        (None, Some(origin)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| host.is_some_and(|h| h.eq_ignore_ascii_case(authority))),
+        // Not from a page.
         (None, None) => true,
+    };
+    match (listed, own) {
+        (true, _) => Site::Listed,
+        (false, true) => Site::Own,
+        (false, false) => Site::Foreign,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{host_allowed, origin_allowed};
+    use super::{Site, host_allowed, site_of};
 
     #[test]
     fn cross_site_requests_are_refused_unless_their_origin_is_listed() {
@@ -142,11 +152,8 @@ mod tests {
             (Some("http://localhost:8080"), Some("same-site"), false),
         ];
         for (origin, site, expected) in cases {
-            assert_eq!(
-                origin_allowed(origin, site, host, &allowed),
-                expected,
-                "{origin:?} {site:?}"
-            );
+            let served = site_of(origin, site, host, &allowed) != Site::Foreign;
+            assert_eq!(served, expected, "{origin:?} {site:?}");
         }
     }
 

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dav2d_component::{Context, Delivery, Running, Sink, StartError, ThreadTask, Throttle};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use rumqttc::{AsyncClient, Event, Packet};
 
 use crate::config::MqttSinkConfig;
-use crate::source::{MQTT_MAX_PACKET, qos, runtime};
+use crate::source::{client_options, qos, runtime};
 use dav2d_component::BrokerHealth;
 
 /// The `mqtt` sink.
@@ -38,19 +38,13 @@ impl Sink for MqttSink {
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
         let updates = context.subscribe_outputs(&self.name, &config.names, 1 << 16)?;
-        let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
-        if let Some(login) = &config.login {
-            options.set_credentials(&login.user, &login.password);
-        }
-        if let Some(tls) = &config.tls {
-            let client = tls.client_config().map_err(StartError::Other)?;
-            options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(client),
-            ));
-        }
-        options
-            .set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+        let mut options = client_options(
+            &config.client_id,
+            &config.broker,
+            config.login.as_ref(),
+            config.tls.as_ref(),
+        )?;
+        options.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(options, 1024);
         let health = Arc::new(BrokerHealth::default());
         let publisher = {

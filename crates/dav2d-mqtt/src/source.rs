@@ -53,6 +53,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// and again (the broker's `message_size_limit` bounds what it accepts).
 pub(crate) const MQTT_MAX_PACKET: usize = 268_435_455;
 
+/// A client's options as both the source and the sink make them: the
+/// broker, the client id, the login, TLS, and packets of any size MQTT
+/// carries (each side refuses what is over its own `max_message`).
+pub(crate) fn client_options(
+    client_id: &str,
+    (host, port): &(String, u16),
+    login: Option<&dav2d_component::section::Login>,
+    tls: Option<&dav2d_component::BrokerTls>,
+) -> Result<MqttOptions, StartError> {
+    let mut options = MqttOptions::new(client_id, host, *port);
+    if let Some(login) = login {
+        options.set_credentials(&login.user, &login.password);
+    }
+    if let Some(tls) = tls {
+        let client = tls.client_config().map_err(StartError::Other)?;
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(client),
+        ));
+    }
+    options.set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+    Ok(options)
+}
+
 /// Room for every acknowledgement the broker can be owed (a 16-bit packet
 /// id each) and the subscriptions: acknowledging never waits for the event
 /// loop, so it can never be lost for want of room.
@@ -72,21 +95,16 @@ impl Source for MqttSource {
 
     fn start(self: Box<Self>, context: Context) -> Result<Box<dyn Running>, StartError> {
         let config = self.config;
-        let mut options = MqttOptions::new(&config.client_id, &config.broker.0, config.broker.1);
-        if let Some(login) = &config.login {
-            options.set_credentials(&login.user, &login.password);
-        }
-        if let Some(tls) = &config.tls {
-            let client = tls.client_config().map_err(StartError::Other)?;
-            options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(client),
-            ));
-        }
+        let mut options = client_options(
+            &config.client_id,
+            &config.broker,
+            config.login.as_ref(),
+            config.tls.as_ref(),
+        )?;
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)
-            .set_manual_acks(true)
-            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+            .set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(options, REQUESTS);
         let health = Arc::new(BrokerHealth::default());
         let (handed, received) = tokio::sync::mpsc::channel::<Publish>(config.queue.max(1));
