@@ -62,6 +62,7 @@ fuzz:
 # 60 s of hostile and well-behaved load over loopback (not in CI); prints
 # peak RSS, the well-behaved p99 and the accounting beside their bars.
 soak: $(VENV)/.installed
+	bash scripts/test-deps.sh
 	cargo build --release -p dav2d-cli
 	$(PY) bench/soak.py --dav2d $(CARGO_TARGET_DIR)/release/dav2d
 

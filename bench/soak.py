@@ -4,7 +4,10 @@ For ``--seconds`` (default 60) it floods HTTP and TCP far past what the
 engine can apply (several senders in their own processes, batches of 1000
 as fast as answers come back), and beside the flood runs a hostile mix:
 keys longer than the limit, a unique-key flood, bodies of 60 MiB, idle and
-half-sent TCP connections, and 500 ``/events`` readers. A well-behaved
+half-sent TCP connections, 500 ``/events`` readers, idle clients that
+announce a 64 MiB body and send none, zstd bombs (5 KB that inflate to
+60 MiB of valid samples, 16 at once), ``/state`` page walkers, and a
+webhook receiver that answers every alert with an endless body. A well-behaved
 client posts 10 samples every 10 ms to its own stream and times each answer.
 
 It prints, each beside its bar: the server's peak RSS (VmHWM, under 1 GB with
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 RSS_BAR_MB = 1024
@@ -54,6 +58,15 @@ constraints:
   - name: hot
     input: avg
     trip: 80
+  - name: warm
+    input: avg
+    trip: 50
+    reset: 45
+sinks:
+  - kind: webhook
+    url: http://127.0.0.1:{webhook_port}/alerts
+    names: [warm]
+    timeout: 5s
 """
 
 
@@ -71,10 +84,10 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.counts = {"sent": 0, "accepted": 0, "rejected": 0, "refused": 0, "requests": 0, "failed": 0}
 
-    def post(self, path: str, body: bytes, samples: int) -> tuple[int, float]:
+    def post(self, path: str, body: bytes, samples: int, headers: dict[str, str] | None = None) -> tuple[int, float]:
         start = time.perf_counter()
         try:
-            self.connection.request("POST", path, body, {"Content-Type": "application/json"})
+            self.connection.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
             response = self.connection.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException):
@@ -222,6 +235,126 @@ def sse_readers(port: int, until: float, out: mp.Queue) -> None:
     out.put(("sse_readers", {"bytes": received[0]}))
 
 
+def idle_announcers(port: int, until: float, out: mp.Queue) -> None:
+    """Connections that announce a 64 MiB body and send none, reopened when cut."""
+    head = (
+        b"POST /ingest/temp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 67108864\r\n\r\n["
+    )
+    opened = cut = 0
+    held: list[socket.socket] = []
+    while time.time() < until:
+        while len(held) < 16:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(head)
+            s.setblocking(False)
+            held.append(s)
+            opened += 1
+        time.sleep(0.2)
+        for s in list(held):
+            try:
+                if s.recv(65536) == b"":
+                    raise ConnectionResetError
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            # Answered (408 after body_timeout) or closed: open another.
+            s.close()
+            held.remove(s)
+            cut += 1
+    for s in held:
+        s.close()
+    out.put(("idle_announcers", {"opened": opened, "cut": cut}))
+
+
+def zstd_bombs(port: int, until: float, out: mp.Queue) -> None:
+    """16 clients posting 5 KB zstd bodies that inflate to 60 MiB of valid samples each."""
+    record = b'{"key":"bomb","value":1.0},'
+    plain = b"[" + record * (60 * 1024 * 1024 // len(record)) + b'{"key":"bomb","value":1.0}]'
+    samples = plain.count(b'"key"')
+    body = subprocess.run(["zstd", "-19", "-q", "-c"], input=plain, capture_output=True, check=True).stdout
+    del plain
+    counts = []
+
+    def one() -> None:
+        client = Client(port)
+        while time.time() < until:
+            client.post("/ingest/temp", body, samples, {"Content-Encoding": "zstd"})
+        counts.append(client.counts)
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = {name: sum(c[name] for c in counts) for name in counts[0]}
+    out.put(("zstd_bombs", dict(total, body_bytes=len(body))))
+
+
+def state_walkers(port: int, until: float, out: mp.Queue) -> None:
+    """8 readers walking /state/temp one key a page, from the start again at the end."""
+    pages = [0]
+    lock = threading.Lock()
+
+    def walk() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        after = None
+        while time.time() < until:
+            path = "/state/temp?limit=1" + (f"&after={urllib.parse.quote(after)}" if after else "")
+            try:
+                connection.request("GET", path)
+                page = json.loads(connection.getresponse().read())
+            except (OSError, http.client.HTTPException, ValueError):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
+            after = page.get("next")
+            with lock:
+                pages[0] += 1
+
+    threads = [threading.Thread(target=walk) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put(("state_walkers", {"pages": pages[0]}))
+
+
+def endless_receiver(listener: socket.socket, until: float, out: mp.Queue) -> None:
+    """The webhook's receiver: answers each alert 200 with a body that never ends."""
+    alerts = [0]
+    streamed = [0]
+    lock = threading.Lock()
+    listener.settimeout(0.5)
+
+    def answer(connection: socket.socket) -> None:
+        connection.settimeout(5)
+        chunk = b"x" * 65536
+        try:
+            if not connection.recv(65536):
+                return
+            with lock:
+                alerts[0] += 1
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            while time.time() < until:
+                connection.sendall(chunk)
+                with lock:
+                    streamed[0] += len(chunk)
+        except OSError:
+            pass  # the sink stopped reading and closed: what it should do
+        finally:
+            connection.close()
+
+    while time.time() < until:
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        threading.Thread(target=answer, args=(connection,), daemon=True).start()
+    out.put(("endless_receiver", {"alerts": alerts[0], "bytes": streamed[0]}))
+
+
 def well_behaved(port: int, until: float, out: mp.Queue) -> None:
     # On a small shared machine the flood's own processes compete with this
     # one for the CPU; --nice-well-behaved gives it priority, so its p99
@@ -276,7 +409,10 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dav2d-soak-"))
     config = folder / "soak.yaml"
-    config.write_text(CONFIG)
+    receiver = socket.socket()
+    receiver.bind(("127.0.0.1", 0))
+    receiver.listen(64)
+    config.write_text(CONFIG.format(webhook_port=receiver.getsockname()[1]))
     http_port, tcp_port = free_port(), free_port()
     server = subprocess.Popen(
         [args.dav2d, "run", str(config), "--http", f"127.0.0.1:{http_port}", "--tcp", f"127.0.0.1:{tcp_port}"]
@@ -300,6 +436,10 @@ def main() -> int:
         (big_bodies, http_port),
         (idle_tcp, tcp_port),
         (sse_readers, http_port),
+        (idle_announcers, http_port),
+        (zstd_bombs, http_port),
+        (state_walkers, http_port),
+        (endless_receiver, receiver),
         (well_behaved, http_port),
     ]
     skip = set(filter(None, os.environ.get("DAV2D_SOAK_SKIP", "").split(",")))
@@ -319,9 +459,13 @@ def main() -> int:
     server.terminate()
     server.wait(timeout=60)
 
-    for name in ("http_flood", "hostile_keys", "big_bodies", "tcp_flood", "idle_tcp", "sse_readers"):
-        results.setdefault(name, [{"sent": 0, "accepted": 0, "rejected": 0, "refused": 0, "failed": 0, "half_lines": 0, "bytes": 0}])
-    http_clients = [c for name in ("http_flood", "hostile_keys", "big_bodies", "well_behaved") for c in results[name]]
+    blank = {"sent": 0, "accepted": 0, "rejected": 0, "refused": 0, "failed": 0, "half_lines": 0, "bytes": 0,
+             "opened": 0, "cut": 0, "pages": 0, "alerts": 0, "body_bytes": 0}
+    for name in ("http_flood", "hostile_keys", "big_bodies", "tcp_flood", "idle_tcp", "sse_readers",
+                 "idle_announcers", "zstd_bombs", "state_walkers", "endless_receiver"):
+        results.setdefault(name, [blank])
+    http_clients = [c for name in ("http_flood", "hostile_keys", "big_bodies", "zstd_bombs", "well_behaved")
+                    for c in results[name]]
     answered = {k: sum(c[k] for c in http_clients) for k in ("sent", "accepted", "rejected", "refused", "failed")}
     good = results["well_behaved"][0]
     tcp_sent = results["tcp_flood"][0]["sent"]
@@ -351,6 +495,10 @@ def main() -> int:
         f"| HTTP samples sent / accepted / rejected / refused | {answered['sent']:,} / {answered['accepted']:,} / {answered['rejected']:,} / {answered['refused']:,} (requests without an answer: {answered['failed']}) | exact |",
         f"| TCP lines sent (+ half lines) / received / accepted | {tcp_sent:,} (+ {half_lines}) / {totals.get('tcp.received', 0):,.0f} / {totals.get('tcp.accepted', 0):,.0f} | exact |",
         f"| /events readers, bytes streamed | {results['sse_readers'][0]['bytes']:,} | - |",
+        f"| idle 64 MiB announcers opened / answered or cut | {results['idle_announcers'][0]['opened']:,} / {results['idle_announcers'][0]['cut']:,} | - |",
+        f"| zstd bombs ({results['zstd_bombs'][0]['body_bytes']:,} B each) posted / accepted samples / refused samples | {results['zstd_bombs'][0]['requests']:,} / {results['zstd_bombs'][0]['accepted']:,} / {results['zstd_bombs'][0]['refused']:,} | - |" if results['zstd_bombs'][0].get('requests') is not None else "| zstd bombs | skipped | - |",
+        f"| /state pages walked (limit=1) | {results['state_walkers'][0]['pages']:,} | - |",
+        f"| webhook alerts answered with an endless body / bytes the receiver got out | {results['endless_receiver'][0]['alerts']:,} / {results['endless_receiver'][0]['bytes']:,} | - |",
         "",
     ]
     lines += [f"- {'ok' if passed else 'FAILED'}: {what}" for what, passed in checks]

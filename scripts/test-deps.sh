@@ -4,13 +4,15 @@
 # only), mosquitto and nats-server (the broker tests start them on loopback
 # ports of their own and stop them; the packages' system services are not
 # used), and mosquitto-clients (python/tests/test_docs.py publishes to the
-# MQTT example with mosquitto_pub, a real MQTT client).
+# MQTT example with mosquitto_pub, a real MQTT client), and zstd (`make soak`
+# compresses its zstd bombs with it).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+command -v zstd >/dev/null || missing+=(zstd)
 if ((${#missing[@]})); then
     run=()
     [ "$(id -u)" -eq 0 ] || run=(sudo)

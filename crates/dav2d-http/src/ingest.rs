@@ -4,6 +4,7 @@
 //! answer (how many samples were accepted, why others were rejected).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -109,8 +110,9 @@ fn encoding_of(headers: &HeaderMap) -> Result<Option<String>, String> {
 
 enum ReadError {
     TooLarge,
-    /// The body budget could not cover what arrived.
-    Budget,
+    /// The body budget could not cover what arrived; the unread rest and
+    /// how much was read (drained, so the client can read the 503).
+    Budget(Body, usize),
     TimedOut,
     /// Refused from its first bytes; the unread rest and how much was read.
     NotJson(BodyError, Body, usize),
@@ -198,7 +200,8 @@ impl<'a> ChunkCheck<'a> {
         let needed = (self.received + data.len()).saturating_sub(held);
         // A step at a time when there is room, else just what arrived.
         if needed > 0 && !self.budget.grow(needed.max(BUDGET_STEP)) && !self.budget.grow(needed) {
-            return Err(ReadError::Budget);
+            let rest = std::mem::replace(body, Body::empty());
+            return Err(ReadError::Budget(rest, self.received + data.len()));
         }
         let before = self.received;
         self.received += data.len();
@@ -313,7 +316,11 @@ async fn ingest_inner(
     .await
     {
         Ok(bytes) => bytes,
-        Err(error) => return refuse(state, error).await,
+        Err(error) => {
+            // Nothing of it is kept: what is still drained is discarded.
+            budget.release();
+            return refuse(state, error).await;
+        }
     };
     // The permit goes with the body: what it inflates to is charged to it.
     ingest_bytes(state, bytes, encoding, format, stream, ack, Some(budget)).await
@@ -411,8 +418,16 @@ async fn refuse(state: &AppState, error: ReadError) -> Response {
     let intake = &state.intake;
     let max_body = state.config.max_body;
     match error {
-        ReadError::Budget => {
+        ReadError::Budget(rest, read) => {
             intake.reject(RejectReason::BodyBudget, 1);
+            // Discarded as it comes (nothing is kept), as nginx's lingering
+            // close does, so the client reads the 503 instead of a reset.
+            drain(
+                rest,
+                max_body.saturating_sub(read),
+                state.config.body_timeout,
+            )
+            .await;
             budget_spent()
         }
         ReadError::TooLarge => {
@@ -483,9 +498,14 @@ pub(crate) async fn ingest_streamed(
         ArrayCutter::new((expected / (4 * workers)).clamp(PIECE_BYTES.0, PIECE_BYTES.1));
     let stream: Option<Arc<str>> = stream.map(Arc::from);
     let mut parsing = Vec::new();
-    let spawn = |job: PieceJob, parsing: &mut Vec<Receiver<ParsedPiece>>| {
+    // Set when the body is refused: its pieces still queued skip the parse.
+    let refused = Arc::new(AtomicBool::new(false));
+    let spawn = |job: PieceJob, parsing: &mut Vec<Receiver<Option<ParsedPiece>>>| {
         let stream = stream.clone();
-        parsing.push(on_pool(intake, move |_| job.parse(stream.as_deref())));
+        let refused = Arc::clone(&refused);
+        parsing.push(on_pool(intake, move |_| {
+            (!refused.load(Ordering::Relaxed)).then(|| job.parse(stream.as_deref()))
+        }));
     };
     let arriving = std::time::Instant::now();
     let read = async {
@@ -501,10 +521,21 @@ pub(crate) async fn ingest_streamed(
         }
         Ok(())
     };
-    match tokio::time::timeout(state.config.body_timeout, read).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return refuse(state, error).await,
-        Err(_) => return refuse(state, ReadError::TimedOut).await,
+    let error = match tokio::time::timeout(state.config.body_timeout, read).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
+        Err(_) => Some(ReadError::TimedOut),
+    };
+    if let Some(error) = error {
+        // The pieces already on the pool hold bytes of this body: its share
+        // of the budget is given back only once they are done (they skip
+        // the parse now), so refused bodies cannot pile up behind a long one.
+        refused.store(true, Ordering::Relaxed);
+        for receiver in parsing {
+            let _ = receiver.await;
+        }
+        budget.release();
+        return refuse(state, error).await;
     }
     if !cutter.has_pieces() {
         // It came in quickly: parse it whole, one piece per worker.
@@ -517,8 +548,8 @@ pub(crate) async fn ingest_streamed(
     let mut pieces = Vec::with_capacity(parsing.len());
     for receiver in parsing {
         match receiver.await {
-            Ok(piece) => pieces.push(piece),
-            Err(_) => return pool_dropped(),
+            Ok(Some(piece)) => pieces.push(piece),
+            Ok(None) | Err(_) => return pool_dropped(),
         }
     }
     let outcome = on_pool(intake, move |intake| {

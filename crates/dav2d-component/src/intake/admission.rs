@@ -45,6 +45,14 @@ impl BodyPermit {
         }
     }
 
+    /// Gives back everything this permit holds (a refused body whose bytes
+    /// are gone; what is still drained of it is discarded as it comes).
+    pub fn release(&mut self) {
+        self.budget.add_permits(self.units as usize);
+        self.used.dec_by(self.bytes() as i64);
+        self.units = 0;
+    }
+
     /// Bytes this permit holds.
     pub fn bytes(&self) -> usize {
         self.units as usize * BUDGET_UNIT
@@ -53,8 +61,7 @@ impl BodyPermit {
 
 impl Drop for BodyPermit {
     fn drop(&mut self) {
-        self.budget.add_permits(self.units as usize);
-        self.used.dec_by(self.bytes() as i64);
+        self.release();
     }
 }
 
