@@ -19,7 +19,7 @@ RUN_ARGS ?=
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14" "onnxruntime>=1.31,<2" "onnx>=1.16"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=7" "numpy>=1.24" "pyarrow>=14" "onnxruntime>=1.31,<2" "onnx>=1.16" "selenium>=4.15,<5"
 	touch $@
 
 # The wheel `pip install` takes (the library and the `dav2d` command), in dist/.

@@ -4,8 +4,9 @@
 # only), mosquitto and nats-server (the broker tests start them on loopback
 # ports of their own and stop them; the packages' system services are not
 # used), and mosquitto-clients (python/tests/test_docs.py publishes to the
-# MQTT example with mosquitto_pub, a real MQTT client), and zstd (`make soak`
-# compresses its zstd bombs with it).
+# MQTT example with mosquitto_pub, a real MQTT client), zstd (`make soak`
+# compresses its zstd bombs with it), and Chromium with its driver (the
+# dashboard's tests drive a real headless browser through selenium).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
@@ -13,6 +14,8 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosqu
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v zstd >/dev/null || missing+=(zstd)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ((${#missing[@]})); then
     run=()
     [ "$(id -u)" -eq 0 ] || run=(sudo)

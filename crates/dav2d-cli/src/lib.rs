@@ -27,32 +27,39 @@ struct Cli {
     command: Command,
 }
 
+/// What `dav2d run` takes.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The YAML config; without it, the built-in demo runs.
+    config: Option<PathBuf>,
+    /// Stop by itself after this long, e.g. `10s` or `2m`.
+    #[arg(long = "for", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How often the summary refreshes, e.g. `500ms`.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    refresh: Duration,
+    /// Where the HTTP API listens (overrides http.bind), or `off`.
+    #[arg(long, value_parser = parse_listen)]
+    http: Option<Listen>,
+    /// Where the TCP NDJSON server listens (overrides tcp.bind), or `off`.
+    #[arg(long, value_parser = parse_listen)]
+    tcp: Option<Listen>,
+    /// The store's directory (overrides persistence.dir), or `off` to keep everything in memory.
+    #[arg(long)]
+    data: Option<String>,
+    /// Join the cluster on this NATS JetStream server, e.g.
+    /// `nats://127.0.0.1:4222` (overrides cluster.url).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Open the dashboard in a browser (`$BROWSER`, else `xdg-open`) once serving.
+    #[arg(long)]
+    open: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs a config (or the built-in demo fleet) with a live summary.
-    Run {
-        /// The YAML config; without it, the built-in demo runs.
-        config: Option<PathBuf>,
-        /// Stop by itself after this long, e.g. `10s` or `2m`.
-        #[arg(long = "for", value_parser = parse_duration)]
-        duration: Option<Duration>,
-        /// How often the summary refreshes, e.g. `500ms`.
-        #[arg(long, value_parser = parse_duration, default_value = "1s")]
-        refresh: Duration,
-        /// Where the HTTP API listens (overrides http.bind), or `off`.
-        #[arg(long, value_parser = parse_listen)]
-        http: Option<Listen>,
-        /// Where the TCP NDJSON server listens (overrides tcp.bind), or `off`.
-        #[arg(long, value_parser = parse_listen)]
-        tcp: Option<Listen>,
-        /// The store's directory (overrides persistence.dir), or `off` to keep everything in memory.
-        #[arg(long)]
-        data: Option<String>,
-        /// Join the cluster on this NATS JetStream server, e.g.
-        /// `nats://127.0.0.1:4222` (overrides cluster.url).
-        #[arg(long)]
-        cluster: Option<String>,
-    },
+    Run(RunArgs),
     /// Validates a config exactly as `run` would build it, and prints what
     /// it understood: streams, nodes, constraints, sources, sinks,
     /// persistence and metrics.
@@ -149,15 +156,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         }
     };
     let result = match cli.command {
-        Command::Run {
-            config,
-            duration,
-            refresh,
-            http,
-            tcp,
-            data,
-            cluster,
-        } => run(config, duration, refresh, http, tcp, data, cluster),
+        Command::Run(args) => run(args),
         Command::Check { config, format } => check(&config, format),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {
@@ -223,15 +222,17 @@ fn check(path: &PathBuf, format: CheckFormat) -> Result<(), String> {
     Ok(())
 }
 
-fn run(
-    path: Option<PathBuf>,
-    duration: Option<Duration>,
-    refresh: Duration,
-    http: Option<Listen>,
-    tcp: Option<Listen>,
-    data: Option<String>,
-    cluster: Option<String>,
-) -> Result<(), String> {
+fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        config: path,
+        duration,
+        refresh,
+        http,
+        tcp,
+        data,
+        cluster,
+        open,
+    } = args;
     let config = load(path.as_ref())?;
     let http_default = config
         .http()
@@ -259,6 +260,7 @@ fn run(
         cluster,
     };
     let plan = Plan::new(config, overrides).map_err(|error| error.to_string())?;
+    let https = plan.http.as_ref().is_some_and(|h| h.listen.tls.is_some());
     let data_dir = plan.persistence.as_ref().map(|p| p.dir.clone());
     // Ctrl-C or SIGTERM asks for an orderly stop; a second one exits at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -273,8 +275,15 @@ fn run(
         Some(path) => path.display().to_string(),
         None => "the built-in demo (100 devices at 100 Hz)".to_string(),
     };
-    if let Some(address) = runtime.address("http") {
-        title.push_str(&format!("; HTTP on http://{address}"));
+    let dashboard = runtime.address("http").map(|address| {
+        let scheme = match https {
+            true => "https",
+            false => "http",
+        };
+        format!("{scheme}://{address}/")
+    });
+    if let Some(url) = &dashboard {
+        title.push_str(&format!("; HTTP and the dashboard on {url}"));
     }
     if let Some(address) = runtime.address("tcp") {
         title.push_str(&format!("; TCP on {address}"));
@@ -289,6 +298,12 @@ fn run(
             "; restored from the checkpoint and {} log records",
             persisted.replayed.load(Ordering::Relaxed)
         ));
+    }
+    if open {
+        match &dashboard {
+            Some(url) => open_in_browser(url),
+            None => eprintln!("dav2d: --open: HTTP is off, so there is no dashboard to open"),
+        }
     }
     let interactive = std::io::stdout().is_terminal();
     if !interactive {
@@ -320,4 +335,25 @@ fn run(
     runtime.stop();
     screen.finish(&graph, &metrics);
     Ok(())
+}
+
+/// Opens `url` with `$BROWSER` or `xdg-open`, without waiting; says so on
+/// stderr when neither can be started (the URL is in the title either way).
+fn open_in_browser(url: &str) {
+    let opener = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".to_string());
+    let started = std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match started {
+        // Reaped on a thread of its own, so the run never waits for it.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(error) => {
+            eprintln!("dav2d: --open: cannot start {opener} ({error}); open {url} yourself")
+        }
+    }
 }

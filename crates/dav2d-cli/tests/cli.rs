@@ -45,7 +45,7 @@ fn the_demo_runs_for_a_while_and_stops_by_itself() {
     );
     assert!(
         lines[0].starts_with("dav2d: the built-in demo")
-            && lines[0].contains("HTTP on http://127.0.0.1:"),
+            && lines[0].contains("HTTP and the dashboard on http://127.0.0.1:"),
         "{stdout}"
     );
     assert!(!lines[0].contains("TCP on"), "--tcp off: {stdout}");
@@ -354,6 +354,7 @@ fn http_address(title: &str) -> String {
         .and_then(|rest| rest.split(';').next())
         .unwrap_or_else(|| panic!("the title names the HTTP address: {title}"))
         .trim()
+        .trim_end_matches('/')
         .to_string()
 }
 

@@ -1,6 +1,7 @@
 //! Every request's guard, one layer: `Host` required on HTTP/1.1, pages
 //! of other sites refused unless their origin is listed (CORS for those
-//! that are), bearer-token auth for every endpoint but `/healthz`, and, on
+//! that are), bearer-token auth for every endpoint but `/healthz` and the dashboard's
+//! assets (which hold no data), and, on
 //! a server without a token, the `Host` check that stops DNS rebinding.
 
 use axum::extract::{Request, State};
@@ -58,7 +59,10 @@ async fn authorize(
     token: &str,
     request: Request,
 ) -> Result<Request, Box<Response>> {
-    if request.uri().path() == "/healthz" {
+    // The dashboard's page and assets hold no data; the page asks for the
+    // token and sends it with each read.
+    let path = request.uri().path();
+    if path == "/healthz" || crate::dashboard::is_asset(path) {
         return Ok(request);
     }
     let given = request

@@ -1,7 +1,7 @@
 //! The HTTP API of dav2d as a component: a [`Source`] that ingests
 //! (`POST /upload`, `POST /ingest/{stream}`) through the shared intake, and
-//! the read face (`/state/{name}`, `/graph`, `/events`, `/metrics`,
-//! `/healthz`).
+//! the read face (`/state/{name}`, `/window/{name}`, `/frame/{name}`, `/graph`, `/events`,
+//! `/metrics`, `/healthz`) with the dashboard on `/`.
 //!
 //! The key design decision: connections are served by hyper directly on the
 //! runtime's I/O threads, and no I/O thread ever waits for the engine lock:
@@ -13,9 +13,11 @@
 
 mod auth;
 mod config;
+mod dashboard;
 mod events;
 mod hub;
 mod ingest;
+mod preview;
 mod read;
 mod section;
 mod serve;

@@ -88,7 +88,12 @@ fn router(state: AppState) -> Router {
         .route("/graph", get(crate::read::graph))
         .route("/events", get(crate::events::events))
         .route("/metrics", get(crate::read::metrics))
-        .route("/healthz", get(crate::read::healthz));
+        .route("/healthz", get(crate::read::healthz))
+        .route("/", get(crate::dashboard::index))
+        .route("/ui/app.js", get(crate::dashboard::script))
+        .route("/ui/app.css", get(crate::dashboard::style))
+        .route("/window/{name}", get(crate::dashboard::window))
+        .route("/frame/{name}", get(crate::preview::frame));
     // One guard per request: Host, cross-site pages, then the token (or,
     // without one, a `Host` a DNS-rebinding page could not have sent).
     let routes = routes.layer(middleware::from_fn_with_state(
