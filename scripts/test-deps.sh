@@ -7,6 +7,9 @@
 # MQTT example with mosquitto_pub, a real MQTT client), zstd (`make soak`
 # compresses its zstd bombs with it), and Chromium with its driver (the
 # dashboard's tests drive a real headless browser through selenium).
+# examples/monitoring's alert rules are checked with promtool: taken out of
+# Debian's prometheus package into target/tools (downloaded, unpacked, never
+# installed, so no Prometheus service is started).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
@@ -21,4 +24,13 @@ if ((${#missing[@]})); then
     [ "$(id -u)" -eq 0 ] || run=(sudo)
     "${run[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${run[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
+tools="${CARGO_TARGET_DIR:-$(pwd)/target}/tools"
+if ! command -v promtool >/dev/null && [ ! -x "$tools/usr/bin/promtool" ]; then
+    mkdir -p "$tools"
+    run=()
+    [ "$(id -u)" -eq 0 ] || run=(sudo)
+    (cd "$tools" && { apt-get download -qq prometheus 2>/dev/null || { "${run[@]}" apt-get update -qq && apt-get download -qq prometheus; }; } \
+        && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
 fi

@@ -5,6 +5,7 @@
 
 mod store_cmds;
 mod summary;
+mod watch;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -23,8 +24,39 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 #[derive(Parser)]
 #[command(name = "dav2d", version)]
 struct Cli {
+    /// How log lines are written to stderr: `text` (coloured only on a
+    /// terminal, never with NO_COLOR set) or `json` (one object a line,
+    /// for log shippers).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The log line formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets the logger (a process that already set one, as a second call,
+/// keeps it): `DAV2D_LOG` filters (default `warn`); colour only when stderr
+/// is a terminal and `NO_COLOR` is unset or empty.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DAV2D_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+    };
 }
 
 /// What `dav2d run` takes.
@@ -60,6 +92,9 @@ struct RunArgs {
 enum Command {
     /// Runs a config (or the built-in demo fleet) with a live summary.
     Run(RunArgs),
+    /// Follows a name of a running dav2d from the terminal: each change of
+    /// a key (with a sparkline), or `--top N` keys (worst first).
+    Watch(watch::WatchArgs),
     /// Validates a config exactly as `run` would build it, and prints what
     /// it understood: streams, nodes, constraints, sources, sinks,
     /// persistence and metrics.
@@ -130,7 +165,7 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
     })
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|error| format!("'{text}' is not a duration ({error}); write e.g. 30s or 2m"))
 }
@@ -139,14 +174,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `std::env::args_os` gives them) and returns the exit status: 0 on
 /// success, 1 on an error it printed, 2 on a usage error.
 pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> u8 {
-    // A process that already set a logger (a second call) keeps it.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DAV2D_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -155,8 +182,10 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
             return u8::try_from(error.exit_code()).unwrap_or(2);
         }
     };
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Watch(args) => watch::watch(args),
         Command::Check { config, format } => check(&config, format),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {

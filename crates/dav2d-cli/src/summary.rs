@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
-use dav2d_core::{ConstraintState, Graph, GraphStats, NodeInfo, NodeKind, SharedGraph};
+use dav2d_core::{
+    ConstraintState, Graph, GraphStats, NodeInfo, NodeKind, Reading, SharedGraph, Value,
+};
 
 use dav2d_runtime::{IntakeTotals, Metrics, Runtime};
 
@@ -47,14 +49,18 @@ fn capture(graph: &Graph, intake: IntakeTotals) -> Tally {
             )
         })
         .collect();
-    // Show each node's value for the first key it has.
+    // Show each node's worst key: a failing one, else for a constraint the
+    // most recently tripped (then stale) key, else the highest value.
     let samples = nodes
         .iter()
         .map(|n| {
             let shown = graph
                 .latest_all(&n.name)
                 .ok()
-                .and_then(|all| all.into_iter().min_by(|a, b| a.0.cmp(&b.0)))
+                .and_then(|all| {
+                    all.into_iter()
+                        .max_by(|a, b| worst_first(&a.1, &b.1).then(b.0.cmp(&a.0)))
+                })
                 .map(|(key, tally)| match (tally.error, tally.sample) {
                     (Some(error), _) => {
                         format!("{key}: error: {}", error.lines().last().unwrap_or(""))
@@ -77,6 +83,30 @@ fn capture(graph: &Graph, intake: IntakeTotals) -> Tally {
         alerts,
         samples,
     }
+}
+
+/// How bad a key's reading is, for picking the one the summary shows: a
+/// failing key, then a tripped one, then a stale one (the most recent of
+/// each first), then the highest number.
+fn worst_first(a: &Reading, b: &Reading) -> std::cmp::Ordering {
+    let rank = |r: &Reading| -> (u8, f64) {
+        let sample = r.sample.as_ref();
+        let ts = sample.map_or(0.0, |s| s.ts_ns as f64);
+        if r.error.is_some() {
+            return (4, ts);
+        }
+        match sample.map(|s| &s.value) {
+            Some(Value::Str(state)) if &**state == "tripped" => (3, ts),
+            Some(Value::Str(state)) if &**state == "stale" => (2, ts),
+            Some(value) => (
+                1,
+                value.as_f64().filter(|v| !v.is_nan()).unwrap_or(f64::MIN),
+            ),
+            None => (0, 0.0),
+        }
+    };
+    let (a, b) = (rank(a), rank(b));
+    a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))
 }
 
 /// The terminal the summary draws on.
@@ -292,7 +322,7 @@ impl Screen {
         let latest = width.saturating_sub(fixed + logic).max(6);
         let _ = writeln!(
             text,
-            "{:<NAME$} {:<logic$} {:>6} {:>9} {:>9} {:>6}  latest",
+            "{:<NAME$} {:<logic$} {:>6} {:>9} {:>9} {:>6}  worst key",
             "node", "logic", "keys", "evals/s", "conflated", "errors"
         );
         for node in &tally.nodes {
@@ -410,9 +440,14 @@ mod tests {
                 "evals/s",
                 "conflated",
                 "errors",
-                "latest",
+                "worst key",
             ] {
                 assert!(header.contains(column), "{column} in {header}");
+            }
+            // The worst key is shown: the hottest, not the first in order.
+            if width == 150 {
+                let smooth = text.lines().find(|l| l.starts_with("smooth")).unwrap();
+                assert!(smooth.contains("identifier-039: 1039"), "{smooth}");
             }
             // Every alerted key is counted, shown or as +N.
             let alert = text

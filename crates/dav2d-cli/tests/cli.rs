@@ -610,6 +610,8 @@ mod brokers;
 
 #[path = "cli/summary.rs"]
 mod summary;
+#[path = "cli/watch.rs"]
+mod watch;
 
 /// Starts `dav2d run CONFIG` with HTTP on an ephemeral port and its log in
 /// `log` (read when the test fails; a pipe nobody reads could fill).

@@ -317,11 +317,22 @@ impl Metrics {
     }
 }
 
+/// The states a constraint's key can be in.
+const CONSTRAINT_STATES: [&str; 3] = ["ok", "tripped", "stale"];
+
 /// Labels of the exported per-key values.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ValueLabel {
     name: String,
     key: String,
+}
+
+/// Labels of an exported constraint key's state (one series per state).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyStateLabel {
+    constraint: String,
+    key: String,
+    state: String,
 }
 
 /// The label of a per-name gauge.
@@ -506,7 +517,7 @@ impl Collector for GraphCollector {
             .filter(|n| n.kind == dav2d_core::NodeKind::Constraint)
         {
             let counts = reads.count_states(&node.name).unwrap_or_default();
-            for state in ["ok", "tripped", "stale"] {
+            for state in CONSTRAINT_STATES {
                 let n = counts
                     .iter()
                     .find(|(value, _)| &**value == state)
@@ -539,8 +550,18 @@ impl Collector for GraphCollector {
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
+        // A constraint's keys hold states, not numbers: exported as an enum
+        // is in Prometheus, one series per state, 1 for the state it is in.
+        let mut states = Vec::new();
         for (name, page) in &pages {
             for (key, reading) in &page.keys {
+                if let Some(dav2d_core::Value::Str(state)) =
+                    reading.sample.as_ref().map(|s| &s.value)
+                    && CONSTRAINT_STATES.contains(&&**state)
+                {
+                    states.push((name, key, state.clone()));
+                    continue;
+                }
                 let Some(value) = reading.sample.as_ref().and_then(|s| s.value.as_f64()) else {
                     continue;
                 };
@@ -549,6 +570,23 @@ impl Collector for GraphCollector {
                     key: key.to_string(),
                 };
                 ConstGauge::new(value).encode(family.encode_family(&label)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "constraint_state",
+            "The state of a key of an exported constraint (metrics.values): 1 for the state it is in, 0 for the others",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, key, now) in &states {
+            for state in CONSTRAINT_STATES {
+                let label = KeyStateLabel {
+                    constraint: name.to_string(),
+                    key: key.to_string(),
+                    state: state.to_string(),
+                };
+                ConstGauge::new(i64::from(**now == *state))
+                    .encode(family.encode_family(&label)?)?;
             }
         }
         let mut left_out = encoder.encode_descriptor(

@@ -14,7 +14,7 @@ pub struct Throttle {
 
 impl Throttle {
     /// At most one line per `every`.
-    pub fn new(every: Duration) -> Throttle {
+    pub const fn new(every: Duration) -> Throttle {
         Throttle {
             every,
             state: Mutex::new((None, 0)),

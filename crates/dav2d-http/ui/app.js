@@ -380,7 +380,12 @@ async function drawComponents(view) {
     }
   }
   view.append(table);
-  if (graph.persistence) view.append(el("p", { text: `persistence: ${graph.persistence.dir}; durable lag ${counts._durable_lag ?? "?"} s; file actions used today ${counts._file_actions ?? "?"}` }));
+  if (graph.persistence) {
+    view.append(el("p", { id: "persistence", class: counts._persistence_degraded ? "bad-text" : "",
+      text: `persistence: ${graph.persistence.dir}; ${counts._persistence_degraded ? "DEGRADED (failing and retrying)" : "writing"}; `
+        + `${counts._persisted_records ?? "?"} records, ${counts._checkpoints ?? "?"} checkpoints, ${counts._persistence_merged_updates ?? 0} updates merged while behind; `
+        + `file actions today ${counts._file_actions_used_today ?? "?"} of ${counts._file_actions_budget ?? "?"}` }));
+  }
   if (graph.cluster) view.append(el("p", { text: `cluster: ${graph.cluster.instance} of ${graph.cluster.url}, ${graph.cluster.partitions} partitions` }));
   if (page.problems && page.problems.length) view.append(el("p", { class: "bad-text", text: "degraded: " + page.problems.join("; ") }));
 }
@@ -398,10 +403,8 @@ async function loadComponents() {
       const what = m[2] || "up";
       entry[what] = (entry[what] || 0) + Number(m[4]);
     }
-    const lag = line.match(/^dav2d_durable_lag_seconds (\S+)/);
-    if (lag) counts._durable_lag = Number(lag[1]).toFixed(3);
-    const actions = line.match(/^dav2d_file_actions_used_today (\S+)/);
-    if (actions) counts._file_actions = actions[1];
+    const single = line.match(/^dav2d_(persistence_degraded|persistence_merged_updates|file_actions_used_today|file_actions_budget|persisted_records|checkpoints) (\S+)/);
+    if (single) counts["_" + single[1]] = Number(single[2]);
   }
   page.metrics = counts;
   const health = await fetch("/healthz", { cache: "no-store" }).then((r) => r.json()).catch(() => ({}));

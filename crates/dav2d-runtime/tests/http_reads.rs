@@ -198,7 +198,8 @@ fn other_parts_report_health_and_gauges_through_the_api() {
 #[test]
 fn metrics_export_the_values_of_the_names_a_config_lists_with_bounded_keys() {
     let yaml = "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 2\n    input: temp\n\
-                metrics:\n  values: [avg]\n  max_keys: 2\n\
+                constraints:\n  - name: hot\n    input: avg\n    trip: 5\n\
+                metrics:\n  values: [avg, hot]\n  max_keys: 2\n\
                 http:\n  bind: 127.0.0.1:0\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n";
     let config = dav2d_runtime::Config::parse(yaml, std::path::Path::new("m.yaml")).unwrap();
     let graph = dav2d_core::SharedGraph::new(dav2d_core::Graph::new(
@@ -236,6 +237,14 @@ fn metrics_export_the_values_of_the_names_a_config_lists_with_bounded_keys() {
         "{text}"
     );
     assert!(!text.contains("key=\"c\""), "two keys at most: {text}");
+    // A constraint's keys as an enum: one series per state, 1 for its own.
+    for (state, on) in [("tripped", 1), ("ok", 0), ("stale", 0)] {
+        let series = format!(
+            "dav2d_constraint_state{{constraint=\"hot\",key=\"a\",state=\"{state}\"}} {on}"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+    assert!(!text.contains("dav2d_value{name=\"hot\""), "{text}");
     assert!(
         text.contains("dav2d_value_keys_left_out{name=\"avg\"} 1"),
         "{text}"

@@ -40,10 +40,9 @@ impl Intake {
         health: &crate::BrokerHealth,
     ) -> Option<u64> {
         let Some((stream, key)) = crate::Route::resolve(routes, topic) else {
-            tracing::warn!(
-                topic,
-                "A broker message matches no route's template; skipped."
-            );
+            rejected(topic, || {
+                "A broker message matches no route's template; skipped.".to_string()
+            });
             health.message(1);
             return Some(0);
         };
@@ -59,7 +58,9 @@ impl Intake {
         match outcome {
             Outcome::Applied(report) => {
                 for (index, reason) in &report.errors {
-                    tracing::warn!(topic, index, %reason, "A broker sample was rejected.");
+                    rejected(topic, || {
+                        format!("A broker sample (index {index}) was rejected: {reason}")
+                    });
                 }
                 health.message(report.rejected as u64);
                 Some(report.settled)
@@ -73,7 +74,16 @@ impl Intake {
                 None
             }
             other => {
-                tracing::warn!(topic, outcome = ?other, "A broker message was rejected.");
+                rejected(topic, || {
+                    let why = match &other {
+                        Outcome::BadBody(error) => error.to_string(),
+                        Outcome::TooLarge(why)
+                        | Outcome::BadEncoding(why)
+                        | Outcome::BodyBudget(why) => why.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    format!("A broker message was rejected: {why}")
+                });
                 health.message(1);
                 Some(0)
             }
@@ -165,5 +175,22 @@ impl Intake {
                 Outcome::BadBody(error)
             }
         }
+    }
+}
+
+/// One WARN line a second at most for rejected broker messages (a bad
+/// publisher can send thousands a second), saying how many more there were.
+static REJECTED: crate::Throttle = crate::Throttle::new(Duration::from_secs(1));
+
+/// Logs a rejected broker message through [`REJECTED`].
+fn rejected(topic: &str, message: impl FnOnce() -> String) {
+    match REJECTED.ready() {
+        Some(0) => tracing::warn!(topic, "{}", message()),
+        Some(held) => tracing::warn!(
+            topic,
+            "{} ({held} more not logged in the last second)",
+            message()
+        ),
+        None => {}
     }
 }
