@@ -48,12 +48,13 @@ constraints:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, config: str, http: str | None = None) -> Iterator[str]:
-    """`dav2d run` of `config` until the block ends; yields its address."""
+def serving(folder: Path, config: str, http: str | None = None, data: str = "off") -> Iterator[str]:
+    """`dav2d run` of `config` (its store in `data`, or none) until the
+    block ends; yields its address."""
     http = http or f"127.0.0.1:{free_port()}"
     path = folder / "dashboard.yaml"
     path.write_text(config)
-    args = [dav2d_command(), "run", str(path), "--http", http, "--tcp", "off", "--data", "off", "--refresh", "1h"]
+    args = [dav2d_command(), "run", str(path), "--http", http, "--tcp", "off", "--data", data, "--refresh", "1h"]
     log = folder / f"run-{http.rsplit(':', 1)[1]}.log"
     process = subprocess.Popen(args, env=environment(), stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
@@ -233,3 +234,25 @@ def test_the_page_keeps_working_across_a_server_restart(tmp_path: Path, browser:
         wait_until("a value pushed after the restart",
                    lambda: "7.25" in text_of(browser, '#values tr[data-key="after-restart"] td.value'))
         shot(browser, "restart")
+
+
+def test_the_alerts_view_reads_the_recorded_transitions_from_the_store(tmp_path: Path, browser: object) -> None:
+    config = CONFIG + "persistence:\n  flush_interval: 100ms\n"
+    with serving(tmp_path, config, data=str(tmp_path / "data")) as http:
+        for value in (300.0, 10.0, 10.0):
+            assert http_post(f"http://{http}/ingest/temp", [{"key": "recorded", "value": value}])[0] == 200
+
+        def recorded() -> list:
+            status, body = http_get(f"http://{http}/history/hot?since=1h&key=recorded")
+            return [r["value"] for r in json.loads(body)["rows"]] if status == 200 else []
+
+        wait_until("the store to hold the trip and the reset", lambda: recorded()[-2:] == ["tripped", "ok"])
+        # A page opened afterwards saw none of it live: it reads the store.
+        browser.get(f"http://{http}/#alerts")
+        wait_until("the recorded transitions",
+                   lambda: "tripped → ok" in text_of(browser, '#history li[data-name="hot"][data-key="recorded"]'))
+        shot(browser, "history")
+    # Without persistence, /history says so.
+    with serving(tmp_path, CONFIG) as http:
+        status, body = http_get(f"http://{http}/history/hot")
+        assert status == 404 and "persistence is off" in body, body

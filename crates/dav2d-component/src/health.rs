@@ -66,6 +66,8 @@ pub struct HealthBoard {
     /// `sources`, `sinks`, `persistence`, `metrics` and `cluster`
     /// (what `/graph` serves beside the live graph).
     components: Arc<RwLock<Option<Arc<str>>>>,
+    /// The store's history, once a persistence sink started.
+    history: Arc<RwLock<Option<Arc<dyn crate::HistoryReader>>>>,
 }
 
 impl HealthBoard {
@@ -77,6 +79,23 @@ impl HealthBoard {
     /// Records what the runtime started (a JSON object), for `/graph`.
     pub fn describe_components(&self, json: String) {
         *self.components.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(json));
+    }
+
+    /// Offers what a store recorded to the read faces (the first store
+    /// started keeps the place).
+    pub fn offer_history(&self, reader: Arc<dyn crate::HistoryReader>) {
+        let mut history = self.history.write().unwrap_or_else(|p| p.into_inner());
+        if history.is_none() {
+            *history = Some(reader);
+        }
+    }
+
+    /// The store's history, when persistence is on.
+    pub fn history(&self) -> Option<Arc<dyn crate::HistoryReader>> {
+        self.history
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// What [`HealthBoard::describe_components`] recorded, if anything.

@@ -15,6 +15,7 @@ mod client_tls;
 mod component;
 mod durability;
 mod health;
+mod history;
 mod intake;
 mod listen;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub use component::{
 };
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
+pub use history::{HistoryReader, HistoryRow};
 pub use intake::{
     Admission, BodyPermit, ClusterReading, ClusterReads, Forward, Forwarded, IngestReport, Intake,
     IntakeConfig, NativeSample, Outcome, body_ceiling,

@@ -111,6 +111,9 @@ pub struct NodeInfo {
     /// 0 for a node that is caught up, which every node evaluated in the
     /// wave is once the wave ends.
     pub lag_ns: u64,
+    /// An offloaded node's queue: keys whose inputs changed while its job
+    /// was out, waiting for the next job (0 for other nodes).
+    pub offload_waiting: usize,
     /// Counters.
     pub stats: NodeStats,
 }

@@ -152,6 +152,8 @@ fn under_overload_high_priority_keeps_up_while_low_priority_lags_and_conflates()
     assert_eq!(high.lag_ns, 0, "high priority keeps up");
     assert_eq!(latest(&graph, "low"), None);
     assert_eq!(low.lag_ns, 19 * SECOND as u64, "low priority's lag grows");
+    // Its queue: the one key whose inputs changed while its job was out.
+    assert_eq!((high.offload_waiting, low.offload_waiting), (0, 1));
     assert_eq!(
         low.stats.conflated, 18,
         "its pending inputs were conflated, counted"
@@ -166,6 +168,7 @@ fn under_overload_high_priority_keeps_up_while_low_priority_lags_and_conflates()
     graph.complete(job);
     assert_eq!(latest(&graph, "low"), Some(19.0));
     assert_eq!(node(&graph.nodes(), "low").lag_ns, 0);
+    assert_eq!(node(&graph.nodes(), "low").offload_waiting, 0);
 }
 
 #[test]

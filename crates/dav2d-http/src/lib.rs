@@ -1,6 +1,6 @@
 //! The HTTP API of dav2d as a component: a [`Source`] that ingests
 //! (`POST /upload`, `POST /ingest/{stream}`) through the shared intake, and
-//! the read face (`/state/{name}`, `/window/{name}`, `/frame/{name}`, `/graph`, `/events`,
+//! the read face (`/state/{name}`, `/window/{name}`, `/frame/{name}`, `/history/{name}`, `/graph`, `/events`,
 //! `/metrics`, `/healthz`) with the dashboard on `/`.
 //!
 //! The key design decision: connections are served by hyper directly on the
@@ -15,6 +15,7 @@ mod auth;
 mod config;
 mod dashboard;
 mod events;
+mod history;
 mod hub;
 mod ingest;
 mod preview;

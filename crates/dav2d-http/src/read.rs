@@ -141,7 +141,7 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
                    "deadband": n.deadband, "keys": n.keys, "failing_keys": n.failing_keys,
                    "evaluations": n.stats.evaluations, "conflated": n.stats.conflated, "errors": n.stats.errors,
                    "window_overflow": n.stats.window_overflow,
-                   "offload": n.offload, "lag_seconds": n.lag_ns as f64 / 1e9})
+                   "offload": n.offload, "offload_waiting": n.offload_waiting, "lag_seconds": n.lag_ns as f64 / 1e9})
         })
         .collect();
     state.intake.metrics().request("/graph", 200);

@@ -16,6 +16,7 @@ const page = {
   graph: null,
   values: new Map(),       // name -> Map(key -> {value, ts, error, change})
   transitions: [],         // newest first
+  history: [],             // recorded transitions, newest first
   sparks: new Map(),       // "name\u0000key" -> points
   events: null,            // the AbortController of the /events read
   eventNames: "",
@@ -222,7 +223,7 @@ function drawGraph(view) {
   for (const node of graph.nodes) {
     depth(node.name);
     boxes.push({ id: node.name, kind: health(node), title: node.name, node,
-      lines: [node.logic, rate(node) + " evals/s, " + node.conflated + " conflated", "lag " + node.lag_seconds.toFixed(3) + " s, " + node.errors + " errors" + (node.offload ? ", offloaded" : "")],
+      lines: [node.logic, rate(node) + " evals/s, " + node.conflated + " conflated", "lag " + node.lag_seconds.toFixed(3) + " s, " + node.errors + " errors" + (node.offload ? ", queue " + node.offload_waiting : "")],
       target: "#node/" + encodeURIComponent(node.name) });
   }
   const last = Math.max(1, ...layer.values()) + 1;
@@ -362,6 +363,35 @@ function drawAlerts(view) {
       el("span", { class: "to-" + t.transition.to, text: t.transition.to })));
   }
   view.append(list);
+  if (page.graph && page.graph.persistence) {
+    view.append(el("h3", { text: "Recorded in the store, the last hour" }));
+    const recorded = el("ul", { id: "history" });
+    for (const t of (page.history || []).slice(0, 200)) {
+      recorded.append(el("li", { "data-name": t.name, "data-key": t.key },
+        el("span", { class: "muted", text: formatTime(t.ts) + " " }), `${t.name} ${t.key}: ${t.from} → `,
+        el("span", { class: "to-" + t.to, text: t.to })));
+    }
+    view.append(recorded);
+  }
+}
+
+// The constraints' transitions the store recorded in the last hour, newest
+// first (each key's first row has no known "from").
+async function loadHistory() {
+  if (!page.graph || !page.graph.persistence) return;
+  const found = [];
+  for (const c of page.graph.nodes.filter((n) => n.kind === "constraint")) {
+    const answer = await api(`/history/${encodeURIComponent(c.name)}?since=1h&limit=500`);
+    const before = new Map();
+    for (const row of answer.rows) {
+      const from = before.has(row.key) ? before.get(row.key) : "?";
+      if (from !== row.value) found.push({ name: c.name, key: row.key, ts: row.ts, from, to: row.value });
+      before.set(row.key, row.value);
+    }
+  }
+  found.sort((a, b) => b.ts - a.ts);
+  page.history = found.slice(0, MAX_TRANSITIONS);
+  page.dirty = true;
 }
 
 // ---- components ----
@@ -520,6 +550,7 @@ window.addEventListener("hashchange", () => {
   const [route, arg] = location.hash.slice(1).split("/");
   if (route === "node" && arg) loadName(decodeURIComponent(arg)).catch(() => {});
   if (route === "alerts" && page.graph) for (const n of page.graph.nodes) if (n.kind === "constraint") loadName(n.name).catch(() => {});
+  if (route === "alerts") loadHistory().catch(() => {});
   if (route === "components") loadComponents().catch(() => {});
   render();
 });
@@ -529,6 +560,7 @@ async function start() {
   const [route, arg] = location.hash.slice(1).split("/");
   if (route === "node" && arg) await loadName(decodeURIComponent(arg)).catch(() => {});
   if (route === "alerts" && page.graph) for (const n of page.graph.nodes) if (n.kind === "constraint") await loadName(n.name).catch(() => {});
+  if (route === "alerts") await loadHistory().catch(() => {});
   if (route === "components") await loadComponents().catch(() => {});
   render();
 }
@@ -542,5 +574,7 @@ setInterval(() => {
   const [route, arg] = location.hash.slice(1).split("/");
   if (route === "node" && page.sparkKeys) loadSparks(decodeURIComponent(arg), page.sparkKeys);
   if (route === "components") loadComponents().catch(() => {});
+  // The recorded timeline every 10 s (a scan of the store).
+  if (route === "alerts" && (page.historyTick = (page.historyTick || 0) + 1) % 5 === 0) loadHistory().catch(() => {});
 }, GRAPH_REFRESH_MS);
 start();

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dav2d_component::{Context, Delivery, Gauge, Health, Running, Sink, StartError, ThreadTask};
+use dav2d_component::{
+    Context, Delivery, Gauge, Health, HistoryReader, HistoryRow, Running, Sink, StartError,
+    ThreadTask,
+};
 
 use crate::persist::{DRAIN_INTERVAL_NS, PersistStats, Persister, Schedule};
 use crate::store::{StoreError, StoreOptions};
@@ -178,6 +181,10 @@ impl Sink for PersistenceSink {
                 "Restored the graph from the store."
             );
         }
+        // What it records, readable by the read faces (`/history`).
+        context.health.offer_history(Arc::new(StoreHistory {
+            dir: config.dir.clone(),
+        }));
         let health: Arc<dyn Health> = self.stats.clone();
         let durability = Arc::clone(&context.durability);
         let slot = durability.attach(persister.durable_mark());
@@ -205,5 +212,62 @@ impl Sink for PersistenceSink {
             durability.detach(slot);
         })?;
         Ok(Box::new(task))
+    }
+}
+
+/// A store's history as the read faces take it: a scan of its directory
+/// (the Parquet history and the log not yet rolled into it).
+#[derive(Debug)]
+struct StoreHistory {
+    dir: PathBuf,
+}
+
+impl HistoryReader for StoreHistory {
+    fn rows(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        since_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, String> {
+        let query = crate::Query {
+            name: Some(name.to_string()),
+            key: key.map(str::to_string),
+            since: Some(since_ns),
+            until: None,
+        };
+        let limit = limit.max(1);
+        let mut rows: Vec<HistoryRow> = Vec::new();
+        crate::history::scan(
+            &self.dir,
+            &query,
+            |_| {},
+            |found| {
+                for i in 0..found.len() {
+                    rows.push(HistoryRow {
+                        key: Arc::clone(&found.key[i]),
+                        ts_ns: found.ts[i],
+                        value: found.value[i],
+                        state: found.state[i].clone(),
+                    });
+                }
+                // Bounded: only the newest `limit` are kept as it reads.
+                if rows.len() > 2 * limit {
+                    rows.sort_by_key(|r| r.ts_ns);
+                    rows.drain(..rows.len() - limit);
+                }
+                Ok(())
+            },
+        )
+        .map_err(|error| {
+            format!(
+                "the history in {} cannot be read: {error}",
+                self.dir.display()
+            )
+        })?;
+        rows.sort_by_key(|r| r.ts_ns);
+        let excess = rows.len().saturating_sub(limit);
+        rows.drain(..excess);
+        Ok(rows)
     }
 }

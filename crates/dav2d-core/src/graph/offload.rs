@@ -44,6 +44,14 @@ impl Graph {
             .map_or(0, |since| now.saturating_sub(since).max(0) as u64)
     }
 
+    /// Keys of an offloaded node waiting for its next job.
+    pub(super) fn offload_waiting(&self, id: NodeId) -> usize {
+        self.nodes[id.index()]
+            .offload
+            .as_ref()
+            .map_or(0, |o| o.waiting.len())
+    }
+
     /// In a wave: hands `pending` keys of an offloaded node to a job, or,
     /// while its job is out, keeps them for the next one (a key already
     /// waiting is conflated: the next job reads its newest inputs).

@@ -175,6 +175,7 @@ impl Graph {
                     .count(),
                 offload: node.offload.is_some(),
                 lag_ns: self.lag_ns(NodeId(index as u32), now),
+                offload_waiting: self.offload_waiting(NodeId(index as u32)),
                 stats: node.stats.clone(),
             })
             .collect()
