@@ -29,6 +29,9 @@ use crate::state::{AppState, error_response};
 #[derive(serde::Deserialize)]
 pub(crate) struct NamesQuery {
     names: Option<String>,
+    /// `1`: a write every 250 ms at most, with the newest update of each
+    /// (name, key) that changed and every transition (a page that redraws).
+    conflate: Option<String>,
 }
 
 /// Events a client copies into one write at most.
@@ -60,6 +63,13 @@ pub(crate) async fn events(
     if let Some(error) = names.iter().find_map(|n| reads.check_name(n).err()) {
         state.intake.metrics().request("/events", 404);
         return error_response(StatusCode::NOT_FOUND, error.to_string());
+    }
+    if query
+        .conflate
+        .as_deref()
+        .is_some_and(|c| c != "0" && c != "false")
+    {
+        return conflated(&state, names).await;
     }
     let receiver = match state.events.listen(&names).await {
         Ok(receiver) => receiver,
@@ -120,7 +130,11 @@ pub(crate) async fn events(
             Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped, behind)))
         },
     );
-    let mut response = Body::from_stream(stream).into_response();
+    event_stream(Body::from_stream(stream))
+}
+
+fn event_stream(body: Body) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -128,4 +142,54 @@ pub(crate) async fn events(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// `?conflate=1`: the hub's batches (every transition, the newest update of
+/// each (name, key)), filtered by `names`, one write per batch.
+async fn conflated(state: &AppState, names: Vec<String>) -> Response {
+    // A constraint's transitions come every one; other names, the newest.
+    let reads = state.intake.graph().reads();
+    let constraints: HashSet<String> = (reads.nodes().into_iter())
+        .filter(|n| n.kind == dav2d_core::NodeKind::Constraint)
+        .map(|n| n.name)
+        .collect();
+    let (every, newest): (Vec<String>, Vec<String>) =
+        names.iter().cloned().partition(|n| constraints.contains(n));
+    let receiver = match state.events.listen_conflated(&newest, &every).await {
+        Ok(receiver) => receiver,
+        Err(message) => {
+            state.intake.metrics().request("/events", 404);
+            return error_response(StatusCode::NOT_FOUND, message);
+        }
+    };
+    state.intake.metrics().request("/events", 200);
+    let wanted: HashSet<String> = names.into_iter().collect();
+    let dropped = state.intake.metrics().events_dropped.clone();
+    let stream = futures_util::stream::unfold(
+        (receiver, wanted, dropped),
+        |(mut receiver, wanted, dropped)| async move {
+            loop {
+                let batch = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                    Err(_) => {
+                        let ping = Bytes::from_static(b": keep-alive\n\n");
+                        return Some((Ok::<Bytes, Infallible>(ping), (receiver, wanted, dropped)));
+                    }
+                    Ok(Ok(batch)) => batch,
+                    Ok(Err(broadcast::error::RecvError::Lagged(skipped))) => {
+                        dropped.inc_by(skipped);
+                        continue;
+                    }
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                };
+                let mut chunk = Vec::new();
+                for event in batch.events.iter().filter(|e| wanted.contains(&*e.name)) {
+                    chunk.extend_from_slice(&event.text);
+                }
+                if !chunk.is_empty() {
+                    return Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped)));
+                }
+            }
+        },
+    );
+    event_stream(Body::from_stream(stream))
 }

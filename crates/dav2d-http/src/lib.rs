@@ -63,7 +63,11 @@ impl Source for HttpSource {
             intake: context.intake.clone(),
             config: Arc::new(self.config),
             health: context.health.clone(),
-            events: hub::EventHub::new(context.graph().clone()).map_err(StartError::Other)?,
+            events: hub::EventHub::new(
+                context.graph().clone(),
+                context.intake.metrics().events_dropped.clone(),
+            )
+            .map_err(StartError::Other)?,
             durability: Arc::clone(&context.durability),
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");

@@ -105,7 +105,9 @@ async function readEvents(names) {
   const controller = new AbortController();
   page.events = controller;
   const headers = page.token ? { Authorization: "Bearer " + page.token } : {};
-  const response = await fetch("/events?names=" + encodeURIComponent(names), {
+  // Conflated: at most four writes a second, the newest value per key and
+  // every transition (the page redraws at most four times a second).
+  const response = await fetch("/events?conflate=1&names=" + encodeURIComponent(names), {
     headers, signal: controller.signal, cache: "no-store",
   });
   if (response.status === 401) throw new Unauthorized("the token was refused");
@@ -297,7 +299,7 @@ async function loadSparks(name, keys) {
   for (const key of keys) {
     try {
       const window = await api("/window/" + encodeURIComponent(name) + "?points=60&key=" + encodeURIComponent(key));
-      page.sparks.set(name + "\u0000" + key, window.points);
+      page.sparks.set(name + "\u0000" + key, window);
     } catch (error) { /* the key may be gone; its row shows no line */ }
   }
   page.dirty = true;
@@ -328,13 +330,15 @@ function drawName(view, name) {
   else if (page.order === "change") rows.sort((a, b) => Math.abs(b[1].change) - Math.abs(a[1].change));
   else rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const shown = rows.slice(0, ROWS_SHOWN);
-  const table = el("table", { id: "values" }, el("tr", {}, el("th", { text: "key" }), el("th", { text: "value" }), el("th", { text: "recent" }), el("th", { text: "time" })));
+  const table = el("table", { id: "values" }, el("tr", {}, el("th", { text: "key" }), el("th", { text: "value" }), el("th", { text: "recent" }), el("th", { text: "window" }), el("th", { text: "time" })));
   for (const [key, entry] of shown) {
+    const spark = page.sparks.get(name + "\u0000" + key);
     const row = el("tr", { "data-key": key, class: typeof entry.value === "string" ? entry.value : "" },
       el("td", { text: key }), el("td", { class: "value", text: formatValue(entry.value) }),
-      el("td", {}, sparkline(page.sparks.get(name + "\u0000" + key))), el("td", { class: "muted", text: formatTime(entry.ts) }));
+      el("td", {}, sparkline((spark || {}).points)), el("td", { class: "value muted", text: spark ? String(spark.samples) : "" }),
+      el("td", { class: "muted", text: formatTime(entry.ts) }));
     table.append(row);
-    if (entry.error) table.append(el("tr", {}, el("td", { colspan: 4 }, el("pre", { class: "error", text: entry.error }))));
+    if (entry.error) table.append(el("tr", {}, el("td", { colspan: 5 }, el("pre", { class: "error", text: entry.error }))));
   }
   view.append(table);
   view.append(el("p", { class: "muted", text: `${shown.length} of ${rows.length} keys shown` }));
@@ -416,7 +420,9 @@ async function drawComponents(view) {
         + `${counts._persisted_records ?? "?"} records, ${counts._checkpoints ?? "?"} checkpoints, ${counts._persistence_merged_updates ?? 0} updates merged while behind; `
         + `file actions today ${counts._file_actions_used_today ?? "?"} of ${counts._file_actions_budget ?? "?"}` }));
   }
-  if (graph.cluster) view.append(el("p", { text: `cluster: ${graph.cluster.instance} of ${graph.cluster.url}, ${graph.cluster.partitions} partitions` }));
+  if (graph.cluster) view.append(el("p", { id: "cluster", text: `cluster: ${graph.cluster.instance} of ${graph.cluster.url}; `
+    + `owns ${counts._cluster_partitions_owned ?? "?"} of ${graph.cluster.partitions} partitions (their leases), `
+    + `${counts._cluster_messages_applied ?? "?"} messages applied, ${counts._cluster_checkpoints_loaded ?? 0} takeovers from a checkpoint` }));
   if (page.problems && page.problems.length) view.append(el("p", { class: "bad-text", text: "degraded: " + page.problems.join("; ") }));
 }
 
@@ -433,7 +439,7 @@ async function loadComponents() {
       const what = m[2] || "up";
       entry[what] = (entry[what] || 0) + Number(m[4]);
     }
-    const single = line.match(/^dav2d_(persistence_degraded|persistence_merged_updates|file_actions_used_today|file_actions_budget|persisted_records|checkpoints) (\S+)/);
+    const single = line.match(/^dav2d_(persistence_degraded|persistence_merged_updates|file_actions_used_today|file_actions_budget|persisted_records|checkpoints|cluster_partitions_owned|cluster_messages_applied|cluster_checkpoints_loaded)(?:\{[^}]*\})? (\S+)/);
     if (single) counts["_" + single[1]] = Number(single[2]);
   }
   page.metrics = counts;

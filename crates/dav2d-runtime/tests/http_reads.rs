@@ -270,3 +270,58 @@ fn metrics_export_the_values_of_the_names_a_config_lists_with_bounded_keys() {
     );
     built("sources:\n  - kind: synthetic\n    stream: temp\nmetrics:\n  values: [temp]\n").unwrap();
 }
+
+#[test]
+fn a_conflated_event_stream_gets_the_newest_values_and_every_transition() {
+    let server = start();
+    server
+        .graph
+        .lock()
+        .register(dav2d_core::NodeSpec::constraint(
+            "hot",
+            "temp",
+            dav2d_core::ConstraintSpec::above(100.0),
+        ))
+        .unwrap();
+    let mut stream = connect(server.http());
+    write!(
+        stream,
+        "GET /events?conflate=1&names=temp,hot HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 65536];
+    // Headers first: the hub covers both names once they are sent.
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buffer).unwrap();
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // 1000 waves: 50 samples at 50, 50 at 120, ... (10 trips), then 77.5.
+    for i in 0..1001 {
+        let value = match i {
+            1000 => 77.5,
+            i if i % 100 < 50 => 50.0,
+            _ => 120.0,
+        };
+        let mut graph = server.graph.lock();
+        graph
+            .push("temp", "k", dav2d_core::Value::Float(value), None)
+            .unwrap();
+        graph.run_wave();
+    }
+    let text = loop {
+        let text = String::from_utf8_lossy(&seen).to_string();
+        if text.contains("\"value\":77.5") && text.matches("\"to\":\"tripped\"").count() >= 10 {
+            break text;
+        }
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream ended: {text}");
+        seen.extend_from_slice(&buffer[..n]);
+    };
+    let updates = text.matches("\"name\":\"temp\"").count();
+    assert!(
+        updates < 1001,
+        "{updates} updates of one key: not conflated"
+    );
+    assert_eq!(text.matches("\"to\":\"tripped\"").count(), 10, "{text}");
+}
