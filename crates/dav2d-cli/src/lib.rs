@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use dav2d_core::{Graph, GraphOptions, SharedGraph, SystemClock};
 use dav2d_runtime::{Config, Overrides, Plan, Runtime};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// dav2d keeps the latest valid snapshot of a live system.
 #[derive(Parser)]
@@ -86,6 +86,10 @@ struct RunArgs {
     /// Open the dashboard in a browser (`$BROWSER`, else `xdg-open`) once serving.
     #[arg(long)]
     open: bool,
+    /// Reload the config when its file changes (SIGHUP reloads it too):
+    /// changed parameters apply live, keeping windows and alert states.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Subcommand)]
@@ -261,6 +265,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         data,
         cluster,
         open,
+        watch,
     } = args;
     let config = load(path.as_ref())?;
     let http_default = config
@@ -288,7 +293,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         data: data.map(|dir| (dir != "off").then(|| PathBuf::from(dir))),
         cluster,
     };
-    let plan = Plan::new(config, overrides).map_err(|error| error.to_string())?;
+    let plan = Plan::new(config, overrides.clone()).map_err(|error| error.to_string())?;
     let https = plan.http.as_ref().is_some_and(|h| h.listen.tls.is_some());
     let data_dir = plan.persistence.as_ref().map(|p| p.dir.clone());
     // Ctrl-C or SIGTERM asks for an orderly stop; a second one exits at once.
@@ -298,6 +303,15 @@ fn run(args: RunArgs) -> Result<(), String> {
             .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
             .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
     }
+    // SIGHUP (and, with --watch, a change of the file) reloads the config.
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGHUP, Arc::clone(&hangup))
+        .map_err(|error| format!("cannot handle signal {SIGHUP}: {error}"))?;
+    let mut watched = match (watch, &path) {
+        (true, Some(path)) => Some((path.clone(), modified(path))),
+        (true, None) => return Err("--watch needs a config file to watch".to_string()),
+        (false, _) => None,
+    };
     let graph = SharedGraph::new(new_graph());
     let runtime = Runtime::start(plan, graph).map_err(|error| error.to_string())?;
     let mut title = match &path {
@@ -354,6 +368,16 @@ fn run(args: RunArgs) -> Result<(), String> {
         if now >= next_draw {
             screen.draw(&runtime);
             next_draw += refresh;
+            if let Some((file, seen)) = &mut watched {
+                let now_modified = modified(file);
+                if now_modified != *seen {
+                    *seen = now_modified;
+                    hangup.store(true, Ordering::Release);
+                }
+            }
+        }
+        if hangup.swap(false, Ordering::AcqRel) {
+            reload(&runtime, path.as_ref(), &overrides);
         }
         // Wake often enough to answer a signal promptly.
         std::thread::sleep(Duration::from_millis(20));
@@ -364,6 +388,33 @@ fn run(args: RunArgs) -> Result<(), String> {
     runtime.stop();
     screen.finish(&graph, &metrics);
     Ok(())
+}
+
+/// When `path` was last written (`None` when it cannot be read).
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the config at `path` into `runtime` (the built-in demo when
+/// there is none); the runtime logs what changed or why it was refused.
+fn reload(runtime: &dav2d_runtime::Runtime, path: Option<&PathBuf>, overrides: &Overrides) {
+    let plan = load(path)
+        .and_then(|config| Plan::new(config, overrides.clone()).map_err(|error| error.to_string()));
+    match plan {
+        Ok(plan) => {
+            let _ = runtime.reload(&plan);
+        }
+        Err(error) => {
+            tracing::error!("The new config was refused; the running graph is unchanged: {error}");
+            runtime
+                .metrics()
+                .reloads
+                .get_or_create(&dav2d_runtime::ReloadLabel {
+                    result: "refused".to_string(),
+                })
+                .inc();
+        }
+    }
 }
 
 /// Opens `url` with `$BROWSER` or `xdg-open`, without waiting; says so on

@@ -608,6 +608,8 @@ fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
 #[path = "../../dav2d-runtime/tests/common/brokers.rs"]
 mod brokers;
 
+#[path = "cli/reload.rs"]
+mod reload;
 #[path = "cli/summary.rs"]
 mod summary;
 #[path = "cli/watch.rs"]

@@ -68,6 +68,8 @@ pub struct HealthBoard {
     components: Arc<RwLock<Option<Arc<str>>>>,
     /// The store's history, once a persistence sink started.
     history: Arc<RwLock<Option<Arc<dyn crate::HistoryReader>>>>,
+    /// The running spec's version: 1 at start, one more per applied reload.
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HealthBoard {
@@ -96,6 +98,18 @@ impl HealthBoard {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The running spec's version (0 before a runtime started, 1 at start,
+    /// one more per reload that changed something).
+    pub fn spec_version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Sets the running spec's version.
+    pub fn set_spec_version(&self, version: u64) {
+        self.version
+            .store(version, std::sync::atomic::Ordering::Release);
     }
 
     /// What [`HealthBoard::describe_components`] recorded, if anything.

@@ -40,6 +40,6 @@ pub use listen::{
     Accepted, Connection, Incoming, ListenConfig, ListenOptions, Listener, OpenConnections,
     TlsFiles, close_gently, close_gently_blocking, token_matches,
 };
-pub use metrics::{IntakeTotals, Metrics, ValueExport};
+pub use metrics::{IntakeTotals, Metrics, ReloadLabel, ValueExport};
 pub use throttle::Throttle;
 pub use topic::{Route, Syntax, TopicTemplate};

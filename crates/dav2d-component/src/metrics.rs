@@ -69,6 +69,8 @@ pub struct Metrics {
     pub parsed_while_arriving: Counter,
     /// Updates a slow event-stream client skipped.
     pub events_dropped: Counter,
+    /// Hot reloads, by result (`applied`, `unchanged`, `refused`).
+    pub reloads: Family<ReloadLabel, Counter>,
     /// `(endpoint, status)` counters resolved once for the ingest routes.
     ingest_ok: [(&'static str, Counter); 2],
     /// The names whose per-key values `/metrics` shows, and how many keys.
@@ -159,6 +161,17 @@ impl Metrics {
         let body_budget_used = Gauge::default();
         let parsed_while_arriving = Counter::default();
         let events_dropped = Counter::default();
+        let reloads = Family::<ReloadLabel, Counter>::default();
+        for result in ["applied", "unchanged", "refused"] {
+            let _ = reloads.get_or_create(&ReloadLabel {
+                result: result.to_string(),
+            });
+        }
+        registry.register(
+            "reloads",
+            "Hot reloads of the config, by result (applied, unchanged, refused)",
+            reloads.clone(),
+        );
         registry.register(
             "samples_received",
             "Samples received, per component",
@@ -232,6 +245,7 @@ impl Metrics {
             body_budget_used,
             parsed_while_arriving,
             events_dropped,
+            reloads,
             values,
             components: std::sync::Mutex::new(Vec::new()),
             rejected_total: Counter::default(),
@@ -315,6 +329,13 @@ impl Metrics {
         }
         text
     }
+}
+
+/// The label of `dav2d_reloads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabel {
+    /// `applied`, `unchanged` or `refused`.
+    pub result: String,
 }
 
 /// The states a constraint's key can be in.

@@ -153,6 +153,9 @@ pub struct Transition {
     pub value: Option<f64>,
     /// When it happened, in ns since the epoch (engine clock).
     pub at_ns: i64,
+    /// What caused it when not a sample or a timer: `reload` (new
+    /// parameters applied to a running constraint).
+    pub cause: Option<&'static str>,
 }
 
 /// Per-key memory of a constraint, including its timers.

@@ -145,7 +145,8 @@ pub(crate) async fn graph(State(state): State<AppState>) -> Response {
         })
         .collect();
     state.intake.metrics().request("/graph", 200);
-    let mut body = json!({"streams": streams, "nodes": nodes});
+    let mut body =
+        json!({"version": state.health.spec_version(), "streams": streams, "nodes": nodes});
     // What the runtime started, as `dav2d check --format json` lists it.
     if let Some(components) = state.health.components()
         && let Ok(Json::Object(components)) = serde_json::from_str::<Json>(&components)
@@ -171,12 +172,15 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let problems = state.health.problems();
     if problems.is_empty() {
         state.intake.metrics().request("/healthz", 200);
-        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        return json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "version": state.health.spec_version()}),
+        );
     }
     // Degraded, still serving: 503 tells load balancers, the body says why.
     state.intake.metrics().request("/healthz", 503);
     json_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"status": "degraded", "problems": problems}),
+        &json!({"status": "degraded", "problems": problems, "version": state.health.spec_version()}),
     )
 }

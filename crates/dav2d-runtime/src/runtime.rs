@@ -82,6 +82,7 @@ impl Runtime {
             let mut built = graph.lock();
             plan.build(&mut built)?;
             health.describe_components(crate::Spec::of_plan(&built, &plan).components_json());
+            health.set_spec_version(health.spec_version().max(1));
         }
         // Readers (HTTP, Python) use what the graph publishes after each wave.
         graph.reads();

@@ -86,6 +86,7 @@ mod tests {
                 to,
                 value: Some(81.0),
                 at_ns: 1_764_590_400_000_000_000,
+                cause: None,
             }),
         }
     }

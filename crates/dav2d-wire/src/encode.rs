@@ -93,6 +93,9 @@ pub fn update_json(update: &Update) -> (UpdateKind, Json) {
         Some(transition) => {
             data["transition"] =
                 json!({"from": transition.from.as_str(), "to": transition.to.as_str()});
+            if let Some(cause) = transition.cause {
+                data["transition"]["cause"] = json!(cause);
+            }
             (UpdateKind::Transition, data)
         }
         None => (UpdateKind::Update, data),

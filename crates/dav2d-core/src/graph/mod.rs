@@ -33,6 +33,7 @@ mod offload;
 mod publish;
 mod read;
 mod register;
+mod retune;
 mod state;
 mod wave;
 
@@ -229,6 +230,9 @@ pub struct Graph {
     /// Streams a node's input created (nobody declared them), not yet
     /// reported by [`Graph::take_guessed_inputs`].
     guessed: Vec<Arc<str>>,
+    /// What caused the wave running now, when not a sample (`reload`):
+    /// given to its transitions.
+    cause: Option<&'static str>,
 }
 
 impl fmt::Debug for Graph {
@@ -257,6 +261,7 @@ impl Graph {
             wave: 0,
             stats: GraphStats::default(),
             rejected_by_reason: FxHashMap::default(),
+            cause: None,
             state_names: [
                 ConstraintState::Ok,
                 ConstraintState::Tripped,

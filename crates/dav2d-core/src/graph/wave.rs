@@ -234,6 +234,7 @@ impl Graph {
                 to,
                 value,
                 at_ns: now,
+                cause: self.cause,
             })
         };
         // A change of state is a change: no cutoff check.

@@ -233,6 +233,18 @@ impl Config {
                 self.declare_for_source(graph, &declared)?;
             }
         }
+        let specs = self.node_specs()?;
+        graph
+            .register_all(specs)
+            .map_err(|error| self.locate(error))?;
+        self.check_outputs(graph)?;
+        self.check_window_budget(graph)
+    }
+
+    /// The nodes and constraints as the engine takes them, in config order
+    /// (what [`Config::build`] registers; a hot reload retunes or adds from
+    /// them).
+    pub fn node_specs(&self) -> Result<Vec<NodeSpec>, ConfigError> {
         let mut specs = Vec::with_capacity(self.nodes.len() + self.constraints.len());
         for (i, node) in self.nodes.iter().enumerate() {
             let policy = self.policy(&node.policy, format!("nodes[{i}].policy"))?;
@@ -298,11 +310,7 @@ impl Config {
                 offload: false,
             });
         }
-        graph
-            .register_all(specs)
-            .map_err(|error| self.locate(error))?;
-        self.check_outputs(graph)?;
-        self.check_window_budget(graph)
+        Ok(specs)
     }
 
     /// Declares a stream a source names (see [`super::SourceSection::declares`]):

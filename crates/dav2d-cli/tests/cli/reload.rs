@@ -1,0 +1,122 @@
+//! Hot reload of `dav2d run --watch`: a changed threshold applies in place
+//! keeping windows and alert states (its keys across it transition once,
+//! marked as caused by the reload), a new node is evaluated from the
+//! windows already held, and a bad or unsupported config (SIGHUP) changes
+//! nothing; each counted in `dav2d_reloads_total` and the spec's version.
+
+use super::{http_address, request, scratch_config, spawn_titled, stop};
+use std::io::{Read, Write};
+use std::process::Command;
+
+fn config(trip: &str, extra: &str) -> String {
+    format!(
+        "streams:\n  - name: temp\nnodes:\n  - name: avg\n    kind: moving_average\n    input: temp\n    n: 2\n{extra}\
+         constraints:\n  - name: hot\n    input: avg\n    trip: {trip}\npersistence:\n  enabled: false\n"
+    )
+}
+
+fn body(answer: &str) -> &str {
+    answer.split("\r\n\r\n").nth(1).unwrap_or("")
+}
+
+fn version(address: &str) -> u64 {
+    let answer = request(address, "GET", "/healthz", "");
+    let health: serde_json::Value = serde_json::from_str(body(&answer)).unwrap();
+    health["version"].as_u64().unwrap()
+}
+
+fn value(address: &str, name: &str, key: &str) -> serde_json::Value {
+    let answer = request(address, "GET", &format!("/state/{name}?key={key}"), "");
+    serde_json::from_str::<serde_json::Value>(body(&answer)).unwrap()["value"].clone()
+}
+
+fn reloads(address: &str, result: &str) -> u64 {
+    let answer = request(address, "GET", "/metrics", "");
+    let line = format!("dav2d_reloads_total{{result=\"{result}\"}} ");
+    (answer.lines())
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
+    let (dir, path) = scratch_config("reload", &config("100", ""));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "100ms", "--watch"]);
+    let (mut child, title) = spawn_titled(&mut command);
+    let address = http_address(&title);
+    for (key, value) in [("a", 70), ("a", 72), ("b", 150), ("b", 150)] {
+        let answer = request(
+            &address,
+            "POST",
+            "/ingest/temp",
+            &format!(r#"{{"key":"{key}","value":{value}}}"#),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert_eq!(value(&address, "hot", "a"), "ok");
+    assert_eq!(version(&address), 1);
+    let mut events = std::net::TcpStream::connect(&address).unwrap();
+    events
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        events,
+        "GET /events?names=hot HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = events.read(&mut buffer).unwrap();
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // --watch: the file changes, the threshold applies live.
+    std::fs::write(&path, config("60", "")).unwrap();
+    dav2d_testkit::wait_for("the reload to apply", || version(&address) == 2);
+    assert_eq!(
+        value(&address, "hot", "a"),
+        "tripped",
+        "a at 71 is over 60 now"
+    );
+    assert_eq!(value(&address, "hot", "b"), "tripped", "b's state was kept");
+    let text = loop {
+        let text = String::from_utf8_lossy(&seen).to_string();
+        if text.contains("\"cause\":\"reload\"") {
+            break text;
+        }
+        let n = events.read(&mut buffer).unwrap();
+        seen.extend_from_slice(&buffer[..n]);
+    };
+    assert!(text.contains("\"key\":\"a\""), "{text}");
+    assert!(
+        !text.contains("\"key\":\"b\""),
+        "b did not transition: {text}"
+    );
+    assert_eq!(reloads(&address, "applied"), 1);
+    // A new node is evaluated from the windows the stream already holds.
+    let peak = "  - name: peak\n    kind: max\n    input: temp\n    n: 2\n";
+    std::fs::write(&path, config("60", peak)).unwrap();
+    dav2d_testkit::wait_for("the node to be added", || version(&address) == 3);
+    assert_eq!(value(&address, "peak", "a"), 72.0);
+    // A bad config, and one that removes a node: refused whole (SIGHUP).
+    for broken in [config("hot", peak), config("60", "")] {
+        std::fs::write(&path, &broken).unwrap();
+        let before = reloads(&address, "refused");
+        let hangup = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hangup.success());
+        dav2d_testkit::wait_for("the reload to be refused", || {
+            reloads(&address, "refused") > before
+        });
+        assert_eq!(version(&address), 3);
+        assert_eq!(value(&address, "hot", "a"), "tripped");
+        assert_eq!(value(&address, "peak", "a"), 72.0);
+    }
+    stop(&mut child, "TERM");
+    let _ = std::fs::remove_dir_all(dir);
+}

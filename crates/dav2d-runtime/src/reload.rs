@@ -1,0 +1,241 @@
+//! Hot reload: a new config applied to a running graph as a diff of specs.
+//!
+//! The new config is validated completely first (built into a scratch
+//! graph, exactly as `dav2d check` does); an invalid one is refused whole,
+//! with its located error, and the running graph is untouched. A valid one
+//! is compared with what runs, spec against spec:
+//! - nodes and constraints whose spec is unchanged keep everything;
+//! - a built-in or constraint whose parameters changed (a threshold, a
+//!   reset level, `for:`, alpha, `n`) is retuned in place, keeping its
+//!   windows and alert states ([`dav2d_core::Graph::retune`]); its keys now
+//!   across a new threshold transition once, with the cause `reload`;
+//! - a new node or constraint is registered and evaluated from the windows
+//!   its inputs already hold.
+//!
+//! What this does not change live yet is refused, naming it, and changes
+//! nothing: removing or re-wiring a node (its inputs, kind, policy, offload),
+//! changing a stream, and changing sources, sinks, persistence, metrics or
+//! the cluster. Those need a restart.
+
+use dav2d_core::{Graph, GraphOptions, NodeSpec, SystemClock};
+
+use crate::plan::Plan;
+use crate::spec::{NodeEntry, Spec};
+
+/// What a reload applied: one line per change (empty when the new config
+/// describes what already runs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The spec version now running (1 at start, one more per reload that
+    /// changed something).
+    pub version: u64,
+    /// The changes, e.g. `overheat: constraint(above trip=80 ...) -> constraint(above trip=85 ...)`.
+    pub changes: Vec<String>,
+}
+
+/// What differs between two specs' nodes, or why it cannot be applied live.
+enum Step {
+    Retune(String, String, String),
+    Add(String, String),
+}
+
+/// The steps from `old` to `new`, or what needs a restart.
+fn diff(
+    old: &Spec,
+    new: &Spec,
+    old_components: Option<&str>,
+    new_components: &str,
+) -> Result<Vec<Step>, String> {
+    if old_components.is_some_and(|old| old != new_components) {
+        return Err(
+            "the new config changes sources, sinks, persistence, metrics or the cluster; those change only with a restart"
+                .to_string(),
+        );
+    }
+    if old.streams != new.streams {
+        let changed: Vec<&str> = (new.streams.iter())
+            .filter(|s| !old.streams.contains(s))
+            .chain(old.streams.iter().filter(|s| !new.streams.contains(s)))
+            .map(|s| s.name.as_str())
+            .collect();
+        return Err(format!(
+            "the new config changes the streams {}; streams change only with a restart",
+            changed.join(", ")
+        ));
+    }
+    let mut steps = Vec::new();
+    for entry in &new.nodes {
+        match old.nodes.iter().find(|o| o.name == entry.name) {
+            None => steps.push(Step::Add(entry.name.clone(), entry.logic.clone())),
+            Some(before) if before == entry => {}
+            Some(before) if same_wiring(before, entry) => steps.push(Step::Retune(
+                entry.name.clone(),
+                before.logic.clone(),
+                entry.logic.clone(),
+            )),
+            Some(_) => {
+                return Err(format!(
+                    "'{}' changes its inputs, kind, policy, priority, deadband or offload; that changes only with a restart (a changed parameter applies live)",
+                    entry.name
+                ));
+            }
+        }
+    }
+    if let Some(gone) = old
+        .nodes
+        .iter()
+        .find(|o| !new.nodes.iter().any(|n| n.name == o.name))
+    {
+        return Err(format!(
+            "the new config removes '{}'; removing a node or constraint needs a restart",
+            gone.name
+        ));
+    }
+    Ok(steps)
+}
+
+/// Whether two entries of one name differ at most in their logic's
+/// parameters (and the window a built-in's `n` implies), over count
+/// windows.
+fn same_wiring(a: &NodeEntry, b: &NodeEntry) -> bool {
+    fn wiring(e: &NodeEntry) -> (String, Vec<(String, String)>, i32, Option<u64>, bool) {
+        let inputs = (e.inputs.iter())
+            .map(|i| (i.name.clone(), i.policy.clone()))
+            .collect();
+        (
+            e.kind.clone(),
+            inputs,
+            e.priority,
+            e.deadband.map(f64::to_bits),
+            e.offload,
+        )
+    }
+    let counted = |e: &NodeEntry| e.inputs.iter().all(|i| i.span_seconds.is_none());
+    wiring(a) == wiring(b) && counted(a) && counted(b)
+}
+
+/// Validates `plan` completely and applies it to `graph` as a diff against
+/// what runs; `components` is what the running plan started (its spec's
+/// components, as the health board holds them). On an error nothing changed.
+pub(crate) fn apply(
+    graph: &mut Graph,
+    plan: &Plan,
+    components: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let options = GraphOptions {
+        auto_create_streams: false,
+        ..graph.options().clone()
+    };
+    let mut scratch = Graph::new(options, std::sync::Arc::new(SystemClock));
+    plan.build(&mut scratch)
+        .map_err(|error| error.to_string())?;
+    let (old, new) = (Spec::of_graph(graph), Spec::of_graph(&scratch));
+    let new_components = Spec::of_plan(&scratch, plan).components_json();
+    let steps = diff(&old, &new, components, &new_components)?;
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(config) = &plan.graph else {
+        return Ok(Vec::new());
+    };
+    let mut specs: Vec<NodeSpec> = config.node_specs().map_err(|e| e.to_string())?;
+    let mut take = |name: &str| -> Result<NodeSpec, String> {
+        let at = (specs.iter().position(|s| s.name == name))
+            .ok_or_else(|| format!("'{name}' is in the new spec but not in the config"))?;
+        Ok(specs.swap_remove(at))
+    };
+    // Everything is resolved before the first change, so a step that cannot
+    // be applied leaves the graph as it was.
+    let mut retunes = Vec::new();
+    let mut added = Vec::new();
+    let mut changes = Vec::new();
+    for step in steps {
+        match step {
+            Step::Retune(name, before, after) => {
+                retunes.push((name.clone(), take(&name)?));
+                changes.push(format!("{name}: {before} -> {after}"));
+            }
+            Step::Add(name, logic) => {
+                added.push(take(&name)?);
+                changes.push(format!("{name}: added ({logic})"));
+            }
+        }
+    }
+    let running = graph.nodes();
+    for (name, spec) in &retunes {
+        // Checked against the running node first, all of them.
+        let kind = running.iter().find(|n| n.name == *name).map(|n| n.kind);
+        let same_kind = matches!(
+            (&spec.logic, kind),
+            (
+                dav2d_core::LogicSpec::Builtin(_),
+                Some(dav2d_core::NodeKind::Builtin)
+            ) | (
+                dav2d_core::LogicSpec::Constraint(_),
+                Some(dav2d_core::NodeKind::Constraint)
+            )
+        );
+        if !same_kind || spec.offload {
+            return Err(format!(
+                "'{name}' changes, and only a built-in's or a constraint's parameters change live; restart to apply it"
+            ));
+        }
+    }
+    for (name, spec) in retunes {
+        graph.retune(&name, spec.logic).map_err(|e| e.to_string())?;
+    }
+    if !added.is_empty() {
+        graph.register_all(added).map_err(|e| e.to_string())?;
+        graph.run_wave();
+    }
+    Ok(changes)
+}
+
+impl crate::Runtime {
+    /// Applies `plan` (the new config with the same overrides as at start)
+    /// to the running graph: validated whole first, then applied as a diff
+    /// (see the module's description). Counted in `dav2d_reloads_total`,
+    /// logged with its changes, and the spec's version (in `/graph` and
+    /// `/healthz`) goes up by one when something changed. On an error,
+    /// nothing changed.
+    pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
+        let health = self.health();
+        let components = health.components();
+        let result = {
+            let mut graph = self.graph().lock();
+            apply(&mut graph, plan, components.as_deref())
+        };
+        let count = |result: &str| {
+            self.metrics()
+                .reloads
+                .get_or_create(&dav2d_component::ReloadLabel {
+                    result: result.to_string(),
+                })
+                .inc();
+        };
+        match result {
+            Ok(changes) if changes.is_empty() => {
+                count("unchanged");
+                tracing::info!("Reloaded the config: nothing changed.");
+                Ok(Applied {
+                    version: health.spec_version(),
+                    changes,
+                })
+            }
+            Ok(changes) => {
+                count("applied");
+                let version = health.spec_version() + 1;
+                health.set_spec_version(version);
+                tracing::warn!(version, "Reloaded the config: {}.", changes.join("; "));
+                Ok(Applied { version, changes })
+            }
+            Err(error) => {
+                count("refused");
+                tracing::error!(
+                    "The new config was refused; the running graph is unchanged: {error}"
+                );
+                Err(error)
+            }
+        }
+    }
+}
