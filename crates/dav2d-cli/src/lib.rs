@@ -318,6 +318,10 @@ fn run(args: RunArgs) -> Result<(), String> {
         Some(path) => path.display().to_string(),
         None => "the built-in demo (100 devices at 100 Hz)".to_string(),
     };
+    runtime.health().offer_reloader(Arc::new(PostedConfig {
+        reloader: runtime.reloader(),
+        overrides: overrides.clone(),
+    }));
     let dashboard = runtime.address("http").map(|address| {
         let scheme = match https {
             true => "https",
@@ -404,15 +408,32 @@ fn reload(runtime: &dav2d_runtime::Runtime, path: Option<&PathBuf>, overrides: &
         Ok(plan) => {
             let _ = runtime.reload(&plan);
         }
-        Err(error) => {
-            tracing::error!("The new config was refused; the running graph is unchanged: {error}");
-            runtime
-                .metrics()
-                .reloads
-                .get_or_create(&dav2d_runtime::ReloadLabel {
-                    result: "refused".to_string(),
-                })
-                .inc();
+        Err(error) => runtime.reloader().refused(&error),
+    }
+}
+
+/// `POST /config`: a YAML text reloaded as the file would be.
+struct PostedConfig {
+    reloader: dav2d_runtime::Reloader,
+    overrides: Overrides,
+}
+
+impl dav2d_runtime::ConfigReloader for PostedConfig {
+    fn reload_yaml(&self, text: &str) -> Result<(u64, Vec<String>), String> {
+        let plan = dav2d_runtime::Config::parse(text, std::path::Path::new("POST /config"))
+            .map_err(|error| error.to_string())
+            .and_then(|config| {
+                Plan::new(config, self.overrides.clone()).map_err(|error| error.to_string())
+            });
+        match plan {
+            Ok(plan) => self
+                .reloader
+                .reload(&plan)
+                .map(|applied| (applied.version, applied.changes)),
+            Err(error) => {
+                self.reloader.refused(&error);
+                Err(error)
+            }
         }
     }
 }

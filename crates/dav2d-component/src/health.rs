@@ -70,6 +70,8 @@ pub struct HealthBoard {
     history: Arc<RwLock<Option<Arc<dyn crate::HistoryReader>>>>,
     /// The running spec's version: 1 at start, one more per applied reload.
     version: Arc<std::sync::atomic::AtomicU64>,
+    /// Who reloads the config, when the run can.
+    reloader: Arc<RwLock<Option<Arc<dyn crate::ConfigReloader>>>>,
 }
 
 impl HealthBoard {
@@ -95,6 +97,19 @@ impl HealthBoard {
     /// The store's history, when persistence is on.
     pub fn history(&self) -> Option<Arc<dyn crate::HistoryReader>> {
         self.history
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Offers reloading the config to the read faces (`POST /config`).
+    pub fn offer_reloader(&self, reloader: Arc<dyn crate::ConfigReloader>) {
+        *self.reloader.write().unwrap_or_else(|p| p.into_inner()) = Some(reloader);
+    }
+
+    /// Who reloads the config, when the run can.
+    pub fn reloader(&self) -> Option<Arc<dyn crate::ConfigReloader>> {
+        self.reloader
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

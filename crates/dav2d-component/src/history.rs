@@ -1,7 +1,8 @@
-//! Reading what a store recorded, for faces that may not know the store
-//! (the HTTP API's `/history`, the dashboard's alert timeline): the
-//! persistence sink puts a [`HistoryReader`] on the [`crate::HealthBoard`]
-//! when it starts, and readers take it from there.
+//! What the read faces may ask of parts they do not know, through the
+//! [`crate::HealthBoard`]: a store's history (the persistence sink offers a
+//! [`HistoryReader`] when it starts; `/history`, the dashboard's alert
+//! timeline) and reloading the config (`dav2d run` offers a
+//! [`ConfigReloader`]; `POST /config`).
 
 use std::sync::Arc;
 
@@ -31,4 +32,12 @@ pub trait HistoryReader: Send + Sync + std::fmt::Debug {
         since_ns: i64,
         limit: usize,
     ) -> Result<Vec<HistoryRow>, String>;
+}
+
+/// Applies a new config to the running graph (a hot reload).
+pub trait ConfigReloader: Send + Sync {
+    /// Validates the YAML `text` whole and applies it: the spec's version
+    /// now and the changes (none when it describes what runs), or why it
+    /// was refused (nothing changed).
+    fn reload_yaml(&self, text: &str) -> Result<(u64, Vec<String>), String>;
 }

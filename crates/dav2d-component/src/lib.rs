@@ -31,7 +31,7 @@ pub use component::{
 };
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};
-pub use history::{HistoryReader, HistoryRow};
+pub use history::{ConfigReloader, HistoryReader, HistoryRow};
 pub use intake::{
     Admission, BodyPermit, ClusterReading, ClusterReads, Forward, Forwarded, IngestReport, Intake,
     IntakeConfig, NativeSample, Outcome, body_ceiling,

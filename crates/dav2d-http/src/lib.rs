@@ -1,6 +1,6 @@
 //! The HTTP API of dav2d as a component: a [`Source`] that ingests
 //! (`POST /upload`, `POST /ingest/{stream}`) through the shared intake, and
-//! the read face (`/state/{name}`, `/window/{name}`, `/frame/{name}`, `/history/{name}`, `/graph`, `/events`,
+//! `POST /config` (a hot reload), the read face (`/state/{name}`, `/window/{name}`, `/frame/{name}`, `/history/{name}`, `/graph`, `/events`,
 //! `/metrics`, `/healthz`) with the dashboard on `/`.
 //!
 //! The key design decision: connections are served by hyper directly on the
@@ -13,6 +13,7 @@
 
 mod auth;
 mod config;
+mod config_route;
 mod dashboard;
 mod events;
 mod history;

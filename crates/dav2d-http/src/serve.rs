@@ -94,7 +94,8 @@ fn router(state: AppState) -> Router {
         .route("/ui/app.css", get(crate::dashboard::style))
         .route("/window/{name}", get(crate::dashboard::window))
         .route("/frame/{name}", get(crate::preview::frame))
-        .route("/history/{name}", get(crate::history::history));
+        .route("/history/{name}", get(crate::history::history))
+        .route("/config", post(crate::config_route::post_config));
     // One guard per request: Host, cross-site pages, then the token (or,
     // without one, a `Host` a DNS-rebinding page could not have sent).
     let routes = routes.layer(middleware::from_fn_with_state(

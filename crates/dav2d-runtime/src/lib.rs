@@ -17,8 +17,8 @@ pub mod spec;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
 pub use dav2d_component::{
-    Admission, HealthBoard, IngestReport, Intake, IntakeConfig, IntakeTotals, ListenConfig,
-    Metrics, NativeSample, Outcome, ReloadLabel, StartError, body_ceiling,
+    Admission, ConfigReloader, HealthBoard, IngestReport, Intake, IntakeConfig, IntakeTotals,
+    ListenConfig, Metrics, NativeSample, Outcome, ReloadLabel, StartError, body_ceiling,
 };
 pub use dav2d_http::HttpConfig;
 pub use dav2d_store::PersistenceConfig;
@@ -26,6 +26,6 @@ pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
 pub use engine::{Engine, Timer, Workers};
 pub use plan::{Overrides, Plan, Planned};
-pub use reload::Applied;
+pub use reload::{Applied, Reloader};
 pub use runtime::{Runtime, RuntimeError};
 pub use spec::Spec;

@@ -191,7 +191,50 @@ pub(crate) fn apply(
     Ok(changes)
 }
 
+/// What applies a new plan to a running graph: a runtime's
+/// [`crate::Runtime::reloader`], which a face that outlives a borrow of the
+/// runtime (`POST /config`) can hold.
+#[derive(Clone)]
+pub struct Reloader {
+    graph: dav2d_core::SharedGraph,
+    health: dav2d_component::HealthBoard,
+    metrics: std::sync::Arc<dav2d_component::Metrics>,
+}
+
 impl crate::Runtime {
+    /// What reloads this runtime's graph.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            graph: self.graph().clone(),
+            health: self.health().clone(),
+            metrics: std::sync::Arc::clone(self.metrics()),
+        }
+    }
+
+    /// Applies `plan` (the new config with the same overrides as at start)
+    /// to the running graph; see [`Reloader::reload`].
+    pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
+        self.reloader().reload(plan)
+    }
+}
+
+impl Reloader {
+    /// Counts a reload refused before it got here (a config that does not
+    /// parse).
+    pub fn refused(&self, error: &str) {
+        self.count("refused");
+        tracing::error!("The new config was refused; the running graph is unchanged: {error}");
+    }
+
+    fn count(&self, result: &str) {
+        self.metrics
+            .reloads
+            .get_or_create(&dav2d_component::ReloadLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
     /// Applies `plan` (the new config with the same overrides as at start)
     /// to the running graph: validated whole first, then applied as a diff
     /// (see the module's description). Counted in `dav2d_reloads_total`,
@@ -199,23 +242,15 @@ impl crate::Runtime {
     /// `/healthz`) goes up by one when something changed. On an error,
     /// nothing changed.
     pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
-        let health = self.health();
+        let health = &self.health;
         let components = health.components();
         let result = {
-            let mut graph = self.graph().lock();
+            let mut graph = self.graph.lock();
             apply(&mut graph, plan, components.as_deref())
-        };
-        let count = |result: &str| {
-            self.metrics()
-                .reloads
-                .get_or_create(&dav2d_component::ReloadLabel {
-                    result: result.to_string(),
-                })
-                .inc();
         };
         match result {
             Ok(changes) if changes.is_empty() => {
-                count("unchanged");
+                self.count("unchanged");
                 tracing::info!("Reloaded the config: nothing changed.");
                 Ok(Applied {
                     version: health.spec_version(),
@@ -223,17 +258,14 @@ impl crate::Runtime {
                 })
             }
             Ok(changes) => {
-                count("applied");
+                self.count("applied");
                 let version = health.spec_version() + 1;
                 health.set_spec_version(version);
                 tracing::warn!(version, "Reloaded the config: {}.", changes.join("; "));
                 Ok(Applied { version, changes })
             }
             Err(error) => {
-                count("refused");
-                tracing::error!(
-                    "The new config was refused; the running graph is unchanged: {error}"
-                );
+                self.refused(&error);
                 Err(error)
             }
         }

@@ -120,3 +120,57 @@ fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
     stop(&mut child, "TERM");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// POSTs `yaml` to `/config` with `token` (if any); the whole answer.
+fn post_config(address: &str, token: Option<&str>, yaml: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "POST /config HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{yaml}",
+        yaml.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn post_config_reloads_with_the_token_and_is_refused_without_one() {
+    let with_token = |trip: &str| format!("{}http:\n  token: s3cret\n", config(trip, ""));
+    let (dir, path) = scratch_config("post-config", &with_token("100"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "1h"]);
+    let (mut child, title) = spawn_titled(&mut command);
+    let address = http_address(&title);
+    assert!(post_config(&address, None, &with_token("60")).starts_with("HTTP/1.1 401"));
+    let applied = post_config(&address, Some("s3cret"), &with_token("60"));
+    assert!(applied.starts_with("HTTP/1.1 200"), "{applied}");
+    assert!(body(&applied).contains("\"version\":2"), "{applied}");
+    assert!(
+        body(&applied).contains("hot: constraint(above trip=100"),
+        "{applied}"
+    );
+    // A bad one: its located error, and nothing changed.
+    let refused = post_config(&address, Some("s3cret"), &with_token("hot"));
+    assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
+    assert!(body(&refused).contains("POST /config:"), "{refused}");
+    assert!(body(&refused).contains("\"version\":2"), "{refused}");
+    stop(&mut child, "TERM");
+    // Without a token the route is refused whatever the client.
+    std::fs::write(&path, config("100", "")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "1h"]);
+    let (mut child, title) = spawn_titled(&mut command);
+    let address = http_address(&title);
+    let forbidden = post_config(&address, None, &config("60", ""));
+    assert!(forbidden.starts_with("HTTP/1.1 403"), "{forbidden}");
+    assert!(forbidden.contains("needs http.token"), "{forbidden}");
+    stop(&mut child, "TERM");
+    let _ = std::fs::remove_dir_all(dir);
+}
