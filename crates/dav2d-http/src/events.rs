@@ -81,9 +81,13 @@ pub(crate) async fn events(
     state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
+    let watch = Version {
+        health: state.health.clone(),
+        seen: state.health.spec_version(),
+    };
     let stream = futures_util::stream::unfold(
-        (receiver, wanted, dropped, false),
-        |(mut receiver, wanted, dropped, behind)| async move {
+        (receiver, wanted, dropped, false, watch),
+        |(mut receiver, wanted, dropped, behind, mut watch)| async move {
             if behind {
                 tokio::time::sleep(BEHIND_PAUSE).await;
             }
@@ -96,9 +100,10 @@ pub(crate) async fn events(
                     match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
                         Ok(next) => next,
                         Err(_) => {
-                            let ping = Bytes::from_static(b": keep-alive\n\n");
-                            let state = (receiver, wanted, dropped, false);
-                            return Some((Ok::<Bytes, Infallible>(ping), state));
+                            let mut ping = watch.event();
+                            ping.extend_from_slice(b": keep-alive\n\n");
+                            let state = (receiver, wanted, dropped, false, watch);
+                            return Some((Ok::<Bytes, Infallible>(Bytes::from(ping)), state));
                         }
                     }
                 } else {
@@ -127,7 +132,14 @@ pub(crate) async fn events(
                 }
             }
             let behind = events >= EVENTS_PER_WRITE;
-            Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped, behind)))
+            // A reload since the last write goes before these events
+            // (checked now, after they came: the version changes first).
+            let mut out = watch.event();
+            out.extend_from_slice(&chunk);
+            Some((
+                Ok(Bytes::from(out)),
+                (receiver, wanted, dropped, behind, watch),
+            ))
         },
     );
     event_stream(Body::from_stream(stream))
@@ -165,14 +177,20 @@ async fn conflated(state: &AppState, names: Vec<String>) -> Response {
     state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
+    let watch = Version {
+        health: state.health.clone(),
+        seen: state.health.spec_version(),
+    };
     let stream = futures_util::stream::unfold(
-        (receiver, wanted, dropped),
-        |(mut receiver, wanted, dropped)| async move {
+        (receiver, wanted, dropped, watch),
+        |(mut receiver, wanted, dropped, mut watch)| async move {
             loop {
                 let batch = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
                     Err(_) => {
-                        let ping = Bytes::from_static(b": keep-alive\n\n");
-                        return Some((Ok::<Bytes, Infallible>(ping), (receiver, wanted, dropped)));
+                        let mut ping = watch.event();
+                        ping.extend_from_slice(b": keep-alive\n\n");
+                        let state = (receiver, wanted, dropped, watch);
+                        return Some((Ok::<Bytes, Infallible>(Bytes::from(ping)), state));
                     }
                     Ok(Ok(batch)) => batch,
                     Ok(Err(broadcast::error::RecvError::Lagged(skipped))) => {
@@ -181,15 +199,35 @@ async fn conflated(state: &AppState, names: Vec<String>) -> Response {
                     }
                     Ok(Err(broadcast::error::RecvError::Closed)) => return None,
                 };
-                let mut chunk = Vec::new();
+                let mut chunk = watch.event();
                 for event in batch.events.iter().filter(|e| wanted.contains(&*e.name)) {
                     chunk.extend_from_slice(&event.text);
                 }
                 if !chunk.is_empty() {
-                    return Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped)));
+                    return Some((Ok(Bytes::from(chunk)), (receiver, wanted, dropped, watch)));
                 }
             }
         },
     );
     event_stream(Body::from_stream(stream))
+}
+
+/// The running spec's version as a stream last told it: a reload since
+/// then is an `event: reload` (`{"version": N}`) before the next write.
+struct Version {
+    health: dav2d_component::HealthBoard,
+    seen: u64,
+}
+
+impl Version {
+    /// The `reload` event if the version changed since the last call
+    /// (empty otherwise).
+    fn event(&mut self) -> Vec<u8> {
+        let now = self.health.spec_version();
+        if now == self.seen {
+            return Vec::new();
+        }
+        self.seen = now;
+        format!("event: reload\ndata: {{\"version\":{now}}}\n\n").into_bytes()
+    }
 }

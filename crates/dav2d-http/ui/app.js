@@ -132,6 +132,12 @@ async function readEvents(names) {
         else if (line.startsWith("data: ")) data += line.slice(6);
       }
       if (!data) continue;
+      if (kind === "reload") {
+        // The config was reloaded: the graph's spec changed.
+        page.version = JSON.parse(data).version;
+        refresh().catch(() => {});
+        continue;
+      }
       const update = JSON.parse(data);
       remember(update);
       if (kind === "transition") {
@@ -165,6 +171,7 @@ async function refresh() {
   try {
     page.graph = await api("/graph");
     updateRates(page.graph);
+    document.getElementById("version").textContent = "spec v" + page.graph.version;
   } catch (error) {
     if (error instanceof Unauthorized) return askToken(error.message);
     setStatus("reconnecting", "down");

@@ -121,6 +121,7 @@ pub(crate) fn apply(
     graph: &mut Graph,
     plan: &Plan,
     components: Option<&str>,
+    before_changing: impl FnOnce(),
 ) -> Result<Vec<String>, String> {
     let options = GraphOptions {
         auto_create_streams: false,
@@ -181,6 +182,9 @@ pub(crate) fn apply(
             ));
         }
     }
+    // The new version is out before the first change, so the updates and
+    // transitions the changes make come after it.
+    before_changing();
     for (name, spec) in retunes {
         graph.retune(&name, spec.logic).map_err(|e| e.to_string())?;
     }
@@ -244,9 +248,12 @@ impl Reloader {
     pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
         let health = &self.health;
         let components = health.components();
+        let next = health.spec_version() + 1;
         let result = {
             let mut graph = self.graph.lock();
-            apply(&mut graph, plan, components.as_deref())
+            apply(&mut graph, plan, components.as_deref(), || {
+                health.set_spec_version(next)
+            })
         };
         match result {
             Ok(changes) if changes.is_empty() => {
@@ -259,8 +266,7 @@ impl Reloader {
             }
             Ok(changes) => {
                 self.count("applied");
-                let version = health.spec_version() + 1;
-                health.set_spec_version(version);
+                let version = next;
                 tracing::warn!(version, "Reloaded the config: {}.", changes.join("; "));
                 Ok(Applied { version, changes })
             }

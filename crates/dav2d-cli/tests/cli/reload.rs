@@ -73,6 +73,21 @@ fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
         let n = events.read(&mut buffer).unwrap();
         seen.extend_from_slice(&buffer[..n]);
     }
+    // A steady POST load while the config changes: no sample lost.
+    let loader = {
+        let address = address.clone();
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                let answer = request(
+                    &address,
+                    "POST",
+                    "/ingest/temp",
+                    &format!(r#"{{"key":"load","value":{}}}"#, i % 50),
+                );
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            }
+        })
+    };
     // --watch: the file changes, the threshold applies live.
     std::fs::write(&path, config("60", "")).unwrap();
     dav2d_testkit::wait_for("the reload to apply", || version(&address) == 2);
@@ -92,10 +107,22 @@ fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
     };
     assert!(text.contains("\"key\":\"a\""), "{text}");
     assert!(
+        text.contains("event: reload\ndata: {\"version\":2}"),
+        "{text}"
+    );
+    assert!(
         !text.contains("\"key\":\"b\""),
         "b did not transition: {text}"
     );
     assert_eq!(reloads(&address, "applied"), 1);
+    loader.join().unwrap();
+    let graph = request(&address, "GET", "/graph", "");
+    let graph: serde_json::Value = serde_json::from_str(body(&graph)).unwrap();
+    assert_eq!(
+        graph["streams"][0]["accepted"], 404,
+        "4 before, 400 during the reload"
+    );
+    assert_eq!(graph["version"], 2);
     // A new node is evaluated from the windows the stream already holds.
     let peak = "  - name: peak\n    kind: max\n    input: temp\n    n: 2\n";
     std::fs::write(&path, config("60", peak)).unwrap();
