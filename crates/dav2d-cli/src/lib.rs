@@ -3,6 +3,7 @@
 //! command both call [`main_with`], so they behave alike. The work happens
 //! in `dav2d-runtime` (config, runner) and `dav2d-core` (the engine).
 
+mod replay_cmd;
 mod store_cmds;
 mod summary;
 mod watch;
@@ -96,6 +97,11 @@ struct RunArgs {
 enum Command {
     /// Runs a config (or the built-in demo fleet) with a live summary.
     Run(RunArgs),
+    /// Replays recorded samples (a store's raw streams, or an NDJSON or CSV
+    /// file) through a config's graph in event time, with `--vary`
+    /// variants of its thresholds side by side, and prints each one's alerts
+    /// beside the recorded run's.
+    Replay(replay_cmd::ReplayArgs),
     /// Follows a name of a running dav2d from the terminal: each change of
     /// a key (with a sparkline), or `--top N` keys (worst first).
     Watch(watch::WatchArgs),
@@ -190,6 +196,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Watch(args) => watch::watch(args),
+        Command::Replay(args) => replay_cmd::run(args),
         Command::Check { config, format } => check(&config, format),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {

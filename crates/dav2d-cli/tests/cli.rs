@@ -610,6 +610,8 @@ mod brokers;
 
 #[path = "cli/reload.rs"]
 mod reload;
+#[path = "cli/replay.rs"]
+mod replay;
 #[path = "cli/summary.rs"]
 mod summary;
 #[path = "cli/watch.rs"]

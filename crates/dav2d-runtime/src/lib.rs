@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod plan;
 pub mod reload;
+pub mod replay;
 pub mod runtime;
 pub mod spec;
 

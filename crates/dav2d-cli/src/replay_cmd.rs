@@ -1,0 +1,269 @@
+//! `dav2d replay CONFIG --from DIR|FILE`: the recorded raw streams of a
+//! store (or an NDJSON or CSV file of samples) pushed through the config's
+//! graph in event time, once per `--vary` combination, with each variant's
+//! alerts beside the recorded run's (see `dav2d_runtime::replay`). The
+//! recorded store is only read.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dav2d_core::Value;
+use dav2d_runtime::replay::{Alerts, Recorded, VariantReport, Vary, replay};
+
+/// What `dav2d replay` takes.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The YAML config whose graph the samples go through.
+    config: PathBuf,
+    /// A store's directory (its raw streams: `persistence.streams`), or an
+    /// NDJSON (`.ndjson`, `.jsonl`) or CSV (`.csv`) file of samples
+    /// (`stream`, `key`, `value`, `ts` in ns).
+    #[arg(long)]
+    from: PathBuf,
+    /// Values to try for a parameter, e.g. `overheat.trip=80,85,90`; given
+    /// several times, every combination runs, side by side in one pass.
+    #[arg(long)]
+    vary: Vec<String>,
+    /// `text` (a table per variant), `json` or `csv`.
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+/// Runs `dav2d replay`.
+pub fn run(args: ReplayArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
+    let config = dav2d_runtime::Config::parse(&text, &args.config).map_err(|e| e.to_string())?;
+    let inputs: BTreeSet<String> = config
+        .streams
+        .iter()
+        .map(|s| s.name.value.clone())
+        .collect();
+    let constraints: Vec<String> = (config.constraints.iter())
+        .map(|c| c.name.value.clone())
+        .collect();
+    let varies: Vec<Vary> = (args.vary.iter())
+        .map(|v| Vary::parse(v))
+        .collect::<Result<_, _>>()?;
+    let (samples, states) = read(&args.from, &inputs, &constraints)?;
+    if samples.is_empty() {
+        return Err(format!(
+            "{} holds no samples of the config's streams ({}); a store keeps them when persistence.streams lists them",
+            args.from.display(),
+            inputs.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let reports = replay(&text, &args.config, &samples, &varies)?;
+    let end = samples.last().map_or(0, |s| s.ts_ns);
+    let recorded: Vec<Alerts> = (constraints.iter())
+        .filter(|c| states.iter().any(|(name, ..)| name == *c))
+        .map(|c| {
+            let mine: Vec<(String, i64, String)> = (states.iter())
+                .filter(|(name, ..)| name == c)
+                .map(|(_, key, ts, state)| (key.clone(), *ts, state.clone()))
+                .collect();
+            Alerts::from_states(c, &mine, end)
+        })
+        .collect();
+    print(&args.format, samples.len(), &reports, &recorded)
+}
+
+type States = Vec<(String, String, i64, String)>;
+
+/// The samples of `inputs` in time order, and the recorded states of
+/// `constraints` (a store only), from `from`.
+fn read(
+    from: &Path,
+    inputs: &BTreeSet<String>,
+    constraints: &[String],
+) -> Result<(Vec<Recorded>, States), String> {
+    let mut samples = Vec::new();
+    let mut states = Vec::new();
+    let name = from.display().to_string();
+    if from.is_dir() {
+        let query = dav2d_store::Query {
+            name: None,
+            key: None,
+            since: None,
+            until: None,
+        };
+        dav2d_store::history::scan(
+            from,
+            &query,
+            |_| {},
+            |rows| {
+                for i in 0..rows.len() {
+                    let stream = &rows.name[i];
+                    if inputs.contains(&**stream) {
+                        let value = match (&rows.value[i], &rows.state[i]) {
+                            (Some(x), _) => Value::Float(*x),
+                            (None, Some(text)) => Value::Str(Arc::clone(text)),
+                            (None, None) => continue,
+                        };
+                        samples.push(Recorded {
+                            stream: Arc::clone(stream),
+                            key: Arc::clone(&rows.key[i]),
+                            ts_ns: rows.ts[i],
+                            value,
+                        });
+                    } else if constraints.iter().any(|c| **c == **stream)
+                        && let Some(state) = &rows.state[i]
+                    {
+                        states.push((
+                            stream.to_string(),
+                            rows.key[i].to_string(),
+                            rows.ts[i],
+                            state.to_string(),
+                        ));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .map_err(|e| format!("cannot read the store in {name}: {e}"))?;
+    } else {
+        let text = std::fs::read_to_string(from).map_err(|e| format!("cannot read {name}: {e}"))?;
+        let csv = from.extension().is_some_and(|e| e == "csv");
+        if csv {
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            for (line, row) in reader.deserialize::<FileSample>().enumerate() {
+                let row = row.map_err(|e| format!("{name}: row {}: {e}", line + 2))?;
+                samples.push(row.into_recorded());
+            }
+        } else {
+            for (line, row) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let row: FileSample = serde_json::from_str(row).map_err(|e| {
+                    format!(
+                        "{name}:{}: {e}; each line is {{\"stream\", \"key\", \"value\", \"ts\"}}",
+                        line + 1
+                    )
+                })?;
+                samples.push(row.into_recorded());
+            }
+        }
+        samples.retain(|s| inputs.contains(&*s.stream));
+    }
+    samples.sort_by_key(|s| s.ts_ns);
+    states.sort_by_key(|s| s.2);
+    Ok((samples, states))
+}
+
+/// One sample of an NDJSON or CSV file.
+#[derive(serde::Deserialize)]
+struct FileSample {
+    stream: String,
+    key: String,
+    value: f64,
+    ts: i64,
+}
+
+impl FileSample {
+    fn into_recorded(self) -> Recorded {
+        Recorded {
+            stream: Arc::from(self.stream),
+            key: Arc::from(self.key),
+            ts_ns: self.ts,
+            value: Value::Float(self.value),
+        }
+    }
+}
+
+fn time(ns: Option<i64>) -> String {
+    ns.map_or("-".to_string(), |ns| {
+        let seconds = ns.div_euclid(1_000_000_000);
+        let day = seconds.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", day / 3600, day / 60 % 60, day % 60)
+    })
+}
+
+fn print(
+    format: &str,
+    samples: usize,
+    reports: &[VariantReport],
+    recorded: &[Alerts],
+) -> Result<(), String> {
+    match format {
+        "json" => {
+            let json =
+                serde_json::json!({"samples": samples, "variants": reports, "recorded": recorded});
+            println!("{json}");
+        }
+        "csv" => {
+            println!(
+                "variant,constraint,raised,cleared,tripped_seconds,keys_tripped,first_trip_ns,last_trip_ns"
+            );
+            let rows = (reports.iter())
+                .flat_map(|r| r.alerts.iter().map(move |a| (r.label.as_str(), a)))
+                .chain(recorded.iter().map(|a| ("recorded", a)));
+            for (label, a) in rows {
+                println!(
+                    "\"{label}\",{},{},{},{:.3},{},{},{}",
+                    a.constraint,
+                    a.raised,
+                    a.cleared,
+                    a.tripped_seconds,
+                    a.keys_tripped.len(),
+                    a.first_trip_ns.map_or(String::new(), |t| t.to_string()),
+                    a.last_trip_ns.map_or(String::new(), |t| t.to_string())
+                );
+            }
+        }
+        "text" => {
+            println!("{samples} samples replayed");
+            for report in reports {
+                println!("\n{} ({} samples rejected)", report.label, report.rejected);
+                println!(
+                    "  {:<16} {:>7} {:>7} {:>11} {:>5} {:>10} {:>10}",
+                    "constraint",
+                    "raised",
+                    "cleared",
+                    "tripped s",
+                    "keys",
+                    "first trip",
+                    "last trip"
+                );
+                for a in &report.alerts {
+                    let line = |who: &str, a: &Alerts| {
+                        format!(
+                            "  {who:<16} {:>7} {:>7} {:>11.1} {:>5} {:>10} {:>10}",
+                            a.raised,
+                            a.cleared,
+                            a.tripped_seconds,
+                            a.keys_tripped.len(),
+                            time(a.first_trip_ns),
+                            time(a.last_trip_ns)
+                        )
+                    };
+                    println!("{}", line(&a.constraint, a));
+                    if let Some(live) = recorded.iter().find(|r| r.constraint == a.constraint) {
+                        println!("{}", line("  recorded run", live));
+                        let differ: Vec<&String> = a
+                            .keys_tripped
+                            .symmetric_difference(&live.keys_tripped)
+                            .collect();
+                        if !differ.is_empty() {
+                            let shown: Vec<&str> =
+                                differ.iter().take(20).map(|k| k.as_str()).collect();
+                            println!(
+                                "  keys tripped in one and not the other: {}{}",
+                                shown.join(", "),
+                                if differ.len() > 20 {
+                                    format!(" (+{})", differ.len() - 20)
+                                } else {
+                                    String::new()
+                                }
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        other => return Err(format!("--format {other}: give text, json or csv")),
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Replay and what-if: recorded samples pushed through a config's graph in
+//! event time (the clock set to each sample's timestamp, so windows and
+//! `for:` durations behave as they did live), once per variant of the
+//! config's parameters, in one pass over the samples; each variant's
+//! constraints are counted: alerts raised and cleared, time tripped, keys
+//! that ever tripped, first and last trip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use dav2d_core::{
+    Graph, GraphOptions, ManualClock, NodeKind, Subscription, SubscriptionMode, Value,
+};
+use serde::Serialize;
+use serde_saphyr::Spanned;
+
+use crate::config::Config;
+
+/// One recorded sample of an input stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    /// Its stream.
+    pub stream: Arc<str>,
+    /// Its key.
+    pub key: Arc<str>,
+    /// Its timestamp, ns since the epoch.
+    pub ts_ns: i64,
+    /// Its value.
+    pub value: Value,
+}
+
+/// `--vary NAME.PARAM=V1,V2,...`: values to try for one parameter of a node
+/// or constraint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vary {
+    /// The node or constraint.
+    pub name: String,
+    /// Its parameter (`trip`, `reset`, `for`, `stale_after`, `direction`, a
+    /// built-in's `n`, `alpha`, ...).
+    pub param: String,
+    /// The values, as a config writes them.
+    pub values: Vec<String>,
+}
+
+impl Vary {
+    /// Reads `NAME.PARAM=V1,V2`.
+    pub fn parse(text: &str) -> Result<Vary, String> {
+        let (target, values) = text.split_once('=').ok_or_else(|| {
+            format!("--vary {text}: write NAME.PARAM=V1,V2, e.g. overheat.trip=80,85,90")
+        })?;
+        let (name, param) = target.rsplit_once('.').ok_or_else(|| {
+            format!("--vary {text}: name the parameter as NAME.PARAM, e.g. overheat.trip")
+        })?;
+        let values: Vec<String> = (values.split(','))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.is_empty() {
+            return Err(format!("--vary {text}: give at least one value"));
+        }
+        Ok(Vary {
+            name: name.to_string(),
+            param: param.to_string(),
+            values,
+        })
+    }
+}
+
+/// What one constraint did in a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Alerts {
+    /// The constraint.
+    pub constraint: String,
+    /// Transitions to `tripped`.
+    pub raised: u64,
+    /// Transitions from `tripped` to `ok`.
+    pub cleared: u64,
+    /// Seconds keys spent tripped, summed over keys (up to the last sample).
+    pub tripped_seconds: f64,
+    /// Keys that tripped at least once.
+    pub keys_tripped: BTreeSet<String>,
+    /// The first trip, ns since the epoch.
+    pub first_trip_ns: Option<i64>,
+    /// The last trip, ns since the epoch.
+    pub last_trip_ns: Option<i64>,
+}
+
+impl Alerts {
+    /// Counts a transition of `key` at `at_ns`.
+    fn transition(&mut self, open: &mut BTreeMap<String, i64>, key: &str, to: &str, at_ns: i64) {
+        if to == "tripped" {
+            self.raised += 1;
+            self.keys_tripped.insert(key.to_string());
+            self.first_trip_ns.get_or_insert(at_ns);
+            self.last_trip_ns = Some(at_ns);
+            open.insert(key.to_string(), at_ns);
+        } else if let Some(since) = open.remove(key) {
+            if to == "ok" {
+                self.cleared += 1;
+            }
+            self.tripped_seconds += (at_ns - since).max(0) as f64 / 1e9;
+        }
+    }
+
+    /// The figures of a recorded constraint from its states per key in time
+    /// order (`(key, ts, state)`), the way a replay counts them.
+    pub fn from_states(constraint: &str, states: &[(String, i64, String)], end_ns: i64) -> Alerts {
+        let mut alerts = Alerts {
+            constraint: constraint.to_string(),
+            ..Alerts::default()
+        };
+        let (mut last, mut open) = (BTreeMap::new(), BTreeMap::new());
+        for (key, ts, state) in states {
+            let before = last.insert(key.clone(), state.clone());
+            if before.as_deref().unwrap_or("ok") != state {
+                alerts.transition(&mut open, key, state, *ts);
+            }
+        }
+        alerts.close(open, end_ns);
+        alerts
+    }
+
+    fn close(&mut self, open: BTreeMap<String, i64>, end_ns: i64) {
+        for since in open.into_values() {
+            self.tripped_seconds += (end_ns - since).max(0) as f64 / 1e9;
+        }
+    }
+}
+
+/// One variant's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VariantReport {
+    /// What it set, e.g. `overheat.trip=85 overheat.for=5s` (`as configured`).
+    pub label: String,
+    /// Per constraint.
+    pub alerts: Vec<Alerts>,
+    /// Samples the graph refused (out of bounds, late, ...).
+    pub rejected: u64,
+}
+
+/// Every combination of `varies` (one `as configured` when there is none).
+pub fn combinations(varies: &[Vary]) -> Vec<Vec<(String, String, String)>> {
+    let mut all: Vec<Vec<(String, String, String)>> = vec![Vec::new()];
+    for vary in varies {
+        all = (all.into_iter())
+            .flat_map(|done| {
+                vary.values.iter().map(move |value| {
+                    let mut next = done.clone();
+                    next.push((vary.name.clone(), vary.param.clone(), value.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    all
+}
+
+/// Sets `param` of the node or constraint `name` in `config` to `value`.
+fn set(config: &mut Config, name: &str, param: &str, value: &str) -> Result<(), String> {
+    let spanned = |text: &str| {
+        Spanned::new(
+            text.to_string(),
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        )
+    };
+    let number = || -> Result<f64, String> {
+        value
+            .parse::<f64>()
+            .map_err(|_| format!("--vary {name}.{param}={value}: {param} takes a number"))
+    };
+    if let Some(c) = config.constraints.iter_mut().find(|c| c.name.value == name) {
+        match param {
+            "trip" => c.trip = number()?,
+            "reset" => c.reset = Some(number()?),
+            "for" => c.hold = Some(spanned(value)),
+            "stale_after" => c.stale_after = Some(spanned(value)),
+            "direction" => c.direction = Some(spanned(value)),
+            other => {
+                return Err(format!(
+                    "--vary {name}.{other}: a constraint varies trip, reset, for, stale_after or direction"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if let Some(n) = config.nodes.iter_mut().find(|n| n.name.value == name) {
+        let x = number()?;
+        match n.params.iter_mut().find(|(p, _)| p == param) {
+            Some((_, v)) => v.value = x,
+            None => n.params.push((
+                param.to_string(),
+                Spanned::new(
+                    x,
+                    serde_saphyr::Location::UNKNOWN,
+                    serde_saphyr::Location::UNKNOWN,
+                ),
+            )),
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "--vary {name}.{param}: '{name}' is not a node or constraint of the config"
+    ))
+}
+
+/// One variant's graph as it replays.
+struct Run {
+    label: String,
+    graph: Graph,
+    clock: ManualClock,
+    watched: Vec<(Subscription, Alerts, BTreeMap<String, i64>)>,
+    rejected: u64,
+}
+
+impl Run {
+    fn drain(&mut self) {
+        for (subscription, alerts, open) in &mut self.watched {
+            while let Some(update) = subscription.try_next() {
+                if let Some(t) = update.transition {
+                    alerts.transition(open, &t.key, t.to.as_str(), t.at_ns);
+                }
+            }
+        }
+    }
+}
+
+/// Replays `samples` (in timestamp order) through the config at `path`
+/// (its text `text`), once per combination of `varies`, in one pass.
+pub fn replay(
+    text: &str,
+    path: &Path,
+    samples: &[Recorded],
+    varies: &[Vary],
+) -> Result<Vec<VariantReport>, String> {
+    let start = samples.first().map_or(0, |s| s.ts_ns);
+    let mut runs = Vec::new();
+    for variant in combinations(varies) {
+        let mut config = Config::parse(text, path).map_err(|e| e.to_string())?;
+        for (name, param, value) in &variant {
+            set(&mut config, name, param, value)?;
+        }
+        let label = match variant.is_empty() {
+            true => "as configured".to_string(),
+            false => (variant.iter())
+                .map(|(n, p, v)| format!("{n}.{p}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let clock = ManualClock::new(start);
+        let options = GraphOptions {
+            auto_create_streams: false,
+            ..GraphOptions::default()
+        };
+        let mut graph = Graph::new(options, Arc::new(clock.clone()));
+        config
+            .build(&mut graph)
+            .map_err(|e| format!("{label}: {e}"))?;
+        let mut watched = Vec::new();
+        for node in graph
+            .nodes()
+            .into_iter()
+            .filter(|n| n.kind == NodeKind::Constraint)
+        {
+            let subscription = graph
+                .subscribe(&node.name, SubscriptionMode::EveryChange, 1 << 16)
+                .map_err(|e| e.to_string())?;
+            let alerts = Alerts {
+                constraint: node.name.clone(),
+                ..Alerts::default()
+            };
+            watched.push((subscription, alerts, BTreeMap::new()));
+        }
+        runs.push(Run {
+            label,
+            graph,
+            clock,
+            watched,
+            rejected: 0,
+        });
+    }
+    for sample in samples {
+        for run in &mut runs {
+            run.clock.set(sample.ts_ns);
+            run.graph.tick();
+            let pushed = run.graph.push(
+                &sample.stream,
+                &sample.key,
+                sample.value.clone(),
+                Some(sample.ts_ns),
+            );
+            if pushed.is_err() {
+                run.rejected += 1;
+            }
+            run.graph.run_wave();
+            run.drain();
+        }
+    }
+    let end = samples.last().map_or(start, |s| s.ts_ns);
+    Ok(runs
+        .into_iter()
+        .map(|mut run| {
+            run.drain();
+            let alerts = (run.watched.into_iter())
+                .map(|(_, mut alerts, open)| {
+                    alerts.close(open, end);
+                    alerts
+                })
+                .collect();
+            VariantReport {
+                label: run.label,
+                alerts,
+                rejected: run.rejected,
+            }
+        })
+        .collect())
+}
