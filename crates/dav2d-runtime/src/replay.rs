@@ -208,6 +208,8 @@ fn set(config: &mut Config, name: &str, param: &str, value: &str) -> Result<(), 
 /// One variant's graph as it replays.
 struct Run {
     label: String,
+    /// Whether a constraint has timers to tick.
+    timers: bool,
     graph: Graph,
     clock: ManualClock,
     watched: Vec<(Subscription, Alerts, BTreeMap<String, i64>)>,
@@ -272,18 +274,35 @@ pub fn replay(
             };
             watched.push((subscription, alerts, BTreeMap::new()));
         }
+        let timers = config
+            .constraints
+            .iter()
+            .any(|c| c.hold.is_some() || c.stale_after.is_some());
         runs.push(Run {
             label,
+            timers,
             graph,
             clock,
             watched,
             rejected: 0,
         });
     }
+    // Constraint timers (`for:`, `stale_after`) are checked as the live
+    // timer does, every `run.tick` of event time, and only where there are any.
+    let tick_ns = Config::parse(text, path)
+        .and_then(|c| c.tick())
+        .map_or(50_000_000, |d| d.as_nanos().min(i64::MAX as u128) as i64);
+    let mut next_tick = start;
     for sample in samples {
+        let tick = sample.ts_ns >= next_tick;
+        if tick {
+            next_tick = sample.ts_ns + tick_ns;
+        }
         for run in &mut runs {
             run.clock.set(sample.ts_ns);
-            run.graph.tick();
+            if tick && run.timers {
+                run.graph.tick();
+            }
             let pushed = run.graph.push(
                 &sample.stream,
                 &sample.key,
