@@ -91,6 +91,7 @@ __all__ = [
     "push",
     "push_many",
     "read_history",
+    "replay",
     "reset",
     "serve",
     "stats",
@@ -186,3 +187,46 @@ def load_config(path: str) -> None:
 def spec() -> dict[str, Any]:
     """The default graph's streams and nodes as data (see :meth:`Graph.spec`)."""
     return default_graph().spec()
+
+
+def replay(config: str, source: str, vary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Replays recorded samples through a config's graph, as ``dav2d replay`` does.
+
+    ``source`` is a store's directory (its raw streams, kept when
+    ``persistence.streams`` lists them) or an NDJSON or CSV file of
+    ``stream``, ``key``, ``value``, ``ts`` samples. ``vary`` maps
+    ``"NAME.PARAM"`` to the values to try (``{"overheat.trip": [80, 85, 90]}``);
+    every combination runs side by side. Returns one row per variant and
+    constraint (the recorded run's labelled ``"recorded"``), ready for
+    ``pandas.DataFrame(rows)``: ``variant``, ``constraint``, ``raised``,
+    ``cleared``, ``tripped_seconds``, ``keys_tripped`` (how many),
+    ``first_trip_ns``, ``last_trip_ns`` and ``keys`` (which).
+    """
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "dav2d._cli", "replay", str(config), "--from", str(source), "--format", "json"]
+    for target, values in (vary or {}).items():
+        listed = values if isinstance(values, (list, tuple)) else [values]
+        args += ["--vary", f"{target}=" + ",".join(str(v) for v in listed)]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(done.stderr.strip().removeprefix("error: "))
+    answer = json.loads(done.stdout)
+    rows = []
+    runs = [(v["label"], v["alerts"]) for v in answer["variants"]] + [("recorded", answer["recorded"])]
+    for label, alerts in runs:
+        for a in alerts:
+            rows.append({
+                "variant": label,
+                "constraint": a["constraint"],
+                "raised": a["raised"],
+                "cleared": a["cleared"],
+                "tripped_seconds": a["tripped_seconds"],
+                "keys_tripped": len(a["keys_tripped"]),
+                "first_trip_ns": a["first_trip_ns"],
+                "last_trip_ns": a["last_trip_ns"],
+                "keys": sorted(a["keys_tripped"]),
+            })
+    return rows

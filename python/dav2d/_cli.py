@@ -17,3 +17,7 @@ def main() -> None:
     # KeyboardInterrupt as the command returns, and exit as if killed.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(_dav2d.cli(["dav2d", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()

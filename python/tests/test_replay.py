@@ -1,0 +1,45 @@
+"""``dav2d.replay``: a file of samples through a config with threshold
+variants, one row per variant and constraint, ready for pandas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import dav2d
+
+CONFIG = """streams:
+  - name: temp
+nodes:
+  - name: avg
+    kind: moving_average
+    input: temp
+    n: 2
+constraints:
+  - name: hot
+    input: avg
+    trip: 80
+    reset: 50
+"""
+
+
+def test_replay_tries_thresholds_side_by_side(tmp_path: Path) -> None:
+    config = tmp_path / "replay.yaml"
+    config.write_text(CONFIG)
+    samples = tmp_path / "rising.ndjson"
+    t0 = 1_796_000_000_000_000_000
+    samples.write_text("\n".join(
+        json.dumps({"stream": "temp", "key": key, "value": 40 + i * rate, "ts": t0 + i * 1_000_000_000})
+        for i in range(100) for key, rate in (("x", 0.5), ("y", 0.8), ("z", 1.1))
+    ))
+    rows = dav2d.replay(str(config), str(samples), vary={"hot.trip": [60, 80, 100, 120]})
+    assert [r["variant"] for r in rows] == [f"hot.trip={t}" for t in (60, 80, 100, 120)]
+    raised = [r["raised"] for r in rows]
+    assert raised == sorted(raised, reverse=True) and raised[0] > raised[-1], rows
+    assert rows[0]["keys"] == ["x", "y", "z"] and rows[0]["keys_tripped"] == 3
+    assert set(rows[0]) == {"variant", "constraint", "raised", "cleared", "tripped_seconds", "keys_tripped",
+                            "first_trip_ns", "last_trip_ns", "keys"}
+    with pytest.raises(dav2d.ConfigError, match="hot.trp"):
+        dav2d.replay(str(config), str(samples), vary={"hot.trp": [1]})
