@@ -4,7 +4,7 @@
 //! alerts beside the recorded run's (see `dav2d_runtime::replay`). The
 //! recorded store is only read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -125,11 +125,21 @@ fn read(
     } else {
         let text = std::fs::read_to_string(from).map_err(|e| format!("cannot read {name}: {e}"))?;
         let csv = from.extension().is_some_and(|e| e == "csv");
+        // Names and keys repeat: one shared copy of each.
+        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+        let mut intern = |text: &str| -> Arc<str> {
+            if let Some(shared) = interned.get(text) {
+                return Arc::clone(shared);
+            }
+            let shared: Arc<str> = Arc::from(text);
+            interned.insert(text.to_string(), Arc::clone(&shared));
+            shared
+        };
         if csv {
             let mut reader = csv::Reader::from_reader(text.as_bytes());
             for (line, row) in reader.deserialize::<FileSample>().enumerate() {
                 let row = row.map_err(|e| format!("{name}: row {}: {e}", line + 2))?;
-                samples.push(row.into_recorded());
+                samples.push(row.into_recorded(&mut intern));
             }
         } else {
             for (line, row) in text
@@ -143,7 +153,7 @@ fn read(
                         line + 1
                     )
                 })?;
-                samples.push(row.into_recorded());
+                samples.push(row.into_recorded(&mut intern));
             }
         }
         samples.retain(|s| inputs.contains(&*s.stream));
@@ -163,10 +173,10 @@ struct FileSample {
 }
 
 impl FileSample {
-    fn into_recorded(self) -> Recorded {
+    fn into_recorded(self, intern: &mut impl FnMut(&str) -> Arc<str>) -> Recorded {
         Recorded {
-            stream: Arc::from(self.stream),
-            key: Arc::from(self.key),
+            stream: intern(&self.stream),
+            key: intern(&self.key),
             ts_ns: self.ts,
             value: Value::Float(self.value),
         }
