@@ -103,3 +103,35 @@ fn watch_follows_a_key_lists_the_worst_keys_and_names_the_closest_name() {
     stop(&mut child, "TERM");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn run_open_opens_the_dashboard_url_with_the_browser_it_is_given() {
+    let (dir, config) = scratch_config("open", CONFIG);
+    // A "browser" that writes down the URL it was asked to open.
+    let opened = dir.join("opened");
+    let browser = dir.join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&browser)
+        .status()
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", config.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "1h", "--open"])
+        .env("BROWSER", &browser);
+    let (mut child, title) = super::spawn_titled(&mut command);
+    let address = http_address(&title);
+    dav2d_testkit::wait_for("the browser to be started", || {
+        std::fs::read_to_string(&opened).is_ok_and(|url| url.contains(&address))
+    });
+    let url = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(url.trim(), format!("http://{address}/"));
+    stop(&mut child, "TERM");
+    let _ = std::fs::remove_dir_all(dir);
+}
