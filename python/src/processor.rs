@@ -276,13 +276,50 @@ impl PyProcessor {
     /// `uint8` mask (HxW, or KxHxW for a K-channel model; a batch stacks
     /// them, or lists them when their sizes differ), and with
     /// `probabilities=True` a tuple `(mask, probabilities)`.
-    #[pyo3(signature = (x, *, probabilities = false))]
+    ///
+    /// `threshold=[0.3, 0.45, 0.6]` runs the model once and returns a list
+    /// of masks, one per threshold (each probability above it is 1),
+    /// instead of the one at `processing.threshold`.
+    #[pyo3(signature = (x, *, probabilities = false, threshold = None))]
     fn run<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         probabilities: bool,
+        threshold: Option<Vec<f64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(cuts) = threshold {
+            if let Some(bad) = cuts.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
+                return Err(crate::error::invalid(format!(
+                    "threshold={bad}: each threshold is a probability between 0 and 1 (exclusive)"
+                )));
+            }
+            if probabilities {
+                return Err(crate::error::invalid(
+                    "give threshold=[...] or probabilities=True, not both".to_string(),
+                ));
+            }
+            let both = self.run(py, x, true, None)?;
+            let p = both.get_item(1)?;
+            let mask_of = |p: &Bound<'py, PyAny>, cut: f64| -> PyResult<Bound<'py, PyAny>> {
+                p.call_method1("__gt__", (cut,))?
+                    .call_method1("astype", ("uint8",))
+            };
+            let mut masks = Vec::with_capacity(cuts.len());
+            for cut in cuts {
+                let mask = match p.cast::<pyo3::types::PyList>() {
+                    Ok(list) => {
+                        let items: Vec<Bound<'py, PyAny>> = (list.iter())
+                            .map(|item| mask_of(&item, cut))
+                            .collect::<PyResult<_>>()?;
+                        pyo3::types::PyList::new(py, items)?.into_any()
+                    }
+                    Err(_) => mask_of(&p, cut)?,
+                };
+                masks.push(mask);
+            }
+            return Ok(pyo3::types::PyList::new(py, masks)?.into_any());
+        }
         let (held, batch) = Self::hold_all(x)?;
         let mut all = Vec::new();
         for (i, h) in held.iter().enumerate() {

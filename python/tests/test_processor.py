@@ -89,6 +89,15 @@ def test_masks_and_probabilities_match_onnxruntime(model_dir: Path, tmp_path: Pa
     assert np.array_equal(processor.run(image.astype(np.float32) / 255), mask)
     batch = processor.run(tensor)
     assert batch.shape == (1, 32, 32) and np.array_equal(batch[0], mask)
+    # Several thresholds: the model runs once, a mask per threshold.
+    masks = processor.run(image, threshold=[0.3, 0.5, 0.7])
+    assert len(masks) == 3
+    for cut, each in zip((0.3, 0.5, 0.7), masks):
+        assert each.dtype == np.uint8 and np.array_equal(each, (probabilities > cut).astype(np.uint8))
+    assert masks[0].sum() >= masks[1].sum() >= masks[2].sum()
+    assert np.array_equal(masks[1], mask)
+    with pytest.raises(dav2d.InvalidArgument, match="between 0 and 1"):
+        processor.run(image, threshold=[1.5])
 
 
 def test_softmax_over_a_two_class_model(model_dir: Path, tmp_path: Path) -> None:
