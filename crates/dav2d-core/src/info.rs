@@ -114,6 +114,9 @@ pub struct NodeInfo {
     /// An offloaded node's queue: keys whose inputs changed while its job
     /// was out, waiting for the next job (0 for other nodes).
     pub offload_waiting: usize,
+    /// Removed by a reload: kept in place (ids are indices) but no longer
+    /// evaluated, read or listed.
+    pub retired: bool,
     /// Counters.
     pub stats: NodeStats,
 }
@@ -138,6 +141,8 @@ pub struct StreamInfo {
     pub accepted: u64,
     /// Samples rejected.
     pub rejected: u64,
+    /// The output of a node a reload removed (not listed or read).
+    pub retired: bool,
 }
 
 /// The latest state of one (stream, key).

@@ -84,6 +84,8 @@ impl StreamStates {
 struct Published {
     /// Stream index by name (streams, nodes and constraints).
     names: FxHashMap<Arc<str>, usize>,
+    /// Names of nodes a reload removed (and not added again).
+    retired: Vec<Arc<str>>,
     /// Latest states per stream index.
     states: Vec<StreamStates>,
     /// Nodes in evaluation order, without their counters.
@@ -131,8 +133,17 @@ impl ReadModel {
     pub(crate) fn apply(&self, publication: Publication) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if let Some((nodes, streams)) = publication.description {
+            // A name a reload removed reads as removed; one added again
+            // names its new stream.
+            state.names.clear();
+            state.retired.clear();
             for (index, stream) in streams.iter().enumerate() {
-                state.names.insert(Arc::from(stream.name.as_str()), index);
+                match stream.retired {
+                    true => state.retired.push(Arc::from(stream.name.as_str())),
+                    false => {
+                        state.names.insert(Arc::from(stream.name.as_str()), index);
+                    }
+                }
             }
             let count = streams.len();
             state.states.resize_with(count, StreamStates::default);
@@ -160,9 +171,13 @@ impl ReadModel {
     }
 
     fn unknown(state: &Published, name: &str) -> GraphError {
+        let hint = match state.retired.iter().any(|r| &**r == name) {
+            true => "; it was removed by a reload of the config".to_string(),
+            false => did_you_mean(name, state.names.keys().map(|n| &**n)),
+        };
         GraphError::UnknownName {
             name: name.to_string(),
-            hint: did_you_mean(name, state.names.keys().map(|n| &**n)),
+            hint,
         }
     }
 
@@ -295,6 +310,7 @@ impl ReadModel {
                     });
                 node
             })
+            .filter(|node| !node.retired)
             .collect()
     }
 
@@ -314,6 +330,7 @@ impl ReadModel {
                 }
                 stream
             })
+            .filter(|stream| !stream.retired)
             .collect()
     }
 

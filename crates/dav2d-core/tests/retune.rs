@@ -114,3 +114,48 @@ fn what_cannot_change_in_place_is_refused_and_changes_nothing() {
     assert_eq!(state(&graph, "a"), "tripped");
     assert_eq!(graph.nodes()[0].logic, "moving_average(n=2)");
 }
+
+#[test]
+fn a_retired_node_stops_reads_say_it_was_removed_and_its_name_is_free() {
+    let mut graph = graph();
+    graph.push("temp", "a", Value::Float(90.0), None).unwrap();
+    graph.run_wave();
+    let reads = graph.read_model();
+    // A node still read by another cannot go first.
+    let read = graph.retire("avg").unwrap_err().to_string();
+    assert!(read.contains("hot still read it"), "{read}");
+    graph.retire("hot").unwrap();
+    graph.retire("avg").unwrap();
+    let gone = graph.latest("hot", "a").unwrap_err().to_string();
+    assert!(gone.contains("removed by a reload"), "{gone}");
+    assert!(graph.nodes().is_empty());
+    assert_eq!(graph.streams().len(), 1, "only temp is listed");
+    graph.push("temp", "a", Value::Float(10.0), None).unwrap();
+    graph.run_wave();
+    let published = reads.latest("avg", "a").unwrap_err().to_string();
+    assert!(published.contains("removed by a reload"), "{published}");
+    // The name is free again: a new avg reads the window temp holds.
+    graph
+        .register(NodeSpec::builtin("avg", "temp", Builtin::Max { n: 2 }))
+        .unwrap();
+    graph.run_wave();
+    let max = graph
+        .latest("avg", "a")
+        .unwrap()
+        .unwrap()
+        .sample
+        .unwrap()
+        .value;
+    assert_eq!(max.as_f64(), Some(90.0));
+    assert_eq!(
+        reads
+            .latest("avg", "a")
+            .unwrap()
+            .unwrap()
+            .sample
+            .unwrap()
+            .value
+            .as_f64(),
+        Some(90.0)
+    );
+}

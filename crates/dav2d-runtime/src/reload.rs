@@ -10,12 +10,14 @@
 //!   windows and alert states ([`dav2d_core::Graph::retune`]); its keys now
 //!   across a new threshold transition once, with the cause `reload`;
 //! - a new node or constraint is registered and evaluated from the windows
-//!   its inputs already hold.
+//!   its inputs already hold;
+//! - a node or constraint the new config lacks is retired
+//!   ([`dav2d_core::Graph::retire`]): reading it says it was removed.
 //!
 //! What this does not change live yet is refused, naming it, and changes
-//! nothing: removing or re-wiring a node (its inputs, kind, policy, offload),
-//! changing a stream, and changing sources, sinks, persistence, metrics or
-//! the cluster. Those need a restart.
+//! nothing: re-wiring a node (its inputs, kind, policy, offload), changing a
+//! stream, and changing sources, sinks, persistence, metrics or the
+//! cluster. Those need a restart.
 
 use dav2d_core::{Graph, GraphOptions, NodeSpec, SystemClock};
 
@@ -37,6 +39,7 @@ pub struct Applied {
 enum Step {
     Retune(String, String, String),
     Add(String, String),
+    Remove(String),
 }
 
 /// The steps from `old` to `new`, or what needs a restart.
@@ -81,15 +84,11 @@ fn diff(
             }
         }
     }
-    if let Some(gone) = old
-        .nodes
-        .iter()
-        .find(|o| !new.nodes.iter().any(|n| n.name == o.name))
-    {
-        return Err(format!(
-            "the new config removes '{}'; removing a node or constraint needs a restart",
-            gone.name
-        ));
+    // Readers before what they read: the reverse of evaluation order.
+    for gone in old.nodes.iter().rev() {
+        if !new.nodes.iter().any(|n| n.name == gone.name) {
+            steps.push(Step::Remove(gone.name.clone()));
+        }
     }
     Ok(steps)
 }
@@ -149,9 +148,14 @@ pub(crate) fn apply(
     // be applied leaves the graph as it was.
     let mut retunes = Vec::new();
     let mut added = Vec::new();
+    let mut removed = Vec::new();
     let mut changes = Vec::new();
     for step in steps {
         match step {
+            Step::Remove(name) => {
+                changes.push(format!("{name}: removed"));
+                removed.push(name);
+            }
             Step::Retune(name, before, after) => {
                 retunes.push((name.clone(), take(&name)?));
                 changes.push(format!("{name}: {before} -> {after}"));
@@ -185,6 +189,9 @@ pub(crate) fn apply(
     // The new version is out before the first change, so the updates and
     // transitions the changes make come after it.
     before_changing();
+    for name in removed {
+        graph.retire(&name).map_err(|e| e.to_string())?;
+    }
     for (name, spec) in retunes {
         graph.retune(&name, spec.logic).map_err(|e| e.to_string())?;
     }

@@ -120,7 +120,7 @@ impl Graph {
                             c.policy == EdgePolicy::Latest && !self.nodes[c.node.index()].immediate
                         })
                     }
-                    NodeLogic::Custom(_) | NodeLogic::Running => false,
+                    NodeLogic::Custom(_) | NodeLogic::Running | NodeLogic::Retired => false,
                 }
             })
     }
@@ -392,7 +392,7 @@ impl Graph {
                 self.nodes[id.index()].stats.cutoffs += cutoffs;
                 self.stats.cutoffs += cutoffs;
             }
-            NodeLogic::Custom(_) | NodeLogic::Running => {}
+            NodeLogic::Custom(_) | NodeLogic::Running | NodeLogic::Retired => {}
         }
     }
 }

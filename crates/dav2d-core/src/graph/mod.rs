@@ -33,6 +33,7 @@ mod offload;
 mod publish;
 mod read;
 mod register;
+mod retire;
 mod retune;
 mod state;
 mod wave;
@@ -128,6 +129,8 @@ enum NodeLogic {
     Constraint(ConstraintSpec),
     /// Custom logic taken out while it runs.
     Running,
+    /// A node a reload removed: never evaluated again.
+    Retired,
 }
 
 struct Node {
@@ -367,9 +370,17 @@ impl Graph {
     }
 
     fn unknown_name(&self, name: &str) -> GraphError {
+        let live = |s: &&Stream| {
+            !s.producer
+                .is_some_and(|n| matches!(self.nodes[n.index()].logic, NodeLogic::Retired))
+        };
+        let hint = match self.streams.iter().any(|s| &*s.name == name && !live(&s)) {
+            true => "; it was removed by a reload of the config".to_string(),
+            false => did_you_mean(name, self.streams.iter().filter(live).map(|s| &*s.name)),
+        };
         GraphError::UnknownName {
             name: name.to_string(),
-            hint: did_you_mean(name, self.streams.iter().map(|s| &*s.name)),
+            hint,
         }
     }
 

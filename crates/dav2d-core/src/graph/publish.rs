@@ -75,7 +75,7 @@ impl Graph {
         let shape = (self.streams.len(), self.nodes.len());
         let description = (publishing.shape != shape).then(|| {
             publishing.shape = shape;
-            (Arc::new(self.nodes()), Arc::new(self.streams()))
+            (Arc::new(self.all_nodes()), Arc::new(self.all_streams()))
         });
         let mut changed = Vec::with_capacity(publishing.changed.len());
         for (stream, slot) in publishing.changed.drain(..) {

@@ -145,8 +145,15 @@ impl Graph {
         stats
     }
 
-    /// Every node in topological order.
+    /// Every node in topological order (a node a reload removed is not).
     pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes = self.all_nodes();
+        nodes.retain(|n| !n.retired);
+        nodes
+    }
+
+    /// Every node, retired ones too (index-aligned with the engine's).
+    pub(super) fn all_nodes(&self) -> Vec<NodeInfo> {
         let now = self.clock.now_ns();
         self.nodes
             .iter()
@@ -176,13 +183,21 @@ impl Graph {
                 offload: node.offload.is_some(),
                 lag_ns: self.lag_ns(NodeId(index as u32), now),
                 offload_waiting: self.offload_waiting(NodeId(index as u32)),
+                retired: matches!(node.logic, NodeLogic::Retired),
                 stats: node.stats.clone(),
             })
             .collect()
     }
 
-    /// Every input stream (not node outputs).
+    /// Every stream, inputs and node outputs (not a removed node's).
     pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut streams = self.all_streams();
+        streams.retain(|s| !s.retired);
+        streams
+    }
+
+    /// Every stream, retired ones too (index-aligned with the engine's).
+    pub(super) fn all_streams(&self) -> Vec<StreamInfo> {
         self.streams
             .iter()
             .enumerate()
@@ -195,6 +210,9 @@ impl Graph {
                 keys: s.slots.len(),
                 accepted: s.accepted,
                 rejected: s.rejected,
+                retired: s
+                    .producer
+                    .is_some_and(|n| matches!(self.nodes[n.index()].logic, NodeLogic::Retired)),
             })
             .collect()
     }

@@ -73,7 +73,7 @@ impl Graph {
                 }
             }
             NodeLogic::Custom(_) => self.evaluate_custom(id, &pending),
-            NodeLogic::Running => {}
+            NodeLogic::Running | NodeLogic::Retired => {}
         }
         pending.clear();
         let node = &mut self.nodes[id.index()];
@@ -94,7 +94,7 @@ impl Graph {
                 };
                 self.evaluate_constraint(id, &spec, out, now);
             }
-            NodeLogic::Custom(_) | NodeLogic::Running => {}
+            NodeLogic::Custom(_) | NodeLogic::Running | NodeLogic::Retired => {}
         }
     }
 
