@@ -260,6 +260,19 @@ class Graph:
         """Adds the streams, nodes and constraints of a YAML config file."""
         self._engine.load_config(path)
 
+    def apply(self, path: str) -> dict[str, Any]:
+        """Applies a YAML config to this running graph, keeping its state (a hot reload).
+
+        The config is validated whole first: an invalid one raises
+        ``ConfigError`` and changes nothing. Changed parameters of built-ins
+        and constraints apply in place, keeping windows and alert states
+        (keys now across a new threshold transition once); new nodes are
+        added and evaluated from the windows already held; nodes and
+        constraints the config lacks (Python ones registered here too) are
+        removed. Returns ``{"version": N, "changes": [...]}``.
+        """
+        return self._engine.apply(path)
+
     # -- data in ----------------------------------------------------------------------
 
     def push(self, stream: str, value: Any, key: str = "", ts: TimeLike | None = None) -> None:

@@ -151,6 +151,11 @@ pub fn config_error(error: dav2d_runtime::ConfigError) -> PyErr {
     ConfigError::new_err(error.to_string())
 }
 
+/// A config refused with `message` (a reload's): `dav2d.ConfigError`.
+pub fn config(message: String) -> PyErr {
+    ConfigError::new_err(message)
+}
+
 /// Registers the exception classes on the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();

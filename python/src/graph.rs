@@ -497,6 +497,42 @@ impl PyGraph {
         self.with_graph(py, |graph| dav2d_runtime::Spec::of_graph(graph).to_json())
     }
 
+    /// Applies a YAML config to this running graph as a hot reload (what
+    /// `dav2d run --watch` does): validated whole first (an invalid one
+    /// raises `ConfigError` and changes nothing), then changed parameters of
+    /// built-ins and constraints apply in place keeping windows and alert
+    /// states, new nodes are added and nodes the config lacks are removed.
+    /// Returns `{"version": N, "changes": [...]}`.
+    fn apply<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+        crate::processor::hint_installed_package(py);
+        let reloader = dav2d_runtime::Reloader::of_engine(&self.engine);
+        let applied = py.detach(|| {
+            crate::error::unwinding("applying the config", || {
+                let overrides = dav2d_runtime::Overrides {
+                    http: Some(None),
+                    tcp: Some(None),
+                    data: Some(None),
+                    cluster: None,
+                };
+                let plan = Config::load(&path)
+                    .and_then(|config| dav2d_runtime::Plan::new(config, overrides))
+                    .map_err(|error| error.to_string());
+                match plan {
+                    Ok(plan) => reloader.reload(&plan),
+                    Err(error) => {
+                        reloader.refused(&error);
+                        Err(error)
+                    }
+                }
+            })
+        })?;
+        let applied = applied.map_err(crate::error::config)?;
+        let answer = PyDict::new(py);
+        answer.set_item("version", applied.version)?;
+        answer.set_item("changes", applied.changes)?;
+        Ok(answer)
+    }
+
     /// Loads a YAML config's streams, nodes and constraints into this graph.
     fn load_config(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         // Its processor nodes find ONNX Runtime in this interpreter's packages.

@@ -43,3 +43,22 @@ def test_replay_tries_thresholds_side_by_side(tmp_path: Path) -> None:
                             "first_trip_ns", "last_trip_ns", "keys"}
     with pytest.raises(dav2d.ConfigError, match="hot.trp"):
         dav2d.replay(str(config), str(samples), vary={"hot.trp": [1]})
+
+
+def test_graph_apply_retunes_a_running_graph_keeping_its_state(tmp_path: Path) -> None:
+    config = tmp_path / "apply.yaml"
+    config.write_text(CONFIG)
+    graph = dav2d.Graph()
+    graph.load_config(str(config))
+    for value in (70.0, 72.0):
+        graph.push("temp", value, key="a")
+    assert graph.latest("hot", "a") == "ok"
+    config.write_text(CONFIG.replace("trip: 80", "trip: 60"))
+    applied = graph.apply(str(config))
+    assert applied["version"] == 1 and applied["changes"][0].startswith("hot: "), applied
+    assert graph.latest("hot", "a") == "tripped", "a at 71 is over the new 60"
+    assert len(graph.window("avg", "a")) == 2, "the window was kept"
+    config.write_text(CONFIG.replace("trip: 80", "trip: hot"))
+    with pytest.raises(dav2d.ConfigError, match="trip"):
+        graph.apply(str(config))
+    assert graph.latest("hot", "a") == "tripped"

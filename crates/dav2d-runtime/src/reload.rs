@@ -55,14 +55,15 @@ fn diff(
                 .to_string(),
         );
     }
-    if old.streams != new.streams {
-        let changed: Vec<&str> = (new.streams.iter())
-            .filter(|s| !old.streams.contains(s))
-            .chain(old.streams.iter().filter(|s| !new.streams.contains(s)))
-            .map(|s| s.name.as_str())
-            .collect();
+    // A stream the new config no longer declares stays (it may hold
+    // pushed data); a new or changed one needs a restart.
+    let changed: Vec<&str> = (new.streams.iter())
+        .filter(|s| !old.streams.contains(s))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !changed.is_empty() {
         return Err(format!(
-            "the new config changes the streams {}; streams change only with a restart",
+            "the new config adds or changes the streams {}; streams change only with a restart",
             changed.join(", ")
         ));
     }
@@ -207,6 +208,9 @@ pub(crate) fn apply(
 /// runtime (`POST /config`) can hold.
 #[derive(Clone)]
 pub struct Reloader {
+    /// Only the graph is compared (Python's `Graph.apply`: the components
+    /// `serve()` started are not the config's).
+    graph_only: bool,
     graph: dav2d_core::SharedGraph,
     health: dav2d_component::HealthBoard,
     metrics: std::sync::Arc<dav2d_component::Metrics>,
@@ -216,6 +220,7 @@ impl crate::Runtime {
     /// What reloads this runtime's graph.
     pub fn reloader(&self) -> Reloader {
         Reloader {
+            graph_only: false,
             graph: self.graph().clone(),
             health: self.health().clone(),
             metrics: std::sync::Arc::clone(self.metrics()),
@@ -230,6 +235,16 @@ impl crate::Runtime {
 }
 
 impl Reloader {
+    /// What reloads `engine`'s graph (Python's `Graph.apply`).
+    pub fn of_engine(engine: &crate::Engine) -> Reloader {
+        Reloader {
+            graph_only: true,
+            graph: engine.graph().clone(),
+            health: engine.health().clone(),
+            metrics: std::sync::Arc::clone(engine.metrics()),
+        }
+    }
+
     /// Counts a reload refused before it got here (a config that does not
     /// parse).
     pub fn refused(&self, error: &str) {
@@ -254,7 +269,10 @@ impl Reloader {
     /// nothing changed.
     pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
         let health = &self.health;
-        let components = health.components();
+        let components = match self.graph_only {
+            true => None,
+            false => health.components(),
+        };
         let next = health.spec_version() + 1;
         let result = {
             let mut graph = self.graph.lock();
