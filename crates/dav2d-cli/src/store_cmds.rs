@@ -132,6 +132,15 @@ pub fn inspect(dir: &Path) -> Result<(), String> {
             range(Some(file.file.time_range))
         );
     }
+    match inspection.reloads.last() {
+        None => {}
+        Some((version, ts, changes)) => println!(
+            "reloads: {} recorded; the last made spec version {version} at {} ({})",
+            inspection.reloads.len(),
+            rfc3339(*ts),
+            changes.join("; ")
+        ),
+    }
     match &inspection.checkpoint {
         None => println!("checkpoint: none"),
         Some(Ok((bytes, streams, keys))) => {

@@ -32,6 +32,10 @@ pub trait HistoryReader: Send + Sync + std::fmt::Debug {
         since_ns: i64,
         limit: usize,
     ) -> Result<Vec<HistoryRow>, String>;
+
+    /// Records that the spec became `version` at `at_ns` with `changes` (a
+    /// hot reload), so the history says which spec produced which outputs.
+    fn note_reload(&self, version: u64, at_ns: i64, changes: &[String]) -> Result<(), String>;
 }
 
 /// Applies a new config to the running graph (a hot reload).

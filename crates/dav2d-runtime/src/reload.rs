@@ -293,6 +293,15 @@ impl Reloader {
                 self.count("applied");
                 let version = next;
                 tracing::warn!(version, "Reloaded the config: {}.", changes.join("; "));
+                // With persistence on, the store records which spec ran from when.
+                if let Some(history) = health.history() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64);
+                    if let Err(error) = history.note_reload(version, now, &changes) {
+                        tracing::error!("{error}");
+                    }
+                }
                 Ok(Applied { version, changes })
             }
             Err(error) => {

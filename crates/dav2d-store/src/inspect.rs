@@ -37,6 +37,9 @@ pub struct HistoryInfo {
 /// What a store directory holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inspection {
+    /// The hot reloads recorded (`reloads.ndjson`): version, time (ns) and
+    /// changes of each, oldest first.
+    pub reloads: Vec<(u64, i64, Vec<String>)>,
     /// The log's segments, oldest first.
     pub segments: Vec<SegmentInfo>,
     /// The Parquet history files, oldest first.
@@ -112,9 +115,29 @@ pub fn inspect_with_progress(
         Err(error) => (Some(Err(error.to_string())), None),
     };
     Ok(Inspection {
+        reloads: reloads(dir),
         segments,
         history,
         checkpoint,
         file_actions,
     })
+}
+
+/// Where a store records the hot reloads of the run writing it, one JSON
+/// object a line: `{"version", "ts", "changes"}`.
+pub const RELOADS_FILE: &str = "reloads.ndjson";
+
+/// The reloads recorded in `dir` (a line that does not parse is skipped).
+fn reloads(dir: &Path) -> Vec<(u64, i64, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        version: u64,
+        ts: i64,
+        changes: Vec<String>,
+    }
+    let text = std::fs::read_to_string(dir.join(RELOADS_FILE)).unwrap_or_default();
+    (text.lines())
+        .filter_map(|line| serde_json::from_str::<Line>(line).ok())
+        .map(|l| (l.version, l.ts, l.changes))
+        .collect()
 }

@@ -270,4 +270,19 @@ impl HistoryReader for StoreHistory {
         rows.drain(..excess);
         Ok(rows)
     }
+
+    fn note_reload(&self, version: u64, at_ns: i64, changes: &[String]) -> Result<(), String> {
+        use std::io::Write;
+        let path = self.dir.join(crate::inspect::RELOADS_FILE);
+        let line = serde_json::json!({"version": version, "ts": at_ns, "changes": changes});
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| {
+                writeln!(file, "{line}")?;
+                file.sync_data()
+            })
+            .map_err(|error| format!("cannot record the reload in {}: {error}", path.display()))
+    }
 }

@@ -211,3 +211,49 @@ fn post_config_reloads_with_the_token_and_is_refused_without_one() {
     stop(&mut child, "TERM");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn with_persistence_a_reload_is_recorded_in_the_store() {
+    let stored = |trip: &str| {
+        config(trip, "").replace(
+            "persistence:\n  enabled: false\n",
+            "persistence:\n  dir: {data}\n",
+        )
+    };
+    let (dir, path) = scratch_config("reload-store", &stored("100"));
+    let data = dir.join("data");
+    std::fs::write(
+        &path,
+        stored("100").replace("{data}", &data.display().to_string()),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
+    command
+        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
+        .args(["--tcp", "off", "--refresh", "1h"]);
+    let (mut child, title) = spawn_titled(&mut command);
+    let address = http_address(&title);
+    std::fs::write(
+        &path,
+        stored("60").replace("{data}", &data.display().to_string()),
+    )
+    .unwrap();
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    dav2d_testkit::wait_for("the reload to apply", || version(&address) == 2);
+    stop(&mut child, "TERM");
+    let inspect = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+        .args(["inspect", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        text.contains("reloads: 1 recorded; the last made spec version 2")
+            && text.contains("hot: constraint(above trip=100"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
