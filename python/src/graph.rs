@@ -505,28 +505,13 @@ impl PyGraph {
     /// Returns `{"version": N, "changes": [...]}`.
     fn apply<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
         crate::processor::hint_installed_package(py);
-        let reloader = dav2d_runtime::Reloader::of_engine(&self.engine);
-        let applied = py.detach(|| {
-            crate::error::unwinding("applying the config", || {
-                let overrides = dav2d_runtime::Overrides {
-                    http: Some(None),
-                    tcp: Some(None),
-                    data: Some(None),
-                    cluster: None,
-                };
-                let plan = Config::load(&path)
-                    .and_then(|config| dav2d_runtime::Plan::new(config, overrides))
-                    .map_err(|error| error.to_string());
-                match plan {
-                    Ok(plan) => reloader.reload(&plan),
-                    Err(error) => {
-                        reloader.refused(&error);
-                        Err(error)
-                    }
-                }
-            })
-        })?;
-        let applied = applied.map_err(crate::error::config)?;
+        let applied = py
+            .detach(|| {
+                crate::error::unwinding("applying the config", || {
+                    crate::reload::apply(&self.engine, &path)
+                })
+            })?
+            .map_err(crate::error::config)?;
         let answer = PyDict::new(py);
         answer.set_item("version", applied.version)?;
         answer.set_item("changes", applied.changes)?;

@@ -15,6 +15,7 @@ mod logic;
 mod options;
 mod persist;
 mod processor;
+mod reload;
 mod samples;
 mod server;
 mod window;
