@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 
 from conftest import need, require
-from docs_harness import (
+from docs_harness import (  # noqa: F401 (models is a fixture)
     ROOT,
     dav2d_command,
     environment,
@@ -24,6 +24,8 @@ from docs_harness import (
     healthy,
     http_get,
     http_post,
+    models,
+    needs_module,
     stop_process,
     wait_until,
 )
@@ -256,3 +258,31 @@ def test_the_alerts_view_reads_the_recorded_transitions_from_the_store(tmp_path:
     with serving(tmp_path, CONFIG) as http:
         status, body = http_get(f"http://{http}/history/hot")
         assert status == 404 and "persistence is off" in body, body
+
+
+def test_a_processor_mask_is_drawn_over_its_frame(tmp_path: Path, browser: object, models: object) -> None:
+    needs_module("onnxruntime")
+    model = Path(models()) / "conv_sigmoid.onnx"
+    config = f"""streams:
+  - name: camera
+    type: frame
+sources:
+  - kind: frames
+    url: synthetic:160x120@15?format=rgb8
+    stream: camera
+nodes:
+  - name: mask
+    input: camera
+    processor:
+      model_path: {model}
+      processing:
+        resolution: [32, 32]
+        threshold: 0.5
+        threads: 1
+"""
+    with serving(tmp_path, config) as http:
+        browser.get(f"http://{http}/#frames")
+        wait_until("the mask over the camera's preview",
+                   lambda: find(browser, 'figure.preview[data-name="camera"] img.mask'), deadline=60)
+        wait_until("the mask's own preview", lambda: find(browser, 'figure.preview[data-name="mask"] img'))
+        shot(browser, "mask")

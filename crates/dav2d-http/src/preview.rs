@@ -5,7 +5,8 @@
 //! The frame is read from the read model (no engine lock) and stays where
 //! its source put it; the preview samples its pixels (nearest neighbour,
 //! only the pixels the preview needs) and encodes them with a real JPEG
-//! encoder. Planar YUV formats preview their luma. At most two previews are
+//! encoder. Planar YUV formats preview their luma; a processor's 0/1 mask
+//! is drawn black and white. At most two previews are
 //! encoded at once; past that the answer is 503 with `Retry-After`, so a
 //! page polling fast cannot take the machine. The frame's `seq`, `ts` and
 //! `skipped` go in `X-Frame-*` headers, from which the page shows its rate.
@@ -130,6 +131,8 @@ pub(crate) fn encode(info: &FrameInfo, bytes: &[u8], width: u32) -> Result<Vec<u
         stride => stride,
     };
     let channels = if luma { 1 } else { 3 };
+    // A processor's mask holds 0 and 1: drawn as black and white.
+    let scale = if info.coverage.is_some() { 255 } else { 1 };
     let mut pixels = Vec::with_capacity(out_w as usize * out_h as usize * channels);
     for y in 0..out_h as usize {
         let row = y * info.height as usize / out_h as usize * stride;
@@ -139,7 +142,7 @@ pub(crate) fn encode(info: &FrameInfo, bytes: &[u8], width: u32) -> Result<Vec<u
                 let byte = bytes
                     .get(at + offset)
                     .ok_or_else(|| "the frame is shorter than its description".to_string())?;
-                pixels.push(*byte);
+                pixels.push(byte.saturating_mul(scale));
             }
         }
     }
