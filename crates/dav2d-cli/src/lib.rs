@@ -6,6 +6,7 @@
 mod replay_cmd;
 mod store_cmds;
 mod summary;
+mod sweep_cmd;
 mod watch;
 
 use std::ffi::OsString;
@@ -93,6 +94,14 @@ struct RunArgs {
     watch: bool,
 }
 
+/// `dav2d processor ...`.
+#[derive(Subcommand)]
+enum ProcessorCommand {
+    /// Runs a config's processor once per image and prints, per threshold,
+    /// the masks' coverage, connected regions and their mean size.
+    Sweep(sweep_cmd::SweepArgs),
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs a config (or the built-in demo fleet) with a live summary.
@@ -102,6 +111,9 @@ enum Command {
     /// variants of its thresholds side by side, and prints each one's alerts
     /// beside the recorded run's.
     Replay(replay_cmd::ReplayArgs),
+    /// The processor's tools: `sweep` tries thresholds on real images.
+    #[command(subcommand)]
+    Processor(ProcessorCommand),
     /// Follows a name of a running dav2d from the terminal: each change of
     /// a key (with a sparkline), or `--top N` keys (worst first).
     Watch(watch::WatchArgs),
@@ -197,6 +209,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Command::Run(args) => run(args),
         Command::Watch(args) => watch::watch(args),
         Command::Replay(args) => replay_cmd::run(args),
+        Command::Processor(ProcessorCommand::Sweep(args)) => sweep_cmd::run(args),
         Command::Check { config, format } => check(&config, format),
         Command::Inspect { dir } => store_cmds::inspect(&dir),
         Command::Export {

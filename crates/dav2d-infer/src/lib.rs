@@ -19,6 +19,7 @@ mod model;
 mod node;
 pub mod pipeline;
 mod processor;
+pub mod sweep;
 
 pub use config::{
     Activation, OutputSize, ProcessingSection, ProcessorConfig, ProcessorSection, SettingError,

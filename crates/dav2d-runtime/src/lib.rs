@@ -22,6 +22,8 @@ pub use dav2d_component::{
     ListenConfig, Metrics, NativeSample, Outcome, ReloadLabel, StartError, body_ceiling,
 };
 pub use dav2d_http::HttpConfig;
+/// The processor (ONNX models on images), for `dav2d processor sweep`.
+pub use dav2d_infer as infer;
 pub use dav2d_store::PersistenceConfig;
 pub use dav2d_synthetic::SyntheticConfig;
 pub use dav2d_tcp::TcpConfig;
