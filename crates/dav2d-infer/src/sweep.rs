@@ -92,7 +92,10 @@ pub fn parse_thresholds(text: &str) -> Result<Vec<f32>, String> {
         [_] => text.split(',').map(number).collect::<Result<_, _>>()?,
         _ => return Err(format!("--thresholds {text}: write FROM:TO:STEP or T1,T2")),
     };
-    match values.iter().find(|t| !(0.0..1.0).contains(*t) || **t == 0.0) {
+    match values
+        .iter()
+        .find(|t| !(0.0..1.0).contains(*t) || **t == 0.0)
+    {
         Some(bad) => Err(format!(
             "--thresholds {text}: {bad} is not a probability between 0 and 1 (exclusive)"
         )),
