@@ -1,17 +1,15 @@
 //! Replay and what-if: recorded samples pushed through a config's graph in
 //! event time (the clock set to each sample's timestamp, so windows and
-//! `for:` durations behave as they did live), once per variant of the
-//! config's parameters, in one pass over the samples; each variant's
-//! constraints are counted: alerts raised and cleared, time tripped, keys
-//! that ever tripped, first and last trip.
+//! `for:` durations behave as they did live), every variant of the config's
+//! parameters in one graph over shared input streams, in one pass over the
+//! samples; each variant's constraints are counted: alerts raised and
+//! cleared, time tripped, keys that ever tripped, first and last trip.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use dav2d_core::{
-    Graph, GraphOptions, ManualClock, NodeKind, Subscription, SubscriptionMode, Value,
-};
+use dav2d_core::{Graph, GraphOptions, ManualClock, Subscription, SubscriptionMode, Value};
 use serde::Serialize;
 use serde_saphyr::Spanned;
 
@@ -205,20 +203,16 @@ fn set(config: &mut Config, name: &str, param: &str, value: &str) -> Result<(), 
     ))
 }
 
-/// One variant's graph as it replays.
-struct Run {
+/// One variant's constraints as the replay watches them.
+struct Watched {
     label: String,
-    /// Whether a constraint has timers to tick.
-    timers: bool,
-    graph: Graph,
-    clock: ManualClock,
-    watched: Vec<(Subscription, Alerts, BTreeMap<String, i64>)>,
-    rejected: u64,
+    /// (subscription, figures so far, keys tripped since).
+    constraints: Vec<(Subscription, Alerts, BTreeMap<String, i64>)>,
 }
 
-impl Run {
+impl Watched {
     fn drain(&mut self) {
-        for (subscription, alerts, open) in &mut self.watched {
+        for (subscription, alerts, open) in &mut self.constraints {
             while let Some(update) = subscription.try_next() {
                 if let Some(t) = update.transition {
                     alerts.transition(open, &t.key, t.to.as_str(), t.at_ns);
@@ -228,8 +222,36 @@ impl Run {
     }
 }
 
+/// Renames the nodes and constraints of `config` to `NAME@suffix`, and
+/// the inputs that read them; input streams stay shared.
+fn rename(config: &mut Config, suffix: &str) {
+    let produced: std::collections::HashSet<String> = (config.nodes.iter())
+        .map(|n| n.name.value.clone())
+        .chain(config.constraints.iter().map(|c| c.name.value.clone()))
+        .collect();
+    let renamed = |name: &mut String| {
+        if produced.contains(name.as_str()) {
+            name.push_str(suffix);
+        }
+    };
+    for node in &mut config.nodes {
+        renamed(&mut node.name.value);
+        for input in &mut node.inputs {
+            renamed(&mut input.value);
+        }
+    }
+    for constraint in &mut config.constraints {
+        renamed(&mut constraint.name.value);
+        renamed(&mut constraint.input.value);
+    }
+}
+
 /// Replays `samples` (in timestamp order) through the config at `path`
-/// (its text `text`), once per combination of `varies`, in one pass.
+/// (its text `text`), once per combination of `varies`, in one pass. The
+/// variants share one graph: each one's nodes and constraints are copies
+/// (named `NAME@i`; the first variant keeps the config's names) over the
+/// same input streams, so a sample is pushed and windowed once and one wave
+/// evaluates every variant.
 pub fn replay(
     text: &str,
     path: &Path,
@@ -237,8 +259,9 @@ pub fn replay(
     varies: &[Vary],
 ) -> Result<Vec<VariantReport>, String> {
     let start = samples.first().map_or(0, |s| s.ts_ns);
-    let mut runs = Vec::new();
-    for variant in combinations(varies) {
+    let mut merged: Option<Config> = None;
+    let mut variants: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, variant) in combinations(varies).into_iter().enumerate() {
         let mut config = Config::parse(text, path).map_err(|e| e.to_string())?;
         for (name, param, value) in &variant {
             set(&mut config, name, param, value)?;
@@ -250,87 +273,115 @@ pub fn replay(
                 .collect::<Vec<_>>()
                 .join(" "),
         };
-        let clock = ManualClock::new(start);
-        let options = GraphOptions {
-            auto_create_streams: false,
-            ..GraphOptions::default()
-        };
-        let mut graph = Graph::new(options, Arc::new(clock.clone()));
-        config
-            .build(&mut graph)
+        // Each variant's own values are checked as the config would be.
+        let mut alone = Graph::new(
+            GraphOptions {
+                auto_create_streams: false,
+                ..GraphOptions::default()
+            },
+            Arc::new(ManualClock::new(start)),
+        );
+        Config::parse(text, path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                for (name, param, value) in &variant {
+                    set(&mut c, name, param, value)?;
+                }
+                c.build(&mut alone).map_err(|e| e.to_string())
+            })
             .map_err(|e| format!("{label}: {e}"))?;
-        let mut watched = Vec::new();
-        for node in graph
-            .nodes()
-            .into_iter()
-            .filter(|n| n.kind == NodeKind::Constraint)
-        {
-            let subscription = graph
-                .subscribe(&node.name, SubscriptionMode::EveryChange, 1 << 16)
-                .map_err(|e| e.to_string())?;
-            let alerts = Alerts {
-                constraint: node.name.clone(),
-                ..Alerts::default()
-            };
-            watched.push((subscription, alerts, BTreeMap::new()));
+        if i > 0 {
+            rename(&mut config, &format!("@{i}"));
         }
-        let timers = config
+        let constraints = config
             .constraints
             .iter()
-            .any(|c| c.hold.is_some() || c.stale_after.is_some());
-        runs.push(Run {
-            label,
-            timers,
-            graph,
-            clock,
-            watched,
-            rejected: 0,
-        });
+            .map(|c| c.name.value.clone())
+            .collect();
+        variants.push((label, constraints));
+        match &mut merged {
+            None => merged = Some(config),
+            Some(all) => {
+                all.nodes.extend(config.nodes);
+                all.constraints.extend(config.constraints);
+            }
+        }
+    }
+    let Some(config) = merged else {
+        return Ok(Vec::new());
+    };
+    let clock = ManualClock::new(start);
+    let options = GraphOptions {
+        auto_create_streams: false,
+        limits: dav2d_core::Limits::unbounded(),
+        ..GraphOptions::default()
+    };
+    let mut graph = Graph::new(options, Arc::new(clock.clone()));
+    config.build(&mut graph).map_err(|e| e.to_string())?;
+    // Replay is not bounded by what a live run may hold: it holds what was recorded.
+    graph.set_limits(dav2d_core::Limits::unbounded());
+    let timers = config
+        .constraints
+        .iter()
+        .any(|c| c.hold.is_some() || c.stale_after.is_some());
+    let mut watched = Vec::new();
+    for (label, names) in variants {
+        let mut constraints = Vec::new();
+        for name in names {
+            let subscription = graph
+                .subscribe(&name, SubscriptionMode::EveryChange, 1 << 16)
+                .map_err(|e| e.to_string())?;
+            let original = name.split('@').next().unwrap_or(&name).to_string();
+            let alerts = Alerts {
+                constraint: original,
+                ..Alerts::default()
+            };
+            constraints.push((subscription, alerts, BTreeMap::new()));
+        }
+        watched.push(Watched { label, constraints });
     }
     // Constraint timers (`for:`, `stale_after`) are checked as the live
     // timer does, every `run.tick` of event time, and only where there are any.
-    let tick_ns = Config::parse(text, path)
-        .and_then(|c| c.tick())
+    let tick_ns = config
+        .tick()
         .map_or(50_000_000, |d| d.as_nanos().min(i64::MAX as u128) as i64);
     let mut next_tick = start;
+    let mut rejected = 0;
     for sample in samples {
-        let tick = sample.ts_ns >= next_tick;
-        if tick {
+        clock.set(sample.ts_ns);
+        if timers && sample.ts_ns >= next_tick {
             next_tick = sample.ts_ns + tick_ns;
+            graph.tick();
         }
-        for run in &mut runs {
-            run.clock.set(sample.ts_ns);
-            if tick && run.timers {
-                run.graph.tick();
-            }
-            let pushed = run.graph.push(
-                &sample.stream,
-                &sample.key,
-                sample.value.clone(),
-                Some(sample.ts_ns),
-            );
-            if pushed.is_err() {
-                run.rejected += 1;
-            }
-            run.graph.run_wave();
-            run.drain();
+        let pushed = graph.push(
+            &sample.stream,
+            &sample.key,
+            sample.value.clone(),
+            Some(sample.ts_ns),
+        );
+        if pushed.is_err() {
+            rejected += 1;
+        }
+        graph.run_wave();
+        for variant in &mut watched {
+            variant.drain();
         }
     }
     let end = samples.last().map_or(start, |s| s.ts_ns);
-    Ok(runs
+    Ok(watched
         .into_iter()
-        .map(|mut run| {
-            run.drain();
-            let alerts = (run.watched.into_iter())
+        .map(|mut variant| {
+            variant.drain();
+            let alerts = (variant.constraints.into_iter())
                 .map(|(_, mut alerts, open)| {
                     alerts.close(open, end);
                     alerts
                 })
                 .collect();
             VariantReport {
-                label: run.label,
+                label: variant.label,
                 alerts,
-                rejected: run.rejected,
+                rejected,
             }
         })
         .collect())
