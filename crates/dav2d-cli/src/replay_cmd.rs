@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dav2d_core::Value;
-use dav2d_runtime::replay::{Alerts, Recorded, VariantReport, Vary, replay};
+use dav2d_runtime::replay::{Alerts, Recorded, VariantReport, Vary, replay_at};
 
 /// What `dav2d replay` takes.
 #[derive(clap::Args)]
@@ -28,6 +28,10 @@ pub struct ReplayArgs {
     /// `text` (a table per variant), `json` or `csv`.
     #[arg(long, default_value = "text")]
     format: String,
+    /// `max` (as fast as it can, the default) or N: N times the recorded
+    /// pace (`1` replays in real time).
+    #[arg(long, default_value = "max")]
+    speed: String,
 }
 
 /// Runs `dav2d replay`.
@@ -54,7 +58,18 @@ pub fn run(args: ReplayArgs) -> Result<(), String> {
             inputs.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    let reports = replay(&text, &args.config, &samples, &varies)?;
+    let speed = match args.speed.as_str() {
+        "max" => None,
+        n => match n.parse::<f64>() {
+            Ok(x) if x > 0.0 && x.is_finite() => Some(x),
+            _ => {
+                return Err(format!(
+                    "--speed {n}: give max or a number above 0, e.g. 10"
+                ));
+            }
+        },
+    };
+    let reports = replay_at(&text, &args.config, &samples, &varies, speed)?;
     let end = samples.last().map_or(0, |s| s.ts_ns);
     let recorded: Vec<Alerts> = (constraints.iter())
         .filter(|c| states.iter().any(|(name, ..)| name == *c))

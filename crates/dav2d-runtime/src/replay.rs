@@ -258,6 +258,19 @@ pub fn replay(
     samples: &[Recorded],
     varies: &[Vary],
 ) -> Result<Vec<VariantReport>, String> {
+    replay_at(text, path, samples, varies, None)
+}
+
+/// [`replay`] at `speed` times the recorded pace (`None`: as fast as it
+/// can): each sample waits until `(its time - the first's) / speed` of wall
+/// time has passed since the start.
+pub fn replay_at(
+    text: &str,
+    path: &Path,
+    samples: &[Recorded],
+    varies: &[Vary],
+    speed: Option<f64>,
+) -> Result<Vec<VariantReport>, String> {
     let start = samples.first().map_or(0, |s| s.ts_ns);
     let mut merged: Option<Config> = None;
     let mut variants: Vec<(String, Vec<String>)> = Vec::new();
@@ -347,7 +360,15 @@ pub fn replay(
         .map_or(50_000_000, |d| d.as_nanos().min(i64::MAX as u128) as i64);
     let mut next_tick = start;
     let mut rejected = 0;
+    let began = std::time::Instant::now();
     for sample in samples {
+        if let Some(speed) = speed {
+            let due = (sample.ts_ns - start).max(0) as f64 / 1e9 / speed;
+            let due = std::time::Duration::from_secs_f64(due.min(1e9));
+            if let Some(wait) = due.checked_sub(began.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         clock.set(sample.ts_ns);
         if timers && sample.ts_ns >= next_tick {
             next_tick = sample.ts_ns + tick_ns;

@@ -105,5 +105,19 @@ fn a_replay_reproduces_the_recorded_alerts_and_tries_thresholds_side_by_side() {
     assert!(raised.windows(2).all(|w| w[0] >= w[1]), "{raised:?}");
     assert!(raised[0] > raised[3], "{raised:?}");
     assert_eq!(tried["variants"][1]["label"], "hot.trip=80 hot.reset=50");
+    // At a pace (100 s of event time at 10,000x): the same figures.
+    let paced = replay(
+        &config,
+        &file,
+        &[
+            "--vary",
+            "hot.trip=60,80,100,120",
+            "--vary",
+            "hot.reset=50",
+            "--speed",
+            "10000",
+        ],
+    );
+    assert_eq!(paced["variants"], tried["variants"]);
     let _ = std::fs::remove_dir_all(dir);
 }
