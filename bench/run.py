@@ -562,7 +562,7 @@ def main() -> None:
         with_pages, pages_p99 = wrk_dav2d(args.dav2d, seconds, dashboards=pages)
         ratio = with_pages / rps
         report(
-            f"The same small POSTs while {pages} dashboards are open on the node's view (each: one /events stream, "
+            f"The same small POSTs while {pages} dashboards are open on the node's view (each: one conflated /events stream, "
             "/graph and 20 /window every 2 s, as the page does)",
             f"{with_pages:,.0f} req/s, p99 {pages_p99:.0f} us",
             ">= 0.9x the throughput with none (issue 24)",

@@ -5,26 +5,17 @@
 
 use std::path::Path;
 
-use dav2d_runtime::{Applied, Config, Engine, Overrides, Plan, Reloader};
+use dav2d_runtime::{Applied, Config, Engine, Overrides, Reloader};
 
 /// Loads the config at `path` and applies it to `engine`'s graph: what
 /// changed, or why it was refused (counted either way; nothing changed).
 pub fn apply(engine: &Engine, path: &Path) -> Result<Applied, String> {
-    let reloader = Reloader::of_engine(engine);
     let overrides = Overrides {
         http: Some(None),
         tcp: Some(None),
         data: Some(None),
         cluster: None,
     };
-    let plan = Config::load(path)
-        .and_then(|config| Plan::new(config, overrides))
-        .map_err(|error| error.to_string());
-    match plan {
-        Ok(plan) => reloader.reload(&plan),
-        Err(error) => {
-            reloader.refused(&error);
-            Err(error)
-        }
-    }
+    let config = Config::load(path).map_err(|error| error.to_string());
+    Reloader::of_engine(engine).reload_config(config, &overrides)
 }

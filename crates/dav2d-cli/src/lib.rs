@@ -422,14 +422,7 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 /// Reloads the config at `path` into `runtime` (the built-in demo when
 /// there is none); the runtime logs what changed or why it was refused.
 fn reload(runtime: &dav2d_runtime::Runtime, path: Option<&PathBuf>, overrides: &Overrides) {
-    let plan = load(path)
-        .and_then(|config| Plan::new(config, overrides.clone()).map_err(|error| error.to_string()));
-    match plan {
-        Ok(plan) => {
-            let _ = runtime.reload(&plan);
-        }
-        Err(error) => runtime.reloader().refused(&error),
-    }
+    let _ = runtime.reloader().reload_config(load(path), overrides);
 }
 
 /// `POST /config`: a YAML text reloaded as the file would be.
@@ -440,21 +433,11 @@ struct PostedConfig {
 
 impl dav2d_runtime::ConfigReloader for PostedConfig {
     fn reload_yaml(&self, text: &str) -> Result<(u64, Vec<String>), String> {
-        let plan = dav2d_runtime::Config::parse(text, std::path::Path::new("POST /config"))
-            .map_err(|error| error.to_string())
-            .and_then(|config| {
-                Plan::new(config, self.overrides.clone()).map_err(|error| error.to_string())
-            });
-        match plan {
-            Ok(plan) => self
-                .reloader
-                .reload(&plan)
-                .map(|applied| (applied.version, applied.changes)),
-            Err(error) => {
-                self.reloader.refused(&error);
-                Err(error)
-            }
-        }
+        let config = dav2d_runtime::Config::parse(text, std::path::Path::new("POST /config"))
+            .map_err(|error| error.to_string());
+        self.reloader
+            .reload_config(config, &self.overrides)
+            .map(|applied| (applied.version, applied.changes))
     }
 }
 

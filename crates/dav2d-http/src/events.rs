@@ -81,10 +81,7 @@ pub(crate) async fn events(
     state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
-    let watch = Version {
-        health: state.health.clone(),
-        seen: state.health.spec_version(),
-    };
+    let watch = Version::of(&state.health);
     let stream = futures_util::stream::unfold(
         (receiver, wanted, dropped, false, watch),
         |(mut receiver, wanted, dropped, behind, mut watch)| async move {
@@ -177,10 +174,7 @@ async fn conflated(state: &AppState, names: Vec<String>) -> Response {
     state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
-    let watch = Version {
-        health: state.health.clone(),
-        seen: state.health.spec_version(),
-    };
+    let watch = Version::of(&state.health);
     let stream = futures_util::stream::unfold(
         (receiver, wanted, dropped, watch),
         |(mut receiver, wanted, dropped, mut watch)| async move {
@@ -220,6 +214,14 @@ struct Version {
 }
 
 impl Version {
+    /// Watching `health`'s version from now.
+    fn of(health: &dav2d_component::HealthBoard) -> Version {
+        Version {
+            health: health.clone(),
+            seen: health.spec_version(),
+        }
+    }
+
     /// The `reload` event if the version changed since the last call
     /// (empty otherwise).
     fn event(&mut self) -> Vec<u8> {

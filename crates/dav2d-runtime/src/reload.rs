@@ -245,9 +245,30 @@ impl Reloader {
         }
     }
 
-    /// Counts a reload refused before it got here (a config that does not
-    /// parse).
-    pub fn refused(&self, error: &str) {
+    /// Plans `config` (as read, or why it could not be read) with
+    /// `overrides` and reloads it: what every trigger does (the file on
+    /// SIGHUP or `--watch`, `POST /config`, Python's `Graph.apply`). A config
+    /// that does not read or plan is refused and counted like one that does
+    /// not build.
+    pub fn reload_config(
+        &self,
+        config: Result<crate::Config, String>,
+        overrides: &crate::Overrides,
+    ) -> Result<Applied, String> {
+        let plan = config.and_then(|config| {
+            Plan::new(config, overrides.clone()).map_err(|error| error.to_string())
+        });
+        match plan {
+            Ok(plan) => self.reload(&plan),
+            Err(error) => {
+                self.refused(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Counts and logs a refused reload.
+    fn refused(&self, error: &str) {
         self.count("refused");
         tracing::error!("The new config was refused; the running graph is unchanged: {error}");
     }

@@ -5,7 +5,7 @@
 //! changes nothing; each counted in `dav2d_reloads_total` and the spec's
 //! version.
 
-use super::{http_address, request, scratch_config, spawn_titled, stop};
+use super::{http_address, request, scratch_config, spawn_run, spawn_titled, stop};
 use std::io::{Read, Write};
 use std::process::Command;
 
@@ -180,11 +180,7 @@ fn post_config(address: &str, token: Option<&str>, yaml: &str) -> String {
 fn post_config_reloads_with_the_token_and_is_refused_without_one() {
     let with_token = |trip: &str| format!("{}http:\n  token: s3cret\n", config(trip, ""));
     let (dir, path) = scratch_config("post-config", &with_token("100"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
-    command
-        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
-        .args(["--tcp", "off", "--refresh", "1h"]);
-    let (mut child, title) = spawn_titled(&mut command);
+    let (mut child, title) = spawn_run(&path);
     let address = http_address(&title);
     assert!(post_config(&address, None, &with_token("60")).starts_with("HTTP/1.1 401"));
     let applied = post_config(&address, Some("s3cret"), &with_token("60"));
@@ -202,11 +198,7 @@ fn post_config_reloads_with_the_token_and_is_refused_without_one() {
     stop(&mut child, "TERM");
     // Without a token the route is refused whatever the client.
     std::fs::write(&path, config("100", "")).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
-    command
-        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
-        .args(["--tcp", "off", "--refresh", "1h"]);
-    let (mut child, title) = spawn_titled(&mut command);
+    let (mut child, title) = spawn_run(&path);
     let address = http_address(&title);
     let forbidden = post_config(&address, None, &config("60", ""));
     assert!(forbidden.starts_with("HTTP/1.1 403"), "{forbidden}");
@@ -230,11 +222,7 @@ fn with_persistence_a_reload_is_recorded_in_the_store() {
         stored("100").replace("{data}", &data.display().to_string()),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dav2d"));
-    command
-        .args(["run", path.to_str().unwrap(), "--http", "127.0.0.1:0"])
-        .args(["--tcp", "off", "--refresh", "1h"]);
-    let (mut child, title) = spawn_titled(&mut command);
+    let (mut child, title) = spawn_run(&path);
     let address = http_address(&title);
     std::fs::write(
         &path,
