@@ -260,18 +260,27 @@ class Graph:
         """Adds the streams, nodes and constraints of a YAML config file."""
         self._engine.load_config(path)
 
-    def apply(self, path: str) -> dict[str, Any]:
-        """Applies a YAML config to this running graph, keeping its state (a hot reload).
+    def apply(self, config: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+        """Applies a YAML config, or a spec, to this running graph, keeping its state (a hot reload).
 
-        The config is validated whole first: an invalid one raises
-        ``ConfigError`` and changes nothing. Changed parameters of built-ins
-        and constraints apply in place, keeping windows and alert states
-        (keys now across a new threshold transition once); new nodes are
-        added and evaluated from the windows already held; nodes and
-        constraints the config lacks (Python ones registered here too) are
-        removed. Returns ``{"version": N, "changes": [...]}``.
+        ``config`` is a YAML file's path, or a spec as data: what
+        :meth:`spec` returns, edited (``logic`` of a built-in or constraint
+        is written as ``spec()`` shows it, e.g. ``"constraint(above trip=85
+        reset=80)"``). It is validated whole first: an invalid one raises
+        ``ConfigError`` naming the file and line (or the spec's field) and
+        changes nothing. Changed parameters of built-ins and constraints
+        apply in place, keeping windows and alert states (keys now across a
+        new threshold transition once); new nodes are added and evaluated
+        from the windows already held; nodes and constraints it lacks
+        (Python ones registered here too) are removed. A spec can keep or
+        drop Python nodes but not add them: register those from code.
+        Returns ``{"version": N, "changes": [...]}``.
         """
-        return self._engine.apply(path)
+        if isinstance(config, dict):
+            import json
+
+            return self._engine.apply(json.dumps(config), True)
+        return self._engine.apply(os.fspath(config), False)
 
     # -- data in ----------------------------------------------------------------------
 

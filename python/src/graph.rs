@@ -502,13 +502,19 @@ impl PyGraph {
     /// raises `ConfigError` and changes nothing), then changed parameters of
     /// built-ins and constraints apply in place keeping windows and alert
     /// states, new nodes are added and nodes the config lacks are removed.
-    /// Returns `{"version": N, "changes": [...]}`.
-    fn apply<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    /// Returns `{"version": N, "changes": [...]}`. With `spec`, `source`
+    /// is a spec as JSON (what `spec_json` gives) rather than a path.
+    fn apply<'py>(
+        &self,
+        py: Python<'py>,
+        source: String,
+        spec: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
         crate::processor::hint_installed_package(py);
         let applied = py
             .detach(|| {
                 crate::error::unwinding("applying the config", || {
-                    crate::reload::apply(&self.engine, &path)
+                    crate::reload::apply(&self.engine, &source, spec)
                 })
             })?
             .map_err(crate::error::config)?;

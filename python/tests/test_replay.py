@@ -62,3 +62,43 @@ def test_graph_apply_retunes_a_running_graph_keeping_its_state(tmp_path: Path) -
     with pytest.raises(dav2d.ConfigError, match="trip"):
         graph.apply(str(config))
     assert graph.latest("hot", "a") == "tripped"
+
+
+def test_graph_apply_takes_a_spec_as_data(tmp_path: Path) -> None:
+    config = tmp_path / "apply.yaml"
+    config.write_text(CONFIG)
+    graph = dav2d.Graph()
+    graph.load_config(str(config))
+    graph.register(dav2d.Node("doubled", inputs=["avg"], logic=lambda w: 2 * w[-1]))
+    for value in (70.0, 72.0):
+        graph.push("temp", value, key="a")
+    assert graph.latest("hot", "a") == "ok"
+    spec = graph.spec()
+    assert graph.apply(spec) == {"version": 0, "changes": []}, "the running spec changes nothing"
+
+    hot = next(n for n in spec["nodes"] if n["name"] == "hot")
+    hot["logic"] = "constraint(above trip=60 reset=50)"
+    avg = next(n for n in spec["nodes"] if n["name"] == "avg")
+    spec["nodes"].append({**avg, "name": "newest", "logic": "moving_average(n=1)",
+                          "inputs": [{**avg["inputs"][0], "window": 1}]})
+    applied = graph.apply(spec)
+    assert applied["version"] == 1, applied
+    assert sorted(c.split(":")[0] for c in applied["changes"]) == ["hot", "newest"], applied
+    assert graph.latest("hot", "a") == "tripped", "a at 71 is over the new 60"
+    assert graph.latest("newest", "a") == 72.0, "a new node is evaluated from the window held"
+    assert len(graph.window("avg", "a")) == 2 and graph.latest("doubled", "a") == 142.0
+
+    typo = graph.spec()
+    next(n for n in typo["nodes"] if n["name"] == "hot")["inputs"][0]["name"] = "avgg"
+    with pytest.raises(dav2d.ConfigError, match=r"nodes\[\d\]: .*did you mean 'avg'"):
+        graph.apply(typo)
+    python = graph.spec()
+    python["nodes"].append({**next(n for n in python["nodes"] if n["name"] == "doubled"), "name": "tripled"})
+    with pytest.raises(dav2d.ConfigError, match="cannot be rebuilt from data"):
+        graph.apply(python)
+    with pytest.raises(dav2d.ConfigError, match="the spec is not one"):
+        graph.apply({"streams": "temp"})
+    assert graph.spec()["nodes"] == graph.spec()["nodes"] and graph.latest("hot", "a") == "tripped"
+    gone = graph.spec()
+    gone["nodes"] = [n for n in gone["nodes"] if n["name"] != "doubled"]
+    assert graph.apply(gone)["changes"] == ["doubled: removed"]

@@ -143,6 +143,8 @@ pub struct StreamInfo {
     pub rejected: u64,
     /// The output of a node a reload removed (not listed or read).
     pub retired: bool,
+    /// What a sample older than its key's latest does.
+    pub late: crate::LatePolicy,
 }
 
 /// The latest state of one (stream, key).

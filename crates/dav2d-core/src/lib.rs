@@ -25,6 +25,7 @@
 
 mod clock;
 mod constraint;
+mod described;
 mod error;
 mod graph;
 mod ids;
@@ -42,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direction, Transition};
+pub use described::{builtin_from_description, constraint_from_description, split_description};
 pub use error::{GraphError, Rejection, closest};
 pub use graph::{
     BatchReport, Graph, GraphState, KeyState, Keys, NodeKeyState, NodeState, SampleIn, StreamState,

@@ -15,6 +15,7 @@ pub mod reload;
 pub mod replay;
 pub mod runtime;
 pub mod spec;
+pub mod spec_build;
 
 pub use config::{Config, ConfigError, DEMO_CONFIG, MAX_DURATION, parse_span, set_limit};
 pub use dav2d_component::{
@@ -32,3 +33,4 @@ pub use plan::{Overrides, Plan, Planned};
 pub use reload::{Applied, Reloader};
 pub use runtime::{Runtime, RuntimeError};
 pub use spec::Spec;
+pub use spec_build::{Resolve, SpecError};

@@ -19,7 +19,7 @@
 //! stream, and changing sources, sinks, persistence, metrics or the
 //! cluster. Those need a restart.
 
-use dav2d_core::{Graph, GraphOptions, NodeSpec, SystemClock};
+use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
 
 use crate::plan::Plan;
 use crate::spec::{NodeEntry, Spec};
@@ -43,18 +43,7 @@ enum Step {
 }
 
 /// The steps from `old` to `new`, or what needs a restart.
-fn diff(
-    old: &Spec,
-    new: &Spec,
-    old_components: Option<&str>,
-    new_components: &str,
-) -> Result<Vec<Step>, String> {
-    if old_components.is_some_and(|old| old != new_components) {
-        return Err(
-            "the new config changes sources, sinks, persistence, metrics or the cluster; those change only with a restart"
-                .to_string(),
-        );
-    }
+fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
     // A stream the new config no longer declares stays (it may hold
     // pushed data); a new or changed one needs a restart.
     let changed: Vec<&str> = (new.streams.iter())
@@ -123,30 +112,106 @@ pub(crate) fn apply(
     components: Option<&str>,
     before_changing: impl FnOnce(),
 ) -> Result<Vec<String>, String> {
+    let mut scratch = scratch_of(graph);
+    plan.build(&mut scratch)
+        .map_err(|error| error.to_string())?;
+    let new_components = Spec::of_plan(&scratch, plan).components_json();
+    if components.is_some_and(|old| old != new_components) {
+        return Err(
+            "the new config changes sources, sinks, persistence, metrics or the cluster; those change only with a restart"
+                .to_string(),
+        );
+    }
+    // Logic the spec cannot carry (Python, frame and processor nodes) comes
+    // from the config that names it.
+    let mut custom = match &plan.graph {
+        Some(config) => config.node_specs().map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    apply_spec(
+        graph,
+        &Spec::of_graph(&scratch),
+        before_changing,
+        &mut |entry| {
+            let at = custom.iter().position(|s| s.name == entry.name)?;
+            match custom.swap_remove(at).logic {
+                dav2d_core::LogicSpec::Custom(logic) => Some(logic),
+                _ => None,
+            }
+        },
+    )
+}
+
+/// A graph to validate a new spec in: the running one's options, with no
+/// stream created by use.
+fn scratch_of(graph: &Graph) -> Graph {
     let options = GraphOptions {
         auto_create_streams: false,
         ..graph.options().clone()
     };
-    let mut scratch = Graph::new(options, std::sync::Arc::new(SystemClock));
-    plan.build(&mut scratch)
-        .map_err(|error| error.to_string())?;
-    let (old, new) = (Spec::of_graph(graph), Spec::of_graph(&scratch));
-    let new_components = Spec::of_plan(&scratch, plan).components_json();
-    let steps = diff(&old, &new, components, &new_components)?;
+    Graph::new(options, std::sync::Arc::new(SystemClock))
+}
+
+/// Validates `spec` (held as data: Python's `Graph.apply(graph.spec())`
+/// edited) by building it whole, then applies it to `graph` as a diff. Its
+/// entries that data cannot carry must be what already runs.
+pub(crate) fn apply_data(
+    graph: &mut Graph,
+    spec: &Spec,
+    before_changing: impl FnOnce(),
+) -> Result<Vec<String>, String> {
+    let running = Spec::of_graph(graph);
+    let mut scratch = scratch_of(graph);
+    spec.build(&mut scratch, &mut |entry| {
+        running
+            .nodes
+            .contains(entry)
+            .then(|| Box::new(Running(entry.logic.clone())) as Box<dyn CustomLogic>)
+    })
+    .map_err(|error| format!("the spec does not build: {error}"))?;
+    apply_spec(
+        graph,
+        &Spec::of_graph(&scratch),
+        before_changing,
+        &mut |_| None,
+    )
+}
+
+/// Stands for logic that already runs while a spec is validated (never
+/// evaluated; describes itself as the entry did).
+struct Running(String);
+
+impl CustomLogic for Running {
+    fn evaluate_batch(&mut self, _node: &str, _batch: &mut [dav2d_core::Evaluation]) {}
+
+    fn describe(&self) -> String {
+        // The engine adds the time window again.
+        let logic = self.0.split_once(" over ").map_or(&*self.0, |(l, _)| l);
+        logic.to_string()
+    }
+}
+
+/// Applies the validated spec `new` to `graph` as a diff against what
+/// runs; `custom` supplies the logic of added entries the spec cannot
+/// carry. Everything is resolved before the first change, so on an error
+/// nothing changed.
+fn apply_spec(
+    graph: &mut Graph,
+    new: &Spec,
+    before_changing: impl FnOnce(),
+    custom: &mut crate::Resolve<'_>,
+) -> Result<Vec<String>, String> {
+    let steps = diff(&Spec::of_graph(graph), new)?;
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(config) = &plan.graph else {
-        return Ok(Vec::new());
-    };
-    let mut specs: Vec<NodeSpec> = config.node_specs().map_err(|e| e.to_string())?;
     let mut take = |name: &str| -> Result<NodeSpec, String> {
-        let at = (specs.iter().position(|s| s.name == name))
-            .ok_or_else(|| format!("'{name}' is in the new spec but not in the config"))?;
-        Ok(specs.swap_remove(at))
+        let entry = (new.nodes.iter().find(|n| n.name == name))
+            .ok_or_else(|| format!("'{name}' is not in the new spec"))?;
+        entry
+            .node_spec(custom)
+            .map_err(|e| format!("'{name}' {}: {}", e.field, e.message))
     };
-    // Everything is resolved before the first change, so a step that cannot
-    // be applied leaves the graph as it was.
     let mut retunes = Vec::new();
     let mut added = Vec::new();
     let mut removed = Vec::new();
@@ -289,17 +354,44 @@ impl Reloader {
     /// `/healthz`) goes up by one when something changed. On an error,
     /// nothing changed.
     pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
-        let health = &self.health;
         let components = match self.graph_only {
             true => None,
-            false => health.components(),
+            false => self.health.components(),
         };
+        self.applying(|graph, before_changing| {
+            apply(graph, plan, components.as_deref(), before_changing)
+        })
+    }
+
+    /// Applies `spec`, held as data (what `graph.spec()` returned, edited),
+    /// to the running graph's streams, nodes and constraints: built whole
+    /// first ([`Spec::build`]; an error names its field), then applied as a
+    /// diff as [`Reloader::reload`] applies a config. Entries whose logic
+    /// data cannot carry (Python, frame and processor nodes) may stay or go,
+    /// not be added or changed. Reported and counted alike.
+    pub fn reload_spec(&self, spec: Result<Spec, String>) -> Result<Applied, String> {
+        match spec {
+            Ok(spec) => {
+                self.applying(|graph, before_changing| apply_data(graph, &spec, before_changing))
+            }
+            Err(error) => {
+                self.refused(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `change` on the locked graph with what raises the version before
+    /// its first change, then counts, logs and records what it did.
+    fn applying(
+        &self,
+        change: impl FnOnce(&mut Graph, &dyn Fn()) -> Result<Vec<String>, String>,
+    ) -> Result<Applied, String> {
+        let health = &self.health;
         let next = health.spec_version() + 1;
         let result = {
             let mut graph = self.graph.lock();
-            apply(&mut graph, plan, components.as_deref(), || {
-                health.set_spec_version(next)
-            })
+            change(&mut graph, &|| health.set_spec_version(next))
         };
         match result {
             Ok(changes) if changes.is_empty() => {

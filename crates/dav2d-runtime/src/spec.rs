@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use dav2d_core::{Graph, NodeKind};
+use dav2d_core::{Graph, LatePolicy, NodeKind};
 use serde::{Deserialize, Serialize};
 
 pub use dav2d_component::section::ComponentSpec;
@@ -52,6 +52,17 @@ pub struct StreamSpec {
     pub finite_only: bool,
     /// Samples kept per key.
     pub keep: usize,
+    /// What a sample older than its key's latest does: `drop` or `insert`.
+    #[serde(default = "drop")]
+    pub late: String,
+    /// With `late: insert`, how much older than the latest a sample may
+    /// be, in seconds.
+    #[serde(default)]
+    pub allowed_lateness_seconds: Option<f64>,
+}
+
+fn drop() -> String {
+    "drop".to_string()
 }
 
 /// A node or constraint.
@@ -134,6 +145,15 @@ impl Spec {
                 max: s.bounds.max,
                 finite_only: s.bounds.finite_only,
                 keep: s.capacity,
+                late: match s.late {
+                    LatePolicy::Drop => "drop",
+                    LatePolicy::Insert { .. } => "insert",
+                }
+                .to_string(),
+                allowed_lateness_seconds: match s.late {
+                    LatePolicy::Insert { allowed_ns } => Some(allowed_ns as f64 / 1e9),
+                    LatePolicy::Drop => None,
+                },
             })
             .collect();
         let nodes = (graph.nodes().into_iter())
@@ -229,6 +249,14 @@ impl Spec {
         serde_saphyr::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"))
     }
 
+    /// The spec in `text`, JSON as [`Spec::to_json`] writes it (Python's
+    /// `Graph.spec()` edited), or what in it is not a spec.
+    pub fn from_json(text: &str) -> Result<Spec, String> {
+        serde_json::from_str(text).map_err(|error| {
+            format!("the spec is not one: {error}; give what graph.spec() returns, edited")
+        })
+    }
+
     /// The spec as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
@@ -249,6 +277,12 @@ impl fmt::Display for Spec {
             }
             if s.finite_only {
                 bounds.push("finite only".to_string());
+            }
+            if s.late == "insert" {
+                bounds.push(format!(
+                    "late samples inserted within {}s",
+                    s.allowed_lateness_seconds.unwrap_or(0.0)
+                ));
             }
             writeln!(
                 f,

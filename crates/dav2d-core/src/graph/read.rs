@@ -213,6 +213,7 @@ impl Graph {
                 retired: s
                     .producer
                     .is_some_and(|n| matches!(self.nodes[n.index()].logic, NodeLogic::Retired)),
+                late: s.late,
             })
             .collect()
     }

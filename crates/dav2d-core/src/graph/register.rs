@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::*;
-use crate::constraint::ConstraintSpec;
+use crate::described::{describe_constraint, describe_span};
 use crate::error::{GraphError, did_you_mean};
 use crate::ids::NodeId;
 use crate::logic::Builtin;
@@ -366,45 +366,6 @@ impl Graph {
         }
         id
     }
-}
-
-/// A duration as configs write it, in the largest unit that divides it
-/// (`30s`, `1m`, `250ms`).
-pub(crate) fn describe_span(ns: i64) -> String {
-    const UNITS: [(i64, &str); 6] = [
-        (3_600_000_000_000, "h"),
-        (60_000_000_000, "m"),
-        (1_000_000_000, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    let (size, unit) = UNITS
-        .iter()
-        .copied()
-        .find(|(size, _)| ns % size == 0)
-        .unwrap_or((1, "ns"));
-    format!("{}{unit}", ns / size)
-}
-
-pub(super) fn describe_constraint(spec: &ConstraintSpec) -> String {
-    let mut text = format!(
-        "constraint({} trip={} reset={}",
-        match spec.direction {
-            crate::constraint::Direction::Above => "above",
-            crate::constraint::Direction::Below => "below",
-        },
-        spec.trip,
-        spec.reset_threshold()
-    );
-    if spec.hold_ns > 0 {
-        text.push_str(&format!(" for={}s", spec.hold_ns as f64 / 1e9));
-    }
-    if let Some(stale) = spec.stale_after_ns {
-        text.push_str(&format!(" stale_after={}s", stale as f64 / 1e9));
-    }
-    text.push(')');
-    text
 }
 
 /// Kahn's algorithm over a batch, taking higher priority first among ready

@@ -68,7 +68,7 @@ impl Graph {
             (NodeLogic::Constraint(_), LogicSpec::Constraint(new)) => {
                 let new: ConstraintSpec = new;
                 let node = &mut self.nodes[id.index()];
-                node.description = super::register::describe_constraint(&new);
+                node.description = crate::described::describe_constraint(&new);
                 node.logic = NodeLogic::Constraint(new);
             }
             _ => return Err(refused(name, "its kind changes (a built-in, a constraint)")),
