@@ -8,6 +8,7 @@
 //! points at a file, line, column and field, and each component crate knows
 //! only its own settings type.
 
+mod components;
 pub mod config;
 pub mod engine;
 pub mod plan;

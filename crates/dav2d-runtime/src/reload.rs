@@ -1,4 +1,5 @@
-//! Hot reload: a new config applied to a running graph as a diff of specs.
+//! Hot reload: a new config (or a spec held as data) applied to a running
+//! graph as a diff of specs.
 //!
 //! The new config is validated completely first (built into a scratch
 //! graph, exactly as `dav2d check` does); an invalid one is refused whole,
@@ -10,14 +11,17 @@
 //!   windows and alert states ([`dav2d_core::Graph::retune`]); its keys now
 //!   across a new threshold transition once, with the cause `reload`;
 //! - a new node or constraint is registered and evaluated from the windows
-//!   its inputs already hold;
+//!   its inputs already hold; a new stream is declared;
 //! - a node or constraint the new config lacks is retired
-//!   ([`dav2d_core::Graph::retire`]): reading it says it was removed.
+//!   ([`dav2d_core::Graph::retire`]): reading it says it was removed;
+//! - then a listed source or sink (`sources:`, `sinks:`) whose settings
+//!   changed is restarted alone, a new one started and a dropped one
+//!   stopped ([`crate::components`]); the others keep running.
 //!
-//! What this does not change live yet is refused, naming it, and changes
-//! nothing: re-wiring a node (its inputs, kind, policy, offload), changing a
-//! stream, and changing sources, sinks, persistence, metrics or the
-//! cluster. Those need a restart.
+//! What this does not change live is refused, naming it, and changes
+//! nothing: re-wiring a node (its inputs, kind, policy, offload), changing
+//! a declared stream, and changing the top-level `http`, `tcp` or
+//! `persistence` section, the metrics or the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
 
@@ -37,6 +41,7 @@ pub struct Applied {
 
 /// What differs between two specs' nodes, or why it cannot be applied live.
 enum Step {
+    Declare(crate::spec::StreamSpec),
     Retune(String, String, String),
     Add(String, String),
     Remove(String),
@@ -45,18 +50,21 @@ enum Step {
 /// The steps from `old` to `new`, or what needs a restart.
 fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
     // A stream the new config no longer declares stays (it may hold
-    // pushed data); a new or changed one needs a restart.
-    let changed: Vec<&str> = (new.streams.iter())
-        .filter(|s| !old.streams.contains(s))
-        .map(|s| s.name.as_str())
-        .collect();
+    // pushed data); a new one is declared; a changed one needs a restart.
+    let mut steps = Vec::new();
+    let mut changed = Vec::new();
+    for stream in new.streams.iter().filter(|s| !old.streams.contains(s)) {
+        match old.streams.iter().any(|o| o.name == stream.name) {
+            true => changed.push(stream.name.as_str()),
+            false => steps.push(Step::Declare(stream.clone())),
+        }
+    }
     if !changed.is_empty() {
         return Err(format!(
-            "the new config adds or changes the streams {}; streams change only with a restart",
+            "the new config changes the streams {}; a stream's type, bounds, history or late policy change only with a restart (a new stream is added live)",
             changed.join(", ")
         ));
     }
-    let mut steps = Vec::new();
     for entry in &new.nodes {
         match old.nodes.iter().find(|o| o.name == entry.name) {
             None => steps.push(Step::Add(entry.name.clone(), entry.logic.clone())),
@@ -104,21 +112,20 @@ fn same_wiring(a: &NodeEntry, b: &NodeEntry) -> bool {
 }
 
 /// Validates `plan` completely and applies it to `graph` as a diff against
-/// what runs; `components` is what the running plan started (its spec's
-/// components, as the health board holds them). On an error nothing changed.
+/// what runs; `fixed` is what only a restart changes of the running plan
+/// (`None`: the graph alone is compared). On an error nothing changed.
 pub(crate) fn apply(
     graph: &mut Graph,
     plan: &Plan,
-    components: Option<&str>,
+    fixed: Option<&str>,
     before_changing: impl FnOnce(),
 ) -> Result<Vec<String>, String> {
     let mut scratch = scratch_of(graph);
     plan.build(&mut scratch)
         .map_err(|error| error.to_string())?;
-    let new_components = Spec::of_plan(&scratch, plan).components_json();
-    if components.is_some_and(|old| old != new_components) {
+    if fixed.is_some_and(|old| old != crate::components::fixed_of(&scratch, plan)) {
         return Err(
-            "the new config changes sources, sinks, persistence, metrics or the cluster; those change only with a restart"
+            "the new config changes the top-level http, tcp or persistence section, the metrics or the cluster; those change only with a restart (listed sources and sinks restart alone)"
                 .to_string(),
         );
     }
@@ -213,11 +220,19 @@ fn apply_spec(
             .map_err(|e| format!("'{name}' {}: {}", e.field, e.message))
     };
     let mut retunes = Vec::new();
+    let mut declared = Vec::new();
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut changes = Vec::new();
     for step in steps {
         match step {
+            Step::Declare(stream) => {
+                changes.push(format!(
+                    "stream {}: added ({})",
+                    stream.name, stream.value_type
+                ));
+                declared.push(stream);
+            }
             Step::Remove(name) => {
                 changes.push(format!("{name}: removed"));
                 removed.push(name);
@@ -255,6 +270,9 @@ fn apply_spec(
     // The new version is out before the first change, so the updates and
     // transitions the changes make come after it.
     before_changing();
+    for stream in declared {
+        stream.declare(graph).map_err(|e| e.to_string())?;
+    }
     for name in removed {
         graph.retire(&name).map_err(|e| e.to_string())?;
     }
@@ -273,9 +291,10 @@ fn apply_spec(
 /// runtime (`POST /config`) can hold.
 #[derive(Clone)]
 pub struct Reloader {
-    /// Only the graph is compared (Python's `Graph.apply`: the components
+    /// The runtime's components, which a reload may restart; `None`: the
+    /// graph alone is compared (Python's `Graph.apply`: the components
     /// `serve()` started are not the config's).
-    graph_only: bool,
+    components: Option<crate::components::Shared>,
     graph: dav2d_core::SharedGraph,
     health: dav2d_component::HealthBoard,
     metrics: std::sync::Arc<dav2d_component::Metrics>,
@@ -285,7 +304,7 @@ impl crate::Runtime {
     /// What reloads this runtime's graph.
     pub fn reloader(&self) -> Reloader {
         Reloader {
-            graph_only: false,
+            components: self.components(),
             graph: self.graph().clone(),
             health: self.health().clone(),
             metrics: std::sync::Arc::clone(self.metrics()),
@@ -303,7 +322,7 @@ impl Reloader {
     /// What reloads `engine`'s graph (Python's `Graph.apply`).
     pub fn of_engine(engine: &crate::Engine) -> Reloader {
         Reloader {
-            graph_only: true,
+            components: None,
             graph: engine.graph().clone(),
             health: engine.health().clone(),
             metrics: std::sync::Arc::clone(engine.metrics()),
@@ -354,12 +373,28 @@ impl Reloader {
     /// `/healthz`) goes up by one when something changed. On an error,
     /// nothing changed.
     pub fn reload(&self, plan: &Plan) -> Result<Applied, String> {
-        let components = match self.graph_only {
-            true => None,
-            false => self.health.components(),
+        let Some(components) = &self.components else {
+            return self.applying(|graph, before_changing| {
+                apply(&mut graph.lock(), plan, None, before_changing)
+            });
         };
         self.applying(|graph, before_changing| {
-            apply(graph, plan, components.as_deref(), before_changing)
+            let mut components = components.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changes = {
+                let mut graph = graph.lock();
+                let changes = apply(&mut graph, plan, Some(&components.fixed), before_changing)?;
+                let described = Spec::of_plan(&graph, plan).components_json();
+                self.health.describe_components(described);
+                changes
+            };
+            // Listed sources and sinks restart after the graph changed, so a
+            // sink reads the names the new graph has.
+            let restarted = components.restart_changed(plan);
+            if !restarted.is_empty() {
+                before_changing();
+            }
+            changes.extend(restarted);
+            Ok(changes)
         })
     }
 
@@ -371,9 +406,9 @@ impl Reloader {
     /// not be added or changed. Reported and counted alike.
     pub fn reload_spec(&self, spec: Result<Spec, String>) -> Result<Applied, String> {
         match spec {
-            Ok(spec) => {
-                self.applying(|graph, before_changing| apply_data(graph, &spec, before_changing))
-            }
+            Ok(spec) => self.applying(|graph, before_changing| {
+                apply_data(&mut graph.lock(), &spec, before_changing)
+            }),
             Err(error) => {
                 self.refused(&error);
                 Err(error)
@@ -385,14 +420,11 @@ impl Reloader {
     /// its first change, then counts, logs and records what it did.
     fn applying(
         &self,
-        change: impl FnOnce(&mut Graph, &dyn Fn()) -> Result<Vec<String>, String>,
+        change: impl FnOnce(&dav2d_core::SharedGraph, &dyn Fn()) -> Result<Vec<String>, String>,
     ) -> Result<Applied, String> {
         let health = &self.health;
         let next = health.spec_version() + 1;
-        let result = {
-            let mut graph = self.graph.lock();
-            change(&mut graph, &|| health.set_spec_version(next))
-        };
+        let result = change(&self.graph, &|| health.set_spec_version(next));
         match result {
             Ok(changes) if changes.is_empty() => {
                 self.count("unchanged");

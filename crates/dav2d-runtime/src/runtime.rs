@@ -9,13 +9,14 @@
 //! (the store checkpoints and rolls history), the I/O threads end.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dav2d_component::{Context, Delivery, HealthBoard, Intake, Metrics, Pin, Running, StartError};
+use dav2d_component::{HealthBoard, Intake, Metrics, StartError};
 use dav2d_core::SharedGraph;
 use dav2d_store::PersistStats;
 
+use crate::components::{Components, Shared, Starter};
 use crate::config::ConfigError;
 use crate::engine::{Engine, Workers};
 use crate::plan::Plan;
@@ -31,13 +32,6 @@ pub enum RuntimeError {
     Start(#[from] StartError),
 }
 
-/// A started component with its name and its pin on the health board.
-struct Started {
-    name: String,
-    running: Box<dyn Running>,
-    pin: Pin,
-}
-
 /// Everything a plan started, over one graph.
 pub struct Runtime {
     engine: Engine,
@@ -47,8 +41,7 @@ pub struct Runtime {
     graph: SharedGraph,
     health: HealthBoard,
     metrics: Arc<Metrics>,
-    sources: Vec<Started>,
-    sinks: Vec<Started>,
+    components: Option<Shared>,
     io: Option<tokio::runtime::Runtime>,
     persistence: Option<Arc<PersistStats>>,
     started: Instant,
@@ -102,24 +95,31 @@ impl Runtime {
         }
         let intake = Intake::new(&intake_config, graph.clone(), Arc::clone(&metrics))
             .map_err(StartError::Other)?;
+        let (listed_sources, listed_sinks) = crate::components::listed(&plan);
+        let fixed = crate::components::fixed_of(&graph.lock(), &plan);
+        let components = Components {
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            starter: Starter {
+                io: io.handle().clone(),
+                intake,
+                health: health.clone(),
+            },
+            fixed,
+        };
         let mut runtime = Runtime {
             engine: engine.clone(),
             owns_engine: false,
             graph,
             health: health.clone(),
             metrics,
-            sources: Vec::new(),
-            sinks: Vec::new(),
+            components: Some(Arc::new(Mutex::new(components))),
             persistence: None,
             io: None,
             started: Instant::now(),
         };
-        let context = |name: &str, kind: &'static str, delivery| Context {
-            intake: intake.for_component(name, kind),
-            io: io.handle().clone(),
-            health: health.clone(),
-            durability: Arc::clone(health.durability()),
-            delivery,
+        let settings = |listed: &[(String, String)], name: &str| {
+            (listed.iter().find(|(n, _)| n == name)).map(|(_, s)| s.clone())
         };
         // Each started component joins the runtime at once, so a later one
         // that fails to start leaves nothing running: dropping the runtime
@@ -127,16 +127,24 @@ impl Runtime {
         let (sinks, persistence) = plan.build_sinks();
         runtime.persistence = persistence;
         for sink in sinks {
-            let (name, kind, delivery) = (sink.name().to_string(), sink.kind(), sink.delivery());
-            let running = sink.start(context(&name, kind, delivery))?;
-            let pin = health.pin(&name, kind, running.health());
-            runtime.sinks.push(Started { name, running, pin });
+            let listed = settings(&listed_sinks, sink.name());
+            runtime
+                .with_components(|c| {
+                    let started = c.starter.start_sink(sink, listed)?;
+                    c.sinks.push(started);
+                    Ok::<_, StartError>(())
+                })
+                .unwrap_or(Ok(()))?;
         }
         for source in plan.build_sources() {
-            let (name, kind) = (source.name().to_string(), source.kind());
-            let running = source.start(context(&name, kind, Delivery::Conflating))?;
-            let pin = health.pin(&name, kind, running.health());
-            runtime.sources.push(Started { name, running, pin });
+            let listed = settings(&listed_sources, source.name());
+            runtime
+                .with_components(|c| {
+                    let started = c.starter.start_source(source, listed)?;
+                    c.sources.push(started);
+                    Ok::<_, StartError>(())
+                })
+                .unwrap_or(Ok(()))?;
         }
         runtime.io = Some(io);
         if runtime.graph.lock().has_offloaded_nodes() {
@@ -145,12 +153,21 @@ impl Runtime {
         if let Some(tick) = plan.tick {
             engine.ensure_timer(tick)?;
         }
-        tracing::info!(
-            sources = runtime.sources.len(),
-            sinks = runtime.sinks.len(),
-            "Runtime started."
-        );
+        let (sources, sinks) =
+            (runtime.with_components(|c| (c.sources.len(), c.sinks.len()))).unwrap_or_default();
+        tracing::info!(sources, sinks, "Runtime started.");
         Ok(runtime)
+    }
+
+    /// Runs `f` on the started components (a runtime that stopped has none).
+    fn with_components<T>(&self, f: impl FnOnce(&mut Components) -> T) -> Option<T> {
+        let shared = self.components.as_ref()?;
+        Some(f(&mut shared.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    /// The components, for a reloader.
+    pub(crate) fn components(&self) -> Option<Shared> {
+        self.components.clone()
     }
 
     /// What the default store reports, when the plan persists.
@@ -186,10 +203,12 @@ impl Runtime {
 
     /// The address the source `name` listens on, if it is a server.
     pub fn address(&self, name: &str) -> Option<SocketAddr> {
-        self.sources
-            .iter()
-            .find(|s| s.name == name)
-            .and_then(|s| s.running.address())
+        self.with_components(|c| {
+            (c.sources.iter())
+                .find(|s| s.name == name)
+                .and_then(|s| s.running.address())
+        })
+        .flatten()
     }
 
     /// How long it has been running.
@@ -203,9 +222,12 @@ impl Runtime {
     }
 
     fn shutdown(&mut self) {
-        for source in self.sources.drain(..).rev() {
-            source.running.stop();
-            self.health.unpin(source.pin);
+        let Some(shared) = self.components.take() else {
+            return;
+        };
+        let mut components = shared.lock().unwrap_or_else(|p| p.into_inner());
+        for source in std::mem::take(&mut components.sources).into_iter().rev() {
+            components.starter.stop(source);
         }
         // Drain: whatever the sources applied last is evaluated before the
         // sinks take their last updates.
@@ -215,10 +237,10 @@ impl Runtime {
             // Jobs in flight finish and are written before the sinks flush.
             self.engine.stop_workers();
         }
-        for sink in self.sinks.drain(..).rev() {
-            sink.running.stop();
-            self.health.unpin(sink.pin);
+        for sink in std::mem::take(&mut components.sinks).into_iter().rev() {
+            components.starter.stop(sink);
         }
+        drop(components);
         if let Some(io) = self.io.take() {
             io.shutdown_timeout(Duration::from_secs(2));
         }

@@ -52,6 +52,41 @@ fn seconds_to_ns(seconds: f64, field: &str) -> Result<i64, String> {
 }
 
 impl StreamSpec {
+    /// Declares the stream in `graph` with its bounds, history, type and
+    /// late policy.
+    pub fn declare(&self, graph: &mut Graph) -> Result<(), SpecError> {
+        let at = |field: &str, message: String| SpecError {
+            field: field.to_string(),
+            message,
+        };
+        let bounds = Bounds {
+            min: self.min,
+            max: self.max,
+            finite_only: self.finite_only,
+        };
+        let value_type = ValueType::from_name(&self.value_type).ok_or_else(|| {
+            let known: Vec<&str> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
+            at(
+                "type",
+                format!(
+                    "unknown type '{}'; expected one of: {}",
+                    self.value_type,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let late = self.late_policy().map_err(|m| at("late", m))?;
+        graph
+            .declare_stream(&self.name, bounds, Some(self.keep))
+            .map_err(|e| at("name", e.to_string()))?;
+        graph
+            .declare_type(&self.name, value_type)
+            .map_err(|e| at("type", e.to_string()))?;
+        graph
+            .set_late_policy(&self.name, late)
+            .map_err(|e| at("late", e.to_string()))
+    }
+
     /// The stream's late policy, as the engine takes it.
     fn late_policy(&self) -> Result<LatePolicy, String> {
         let allowed_ns = (self.allowed_lateness_seconds)
@@ -139,36 +174,10 @@ impl Spec {
     /// closest name); an error names its field.
     pub fn build(&self, graph: &mut Graph, custom: &mut Resolve<'_>) -> Result<(), SpecError> {
         for (i, stream) in self.streams.iter().enumerate() {
-            let at = |field: &str, message: String| SpecError {
-                field: format!("streams[{i}].{field}"),
-                message,
-            };
-            let bounds = Bounds {
-                min: stream.min,
-                max: stream.max,
-                finite_only: stream.finite_only,
-            };
-            let value_type = ValueType::from_name(&stream.value_type).ok_or_else(|| {
-                let known: Vec<&str> = ValueType::ALL.iter().map(|t| t.as_str()).collect();
-                at(
-                    "type",
-                    format!(
-                        "unknown type '{}'; expected one of: {}",
-                        stream.value_type,
-                        known.join(", ")
-                    ),
-                )
+            stream.declare(graph).map_err(|e| SpecError {
+                field: format!("streams[{i}].{}", e.field),
+                message: e.message,
             })?;
-            let late = stream.late_policy().map_err(|m| at("late", m))?;
-            graph
-                .declare_stream(&stream.name, bounds, Some(stream.keep))
-                .map_err(|e| at("name", e.to_string()))?;
-            graph
-                .declare_type(&stream.name, value_type)
-                .map_err(|e| at("type", e.to_string()))?;
-            graph
-                .set_late_policy(&stream.name, late)
-                .map_err(|e| at("late", e.to_string()))?;
         }
         let mut specs = Vec::with_capacity(self.nodes.len());
         for (i, entry) in self.nodes.iter().enumerate() {

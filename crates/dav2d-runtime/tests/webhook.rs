@@ -220,3 +220,84 @@ fn a_receiver_answering_an_endless_body_costs_at_most_the_answer_limit() {
     assert!(sent < 64 << 20, "the sink took {sent} bytes of the answer");
     runtime.stop();
 }
+
+/// The config of the reload test: the constraint, the webhook `alerts` to
+/// `alerts`, an `audit` webhook to `audit`, and `extra` sources.
+fn reload_config(alerts: SocketAddr, audit: SocketAddr, extra: &str) -> String {
+    format!(
+        "streams:\n  - name: t\nconstraints:\n  - name: hot\n    input: t\n    trip: 50\n    reset: 45\n\
+         sinks:\n  - kind: webhook\n    name: alerts\n    url: http://{alerts}/a\n    names: [hot]\n\
+         \x20 - kind: webhook\n    name: audit\n    url: http://{audit}/b\n    names: [hot]\n{extra}\
+         http:\n  bind: 127.0.0.1:0\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    )
+}
+
+#[test]
+fn a_reload_restarts_a_changed_sink_alone_and_starts_and_stops_listed_sources() {
+    let (first, second, audit) = (Receiver::start(0), Receiver::start(0), Receiver::start(0));
+    let yaml = reload_config(first.address, audit.address, "");
+    let (runtime, graph) = brokers::start(&yaml);
+    let push = |value: f64| {
+        let mut graph = graph.lock();
+        graph.push("t", "k", Value::Float(value), None).unwrap();
+        graph.run_wave();
+    };
+    push(60.0);
+    brokers::wait_for("the trip at both receivers", || {
+        first.bodies.lock().unwrap().len() == 1 && audit.bodies.lock().unwrap().len() == 1
+    });
+    let reload = |yaml: &str| {
+        let config = dav2d_runtime::Config::parse(yaml, std::path::Path::new("v.yaml")).unwrap();
+        let plan = dav2d_runtime::Plan::new(config, dav2d_runtime::Overrides::default()).unwrap();
+        runtime.reload(&plan)
+    };
+    // `alerts` moves to the second receiver; a TCP source is added.
+    let port = brokers::free_port();
+    let lines = format!("sources:\n  - kind: tcp\n    name: lines\n    bind: 127.0.0.1:{port}\n");
+    let applied = reload(&reload_config(second.address, audit.address, &lines)).unwrap();
+    assert_eq!(
+        applied.changes,
+        [
+            "sink alerts: restarted with its new settings",
+            "source lines: started"
+        ]
+    );
+    assert_eq!(applied.version, 2);
+    push(40.0);
+    brokers::wait_for("the reset at the new receiver and at audit", || {
+        second.bodies.lock().unwrap().len() == 1 && audit.bodies.lock().unwrap().len() == 2
+    });
+    assert_eq!(
+        first.bodies.lock().unwrap().len(),
+        1,
+        "the old URL got nothing more"
+    );
+    assert_eq!(second.bodies.lock().unwrap()[0].0, "/a");
+    // The new source takes samples.
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(b"{\"stream\": \"t\", \"key\": \"tcp\", \"value\": 7}\n")
+        .unwrap();
+    brokers::wait_for("the TCP sample", || {
+        brokers::latest(&graph, "t", "tcp") == Some(Value::Float(7.0))
+    });
+    drop(tcp);
+    // Dropped again: stopped, its port closed; the rest untouched.
+    let applied = reload(&reload_config(second.address, audit.address, "")).unwrap();
+    assert_eq!(applied.changes, ["source lines: stopped"]);
+    brokers::wait_for("the port to close", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    // What only a restart changes is refused, and nothing changed.
+    let moved = reload_config(second.address, audit.address, "")
+        .replace("tcp:\n  enabled: false", "tcp:\n  bind: 127.0.0.1:0");
+    let error = reload(&moved).unwrap_err();
+    assert!(
+        error.contains("top-level http, tcp or persistence"),
+        "{error}"
+    );
+    push(60.0);
+    brokers::wait_for("the next trip at the new receiver", || {
+        second.bodies.lock().unwrap().len() == 2 && audit.bodies.lock().unwrap().len() == 3
+    });
+    runtime.stop();
+}

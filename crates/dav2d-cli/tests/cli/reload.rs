@@ -163,12 +163,17 @@ fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
 
 /// POSTs `yaml` to `/config` with `token` (if any); the whole answer.
 fn post_config(address: &str, token: Option<&str>, yaml: &str) -> String {
+    post(address, token, "/config", yaml)
+}
+
+/// POSTs `body` to `path` with `token` (if any); the whole answer.
+fn post(address: &str, token: Option<&str>, path: &str, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "POST /config HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{yaml}",
-        yaml.len()
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
@@ -190,11 +195,33 @@ fn post_config_reloads_with_the_token_and_is_refused_without_one() {
         body(&applied).contains("hot: constraint(above trip=100"),
         "{applied}"
     );
+    // A new stream is declared live, with its bounds.
+    let pressure =
+        |answer: &str| answer.starts_with("HTTP/1.1 200") && answer.contains("\"accepted\":1");
+    let sample = r#"{"key":"p","value":5}"#;
+    let unknown = post(&address, Some("s3cret"), "/ingest/pressure", sample);
+    assert!(unknown.contains("not declared"), "{unknown}");
+    let streams = "streams:\n  - name: temp\n  - name: pressure\n    max: 10\n";
+    let added = with_token("60").replace("streams:\n  - name: temp\n", streams);
+    let applied = post_config(&address, Some("s3cret"), &added);
+    assert!(
+        body(&applied).contains("stream pressure: added"),
+        "{applied}"
+    );
+    let answer = post(&address, Some("s3cret"), "/ingest/pressure", sample);
+    assert!(pressure(&answer), "{answer}");
+    let over = post(
+        &address,
+        Some("s3cret"),
+        "/ingest/pressure",
+        r#"{"key":"p","value":50}"#,
+    );
+    assert!(over.contains("\"rejected\":1"), "{over}");
     // A bad one: its located error, and nothing changed.
     let refused = post_config(&address, Some("s3cret"), &with_token("hot"));
     assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
     assert!(body(&refused).contains("POST /config:"), "{refused}");
-    assert!(body(&refused).contains("\"version\":2"), "{refused}");
+    assert!(body(&refused).contains("\"version\":3"), "{refused}");
     stop(&mut child, "TERM");
     // Without a token the route is refused whatever the client.
     std::fs::write(&path, config("100", "")).unwrap();
