@@ -193,8 +193,9 @@ def replay(config: str, source: str, vary: dict[str, Any] | None = None) -> list
     """Replays recorded samples through a config's graph, as ``dav2d replay`` does.
 
     ``source`` is a store's directory (its raw streams, kept when
-    ``persistence.streams`` lists them) or an NDJSON or CSV file of
-    ``stream``, ``key``, ``value``, ``ts`` samples. ``vary`` maps
+    ``persistence.streams`` lists them) or an NDJSON, CSV or Parquet file
+    of ``stream``, ``key``, ``value``, ``ts`` samples (a DataFrame's
+    ``to_parquet`` will do; ``ts`` in ns or a timestamp). ``vary`` maps
     ``"NAME.PARAM"`` to the values to try (``{"overheat.trip": [80, 85, 90]}``);
     every combination runs side by side. Returns one row per variant and
     constraint (the recorded run's labelled ``"recorded"``), ready for

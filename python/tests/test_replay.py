@@ -45,6 +45,36 @@ def test_replay_tries_thresholds_side_by_side(tmp_path: Path) -> None:
         dav2d.replay(str(config), str(samples), vary={"hot.trp": [1]})
 
 
+def test_replay_reads_parquet_sample_files_as_pyarrow_writes_them(tmp_path: Path) -> None:
+    import pyarrow as pa  # installed by `make test` (pyproject's test extra)
+    import pyarrow.parquet as pq
+
+    config = tmp_path / "replay.yaml"
+    config.write_text(CONFIG)
+    t0 = 1_796_000_000_000_000_000
+    rows = [{"stream": "temp", "key": key, "value": 40 + i * rate, "ts": t0 + i * 1_000_000_000}
+            for i in range(100) for key, rate in (("x", 0.5), ("y", 0.8), ("z", 1.1))]
+    ndjson = tmp_path / "rising.ndjson"
+    ndjson.write_text("\n".join(json.dumps(r) for r in rows))
+    vary = {"hot.trip": [60, 100]}
+    expected = dav2d.replay(str(config), str(ndjson), vary=vary)
+    # Integer ns, Snappy (pyarrow's default).
+    as_ints = tmp_path / "rising.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), as_ints)
+    assert dav2d.replay(str(config), str(as_ints), vary=vary) == expected
+    # A timestamp column, zstd.
+    stamped = tmp_path / "stamped.parquet"
+    table = pa.Table.from_pylist(rows).set_column(
+        3, "ts", pa.array([r["ts"] for r in rows], type=pa.timestamp("ns")))
+    pq.write_table(table, stamped, compression="zstd")
+    assert dav2d.replay(str(config), str(stamped), vary=vary) == expected
+    # A file of another shape says what it needs.
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"sensor": ["a"], "reading": [1.0]}), other)
+    with pytest.raises(dav2d.ConfigError, match="columns stream, key, value and ts"):
+        dav2d.replay(str(config), str(other))
+
+
 def test_graph_apply_retunes_a_running_graph_keeping_its_state(tmp_path: Path) -> None:
     config = tmp_path / "apply.yaml"
     config.write_text(CONFIG)

@@ -1,5 +1,5 @@
 //! `dav2d replay CONFIG --from DIR|FILE`: the recorded raw streams of a
-//! store (or an NDJSON or CSV file of samples) pushed through the config's
+//! store (or an NDJSON, CSV or Parquet file of samples) pushed through the config's
 //! graph in event time, once per `--vary` combination, with each variant's
 //! alerts beside the recorded run's (see `dav2d_runtime::replay`). The
 //! recorded store is only read.
@@ -17,8 +17,9 @@ pub struct ReplayArgs {
     /// The YAML config whose graph the samples go through.
     config: PathBuf,
     /// A store's directory (its raw streams: `persistence.streams`), or an
-    /// NDJSON (`.ndjson`, `.jsonl`) or CSV (`.csv`) file of samples
-    /// (`stream`, `key`, `value`, `ts` in ns).
+    /// NDJSON (`.ndjson`, `.jsonl`), CSV (`.csv`) or Parquet (`.parquet`)
+    /// file of samples (`stream`, `key`, `value`, `ts` in ns; Parquet also
+    /// takes a timestamp `ts`, and `dav2d export --format parquet` files).
     #[arg(long)]
     from: PathBuf,
     /// Values to try for a parameter, e.g. `overheat.trip=80,85,90`; given
@@ -137,6 +138,27 @@ fn read(
             },
         )
         .map_err(|e| format!("cannot read the store in {name}: {e}"))?;
+    } else if from.extension().is_some_and(|e| e == "parquet") {
+        dav2d_store::samples::read_samples(from, |stream, key, ts_ns, value| {
+            if inputs.contains(&**stream) {
+                samples.push(Recorded {
+                    stream: Arc::clone(stream),
+                    key: Arc::clone(key),
+                    ts_ns,
+                    value,
+                });
+            } else if constraints.iter().any(|c| **c == **stream)
+                && let Value::Str(state) = &value
+            {
+                states.push((
+                    stream.to_string(),
+                    key.to_string(),
+                    ts_ns,
+                    state.to_string(),
+                ));
+            }
+        })
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
     } else {
         let text = std::fs::read_to_string(from).map_err(|e| format!("cannot read {name}: {e}"))?;
         let csv = from.extension().is_some_and(|e| e == "csv");

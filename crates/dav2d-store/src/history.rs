@@ -78,7 +78,7 @@ pub enum HistoryError {
     Output(String),
 }
 
-fn io<'a>(
+pub(crate) fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> HistoryError + 'a {
@@ -89,7 +89,7 @@ fn io<'a>(
     }
 }
 
-fn pq(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> HistoryError + '_ {
+pub(crate) fn pq(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> HistoryError + '_ {
     move |error| HistoryError::Parquet {
         path: path.to_path_buf(),
         error,

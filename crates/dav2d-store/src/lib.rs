@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod ledger;
 pub mod persist;
 pub mod record;
+pub mod samples;
 mod section;
 mod sink;
 pub mod store;

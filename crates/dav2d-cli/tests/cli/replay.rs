@@ -75,6 +75,25 @@ fn a_replay_reproduces_the_recorded_alerts_and_tries_thresholds_side_by_side() {
     ] {
         assert_eq!(variant[field], recorded[field], "{field}: {same}");
     }
+    // The store exported to Parquet replays the same (its raw stream and
+    // its recorded states alike).
+    let parquet = dir.join("export.parquet");
+    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_dav2d"))
+        .args([
+            "export",
+            data.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "--out",
+        ])
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    let from_parquet = replay(&config, &parquet, &[]);
+    assert_eq!(from_parquet["samples"], 180);
+    assert_eq!(from_parquet["variants"], same["variants"]);
+    assert_eq!(from_parquet["recorded"], same["recorded"]);
     // A rising fixture: each key crosses each threshold at most once, so a
     // higher threshold never raises more.
     let file = dir.join("rising.ndjson");
