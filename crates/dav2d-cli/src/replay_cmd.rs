@@ -161,37 +161,19 @@ fn read(
         .map_err(|e| format!("cannot read {name}: {e}"))?;
     } else {
         let text = std::fs::read_to_string(from).map_err(|e| format!("cannot read {name}: {e}"))?;
-        let csv = from.extension().is_some_and(|e| e == "csv");
-        // Names and keys repeat: one shared copy of each.
-        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
-        let mut intern = |text: &str| -> Arc<str> {
-            if let Some(shared) = interned.get(text) {
-                return Arc::clone(shared);
-            }
-            let shared: Arc<str> = Arc::from(text);
-            interned.insert(text.to_string(), Arc::clone(&shared));
-            shared
-        };
-        if csv {
+        if from.extension().is_some_and(|e| e == "csv") {
+            let mut intern = Interner::default();
             let mut reader = csv::Reader::from_reader(text.as_bytes());
-            for (line, row) in reader.deserialize::<FileSample>().enumerate() {
-                let row = row.map_err(|e| format!("{name}: row {}: {e}", line + 2))?;
-                samples.push(row.into_recorded(&mut intern));
+            let headers = (reader.headers().cloned()).map_err(|e| format!("{name}: {e}"))?;
+            for (line, record) in reader.records().enumerate() {
+                let row = record.and_then(|r| {
+                    let row: FileSample = r.deserialize(Some(&headers))?;
+                    Ok(row.into_recorded(&mut intern))
+                });
+                samples.push(row.map_err(|e| format!("{name}: row {}: {e}", line + 2))?);
             }
         } else {
-            for (line, row) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let row: FileSample = serde_json::from_str(row).map_err(|e| {
-                    format!(
-                        "{name}:{}: {e}; each line is {{\"stream\", \"key\", \"value\", \"ts\"}}",
-                        line + 1
-                    )
-                })?;
-                samples.push(row.into_recorded(&mut intern));
-            }
+            samples = parse_ndjson(&text, &name)?;
         }
         samples.retain(|s| inputs.contains(&*s.stream));
     }
@@ -200,20 +182,93 @@ fn read(
     Ok((samples, states))
 }
 
-/// One sample of an NDJSON or CSV file.
+/// The samples of NDJSON `text`, parsed on every core: the text is cut at
+/// line ends into one stretch per core, in order.
+fn parse_ndjson(text: &str, name: &str) -> Result<Vec<Recorded>, String> {
+    let parts = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut stretches = Vec::with_capacity(parts);
+    let (mut from, mut first_line) = (0, 0);
+    for part in 1..=parts {
+        let mut to = (text.len() * part / parts).max(from);
+        while to < text.len() && !text.is_char_boundary(to) {
+            to += 1;
+        }
+        let to = match text[to..].find('\n') {
+            Some(at) if part < parts => to + at + 1,
+            _ => text.len(),
+        };
+        let stretch = &text[from..to];
+        stretches.push((stretch, first_line));
+        first_line += stretch.matches('\n').count();
+        from = to;
+    }
+    let parsed: Vec<Result<Vec<Recorded>, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (stretches.into_iter())
+            .map(|(stretch, first_line)| {
+                scope.spawn(move || {
+                    let mut intern = Interner::default();
+                    let mut samples = Vec::with_capacity(stretch.len() / 64);
+                    for (line, row) in stretch.lines().enumerate() {
+                        if row.trim().is_empty() {
+                            continue;
+                        }
+                        let row: FileSample = serde_json::from_str(row).map_err(|e| {
+                            format!(
+                                "{name}:{}: {e}; each line is {{\"stream\", \"key\", \"value\", \"ts\"}}",
+                                first_line + line + 1
+                            )
+                        })?;
+                        samples.push(row.into_recorded(&mut intern));
+                    }
+                    Ok(samples)
+                })
+            })
+            .collect();
+        (workers.into_iter())
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a parser thread failed".to_string()))
+            })
+            .collect()
+    });
+    let mut samples = Vec::new();
+    for part in parsed {
+        samples.extend(part?);
+    }
+    Ok(samples)
+}
+
+/// Names and keys repeat: one shared copy of each.
+#[derive(Default)]
+struct Interner(HashMap<Box<str>, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(Box::from(text), Arc::clone(&shared));
+        shared
+    }
+}
+
+/// One sample of an NDJSON or CSV file (its text borrowed where it can be).
 #[derive(serde::Deserialize)]
-struct FileSample {
-    stream: String,
-    key: String,
+struct FileSample<'a> {
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    key: std::borrow::Cow<'a, str>,
     value: f64,
     ts: i64,
 }
 
-impl FileSample {
-    fn into_recorded(self, intern: &mut impl FnMut(&str) -> Arc<str>) -> Recorded {
+impl FileSample<'_> {
+    fn into_recorded(self, intern: &mut Interner) -> Recorded {
         Recorded {
-            stream: intern(&self.stream),
-            key: intern(&self.key),
+            stream: intern.get(&self.stream),
+            key: intern.get(&self.key),
             ts_ns: self.ts,
             value: Value::Float(self.value),
         }

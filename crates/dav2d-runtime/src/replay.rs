@@ -222,15 +222,45 @@ impl Watched {
     }
 }
 
+/// Samples pushed between two drains of the constraints' subscriptions.
+const DRAIN_EVERY: usize = 4096;
+
 /// Renames the nodes and constraints of `config` to `NAME@suffix`, and
 /// the inputs that read them; input streams stay shared.
-fn rename(config: &mut Config, suffix: &str) {
-    let produced: std::collections::HashSet<String> = (config.nodes.iter())
-        .map(|n| n.name.value.clone())
-        .chain(config.constraints.iter().map(|c| c.name.value.clone()))
-        .collect();
+/// The nodes and constraints of `config` that differ between variants:
+/// those `varied` names and those that read one (directly or not).
+fn differing(config: &Config, varied: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut differing: BTreeSet<String> = varied.clone();
+    loop {
+        let more: Vec<String> = (config.nodes.iter())
+            .filter(|n| n.inputs.iter().any(|i| differing.contains(&i.value)))
+            .map(|n| n.name.value.clone())
+            .chain(
+                (config.constraints.iter())
+                    .filter(|c| differing.contains(&c.input.value))
+                    .map(|c| c.name.value.clone()),
+            )
+            .filter(|name| !differing.contains(name))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        differing.extend(more);
+    }
+    differing
+}
+
+/// Makes `config` one variant's copy: the nodes and constraints that
+/// differ between variants ([`differing`]) are renamed `NAME@suffix`, with
+/// the inputs that read them; the others are the same in every variant
+/// and are dropped, so the first variant's serve all.
+fn rename(config: &mut Config, suffix: &str, differing: &BTreeSet<String>) {
+    config.nodes.retain(|n| differing.contains(&n.name.value));
+    config
+        .constraints
+        .retain(|c| differing.contains(&c.name.value));
     let renamed = |name: &mut String| {
-        if produced.contains(name.as_str()) {
+        if differing.contains(name.as_str()) {
             name.push_str(suffix);
         }
     };
@@ -303,14 +333,18 @@ pub fn replay_at(
                 c.build(&mut alone).map_err(|e| e.to_string())
             })
             .map_err(|e| format!("{label}: {e}"))?;
-        if i > 0 {
-            rename(&mut config, &format!("@{i}"));
-        }
-        let constraints = config
-            .constraints
-            .iter()
-            .map(|c| c.name.value.clone())
+        // Each constraint under the name it has in this variant's copy.
+        let varied = variant.iter().map(|(n, _, _)| n.clone()).collect();
+        let differing = differing(&config, &varied);
+        let constraints = (config.constraints.iter())
+            .map(|c| match i > 0 && differing.contains(&c.name.value) {
+                true => format!("{}@{i}", c.name.value),
+                false => c.name.value.clone(),
+            })
             .collect();
+        if i > 0 {
+            rename(&mut config, &format!("@{i}"), &differing);
+        }
         variants.push((label, constraints));
         match &mut merged {
             None => merged = Some(config),
@@ -360,6 +394,8 @@ pub fn replay_at(
         .map_or(50_000_000, |d| d.as_nanos().min(i64::MAX as u128) as i64);
     let mut next_tick = start;
     let mut rejected = 0;
+    let mut last: Option<(Arc<str>, dav2d_core::StreamId)> = None;
+    let mut since_drain = 0;
     let began = std::time::Instant::now();
     for sample in samples {
         if let Some(speed) = speed {
@@ -373,19 +409,39 @@ pub fn replay_at(
         if timers && sample.ts_ns >= next_tick {
             next_tick = sample.ts_ns + tick_ns;
             graph.tick();
+            // A tick may move many keys at once.
+            since_drain = DRAIN_EVERY - 1;
         }
-        let pushed = graph.push(
-            &sample.stream,
-            &sample.key,
-            sample.value.clone(),
-            Some(sample.ts_ns),
-        );
+        // Samples of one stream come in runs: its id is looked up once a run.
+        let stream = match &last {
+            Some((name, id)) if Arc::ptr_eq(name, &sample.stream) || **name == *sample.stream => {
+                Some(*id)
+            }
+            _ => {
+                let id = graph.stream_id(&sample.stream);
+                last = id.map(|id| (Arc::clone(&sample.stream), id));
+                id
+            }
+        };
+        let value = sample.value.clone();
+        let pushed = match stream {
+            Some(id) => graph.push_to(id, &sample.key, value, Some(sample.ts_ns)),
+            // Refused with the engine's reason (an unknown stream).
+            None => graph.push(&sample.stream, &sample.key, value, Some(sample.ts_ns)),
+        };
         if pushed.is_err() {
             rejected += 1;
         }
         graph.run_wave();
-        for variant in &mut watched {
-            variant.drain();
+        // A sample makes at most one update per constraint: the
+        // subscriptions (1 << 16 each) are drained well before they fill,
+        // and after every tick.
+        since_drain += 1;
+        if since_drain == DRAIN_EVERY {
+            since_drain = 0;
+            for variant in &mut watched {
+                variant.drain();
+            }
         }
     }
     let end = samples.last().map_or(start, |s| s.ts_ns);

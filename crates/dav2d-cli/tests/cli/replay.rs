@@ -124,6 +124,72 @@ fn a_replay_reproduces_the_recorded_alerts_and_tries_thresholds_side_by_side() {
     assert!(raised.windows(2).all(|w| w[0] >= w[1]), "{raised:?}");
     assert!(raised[0] > raised[3], "{raised:?}");
     assert_eq!(tried["variants"][1]["label"], "hot.trip=80 hot.reset=50");
+    // A varied node is copied with what reads it; an unvaried one is shared
+    // (its figures are those of a replay of that variant alone).
+    let smoothed = replay(&config, &file, &["--vary", "avg.n=1,40"]);
+    let first = |v: &serde_json::Value| v["alerts"][0]["first_trip_ns"].as_i64().unwrap();
+    let (quick, slow) = (&smoothed["variants"][0], &smoothed["variants"][1]);
+    assert!(
+        first(slow) > first(quick),
+        "a longer average lags: {smoothed}"
+    );
+    let alone = replay(&config, &file, &["--vary", "avg.n=40"]);
+    assert_eq!(alone["variants"][0]["alerts"], slow["alerts"]);
+    let both = replay(
+        &config,
+        &file,
+        &["--vary", "avg.n=1,40", "--vary", "hot.trip=80,100"],
+    );
+    assert_eq!(both["variants"].as_array().unwrap().len(), 4);
+    let labelled = (both["variants"].as_array().unwrap().iter())
+        .find(|v| v["label"] == "avg.n=40 hot.trip=100")
+        .unwrap();
+    let one = replay(
+        &config,
+        &file,
+        &["--vary", "avg.n=40", "--vary", "hot.trip=100"],
+    );
+    assert_eq!(labelled["alerts"], one["variants"][0]["alerts"]);
+    // The same samples as CSV: the same figures.
+    let csv = dir.join("rising.csv");
+    let rows: Vec<String> = (lines.iter())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{},{},{},{}",
+                v["stream"].as_str().unwrap(),
+                v["key"].as_str().unwrap(),
+                v["value"],
+                v["ts"]
+            )
+        })
+        .collect();
+    std::fs::write(&csv, format!("stream,key,value,ts\n{}\n", rows.join("\n"))).unwrap();
+    let from_csv = replay(
+        &config,
+        &csv,
+        &["--vary", "hot.trip=60,80,100,120", "--vary", "hot.reset=50"],
+    );
+    assert_eq!(from_csv["variants"], tried["variants"]);
+    // A malformed line is named by its number, whichever parser thread read it.
+    let broken = dir.join("broken.ndjson");
+    let mut text = lines.clone();
+    text[250] = "{\"stream\":\"temp\",\"key\":\"x\"}".to_string();
+    std::fs::write(&broken, text.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+        .args([
+            "replay",
+            config.to_str().unwrap(),
+            "--from",
+            broken.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && error.contains("broken.ndjson:251: missing field `value`"),
+        "{error}"
+    );
     // At a pace (100 s of event time at 10,000x): the same figures.
     let paced = replay(
         &config,
