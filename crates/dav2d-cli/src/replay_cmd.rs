@@ -33,6 +33,10 @@ pub struct ReplayArgs {
     /// pace (`1` replays in real time).
     #[arg(long, default_value = "max")]
     speed: String,
+    /// Also write the outputs (`report.json`, `report.csv`, and every
+    /// transition in `transitions.csv`) into this new directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Runs `dav2d replay`.
@@ -48,6 +52,9 @@ pub fn run(args: ReplayArgs) -> Result<(), String> {
     let constraints: Vec<String> = (config.constraints.iter())
         .map(|c| c.name.value.clone())
         .collect();
+    if let Some(dir) = &args.out {
+        fresh(dir)?;
+    }
     let varies: Vec<Vary> = (args.vary.iter())
         .map(|v| Vary::parse(v))
         .collect::<Result<_, _>>()?;
@@ -82,7 +89,61 @@ pub fn run(args: ReplayArgs) -> Result<(), String> {
             Alerts::from_states(c, &mine, end)
         })
         .collect();
-    print(&args.format, samples.len(), &reports, &recorded)
+    let report = render(&args.format, samples.len(), &reports, &recorded)?;
+    if let Some(dir) = &args.out {
+        write_out(dir, samples.len(), &reports, &recorded)?;
+    }
+    print!("{report}");
+    Ok(())
+}
+
+/// Refuses an `--out` directory that holds anything.
+fn fresh(dir: &Path) -> Result<(), String> {
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(format!(
+            "--out {} is not empty; give a new directory (a replay never writes over a store or earlier outputs)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the outputs of a replay into `dir`, which must be new or empty:
+/// `report.json`, `report.csv` and `transitions.csv` (every transition of
+/// every variant's constraints, and of the recorded run's).
+fn write_out(
+    dir: &Path,
+    samples: usize,
+    reports: &[VariantReport],
+    recorded: &[Alerts],
+) -> Result<(), String> {
+    let shown = dir.display();
+    fresh(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+    let mut transitions = String::from("variant,constraint,key,to,at_ns\n");
+    let rows = (reports.iter())
+        .flat_map(|r| r.alerts.iter().map(move |a| (r.label.as_str(), a)))
+        .chain(recorded.iter().map(|a| ("recorded", a)));
+    for (label, alerts) in rows {
+        for (key, to, at) in &alerts.transitions {
+            let key = key.replace('"', "\"\"");
+            transitions.push_str(&format!(
+                "\"{label}\",{},\"{key}\",{to},{at}\n",
+                alerts.constraint
+            ));
+        }
+    }
+    let files = [
+        ("report.json", render("json", samples, reports, recorded)?),
+        ("report.csv", render("csv", samples, reports, recorded)?),
+        ("transitions.csv", transitions),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    eprintln!("Wrote report.json, report.csv and transitions.csv to {shown}.");
+    Ok(())
 }
 
 type States = Vec<(String, String, i64, String)>;
@@ -283,27 +344,35 @@ fn time(ns: Option<i64>) -> String {
     })
 }
 
-fn print(
+/// The report in `format` (`text`, `json` or `csv`).
+fn render(
     format: &str,
     samples: usize,
     reports: &[VariantReport],
     recorded: &[Alerts],
-) -> Result<(), String> {
+) -> Result<String, String> {
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            out.push_str(&format!($($arg)*));
+            out.push('\n');
+        }};
+    }
     match format {
         "json" => {
             let json =
                 serde_json::json!({"samples": samples, "variants": reports, "recorded": recorded});
-            println!("{json}");
+            say!("{json}");
         }
         "csv" => {
-            println!(
+            say!(
                 "variant,constraint,raised,cleared,tripped_seconds,keys_tripped,first_trip_ns,last_trip_ns"
             );
             let rows = (reports.iter())
                 .flat_map(|r| r.alerts.iter().map(move |a| (r.label.as_str(), a)))
                 .chain(recorded.iter().map(|a| ("recorded", a)));
             for (label, a) in rows {
-                println!(
+                say!(
                     "\"{label}\",{},{},{},{:.3},{},{},{}",
                     a.constraint,
                     a.raised,
@@ -316,10 +385,10 @@ fn print(
             }
         }
         "text" => {
-            println!("{samples} samples replayed");
+            say!("{samples} samples replayed");
             for report in reports {
-                println!("\n{} ({} samples rejected)", report.label, report.rejected);
-                println!(
+                say!("\n{} ({} samples rejected)", report.label, report.rejected);
+                say!(
                     "  {:<16} {:>7} {:>7} {:>11} {:>5} {:>10} {:>10}",
                     "constraint",
                     "raised",
@@ -341,9 +410,9 @@ fn print(
                             time(a.last_trip_ns)
                         )
                     };
-                    println!("{}", line(&a.constraint, a));
+                    say!("{}", line(&a.constraint, a));
                     if let Some(live) = recorded.iter().find(|r| r.constraint == a.constraint) {
-                        println!("{}", line("  recorded run", live));
+                        say!("{}", line("  recorded run", live));
                         let differ: Vec<&String> = a
                             .keys_tripped
                             .symmetric_difference(&live.keys_tripped)
@@ -351,7 +420,7 @@ fn print(
                         if !differ.is_empty() {
                             let shown: Vec<&str> =
                                 differ.iter().take(20).map(|k| k.as_str()).collect();
-                            println!(
+                            say!(
                                 "  keys tripped in one and not the other: {}{}",
                                 shown.join(", "),
                                 if differ.len() > 20 {
@@ -367,5 +436,5 @@ fn print(
         }
         other => return Err(format!("--format {other}: give text, json or csv")),
     }
-    Ok(())
+    Ok(out)
 }

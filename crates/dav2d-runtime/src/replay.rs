@@ -82,11 +82,16 @@ pub struct Alerts {
     pub first_trip_ns: Option<i64>,
     /// The last trip, ns since the epoch.
     pub last_trip_ns: Option<i64>,
+    /// Every transition, in time order: (key, new state, ns since the
+    /// epoch). Not in the JSON report (`dav2d replay --out` writes it).
+    #[serde(skip)]
+    pub transitions: Vec<(String, String, i64)>,
 }
 
 impl Alerts {
     /// Counts a transition of `key` at `at_ns`.
     fn transition(&mut self, open: &mut BTreeMap<String, i64>, key: &str, to: &str, at_ns: i64) {
+        (self.transitions).push((key.to_string(), to.to_string(), at_ns));
         if to == "tripped" {
             self.raised += 1;
             self.keys_tripped.insert(key.to_string());

@@ -75,6 +75,44 @@ fn a_replay_reproduces_the_recorded_alerts_and_tries_thresholds_side_by_side() {
     ] {
         assert_eq!(variant[field], recorded[field], "{field}: {same}");
     }
+    // Outputs into a fresh directory: the report and every transition, the
+    // replayed run's as the recorded run's; never over a store.
+    let out = dir.join("what-if");
+    let written = replay(&config, &data, &["--out", out.to_str().unwrap()]);
+    assert_eq!(written["variants"], same["variants"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["variants"], same["variants"]);
+    let transitions = std::fs::read_to_string(out.join("transitions.csv")).unwrap();
+    let count = |who: &str| transitions.lines().filter(|l| l.starts_with(who)).count();
+    assert!(count("\"as configured\",hot,") >= 3, "{transitions}");
+    assert_eq!(
+        count("\"as configured\",hot,"),
+        count("\"recorded\",hot,"),
+        "{transitions}"
+    );
+    assert!(
+        std::fs::read_to_string(out.join("report.csv"))
+            .unwrap()
+            .starts_with("variant,")
+    );
+    for taken in [&out, &data] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_dav2d"))
+            .args([
+                "replay",
+                config.to_str().unwrap(),
+                "--from",
+                data.to_str().unwrap(),
+            ])
+            .args(["--out", taken.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let error = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && error.contains("is not empty"),
+            "{error}"
+        );
+    }
     // The store exported to Parquet replays the same (its raw stream and
     // its recorded states alike).
     let parquet = dir.join("export.parquet");
