@@ -560,7 +560,14 @@ class Node:
     ``"all"`` once per sample. ``priority``: higher runs first among
     independent nodes. ``deadband``: output changes smaller than this wake no
     children. ``returns``: ``"number"`` (anything else is an error state) or
-    ``"any"``. ``offload``: run the logic on a worker thread outside the wave
+    ``"any"``. ``logic_batch`` (instead of ``logic``): a callable run once
+    per wave for every key that wave evaluates, for logic written over
+    arrays. It receives one read-only 2-D float64 NumPy array per input, a
+    row per key and a column per window position, oldest first (a key with
+    fewer samples than the window is padded with NaN on the left), and
+    returns one number per row (a sequence or a 1-D array; None or NaN: no
+    output for that key). An exception fails every key of the call, with
+    its traceback. ``offload``: run the logic on a worker thread outside the wave
     (slow logic: a model, heavy Python), so it never holds the engine; its
     output enters in a later wave, newer inputs replace pending ones while a
     call runs (counted as conflated), and ``stats()["nodes"][name]["lag_s"]``
@@ -584,6 +591,7 @@ class Node:
         params: dict[str, float] | None = None,
         graph: Graph | None = None,
         offload: bool = False,
+        logic_batch: Callable[..., Any] | None = None,
     ) -> None:
         if inputs is None:
             if input_source is None:
@@ -591,8 +599,10 @@ class Node:
             inputs = [input_source]
         elif input_source is not None:
             inputs = [input_source, *inputs]
-        if (logic is None) == (builtin is None):
-            raise _dav2d.InvalidArgument(f"node {name!r} needs exactly one of logic= or builtin=")
+        if sum(x is not None for x in (logic, builtin, logic_batch)) != 1:
+            raise _dav2d.InvalidArgument(f"node {name!r} needs exactly one of logic=, logic_batch= or builtin=")
+        self.batch = logic_batch is not None
+        logic = logic if logic_batch is None else logic_batch
         self.name = name
         self.logic = logic
         self.inputs = list(inputs)
@@ -632,6 +642,7 @@ class Node:
             offload=self.offload,
             window_given=self.builtin is not None and given,
             defer=not graph._running,
+            batch=self.batch,
         )
         self.graph = graph
         return self

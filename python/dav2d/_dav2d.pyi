@@ -203,6 +203,7 @@ class Graph:
         offload: bool = False,
         window_given: bool = False,
         defer: bool = False,
+        batch: bool = False,
     ) -> None: ...
     def register_constraint(
         self,

@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{to_python, to_value_or_type_error};
 use crate::error::{NodeError, config_error, graph_error};
-use crate::logic::{PyLogic, refuse_reentry};
+use crate::logic::refuse_reentry;
 use crate::options::{policy, read_limits, seconds_to_ns};
 use crate::samples::{PySubscription, sample};
 use crate::window::PyWindow;
@@ -238,7 +238,7 @@ impl PyGraph {
     /// `params`. `window_given`: a built-in's window was written (a count or
     /// a duration), so it is the default of a window length `n`, as in YAML.
     /// `defer`: one whose inputs do not exist yet waits for `resolve`.
-    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false, window_given = false, defer = false))]
+    #[pyo3(signature = (name, inputs, *, logic = None, builtin = None, params = None, priority = 0, deadband = None, returns = "number", offload = false, window_given = false, defer = false, batch = false))]
     #[allow(clippy::too_many_arguments)]
     fn register_node(
         &self,
@@ -254,6 +254,7 @@ impl PyGraph {
         offload: bool,
         window_given: bool,
         defer: bool,
+        batch: bool,
     ) -> PyResult<()> {
         let inputs = inputs
             .into_iter()
@@ -268,21 +269,10 @@ impl PyGraph {
             .collect::<PyResult<Vec<_>>>()?;
         let logic = match (logic, builtin) {
             (Some(callable), None) => {
-                if !callable.bind(py).is_callable() {
-                    return Err(crate::error::invalid(format!(
-                        "node '{name}': logic must be callable"
-                    )));
-                }
-                let numeric = match returns {
-                    "number" => true,
-                    "any" => false,
-                    other => {
-                        return Err(crate::error::invalid(format!(
-                            "node '{name}': returns must be 'number' or 'any', got '{other}'"
-                        )));
-                    }
-                };
-                LogicSpec::Custom(Box::new(PyLogic::new(py, callable, numeric)))
+                let widths = batch.then(|| inputs.iter().map(|i| i.window).collect());
+                LogicSpec::Custom(crate::logic::registered(
+                    py, &name, callable, returns, widths,
+                )?)
             }
             (None, Some(kind)) => {
                 let params = params.unwrap_or_default();
@@ -688,7 +678,7 @@ impl PyGraph {
         let snapshot = self
             .with_graph(py, |graph| graph.window(name, key, n))?
             .map_err(graph_error)?;
-        Ok(PyWindow::new(snapshot, key.to_string()))
+        Ok(PyWindow::new(snapshot, std::sync::Arc::from(key)))
     }
 
     /// Subscribes to `name`: `mode` is "latest" (newest per key) or "every"

@@ -4,6 +4,7 @@
 //! Python node evaluations.
 
 mod allocations;
+mod batch;
 mod convert;
 mod dlpack;
 mod door;

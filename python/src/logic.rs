@@ -34,6 +34,8 @@ pub struct PyLogic {
     callable: Py<PyAny>,
     description: String,
     numeric: bool,
+    /// With `logic_batch`: each input's window width (one call per wave).
+    batch: Option<Vec<usize>>,
     last_logged: Option<Instant>,
     suppressed: u64,
 }
@@ -51,6 +53,7 @@ impl PyLogic {
             callable,
             description: format!("python:{name}"),
             numeric,
+            batch: None,
             last_logged: None,
             suppressed: 0,
         }
@@ -62,13 +65,18 @@ impl PyLogic {
         node: &str,
         item: &Evaluation,
     ) -> Result<Outcome, PyErr> {
-        let windows = item
-            .inputs
-            .iter()
-            .map(|w| Py::new(py, PyWindow::new(w.clone(), item.key.to_string())))
-            .collect::<PyResult<Vec<_>>>()?;
-        let args = PyTuple::new(py, windows)?;
-        let result = self.callable.bind(py).call1(args)?;
+        let window = |w: &dav2d_core::WindowSnapshot| {
+            Py::new(py, PyWindow::new(w.clone(), Arc::clone(&item.key)))
+        };
+        let callable = self.callable.bind(py);
+        let result = match item.inputs.as_slice() {
+            // The common case without building a Vec first.
+            [one] => callable.call1((window(one)?,))?,
+            many => {
+                let windows = many.iter().map(window).collect::<PyResult<Vec<_>>>()?;
+                callable.call1(PyTuple::new(py, windows)?)?
+            }
+        };
         if result.is_none() {
             return Ok(Outcome::Skip);
         }
@@ -144,6 +152,20 @@ impl CustomLogic for PyLogic {
     fn evaluate_batch(&mut self, node: &str, batch: &mut [Evaluation]) {
         Python::attach(|py| {
             IN_LOGIC.with(|flag| flag.set(true));
+            if let Some(widths) = &self.batch {
+                let called =
+                    crate::batch::evaluate(py, self.callable.bind(py), node, batch, widths);
+                if let Err(error) = called {
+                    let traceback = format_traceback(py, &error);
+                    let key = batch.first().map_or(String::new(), |e| e.key.to_string());
+                    self.log(py, node, &key, &traceback);
+                    for item in batch.iter_mut() {
+                        item.outcome = crate::batch::failed(&traceback);
+                    }
+                }
+                IN_LOGIC.with(|flag| flag.set(false));
+                return;
+            }
             for item in batch.iter_mut() {
                 item.outcome = match self.evaluate_one(py, node, item) {
                     Ok(outcome) => outcome,
@@ -167,6 +189,40 @@ impl CustomLogic for PyLogic {
     fn describe(&self) -> String {
         self.description.clone()
     }
+}
+
+/// The logic of a node registered from Python with a callable: `returns`
+/// is `number` or `any`; `batch` (`logic_batch`) calls it once per wave
+/// with one 2-D array per input of the given widths.
+pub fn registered(
+    py: Python<'_>,
+    node: &str,
+    callable: Py<PyAny>,
+    returns: &str,
+    batch: Option<Vec<usize>>,
+) -> PyResult<Box<dyn CustomLogic>> {
+    if !callable.bind(py).is_callable() {
+        return Err(crate::error::invalid(format!(
+            "node '{node}': logic must be callable"
+        )));
+    }
+    let numeric = match returns {
+        "number" => true,
+        "any" if batch.is_none() => false,
+        "any" => {
+            return Err(crate::error::invalid(format!(
+                "node '{node}': logic_batch returns numbers; returns='any' is for logic"
+            )));
+        }
+        other => {
+            return Err(crate::error::invalid(format!(
+                "node '{node}': returns must be 'number' or 'any', got '{other}'"
+            )));
+        }
+    };
+    let mut logic = PyLogic::new(py, callable, numeric);
+    logic.batch = batch;
+    Ok(Box::new(logic))
 }
 
 /// Makes the logic of a config's `kind: python` node: the function its

@@ -16,12 +16,12 @@ use crate::convert::to_python;
 #[pyclass(module = "dav2d._dav2d", name = "Window", frozen)]
 pub struct PyWindow {
     snapshot: WindowSnapshot,
-    key: String,
+    key: std::sync::Arc<str>,
 }
 
 impl PyWindow {
-    /// Wraps a snapshot.
-    pub fn new(snapshot: WindowSnapshot, key: String) -> Self {
+    /// Wraps a snapshot (the key is shared, not copied).
+    pub fn new(snapshot: WindowSnapshot, key: std::sync::Arc<str>) -> Self {
         Self { snapshot, key }
     }
 
@@ -34,10 +34,10 @@ impl PyWindow {
     ) -> PyResult<Bound<'py, PyList>> {
         if self.snapshot.is_all_float() {
             let numbers = self.snapshot.numbers();
-            let picked: Vec<f64> = (start..end)
-                .step_by(step.max(1))
-                .map(|i| numbers[i])
-                .collect();
+            if step <= 1 {
+                return PyList::new(py, &numbers[start.min(end)..end]);
+            }
+            let picked = (start..end).step_by(step).map(|i| numbers[i]);
             return PyList::new(py, picked);
         }
         let items = (start..end)

@@ -571,3 +571,42 @@ def test_validate_names_what_is_still_missing_and_loops() -> None:
     # The rest of the graph is unharmed: the push after the error lands.
     other.push("temperature", 2.0, key="k")
     assert other.latest("temperature", "k") == 2.0
+
+
+def test_logic_batch_takes_a_waves_windows_as_one_array_and_returns_a_value_per_key() -> None:
+    import numpy as np
+
+    graph = dav2d.Graph()
+    calls: list[tuple[int, int]] = []
+
+    def mean(windows: np.ndarray) -> np.ndarray:
+        calls.append(windows.shape)
+        assert not windows.flags.writeable
+        return np.nanmean(windows, axis=1)
+
+    dav2d.Node("avg", logic_batch=mean, input_source="temp", window=3).register(graph)
+    keys = [f"k{i}" for i in range(100)]
+    for step in range(4):
+        graph.push_many("temp", np.arange(100, dtype=np.float64) + step, keys=keys)
+    assert calls[0] == (100, 3) and len(calls) == 4, calls
+    # Rows are each key's newest 3 samples, oldest first: k7 saw 7, 8, 9, 10.
+    assert graph.latest("avg", "k7") == 9.0
+    assert np.asarray(graph.window("avg", "k0")).tolist() == [0.0, 0.5, 1.0, 2.0]
+
+    def some(windows: np.ndarray) -> list[float | None]:
+        return [None if i % 2 else float(row[-1]) for i, row in enumerate(windows)]
+
+    dav2d.Node("odd", logic_batch=some, input_source="temp", window=2).register(graph)
+    graph.push_many("temp", np.full(4, 50.0), keys=["a", "b", "c", "d"])
+    assert graph.latest("odd", "a") == 50.0 and graph.latest("odd", "b") is None
+
+    def broken(windows: np.ndarray) -> list[float]:
+        return [1.0]
+
+    dav2d.Node("bad", logic_batch=broken, input_source="temp", window=1).register(graph)
+    graph.push_many("temp", np.full(3, 1.0), keys=["x", "y", "z"])
+    with pytest.raises(dav2d.NodeError, match=r"returned 1 values for 3 keys"):
+        graph.latest("bad", "y")
+    assert graph.latest("avg", "x") == 1.0, "the rest of the graph went on"
+    with pytest.raises(dav2d.InvalidArgument, match="exactly one of"):
+        dav2d.Node("both", logic=len, logic_batch=mean, input_source="temp")
