@@ -247,7 +247,7 @@ def test_registration_errors_are_clear():
     Node("avg", logic=lambda d: d[-1], input_source="temprature").register(strict)
     with pytest.raises(dav2d.GraphError, match="reads 'temprature'.*did you mean 'temperature'"):
         strict.validate()
-    with pytest.raises(ValueError, match="exactly one of logic= or builtin="):
+    with pytest.raises(ValueError, match="exactly one of logic=, logic_batch= or builtin="):
         Node("nothing", input_source="temp")
     with pytest.raises(ValueError, match="moving_average needs `n`"):
         Node("avg2", builtin="moving_average", input_source="temp").register(graph)
