@@ -5,7 +5,8 @@
 //!   key, `all` edges so every sample is evaluated, pushed as one batch.
 //! - `latency RATE SECONDS`: a producer thread pushes one sample at a time at
 //!   RATE samples/s; a subscriber thread waits on the node's output. Reports
-//!   push→seen latency percentiles.
+//!   push→seen latency percentiles (HDR), beside the oversleep of a thread
+//!   that only sleeps 50 us, measured in the same run.
 //! - `ingest-body FILE WORKERS REPEATS`: POSTs a JSON body over loopback
 //!   until its samples are applied (best of REPEATS), with WORKERS parser
 //!   workers (0 = one per core).
@@ -91,29 +92,59 @@ fn latency(rate: f64, seconds: f64) {
             graph.run_wave();
         }
     });
-    let mut latencies = Vec::with_capacity(total);
-    while latencies.len() < total {
+    // The machine's own scheduling noise, in the same run: a thread that
+    // only sleeps 50 us and records how much longer it slept.
+    let noise_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let stop = Arc::clone(&noise_stop);
+        std::thread::spawn(move || {
+            let mut oversleep = histogram();
+            let asked = Duration::from_micros(50);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                std::thread::sleep(asked);
+                let late = started.elapsed().saturating_sub(asked).as_nanos() as u64;
+                oversleep.saturating_record(late.max(1));
+            }
+            oversleep
+        })
+    };
+    let mut latencies = histogram();
+    let mut seen = 0;
+    while seen < total {
         match subscription.next_timeout(Duration::from_secs(5)) {
-            Some(update) => latencies.push(base.elapsed().as_nanos() as i64 - update.ts_ns),
+            Some(update) => {
+                let late = (base.elapsed().as_nanos() as i64 - update.ts_ns).max(1);
+                latencies.saturating_record(late as u64);
+                seen += 1;
+            }
             None => break,
         }
     }
     let _ = producer.join();
-    latencies.sort_unstable();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    noise_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let noise = noise.join().unwrap_or_else(|_| histogram());
+    let us = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
     println!(
-        "{{\"samples\": {}, \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}, \"conflated\": {}}}",
+        "{{\"samples\": {}, \"p50_us\": {}, \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \"conflated\": {}, \"noise_samples\": {}, \"noise_p50_us\": {}, \"noise_p99_us\": {}, \"noise_p999_us\": {}, \"noise_max_us\": {}}}",
         latencies.len(),
-        pick(0.5) as f64 / 1e3,
-        pick(0.99) as f64 / 1e3,
-        latencies.last().copied().unwrap_or(0) as f64 / 1e3,
-        subscription.conflated()
+        us(&latencies, 0.5),
+        us(&latencies, 0.99),
+        us(&latencies, 0.999),
+        latencies.max() as f64 / 1e3,
+        subscription.conflated(),
+        noise.len(),
+        us(&noise, 0.5),
+        us(&noise, 0.99),
+        us(&noise, 0.999),
+        noise.max() as f64 / 1e3,
     );
+}
+
+/// A histogram of ns from 1 ns to 100 s at 3 significant digits.
+fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 3)
+        .unwrap_or_else(|error| panic!("the histogram's bounds are valid: {error}"))
 }
 
 fn main() {
