@@ -132,3 +132,11 @@ def test_graph_apply_takes_a_spec_as_data(tmp_path: Path) -> None:
     gone = graph.spec()
     gone["nodes"] = [n for n in gone["nodes"] if n["name"] != "doubled"]
     assert graph.apply(gone)["changes"] == ["doubled: removed"]
+    # A node with a longer window than the stream keeps grows its history.
+    wide = graph.spec()
+    wide["nodes"].append({**avg, "name": "wide", "logic": "moving_average(n=64)",
+                          "inputs": [{**avg["inputs"][0], "window": 64}]})
+    changes = graph.apply(wide)["changes"]
+    assert "wide: added (moving_average(n=64))" in changes, changes
+    assert any(c.startswith("stream temp: keep") for c in changes), changes
+    assert graph.latest("wide", "a") == 71.0

@@ -11,7 +11,8 @@
 //!   windows and alert states ([`dav2d_core::Graph::retune`]); its keys now
 //!   across a new threshold transition once, with the cause `reload`;
 //! - a new node or constraint is registered and evaluated from the windows
-//!   its inputs already hold; a new stream is declared;
+//!   its inputs already hold; a new stream is declared, and a changed one
+//!   takes its new bounds, late policy and longer history in place;
 //! - a node or constraint the new config lacks is retired
 //!   ([`dav2d_core::Graph::retire`]): reading it says it was removed;
 //! - then a listed source or sink (`sources:`, `sinks:`) whose settings
@@ -20,7 +21,7 @@
 //!
 //! What this does not change live is refused, naming it, and changes
 //! nothing: re-wiring a node (its inputs, kind, policy, offload), changing
-//! a declared stream, and changing the top-level `http`, `tcp` or
+//! a stream's type or shortening its history, and changing the top-level `http`, `tcp` or
 //! `persistence` section, the metrics or the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
@@ -41,7 +42,7 @@ pub struct Applied {
 
 /// What differs between two specs' nodes, or why it cannot be applied live.
 enum Step {
-    Declare(crate::spec::StreamSpec),
+    Declare(crate::spec::StreamSpec, String),
     Retune(String, String, String),
     Add(String, String),
     Remove(String),
@@ -50,19 +51,34 @@ enum Step {
 /// The steps from `old` to `new`, or what needs a restart.
 fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
     // A stream the new config no longer declares stays (it may hold
-    // pushed data); a new one is declared; a changed one needs a restart.
+    // pushed data); a new one is declared; a changed one takes its new
+    // bounds, late policy and longer history live (a shorter one keeps
+    // what it holds: the rings only grow), while its type needs a restart.
     let mut steps = Vec::new();
-    let mut changed = Vec::new();
+    let mut refused = Vec::new();
     for stream in new.streams.iter().filter(|s| !old.streams.contains(s)) {
-        match old.streams.iter().any(|o| o.name == stream.name) {
-            true => changed.push(stream.name.as_str()),
-            false => steps.push(Step::Declare(stream.clone())),
+        match old.streams.iter().find(|o| o.name == stream.name) {
+            None => steps.push(Step::Declare(stream.clone(), "added".to_string())),
+            Some(before) if before.value_type != stream.value_type => refused.push(format!(
+                "'{}' from type {} to {}",
+                stream.name, before.value_type, stream.value_type
+            )),
+            Some(before) => {
+                let wanted = crate::spec::StreamSpec {
+                    keep: stream.keep.max(before.keep),
+                    ..stream.clone()
+                };
+                if wanted != *before {
+                    let what = stream_changes(before, &wanted);
+                    steps.push(Step::Declare(wanted, what));
+                }
+            }
         }
     }
-    if !changed.is_empty() {
+    if !refused.is_empty() {
         return Err(format!(
-            "the new config changes the streams {}; a stream's type, bounds, history or late policy change only with a restart (a new stream is added live)",
-            changed.join(", ")
+            "the new config changes the streams {}; that changes only with a restart",
+            refused.join(", ")
         ));
     }
     for entry in &new.nodes {
@@ -89,6 +105,34 @@ fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
         }
     }
     Ok(steps)
+}
+
+/// What differs between two declarations of one stream (same type), as a
+/// change line says it.
+fn stream_changes(before: &crate::spec::StreamSpec, after: &crate::spec::StreamSpec) -> String {
+    let show = |x: Option<f64>| x.map_or("none".to_string(), |x| x.to_string());
+    let mut parts = Vec::new();
+    if before.min != after.min {
+        parts.push(format!("min {} -> {}", show(before.min), show(after.min)));
+    }
+    if before.max != after.max {
+        parts.push(format!("max {} -> {}", show(before.max), show(after.max)));
+    }
+    if before.finite_only != after.finite_only {
+        parts.push(format!(
+            "finite_only {} -> {}",
+            before.finite_only, after.finite_only
+        ));
+    }
+    if before.keep != after.keep {
+        parts.push(format!("keep {} -> {}", before.keep, after.keep));
+    }
+    if (before.late.as_str(), before.allowed_lateness_seconds)
+        != (after.late.as_str(), after.allowed_lateness_seconds)
+    {
+        parts.push(format!("late {} -> {}", before.late, after.late));
+    }
+    parts.join(", ")
 }
 
 /// Whether two entries of one name differ at most in their logic's
@@ -226,11 +270,8 @@ fn apply_spec(
     let mut changes = Vec::new();
     for step in steps {
         match step {
-            Step::Declare(stream) => {
-                changes.push(format!(
-                    "stream {}: added ({})",
-                    stream.name, stream.value_type
-                ));
+            Step::Declare(stream, what) => {
+                changes.push(format!("stream {}: {what}", stream.name));
                 declared.push(stream);
             }
             Step::Remove(name) => {

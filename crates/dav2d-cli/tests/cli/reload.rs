@@ -217,11 +217,31 @@ fn post_config_reloads_with_the_token_and_is_refused_without_one() {
         r#"{"key":"p","value":50}"#,
     );
     assert!(over.contains("\"rejected\":1"), "{over}");
+    // Its bounds change live; its type does not.
+    let wider = added.replace("max: 10", "max: 100");
+    let applied = post_config(&address, Some("s3cret"), &wider);
+    assert!(
+        body(&applied).contains("stream pressure: max 10 -> 100"),
+        "{applied}"
+    );
+    let answer = post(
+        &address,
+        Some("s3cret"),
+        "/ingest/pressure",
+        r#"{"key":"p","value":50}"#,
+    );
+    assert!(pressure(&answer), "{answer}");
+    let typed = wider.replace("max: 100", "max: 100\n    type: string");
+    let refused = post_config(&address, Some("s3cret"), &typed);
+    assert!(
+        refused.starts_with("HTTP/1.1 422") && body(&refused).contains("from type"),
+        "{refused}"
+    );
     // A bad one: its located error, and nothing changed.
     let refused = post_config(&address, Some("s3cret"), &with_token("hot"));
     assert!(refused.starts_with("HTTP/1.1 422"), "{refused}");
     assert!(body(&refused).contains("POST /config:"), "{refused}");
-    assert!(body(&refused).contains("\"version\":3"), "{refused}");
+    assert!(body(&refused).contains("\"version\":4"), "{refused}");
     stop(&mut child, "TERM");
     // Without a token the route is refused whatever the client.
     std::fs::write(&path, config("100", "")).unwrap();
