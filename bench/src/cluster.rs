@@ -108,7 +108,33 @@ fn until_applied(graphs: &[&SharedGraph], total: u64, since: Instant) -> Option<
 
 /// One throughput run: `instances` (0: no clustering), `samples` POSTed in
 /// batches of 1,000 to the first; samples/s until every owner applied them.
-fn throughput(nats: u16, instances: usize, samples: usize) -> Result<f64, String> {
+/// CPU seconds process `pid` (`self` for this one) has run, summed over
+/// its threads from `/proc/PID/task/*/schedstat` (ns of time on a CPU).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = (tasks.flatten())
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
+/// A throughput run: samples/s, and CPU microseconds per sample of this
+/// process (the instances and the posting client) and of nats-server.
+struct Run {
+    rate: f64,
+    dav2d_us: f64,
+    nats_us: f64,
+}
+
+fn throughput(
+    nats: u16,
+    nats_pid: Option<u32>,
+    instances: usize,
+    samples: usize,
+) -> Result<Run, String> {
     let http = free_port();
     let mut running = Vec::new();
     for i in 0..instances.max(1) {
@@ -129,16 +155,24 @@ fn throughput(nats: u16, instances: usize, samples: usize) -> Result<f64, String
         .step_by(1000)
         .map(|from| body(from, (from + 1000).min(samples)))
         .collect();
+    let nats_cpu = || nats_pid.map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
+    let (own_before, nats_before) = (cpu_seconds("self"), nats_cpu());
     let started = Instant::now();
     for b in &bodies {
         post(address, b)?;
     }
     let seconds = until_applied(&graphs, before + samples as u64, started)
         .ok_or("the samples were never all applied")?;
+    let per_sample = |cpu: f64| cpu * 1e6 / samples as f64;
+    let run = Run {
+        rate: samples as f64 / seconds,
+        dav2d_us: per_sample(cpu_seconds("self") - own_before),
+        nats_us: per_sample(nats_cpu() - nats_before),
+    };
     for (runtime, _) in running {
         runtime.stop();
     }
-    Ok(samples as f64 / seconds)
+    Ok(run)
 }
 
 /// Failover: three instances, `samples` applied, one stopped; the seconds
@@ -281,17 +315,28 @@ pub fn run(samples: usize) {
         return;
     };
     let result = (|| -> Result<String, String> {
-        let local = throughput(0, 0, samples)?;
+        let local = throughput(0, None, 0, samples)?;
         let mut clustered = Vec::new();
         for n in 1..=3 {
             let server = Server::start(&binary)?;
-            clustered.push(throughput(server.port, n, samples)?);
+            clustered.push(throughput(
+                server.port,
+                Some(server.child.id()),
+                n,
+                samples,
+            )?);
         }
         let server = Server::start(&binary)?;
         let (failover, replay) = failover(server.port, samples)?;
         Ok(format!(
-            "{{\"samples\": {samples}, \"local\": {local}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}}}",
-            clustered[0], clustered[1], clustered[2]
+            "{{\"samples\": {samples}, \"local\": {}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}, \"local_cpu_us\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}}}",
+            local.rate,
+            clustered[0].rate,
+            clustered[1].rate,
+            clustered[2].rate,
+            local.dav2d_us,
+            clustered[0].dav2d_us,
+            clustered[0].nats_us,
         ))
     })();
     match result {
