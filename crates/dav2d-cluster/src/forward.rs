@@ -69,24 +69,27 @@ impl Forwarder {
 impl Forward for Forwarder {
     fn forward(&self, samples: &[Forwarded<'_>]) -> Result<(), String> {
         // One message per (partition, stream) of the batch: a JSON array of
-        // its samples in batch order, so each key keeps its order.
-        let mut groups: Vec<((u32, &str), Vec<serde_json::Value>)> = Vec::new();
+        // its samples in batch order, so each key keeps its order. Written
+        // straight into each message's bytes (no JSON tree per sample).
+        let mut groups: Vec<((u32, &str), Vec<u8>)> = Vec::new();
         for s in samples {
             let p = crate::partition(s.key, self.partitions);
-            let sample = serde_json::json!({
-                "key": s.key,
-                "value": dav2d_wire::value_json(s.value),
-                "ts": s.ts,
-            });
-            match groups.iter_mut().find(|(g, _)| *g == (p, s.stream)) {
-                Some((_, group)) => group.push(sample),
-                None => groups.push(((p, s.stream), vec![sample])),
-            }
+            let at = match groups.iter().position(|(g, _)| *g == (p, s.stream)) {
+                Some(at) => {
+                    groups[at].1.push(b',');
+                    at
+                }
+                None => {
+                    groups.push(((p, s.stream), vec![b'[']));
+                    groups.len() - 1
+                }
+            };
+            write_sample(&mut groups[at].1, s).map_err(|e| e.to_string())?;
         }
         let messages = groups
             .into_iter()
-            .map(|((p, stream), group)| {
-                let body = serde_json::Value::Array(group).to_string().into_bytes();
+            .map(|((p, stream), mut body)| {
+                body.push(b']');
                 (format!("dav2d.in.{p}.{stream}"), body)
             })
             .collect();
@@ -97,5 +100,53 @@ impl Forward for Forwarder {
         answer
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| "the cluster did not acknowledge within 30 s".to_string())?
+    }
+}
+
+/// Appends `{"key": ..., "value": ..., "ts": ...}` for `sample` to `out`
+/// (the key escaped as JSON; a value as `dav2d_wire::value_json` writes it).
+fn write_sample(out: &mut Vec<u8>, sample: &Forwarded<'_>) -> serde_json::Result<()> {
+    use std::io::Write;
+    out.extend_from_slice(b"{\"key\":");
+    serde_json::to_writer(&mut *out, sample.key)?;
+    out.extend_from_slice(b",\"value\":");
+    match sample.value {
+        dav2d_core::Value::Float(x) if x.is_finite() => serde_json::to_writer(&mut *out, x)?,
+        other => serde_json::to_writer(&mut *out, &dav2d_wire::value_json(other))?,
+    }
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, ",\"ts\":{}}}", sample.ts);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_written_as_the_json_tree_would_be() {
+        let values = [
+            dav2d_core::Value::Float(21.5),
+            dav2d_core::Value::Float(f64::NAN),
+            dav2d_core::Value::Int(-3),
+            dav2d_core::Value::Str("a \"quoted\" \u{e9}".into()),
+        ];
+        for value in &values {
+            let sample = Forwarded {
+                stream: "temp",
+                key: "dev\n\"7\"",
+                value,
+                ts: 1_796_000_000_000_000_123,
+            };
+            let mut out = Vec::new();
+            write_sample(&mut out, &sample).expect("writes");
+            let written: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+            let tree = serde_json::json!({
+                "key": sample.key,
+                "value": dav2d_wire::value_json(value),
+                "ts": sample.ts,
+            });
+            assert_eq!(written, tree);
+        }
     }
 }

@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::DeliverPolicy;
 use dav2d_component::Intake;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::shared::Shared;
+
+/// Messages already waiting that are applied in one hop off the I/O worker.
+const MAX_RUN: usize = 64;
 
 /// The last checkpoint: the sequence it covers and when it was written.
 struct Mark {
@@ -87,25 +90,25 @@ impl PartitionTask {
             };
             // The consumer ends when the runtime stops.
             let Some(next) = next else { return };
-            let message = match next {
-                Ok(message) => message,
-                Err(error) => {
-                    self.shared.health.failed(format!("partition {p}: {error}"));
-                    continue;
+            // This message and those already waiting behind it (up to
+            // MAX_RUN) are applied in one hop off the I/O worker, in order.
+            let mut run = Vec::new();
+            let mut ended = false;
+            self.take(p, next, &mut run);
+            while run.len() < MAX_RUN {
+                match messages.next().now_or_never() {
+                    Some(Some(next)) => self.take(p, next, &mut run),
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
                 }
+            }
+            let Some(&(.., last)) = run.last() else {
+                continue;
             };
-            let sequence = match message.info() {
-                Ok(info) => info.stream_sequence,
-                Err(error) => {
-                    self.shared.health.failed(format!(
-                        "partition {p}: a message without its sequence: {error}"
-                    ));
-                    continue;
-                }
-            };
-            let subject = message.subject.to_string();
-            let stream = subject.splitn(4, '.').nth(3).unwrap_or("").to_string();
-            let payload = message.payload.to_vec();
+            let count = run.len() as u64;
             let intake = self.intake.clone();
             // The engine may block: off the I/O worker, in order.
             let partitions = self.shared.partitions;
@@ -113,16 +116,46 @@ impl PartitionTask {
                 // Only keys of this partition: a publish that did not come
                 // through a dav2d door is checked like one that did.
                 let ours = |key: &str| crate::config::partition(key, partitions) == p;
-                intake.apply_message_locally(&payload, &stream, "", &ours)
+                for (stream, payload, _) in run {
+                    intake.apply_message_locally(&payload, &stream, "", &ours);
+                }
             })
             .await;
             if done.is_err() {
                 return;
             }
-            applied = sequence;
-            self.shared.applied.fetch_add(1, Ordering::Relaxed);
+            applied = last;
+            self.shared.applied.fetch_add(count, Ordering::Relaxed);
             self.checkpoint_if_due(applied, &mut mark).await;
+            if ended {
+                return;
+            }
         }
+    }
+
+    /// Adds a received message to `run` as (stream, payload, sequence), or
+    /// reports why it cannot be applied.
+    fn take(
+        &self,
+        p: u32,
+        next: Result<async_nats::jetstream::Message, impl std::fmt::Display>,
+        run: &mut Vec<(String, Vec<u8>, u64)>,
+    ) {
+        let message = match next {
+            Ok(message) => message,
+            Err(error) => return self.shared.health.failed(format!("partition {p}: {error}")),
+        };
+        let sequence = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(error) => {
+                return self.shared.health.failed(format!(
+                    "partition {p}: a message without its sequence: {error}"
+                ));
+            }
+        };
+        let subject = message.subject.to_string();
+        let stream = subject.splitn(4, '.').nth(3).unwrap_or("").to_string();
+        run.push((stream, message.payload.to_vec(), sequence));
     }
 
     /// When a checkpoint is due, checkpoints the partition at `applied` if
