@@ -5,8 +5,6 @@
 //! one value per key (a sequence or a 1-D array; None or NaN is no output).
 //! One call per wave instead of one per key.
 
-use std::sync::Arc;
-
 use dav2d_core::{Evaluation, Outcome, Value};
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -90,9 +88,4 @@ pub fn evaluate(
         item.outcome = outcome(x);
     }
     Ok(())
-}
-
-/// The outcome every key of a failed call gets: the traceback.
-pub fn failed(traceback: &str) -> Outcome {
-    Outcome::Failed(Arc::from(traceback))
 }

@@ -159,8 +159,9 @@ impl CustomLogic for PyLogic {
                     let traceback = format_traceback(py, &error);
                     let key = batch.first().map_or(String::new(), |e| e.key.to_string());
                     self.log(py, node, &key, &traceback);
+                    let failed: Arc<str> = Arc::from(traceback);
                     for item in batch.iter_mut() {
-                        item.outcome = crate::batch::failed(&traceback);
+                        item.outcome = Outcome::Failed(Arc::clone(&failed));
                     }
                 }
                 IN_LOGIC.with(|flag| flag.set(false));

@@ -134,6 +134,20 @@ impl Client {
     }
 }
 
+/// The newest value of each stretch of `key`'s window of `name`, for a
+/// sparkline (none when the window cannot be read).
+fn window_lasts(client: &Client, name: &str, key: &str) -> Vec<f64> {
+    let path = format!(
+        "/window/{}?key={}&points={SPARK}",
+        encode(name),
+        encode(key)
+    );
+    let window = client.json(&path).unwrap_or(Json::Null);
+    (window["points"].as_array().into_iter().flatten())
+        .filter_map(|p| p["last"].as_f64())
+        .collect()
+}
+
 fn encode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
@@ -197,17 +211,8 @@ fn follow(client: &Client, args: &WatchArgs) -> Result<(), String> {
         // Where the key stands now, with its window as the first sparkline.
         let path = format!("/state/{}?key={}", encode(&args.name), encode(key));
         let now = client.json(&path)?;
-        let window = client
-            .json(&format!(
-                "/window/{}?key={}&points={SPARK}",
-                encode(&args.name),
-                encode(key)
-            ))
-            .unwrap_or(Json::Null);
         let values = recent.entry(key.clone()).or_default();
-        for point in window["points"].as_array().into_iter().flatten() {
-            values.extend(point["last"].as_f64());
-        }
+        values.extend(window_lasts(client, &args.name, key));
         let _ = writeln!(
             out,
             "{} {key} {}  {}",
@@ -323,18 +328,7 @@ fn top(client: &Client, args: &WatchArgs, n: usize) -> Result<(), String> {
             n.min(total)
         ));
         for (key, reading) in keys.iter().take(n) {
-            let window = client
-                .json(&format!(
-                    "/window/{}?key={}&points={SPARK}",
-                    encode(&args.name),
-                    encode(key)
-                ))
-                .unwrap_or(Json::Null);
-            let values = window["points"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p["last"].as_f64());
+            let values = window_lasts(client, &args.name, key);
             text.push_str(&format!(
                 "  {key:<24} {:>12}  {}\n",
                 shown(&reading["value"]),

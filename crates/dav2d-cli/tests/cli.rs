@@ -373,28 +373,6 @@ fn stop(child: &mut std::process::Child, signal: &str) -> String {
     rest
 }
 
-/// Sends one HTTP/1.1 request (`method path`, a JSON `body` if not empty)
-/// to `address`; returns the whole answer.
-fn request(address: &str, method: &str, path: &str, body: &str) -> String {
-    try_request(address, method, path, body)
-        .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
-}
-
-/// [`request`], or the error of a connection that failed.
-fn try_request(address: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
-}
-
 #[test]
 fn sigint_and_sigterm_stop_in_order_and_lose_nothing_accepted() {
     for signal in ["INT", "TERM"] {
@@ -608,6 +586,9 @@ fn running_out_of_descriptors_backs_off_quietly_and_recovers() {
 #[path = "../../dav2d-runtime/tests/common/brokers.rs"]
 mod brokers;
 
+#[path = "cli/client.rs"]
+mod client;
+use client::{request, request_with, try_request};
 #[path = "cli/reload.rs"]
 mod reload;
 #[path = "cli/replay.rs"]

@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::latest_f64;
 use dav2d_core::{
     Builtin, ConstraintSpec, Graph, GraphOptions, LogicSpec, ManualClock, NodeSpec,
     SubscriptionMode, Value,
@@ -63,15 +66,8 @@ fn a_new_threshold_applies_in_place_and_keys_across_it_transition_once() {
         .unwrap();
     graph.push("temp", "a", Value::Float(50.0), None).unwrap();
     graph.run_wave();
-    let avg = graph
-        .latest("avg", "a")
-        .unwrap()
-        .unwrap()
-        .sample
-        .unwrap()
-        .value;
     assert_eq!(
-        avg.as_f64(),
+        latest_f64(&graph, "avg", "a"),
         Some((70.0 + 72.0 + 50.0) / 3.0),
         "the kept window, now of 3"
     );
@@ -139,14 +135,7 @@ fn a_retired_node_stops_reads_say_it_was_removed_and_its_name_is_free() {
         .register(NodeSpec::builtin("avg", "temp", Builtin::Max { n: 2 }))
         .unwrap();
     graph.run_wave();
-    let max = graph
-        .latest("avg", "a")
-        .unwrap()
-        .unwrap()
-        .sample
-        .unwrap()
-        .value;
-    assert_eq!(max.as_f64(), Some(90.0));
+    assert_eq!(latest_f64(&graph, "avg", "a"), Some(90.0));
     assert_eq!(
         reads
             .latest("avg", "a")

@@ -71,14 +71,10 @@ pub(crate) async fn events(
     {
         return conflated(&state, names).await;
     }
-    let receiver = match state.events.listen(&names).await {
+    let receiver = match opened(&state, state.events.listen(&names).await) {
         Ok(receiver) => receiver,
-        Err(message) => {
-            state.intake.metrics().request("/events", 404);
-            return error_response(StatusCode::NOT_FOUND, message);
-        }
+        Err(message) => return error_response(StatusCode::NOT_FOUND, message),
     };
-    state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
     let watch = Version::of(&state.health);
@@ -142,6 +138,13 @@ pub(crate) async fn events(
     event_stream(Body::from_stream(stream))
 }
 
+/// Counts a stream's answer: a 200 when it listens, a 404 when not.
+fn opened<R>(state: &AppState, listened: Result<R, String>) -> Result<R, String> {
+    let status = if listened.is_ok() { 200 } else { 404 };
+    state.intake.metrics().request("/events", status);
+    listened
+}
+
 fn event_stream(body: Body) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -164,14 +167,10 @@ async fn conflated(state: &AppState, names: Vec<String>) -> Response {
         .collect();
     let (every, newest): (Vec<String>, Vec<String>) =
         names.iter().cloned().partition(|n| constraints.contains(n));
-    let receiver = match state.events.listen_conflated(&newest, &every).await {
+    let receiver = match opened(state, state.events.listen_conflated(&newest, &every).await) {
         Ok(receiver) => receiver,
-        Err(message) => {
-            state.intake.metrics().request("/events", 404);
-            return error_response(StatusCode::NOT_FOUND, message);
-        }
+        Err(message) => return error_response(StatusCode::NOT_FOUND, message),
     };
-    state.intake.metrics().request("/events", 200);
     let wanted: HashSet<String> = names.into_iter().collect();
     let dropped = state.intake.metrics().events_dropped.clone();
     let watch = Version::of(&state.health);

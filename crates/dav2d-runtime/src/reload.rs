@@ -21,7 +21,7 @@
 //!
 //! What this does not change live is refused, naming it, and changes
 //! nothing: re-wiring a node (its inputs, kind, policy, offload), changing
-//! a stream's type or shortening its history, and changing the top-level `http`, `tcp` or
+//! a stream's type, and changing the top-level `http`, `tcp` or
 //! `persistence` section, the metrics or the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
@@ -174,18 +174,21 @@ pub(crate) fn apply(
         );
     }
     // Logic the spec cannot carry (Python, frame and processor nodes) comes
-    // from the config that names it.
-    let mut custom = match &plan.graph {
-        Some(config) => config.node_specs().map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
+    // from the config that names it, made only when an added entry needs it
+    // (a processor loads its model; the scratch build above checked them).
+    let mut custom: Option<Vec<NodeSpec>> = None;
     apply_spec(
         graph,
         &Spec::of_graph(&scratch),
         before_changing,
         &mut |entry| {
-            let at = custom.iter().position(|s| s.name == entry.name)?;
-            match custom.swap_remove(at).logic {
+            let specs = custom.get_or_insert_with(|| {
+                (plan.graph.as_ref())
+                    .and_then(|config| config.node_specs().ok())
+                    .unwrap_or_default()
+            });
+            let at = specs.iter().position(|s| s.name == entry.name)?;
+            match specs.swap_remove(at).logic {
                 dav2d_core::LogicSpec::Custom(logic) => Some(logic),
                 _ => None,
             }

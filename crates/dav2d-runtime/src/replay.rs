@@ -230,8 +230,6 @@ impl Watched {
 /// Samples pushed between two drains of the constraints' subscriptions.
 const DRAIN_EVERY: usize = 4096;
 
-/// Renames the nodes and constraints of `config` to `NAME@suffix`, and
-/// the inputs that read them; input streams stay shared.
 /// The nodes and constraints of `config` that differ between variants:
 /// those `varied` names and those that read one (directly or not).
 fn differing(config: &Config, varied: &BTreeSet<String>) -> BTreeSet<String> {

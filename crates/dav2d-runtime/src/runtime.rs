@@ -107,13 +107,14 @@ impl Runtime {
             },
             fixed,
         };
+        let shared = Arc::new(Mutex::new(components));
         let mut runtime = Runtime {
             engine: engine.clone(),
             owns_engine: false,
             graph,
             health: health.clone(),
             metrics,
-            components: Some(Arc::new(Mutex::new(components))),
+            components: Some(Arc::clone(&shared)),
             persistence: None,
             io: None,
             started: Instant::now(),
@@ -126,25 +127,18 @@ impl Runtime {
         // stops them in order.
         let (sinks, persistence) = plan.build_sinks();
         runtime.persistence = persistence;
-        for sink in sinks {
-            let listed = settings(&listed_sinks, sink.name());
-            runtime
-                .with_components(|c| {
-                    let started = c.starter.start_sink(sink, listed)?;
-                    c.sinks.push(started);
-                    Ok::<_, StartError>(())
-                })
-                .unwrap_or(Ok(()))?;
-        }
-        for source in plan.build_sources() {
-            let listed = settings(&listed_sources, source.name());
-            runtime
-                .with_components(|c| {
-                    let started = c.starter.start_source(source, listed)?;
-                    c.sources.push(started);
-                    Ok::<_, StartError>(())
-                })
-                .unwrap_or(Ok(()))?;
+        {
+            let mut started = shared.lock().unwrap_or_else(|p| p.into_inner());
+            for sink in sinks {
+                let listed = settings(&listed_sinks, sink.name());
+                let sink = started.starter.start_sink(sink, listed)?;
+                started.sinks.push(sink);
+            }
+            for source in plan.build_sources() {
+                let listed = settings(&listed_sources, source.name());
+                let source = started.starter.start_source(source, listed)?;
+                started.sources.push(source);
+            }
         }
         runtime.io = Some(io);
         if runtime.graph.lock().has_offloaded_nodes() {
@@ -153,16 +147,12 @@ impl Runtime {
         if let Some(tick) = plan.tick {
             engine.ensure_timer(tick)?;
         }
-        let (sources, sinks) =
-            (runtime.with_components(|c| (c.sources.len(), c.sinks.len()))).unwrap_or_default();
+        let (sources, sinks) = {
+            let started = shared.lock().unwrap_or_else(|p| p.into_inner());
+            (started.sources.len(), started.sinks.len())
+        };
         tracing::info!(sources, sinks, "Runtime started.");
         Ok(runtime)
-    }
-
-    /// Runs `f` on the started components (a runtime that stopped has none).
-    fn with_components<T>(&self, f: impl FnOnce(&mut Components) -> T) -> Option<T> {
-        let shared = self.components.as_ref()?;
-        Some(f(&mut shared.lock().unwrap_or_else(|p| p.into_inner())))
     }
 
     /// The components, for a reloader.
@@ -203,12 +193,11 @@ impl Runtime {
 
     /// The address the source `name` listens on, if it is a server.
     pub fn address(&self, name: &str) -> Option<SocketAddr> {
-        self.with_components(|c| {
-            (c.sources.iter())
-                .find(|s| s.name == name)
-                .and_then(|s| s.running.address())
-        })
-        .flatten()
+        let components = self.components.as_ref()?;
+        let components = components.lock().unwrap_or_else(|p| p.into_inner());
+        (components.sources.iter())
+            .find(|s| s.name == name)
+            .and_then(|s| s.running.address())
     }
 
     /// How long it has been running.

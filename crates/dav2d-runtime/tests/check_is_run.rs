@@ -7,18 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use dav2d_core::{Graph, GraphOptions, ManualClock};
+use dav2d_core::Graph;
 use dav2d_runtime::{Config, Overrides, Plan, Spec};
 
-fn strict_graph() -> Graph {
-    let options = GraphOptions {
-        auto_create_streams: false,
-        ..GraphOptions::default()
-    };
-    Graph::new(options, Arc::new(ManualClock::new(0)))
-}
+#[path = "common/graphs.rs"]
+mod graphs;
+use graphs::strict_graph;
 
 /// Parses, plans and builds `yaml` as `dav2d check` does.
 fn build(yaml: &str) -> Result<(Plan, Graph), String> {

@@ -9,13 +9,9 @@ use std::sync::Arc;
 use dav2d_core::{Graph, GraphOptions, ManualClock};
 use dav2d_runtime::Config;
 
-fn strict_graph() -> Graph {
-    let options = GraphOptions {
-        auto_create_streams: false,
-        ..GraphOptions::default()
-    };
-    Graph::new(options, Arc::new(ManualClock::new(0)))
-}
+#[path = "common/graphs.rs"]
+mod graphs;
+use graphs::strict_graph;
 
 /// Parses and builds `yaml`; the error text must be `expected` exactly.
 fn check(yaml: &str, expected: &str) {

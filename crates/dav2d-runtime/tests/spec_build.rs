@@ -6,18 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests unwrap what they set up.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use dav2d_core::{Graph, GraphOptions, ManualClock, NodeSpec};
+use dav2d_core::NodeSpec;
 use dav2d_runtime::{Config, DEMO_CONFIG, Overrides, Plan, Spec};
 
-fn strict_graph() -> Graph {
-    let options = GraphOptions {
-        auto_create_streams: false,
-        ..GraphOptions::default()
-    };
-    Graph::new(options, Arc::new(ManualClock::new(0)))
-}
+#[path = "common/graphs.rs"]
+mod graphs;
+use graphs::strict_graph;
 
 /// The spec `config` builds as `dav2d check` does, rebuilt from data with
 /// the config's own logic for entries data cannot carry.

@@ -5,7 +5,7 @@
 //! changes nothing; each counted in `dav2d_reloads_total` and the spec's
 //! version.
 
-use super::{http_address, request, scratch_config, spawn_run, spawn_titled, stop};
+use super::{http_address, request, request_with, scratch_config, spawn_run, spawn_titled, stop};
 use std::io::{Read, Write};
 use std::process::Command;
 
@@ -168,17 +168,8 @@ fn post_config(address: &str, token: Option<&str>, yaml: &str) -> String {
 
 /// POSTs `body` to `path` with `token` (if any); the whole answer.
 fn post(address: &str, token: Option<&str>, path: &str, body: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    request_with(address, "POST", path, &auth, body)
 }
 
 #[test]
