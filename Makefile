@@ -2,6 +2,7 @@
 #   make run    builds the dav2d binary and runs the built-in demo (CONFIG=path to run a config)
 #   make test   runs every test: cargo test and pytest
 #   make bench  runs the benchmarks beside their bars and peers
+#   make bench-cold  times a fresh clone's first make run (FULL=1: every part)
 #   make wheel  builds the wheel `pip install` takes into dist/
 #   make fuzz   fuzzes every decoder on nightly (FUZZ_RUNS per target)
 #   make soak   60 s of hostile load beside well-behaved clients
@@ -14,7 +15,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CONFIG ?=
 RUN_ARGS ?=
 
-.PHONY: run test bench develop lint clean fuzz soak wheel
+.PHONY: run test bench bench-cold develop lint clean fuzz soak wheel
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +32,19 @@ wheel: $(VENV)/.installed
 develop: $(VENV)/.installed
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop -q -F count-allocations
 
-# The demo needs the binary only (the Python extension is `make develop`).
+# The demo needs the binary only (the Python extension is `make develop`),
+# and none of its optional parts (MQTT, NATS, clustering, the frame resizer,
+# X11 capture): with no CONFIG and no --cluster, `make run` builds without
+# them, a third less to compile cold. Any CONFIG builds every part.
+RUN_FEATURES := $(if $(strip $(CONFIG)$(findstring --cluster,$(RUN_ARGS))),,--no-default-features)
 run:
-	cargo build --release -p dav2d-cli
+	cargo build --release -p dav2d-cli $(RUN_FEATURES)
 	$(CARGO_TARGET_DIR)/release/dav2d run $(CONFIG) $(RUN_ARGS)
 
 test: develop
 	bash scripts/test-deps.sh
 	DAV2D_REQUIRE_XVFB=1 DAV2D_REQUIRE_ORT=1 DAV2D_REQUIRE_BROKERS=1 PYTHON=$(CURDIR)/$(PY) cargo test
+	cargo test -p dav2d-cli --no-default-features --test lean
 	DAV2D_REQUIRE_PEERS=1 DAV2D_REQUIRE_BROKERS=1 $(PY) -m pytest -q
 
 $(BENCH_VENV)/.installed: bench/requirements.txt
@@ -53,6 +59,11 @@ bench: $(BENCH_VENV)/.installed
 	cargo build --profile bench-release -p dav2d-bench -p dav2d-cli
 	$(BENCH_VENV)/bin/python bench/run.py --rust-bench $(CARGO_TARGET_DIR)/bench-release/dav2d-bench \
 		--dav2d $(CARGO_TARGET_DIR)/bench-release/dav2d
+
+# A newcomer's first `make run`, timed from a fresh clone and an empty
+# target folder to the demo's first summary line (minutes; both cores).
+bench-cold:
+	bash bench/cold_run.sh
 
 # Coverage-guided fuzzing on nightly (not in CI: `make test` replays the
 # seeds and a bounded mutation run on stable). FUZZ_RUNS=N per target.
@@ -70,6 +81,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p dav2d-py --all-targets --features count-allocations -- -D warnings
+	cargo clippy -p dav2d-cli --no-default-features --all-targets -- -D warnings
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) dav2d-data

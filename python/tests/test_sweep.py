@@ -7,8 +7,10 @@ those thresholds (themselves checked against onnxruntime in
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,43 @@ def regions(mask: np.ndarray) -> int:
                     seen[ny, nx] = True
                     stack.append((ny, nx))
     return count
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """An 8-bit RGB PNG of ``rgb`` (HxWx3), written by hand: no filter, one IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\0" + rgb[y].tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_a_png_image_sweeps_as_its_array_does(tmp_path: Path) -> None:
+    models.write_models(tmp_path)
+    config = tmp_path / "processor.yaml"
+    config.write_text(f'model_path: "{tmp_path / "conv_sigmoid.onnx"}"\nprocessing:\n  threshold: 0.5\n'
+                      "  resolution: [32, 32]\n  threads: 1\n  activation: none\n")
+    picture = np.random.default_rng(3).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    answers = []
+    for name in ("npy", "png"):
+        images = tmp_path / name
+        images.mkdir()
+        if name == "npy":
+            np.save(images / "picture.npy", picture)
+        else:
+            write_png(images / "picture.png", picture)
+        done = subprocess.run(
+            [dav2d_command(), "processor", "sweep", str(config), "--images", str(images),
+             "--thresholds", "0.3:0.7:0.2", "--format", "json"],
+            capture_output=True, text=True, env=environment(), timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        answers.append(json.loads(done.stdout))
+    assert answers[0]["images"] == answers[1]["images"] == 1
+    assert answers[0]["thresholds"] == answers[1]["thresholds"]
 
 
 def test_sweep_prints_coverage_regions_and_their_size_per_threshold(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 //! command both call [`main_with`], so they behave alike. The work happens
 //! in `dav2d-runtime` (config, runner) and `dav2d-core` (the engine).
 
+mod images;
 mod replay_cmd;
 mod store_cmds;
 mod summary;

@@ -99,14 +99,8 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
                 let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
                 let path = out.join(format!("{stem}-t{threshold}.png"));
                 let pixels: Vec<u8> = mask.iter().map(|m| m * 255).collect();
-                image::save_buffer(
-                    &path,
-                    &pixels,
-                    w as u32,
-                    h as u32,
-                    image::ExtendedColorType::L8,
-                )
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                crate::images::write_gray_png(&path, &pixels, w as u32, h as u32)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
         }
     }
@@ -163,12 +157,14 @@ fn decode(path: &Path) -> Result<Decoded, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
         return npy(&bytes).map_err(|e| format!("{name}: {e}"));
     }
-    let image = image::open(path).map_err(|e| format!("{name}: {e}"))?;
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    Ok(match image.color().channel_count() {
-        1 | 2 => Decoded::Bytes(image.to_luma8().into_raw(), h, w, 1),
-        _ => Decoded::Bytes(image.to_rgb8().into_raw(), h, w, 3),
-    })
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let image = crate::images::decode(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(Decoded::Bytes(
+        image.pixels,
+        image.height,
+        image.width,
+        image.channels,
+    ))
 }
 
 /// A `.npy` file (version 1 or 2, C order) of `uint8` or `float32`, HxW or

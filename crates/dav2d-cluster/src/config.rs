@@ -64,3 +64,32 @@ mod tests {
         assert_eq!(spread.len(), 16);
     }
 }
+
+/// Without the `client` feature: the member that refuses to start, saying
+/// what to build (`Config::cluster` refuses a cluster before a plan holds
+/// one, so a run never gets here; a hand-made plan still gets the reason).
+#[cfg(not(feature = "client"))]
+#[derive(Debug)]
+pub struct ClusterMember {
+    config: ClusterConfig,
+}
+
+#[cfg(not(feature = "client"))]
+impl dav2d_component::Source for ClusterMember {
+    fn name(&self) -> &str {
+        &self.config.instance
+    }
+
+    fn kind(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn start(
+        self: Box<Self>,
+        _context: dav2d_component::Context,
+    ) -> Result<Box<dyn dav2d_component::Running>, dav2d_component::StartError> {
+        Err(dav2d_component::StartError::Other(
+            dav2d_component::built_without("clustering", "cluster"),
+        ))
+    }
+}

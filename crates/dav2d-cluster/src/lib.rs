@@ -19,15 +19,27 @@
 //! does not own.
 
 mod config;
+#[cfg(feature = "client")]
 mod forward;
+#[cfg(feature = "client")]
 mod latest;
+#[cfg(feature = "client")]
 mod member;
+#[cfg(feature = "client")]
 mod partition;
+#[cfg(feature = "client")]
 mod shared;
 
+#[cfg(not(feature = "client"))]
+pub use config::ClusterMember;
 pub use config::{ClusterConfig, partition};
+#[cfg(feature = "client")]
 pub use forward::Forwarder;
+#[cfg(feature = "client")]
 pub use member::ClusterMember;
+
+/// Whether this build can join a cluster (Cargo feature `client`).
+pub const AVAILABLE: bool = cfg!(feature = "client");
 
 /// The JetStream stream holding every instance's inputs.
 pub const STREAM: &str = "DAV2D_IN";

@@ -140,6 +140,17 @@ pub enum StartError {
     Other(String),
 }
 
+/// The error for a part this build of dav2d left out: `part` in words
+/// (`MQTT`), `feature` the Cargo feature that brings it. `make run` with no
+/// config builds only what the demo needs; everything else builds it all.
+pub fn built_without(part: &str, feature: &str) -> String {
+    format!(
+        "this dav2d was built without {part} (Cargo feature `{feature}`): `make run` with no \
+         CONFIG builds only what the demo needs; `make run CONFIG=...` or \
+         `cargo build --release -p dav2d-cli` builds every part"
+    )
+}
+
 /// Where samples enter: produces samples into its [`Intake`].
 pub trait Source: Send {
     /// The component's name (unique in a runtime; its metrics label).

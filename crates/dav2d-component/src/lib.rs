@@ -27,7 +27,7 @@ pub use broker_health::BrokerHealth;
 pub use client_tls::BrokerTls;
 pub use component::{
     AtStop, Context, Delivery, Running, ServerTask, Sink, Source, StartError, ThreadTask, bind,
-    drain,
+    built_without, drain,
 };
 pub use durability::{Durability, SinkSlot};
 pub use health::{Gauge, Health, HealthBoard, HealthReport, Pin};

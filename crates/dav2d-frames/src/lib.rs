@@ -19,10 +19,12 @@ mod component;
 mod format;
 pub mod nodes;
 mod pool;
+pub mod resize;
 mod section;
 mod source;
 mod synthetic;
 pub mod tcp;
+#[cfg(feature = "x11")]
 pub mod x11;
 pub mod y4m;
 

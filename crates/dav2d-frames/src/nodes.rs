@@ -98,6 +98,9 @@ impl FrameNode {
             "grayscale" => FrameNode::Grayscale(OutputPool::default()),
             "coverage" => FrameNode::Coverage,
             "downscale" => {
+                if !crate::resize::AVAILABLE {
+                    return Err(crate::resize::refused());
+                }
                 let (width, height) = size.ok_or("downscale needs width and height")?;
                 if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
                     return Err(format!(
@@ -304,8 +307,7 @@ impl Resizing {
         let options = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Box))
             .use_alpha(false);
-        self.resizer
-            .resize(&from, &mut to, &options)
+        crate::resize::resize(&mut self.resizer, &from, &mut to, &options)
             .map_err(|e| format!("resizing: {e}"))
     }
 }

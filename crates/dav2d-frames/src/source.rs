@@ -244,6 +244,9 @@ impl FrameUrl {
                 if body.is_empty() {
                     return Err(format!("'{url}' names no display; write e.g. x11::99"));
                 }
+                if !cfg!(feature = "x11") {
+                    return Err(dav2d_component::built_without("X11 capture", "x11"));
+                }
                 Ok(FrameUrl::X11 {
                     display: body.to_string(),
                     rate,
@@ -335,7 +338,15 @@ fn start(url: &str, options: &OpenOptions) -> Result<RunningSource, String> {
             display,
             rate,
             slots,
-        } => crate::x11::capture(&display, rate, slots),
+        } => {
+            #[cfg(feature = "x11")]
+            return crate::x11::capture(&display, rate, slots);
+            #[cfg(not(feature = "x11"))]
+            return {
+                let _ = (display, rate, slots);
+                Err(dav2d_component::built_without("X11 capture", "x11"))
+            };
+        }
         FrameUrl::Y4m { path, slots } => {
             let input: Box<dyn std::io::Read + Send> = if path == "-" {
                 Box::new(std::io::stdin())

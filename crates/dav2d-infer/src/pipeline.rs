@@ -291,8 +291,7 @@ pub fn resize_plane(
     .map_err(|e| format!("resizing: {e}"))?;
     let mut target = Image::from_slice_u8(tw as u32, th as u32, f32_bytes_mut(to), PixelType::F32)
         .map_err(|e| format!("resizing: {e}"))?;
-    resizer
-        .resize(&source, &mut target, &options())
+    dav2d_frames::resize::resize(resizer, &source, &mut target, &options())
         .map_err(|e| format!("resizing: {e}"))
 }
 
@@ -395,10 +394,13 @@ impl Preprocess {
                                     w as f64,
                                     (y1 - y0) as f64 * scale_y,
                                 );
-                                state
-                                    .resizer
-                                    .resize(&source, &mut target, &options)
-                                    .map_err(|e| format!("resizing: {e}"))?;
+                                dav2d_frames::resize::resize(
+                                    &mut state.resizer,
+                                    &source,
+                                    &mut target,
+                                    &options,
+                                )
+                                .map_err(|e| format!("resizing: {e}"))?;
                                 &state.resized
                             };
                             normalise(pixels, c, rows, scales);

@@ -103,6 +103,9 @@ impl Processor {
     pub fn new(config: ProcessorConfig) -> Result<Processor, ProcessorError> {
         let path = config.model_path.clone();
         check_model(&path).map_err(ProcessorError::Setup)?;
+        if !dav2d_frames::resize::AVAILABLE {
+            return Err(ProcessorError::Setup(dav2d_frames::resize::refused()));
+        }
         let bytes = std::fs::read(&path).map_err(|e| {
             ProcessorError::Setup(format!("cannot read model_path {}: {e}", path.display()))
         })?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "client")]
 use crate::{MqttSink, MqttSource};
 use dav2d_component::section::Login;
 use dav2d_component::{BrokerTls, Route, TopicTemplate};
@@ -36,6 +37,7 @@ pub struct MqttSourceConfig {
 
 impl MqttSourceConfig {
     /// The component these settings describe, named `name`.
+    #[cfg(feature = "client")]
     pub fn build(self, name: &str) -> MqttSource {
         MqttSource {
             name: name.to_string(),
@@ -70,6 +72,7 @@ pub struct MqttSinkConfig {
 
 impl MqttSinkConfig {
     /// The component these settings describe, named `name`.
+    #[cfg(feature = "client")]
     pub fn build(self, name: &str) -> MqttSink {
         MqttSink {
             name: name.to_string(),
@@ -108,3 +111,9 @@ pub fn parse_broker(url: &str) -> Result<(String, u16, bool), String> {
     }
     Ok((host.to_string(), port, tls))
 }
+
+/// The largest packet MQTT can carry (its remaining length, 256 MiB - 1):
+/// the client reads any message the broker sends, so one over `max_message`
+/// can be refused and acknowledged instead of breaking the connection again
+/// and again (the broker's `message_size_limit` bounds what it accepts).
+pub(crate) const MQTT_MAX_PACKET: usize = 268_435_455;

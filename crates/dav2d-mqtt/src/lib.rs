@@ -12,12 +12,18 @@
 
 mod config;
 mod section;
+#[cfg(feature = "client")]
+mod setting;
+#[cfg(feature = "client")]
 mod sink;
+#[cfg(feature = "client")]
 mod source;
 
 pub use config::{MqttSinkConfig, MqttSourceConfig, parse_broker};
 pub use dav2d_component::Route;
 pub use dav2d_component::TopicTemplate;
 pub use section::{MqttSinkSection, MqttSourceSection, MqttSubscriptionSection};
+#[cfg(feature = "client")]
 pub use sink::MqttSink;
+#[cfg(feature = "client")]
 pub use source::MqttSource;

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use dav2d_component::section::{
-    ComponentSpec, ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection,
-    SourceSetting, Spanned, component, filters, names_read, route_declares, route_streams,
+    ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection, SourceSetting,
+    Spanned, names_read, route_declares,
 };
-use dav2d_component::{Route, Sink, Source, TopicTemplate};
+use dav2d_component::{Route, TopicTemplate};
 use serde::Deserialize;
 
 use dav2d_component::BrokerTls;
@@ -124,16 +124,16 @@ fn max_message(
     let default = context.value_size.saturating_add(64 << 10);
     let bytes = context.size(written, field)?.unwrap_or(default);
     match written {
-        Some(text) if bytes == 0 || bytes > crate::source::MQTT_MAX_PACKET => Err(context
+        Some(text) if bytes == 0 || bytes > crate::config::MQTT_MAX_PACKET => Err(context
             .error_at(
                 text,
                 field.to_string(),
                 format!(
                     "{bytes} is out of range; give 1 to {} (what MQTT can carry)",
-                    crate::source::MQTT_MAX_PACKET
+                    crate::config::MQTT_MAX_PACKET
                 ),
             )),
-        _ => Ok(bytes.min(crate::source::MQTT_MAX_PACKET)),
+        _ => Ok(bytes.min(crate::config::MQTT_MAX_PACKET)),
     }
 }
 
@@ -291,43 +291,28 @@ impl MqttSinkSection {
     }
 }
 
-/// The broker as the spec shows it: its user, never the password.
-fn shown((host, port): &(String, u16), login: &Option<Login>, tls: bool) -> String {
-    let scheme = if tls { "mqtts" } else { "mqtt" };
-    match login {
-        Some(login) => format!("{scheme}://{}@{host}:{port}", login.user),
-        None => format!("{scheme}://{host}:{port}"),
-    }
-}
-
-impl SourceSetting for MqttSourceConfig {
-    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
-        Box::new(self.clone().build(name))
-    }
-
-    fn describe(&self, name: &str) -> ComponentSpec {
-        let address = format!(
-            "{} [{}]",
-            shown(&self.broker, &self.login, self.tls.is_some()),
-            filters(&self.subscriptions)
-        );
-        component(name, "mqtt", address, route_streams(&self.subscriptions))
-    }
-}
-
 impl SourceSection for MqttSourceSection {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
+    #[cfg_attr(feature = "client", allow(unused_variables))]
     fn resolve(
         &self,
         context: &SectionContext,
         at: &str,
-        _kind: &Spanned<String>,
+        kind: &Spanned<String>,
         name: &str,
     ) -> Result<Box<dyn SourceSetting>, ConfigError> {
-        Ok(Box::new(self.settings(context, at, name)?))
+        #[cfg(feature = "client")]
+        return Ok(Box::new(self.settings(context, at, name)?));
+        #[cfg(not(feature = "client"))]
+        return {
+            self.settings(context, at, name)?;
+            Err(dav2d_component::section::built_without_kind(
+                context, at, kind, "MQTT", "mqtt",
+            ))
+        };
     }
 
     fn declares(&self, at: &str) -> Vec<Declared<'_>> {
@@ -340,35 +325,28 @@ impl SourceSection for MqttSourceSection {
     }
 }
 
-impl SinkSetting for MqttSinkConfig {
-    fn build(&self, name: &str) -> Box<dyn Sink> {
-        Box::new(self.clone().build(name))
-    }
-
-    fn describe(&self, name: &str) -> ComponentSpec {
-        let (host, port) = &self.broker;
-        component(
-            name,
-            "mqtt",
-            format!("mqtt://{host}:{port}"),
-            self.names.clone(),
-        )
-    }
-}
-
 impl SinkSection for MqttSinkSection {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
+    #[cfg_attr(feature = "client", allow(unused_variables))]
     fn resolve(
         &self,
         context: &SectionContext,
         at: &str,
-        _kind: &Spanned<String>,
+        kind: &Spanned<String>,
         name: &str,
     ) -> Result<Box<dyn SinkSetting>, ConfigError> {
-        Ok(Box::new(self.settings(context, at, name)?))
+        #[cfg(feature = "client")]
+        return Ok(Box::new(self.settings(context, at, name)?));
+        #[cfg(not(feature = "client"))]
+        return {
+            self.settings(context, at, name)?;
+            Err(dav2d_component::section::built_without_kind(
+                context, at, kind, "MQTT", "mqtt",
+            ))
+        };
     }
 
     fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {

@@ -47,11 +47,7 @@ pub(crate) fn runtime(health: &BrokerHealth) -> Option<tokio::runtime::Runtime> 
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The largest packet MQTT can carry (its remaining length, 256 MiB - 1):
-/// the client reads any message the broker sends, so one over `max_message`
-/// can be refused and acknowledged instead of breaking the connection again
-/// and again (the broker's `message_size_limit` bounds what it accepts).
-pub(crate) const MQTT_MAX_PACKET: usize = 268_435_455;
+use crate::config::MQTT_MAX_PACKET;
 
 /// A client's options as both the source and the sink make them: the
 /// broker, the client id, the login, TLS, and packets of any size MQTT

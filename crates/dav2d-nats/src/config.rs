@@ -3,6 +3,7 @@
 
 use dav2d_component::{Route, TopicTemplate};
 
+#[cfg(feature = "client")]
 use crate::{NatsSink, NatsSource};
 
 /// When a JetStream message is acknowledged.
@@ -46,6 +47,7 @@ pub struct NatsSourceConfig {
 
 impl NatsSourceConfig {
     /// The component these settings describe, named `name`.
+    #[cfg(feature = "client")]
     pub fn build(self, name: &str) -> NatsSource {
         NatsSource {
             name: name.to_string(),
@@ -74,6 +76,7 @@ pub struct NatsSinkConfig {
 
 impl NatsSinkConfig {
     /// The component these settings describe, named `name`.
+    #[cfg(feature = "client")]
     pub fn build(self, name: &str) -> NatsSink {
         NatsSink {
             name: name.to_string(),

@@ -15,7 +15,11 @@
 
 mod config;
 mod section;
+#[cfg(feature = "client")]
+mod setting;
+#[cfg(feature = "client")]
 mod sink;
+#[cfg(feature = "client")]
 mod source;
 
 pub use config::{Ack, Auth, JetStreamSource, NatsSinkConfig, NatsSourceConfig, Token, check_url};
@@ -23,5 +27,7 @@ pub use dav2d_component::Route;
 pub use section::{
     DEFAULT_ACK_WAIT, JetStreamSection, NatsSinkSection, NatsSourceSection, NatsSubjectSection,
 };
+#[cfg(feature = "client")]
 pub use sink::NatsSink;
+#[cfg(feature = "client")]
 pub use source::NatsSource;

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use dav2d_component::section::{
-    ComponentSpec, ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection,
-    SourceSetting, Spanned, component, filters, names_read, route_declares, route_streams,
+    ConfigError, Declared, SectionContext, SinkSection, SinkSetting, SourceSection, SourceSetting,
+    Spanned, names_read, route_declares,
 };
-use dav2d_component::{Route, Sink, Source, Syntax, TopicTemplate};
+use dav2d_component::{Route, Syntax, TopicTemplate};
 use serde::Deserialize;
 
 use dav2d_component::section::split_login;
@@ -291,30 +291,28 @@ impl NatsSinkSection {
     }
 }
 
-impl SourceSetting for NatsSourceConfig {
-    fn build(&self, name: &str, _setting: &str) -> Box<dyn Source> {
-        Box::new(self.clone().build(name))
-    }
-
-    fn describe(&self, name: &str) -> ComponentSpec {
-        let address = format!("{} [{}]", self.url, filters(&self.subjects));
-        component(name, "nats", address, route_streams(&self.subjects))
-    }
-}
-
 impl SourceSection for NatsSourceSection {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
+    #[cfg_attr(feature = "client", allow(unused_variables))]
     fn resolve(
         &self,
         context: &SectionContext,
         at: &str,
-        _kind: &Spanned<String>,
+        kind: &Spanned<String>,
         name: &str,
     ) -> Result<Box<dyn SourceSetting>, ConfigError> {
-        Ok(Box::new(self.settings(context, at, name)?))
+        #[cfg(feature = "client")]
+        return Ok(Box::new(self.settings(context, at, name)?));
+        #[cfg(not(feature = "client"))]
+        return {
+            self.settings(context, at, name)?;
+            Err(dav2d_component::section::built_without_kind(
+                context, at, kind, "NATS", "nats",
+            ))
+        };
     }
 
     fn declares(&self, at: &str) -> Vec<Declared<'_>> {
@@ -327,29 +325,28 @@ impl SourceSection for NatsSourceSection {
     }
 }
 
-impl SinkSetting for NatsSinkConfig {
-    fn build(&self, name: &str) -> Box<dyn Sink> {
-        Box::new(self.clone().build(name))
-    }
-
-    fn describe(&self, name: &str) -> ComponentSpec {
-        component(name, "nats", self.url.clone(), self.names.clone())
-    }
-}
-
 impl SinkSection for NatsSinkSection {
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
+    #[cfg_attr(feature = "client", allow(unused_variables))]
     fn resolve(
         &self,
         context: &SectionContext,
         at: &str,
-        _kind: &Spanned<String>,
+        kind: &Spanned<String>,
         _name: &str,
     ) -> Result<Box<dyn SinkSetting>, ConfigError> {
-        Ok(Box::new(self.settings(context, at)?))
+        #[cfg(feature = "client")]
+        return Ok(Box::new(self.settings(context, at)?));
+        #[cfg(not(feature = "client"))]
+        return {
+            self.settings(context, at)?;
+            Err(dav2d_component::section::built_without_kind(
+                context, at, kind, "NATS", "nats",
+            ))
+        };
     }
 
     fn reads(&self, at: &str) -> Vec<(&Spanned<String>, String)> {

@@ -184,3 +184,19 @@ pub fn route_streams(routes: &[Route]) -> Vec<String> {
     streams.dedup();
     streams
 }
+
+/// The error for an entry whose kind this build left out: located at its
+/// `kind:`, saying what to build (see [`crate::built_without`]).
+pub fn built_without_kind(
+    context: &SectionContext,
+    at: &str,
+    kind: &Spanned<String>,
+    part: &str,
+    feature: &str,
+) -> ConfigError {
+    context.error_at(
+        kind,
+        format!("{at}.kind"),
+        crate::built_without(part, feature),
+    )
+}

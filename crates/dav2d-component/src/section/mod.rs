@@ -27,8 +27,8 @@ use crate::{ListenConfig, TlsFiles};
 
 pub use ingest::{IngestSection, MAX_ALL_QUEUE, MAX_WORKERS};
 pub use kind::{
-    ComponentSpec, Declared, SinkSection, SinkSetting, SourceSection, SourceSetting, component,
-    filters, listener, names_read, route_declares, route_streams,
+    ComponentSpec, Declared, SinkSection, SinkSetting, SourceSection, SourceSetting,
+    built_without_kind, component, filters, listener, names_read, route_declares, route_streams,
 };
 pub use login::{Login, instance_name, split_login};
 

@@ -40,6 +40,7 @@ impl Config {
         url: Option<&str>,
     ) -> Result<Option<dav2d_cluster::ClusterConfig>, ConfigError> {
         let section = &self.cluster;
+        let url_given = url;
         let url = match (url, &section.url) {
             (Some(url), _) => url.to_string(),
             (None, Some(written)) => {
@@ -53,6 +54,21 @@ impl Config {
             }
             (None, None) => return Ok(None),
         };
+        if !dav2d_cluster::AVAILABLE {
+            let message = dav2d_component::built_without("clustering", "cluster");
+            return Err(match &section.url {
+                Some(written) if url_given.is_none() => {
+                    self.error_at(written, "cluster.url".to_string(), message)
+                }
+                _ => ConfigError {
+                    file: self.file().to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    field: "--cluster".to_string(),
+                    message,
+                },
+            });
+        }
         dav2d_nats::check_url(&url).map_err(|m| ConfigError {
             file: self.file().to_path_buf(),
             line: 0,

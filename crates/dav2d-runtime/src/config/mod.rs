@@ -350,6 +350,13 @@ impl Config {
                 "a processor node is always offloaded (a model never holds the engine); remove offload: false".to_string(),
             ));
         }
+        if !dav2d_frames::resize::AVAILABLE {
+            return Err(self.error_at(
+                &node.kind,
+                format!("nodes[{i}].kind"),
+                dav2d_frames::resize::refused(),
+            ));
+        }
         if let Err(message) = dav2d_infer::check_model(&config.model_path) {
             let field = format!("nodes[{i}].processor.model_path");
             return Err(
