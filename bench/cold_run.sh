@@ -27,5 +27,5 @@ until grep -q "samples=" "$work/out.log" 2>/dev/null; do
     sleep 0.2
 done
 end=$(date +%s.%N)
-echo "cold make run to the first summary line: $(echo "$end - $start" | bc) s (FULL=${FULL:-0})"
+printf "cold make run to the first summary line: %.1f s (FULL=%s)\n" "$(echo "$end - $start" | bc)" "${FULL:-0}"
 wait || true
