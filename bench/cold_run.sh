@@ -15,7 +15,7 @@ args=(RUN_ARGS="--for 20s --refresh 1s --http 127.0.0.1:0 --tcp off --data off")
 if [[ "${FULL:-0}" == 1 ]]; then
     args+=(CONFIG="$root/examples/http-persistence.yaml")
 fi
-start=$(date +%s.%N)
+start=$(date +%s%N)
 CARGO_TARGET_DIR="$work/target" make run "${args[@]}" > "$work/out.log" 2>&1 &
 deadline=$((SECONDS + 1800))
 until grep -q "samples=" "$work/out.log" 2>/dev/null; do
@@ -26,6 +26,7 @@ until grep -q "samples=" "$work/out.log" 2>/dev/null; do
     fi
     sleep 0.2
 done
-end=$(date +%s.%N)
-printf "cold make run to the first summary line: %.1f s (FULL=%s)\n" "$(echo "$end - $start" | bc)" "${FULL:-0}"
+end=$(date +%s%N)
+tenths=$(((end - start) / 100000000))
+echo "cold make run to the first summary line: $((tenths / 10)).$((tenths % 10)) s (FULL=${FULL:-0})"
 wait || true
