@@ -309,6 +309,23 @@ impl Drop for Server {
 }
 
 /// Runs the figures, each on a fresh server, and prints them as JSON.
+/// One clustered instance only (for a profiler): its figures as JSON.
+pub fn one(samples: usize) {
+    let Some(binary) = nats_server() else {
+        println!("{{\"error\": \"nats-server is not installed\"}}");
+        return;
+    };
+    let result = Server::start(&binary)
+        .and_then(|server| throughput(server.port, Some(server.child.id()), 1, samples));
+    match result {
+        Ok(run) => println!(
+            "{{\"one\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}}}",
+            run.rate, run.dav2d_us, run.nats_us
+        ),
+        Err(error) => println!("{{\"error\": {error:?}}}"),
+    }
+}
+
 pub fn run(samples: usize) {
     let Some(binary) = nats_server() else {
         println!("{{\"error\": \"nats-server is not installed\"}}");

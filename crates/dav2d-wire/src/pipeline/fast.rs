@@ -80,9 +80,19 @@ pub(super) fn piece_specs(len: usize, cuts: &[usize]) -> Vec<Piece> {
 
 pub(super) type PieceRecords<'a> = (Vec<WireRecord<'a>>, Vec<RecordError>, usize);
 
-/// Parses one standalone JSON array of sample objects with one typed
+/// Parses one standalone JSON array of sample objects: by the flat scanner
+/// when every element has the common flat shape, else with one typed
 /// deserializer call; `None` if anything in it is bad.
 pub(super) fn parse_piece<'a>(
+    text: &'a [u8],
+    default_stream: Option<&'a str>,
+) -> Option<PieceRecords<'a>> {
+    super::flat::scan_piece(text, default_stream)
+        .or_else(|| parse_piece_serde(text, default_stream))
+}
+
+/// [`parse_piece`] with one typed deserializer call (the SIMD parser).
+pub(super) fn parse_piece_serde<'a>(
     text: &'a [u8],
     default_stream: Option<&'a str>,
 ) -> Option<PieceRecords<'a>> {

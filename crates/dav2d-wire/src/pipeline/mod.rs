@@ -20,6 +20,7 @@ mod arriving;
 mod careful;
 mod decompress;
 mod fast;
+mod flat;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
