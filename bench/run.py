@@ -737,7 +737,9 @@ def main() -> None:
             f"failover (stop to the first answer for a moved key) {cluster['failover_s']:.2f} s; replay by new owners {cluster['replay_per_s'] / 1e6:.2f} M samples/s",
             "the distribution layer costs <= 1.5x on one instance (issue 26)",
             f"one instance without clustering: {cluster['local']:,.0f} samples/s, {cluster['local_cpu_us']:.2f} CPU us a sample; "
-            f"clustered, CPU us a sample: dav2d {cluster['one_cpu_us']:.2f} (instance and posting client), nats-server {cluster['one_nats_cpu_us']:.2f}",
+            f"clustered, CPU us a sample: dav2d {cluster['one_cpu_us']:.2f} (instance and posting client), nats-server {cluster['one_nats_cpu_us']:.2f}; "
+            f"push -> output of one POSTed sample (2,000 in a row): without clustering p50 {cluster['local_p50_us']:.0f} us, p99 {cluster['local_p99_us']:.0f} us; "
+            f"through the cluster p50 {cluster['one_p50_us']:.0f} us, p99 {cluster['one_p99_us']:.0f} us",
             f"the distribution layer costs {cluster['local'] / cluster['one']:.1f}x in throughput on one machine "
             f"({'meets' if cluster['local'] / cluster['one'] <= 1.5 else 'MISSES'} 1.5x; every sample through JetStream and back); "
             f"in CPU {(cluster['one_cpu_us'] + cluster['one_nats_cpu_us']) / max(cluster['local_cpu_us'], 1e-9):.1f}x; "

@@ -175,6 +175,40 @@ fn throughput(
     Ok(run)
 }
 
+/// Push -> output latency: `count` single-sample POSTs to one instance
+/// (clustered on `nats`, or not), each timed from the start of its POST to
+/// the node's update for it on the owner's graph (a subscription); p50 and
+/// p99 in microseconds.
+fn push_to_output(nats: Option<u16>, count: usize) -> Result<(f64, f64), String> {
+    let http = free_port();
+    let (runtime, graph) = start(&yaml(nats, 0, Some(http)))?;
+    let address = runtime.address("http").ok_or("no HTTP address")?;
+    let subscription = graph
+        .lock()
+        .subscribe("avg", dav2d_core::SubscriptionMode::EveryChange, 1 << 16)
+        .map_err(|e| e.to_string())?;
+    let one = |i: usize| format!("[{{\"key\":\"k{}\",\"value\":{}}}]", i % KEYS, i);
+    if nats.is_some() {
+        // The first sample waits for the leases to settle.
+        post(address, &one(0))?;
+        subscription
+            .next_timeout(Duration::from_secs(30))
+            .ok_or("the warm-up never arrived")?;
+    }
+    let mut latencies = crate::histogram();
+    for i in 1..=count {
+        let started = Instant::now();
+        post(address, &one(i))?;
+        subscription
+            .next_timeout(Duration::from_secs(10))
+            .ok_or("an update never arrived")?;
+        latencies.saturating_record(started.elapsed().as_nanos() as u64);
+    }
+    runtime.stop();
+    let us = |q: f64| latencies.value_at_quantile(q) as f64 / 1e3;
+    Ok((us(0.5), us(0.99)))
+}
+
 /// Failover: three instances, `samples` applied, one stopped; the seconds
 /// from the stop to the first answer for a moved key, and the samples per
 /// second the new owners replayed.
@@ -333,6 +367,11 @@ pub fn run(samples: usize) {
     };
     let result = (|| -> Result<String, String> {
         let local = throughput(0, None, 0, samples)?;
+        let local_latency = push_to_output(None, 2_000)?;
+        let one_latency = {
+            let server = Server::start(&binary)?;
+            push_to_output(Some(server.port), 2_000)?
+        };
         let mut clustered = Vec::new();
         for n in 1..=3 {
             let server = Server::start(&binary)?;
@@ -346,7 +385,7 @@ pub fn run(samples: usize) {
         let server = Server::start(&binary)?;
         let (failover, replay) = failover(server.port, samples)?;
         Ok(format!(
-            "{{\"samples\": {samples}, \"local\": {}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}, \"local_cpu_us\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}}}",
+            "{{\"samples\": {samples}, \"local\": {}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}, \"local_cpu_us\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}, \"local_p50_us\": {}, \"local_p99_us\": {}, \"one_p50_us\": {}, \"one_p99_us\": {}}}",
             local.rate,
             clustered[0].rate,
             clustered[1].rate,
@@ -354,6 +393,10 @@ pub fn run(samples: usize) {
             local.dav2d_us,
             clustered[0].dav2d_us,
             clustered[0].nats_us,
+            local_latency.0,
+            local_latency.1,
+            one_latency.0,
+            one_latency.1,
         ))
     })();
     match result {

@@ -142,7 +142,7 @@ fn latency(rate: f64, seconds: f64) {
 }
 
 /// A histogram of ns from 1 ns to 100 s at 3 significant digits.
-fn histogram() -> hdrhistogram::Histogram<u64> {
+pub(crate) fn histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 3)
         .unwrap_or_else(|error| panic!("the histogram's bounds are valid: {error}"))
 }
