@@ -10,13 +10,22 @@ use crate::graph::PyGraph;
 use crate::logic::refuse_reentry;
 
 impl PyGraph {
-    /// Runs `push` through the engine's intake, the one door every
+    /// Runs a push through the engine's intake, the one door every
     /// producer takes (counted as component `python` in `/metrics`, held
-    /// back while a lossless sink is behind, forwarded when clustering),
-    /// without the GIL; anything but an applied batch is an error.
+    /// back while a lossless sink is behind, forwarded when clustering);
+    /// anything but an applied batch is an error.
+    ///
+    /// Without the GIL (`push`), so other Python threads run meanwhile and
+    /// the engine's own threads can run Python logic. But while there is
+    /// Python logic, every evaluation would take the GIL back, once per
+    /// wave: then `try_push` runs first with the GIL kept, which applies
+    /// only if nothing has to be waited for (the graph free, no sink
+    /// behind, room in the queue). Holding the GIL, it never blocks on the
+    /// graph, so no thread that holds the graph can be waiting for the GIL.
     pub(crate) fn through_intake(
         &self,
         py: Python<'_>,
+        try_push: impl FnOnce(&dav2d_runtime::Intake) -> Option<Outcome>,
         push: impl FnOnce(&dav2d_runtime::Intake) -> Outcome + Send,
     ) -> PyResult<IngestReport> {
         refuse_reentry()?;
@@ -24,7 +33,15 @@ impl PyGraph {
             .engine()
             .intake()
             .map_err(|e| crate::error::Dav2dError::new_err(e.to_string()))?;
-        match py.detach(|| crate::error::unwinding("the engine", || push(intake)))? {
+        let kept = match crate::logic::any_python_logic() {
+            true => crate::error::unwinding("the engine", || try_push(intake))?,
+            false => None,
+        };
+        let outcome = match kept {
+            Some(outcome) => outcome,
+            None => py.detach(|| crate::error::unwinding("the engine", || push(intake)))?,
+        };
+        match outcome {
             Outcome::Applied(report) => Ok(report),
             Outcome::Overloaded => Err(crate::error::Dav2dError::new_err(
                 "the cluster did not take the samples; retry",

@@ -558,9 +558,11 @@ impl PyGraph {
     ) -> PyResult<()> {
         let value = to_value_or_type_error(value)?;
         let sample = [NativeSample { key, value, ts }];
-        let report = self.through_intake(py, |intake| {
-            intake.push_values(stream, &sample, Admission::Wait)
-        })?;
+        let report = self.through_intake(
+            py,
+            |intake| intake.try_push_values(stream, &sample),
+            |intake| intake.push_values(stream, &sample, Admission::Wait),
+        )?;
         match report.errors.into_iter().next() {
             Some((_, reason)) => Err(crate::error::RejectedError::new_err(reason)),
             None => Ok(()),
@@ -626,9 +628,11 @@ impl PyGraph {
                 Keys::Many(&key_refs)
             }
         };
-        let report = self.through_intake(py, |intake| {
-            intake.push_numbers(stream, keys, values, ts, Admission::Wait)
-        })?;
+        let report = self.through_intake(
+            py,
+            |intake| intake.try_push_numbers(stream, keys, values, ts),
+            |intake| intake.push_numbers(stream, keys, values, ts, Admission::Wait),
+        )?;
         if let Some(error) = report.error {
             return Err(crate::error::invalid(error));
         }

@@ -17,6 +17,15 @@ thread_local! {
     static IN_LOGIC: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Python logic alive in this process (every graph's): while there is
+/// some, a push keeps the GIL when the engine is free (see `door.rs`).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether any graph of this process has Python node logic.
+pub fn any_python_logic() -> bool {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
 /// Refuses engine calls from inside node logic, where the graph is locked
 /// by the wave that is running the logic.
 pub fn refuse_reentry() -> PyResult<()> {
@@ -49,6 +58,7 @@ impl PyLogic {
             .or_else(|_| callable.bind(py).getattr("__name__"))
             .and_then(|n| n.extract::<String>())
             .unwrap_or_else(|_| "callable".to_string());
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             callable,
             description: format!("python:{name}"),
@@ -145,6 +155,12 @@ fn format_traceback(py: Python<'_>, error: &PyErr) -> String {
     match formatted {
         Ok(lines) => lines.concat().trim_end().to_string(),
         Err(_) => error.to_string(),
+    }
+}
+
+impl Drop for PyLogic {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

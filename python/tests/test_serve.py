@@ -258,6 +258,47 @@ def test_python_pushes_enter_by_the_one_door_and_show_in_metrics(served):
     assert 'dav2d_samples_rejected_total{component="python",kind="python",reason="above_max",stage="engine"} 1' in metrics
 
 
+
+def test_python_logic_under_pushes_from_threads_and_http_loses_nothing_and_never_hangs():
+    """A push keeps the GIL when the engine is free (a node's Python logic
+    would take it back every wave) and lets go when it is not: two Python
+    threads pushing, HTTP posts whose waves run the same Python logic on
+    the server's threads, all at once; every sample is evaluated once, and
+    nothing waits forever (each thread is joined with a deadline)."""
+    import threading
+
+    graph = dav2d.Graph()
+    seen = []
+
+    def last(data):
+        seen.append(1)
+        return data[-1]
+
+    dav2d.Node("copy", input_source="temp", window=2, policy="all", logic=last).register(graph)
+    server = graph.serve(http="127.0.0.1:0", tcp="off")
+    try:
+        def pushes(name: str) -> None:
+            for i in range(200):
+                graph.push_many("temp", [float(i)] * 10, keys=f"{name}-{i % 7}")
+
+        def posts() -> None:
+            for i in range(100):
+                body = json.dumps([{"key": f"h-{i % 5}", "value": float(i)} for _ in range(10)]).encode()
+                assert post(server.http_address, "/ingest/temp", body)[0] == 200
+
+        threads = [threading.Thread(target=pushes, args=(n,)) for n in ("a", "b")]
+        threads.append(threading.Thread(target=posts))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+            assert not thread.is_alive(), "a push never returned"
+        expected = 2 * 200 * 10 + 100 * 10
+        assert graph.stats()["nodes"]["copy"]["evaluations"] == expected
+        assert len(seen) == expected
+    finally:
+        server.stop()
+
 ONE_TIMER = """
 import time, urllib.request
 from pathlib import Path

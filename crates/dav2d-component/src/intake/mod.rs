@@ -469,6 +469,20 @@ impl Intake {
         }
     }
 
+    /// [`Intake::push_numbers`] only if nothing has to be waited for (see
+    /// [`Intake::try_push_values`]); `None`: nothing was counted or applied.
+    pub fn try_push_numbers(
+        &self,
+        stream: &str,
+        keys: Keys<'_>,
+        values: &[f64],
+        ts: Option<&[i64]>,
+    ) -> Option<Outcome> {
+        self.try_apply_native(stream, values.len(), |graph| {
+            graph.push_numbers(stream, keys, values, ts)
+        })
+    }
+
     fn apply_numbers(
         &self,
         stream: &str,
@@ -502,12 +516,49 @@ impl Intake {
         let Some(permit) = self.admit(feeds_all, offered, offered, admission) else {
             return Outcome::Overloaded;
         };
-        let (report, settled) = {
-            let mut graph = self.shared.graph.lock();
-            let report = push(&mut graph);
-            graph.run_wave();
-            (report, graph.settled())
+        let graph = self.shared.graph.lock();
+        self.apply_locked(graph, permit, push)
+    }
+
+    /// [`Intake::apply_native`] for a caller that holds something the
+    /// engine's other threads may need while they run node logic (Python's
+    /// GIL): it applies only when nothing has to be waited for (not
+    /// clustering, no sink behind, room in the `all`-edge queue, the graph
+    /// free), and otherwise returns `None` having counted and applied
+    /// nothing; the caller then lets go and takes the door that waits.
+    pub(super) fn try_apply_native(
+        &self,
+        stream: &str,
+        offered: usize,
+        push: impl FnOnce(&mut Graph) -> BatchReport,
+    ) -> Option<Outcome> {
+        if self.forwards() || self.shared.backpressure.is_raised() {
+            return None;
+        }
+        let permit = match self.feeds_all_edge(std::iter::once(stream)) {
+            true => Some(
+                self.shared
+                    .admission
+                    .try_acquire(offered.min(self.shared.admission_capacity).max(1))?,
+            ),
+            false => None,
         };
+        let graph = self.shared.graph.try_lock()?;
+        self.counters.received.inc_by(offered as u64);
+        Some(self.apply_locked(graph, permit, push))
+    }
+
+    /// Applies `push` and its wave on the locked graph, then reports.
+    fn apply_locked(
+        &self,
+        mut graph: std::sync::MutexGuard<'_, Graph>,
+        permit: Option<admission::QueuePermit<'_>>,
+        push: impl FnOnce(&mut Graph) -> BatchReport,
+    ) -> Outcome {
+        let report = push(&mut graph);
+        graph.run_wave();
+        let settled = graph.settled();
+        drop(graph);
         drop(permit);
         self.set_queue_depth();
         let mut report = self.report(report, &[]);

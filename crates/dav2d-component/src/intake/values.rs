@@ -21,6 +21,18 @@ pub struct NativeSample<'a> {
 }
 
 impl Intake {
+    /// [`Intake::push_values`] for a caller that holds something the
+    /// engine's other threads may need while they run node logic (Python's
+    /// GIL, which every Python node takes): applied only when nothing has
+    /// to be waited for (not clustering, no sink behind, room in the
+    /// `all`-edge queue, the graph free). `None`: nothing was counted or
+    /// applied; let go of what is held and call `push_values`.
+    pub fn try_push_values(&self, stream: &str, samples: &[NativeSample<'_>]) -> Option<Outcome> {
+        self.try_apply_native(stream, samples.len(), |graph| {
+            push_samples(graph, stream, samples)
+        })
+    }
+
     /// Applies `samples` of `stream` (good ones applied, bad ones reported
     /// with their index), counted under this component; with clustering on,
     /// samples other than frames go to their partition's owner.
@@ -46,16 +58,25 @@ impl Intake {
             return self.forward_samples(forward.as_ref(), &forwarded, &[]);
         }
         self.apply_native(stream, samples.len(), admission, |graph| {
-            let mut batch = BatchReport::default();
-            let records = samples.iter().enumerate().map(|(index, s)| SampleIn {
-                index,
-                stream,
-                key: s.key,
-                value: s.value.clone(),
-                ts_ns: s.ts,
-            });
-            graph.push_records(records, &mut batch);
-            batch
+            push_samples(graph, stream, samples)
         })
     }
+}
+
+/// Pushes `samples` of `stream` into the locked graph.
+fn push_samples(
+    graph: &mut dav2d_core::Graph,
+    stream: &str,
+    samples: &[NativeSample<'_>],
+) -> BatchReport {
+    let mut batch = BatchReport::default();
+    let records = samples.iter().enumerate().map(|(index, s)| SampleIn {
+        index,
+        stream,
+        key: s.key,
+        value: s.value.clone(),
+        ts_ns: s.ts,
+    });
+    graph.push_records(records, &mut batch);
+    batch
 }
