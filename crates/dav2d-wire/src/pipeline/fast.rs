@@ -8,7 +8,6 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::*;
-use crate::dto::{RecordError, WireRecord};
 
 /// Where to cut a JSON array of objects into `parts` pieces: the commas of
 /// `}` `,` `{` boundaries near equal fractions of the body. A cut that falls
@@ -77,8 +76,6 @@ pub(super) fn piece_specs(len: usize, cuts: &[usize]) -> Vec<Piece> {
     });
     pieces
 }
-
-pub(super) type PieceRecords<'a> = (Vec<WireRecord<'a>>, Vec<RecordError>, usize);
 
 /// Parses one standalone JSON array of sample objects: by the flat scanner
 /// when every element has the common flat shape, else with one typed

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use dav2d_core::Value;
 
-use super::fast::PieceRecords;
+use super::PieceRecords;
 use crate::dto::{WireObject, WireStr, WireTs, WireValue};
 
 /// Reads `text`, a JSON array of flat sample objects; `None` when anything
@@ -289,10 +289,7 @@ mod tests {
         let show = |p: Option<PieceRecords<'_>>| p.map(|(r, e, n)| format!("{r:?} {e:?} {n}"));
         (
             show(scan_piece(text.as_bytes(), stream)),
-            show(super::super::fast::parse_piece_serde(
-                text.as_bytes(),
-                stream,
-            )),
+            show(super::super::parse_piece_serde(text.as_bytes(), stream)),
         )
     }
 

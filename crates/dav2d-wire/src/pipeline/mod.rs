@@ -25,7 +25,12 @@ mod flat;
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
 pub use decompress::{DecompressError, decompress, decompress_charged};
-use fast::{PieceRecords, cut_at, cut_points, parse_piece, parse_pieces, piece_specs};
+#[cfg(test)]
+use fast::parse_piece_serde;
+use fast::{cut_at, cut_points, parse_piece, parse_pieces, piece_specs};
+
+/// One piece's records, its per-record errors and its element count.
+pub(super) type PieceRecords<'a> = (Vec<WireRecord<'a>>, Vec<RecordError>, usize);
 
 /// The encodings of request bodies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
