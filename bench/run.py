@@ -520,6 +520,13 @@ def main() -> None:
         parsers = rust_bench(args.rust_bench, "parsers", str(body_path), "5")
         paced = rust_bench(args.rust_bench, "ingest-paced", str(body_path), "0", "3")
         python = python_json_gbps(body_path)
+        # The cost as the body grows: 1, 10 and 100 MB (a tenth, the same, ten times).
+        series = []
+        for factor in (0.1, 1, 10):
+            sized = Path(scratch) / f"body-{factor}.json"
+            sized_bytes = bench_body(sized, int(135_000 * factor) // scale)
+            series.append((sized_bytes, rust_bench(args.rust_bench, "ingest-body", str(sized), "0", "3")))
+            sized.unlink()
     ratio = every["gbps"] / python["orjson"]
     cores = os.cpu_count() or 1
     report(
@@ -532,6 +539,14 @@ def main() -> None:
         f"{parsers['sonic_rs_skip_gbps']:.3f} GB/s, so {cores} cores cannot parse faster than "
         f"{cores * parsers['sonic_rs_gbps']:.2f} GB/s here",
         f"{ratio:.1f}x orjson ({'meets' if ratio >= 5 and every['gbps'] >= 1 else 'MISSES'} the bars)",
+    )
+    report(
+        "JSON bodies of 1, 10 and 100 MB (the same samples, a tenth, as many and ten times as many) POSTed on loopback until applied",
+        "; ".join(f"{b / 1e6:.0f} MB in {r['seconds'] * 1e3:.1f} ms ({r['gbps']:.3f} GB/s)" for b, r in series),
+        "the cost grows linearly with the body (issue 26)",
+        f"orjson.loads of the 10 MB body, same run: {python['orjson']:.3f} GB/s",
+        f"100 MB takes {series[2][1]['seconds'] / max(series[1][1]['seconds'], 1e-9):.1f}x the time of 10 MB, "
+        f"10 MB {series[1][1]['seconds'] / max(series[0][1]['seconds'], 1e-9):.1f}x the time of 1 MB",
     )
     at_once_ms = paced["bytes"] / every["gbps"] / 1e6
     report(

@@ -27,8 +27,14 @@ fn graph() -> SharedGraph {
 }
 
 fn server(graph: SharedGraph, workers: usize) -> Runtime {
+    // Room for the 100 MB body of the size series (1, 10 and 100 MB).
     let intake = IntakeConfig {
         workers,
+        parse: dav2d_wire::ParseOptions {
+            max_body: 256 << 20,
+            ..dav2d_wire::ParseOptions::default()
+        },
+        body_budget: 512 << 20,
         ..IntakeConfig::default()
     };
     let plan = Plan {
