@@ -23,8 +23,13 @@ fn dav2d(args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// This process's folder of configs (removed by the test that writes them).
+fn folder() -> PathBuf {
+    std::env::temp_dir().join(format!("dav2d-lean-{}", std::process::id()))
+}
+
 fn config(name: &str, yaml: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dav2d-lean-{}", std::process::id()));
+    let dir = folder();
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let path = dir.join(name);
     std::fs::write(&path, yaml).expect("writes the config");
@@ -108,6 +113,7 @@ fn a_part_the_build_left_out_is_refused_where_the_config_asks_for_it() {
         6,
         "x11",
     );
+    std::fs::remove_dir_all(folder()).ok();
 }
 
 #[test]
