@@ -52,7 +52,7 @@ fn the_demo_runs_in_either_build() {
         "off",
     ]);
     assert!(ok, "{text}");
-    assert!(text.contains("samples"), "no summary line: {text}");
+    assert!(text.contains("samples="), "no summary line: {text}");
 }
 
 /// `check` of `yaml`: passes with every part; without them it is refused

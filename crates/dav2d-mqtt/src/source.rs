@@ -11,7 +11,7 @@ use dav2d_component::{Context, Intake, Running, Source, StartError, ThreadTask, 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc::{Receiver, Sender};
 
-use crate::config::MqttSourceConfig;
+use crate::config::{MQTT_MAX_PACKET, MqttSourceConfig};
 use dav2d_component::BrokerHealth;
 
 /// The `mqtt` source.
@@ -46,8 +46,6 @@ pub(crate) fn runtime(health: &BrokerHealth) -> Option<tokio::runtime::Runtime> 
 
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-use crate::config::MQTT_MAX_PACKET;
 
 /// A client's options as both the source and the sink make them: the
 /// broker, the client id, the login, TLS, and packets of any size MQTT

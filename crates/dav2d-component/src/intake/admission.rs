@@ -203,6 +203,12 @@ impl Intake {
         }
     }
 
+    /// The room in the `all`-edge queue a batch of `samples` takes (a
+    /// batch larger than the queue takes all of it).
+    pub(super) fn permits(&self, samples: usize) -> usize {
+        samples.min(self.shared.admission_capacity).max(1)
+    }
+
     /// Takes room in the `all`-edge queue for `samples` good samples,
     /// waiting or refusing as `admission` says; `None` is refused, and the
     /// `offered` samples (good and bad) are counted as overloaded.
@@ -217,7 +223,7 @@ impl Intake {
             return Some(None);
         }
         let shared = &self.shared;
-        let permits = samples.min(shared.admission_capacity).max(1);
+        let permits = self.permits(samples);
         let acquired = match admission {
             // Wait for room (woken as batches finish); the caller's peer is
             // not read meanwhile.

@@ -536,11 +536,7 @@ impl Intake {
             return None;
         }
         let permit = match self.feeds_all_edge(std::iter::once(stream)) {
-            true => Some(
-                self.shared
-                    .admission
-                    .try_acquire(offered.min(self.shared.admission_capacity).max(1))?,
-            ),
+            true => Some(self.shared.admission.try_acquire(self.permits(offered))?),
             false => None,
         };
         let graph = self.shared.graph.try_lock()?;

@@ -40,9 +40,21 @@ impl Config {
         url: Option<&str>,
     ) -> Result<Option<dav2d_cluster::ClusterConfig>, ConfigError> {
         let section = &self.cluster;
-        let url_given = url;
+        // An error about `--cluster` (the command line: no line of the file).
+        let flag = |message: String| ConfigError {
+            file: self.file().to_path_buf(),
+            line: 0,
+            column: 0,
+            field: "--cluster".to_string(),
+            message,
+        };
+        let without = || dav2d_component::built_without("clustering", "cluster");
         let url = match (url, &section.url) {
+            (Some(_), _) if !dav2d_cluster::AVAILABLE => return Err(flag(without())),
             (Some(url), _) => url.to_string(),
+            (None, Some(written)) if !dav2d_cluster::AVAILABLE => {
+                return Err(self.error_at(written, "cluster.url".to_string(), without()));
+            }
             (None, Some(written)) => {
                 // May carry a NATS user (`nats://user:password@host:4222`),
                 // or be `${NAME}` from the environment.
@@ -54,28 +66,7 @@ impl Config {
             }
             (None, None) => return Ok(None),
         };
-        if !dav2d_cluster::AVAILABLE {
-            let message = dav2d_component::built_without("clustering", "cluster");
-            return Err(match &section.url {
-                Some(written) if url_given.is_none() => {
-                    self.error_at(written, "cluster.url".to_string(), message)
-                }
-                _ => ConfigError {
-                    file: self.file().to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    field: "--cluster".to_string(),
-                    message,
-                },
-            });
-        }
-        dav2d_nats::check_url(&url).map_err(|m| ConfigError {
-            file: self.file().to_path_buf(),
-            line: 0,
-            column: 0,
-            field: "--cluster".to_string(),
-            message: m,
-        })?;
+        dav2d_nats::check_url(&url).map_err(flag)?;
         let partitions = match &section.partitions {
             Some(p) if !(1..=4096).contains(&p.value) => {
                 return Err(self.error_at(

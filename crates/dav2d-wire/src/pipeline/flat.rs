@@ -55,12 +55,13 @@ enum Field {
     Ts,
 }
 
-/// A number as read: an integer of at most 18 digits, or the text of any
-/// other (and whether it is an integer).
+/// A number as read.
 enum Number<'a> {
+    /// An integer of at most 18 digits.
     Integer(i64),
     /// A decimal fraction read exactly (see [`exact_decimal`]).
     Float(f64),
+    /// Any other number's text, and whether it is an integer.
     Text(&'a str, bool),
 }
 
@@ -159,8 +160,8 @@ impl<'a> Scan<'a> {
         Some(field)
     }
 
-    /// A JSON number: its value when it is an integer that fits an i64
-    /// (no fraction, no exponent), else its text (`None`: not a number).
+    /// A JSON number (`None`: not one, or a negative zero, which the serde
+    /// path reads).
     fn number(&mut self) -> Option<Number<'a>> {
         let digits = |text: &[u8], mut i: usize| {
             while let Some(b'0'..=b'9') = text.get(i) {
