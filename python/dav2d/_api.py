@@ -271,9 +271,11 @@ class Graph:
         changes nothing. Changed parameters of built-ins and constraints
         apply in place, keeping windows and alert states (keys now across a
         new threshold transition once); new nodes are added and evaluated
-        from the windows already held; nodes and constraints it lacks
-        (Python ones registered here too) are removed. A spec can keep or
-        drop Python nodes but not add them: register those from code.
+        from the windows already held; a re-wired node (other inputs,
+        windows, priority, deadband) changes in place, keeping its keys and
+        alert states; nodes and constraints it lacks (Python ones
+        registered here too) are removed. A spec can keep, drop or re-wire
+        Python nodes but not add them: register those from code.
         Returns ``{"version": N, "changes": [...]}``.
         """
         if isinstance(config, dict):

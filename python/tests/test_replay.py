@@ -141,3 +141,19 @@ def test_graph_apply_takes_a_spec_as_data(tmp_path: Path) -> None:
     assert "wide: added (moving_average(n=64))" in changes, changes
     assert any(c.startswith("stream temp: keep") for c in changes), changes
     assert graph.latest("wide", "a") == 71.0
+    # Re-wiring in place: hot reads temp itself, and the Python node keeps
+    # its callable while it moves from avg to temp with a deadband.
+    graph.register(dav2d.Node("twice", inputs=["avg"], logic=lambda w: 2 * w[-1]))
+    rewired = graph.spec()
+    for node in rewired["nodes"]:
+        if node["name"] == "hot":
+            node["inputs"][0]["name"] = "temp"
+        if node["name"] == "twice":
+            node["inputs"][0]["name"] = "temp"
+            node["deadband"] = 0.5
+    changes = graph.apply(rewired)["changes"]
+    assert any(c.startswith("hot: re-wired: inputs avg") for c in changes), changes
+    assert graph.latest("hot", "a") == "tripped", "a at 72 on temp is still over 60"
+    assert graph.latest("twice", "a") == 144.0, "2 x the newest temp, from the window held"
+    graph.push("temp", 10.0, key="a")
+    assert graph.latest("hot", "a") == "ok" and graph.latest("twice", "a") == 20.0

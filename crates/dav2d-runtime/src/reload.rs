@@ -10,6 +10,10 @@
 //!   reset level, `for:`, alpha, `n`) is retuned in place, keeping its
 //!   windows and alert states ([`dav2d_core::Graph::retune`]); its keys now
 //!   across a new threshold transition once, with the cause `reload`;
+//! - a node re-wired (its inputs, edge policy, time window, priority,
+//!   deadband, or its logic for another kind) is changed in place, keeping
+//!   its keys, readers and (staying a constraint) alert states
+//!   ([`dav2d_core::Graph::rewire`]), and evaluated again at once;
 //! - a new node or constraint is registered and evaluated from the windows
 //!   its inputs already hold; a new stream is declared, and a changed one
 //!   takes its new bounds, late policy and longer history in place;
@@ -20,9 +24,10 @@
 //!   stopped ([`crate::components`]); the others keep running.
 //!
 //! What this does not change live is refused, naming it, and changes
-//! nothing: re-wiring a node (its inputs, kind, policy, offload), changing
-//! a stream's type, and changing the top-level `http`, `tcp` or
-//! `persistence` section, the metrics or the cluster. Those need a restart.
+//! nothing: an offloaded node's change, a node re-wired onto a node
+//! evaluated after it (registered later, or added by the same reload), a
+//! stream's type, and the top-level `http`, `tcp` or `persistence` section,
+//! the metrics or the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
 
@@ -44,6 +49,7 @@ pub struct Applied {
 enum Step {
     Declare(crate::spec::StreamSpec, String),
     Retune(String, String, String),
+    Rewire(String, String),
     Add(String, String),
     Remove(String),
 }
@@ -82,19 +88,19 @@ fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
         ));
     }
     for entry in &new.nodes {
-        match old.nodes.iter().find(|o| o.name == entry.name) {
+        match old.nodes.iter().position(|o| o.name == entry.name) {
             None => steps.push(Step::Add(entry.name.clone(), entry.logic.clone())),
-            Some(before) if before == entry => {}
-            Some(before) if same_wiring(before, entry) => steps.push(Step::Retune(
-                entry.name.clone(),
-                before.logic.clone(),
-                entry.logic.clone(),
-            )),
-            Some(_) => {
-                return Err(format!(
-                    "'{}' changes its inputs, kind, policy, priority, deadband or offload; that changes only with a restart (a changed parameter applies live)",
-                    entry.name
-                ));
+            Some(at) if old.nodes[at] == *entry => {}
+            Some(at) if same_wiring(&old.nodes[at], entry) && retunable(&old.nodes[at]) => steps
+                .push(Step::Retune(
+                    entry.name.clone(),
+                    old.nodes[at].logic.clone(),
+                    entry.logic.clone(),
+                )),
+            Some(at) => {
+                rewirable(old, new, at, entry)?;
+                let what = wiring_changes(&old.nodes[at], entry);
+                steps.push(Step::Rewire(entry.name.clone(), what));
             }
         }
     }
@@ -133,6 +139,90 @@ fn stream_changes(before: &crate::spec::StreamSpec, after: &crate::spec::StreamS
         parts.push(format!("late {} -> {}", before.late, after.late));
     }
     parts.join(", ")
+}
+
+/// Whether a node's parameters can be retuned in place: a built-in or a
+/// constraint, not offloaded.
+fn retunable(entry: &NodeEntry) -> bool {
+    !entry.offload
+        && (entry.kind == "constraint"
+            || matches!(
+                dav2d_core::builtin_from_description(&entry.logic),
+                Ok(Some(_))
+            ))
+}
+
+/// Whether the running node `old.nodes[at]` can become `entry` in place:
+/// not offloaded, and every input an input stream or a node evaluated
+/// before it (so no cycle can form and the evaluation order holds).
+fn rewirable(old: &Spec, new: &Spec, at: usize, entry: &NodeEntry) -> Result<(), String> {
+    if old.nodes[at].offload || entry.offload {
+        return Err(format!(
+            "'{}' is offloaded (or becomes so); changing an offloaded node needs a restart",
+            entry.name
+        ));
+    }
+    for input in &entry.inputs {
+        let stream = (new.streams.iter().chain(&old.streams)).any(|s| s.name == input.name);
+        let earlier = old.nodes[..at].iter().any(|n| n.name == input.name);
+        if !stream && !earlier {
+            return Err(format!(
+                "'{}' would read '{}', which is evaluated after it (a node registered later, or one this reload adds); re-wiring onto it needs a restart",
+                entry.name, input.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A node's logic without the time window the engine adds (` over 5s`).
+fn bare_logic(entry: &NodeEntry) -> &str {
+    entry
+        .logic
+        .split_once(" over ")
+        .map_or(&*entry.logic, |(l, _)| l)
+}
+
+/// Whether `entry` is custom logic (a Python, frame or processor node) and
+/// `running` runs the same logic: re-wiring it keeps the running object.
+fn same_custom_logic(running: &NodeEntry, entry: &NodeEntry) -> bool {
+    let custom = |e: &NodeEntry| {
+        e.kind == "node" && matches!(dav2d_core::builtin_from_description(&e.logic), Ok(None))
+    };
+    custom(running) && custom(entry) && bare_logic(running) == bare_logic(entry)
+}
+
+/// What a re-wiring changes, as a change line says it.
+fn wiring_changes(before: &NodeEntry, after: &NodeEntry) -> String {
+    fn inputs(e: &NodeEntry) -> String {
+        let one = |i: &crate::spec::InputEntry| match i.span_seconds {
+            Some(span) => format!("{} ({span}s, {})", i.name, i.policy),
+            None => format!("{} ({}, {})", i.name, i.window, i.policy),
+        };
+        e.inputs.iter().map(one).collect::<Vec<_>>().join(", ")
+    }
+    let show = |x: Option<f64>| x.map_or("none".to_string(), |x| x.to_string());
+    let mut parts = Vec::new();
+    if bare_logic(before) != bare_logic(after) {
+        parts.push(format!("{} -> {}", bare_logic(before), bare_logic(after)));
+    }
+    if inputs(before) != inputs(after) {
+        parts.push(format!("inputs {} -> {}", inputs(before), inputs(after)));
+    }
+    if before.priority != after.priority {
+        parts.push(format!(
+            "priority {} -> {}",
+            before.priority, after.priority
+        ));
+    }
+    if before.deadband != after.deadband {
+        parts.push(format!(
+            "deadband {} -> {}",
+            show(before.deadband),
+            show(after.deadband)
+        ));
+    }
+    format!("re-wired: {}", parts.join(", "))
 }
 
 /// Whether two entries of one name differ at most in their logic's
@@ -217,9 +307,8 @@ pub(crate) fn apply_data(
     let running = Spec::of_graph(graph);
     let mut scratch = scratch_of(graph);
     spec.build(&mut scratch, &mut |entry| {
-        running
-            .nodes
-            .contains(entry)
+        (running.nodes.iter())
+            .any(|r| r == entry || r.name == entry.name && same_custom_logic(r, entry))
             .then(|| Box::new(Running(entry.logic.clone())) as Box<dyn CustomLogic>)
     })
     .map_err(|error| format!("the spec does not build: {error}"))?;
@@ -255,7 +344,8 @@ fn apply_spec(
     before_changing: impl FnOnce(),
     custom: &mut crate::Resolve<'_>,
 ) -> Result<Vec<String>, String> {
-    let steps = diff(&Spec::of_graph(graph), new)?;
+    let old = Spec::of_graph(graph);
+    let steps = diff(&old, new)?;
     if steps.is_empty() {
         return Ok(Vec::new());
     }
@@ -267,6 +357,7 @@ fn apply_spec(
             .map_err(|e| format!("'{name}' {}: {}", e.field, e.message))
     };
     let mut retunes = Vec::new();
+    let mut rewires = Vec::new();
     let mut declared = Vec::new();
     let mut added = Vec::new();
     let mut removed = Vec::new();
@@ -284,6 +375,25 @@ fn apply_spec(
             Step::Retune(name, before, after) => {
                 retunes.push((name.clone(), take(&name)?));
                 changes.push(format!("{name}: {before} -> {after}"));
+            }
+            Step::Rewire(name, what) => {
+                let entry = (new.nodes.iter().find(|n| n.name == name))
+                    .ok_or_else(|| format!("'{name}' is not in the new spec"))?;
+                // Custom logic that did not change stays the object running.
+                let keep =
+                    (old.nodes.iter()).any(|r| r.name == name && same_custom_logic(r, entry));
+                let spec = if keep {
+                    let mut running = |e: &NodeEntry| {
+                        Some(Box::new(Running(e.logic.clone())) as Box<dyn CustomLogic>)
+                    };
+                    entry
+                        .node_spec(&mut running)
+                        .map_err(|e| format!("'{name}' {}: {}", e.field, e.message))?
+                } else {
+                    take(&name)?
+                };
+                rewires.push((spec, keep));
+                changes.push(format!("{name}: {what}"));
             }
             Step::Add(name, logic) => {
                 added.push(take(&name)?);
@@ -317,12 +427,17 @@ fn apply_spec(
     for stream in declared {
         stream.declare(graph).map_err(|e| e.to_string())?;
     }
-    for name in removed {
-        graph.retire(&name).map_err(|e| e.to_string())?;
-    }
     for (name, spec) in retunes {
         graph.retune(&name, spec.logic).map_err(|e| e.to_string())?;
     }
+    for (spec, keep) in rewires {
+        graph.rewire(spec, keep).map_err(|e| e.to_string())?;
+    }
+    // After the re-wiring, which may have left what goes.
+    for name in removed {
+        graph.retire(&name).map_err(|e| e.to_string())?;
+    }
+
     if !added.is_empty() {
         graph.register_all(added).map_err(|e| e.to_string())?;
         graph.run_wave();

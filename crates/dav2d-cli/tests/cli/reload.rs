@@ -1,7 +1,8 @@
 //! Hot reload of `dav2d run --watch`: a changed threshold applies in place
 //! keeping windows and alert states (its keys across it transition once,
 //! marked as caused by the reload), a new node is evaluated from the
-//! windows already held, a removed one retires, and a bad config (SIGHUP)
+//! windows already held, a removed one retires, a re-wired one changes in
+//! place keeping its states, and a bad config (SIGHUP)
 //! changes nothing; each counted in `dav2d_reloads_total` and the spec's
 //! version.
 
@@ -157,6 +158,32 @@ fn a_reload_retunes_in_place_adds_nodes_and_refuses_what_it_cannot_apply() {
     let gone = request(&address, "GET", "/state/peak?key=a", "");
     assert!(gone.contains("removed by a reload"), "{gone}");
     assert_eq!(value(&address, "hot", "a"), "tripped");
+    // Re-wiring: hot reads temp itself now, avg gets a deadband; both in
+    // place, hot's states kept (a, at 72 on temp, stays tripped).
+    let rewired = config("60", "    deadband: 1\n").replace("input: avg", "input: temp");
+    std::fs::write(&path, rewired).unwrap();
+    hangup(&child);
+    dav2d_testkit::wait_for("the re-wiring to apply", || version(&address) == 5);
+    let graph = request(&address, "GET", "/graph", "");
+    let graph: serde_json::Value = serde_json::from_str(body(&graph)).unwrap();
+    let node = |name: &str| {
+        let nodes = graph["nodes"].as_array().unwrap();
+        nodes.iter().find(|n| n["name"] == name).unwrap().clone()
+    };
+    assert_eq!(node("hot")["inputs"][0]["name"], "temp", "{graph}");
+    assert_eq!(node("avg")["deadband"], 1.0, "{graph}");
+    assert_eq!(value(&address, "hot", "a"), "tripped");
+    let answer = request(
+        &address,
+        "POST",
+        "/ingest/temp",
+        r#"{"key":"a","value":10}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    dav2d_testkit::wait_for("temp itself to clear a", || {
+        value(&address, "hot", "a") == "ok"
+    });
+    assert_eq!(reloads(&address, "applied"), 4);
     stop(&mut child, "TERM");
     let _ = std::fs::remove_dir_all(dir);
 }

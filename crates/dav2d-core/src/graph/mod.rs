@@ -35,6 +35,7 @@ mod read;
 mod register;
 mod retire;
 mod retune;
+mod rewire;
 mod state;
 mod wave;
 
