@@ -42,6 +42,10 @@ pub struct Context {
     /// subscriptions [`Context::subscribe_outputs`] makes (sources get
     /// `Conflating`).
     pub delivery: Delivery,
+    /// Whether the graph already runs (a hot reload started this
+    /// component): a store then records the live state instead of
+    /// restoring its own over it.
+    pub joining: bool,
 }
 
 impl Context {

@@ -147,6 +147,14 @@ impl Metrics {
         *self.values.write().unwrap_or_else(|p| p.into_inner()) = export;
     }
 
+    /// The per-key values `/metrics` exports now.
+    pub fn exported_values(&self) -> ValueExport {
+        self.values
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Creates the metrics, reading engine counters from `graph` and
     /// components' gauges and health from `health` at each scrape.
     pub fn new(graph: SharedGraph, health: HealthBoard) -> Self {

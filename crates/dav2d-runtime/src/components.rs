@@ -1,10 +1,11 @@
 //! The components a runtime started, held where a hot reload can reach
-//! them: a listed source or sink (`sources:`, `sinks:`) whose settings a
-//! reload changes is stopped and started again alone, a new one started and
-//! a dropped one stopped, while the others keep running. The top-level
-//! `http`, `tcp` and `persistence` sections, the metrics and the cluster
-//! change only with a restart (the HTTP API carries `POST /config` itself,
-//! and the store restores the graph once, at start).
+//! them: a listed source or sink (`sources:`, `sinks:`), the top-level TCP
+//! server or the default store whose settings a reload changes is stopped
+//! and started again alone, a new one started and a dropped one stopped,
+//! while the others keep running. A store started again records the live
+//! graph rather than restoring its own state over it. The HTTP API (which
+//! carries `POST /config`, `/events` and the dashboard), turning the default
+//! store on or off, and the cluster change only with a restart.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,24 +33,33 @@ pub(crate) struct Starter {
 }
 
 impl Starter {
-    fn context(&self, name: &str, kind: &'static str, delivery: Delivery) -> Context {
+    fn context(
+        &self,
+        name: &str,
+        kind: &'static str,
+        delivery: Delivery,
+        joining: bool,
+    ) -> Context {
         Context {
             intake: self.intake.for_component(name, kind),
             io: self.io.clone(),
             health: self.health.clone(),
             durability: Arc::clone(self.health.durability()),
             delivery,
+            joining,
         }
     }
 
-    /// Starts `sink` and pins its health.
+    /// Starts `sink` and pins its health; `joining` when the graph already
+    /// runs (a reload starts it).
     pub(crate) fn start_sink(
         &self,
         sink: Box<dyn Sink>,
         settings: Option<String>,
+        joining: bool,
     ) -> Result<Started, StartError> {
         let (name, kind, delivery) = (sink.name().to_string(), sink.kind(), sink.delivery());
-        let running = sink.start(self.context(&name, kind, delivery))?;
+        let running = sink.start(self.context(&name, kind, delivery, joining))?;
         Ok(self.pinned(name, kind, running, settings))
     }
 
@@ -58,9 +68,11 @@ impl Starter {
         &self,
         source: Box<dyn Source>,
         settings: Option<String>,
+        joining: bool,
     ) -> Result<Started, StartError> {
         let (name, kind) = (source.name().to_string(), source.kind());
-        let running = source.start(self.context(&name, kind, Delivery::Conflating))?;
+        let context = self.context(&name, kind, Delivery::Conflating, joining);
+        let running = source.start(context)?;
         Ok(self.pinned(name, kind, running, settings))
     }
 
@@ -95,6 +107,9 @@ pub(crate) struct Components {
     /// What only a restart changes (see the module's description), as
     /// started.
     pub(crate) fixed: String,
+    /// The default store's statistics, which a store started again keeps
+    /// reporting into (the summary and `/metrics` read them).
+    pub(crate) store_stats: Option<Arc<dav2d_store::PersistStats>>,
 }
 
 /// The components, shared by a runtime and its reloaders.
@@ -106,34 +121,53 @@ fn settings_of(setting: &dyn std::fmt::Debug) -> String {
     format!("{setting:?}")
 }
 
-/// Listed components' settings by name.
+/// Restartable components' settings by name.
 pub(crate) type Listed = Vec<(String, String)>;
 
-/// The settings of `plan`'s listed sources and sinks, by name.
+/// The settings of what a reload may restart alone, by name: the top-level
+/// TCP server and the listed sources; the default store and the listed
+/// sinks.
 pub(crate) fn listed(plan: &Plan) -> (Listed, Listed) {
-    let sources = (plan.sources.iter())
-        .map(|p| (p.name.clone(), settings_of(&p.spec)))
+    let tcp = (plan.tcp.iter()).map(|t| ("tcp".to_string(), settings_of(t)));
+    let sources = tcp
+        .chain(
+            plan.sources
+                .iter()
+                .map(|p| (p.name.clone(), settings_of(&p.spec))),
+        )
         .collect();
-    let sinks = (plan.sinks.iter())
-        .map(|p| (p.name.clone(), settings_of(&p.spec)))
+    let store = (plan.persistence.iter()).map(|p| ("persistence".to_string(), settings_of(p)));
+    let sinks = store
+        .chain(
+            plan.sinks
+                .iter()
+                .map(|p| (p.name.clone(), settings_of(&p.spec))),
+        )
         .collect();
     (sources, sinks)
 }
 
 /// What only a restart changes of a plan built into `graph`: the spec's
-/// components less the listed sources and sinks.
+/// components less the restartable ones, and whether the default store is
+/// on.
 pub(crate) fn fixed_of(graph: &dav2d_core::Graph, plan: &Plan) -> String {
     let mut spec = crate::Spec::of_plan(graph, plan);
-    let listed: Vec<&str> = (plan.sources.iter().map(|p| p.name.as_str()))
-        .chain(plan.sinks.iter().map(|p| p.name.as_str()))
+    let (sources, sinks) = listed(plan);
+    let restartable: Vec<&str> = (sources.iter().chain(&sinks))
+        .map(|(name, _)| name.as_str())
         .collect();
-    spec.sources.retain(|c| !listed.contains(&c.name.as_str()));
-    spec.sinks.retain(|c| !listed.contains(&c.name.as_str()));
-    spec.components_json()
+    spec.sources
+        .retain(|c| !restartable.contains(&c.name.as_str()));
+    spec.sinks
+        .retain(|c| !restartable.contains(&c.name.as_str()));
+    let store_on = spec.persistence.take().is_some();
+    spec.metrics = crate::spec::MetricsSpec::default();
+    format!("{} store={store_on}", spec.components_json())
 }
 
 impl Components {
-    /// Brings the listed sources and sinks to what `plan` lists: each one
+    /// Brings the restartable sources and sinks (see [`listed`]) to what
+    /// `plan` has: each one
     /// whose settings changed is stopped and started again, a new one
     /// started, one `plan` lacks stopped; the others are untouched. Returns
     /// a line per change (a start that failed says so: that component is
@@ -145,23 +179,42 @@ impl Components {
         let gone_sources = stop_changed(&mut self.sources, &sources, &self.starter);
         let gone_sinks = stop_changed(&mut self.sinks, &sinks, &self.starter);
         let mut changes = Vec::new();
-        for planned in &plan.sinks {
-            if !self.sinks.iter().any(|s| s.name == planned.name) {
-                let sink = planned.spec.build(&planned.name);
-                let started = self
-                    .starter
-                    .start_sink(sink, Some(settings_of(&planned.spec)));
-                let line = report("sink", &planned.name, &gone_sinks, &started);
+        for (name, settings) in &sinks {
+            if !self.sinks.iter().any(|s| s.name == *name) {
+                let sink = match (&plan.persistence, name.as_str()) {
+                    (Some(store), "persistence") => {
+                        let sink = store.clone().build("persistence");
+                        let sink = match &self.store_stats {
+                            Some(stats) => sink.with_stats(Arc::clone(stats)),
+                            None => sink,
+                        };
+                        Box::new(sink) as Box<dyn Sink>
+                    }
+                    _ => match plan.sinks.iter().find(|p| p.name == *name) {
+                        Some(planned) => planned.spec.build(name),
+                        None => continue,
+                    },
+                };
+                let started = self.starter.start_sink(sink, Some(settings.clone()), true);
+                let line = report("sink", name, &gone_sinks, &started);
                 self.sinks.extend(started);
                 changes.push(line);
             }
         }
-        for planned in &plan.sources {
-            if !self.sources.iter().any(|s| s.name == planned.name) {
-                let setting = format!("{}.bind", planned.setting);
-                let source = planned.spec.build(&planned.name, &setting);
-                let started = (self.starter).start_source(source, Some(settings_of(&planned.spec)));
-                let line = report("source", &planned.name, &gone_sources, &started);
+        for (name, settings) in &sources {
+            if !self.sources.iter().any(|s| s.name == *name) {
+                let source = match (&plan.tcp, name.as_str()) {
+                    (Some(tcp), "tcp") => Box::new(tcp.clone().build("tcp", "tcp.bind")),
+                    _ => match plan.sources.iter().find(|p| p.name == *name) {
+                        Some(planned) => {
+                            let setting = format!("{}.bind", planned.setting);
+                            planned.spec.build(name, &setting)
+                        }
+                        None => continue,
+                    },
+                };
+                let started = (self.starter).start_source(source, Some(settings.clone()), true);
+                let line = report("source", name, &gone_sources, &started);
                 self.sources.extend(started);
                 changes.push(line);
             }

@@ -19,15 +19,17 @@
 //!   takes its new bounds, late policy and longer history in place;
 //! - a node or constraint the new config lacks is retired
 //!   ([`dav2d_core::Graph::retire`]): reading it says it was removed;
-//! - then a listed source or sink (`sources:`, `sinks:`) whose settings
-//!   changed is restarted alone, a new one started and a dropped one
-//!   stopped ([`crate::components`]); the others keep running.
+//! - then a listed source or sink (`sources:`, `sinks:`), the top-level
+//!   TCP server or the default store whose settings changed is restarted
+//!   alone, a new one started and a dropped one stopped
+//!   ([`crate::components`]); the others keep running; the metrics export
+//!   the new values at once.
 //!
 //! What this does not change live is refused, naming it, and changes
 //! nothing: an offloaded node's change, a node re-wired onto a node
 //! evaluated after it (registered later, or added by the same reload), a
-//! stream's type, and the top-level `http`, `tcp` or `persistence` section,
-//! the metrics or the cluster. Those need a restart.
+//! stream's type, the top-level `http` section, turning the default store
+//! on or off, and the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
 
@@ -259,7 +261,7 @@ pub(crate) fn apply(
         .map_err(|error| error.to_string())?;
     if fixed.is_some_and(|old| old != crate::components::fixed_of(&scratch, plan)) {
         return Err(
-            "the new config changes the top-level http, tcp or persistence section, the metrics or the cluster; those change only with a restart (listed sources and sinks restart alone)"
+            "the new config changes the top-level http section (the HTTP API carries POST /config, /events and the dashboard), turns the default store on or off, or changes the cluster; those change only with a restart (the TCP server, the store's settings, the metrics and listed sources and sinks change live)"
                 .to_string(),
         );
     }
@@ -546,9 +548,20 @@ impl Reloader {
                 self.health.describe_components(described);
                 changes
             };
-            // Listed sources and sinks restart after the graph changed, so a
-            // sink reads the names the new graph has.
-            let restarted = components.restart_changed(plan);
+            // Sources and sinks restart after the graph changed, so a sink
+            // reads the names the new graph has.
+            let mut restarted = components.restart_changed(plan);
+            let exported = self.metrics.exported_values();
+            if exported != plan.values {
+                self.metrics.export_values(plan.values.clone());
+                restarted.push(format!(
+                    "metrics: values [{}] (at most {} keys) -> [{}] (at most {} keys)",
+                    exported.names.join(", "),
+                    exported.max_keys,
+                    plan.values.names.join(", "),
+                    plan.values.max_keys
+                ));
+            }
             if !restarted.is_empty() {
                 before_changing();
             }

@@ -106,6 +106,7 @@ impl Runtime {
                 health: health.clone(),
             },
             fixed,
+            store_stats: None,
         };
         let shared = Arc::new(Mutex::new(components));
         let mut runtime = Runtime {
@@ -126,17 +127,18 @@ impl Runtime {
         // that fails to start leaves nothing running: dropping the runtime
         // stops them in order.
         let (sinks, persistence) = plan.build_sinks();
-        runtime.persistence = persistence;
+        runtime.persistence = persistence.clone();
         {
             let mut started = shared.lock().unwrap_or_else(|p| p.into_inner());
+            started.store_stats = persistence;
             for sink in sinks {
                 let listed = settings(&listed_sinks, sink.name());
-                let sink = started.starter.start_sink(sink, listed)?;
+                let sink = started.starter.start_sink(sink, listed, false)?;
                 started.sinks.push(sink);
             }
             for source in plan.build_sources() {
                 let listed = settings(&listed_sources, source.name());
-                let source = started.starter.start_source(source, listed)?;
+                let source = started.starter.start_source(source, listed, false)?;
                 started.sources.push(source);
             }
         }

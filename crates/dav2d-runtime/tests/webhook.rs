@@ -287,14 +287,27 @@ fn a_reload_restarts_a_changed_sink_alone_and_starts_and_stops_listed_sources() 
     brokers::wait_for("the port to close", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     });
-    // What only a restart changes is refused, and nothing changed.
-    let moved = reload_config(second.address, audit.address, "")
-        .replace("tcp:\n  enabled: false", "tcp:\n  bind: 127.0.0.1:0");
-    let error = reload(&moved).unwrap_err();
-    assert!(
-        error.contains("top-level http, tcp or persistence"),
-        "{error}"
+    // The top-level TCP server is started (and stopped) alone too.
+    let port = brokers::free_port();
+    let top = reload_config(second.address, audit.address, "").replace(
+        "tcp:\n  enabled: false",
+        &format!("tcp:\n  bind: 127.0.0.1:{port}"),
     );
+    assert_eq!(reload(&top).unwrap().changes, ["source tcp: started"]);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(b"{\"stream\": \"t\", \"key\": \"top\", \"value\": 8}\n")
+        .unwrap();
+    brokers::wait_for("the sample through the top-level TCP server", || {
+        brokers::latest(&graph, "t", "top") == Some(Value::Float(8.0))
+    });
+    drop(tcp);
+    // What only a restart changes is refused, and nothing changed.
+    let moved = top.replace(
+        "http:\n  bind: 127.0.0.1:0",
+        "http:\n  bind: 127.0.0.1:0\n  token: abc",
+    );
+    let error = reload(&moved).unwrap_err();
+    assert!(error.contains("top-level http section"), "{error}");
     push(60.0);
     brokers::wait_for("the next trip at the new receiver", || {
         second.bodies.lock().unwrap().len() == 2 && audit.bodies.lock().unwrap().len() == 3

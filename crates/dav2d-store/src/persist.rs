@@ -213,6 +213,32 @@ impl Persister {
         graph: &SharedGraph,
         stats: Arc<PersistStats>,
     ) -> Result<(Persister, Restored), StoreError> {
+        Self::open_as(dir, options, schedule, streams, graph, stats, true)
+    }
+
+    /// As [`Persister::open`], beside a graph that already runs (a store a
+    /// hot reload started): nothing is restored into the graph, and its
+    /// live state is checkpointed at once ([`Store::open_beside`]).
+    pub fn open_beside(
+        dir: &std::path::Path,
+        options: StoreOptions,
+        schedule: Schedule,
+        streams: &[String],
+        graph: &SharedGraph,
+        stats: Arc<PersistStats>,
+    ) -> Result<Persister, StoreError> {
+        Ok(Self::open_as(dir, options, schedule, streams, graph, stats, false)?.0)
+    }
+
+    fn open_as(
+        dir: &std::path::Path,
+        options: StoreOptions,
+        schedule: Schedule,
+        streams: &[String],
+        graph: &SharedGraph,
+        stats: Arc<PersistStats>,
+        restore: bool,
+    ) -> Result<(Persister, Restored), StoreError> {
         let fsync = options.wal.fsync;
         let backlog = options.backlog.max(1);
         let pixels = options.pixels.clone();
@@ -226,9 +252,17 @@ impl Persister {
             }
         }
         let clock = Arc::clone(locked.clock());
-        let (store, restored) = Store::open(dir, options, clock, &mut locked)?;
-        // Readers see the restored state at once, not after the next sample.
-        locked.run_wave();
+        let (store, restored) = if restore {
+            let opened = Store::open(dir, options, clock, &mut locked)?;
+            // Readers see the restored state at once, not after the next sample.
+            locked.run_wave();
+            opened
+        } else {
+            (
+                Store::open_beside(dir, options, clock)?,
+                Restored::default(),
+            )
+        };
         stats
             .replayed
             .store(restored.replayed as u64, Ordering::Relaxed);
@@ -253,10 +287,13 @@ impl Persister {
             .subscribe_many(&names, dav2d_core::SubscriptionMode::Lossless, backlog)
             .map_err(|error| StoreError::Names(error.to_string()))?;
         drop(locked);
-        Ok((
-            Persister::new(store, updates, schedule, fsync, stats).with_marks(graph),
-            restored,
-        ))
+        let mut persister =
+            Persister::new(store, updates, schedule, fsync, stats).with_marks(graph);
+        if !restore {
+            // The store holds another state than the graph's: record it now.
+            persister.next_checkpoint = persister.store.ledger().now_ns();
+        }
+        Ok((persister, restored))
     }
 
     /// A persister writing `updates` (a subscription to the names to keep)

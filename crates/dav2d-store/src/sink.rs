@@ -63,6 +63,13 @@ pub struct PersistenceSink {
 }
 
 impl PersistenceSink {
+    /// The sink reporting into `stats` (a store a reload starts again
+    /// keeps reporting where the first one did).
+    pub fn with_stats(mut self, stats: Arc<PersistStats>) -> PersistenceSink {
+        self.stats = stats;
+        self
+    }
+
     /// What the persistence thread will report, shared before it starts.
     pub fn stats(&self) -> Arc<PersistStats> {
         Arc::clone(&self.stats)
@@ -158,14 +165,29 @@ impl Sink for PersistenceSink {
             segment_bytes: config.store.wal.segment_bytes,
         };
         let graph = context.graph().clone();
-        let (mut persister, restored) = Persister::open(
-            &config.dir,
-            config.store.clone(),
-            schedule,
-            &config.streams,
-            &graph,
-            Arc::clone(&self.stats),
-        )
+        // A store a reload started joins a running graph: it records the
+        // live state instead of restoring its own over it.
+        let opened = if context.joining {
+            Persister::open_beside(
+                &config.dir,
+                config.store.clone(),
+                schedule,
+                &config.streams,
+                &graph,
+                Arc::clone(&self.stats),
+            )
+            .map(|persister| (persister, crate::Restored::default()))
+        } else {
+            Persister::open(
+                &config.dir,
+                config.store.clone(),
+                schedule,
+                &config.streams,
+                &graph,
+                Arc::clone(&self.stats),
+            )
+        };
+        let (mut persister, restored) = opened
         .map_err(|error| match error {
             StoreError::Names(message) => StartError::Other(message),
             error => StartError::Other(format!(

@@ -116,6 +116,27 @@ impl Store {
         clock: Arc<dyn Clock>,
         graph: &mut Graph,
     ) -> Result<(Store, Restored), StoreError> {
+        Self::open_into(dir, options, clock, Some(graph))
+    }
+
+    /// Opens the store in `dir` beside a graph that already runs (a store a
+    /// hot reload started): nothing is restored into the graph, whose live
+    /// state wins; checkpoint it at once, so the log already there is not
+    /// replayed by the next start.
+    pub fn open_beside(
+        dir: &Path,
+        options: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
+        Ok(Self::open_into(dir, options, clock, None)?.0)
+    }
+
+    fn open_into(
+        dir: &Path,
+        options: StoreOptions,
+        clock: Arc<dyn Clock>,
+        mut graph: Option<&mut Graph>,
+    ) -> Result<(Store, Restored), StoreError> {
         let mut ledger = Ledger::new(options.max_file_actions_per_day, clock);
         let (wal, recovery) = Wal::open(dir, options.wal, &mut ledger)?;
         let mut restored = Restored {
@@ -124,12 +145,22 @@ impl Store {
         };
         let mut wal_from = 0;
         if let Some(kept) = checkpoint::read_full(dir)? {
-            restored.checkpoint = true;
-            restored.skipped_names = graph.import_state(&kept.state);
             wal_from = kept.wal_from;
             ledger.restore(kept.ledger);
+            if let Some(graph) = graph.as_deref_mut() {
+                restored.checkpoint = true;
+                restored.skipped_names = graph.import_state(&kept.state);
+            }
         }
-        for record in recovery.records_from(wal_from) {
+        // Beside a running graph, the log is not replayed into it.
+        let records: &[Vec<u8>] = match graph {
+            Some(_) => recovery.records_from(wal_from),
+            None => &[],
+        };
+        for record in records {
+            let Some(graph) = graph.as_deref_mut() else {
+                break;
+            };
             let replayed = match decode_sample(record) {
                 Ok((stream, key, ts, value)) => graph.restore_sample(&stream, &key, ts, value),
                 Err(_) => false,
