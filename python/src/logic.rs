@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dav2d_core::{CustomLogic, Evaluation, Outcome, Value};
+use dav2d_core::{CustomLogic, Evaluation, Outcome, Value, WindowSnapshot};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -38,6 +38,14 @@ pub fn refuse_reentry() -> PyResult<()> {
     Ok(())
 }
 
+/// Whether this struct's reference to `window` is its only one (the logic
+/// kept none). Read while attached to the interpreter.
+fn only_reference(window: &Py<PyWindow>) -> bool {
+    // SAFETY: `window` is a live object we hold a strong reference to, and
+    // its reference count is only read (callers hold the GIL).
+    unsafe { pyo3::ffi::Py_REFCNT(window.as_ptr()) == 1 }
+}
+
 /// A Python callable evaluated for each key with one `Window` per input.
 pub struct PyLogic {
     callable: Py<PyAny>,
@@ -47,6 +55,9 @@ pub struct PyLogic {
     batch: Option<Vec<usize>>,
     last_logged: Option<Instant>,
     suppressed: u64,
+    /// The window object passed last, reused for the next call when the
+    /// logic kept no reference to it (see [`PyLogic::window`]).
+    spare: Option<Py<PyWindow>>,
 }
 
 impl PyLogic {
@@ -66,24 +77,66 @@ impl PyLogic {
             batch: None,
             last_logged: None,
             suppressed: 0,
+            spare: None,
         }
     }
 
+    /// The window object for a single-input call: the one passed last
+    /// when nothing else holds it (the logic kept no reference, so no one
+    /// can see it change), else a new one. Either way it is the spare after.
+    fn window<'py>(
+        &mut self,
+        py: Python<'py>,
+        snapshot: dav2d_core::WindowSnapshot,
+        key: &Arc<str>,
+    ) -> PyResult<Bound<'py, PyWindow>> {
+        if let Some(spare) = &self.spare
+            && only_reference(spare)
+            && let Ok(mut window) = spare.bind(py).try_borrow_mut()
+        {
+            window.reset(snapshot, key);
+            drop(window);
+            return Ok(spare.bind(py).clone());
+        }
+        let window = Bound::new(py, PyWindow::new(snapshot, Arc::clone(key)))?;
+        self.spare = Some(window.clone().unbind());
+        Ok(window)
+    }
+
     fn evaluate_one(
-        &self,
+        &mut self,
         py: Python<'_>,
         node: &str,
-        item: &Evaluation,
+        item: &mut Evaluation,
     ) -> Result<Outcome, PyErr> {
         let window = |w: &dav2d_core::WindowSnapshot| {
             Py::new(py, PyWindow::new(w.clone(), Arc::clone(&item.key)))
         };
-        let callable = self.callable.bind(py);
-        let result = match item.inputs.as_slice() {
-            // The common case without building a Vec first.
-            [one] => callable.call1((window(one)?,))?,
-            many => {
-                let windows = many.iter().map(window).collect::<PyResult<Vec<_>>>()?;
+        let result = match item.inputs.len() {
+            // The common case: no Vec, and the window object reused (with
+            // the snapshot moved in: the engine clears the inputs anyway).
+            1 => {
+                let one = item.inputs.pop().unwrap_or_else(WindowSnapshot::none);
+                let window = self.window(py, one, &item.key)?;
+                let result = self.callable.bind(py).call1((&window,));
+                drop(window);
+                // A window the logic let go of holds no snapshot until the
+                // next call, so the engine's next write needs no copy.
+                if let Some(spare) = &self.spare
+                    && only_reference(spare)
+                    && let Ok(mut window) = spare.bind(py).try_borrow_mut()
+                {
+                    window.release();
+                }
+                result?
+            }
+            _ => {
+                let callable = self.callable.bind(py);
+                let windows = item
+                    .inputs
+                    .iter()
+                    .map(window)
+                    .collect::<PyResult<Vec<_>>>()?;
                 callable.call1(PyTuple::new(py, windows)?)?
             }
         };

@@ -13,7 +13,7 @@ use crate::convert::to_python;
 /// `sum()`, and `numpy.asarray(window)` without copying (read-only). The
 /// view stays valid after the call: the engine copies its ring on the next
 /// write instead of changing what a kept view shows.
-#[pyclass(module = "dav2d._dav2d", name = "Window", frozen)]
+#[pyclass(module = "dav2d._dav2d", name = "Window")]
 pub struct PyWindow {
     snapshot: WindowSnapshot,
     key: std::sync::Arc<str>,
@@ -23,6 +23,20 @@ impl PyWindow {
     /// Wraps a snapshot (the key is shared, not copied).
     pub fn new(snapshot: WindowSnapshot, key: std::sync::Arc<str>) -> Self {
         Self { snapshot, key }
+    }
+
+    /// Points a window no one else holds at another snapshot and key
+    /// (node logic reuses its window object between calls).
+    pub fn reset(&mut self, snapshot: WindowSnapshot, key: &std::sync::Arc<str>) {
+        self.snapshot = snapshot;
+        if !std::sync::Arc::ptr_eq(&self.key, key) {
+            self.key = std::sync::Arc::clone(key);
+        }
+    }
+
+    /// Lets go of the snapshot (a window kept by no one between calls).
+    pub fn release(&mut self) {
+        self.snapshot = WindowSnapshot::none();
     }
 
     fn list<'py>(

@@ -87,6 +87,29 @@ def test_a_kept_window_view_does_not_change_under_later_samples():
     assert np.asarray(graph.window("s", "k", 2)).tolist() == [2.0, 3.0]
 
 
+def test_windows_node_logic_keeps_never_change_under_later_calls():
+    """The logic's window object is reused between calls only when the
+    logic kept no reference to it: a kept window, or an array over it,
+    shows what it showed."""
+    graph = Graph()
+    kept, arrays = [], []
+
+    def keep(window):
+        if len(kept) < 2:
+            kept.append(window)
+        elif len(arrays) < 2:
+            arrays.append(np.asarray(window))
+        return window[-1]
+
+    Node("kept", input_source="s", window=2, policy="all", logic=keep).register(graph)
+    for value in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]:
+        graph.push("s", value, key="k" if value < 5 else "other")
+    assert [list(w) for w in kept] == [[1.0], [1.0, 2.0]]
+    assert [w.key for w in kept] == ["k", "k"]
+    assert [a.tolist() for a in arrays] == [[2.0, 3.0], [3.0, 4.0]]
+    assert graph.latest("kept", "other") == 6.0 and graph.latest("kept", "k") == 4.0
+
+
 def test_node_options_inputs_window_priority_deadband_policy():
     graph = Graph()
     calls = []

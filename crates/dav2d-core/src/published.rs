@@ -64,18 +64,20 @@ impl StreamStates {
             .map(|(_, reading)| reading)
     }
 
-    fn set(&mut self, slot: u32, key: Arc<str>, reading: Reading) {
+    fn set(&mut self, slot: u32, key: Option<Arc<str>>, reading: Reading) {
         let index = slot as usize;
         if index >= self.slots.len() {
             self.slots.resize_with(index + 1, || None);
         }
-        match &mut self.slots[index] {
-            Some((_, current)) => *current = reading,
-            empty => {
+        match (&mut self.slots[index], key) {
+            (Some((_, current)), _) => *current = reading,
+            (empty, Some(key)) => {
                 self.slot_of_key.insert(Arc::clone(&key), slot);
                 self.ordered.insert(Arc::clone(&key), slot);
                 *empty = Some((key, reading));
             }
+            // The engine sends the key with a slot's first publication.
+            (None, None) => {}
         }
     }
 }
@@ -107,8 +109,9 @@ pub(crate) struct Publication {
     pub(crate) node_counters: Vec<NodeCounters>,
     pub(crate) stream_counters: Vec<StreamCounters>,
     pub(crate) stats: GraphStats,
-    /// Changed slots: (stream index, slot, key, reading).
-    pub(crate) changed: Vec<(usize, u32, Arc<str>, Reading)>,
+    /// Changed slots: (stream index, slot, key, reading); the key only the
+    /// first time a slot is published (its slot holds it after).
+    pub(crate) changed: Vec<(usize, u32, Option<Arc<str>>, Reading)>,
 }
 
 /// The engine's published state, shared with readers (see the module docs).

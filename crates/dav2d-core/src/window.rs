@@ -441,6 +441,20 @@ pub struct WindowSnapshot {
 }
 
 impl WindowSnapshot {
+    /// An empty window that allocates nothing: every one shares the same
+    /// empty vectors (for a holder letting go of its snapshot on a hot path).
+    pub fn none() -> Self {
+        static TS: std::sync::LazyLock<Arc<Vec<i64>>> = std::sync::LazyLock::new(Arc::default);
+        static NUM: std::sync::LazyLock<Arc<Vec<f64>>> = std::sync::LazyLock::new(Arc::default);
+        Self {
+            ts: Arc::clone(&TS),
+            num: Arc::clone(&NUM),
+            values: None,
+            start: 0,
+            len: 0,
+        }
+    }
+
     /// An empty window.
     pub fn empty() -> Self {
         Self {

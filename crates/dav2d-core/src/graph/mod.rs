@@ -82,6 +82,8 @@ struct Slot {
     downstream: Vec<u32>,
     /// Whether the read model has yet to see this slot's latest change.
     unpublished: bool,
+    /// Whether the read model holds this slot (and its key) already.
+    in_model: bool,
 }
 
 struct Stream {
@@ -237,6 +239,9 @@ pub struct Graph {
     /// What caused the wave running now, when not a sample (`reload`):
     /// given to its transitions.
     cause: Option<&'static str>,
+    /// A custom node's batch and its targets, kept between waves so the
+    /// evaluations and their input vectors are reused.
+    custom_scratch: (Vec<crate::logic::Evaluation>, Vec<(u32, i64)>),
 }
 
 impl fmt::Debug for Graph {
@@ -266,6 +271,7 @@ impl Graph {
             stats: GraphStats::default(),
             rejected_by_reason: FxHashMap::default(),
             cause: None,
+            custom_scratch: (Vec::new(), Vec::new()),
             state_names: [
                 ConstraintState::Ok,
                 ConstraintState::Tripped,
@@ -594,6 +600,7 @@ impl Graph {
             all_stamp: u64::MAX,
             downstream: Vec::new(),
             unpublished: false,
+            in_model: false,
         });
         s.slot_of_key.insert(key, slot);
         let producer = s.producer;

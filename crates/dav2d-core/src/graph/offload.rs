@@ -112,7 +112,7 @@ impl Graph {
     /// are evaluated in a wave, published as usual) and queues the node's
     /// next job if newer inputs arrived while it ran. Returns false (and
     /// drops the job) if it is not one of this graph's jobs.
-    pub fn complete(&mut self, job: Job) -> bool {
+    pub fn complete(&mut self, mut job: Job) -> bool {
         let id = job.node;
         let Some(node) = self.nodes.get_mut(id.index()) else {
             return false;
@@ -146,7 +146,7 @@ impl Graph {
             self.pending.insert(id.index());
         }
         if ran {
-            self.apply_outcomes(id, job.batch, job.targets);
+            self.apply_outcomes(id, &mut job.batch, &job.targets);
         }
         self.run_wave();
         true

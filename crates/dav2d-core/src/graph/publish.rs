@@ -94,12 +94,9 @@ impl Graph {
                 }),
                 error: slot_ref.error.clone(),
             };
-            changed.push((
-                stream.index(),
-                slot,
-                Arc::clone(&self.keys[slot_ref.key.index()]),
-                reading,
-            ));
+            let key = (!slot_ref.in_model).then(|| Arc::clone(&self.keys[slot_ref.key.index()]));
+            slot_ref.in_model = true;
+            changed.push((stream.index(), slot, key, reading));
         }
         let mut stats = self.stats.clone();
         if publishing.rejected != self.stats.rejected {

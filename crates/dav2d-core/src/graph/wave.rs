@@ -253,50 +253,84 @@ impl Graph {
         id: NodeId,
         pending: &[u32],
     ) -> (Vec<Evaluation>, Vec<(u32, i64)>) {
-        let input_count = self.nodes[id.index()].inputs.len();
         let mut batch = Vec::with_capacity(pending.len());
         let mut targets = Vec::with_capacity(pending.len());
+        let used = self.fill_custom_batch(id, pending, &mut batch, &mut targets);
+        batch.truncate(used);
+        (batch, targets)
+    }
+
+    /// Fills `batch` from its start with an evaluation per pending key
+    /// whose inputs all hold it (reusing the evaluations and input vectors
+    /// already there), and `targets` with each one's (output slot, time).
+    /// Returns how many evaluations were filled.
+    fn fill_custom_batch(
+        &mut self,
+        id: NodeId,
+        pending: &[u32],
+        batch: &mut Vec<Evaluation>,
+        targets: &mut Vec<(u32, i64)>,
+    ) -> usize {
+        let input_count = self.nodes[id.index()].inputs.len();
+        let mut used = 0;
+        let output = self.nodes[id.index()].output;
         'keys: for &out in pending {
-            let mut inputs = Vec::with_capacity(input_count);
+            let key = &self.keys[self.streams[output.index()].slots[out as usize].key.index()];
+            if used == batch.len() {
+                batch.push(Evaluation {
+                    key: Arc::clone(key),
+                    inputs: Vec::with_capacity(input_count),
+                    outcome: Outcome::Skip,
+                });
+            } else if !Arc::ptr_eq(&batch[used].key, key) {
+                batch[used].key = Arc::clone(key);
+            }
+            batch[used].inputs.clear();
             let mut ts = i64::MIN;
             for input in 0..input_count {
                 let Some(slot) = self.input_slot(id, out, input) else {
                     self.nodes[id.index()].stats.waiting += 1;
+                    batch[used].inputs.clear();
                     continue 'keys;
                 };
                 let node_input = &self.nodes[id.index()].inputs[input];
                 let series = &self.streams[node_input.stream.index()].slots[slot as usize].series;
                 ts = ts.max(series.latest_ts().unwrap_or(i64::MIN));
                 let (window, overflow) = series.window_len(node_input.window, node_input.span);
-                inputs.push(series.snapshot(window));
+                batch[used].inputs.push(series.snapshot(window));
                 self.nodes[id.index()].stats.window_overflow += u64::from(overflow);
             }
-            let output = self.nodes[id.index()].output;
-            let key = self.streams[output.index()].slots[out as usize].key;
-            batch.push(Evaluation {
-                key: Arc::clone(&self.keys[key.index()]),
-                inputs,
-                outcome: Outcome::Skip,
-            });
+            batch[used].outcome = Outcome::Skip;
             targets.push((out, ts));
+            used += 1;
         }
-        (batch, targets)
+        used
     }
 
     pub(super) fn evaluate_custom(&mut self, id: NodeId, pending: &[u32]) {
-        let (mut batch, targets) = self.custom_batch(id, pending);
-        if batch.is_empty() {
-            return;
+        // The batch's evaluations and their input vectors are kept between
+        // waves, so the steady path allocates none.
+        let mut batch = std::mem::take(&mut self.custom_scratch.0);
+        let mut targets = std::mem::take(&mut self.custom_scratch.1);
+        targets.clear();
+        let used = self.fill_custom_batch(id, pending, &mut batch, &mut targets);
+        if used > 0 {
+            let node = &mut self.nodes[id.index()];
+            match std::mem::replace(&mut node.logic, NodeLogic::Running) {
+                NodeLogic::Custom(mut logic) => {
+                    let name = Arc::clone(&node.name);
+                    logic.evaluate_batch(&name, &mut batch[..used]);
+                    self.nodes[id.index()].logic = NodeLogic::Custom(logic);
+                    self.apply_outcomes(id, &mut batch[..used], &targets);
+                }
+                other => node.logic = other,
+            }
         }
-        let node = &mut self.nodes[id.index()];
-        let NodeLogic::Custom(mut logic) = std::mem::replace(&mut node.logic, NodeLogic::Running)
-        else {
-            return;
-        };
-        let name = Arc::clone(&node.name);
-        logic.evaluate_batch(&name, &mut batch);
-        self.nodes[id.index()].logic = NodeLogic::Custom(logic);
-        self.apply_outcomes(id, batch, targets);
+        // Snapshots held past the wave would make the next write copy its ring.
+        for evaluation in &mut batch[..used] {
+            evaluation.inputs.clear();
+        }
+        self.custom_scratch = (batch, targets);
     }
 
     /// Counts a custom batch and writes its outcomes (outputs queue the
@@ -304,15 +338,15 @@ impl Graph {
     pub(super) fn apply_outcomes(
         &mut self,
         id: NodeId,
-        batch: Vec<Evaluation>,
-        targets: Vec<(u32, i64)>,
+        batch: &mut [Evaluation],
+        targets: &[(u32, i64)],
     ) {
         let node = &mut self.nodes[id.index()];
         node.stats.evaluations += batch.len() as u64;
         node.stats.batches += 1;
         self.stats.evaluations += batch.len() as u64;
-        for (evaluation, (out, ts)) in batch.into_iter().zip(targets) {
-            match evaluation.outcome {
+        for (evaluation, &(out, ts)) in batch.iter_mut().zip(targets) {
+            match std::mem::replace(&mut evaluation.outcome, Outcome::Skip) {
                 Outcome::Output(value) => self.emit(id, out, value, ts, None),
                 Outcome::Skip => {}
                 Outcome::Failed(error) => self.fail(id, out, error, ts),
