@@ -612,7 +612,7 @@ impl PyGraph {
             None => None,
         };
         let single: String;
-        let many: Vec<String>;
+        let many: Vec<Bound<'py, pyo3::types::PyString>>;
         let key_refs: Vec<&str>;
         let keys = match keys {
             None => Keys::One(""),
@@ -621,10 +621,11 @@ impl PyGraph {
                 Keys::One(&single)
             }
             Some(k) => {
+                // Borrowed from the Python strings, not copied.
                 many = k.extract().map_err(|_| {
                     crate::error::invalid("keys must be a string or a sequence of strings")
                 })?;
-                key_refs = many.iter().map(String::as_str).collect();
+                key_refs = many.iter().map(|k| k.to_str()).collect::<PyResult<_>>()?;
                 Keys::Many(&key_refs)
             }
         };

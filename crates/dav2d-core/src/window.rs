@@ -441,6 +441,23 @@ pub struct WindowSnapshot {
 }
 
 impl WindowSnapshot {
+    /// The `len` samples ending before `end` of a column (timestamps and
+    /// numbers shared, not copied): a window of a run evaluated column-wise.
+    pub(crate) fn of_column(
+        ts: &Arc<Vec<i64>>,
+        num: &Arc<Vec<f64>>,
+        end: usize,
+        len: usize,
+    ) -> Self {
+        Self {
+            ts: Arc::clone(ts),
+            num: Arc::clone(num),
+            values: None,
+            start: end - len,
+            len,
+        }
+    }
+
     /// An empty window that allocates nothing: every one shares the same
     /// empty vectors (for a holder letting go of its snapshot on a hot path).
     pub fn none() -> Self {

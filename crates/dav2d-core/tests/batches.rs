@@ -143,6 +143,39 @@ fn columnar_runs_match_per_sample_waves() {
 }
 
 #[test]
+fn custom_logic_over_a_run_matches_per_sample_waves_in_one_batch_per_chunk() {
+    // Python-like logic on an `all` edge: it outputs, skips and fails.
+    fn make() -> Vec<NodeSpec> {
+        let spread = |_: &str, windows: &[Vec<f64>]| {
+            let w = &windows[0];
+            match w.last() {
+                Some(&last) if last > 99.0 => Outcome::Failed(Arc::from("too hot")),
+                _ if w.len() < 3 => Outcome::Skip,
+                Some(&last) => Outcome::Output(Value::Float(last - w[0])),
+                None => Outcome::Skip,
+            }
+        };
+        vec![
+            custom("spread", &[("in", 4)], spread).with_policy(EdgePolicy::All),
+            NodeSpec::builtin("wide", "spread", Builtin::Max { n: 3 }),
+        ]
+    }
+    // `wide` reads `latest`: once per run, as a wave after the batch would.
+    check_columnar_matches_per_sample(make, &["spread"], None);
+    let (mut graph, _clock) = graph();
+    graph.register_all(make()).unwrap();
+    let values: Vec<f64> = (0..5000).map(|i| f64::from(i % 90)).collect();
+    graph.push_numbers("in", Keys::Many(&vec!["k"; 5000]), &values, None);
+    graph.run_wave();
+    let spread = &graph.nodes()[0];
+    assert_eq!(
+        (spread.stats.evaluations, spread.stats.batches),
+        (5000, 2),
+        "one key given per value is one run: a batch per 4,096-sample chunk"
+    );
+}
+
+#[test]
 fn a_latest_reader_of_a_batched_all_stream_runs_once_and_counts_the_rest() {
     let (mut graph, _clock) = graph();
     graph

@@ -11,14 +11,18 @@
 //! glitch-freedom only concerns nodes with several inputs, which make a
 //! stream ineligible. `latest` consumers are queued once for the run (the
 //! rest is conflation, counted as such), as a wave at the end of the batch
-//! would.
+//! would. Custom logic (Python) on a single `all` input is evaluated the
+//! same way, as one batch of the run's windows (`evaluate_custom_column`).
 
 use crate::constraint::ConstraintKeyState;
 use crate::graph::ingest::check_number;
 use crate::graph::wave::float_changed;
 use crate::graph::{BatchReport, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
-use crate::logic::Builtin;
+use std::sync::Arc;
+
+use crate::logic::{Builtin, Evaluation, Outcome};
 use crate::spec::EdgePolicy;
+use crate::window::WindowSnapshot;
 
 /// Samples per column: small enough to stay in cache, large enough that the
 /// per-column bookkeeping vanishes.
@@ -105,6 +109,9 @@ impl Graph {
             .iter()
             .all(|consumer| {
                 let node = &self.nodes[consumer.node.index()];
+                if self.custom_columnar(consumer.node, consumer.policy) {
+                    return true;
+                }
                 if !node.immediate {
                     return consumer.policy == EdgePolicy::Latest;
                 }
@@ -123,6 +130,23 @@ impl Graph {
                     NodeLogic::Custom(_) | NodeLogic::Running | NodeLogic::Retired => false,
                 }
             })
+    }
+
+    /// Whether `id`, read over an edge of `policy`, is custom logic (Python)
+    /// evaluated column-wise: one `all` input without a time window, not
+    /// offloaded, whose output only `latest` readers read. Its logic then
+    /// gets the whole run as one batch, a window per sample ending at it
+    /// (exactly what one wave per sample would hand it), in place of a
+    /// wave per sample.
+    fn custom_columnar(&self, id: NodeId, policy: EdgePolicy) -> bool {
+        let node = &self.nodes[id.index()];
+        policy == EdgePolicy::All
+            && matches!(node.logic, NodeLogic::Custom(_))
+            && node.offload.is_none()
+            && node.inputs.len() == 1
+            && node.inputs[0].span.is_none()
+            && (self.streams[node.output.index()].consumers.iter())
+                .all(|c| c.policy == EdgePolicy::Latest && !self.nodes[c.node.index()].immediate)
     }
 
     /// Applies a run of numbers for one key and evaluates it column-wise.
@@ -234,7 +258,9 @@ impl Graph {
         let reach = s
             .consumers
             .iter()
-            .filter(|c| self.nodes[c.node.index()].immediate)
+            .filter(|c| {
+                self.nodes[c.node.index()].immediate || self.custom_columnar(c.node, c.policy)
+            })
             .map(|c| {
                 self.nodes[c.node.index()].inputs[c.input]
                     .window
@@ -295,6 +321,8 @@ impl Graph {
             }
             if self.nodes[consumer.node.index()].immediate {
                 self.evaluate_column(consumer.node, out, column);
+            } else if self.custom_columnar(consumer.node, consumer.policy) {
+                self.evaluate_custom_column(consumer.node, out, column);
             } else {
                 // A `latest` consumer: one evaluation for the run.
                 self.mark_consumer(stream, slot, index);
@@ -302,6 +330,42 @@ impl Graph {
                 node.stats.conflated += new as u64 - 1;
                 self.stats.conflated += new as u64 - 1;
             }
+        }
+    }
+
+    /// Custom logic over a run: one batch, an evaluation per new sample
+    /// with the window ending at it, outcomes written in sample order.
+    fn evaluate_custom_column(&mut self, id: NodeId, out: u32, input: &Column) {
+        let window = self.nodes[id.index()].inputs[0].window;
+        let (ts, nums) = (Arc::new(input.ts.clone()), Arc::new(input.nums.clone()));
+        // The prefix holds at most `window - 1` samples before the run.
+        let output = self.nodes[id.index()].output;
+        let key = &self.keys[self.streams[output.index()].slots[out as usize].key.index()];
+        let mut batch = Vec::with_capacity(input.new_len());
+        let mut targets = Vec::with_capacity(input.new_len());
+        for j in input.first_new..input.nums.len() {
+            let len = window.min(j + 1);
+            batch.push(Evaluation {
+                key: Arc::clone(key),
+                inputs: vec![WindowSnapshot::of_column(&ts, &nums, j + 1, len)],
+                outcome: Outcome::Skip,
+            });
+            targets.push((out, input.ts[j]));
+        }
+        drop((ts, nums));
+        let node = &mut self.nodes[id.index()];
+        match std::mem::replace(&mut node.logic, NodeLogic::Running) {
+            NodeLogic::Custom(mut logic) => {
+                let name = Arc::clone(&node.name);
+                logic.evaluate_batch(&name, &mut batch);
+                self.nodes[id.index()].logic = NodeLogic::Custom(logic);
+                // Snapshots let go of before the outputs are written.
+                for evaluation in &mut batch {
+                    evaluation.inputs.clear();
+                }
+                self.apply_outcomes(id, &mut batch, &targets);
+            }
+            other => node.logic = other,
         }
     }
 

@@ -366,6 +366,11 @@ impl Graph {
         }
         let bounds = self.streams[id.index()].bounds;
         let now = self.clock.now_ns();
+        // One key given once per value is one key.
+        let keys = match keys {
+            Keys::Many([first, rest @ ..]) if rest.iter().all(|k| k == first) => Keys::One(first),
+            keys => keys,
+        };
         if let Keys::One(key) = keys
             && values.len() > 1
             && self.columnar_eligible(id)
