@@ -109,9 +109,28 @@ pub(crate) struct Publication {
     pub(crate) node_counters: Vec<NodeCounters>,
     pub(crate) stream_counters: Vec<StreamCounters>,
     pub(crate) stats: GraphStats,
-    /// Changed slots: (stream index, slot, key, reading); the key only the
-    /// first time a slot is published (its slot holds it after).
-    pub(crate) changed: Vec<(usize, u32, Option<Arc<str>>, Reading)>,
+}
+
+/// The changed slots of a publication, written straight into the model
+/// while it is locked (no list of them is built first).
+pub(crate) struct Changes<'a> {
+    states: &'a mut Vec<StreamStates>,
+}
+
+impl Changes<'_> {
+    /// Sets (stream index, slot)'s reading; `key` only the first time a
+    /// slot is published (its slot holds it after).
+    pub(crate) fn set(
+        &mut self,
+        stream: usize,
+        slot: u32,
+        key: Option<Arc<str>>,
+        reading: Reading,
+    ) {
+        if let Some(states) = self.states.get_mut(stream) {
+            states.set(slot, key, reading);
+        }
+    }
 }
 
 /// The engine's published state, shared with readers (see the module docs).
@@ -133,7 +152,7 @@ impl ReadModel {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn apply(&self, publication: Publication) {
+    pub(crate) fn apply(&self, publication: Publication, changes: impl FnOnce(&mut Changes<'_>)) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if let Some((nodes, streams)) = publication.description {
             // A name a reload removed reads as removed; one added again
@@ -153,11 +172,9 @@ impl ReadModel {
             state.nodes = nodes;
             state.streams = streams;
         }
-        for (stream, slot, key, reading) in publication.changed {
-            if let Some(states) = state.states.get_mut(stream) {
-                states.set(slot, key, reading);
-            }
-        }
+        changes(&mut Changes {
+            states: &mut state.states,
+        });
         state.node_counters = publication.node_counters;
         state.stream_counters = publication.stream_counters;
         state.stats = publication.stats;

@@ -77,27 +77,6 @@ impl Graph {
             publishing.shape = shape;
             (Arc::new(self.all_nodes()), Arc::new(self.all_streams()))
         });
-        let mut changed = Vec::with_capacity(publishing.changed.len());
-        for (stream, slot) in publishing.changed.drain(..) {
-            let s = &mut self.streams[stream.index()];
-            let slot_ref = &mut s.slots[slot as usize];
-            slot_ref.unpublished = false;
-            let series = &slot_ref.series;
-            if series.count == 0 && slot_ref.error.is_none() {
-                continue;
-            }
-            let reading = Reading {
-                sample: series.latest_value().map(|value| Sample {
-                    value,
-                    ts_ns: series.latest_ts().unwrap_or_default(),
-                    seq: series.count - 1,
-                }),
-                error: slot_ref.error.clone(),
-            };
-            let key = (!slot_ref.in_model).then(|| Arc::clone(&self.keys[slot_ref.key.index()]));
-            slot_ref.in_model = true;
-            changed.push((stream.index(), slot, key, reading));
-        }
         let mut stats = self.stats.clone();
         if publishing.rejected != self.stats.rejected {
             publishing.rejected = self.stats.rejected;
@@ -108,7 +87,7 @@ impl Graph {
         stats.nodes = self.nodes.len();
         stats.keys = self.keys.len();
         let now = self.clock.now_ns();
-        publishing.model.apply(Publication {
+        let publication = Publication {
             description,
             node_counters: self
                 .nodes
@@ -130,7 +109,29 @@ impl Graph {
                 })
                 .collect(),
             stats,
-            changed,
+        };
+        let (streams, keys) = (&mut self.streams, &self.keys);
+        let Publishing { model, changed, .. } = &mut publishing;
+        model.apply(publication, |changes| {
+            for (stream, slot) in changed.drain(..) {
+                let slot_ref = &mut streams[stream.index()].slots[slot as usize];
+                slot_ref.unpublished = false;
+                let series = &slot_ref.series;
+                if series.count == 0 && slot_ref.error.is_none() {
+                    continue;
+                }
+                let reading = Reading {
+                    sample: series.latest_value().map(|value| Sample {
+                        value,
+                        ts_ns: series.latest_ts().unwrap_or_default(),
+                        seq: series.count - 1,
+                    }),
+                    error: slot_ref.error.clone(),
+                };
+                let key = (!slot_ref.in_model).then(|| Arc::clone(&keys[slot_ref.key.index()]));
+                slot_ref.in_model = true;
+                changes.set(stream.index(), slot, key, reading);
+            }
         });
         self.publishing = Some(publishing);
     }
