@@ -564,8 +564,10 @@ class Node:
     children. ``returns``: ``"number"`` (anything else is an error state) or
     ``"any"``. ``logic_batch`` (instead of ``logic``): a callable run once
     per wave for every key that wave evaluates, for logic written over
-    arrays. It receives one read-only 2-D float64 NumPy array per input, a
-    row per key and a column per window position, oldest first (a key with
+    arrays (with ``policy="all"``, a batch of many samples for one key is
+    one call too, with a row per sample: the window ending at it). It
+    receives one read-only 2-D float64 NumPy array per input, a row per key
+    (or sample) and a column per window position, oldest first (a key with
     fewer samples than the window is padded with NaN on the left), and
     returns one number per row (a sequence or a 1-D array; None or NaN: no
     output for that key). An exception fails every key of the call, with

@@ -633,3 +633,24 @@ def test_logic_batch_takes_a_waves_windows_as_one_array_and_returns_a_value_per_
     assert graph.latest("avg", "x") == 1.0, "the rest of the graph went on"
     with pytest.raises(dav2d.InvalidArgument, match="exactly one of"):
         dav2d.Node("both", logic=len, logic_batch=mean, input_source="temp")
+
+
+def test_an_all_edge_hands_a_run_of_one_key_to_logic_as_one_call_with_a_row_per_sample() -> None:
+    import numpy as np
+
+    graph = dav2d.Graph()
+    shapes: list[tuple[int, int]] = []
+
+    def doubled(windows: np.ndarray) -> np.ndarray:
+        shapes.append(windows.shape)
+        return windows[:, -1] * 2
+
+    dav2d.Node("twice", logic_batch=doubled, input_source="temp", window=2, policy="all").register(graph)
+    seen: list[float] = []
+    dav2d.Node("each", logic=lambda w: seen.append(list(w)) or w[-1], input_source="temp", window=2, policy="all").register(graph)
+    graph.push_many("temp", np.array([1.0, 2.0, 3.0, 4.0, 5.0]), keys=["k"] * 5)
+    assert shapes == [(5, 2)], "one call, a row per sample"
+    assert np.asarray(graph.window("twice", "k", 3)).tolist() == [6.0, 8.0, 10.0]
+    assert graph.stats()["nodes"]["twice"]["evaluations"] == 5
+    assert seen == [[1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0], [4.0, 5.0]], "each window ends at its sample"
+    assert graph.stats()["nodes"]["each"]["evaluations"] == 5
