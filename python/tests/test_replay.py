@@ -92,6 +92,18 @@ def test_graph_apply_retunes_a_running_graph_keeping_its_state(tmp_path: Path) -
     with pytest.raises(dav2d.ConfigError, match="trip"):
         graph.apply(str(config))
     assert graph.latest("hot", "a") == "tripped"
+    # A built-in becomes a Python function over the same input, in place:
+    # its readers keep reading it, and it starts from the window held.
+    (tmp_path / "apply_logic.py").write_text("def newest(window):\n    return window[-1] + 100\n")
+    python = CONFIG.replace("trip: 80", "trip: 60").replace(
+        "    kind: moving_average\n    input: temp\n    n: 2\n",
+        "    kind: python\n    logic: apply_logic:newest\n    input: temp\n    window: 2\n",
+    )
+    config.write_text(python)
+    changes = graph.apply(str(config))["changes"]
+    # No built-in reads temp now, so it takes any value (its type was not declared).
+    assert changes == ["stream temp: type number -> any", "avg: re-wired: moving_average(n=2) -> python:newest"], changes
+    assert graph.latest("avg", "a") == 172.0 and graph.latest("hot", "a") == "tripped"
 
 
 def test_graph_apply_takes_a_spec_as_data(tmp_path: Path) -> None:

@@ -67,10 +67,18 @@ fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
     for stream in new.streams.iter().filter(|s| !old.streams.contains(s)) {
         match old.streams.iter().find(|o| o.name == stream.name) {
             None => steps.push(Step::Declare(stream.clone(), "added".to_string())),
-            Some(before) if before.value_type != stream.value_type => refused.push(format!(
-                "'{}' from type {} to {}",
-                stream.name, before.value_type, stream.value_type
-            )),
+            // `number` and `any` are also what a stream's readers make of an
+            // undeclared type (a built-in reads numbers): either way is live.
+            Some(before)
+                if before.value_type != stream.value_type
+                    && !(numeric_or_any(&before.value_type)
+                        && numeric_or_any(&stream.value_type)) =>
+            {
+                refused.push(format!(
+                    "'{}' from type {} to {}",
+                    stream.name, before.value_type, stream.value_type
+                ))
+            }
             Some(before) => {
                 let wanted = crate::spec::StreamSpec {
                     keep: stream.keep.max(before.keep),
@@ -93,12 +101,17 @@ fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
         match old.nodes.iter().position(|o| o.name == entry.name) {
             None => steps.push(Step::Add(entry.name.clone(), entry.logic.clone())),
             Some(at) if old.nodes[at] == *entry => {}
-            Some(at) if same_wiring(&old.nodes[at], entry) && retunable(&old.nodes[at]) => steps
-                .push(Step::Retune(
+            Some(at)
+                if same_wiring(&old.nodes[at], entry)
+                    && retunable(&old.nodes[at])
+                    && retunable(entry) =>
+            {
+                steps.push(Step::Retune(
                     entry.name.clone(),
                     old.nodes[at].logic.clone(),
                     entry.logic.clone(),
-                )),
+                ))
+            }
             Some(at) => {
                 rewirable(old, new, at, entry)?;
                 let what = wiring_changes(&old.nodes[at], entry);
@@ -115,11 +128,22 @@ fn diff(old: &Spec, new: &Spec) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-/// What differs between two declarations of one stream (same type), as a
-/// change line says it.
+/// Whether a stream type is `number` or `any`.
+fn numeric_or_any(value_type: &str) -> bool {
+    matches!(value_type, "number" | "any")
+}
+
+/// What differs between two declarations of one stream, as a change line
+/// says it.
 fn stream_changes(before: &crate::spec::StreamSpec, after: &crate::spec::StreamSpec) -> String {
     let show = |x: Option<f64>| x.map_or("none".to_string(), |x| x.to_string());
     let mut parts = Vec::new();
+    if before.value_type != after.value_type {
+        parts.push(format!(
+            "type {} -> {}",
+            before.value_type, after.value_type
+        ));
+    }
     if before.min != after.min {
         parts.push(format!("min {} -> {}", show(before.min), show(after.min)));
     }
