@@ -135,7 +135,10 @@ pub(crate) async fn events(
             ))
         },
     );
-    event_stream(Body::from_stream(stream))
+    event_stream(Body::from_stream(until_stopped(
+        stream,
+        state.stopping.clone(),
+    )))
 }
 
 /// Counts a stream's answer: a 200 when it listens, a 404 when not.
@@ -202,7 +205,23 @@ async fn conflated(state: &AppState, names: Vec<String>) -> Response {
             }
         },
     );
-    event_stream(Body::from_stream(stream))
+    event_stream(Body::from_stream(until_stopped(
+        stream,
+        state.stopping.clone(),
+    )))
+}
+
+/// Ends `stream` when the server stops (at exit, or a reload restarting
+/// the HTTP API), so no event stream outlives the server that opened it and
+/// a graceful shutdown finishes; a client then reconnects to the new one.
+fn until_stopped<S: futures_util::Stream>(
+    stream: S,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> impl futures_util::Stream<Item = S::Item> {
+    use futures_util::StreamExt;
+    stream.take_until(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    })
 }
 
 /// The running spec's version as a stream last told it: a reload since

@@ -70,6 +70,8 @@ impl Source for HttpSource {
             )
             .map_err(StartError::Other)?,
             durability: Arc::clone(&context.durability),
+            // The server's own stop signal replaces it once it serves.
+            stopping: tokio::sync::watch::channel(false).1,
         };
         tracing::info!(component = %self.name, address = ?address, "HTTP API started.");
         let connections = std::sync::Arc::new(listener.connections());

@@ -34,6 +34,10 @@ pub(crate) async fn serve(
 ) {
     let header_timeout = state.config.header_timeout;
     let intake = state.intake.clone();
+    let state = AppState {
+        stopping: stop.clone(),
+        ..state
+    };
     let app = router(state);
     loop {
         let accepted = tokio::select! {
@@ -74,7 +78,14 @@ pub(crate) async fn serve(
                         tracing::debug!(%error, "HTTP connection ended with an error.");
                     }
                 }
-                _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+                _ = stop.changed() => {
+                    // Finish the request in hand (the `POST /config` that
+                    // restarts this server among them), then close.
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.as_mut().await {
+                        tracing::debug!(%error, "HTTP connection ended with an error.");
+                    }
+                }
             }
         });
     }

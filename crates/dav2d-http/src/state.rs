@@ -22,6 +22,9 @@ pub(crate) struct AppState {
     pub(crate) health: HealthBoard,
     pub(crate) events: Arc<crate::hub::EventHub>,
     pub(crate) durability: Arc<dav2d_component::Durability>,
+    /// Turns true when the server stops (at exit, or a reload restarting
+    /// the HTTP API): long answers (`/events`) end then.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Json) -> Response {

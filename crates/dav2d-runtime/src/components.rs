@@ -1,10 +1,12 @@
 //! The components a runtime started, held where a hot reload can reach
-//! them: a listed source or sink (`sources:`, `sinks:`), the top-level TCP
-//! server or the default store whose settings a reload changes is stopped
-//! and started again alone, a new one started and a dropped one stopped,
-//! while the others keep running. A store started again records the live
-//! graph rather than restoring its own state over it. The HTTP API (which
-//! carries `POST /config`, `/events` and the dashboard), turning the default
+//! them: a listed source or sink (`sources:`, `sinks:`), the top-level HTTP
+//! API (on a port of its own) and TCP server, or the default store whose
+//! settings a reload changes is stopped and started again alone, a new one
+//! started and a dropped one stopped, while the others keep running. A
+//! store started again records the live graph rather than restoring its own
+//! state over it; an HTTP API stopped ends its `/events` streams (clients
+//! reconnect) and finishes the request that asked for the reload. An HTTP
+//! API on port 0 (it would come back on another port), turning the default
 //! store on or off, and the cluster change only with a restart.
 
 use std::sync::{Arc, Mutex};
@@ -128,8 +130,14 @@ pub(crate) type Listed = Vec<(String, String)>;
 /// TCP server and the listed sources; the default store and the listed
 /// sinks.
 pub(crate) fn listed(plan: &Plan) -> (Listed, Listed) {
+    // The HTTP API on a port of its own: on port 0 it would come back on
+    // another port, so that one changes only with a restart.
+    let http = (plan.http.iter())
+        .filter(|h| h.listen.bind.port() != 0)
+        .map(|h| ("http".to_string(), settings_of(h)));
     let tcp = (plan.tcp.iter()).map(|t| ("tcp".to_string(), settings_of(t)));
-    let sources = tcp
+    let sources = http
+        .chain(tcp)
         .chain(
             plan.sources
                 .iter()
@@ -203,8 +211,9 @@ impl Components {
         }
         for (name, settings) in &sources {
             if !self.sources.iter().any(|s| s.name == *name) {
-                let source = match (&plan.tcp, name.as_str()) {
-                    (Some(tcp), "tcp") => Box::new(tcp.clone().build("tcp", "tcp.bind")),
+                let source: Box<dyn Source> = match (name.as_str(), &plan.http, &plan.tcp) {
+                    ("http", Some(http), _) => Box::new(http.clone().build("http", "http.bind")),
+                    ("tcp", _, Some(tcp)) => Box::new(tcp.clone().build("tcp", "tcp.bind")),
                     _ => match plan.sources.iter().find(|p| p.name == *name) {
                         Some(planned) => {
                             let setting = format!("{}.bind", planned.setting);

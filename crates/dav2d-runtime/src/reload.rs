@@ -20,16 +20,16 @@
 //! - a node or constraint the new config lacks is retired
 //!   ([`dav2d_core::Graph::retire`]): reading it says it was removed;
 //! - then a listed source or sink (`sources:`, `sinks:`), the top-level
-//!   TCP server or the default store whose settings changed is restarted
-//!   alone, a new one started and a dropped one stopped
+//!   HTTP API (on a port of its own) and TCP server, or the default store
+//!   whose settings changed is restarted alone, a new one started and a dropped one stopped
 //!   ([`crate::components`]); the others keep running; the metrics export
 //!   the new values at once.
 //!
 //! What this does not change live is refused, naming it, and changes
 //! nothing: an offloaded node's change, a node re-wired onto a node
 //! evaluated after it (registered later, or added by the same reload), a
-//! stream's type, the top-level `http` section, turning the default store
-//! on or off, and the cluster. Those need a restart.
+//! stream's type, the HTTP API while it listens on port 0, turning the
+//! default store on or off, and the cluster. Those need a restart.
 
 use dav2d_core::{CustomLogic, Graph, GraphOptions, NodeSpec, SystemClock};
 
@@ -285,7 +285,7 @@ pub(crate) fn apply(
         .map_err(|error| error.to_string())?;
     if fixed.is_some_and(|old| old != crate::components::fixed_of(&scratch, plan)) {
         return Err(
-            "the new config changes the top-level http section (the HTTP API carries POST /config, /events and the dashboard), turns the default store on or off, or changes the cluster; those change only with a restart (the TCP server, the store's settings, the metrics and listed sources and sinks change live)"
+            "the new config changes the HTTP API while it listens on port 0 (started again, it would come back on another port), turns the default store on or off, or changes the cluster; those change only with a restart (the HTTP API on a port of its own, the TCP server, the store's settings, the metrics and listed sources and sinks change live)"
                 .to_string(),
         );
     }
