@@ -90,17 +90,23 @@ impl PyLogic {
         snapshot: dav2d_core::WindowSnapshot,
         key: &Arc<str>,
     ) -> PyResult<Bound<'py, PyWindow>> {
-        if let Some(spare) = &self.spare
-            && only_reference(spare)
-            && let Ok(mut window) = spare.bind(py).try_borrow_mut()
+        if let Some(spare) = self.free_spare(py)
+            && let Ok(mut window) = spare.try_borrow_mut()
         {
             window.reset(snapshot, key);
             drop(window);
-            return Ok(spare.bind(py).clone());
+            return Ok(spare);
         }
         let window = Bound::new(py, PyWindow::new(snapshot, Arc::clone(key)))?;
         self.spare = Some(window.clone().unbind());
         Ok(window)
+    }
+
+    /// The spare window when nothing but this logic holds it (so it may
+    /// change: no one can see it).
+    fn free_spare<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyWindow>> {
+        let spare = self.spare.as_ref().filter(|spare| only_reference(spare))?;
+        Some(spare.bind(py).clone())
     }
 
     fn evaluate_one(
@@ -122,9 +128,8 @@ impl PyLogic {
                 drop(window);
                 // A window the logic let go of holds no snapshot until the
                 // next call, so the engine's next write needs no copy.
-                if let Some(spare) = &self.spare
-                    && only_reference(spare)
-                    && let Ok(mut window) = spare.bind(py).try_borrow_mut()
+                if let Some(spare) = self.free_spare(py)
+                    && let Ok(mut window) = spare.try_borrow_mut()
                 {
                     window.release();
                 }

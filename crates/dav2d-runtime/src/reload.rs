@@ -202,11 +202,8 @@ fn rewirable(old: &Spec, new: &Spec, at: usize, entry: &NodeEntry) -> Result<(),
 }
 
 /// A node's logic without the time window the engine adds (` over 5s`).
-fn bare_logic(entry: &NodeEntry) -> &str {
-    entry
-        .logic
-        .split_once(" over ")
-        .map_or(&*entry.logic, |(l, _)| l)
+fn bare_logic(logic: &str) -> &str {
+    logic.split_once(" over ").map_or(logic, |(l, _)| l)
 }
 
 /// Whether `entry` is custom logic (a Python, frame or processor node) and
@@ -215,7 +212,7 @@ fn same_custom_logic(running: &NodeEntry, entry: &NodeEntry) -> bool {
     let custom = |e: &NodeEntry| {
         e.kind == "node" && matches!(dav2d_core::builtin_from_description(&e.logic), Ok(None))
     };
-    custom(running) && custom(entry) && bare_logic(running) == bare_logic(entry)
+    custom(running) && custom(entry) && bare_logic(&running.logic) == bare_logic(&entry.logic)
 }
 
 /// What a re-wiring changes, as a change line says it.
@@ -229,8 +226,9 @@ fn wiring_changes(before: &NodeEntry, after: &NodeEntry) -> String {
     }
     let show = |x: Option<f64>| x.map_or("none".to_string(), |x| x.to_string());
     let mut parts = Vec::new();
-    if bare_logic(before) != bare_logic(after) {
-        parts.push(format!("{} -> {}", bare_logic(before), bare_logic(after)));
+    let (was, is) = (bare_logic(&before.logic), bare_logic(&after.logic));
+    if was != is {
+        parts.push(format!("{was} -> {is}"));
     }
     if inputs(before) != inputs(after) {
         parts.push(format!("inputs {} -> {}", inputs(before), inputs(after)));
@@ -355,8 +353,7 @@ impl CustomLogic for Running {
 
     fn describe(&self) -> String {
         // The engine adds the time window again.
-        let logic = self.0.split_once(" over ").map_or(&*self.0, |(l, _)| l);
-        logic.to_string()
+        bare_logic(&self.0).to_string()
     }
 }
 
@@ -425,26 +422,6 @@ fn apply_spec(
                 added.push(take(&name)?);
                 changes.push(format!("{name}: added ({logic})"));
             }
-        }
-    }
-    let running = graph.nodes();
-    for (name, spec) in &retunes {
-        // Checked against the running node first, all of them.
-        let kind = running.iter().find(|n| n.name == *name).map(|n| n.kind);
-        let same_kind = matches!(
-            (&spec.logic, kind),
-            (
-                dav2d_core::LogicSpec::Builtin(_),
-                Some(dav2d_core::NodeKind::Builtin)
-            ) | (
-                dav2d_core::LogicSpec::Constraint(_),
-                Some(dav2d_core::NodeKind::Constraint)
-            )
-        );
-        if !same_kind || spec.offload {
-            return Err(format!(
-                "'{name}' changes, and only a built-in's or a constraint's parameters change live; restart to apply it"
-            ));
         }
     }
     // The new version is out before the first change, so the updates and

@@ -218,7 +218,8 @@ impl Persister {
 
     /// As [`Persister::open`], beside a graph that already runs (a store a
     /// hot reload started): nothing is restored into the graph, and its
-    /// live state is checkpointed at once ([`Store::open_beside`]).
+    /// live state is checkpointed at once ([`Store::open_beside`]); what it
+    /// restored is nothing.
     pub fn open_beside(
         dir: &std::path::Path,
         options: StoreOptions,
@@ -226,8 +227,8 @@ impl Persister {
         streams: &[String],
         graph: &SharedGraph,
         stats: Arc<PersistStats>,
-    ) -> Result<Persister, StoreError> {
-        Ok(Self::open_as(dir, options, schedule, streams, graph, stats, false)?.0)
+    ) -> Result<(Persister, Restored), StoreError> {
+        Self::open_as(dir, options, schedule, streams, graph, stats, false)
     }
 
     fn open_as(

@@ -167,27 +167,18 @@ impl Sink for PersistenceSink {
         let graph = context.graph().clone();
         // A store a reload started joins a running graph: it records the
         // live state instead of restoring its own over it.
-        let opened = if context.joining {
-            Persister::open_beside(
-                &config.dir,
-                config.store.clone(),
-                schedule,
-                &config.streams,
-                &graph,
-                Arc::clone(&self.stats),
-            )
-            .map(|persister| (persister, crate::Restored::default()))
-        } else {
-            Persister::open(
-                &config.dir,
-                config.store.clone(),
-                schedule,
-                &config.streams,
-                &graph,
-                Arc::clone(&self.stats),
-            )
+        let open = match context.joining {
+            true => Persister::open_beside,
+            false => Persister::open,
         };
-        let (mut persister, restored) = opened
+        let (mut persister, restored) = open(
+            &config.dir,
+            config.store.clone(),
+            schedule,
+            &config.streams,
+            &graph,
+            Arc::clone(&self.stats),
+        )
         .map_err(|error| match error {
             StoreError::Names(message) => StartError::Other(message),
             error => StartError::Other(format!(

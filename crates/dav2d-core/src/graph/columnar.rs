@@ -337,8 +337,9 @@ impl Graph {
     /// with the window ending at it, outcomes written in sample order.
     fn evaluate_custom_column(&mut self, id: NodeId, out: u32, input: &Column) {
         let window = self.nodes[id.index()].inputs[0].window;
+        // Shared by every window of the run; the prefix before its first
+        // new sample reaches back as far as the widest window needs.
         let (ts, nums) = (Arc::new(input.ts.clone()), Arc::new(input.nums.clone()));
-        // The prefix holds at most `window - 1` samples before the run.
         let output = self.nodes[id.index()].output;
         let key = &self.keys[self.streams[output.index()].slots[out as usize].key.index()];
         let mut batch = Vec::with_capacity(input.new_len());
@@ -352,21 +353,7 @@ impl Graph {
             });
             targets.push((out, input.ts[j]));
         }
-        drop((ts, nums));
-        let node = &mut self.nodes[id.index()];
-        match std::mem::replace(&mut node.logic, NodeLogic::Running) {
-            NodeLogic::Custom(mut logic) => {
-                let name = Arc::clone(&node.name);
-                logic.evaluate_batch(&name, &mut batch);
-                self.nodes[id.index()].logic = NodeLogic::Custom(logic);
-                // Snapshots let go of before the outputs are written.
-                for evaluation in &mut batch {
-                    evaluation.inputs.clear();
-                }
-                self.apply_outcomes(id, &mut batch, &targets);
-            }
-            other => node.logic = other,
-        }
+        self.run_custom(id, &mut batch, &targets);
     }
 
     fn evaluate_column(&mut self, id: NodeId, out: u32, input: &Column) {

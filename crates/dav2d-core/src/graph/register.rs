@@ -282,64 +282,17 @@ impl Graph {
             let Some(stream) = self.stream_id(&input.name) else {
                 continue; // Unreachable: inputs were resolved before.
             };
-            let window = match &spec.logic {
-                LogicSpec::Builtin(builtin) => input.window.max(builtin.window()),
-                _ => input.window,
-            };
-            // A time window keeps one sample more than its cap, to tell a
-            // cap that cut the window from one that did not.
-            self.ensure_capacity(stream, window + usize::from(input.span_ns.is_some()));
-            let numeric = !matches!(spec.logic, LogicSpec::Custom(_));
-            let s = &mut self.streams[stream.index()];
-            if numeric && s.producer.is_none() {
-                s.numeric_reader.get_or_insert(id);
-            }
-            first_consumer.get_or_insert((stream, s.consumers.len()));
-            s.consumers.push(Consumer {
-                node: id,
-                input: index,
-                policy: input.policy,
-            });
-            s.has_all_consumer |= input.policy == EdgePolicy::All;
-            inputs.push(NodeInput {
-                stream,
-                window,
-                policy: input.policy,
-                span: input.span_ns,
-            });
+            let (node_input, consumer) = self.attach_input(id, index, stream, input, &spec.logic);
+            first_consumer.get_or_insert((stream, consumer));
+            inputs.push(node_input);
         }
-        let immediate = !matches!(spec.logic, LogicSpec::Custom(_))
-            && !spec.offload
-            && inputs.len() == 1
-            && inputs[0].policy == EdgePolicy::All;
-        let kind = match &spec.logic {
-            LogicSpec::Builtin(_) => NodeKind::Builtin,
-            LogicSpec::Custom(_) => NodeKind::Custom,
-            LogicSpec::Constraint(_) => NodeKind::Constraint,
-        };
-        let (logic, description) = match spec.logic {
-            LogicSpec::Builtin(builtin) if spec.offload => (
-                NodeLogic::Custom(Box::new(crate::logic::BuiltinJob(builtin))),
-                format!("{builtin} (offloaded)"),
-            ),
-            LogicSpec::Builtin(builtin) => (NodeLogic::Builtin(builtin), builtin.to_string()),
-            LogicSpec::Custom(custom) => {
-                let description = custom.describe();
-                (NodeLogic::Custom(custom), description)
-            }
-            LogicSpec::Constraint(constraint) => {
-                let description = describe_constraint(&constraint);
-                (NodeLogic::Constraint(constraint), description)
-            }
-        };
-        let description = match spec.inputs.iter().find_map(|i| i.span_ns) {
-            Some(span) => format!("{description} over {}", describe_span(span)),
-            None => description,
-        };
+        let span = spec.inputs.iter().find_map(|i| i.span_ns);
+        let (kind, logic, description) = node_logic(spec.logic, spec.offload, span);
         self.nodes.push(Node {
             name: Arc::clone(&self.streams[output.index()].name),
             kind,
             output,
+            immediate: immediate(kind, spec.offload, &inputs),
             inputs,
             logic,
             description,
@@ -348,7 +301,6 @@ impl Graph {
             keys: Vec::new(),
             pending: Vec::new(),
             stats: NodeStats::default(),
-            immediate,
             offload: spec.offload.then(offload::Offload::default),
         });
         // Evaluate the new node for every key its inputs already hold.
@@ -366,6 +318,93 @@ impl Graph {
         }
         id
     }
+
+    /// Makes node `id` a consumer of `stream` as its input `index` (a
+    /// window long enough for `logic`, the stream's capacity grown to it):
+    /// the node's side of the edge and the consumer's place in the stream.
+    pub(super) fn attach_input(
+        &mut self,
+        id: NodeId,
+        index: usize,
+        stream: StreamId,
+        input: &InputSpec,
+        logic: &LogicSpec,
+    ) -> (NodeInput, usize) {
+        let window = match logic {
+            LogicSpec::Builtin(builtin) => input.window.max(builtin.window()),
+            _ => input.window,
+        };
+        // A time window keeps one sample more than its cap, to tell a
+        // cap that cut the window from one that did not.
+        self.ensure_capacity(stream, window + usize::from(input.span_ns.is_some()));
+        let s = &mut self.streams[stream.index()];
+        if !matches!(logic, LogicSpec::Custom(_)) && s.producer.is_none() {
+            s.numeric_reader.get_or_insert(id);
+        }
+        s.consumers.push(Consumer {
+            node: id,
+            input: index,
+            policy: input.policy,
+        });
+        s.has_all_consumer |= input.policy == EdgePolicy::All;
+        let node_input = NodeInput {
+            stream,
+            window,
+            policy: input.policy,
+            span: input.span_ns,
+        };
+        (node_input, s.consumers.len() - 1)
+    }
+}
+
+/// What a node runs, as the engine keeps it: its kind, its logic (an
+/// offloaded built-in runs as a job) and its description, with the time
+/// window `span` (ns) of its inputs if any.
+pub(super) fn node_logic(
+    logic: LogicSpec,
+    offload: bool,
+    span: Option<i64>,
+) -> (NodeKind, NodeLogic, String) {
+    let (kind, logic, description) = match logic {
+        LogicSpec::Builtin(builtin) if offload => (
+            NodeKind::Builtin,
+            NodeLogic::Custom(Box::new(crate::logic::BuiltinJob(builtin))),
+            format!("{builtin} (offloaded)"),
+        ),
+        LogicSpec::Builtin(builtin) => (
+            NodeKind::Builtin,
+            NodeLogic::Builtin(builtin),
+            builtin.to_string(),
+        ),
+        LogicSpec::Custom(custom) => {
+            let description = custom.describe();
+            (NodeKind::Custom, NodeLogic::Custom(custom), description)
+        }
+        LogicSpec::Constraint(constraint) => {
+            let description = describe_constraint(&constraint);
+            (
+                NodeKind::Constraint,
+                NodeLogic::Constraint(constraint),
+                description,
+            )
+        }
+    };
+    (kind, logic, with_span(description, span))
+}
+
+/// `description` with the time window `span` (ns) it reads over, if any.
+pub(super) fn with_span(description: String, span: Option<i64>) -> String {
+    match span {
+        Some(span) => format!("{description} over {}", describe_span(span)),
+        None => description,
+    }
+}
+
+/// Whether a node evaluates the moment its input is written: native logic
+/// (not offloaded) with a single `all` input, which is already final for
+/// the sample (exactly what its wave would compute, without the queueing).
+pub(super) fn immediate(kind: NodeKind, offload: bool, inputs: &[NodeInput]) -> bool {
+    kind != NodeKind::Custom && !offload && inputs.len() == 1 && inputs[0].policy == EdgePolicy::All
 }
 
 /// Kahn's algorithm over a batch, taking higher priority first among ready

@@ -73,7 +73,13 @@ impl Graph {
             }
             _ => return Err(refused(name, "its kind changes (a built-in, a constraint)")),
         }
-        // Every key again, with the new parameters, in a wave of its own.
+        Ok(self.reevaluate_for_reload(id))
+    }
+
+    /// Queues every key of node `id` and runs a wave of its own whose
+    /// transitions carry the cause `reload` (after its parameters or wiring
+    /// changed); returns the waves settled.
+    pub(super) fn reevaluate_for_reload(&mut self, id: super::NodeId) -> u64 {
         let node = &mut self.nodes[id.index()];
         let wave = self.wave;
         for (out, key) in node.keys.iter_mut().enumerate() {
@@ -89,6 +95,6 @@ impl Graph {
         let settled = self.run_wave();
         self.cause = None;
         self.republish_description();
-        Ok(settled)
+        settled
     }
 }

@@ -6,8 +6,8 @@
 //! reads, and every key it holds or can now see is evaluated again at once
 //! in a wave whose transitions carry the cause `reload`.
 
-use super::{Consumer, Graph, NodeInput, NodeLogic, UNRESOLVED};
-use crate::described::{describe_constraint, describe_span};
+use super::register::{immediate, node_logic, with_span};
+use super::{Graph, NodeLogic, UNRESOLVED};
 use crate::error::GraphError;
 use crate::ids::{NodeId, StreamId};
 use crate::info::NodeKind;
@@ -59,30 +59,12 @@ impl Graph {
         for stream in left {
             self.detach(stream, id);
         }
-        let numeric = !keep_logic && !matches!(spec.logic, LogicSpec::Custom(_));
         let mut node_inputs = Vec::with_capacity(inputs.len());
-        for (index, (stream, input)) in inputs.iter().zip(&spec.inputs).enumerate() {
-            let window = match &spec.logic {
-                LogicSpec::Builtin(builtin) => input.window.max(builtin.window()),
-                _ => input.window,
-            };
-            self.ensure_capacity(*stream, window + usize::from(input.span_ns.is_some()));
-            let s = &mut self.streams[stream.index()];
-            if numeric && s.producer.is_none() {
-                s.numeric_reader.get_or_insert(id);
-            }
-            s.consumers.push(Consumer {
-                node: id,
-                input: index,
-                policy: input.policy,
-            });
-            s.has_all_consumer |= input.policy == EdgePolicy::All;
-            node_inputs.push(NodeInput {
-                stream: *stream,
-                window,
-                policy: input.policy,
-                span: input.span_ns,
-            });
+        let mut consumers = Vec::with_capacity(inputs.len());
+        for (index, (&stream, input)) in inputs.iter().zip(&spec.inputs).enumerate() {
+            let (node_input, consumer) = self.attach_input(id, index, stream, input, &spec.logic);
+            node_inputs.push(node_input);
+            consumers.push((stream, consumer));
         }
         let same_inputs = old.len() == node_inputs.len()
             && (old.iter().zip(&node_inputs)).all(|((s, p, span), new)| {
@@ -90,6 +72,7 @@ impl Graph {
             });
 
         // The logic, its description and what each key keeps of it.
+        let span = spec.inputs.iter().find_map(|i| i.span_ns);
         let node = &mut self.nodes[id.index()];
         let was_constraint = node.kind == NodeKind::Constraint;
         let kept_memory = match (&node.logic, &spec.logic) {
@@ -98,33 +81,13 @@ impl Graph {
             }
             _ => false,
         };
-        if !keep_logic {
-            let (kind, logic, description) = match spec.logic {
-                LogicSpec::Builtin(builtin) => (
-                    NodeKind::Builtin,
-                    NodeLogic::Builtin(builtin),
-                    builtin.to_string(),
-                ),
-                LogicSpec::Constraint(constraint) => (
-                    NodeKind::Constraint,
-                    NodeLogic::Constraint(constraint),
-                    describe_constraint(&constraint),
-                ),
-                LogicSpec::Custom(custom) => {
-                    let description = custom.describe();
-                    (NodeKind::Custom, NodeLogic::Custom(custom), description)
-                }
-            };
-            node.kind = kind;
-            node.logic = logic;
-            node.description = description;
+        if keep_logic {
+            let base = (node.description.split_once(" over "))
+                .map_or(node.description.clone(), |(logic, _)| logic.to_string());
+            node.description = with_span(base, span);
+        } else {
+            (node.kind, node.logic, node.description) = node_logic(spec.logic, false, span);
         }
-        let base = (node.description.split_once(" over "))
-            .map_or(node.description.clone(), |(logic, _)| logic.to_string());
-        node.description = match spec.inputs.iter().find_map(|i| i.span_ns) {
-            Some(span) => format!("{base} over {}", describe_span(span)),
-            None => base,
-        };
         let keeps_states = was_constraint && node.kind == NodeKind::Constraint;
         let now = self.clock.now_ns();
         for key in &mut node.keys {
@@ -139,18 +102,13 @@ impl Graph {
                 };
             }
         }
-        node.immediate = node.kind != NodeKind::Custom
-            && node_inputs.len() == 1
-            && node_inputs[0].policy == EdgePolicy::All;
+        node.immediate = immediate(node.kind, false, &node_inputs);
         node.inputs = node_inputs;
         node.priority = spec.priority;
         node.deadband = spec.deadband;
 
-        // Every key again: those its inputs now hold, and those it holds.
-        for &stream in &inputs {
-            let consumer = (self.streams[stream.index()].consumers.iter())
-                .rposition(|c| c.node == id)
-                .unwrap_or_default();
+        // Every key its new inputs hold gets its place; then every key again.
+        for (stream, consumer) in consumers {
             let c = self.streams[stream.index()].consumers[consumer];
             for slot in 0..self.streams[stream.index()].slots.len() as u32 {
                 if self.streams[stream.index()].slots[slot as usize]
@@ -162,22 +120,7 @@ impl Graph {
                 }
             }
         }
-        let wave = self.wave;
-        let node = &mut self.nodes[id.index()];
-        for (out, key) in node.keys.iter_mut().enumerate() {
-            if key.queued_wave != wave {
-                key.queued_wave = wave;
-                node.pending.push(out as u32);
-            }
-        }
-        if !node.pending.is_empty() {
-            self.pending.insert(id.index());
-        }
-        self.cause = Some("reload");
-        let settled = self.run_wave();
-        self.cause = None;
-        self.republish_description();
-        Ok(settled)
+        Ok(self.reevaluate_for_reload(id))
     }
 
     /// The streams `spec`'s inputs name, each an input stream or a node

@@ -315,22 +315,39 @@ impl Graph {
         targets.clear();
         let used = self.fill_custom_batch(id, pending, &mut batch, &mut targets);
         if used > 0 {
-            let node = &mut self.nodes[id.index()];
-            match std::mem::replace(&mut node.logic, NodeLogic::Running) {
-                NodeLogic::Custom(mut logic) => {
-                    let name = Arc::clone(&node.name);
-                    logic.evaluate_batch(&name, &mut batch[..used]);
-                    self.nodes[id.index()].logic = NodeLogic::Custom(logic);
-                    self.apply_outcomes(id, &mut batch[..used], &targets);
-                }
-                other => node.logic = other,
-            }
-        }
-        // Snapshots held past the wave would make the next write copy its ring.
-        for evaluation in &mut batch[..used] {
-            evaluation.inputs.clear();
+            self.run_custom(id, &mut batch[..used], &targets);
         }
         self.custom_scratch = (batch, targets);
+    }
+
+    /// Runs node `id`'s custom logic over `batch` and writes the outcomes
+    /// to `targets` (output slot, time). The snapshots are let go of first:
+    /// held past the call, they would make the next write copy its ring.
+    pub(super) fn run_custom(
+        &mut self,
+        id: NodeId,
+        batch: &mut [Evaluation],
+        targets: &[(u32, i64)],
+    ) {
+        let node = &mut self.nodes[id.index()];
+        let ran = match std::mem::replace(&mut node.logic, NodeLogic::Running) {
+            NodeLogic::Custom(mut logic) => {
+                let name = Arc::clone(&node.name);
+                logic.evaluate_batch(&name, batch);
+                self.nodes[id.index()].logic = NodeLogic::Custom(logic);
+                true
+            }
+            other => {
+                node.logic = other;
+                false
+            }
+        };
+        for evaluation in batch.iter_mut() {
+            evaluation.inputs.clear();
+        }
+        if ran {
+            self.apply_outcomes(id, batch, targets);
+        }
     }
 
     /// Counts a custom batch and writes its outcomes (outputs queue the
