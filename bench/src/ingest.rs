@@ -230,9 +230,28 @@ pub fn parsers(path: &str, repeats: usize) {
             .count()
     });
     assert_eq!(n4, n5, "both splits find every element");
+    // dav2d's own parse of the body on one thread (the flat scanner into
+    // interned columns, or the typed path), as an ingest worker runs it.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap_or_else(|e| panic!("a thread pool: {e}"));
+    let options = dav2d_wire::ParseOptions {
+        max_body: usize::MAX,
+        parallel_threshold: usize::MAX,
+        ..dav2d_wire::ParseOptions::default()
+    };
+    let (dav2d_seconds, n6) = best_of(repeats, || {
+        dav2d_wire::parse_then(&body, dav2d_wire::Format::Json, None, &options, &one, |p| {
+            p.len()
+        })
+        .unwrap_or(0)
+    });
+    assert_eq!(n6, n1, "dav2d's parse read every sample");
     let gbps = |s: f64| body.len() as f64 / s / 1e9;
     println!(
-        "{{\"samples\": {n1}, \"serde_json_gbps\": {}, \"sonic_rs_gbps\": {}, \"simd_json_gbps\": {}, \"dav2d_scan_gbps\": {}, \"sonic_rs_skip_gbps\": {}}}",
+        "{{\"samples\": {n1}, \"dav2d_gbps\": {}, \"serde_json_gbps\": {}, \"sonic_rs_gbps\": {}, \"simd_json_gbps\": {}, \"dav2d_scan_gbps\": {}, \"sonic_rs_skip_gbps\": {}}}",
+        gbps(dav2d_seconds),
         gbps(serde_seconds),
         gbps(sonic_seconds),
         gbps(simd_best),

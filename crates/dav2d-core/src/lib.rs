@@ -46,8 +46,8 @@ pub use constraint::{ConstraintKeyState, ConstraintSpec, ConstraintState, Direct
 pub use described::{builtin_from_description, constraint_from_description, split_description};
 pub use error::{GraphError, Rejection, closest};
 pub use graph::{
-    BatchReport, Graph, GraphState, KeyState, Keys, NodeKeyState, NodeState, SampleIn, StreamState,
-    WINDOW_SAMPLE_BYTES,
+    BatchReport, Graph, GraphState, KeyState, Keys, NodeKeyState, NodeState, SampleIn, SeriesRow,
+    StreamState, WINDOW_SAMPLE_BYTES,
 };
 pub use ids::{KeyId, NodeId, StreamId};
 pub use info::{GraphStats, NodeInfo, NodeKind, NodeStats, Reading, StreamInfo};

@@ -475,8 +475,8 @@ async fn refuse(state: &AppState, error: ReadError) -> Response {
 const PIECE_BYTES: (usize, usize) = (256 << 10, 8 << 20);
 
 /// A body still arriving after this long is parsed while it arrives. One
-/// that comes in faster (a local sender) is parsed whole once in: on a busy
-/// machine, parsing beside the receiving only slows both.
+/// that comes in faster (a local sender) is cut into pieces once in: on a
+/// busy machine, parsing beside the receiving only slows both.
 const PARSE_WHILE_ARRIVING_AFTER: Duration = Duration::from_millis(20);
 
 /// Reads a large JSON body and, if it is slow to arrive, parses it at the
@@ -537,12 +537,16 @@ pub(crate) async fn ingest_streamed(
         budget.release();
         return refuse(state, error).await;
     }
+    // A body that came in quickly is cut now, into pieces parsed on every
+    // worker where its chunks lie (no copy of the whole body).
+    let while_arriving = cutter.has_pieces();
+    let rest: Vec<PieceJob> = cutter.cut().into_iter().chain(cutter.finish()).collect();
     if !cutter.has_pieces() {
-        // It came in quickly: parse it whole, one piece per worker.
+        // Not an array (or empty): parsed whole.
         let stream = stream.as_deref().map(str::to_string);
         return ingest_bytes(state, cutter.body(), None, Format::Json, stream, ack, None).await;
     }
-    for job in cutter.cut().into_iter().chain(cutter.finish()) {
+    for job in rest {
         spawn(job, &mut parsing);
     }
     let mut pieces = Vec::with_capacity(parsing.len());
@@ -553,7 +557,7 @@ pub(crate) async fn ingest_streamed(
         }
     }
     let outcome = on_pool(intake, move |intake| {
-        intake.ingest_pieces(&pieces, &cutter, stream.as_deref())
+        intake.ingest_pieces(&pieces, &cutter, stream.as_deref(), while_arriving)
     });
     match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,

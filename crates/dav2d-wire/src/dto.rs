@@ -461,27 +461,7 @@ impl<'a> WireObject<'a> {
             reason,
             message,
         };
-        let stream = match (self.stream, default_stream) {
-            // The door named the stream (the path of `/ingest/{stream}`, a
-            // topic or subscription): a sample may repeat it, not change it.
-            (Some(WireStr(stream)), Some(named)) if stream != named => {
-                return Err(error(
-                    RejectReason::InvalidField,
-                    format!(
-                        "the sample names stream '{stream}' but it was sent to '{named}'; leave `stream` out or send it to /ingest/{stream} (or its topic)"
-                    ),
-                ));
-            }
-            (Some(WireStr(stream)), _) => stream,
-            (None, Some(stream)) => Cow::Borrowed(stream),
-            (None, None) => {
-                return Err(error(
-                    RejectReason::MissingField,
-                    "missing field `stream`; give it in the sample or POST to /ingest/{stream}"
-                        .to_string(),
-                ));
-            }
-        };
+        let stream = sample_stream(self.stream.map(|s| s.0), default_stream, index)?;
         if let Some(WireList(values)) = self.values {
             let values: Vec<f64> = values.into_iter().map(|WireNumber(v)| v).collect();
             if self.value.is_some() || self.key.is_some() {
@@ -540,10 +520,7 @@ impl<'a> WireObject<'a> {
             return Ok(());
         }
         let Some(WireValue(value)) = self.value else {
-            return Err(error(
-                RejectReason::MissingField,
-                "missing field `value`".to_string(),
-            ));
+            return Err(missing_value(index));
         };
         let ts = match self.ts {
             None => None,
@@ -563,6 +540,42 @@ impl<'a> WireObject<'a> {
             ts,
         });
         Ok(())
+    }
+}
+
+/// The stream of sample `index`: its own `stream` field, or the one the
+/// door named (the path of `/ingest/{stream}`, a topic or a subscription),
+/// which a sample may repeat but not change.
+pub(crate) fn sample_stream<'a>(
+    stream: Option<Cow<'a, str>>,
+    default_stream: Option<&'a str>,
+    index: usize,
+) -> Result<Cow<'a, str>, RecordError> {
+    match (stream, default_stream) {
+        (Some(stream), Some(named)) if stream != named => Err(RecordError {
+            index,
+            reason: RejectReason::InvalidField,
+            message: format!(
+                "the sample names stream '{stream}' but it was sent to '{named}'; leave `stream` out or send it to /ingest/{stream} (or its topic)"
+            ),
+        }),
+        (Some(stream), _) => Ok(stream),
+        (None, Some(stream)) => Ok(Cow::Borrowed(stream)),
+        (None, None) => Err(RecordError {
+            index,
+            reason: RejectReason::MissingField,
+            message: "missing field `stream`; give it in the sample or POST to /ingest/{stream}"
+                .to_string(),
+        }),
+    }
+}
+
+/// Sample `index` has no `value` (and is not a columnar batch).
+pub(crate) fn missing_value(index: usize) -> RecordError {
+    RecordError {
+        index,
+        reason: RejectReason::MissingField,
+        message: "missing field `value`".to_string(),
     }
 }
 

@@ -139,22 +139,9 @@ impl Intake {
             &self.shared.parse,
             &self.shared.pool,
             |mut parsed| {
-                let fill = |record: &mut dav2d_wire::WireRecord<'_>| {
-                    if record.key.is_empty() {
-                        record.key = std::borrow::Cow::Owned(key.to_string());
-                    }
-                };
-                parsed.records.iter_mut().for_each(fill);
-                for (_, part) in &mut parsed.more {
-                    part.to_mut().iter_mut().for_each(fill);
-                }
+                parsed.fill_empty_keys(key);
                 if let Some(ours) = local {
-                    let before = parsed.len();
-                    parsed.records.retain(|r| ours(&r.key));
-                    for (_, part) in &mut parsed.more {
-                        part.to_mut().retain(|r| ours(&r.key));
-                    }
-                    let foreign = before - parsed.len();
+                    let foreign = parsed.retain_keys(ours);
                     if foreign > 0 {
                         self.reject(RejectReason::WrongPartition, foreign as u64);
                         tracing::warn!(

@@ -89,13 +89,14 @@ impl Intake {
             .parse_seconds
             .observe(started.elapsed().as_secs_f64());
         let now = self.shared.clock.now_ns();
-        let samples: Vec<Forwarded<'_>> = parsed
+        let decoded: Vec<dav2d_core::SampleIn<'_>> = parsed.samples().collect();
+        let samples: Vec<Forwarded<'_>> = decoded
             .iter()
-            .map(|(_, r)| Forwarded {
-                stream: &r.stream,
-                key: &r.key,
-                value: &r.value,
-                ts: r.ts.unwrap_or(now),
+            .map(|s| Forwarded {
+                stream: s.stream,
+                key: s.key,
+                value: &s.value,
+                ts: s.ts_ns.unwrap_or(now),
             })
             .collect();
         self.counters

@@ -424,18 +424,22 @@ impl Intake {
         }
     }
 
-    /// Finishes a JSON array body that was cut and parsed while it arrived
-    /// (run it on the pool): applies the pieces' records when every piece
-    /// parsed, else parses the whole body the careful way, which reports each
-    /// bad record (or refuses a broken body whole).
+    /// Finishes a JSON array body that was cut into pieces and parsed on
+    /// the pool (`while_arriving`: cut as it arrived; run it on the pool):
+    /// applies the pieces' records when every piece parsed, else parses the
+    /// whole body the careful way, which reports each bad record (or
+    /// refuses a broken body whole).
     pub fn ingest_pieces(
         &self,
         pieces: &[ParsedPiece],
         cutter: &ArrayCutter,
         default_stream: Option<&str>,
+        while_arriving: bool,
     ) -> Outcome {
         let started = Instant::now();
-        self.shared.metrics.parsed_while_arriving.inc();
+        if while_arriving {
+            self.shared.metrics.parsed_while_arriving.inc();
+        }
         match assemble(pieces).filter(|_| !pieces.is_empty()) {
             Some(parsed) => {
                 self.counters.bytes.inc_by(cutter.received() as u64);
@@ -592,14 +596,15 @@ impl Intake {
         if !self.hold_back(offered, admission) {
             return Outcome::SinkBehind;
         }
-        let needed = self.feeds_all_edge(parsed.iter().map(|(_, r)| &*r.stream));
+        let needed = self.feeds_all_edge(parsed.streams());
         let Some(permit) = self.admit(needed, parsed.len(), offered, admission) else {
             return Outcome::Overloaded;
         };
         let mut batch = BatchReport::default();
+        let mut chunks = parsed.chunks(APPLY_CHUNK).peekable();
         let settled = match locked {
             Some(graph) => {
-                graph.push_records(parsed.samples(), &mut batch);
+                chunks.for_each(|chunk| chunk.push_into(graph, &mut batch));
                 graph.run_wave();
                 graph.settled()
             }
@@ -610,11 +615,12 @@ impl Intake {
                 // once, after the last chunk (a producer that takes the lock
                 // in between runs what is pending in its own wave), so a key
                 // the body updates many times is still evaluated once.
-                let mut samples = parsed.samples().peekable();
                 loop {
                     let mut graph = self.shared.graph.lock();
-                    graph.push_records(samples.by_ref().take(APPLY_CHUNK), &mut batch);
-                    if samples.peek().is_none() {
+                    if let Some(chunk) = chunks.next() {
+                        chunk.push_into(&mut graph, &mut batch);
+                    }
+                    if chunks.peek().is_none() {
                         graph.run_wave();
                         break graph.settled();
                     }

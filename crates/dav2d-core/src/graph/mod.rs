@@ -36,10 +36,12 @@ mod register;
 mod retire;
 mod retune;
 mod rewire;
+mod series;
 mod state;
 mod wave;
 
 pub use ingest::{BatchReport, Keys, SampleIn};
+pub use series::SeriesRow;
 pub use state::{GraphState, KeyState, NodeKeyState, NodeState, StreamState};
 
 use crate::info::{GraphStats, NodeInfo, NodeKind, NodeStats, Reading, StreamInfo};

@@ -3,7 +3,6 @@
 //! (a `ParsedPiece` owns its text and the records borrowing from it), and
 //! the pieces are assembled in order.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -170,12 +169,36 @@ impl ArrayCutter {
     }
 }
 
-/// A piece's own copy of its text, with the brackets it needs to stand
-/// alone, and the stream its records default to.
+/// A piece's text as it arrived (the chunks' slices, shared, not copied),
+/// the stream its records default to, and, only when the flat scanner
+/// declined it, a copy with the brackets it needs to stand alone.
 #[derive(Debug)]
 pub struct PieceText {
-    text: Vec<u8>,
+    chunks: Vec<Bytes>,
+    len: usize,
+    open: bool,
+    close: bool,
     default_stream: Option<String>,
+    joined: std::cell::OnceCell<Vec<u8>>,
+}
+
+impl PieceText {
+    /// The piece copied whole, with its brackets (for the typed parser).
+    fn joined(&self) -> &[u8] {
+        self.joined.get_or_init(|| {
+            let mut text = Vec::with_capacity(self.len + 2);
+            if self.open {
+                text.push(b'[');
+            }
+            for chunk in &self.chunks {
+                text.extend_from_slice(chunk);
+            }
+            if self.close {
+                text.push(b']');
+            }
+            text
+        })
+    }
 }
 
 pub(super) type PieceOutcome<'a> = Option<PieceRecords<'a>>;
@@ -197,32 +220,33 @@ impl std::fmt::Debug for ParsedPiece {
             .as_ref()
             .map(|(r, _, n)| (r.len(), *n));
         f.debug_struct("ParsedPiece")
-            .field("bytes", &self.borrow_owner().text.len())
+            .field("bytes", &self.borrow_owner().len)
             .field("records_and_elements", &parsed)
             .finish()
     }
 }
 
 impl PieceJob {
-    /// Copies the piece into its own buffer and parses it with one typed
-    /// deserializer call (run it on the pool).
+    /// Parses the piece where its chunks lie, by the flat scanner, or else
+    /// copied whole by one typed deserializer call (run it on the pool).
     pub fn parse(self, default_stream: Option<&str>) -> ParsedPiece {
-        let mut text = Vec::with_capacity(self.len + 2);
-        if self.open {
-            text.push(b'[');
-        }
-        for chunk in &self.chunks {
-            text.extend_from_slice(chunk);
-        }
-        if self.close {
-            text.push(b']');
-        }
         let owner = PieceText {
-            text,
+            chunks: self.chunks,
+            len: self.len,
+            open: self.open,
+            close: self.close,
             default_stream: default_stream.map(str::to_string),
+            joined: std::cell::OnceCell::new(),
         };
         ParsedPiece::new(owner, |owner| {
-            parse_piece(&owner.text, owner.default_stream.as_deref())
+            let chunks: Vec<&[u8]> = owner.chunks.iter().map(|c| &c[..]).collect();
+            let brackets = super::flat::Brackets {
+                open: !owner.open,
+                close: !owner.close,
+            };
+            let default_stream = owner.default_stream.as_deref();
+            super::flat::scan_chunks(&chunks, brackets, default_stream)
+                .or_else(|| super::fast::parse_piece_serde(owner.joined(), default_stream))
         })
     }
 }
@@ -234,9 +258,7 @@ pub fn assemble(pieces: &[ParsedPiece]) -> Option<Parsed<'_>> {
     let mut offset = 0;
     for piece in pieces {
         let (records, errors, elements) = piece.borrow_dependent().as_ref()?;
-        parsed
-            .more
-            .push((offset, Cow::Borrowed(records.as_slice())));
+        parsed.more.push((offset, records.as_part()));
         parsed.errors.extend(errors.iter().map(|e| RecordError {
             index: e.index + offset,
             ..e.clone()
@@ -274,10 +296,25 @@ mod cutter_tests {
         assert!(jobs.iter().enumerate().all(|(i, job)| job.number == i));
         let pieces: Vec<ParsedPiece> = jobs.into_iter().map(|job| job.parse(Some("s"))).collect();
         let parsed = assemble(&pieces)?;
+        // The flat bodies here are read where their chunks lie, an element
+        // cut between chunks included: never copied whole for serde.
+        assert!(
+            parsed
+                .more
+                .iter()
+                .all(|(_, part)| matches!(part, Part::Columns(_))),
+            "read by the flat scanner"
+        );
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.borrow_owner().joined.get().is_none()),
+            "no piece was copied"
+        );
         Some(
             parsed
-                .iter()
-                .map(|(i, r)| (i, r.key.to_string(), r.value.to_string()))
+                .samples()
+                .map(|s| (s.index, s.key.to_string(), s.value.to_string()))
                 .collect(),
         )
     }
@@ -305,8 +342,8 @@ mod cutter_tests {
         )
         .unwrap();
         let expected: Vec<(usize, String, String)> = serial
-            .iter()
-            .map(|(i, r)| (i, r.key.to_string(), r.value.to_string()))
+            .samples()
+            .map(|s| (s.index, s.key.to_string(), s.value.to_string()))
             .collect();
         assert_eq!(expected.len(), 3000);
         for (chunks, piece) in [

@@ -2,7 +2,6 @@
 //! piece per worker, each piece deserialized straight into records by one
 //! typed call; any failure sends the body down the careful path.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -77,18 +76,8 @@ pub(super) fn piece_specs(len: usize, cuts: &[usize]) -> Vec<Piece> {
     pieces
 }
 
-/// Parses one standalone JSON array of sample objects: by the flat scanner
-/// when every element has the common flat shape, else with one typed
-/// deserializer call; `None` if anything in it is bad.
-pub(super) fn parse_piece<'a>(
-    text: &'a [u8],
-    default_stream: Option<&'a str>,
-) -> Option<PieceRecords<'a>> {
-    super::flat::scan_piece(text, default_stream)
-        .or_else(|| parse_piece_serde(text, default_stream))
-}
-
-/// [`parse_piece`] with one typed deserializer call (the SIMD parser).
+/// Parses one standalone JSON array of sample objects with one typed
+/// deserializer call (the SIMD parser); `None` if anything in it is bad.
 pub(super) fn parse_piece_serde<'a>(
     text: &'a [u8],
     default_stream: Option<&'a str>,
@@ -106,13 +95,14 @@ pub(super) fn parse_piece_serde<'a>(
     (&mut seed).deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
     let elements = seed.next_index;
-    Some((records, errors, elements))
+    Some((Samples::Records(records), errors, elements))
 }
 
-/// The optimistic path for a JSON array: each piece parsed by one typed
-/// deserializer call, pieces in parallel, each worker copying its own piece
-/// into its buffer. `None` when any piece fails to parse; the caller then
-/// takes the per-record path, which reports each bad record on its own.
+/// The optimistic path for a JSON array: each piece read in place by the
+/// flat scanner, or else copied into its buffer (with the brackets that
+/// make it an array) and parsed by one typed deserializer call; pieces in
+/// parallel. `None` when any piece fails to parse; the caller then takes the
+/// per-record path, which reports each bad record on its own.
 pub(super) fn parse_pieces<'a>(
     text: &'a [u8],
     pieces: &[Piece],
@@ -120,37 +110,42 @@ pub(super) fn parse_pieces<'a>(
     default_stream: Option<&'a str>,
     pool: &rayon::ThreadPool,
 ) -> Option<Parsed<'a>> {
+    let parse = |(buffer, piece): (&'a mut Vec<u8>, &Piece)| {
+        let own = &text[piece.range.clone()];
+        let brackets = super::flat::Brackets {
+            open: !piece.open,
+            close: !piece.close,
+        };
+        if let Some(read) = super::flat::scan_piece(own, brackets, default_stream) {
+            return Some(read);
+        }
+        buffer.reserve(piece.range.len() + 2);
+        if piece.open {
+            buffer.push(b'[');
+        }
+        buffer.extend_from_slice(own);
+        if piece.close {
+            buffer.push(b']');
+        }
+        let buffer: &'a Vec<u8> = buffer;
+        parse_piece_serde(buffer, default_stream)
+    };
     let parts: Vec<PieceRecords<'a>> = if pieces.len() == 1 {
-        vec![parse_piece(&text[pieces[0].range.clone()], default_stream)?]
+        vec![parse((&mut buffers[0], &pieces[0]))?]
     } else {
         pool.install(|| {
             buffers
                 .par_iter_mut()
                 .zip(pieces.par_iter())
-                .map(|(buffer, piece)| {
-                    buffer.reserve(piece.range.len() + 2);
-                    if piece.open {
-                        buffer.push(b'[');
-                    }
-                    buffer.extend_from_slice(&text[piece.range.clone()]);
-                    if piece.close {
-                        buffer.push(b']');
-                    }
-                    let buffer: &'a Vec<u8> = buffer;
-                    parse_piece(buffer, default_stream)
-                })
+                .map(parse)
                 .collect::<Option<Vec<_>>>()
         })?
     };
     // Each piece counted its elements from 0: shift to body positions.
     let mut parsed = Parsed::default();
     let mut offset = 0;
-    for (number, (records, errors, elements)) in parts.into_iter().enumerate() {
-        if number == 0 {
-            parsed.records = records;
-        } else {
-            parsed.more.push((offset, Cow::Owned(records)));
-        }
+    for (part, errors, elements) in parts {
+        parsed.more.push((offset, part.into_part()));
         parsed.errors.extend(errors.into_iter().map(|mut e| {
             e.index += offset;
             e

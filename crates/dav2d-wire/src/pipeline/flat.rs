@@ -1,49 +1,254 @@
-//! The flat path: a piece (a standalone JSON array) whose every element is
-//! a sample object of the common shape (`stream`, `key`, `value`, `ts`; the
-//! strings without escapes, the value a number, the timestamp an integer)
-//! read by a scanner straight from the bytes, without serde and without the
-//! copy the SIMD parser makes of its input.
+//! The flat path: a piece of a JSON array whose every element is a sample
+//! object of the common shape (`stream`, `key`, `value`, `ts`; the strings
+//! without escapes, the value a number, the timestamp an integer) read by a
+//! scanner straight from the body's bytes, in place: without serde, without
+//! a copy, and into columns whose (stream, key) pairs it interns as it goes
+//! (on the parse worker, so the engine looks each pair up once).
 //!
 //! Anything else (an escape, another field, a string or bool value, a
 //! timestamp in seconds or RFC 3339, `-0`, bad JSON) returns `None`, and the
 //! piece takes the typed serde path, which decides and reports exactly as
-//! before. Each scanned object becomes the `WireObject` the serde path
-//! builds and goes through the same `into_records`, so the checks on a
-//! sample are the same code either way.
+//! before. A scanned sample's stream and missing value are checked by the
+//! same functions `WireObject::into_records` calls, so the checks and their
+//! words are one code either way.
 
 use std::borrow::Cow;
 
-use dav2d_core::Value;
-
 use super::PieceRecords;
-use crate::dto::{WireObject, WireStr, WireTs, WireValue};
+use super::parsed::{ColumnsBuilder, Samples};
+use crate::dto::{missing_value, sample_stream};
 
-/// Reads `text`, a JSON array of flat sample objects; `None` when anything
-/// in it is outside the flat shape (the serde path then reads it).
+/// Which of an array's brackets a piece holds itself: the first piece of a
+/// cut array holds its `[`, the last its `]`, a standalone array both.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Brackets {
+    pub(super) open: bool,
+    pub(super) close: bool,
+}
+
+#[cfg(test)]
+impl Brackets {
+    /// A standalone array.
+    pub(super) const BOTH: Brackets = Brackets {
+        open: true,
+        close: true,
+    };
+}
+
+/// Reads `text`, a piece of a JSON array of flat sample objects holding the
+/// brackets `brackets` says; `None` when anything in it is outside the flat
+/// shape (the serde path then reads it).
 pub(super) fn scan_piece<'a>(
     text: &'a [u8],
+    brackets: Brackets,
     default_stream: Option<&'a str>,
 ) -> Option<PieceRecords<'a>> {
-    let mut scan = Scan { text, at: 0 };
-    scan.eat(b'[')?;
-    let mut records = Vec::with_capacity(text.len() / 64);
-    let mut errors = Vec::new();
-    let mut index = 0;
+    scan_chunks(&[text], brackets, default_stream)
+}
+
+/// [`scan_piece`] over a piece that arrived in `chunks`, read where they
+/// lie: only an element that straddles two chunks is copied (its strings
+/// then owned by the columns), so a body needs no contiguous copy.
+pub(super) fn scan_chunks<'a>(
+    chunks: &[&'a [u8]],
+    brackets: Brackets,
+    default_stream: Option<&'a str>,
+) -> Option<PieceRecords<'a>> {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut out = Out {
+        columns: ColumnsBuilder::with_capacity(total / 64),
+        errors: Vec::new(),
+        index: 0,
+        default_stream,
+    };
+    let mut cursor = Cursor::new(chunks)?;
+    if brackets.open && cursor.next()? != b'[' {
+        return None;
+    }
     loop {
-        let object = scan.object()?;
-        if let Err(error) = object.into_records(index, default_stream, &mut records) {
-            errors.push(error);
+        cursor.skip_space()?;
+        let start = cursor.scan.at;
+        match cursor.scan.object() {
+            Some(object) => out.take(object, Cow::Borrowed)?,
+            None => {
+                // Outside the flat shape, unless the chunk ends inside it.
+                let carried = cursor.carry(start)?;
+                let object = Scan::over(&carried).object()?;
+                out.take(object, |s| Cow::Owned(s.to_owned()))?;
+            }
         }
-        index += 1;
-        match scan.next()? {
-            b',' => {}
-            b']' => {
-                scan.skip_space();
-                return (scan.at == text.len()).then_some((records, errors, index));
+        match cursor.next() {
+            None if !brackets.close => return Some(out.finish()),
+            Some(b',') => {}
+            Some(b']') if brackets.close => {
+                return cursor.next().is_none().then(|| out.finish());
             }
             _ => return None,
         }
     }
+}
+
+/// What a piece's scan gathers.
+struct Out<'a> {
+    columns: ColumnsBuilder<'a>,
+    errors: Vec<crate::dto::RecordError>,
+    index: usize,
+    default_stream: Option<&'a str>,
+}
+
+impl<'a> Out<'a> {
+    /// Takes the next element; `own` makes a string the columns keep out of
+    /// one the object borrows (only for a pair seen for the first time).
+    /// `None` when a string is not UTF-8 (the serde path then reports it).
+    fn take<'s>(
+        &mut self,
+        object: FlatObject<'s>,
+        own: impl Fn(&'s str) -> Cow<'a, str>,
+    ) -> Option<()>
+    where
+        'a: 's,
+    {
+        let index = self.index;
+        self.index += 1;
+        let text = |bytes: &'s [u8]| std::str::from_utf8(bytes).ok();
+        let door = self.default_stream;
+        // The stream as bytes, and whether it is the door's.
+        let stream = match (object.stream, door) {
+            (Some(stream), Some(named)) if stream == named.as_bytes() => Ok((stream, true)),
+            (None, Some(named)) => Ok((named.as_bytes(), true)),
+            (Some(stream), _) => {
+                // Checked here: it is kept or named in an error.
+                let stream = text(stream)?;
+                sample_stream(Some(Cow::Borrowed(stream)), door, index)
+                    .map(|_| (stream.as_bytes(), false))
+            }
+            (None, None) => sample_stream(None, None, index).map(|_| (&[][..], false)),
+        };
+        let key = object.key.unwrap_or(b"");
+        let (stream, from_door) = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                text(key)?;
+                self.errors.push(error);
+                return Some(());
+            }
+        };
+        let Some(value) = object.value else {
+            text(key)?;
+            self.errors.push(missing_value(index));
+            return Some(());
+        };
+        self.columns.push(
+            index,
+            stream,
+            key,
+            || {
+                let stream = match door {
+                    Some(door) if from_door => Cow::Borrowed(door),
+                    _ => own(text(stream)?),
+                };
+                Some((stream, own(text(key)?)))
+            },
+            value,
+            object.ts,
+        )
+    }
+
+    fn finish(self) -> PieceRecords<'a> {
+        (
+            Samples::Columns(self.columns.finish()),
+            self.errors,
+            self.index,
+        )
+    }
+}
+
+/// A position in a piece's chunks.
+struct Cursor<'c, 'a> {
+    chunks: &'c [&'a [u8]],
+    /// The chunk `scan` reads.
+    chunk: usize,
+    scan: Scan<'a>,
+}
+
+impl<'c, 'a> Cursor<'c, 'a> {
+    fn new(chunks: &'c [&'a [u8]]) -> Option<Self> {
+        Some(Self {
+            chunks,
+            chunk: 0,
+            scan: Scan::over(chunks.first().copied().unwrap_or(&[])),
+        })
+    }
+
+    /// Moves to the next chunk; `None` at the end of the piece.
+    fn advance(&mut self) -> Option<()> {
+        let next = *self.chunks.get(self.chunk + 1)?;
+        self.scan = Scan::over(next);
+        self.chunk += 1;
+        Some(())
+    }
+
+    /// Skips whitespace across chunks; `None` when the piece ends first.
+    fn skip_space(&mut self) -> Option<()> {
+        loop {
+            self.scan.skip_space();
+            if self.scan.at < self.scan.text.len() {
+                return Some(());
+            }
+            self.advance()?;
+        }
+    }
+
+    /// The next byte that is not whitespace, across chunks, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.skip_space()?;
+        self.scan.next()
+    }
+
+    /// The element starting at `start` in the current chunk, when it runs
+    /// on into the next chunks: its bytes up to its closing brace, copied,
+    /// with the cursor moved past it. `None` when it ends in this chunk (it
+    /// is then outside the flat shape) or never ends. A flat element nests
+    /// nothing and its strings hold no escape, so it ends at the first `}`
+    /// outside quotes.
+    fn carry(&mut self, start: usize) -> Option<Vec<u8>> {
+        let mut quoted = false;
+        let mut end_in = |text: &[u8]| -> Result<Option<usize>, ()> {
+            for (i, &byte) in text.iter().enumerate() {
+                match byte {
+                    b'"' => quoted = !quoted,
+                    b'\\' => return Err(()),
+                    b'}' if !quoted => return Ok(Some(i)),
+                    _ => {}
+                }
+            }
+            Ok(None)
+        };
+        let first = &self.scan.text[start..];
+        if end_in(first).ok()?.is_some() {
+            return None;
+        }
+        let mut carried = first.to_vec();
+        loop {
+            self.advance()?;
+            let text = self.scan.text;
+            if let Some(end) = end_in(text).ok()? {
+                carried.extend_from_slice(&text[..=end]);
+                self.scan.at = end + 1;
+                return Some(carried);
+            }
+            carried.extend_from_slice(text);
+        }
+    }
+}
+
+/// One sample object of the flat shape, as read.
+#[derive(Default)]
+struct FlatObject<'a> {
+    stream: Option<&'a [u8]>,
+    key: Option<&'a [u8]>,
+    value: Option<f64>,
+    ts: Option<i64>,
 }
 
 /// The fields of the flat shape.
@@ -57,7 +262,7 @@ enum Field {
 
 /// A number as read.
 enum Number<'a> {
-    /// An integer of at most 18 digits.
+    /// An integer that fits an i64.
     Integer(i64),
     /// A decimal fraction read exactly (see [`exact_decimal`]).
     Float(f64),
@@ -71,39 +276,86 @@ const EXACT_POWERS: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// `digits.fraction` (no sign, no exponent) as the correctly rounded f64,
-/// when its digits make an integer below 2^53 and the fraction has at most
-/// 22 digits: both are then exact f64s, and one IEEE division rounds
-/// correctly (Clinger's fast path). `None` otherwise (the caller parses it).
-fn exact_decimal(number: &[u8]) -> Option<f64> {
-    let mut mantissa: u64 = 0;
-    let mut fraction_digits = 0usize;
-    let mut in_fraction = false;
-    for &byte in number {
-        match byte {
-            b'0'..=b'9' => {
-                mantissa = mantissa
-                    .checked_mul(10)?
-                    .checked_add(u64::from(byte - b'0'))?;
-                fraction_digits += usize::from(in_fraction);
-            }
-            b'.' => in_fraction = true,
-            _ => return None,
-        }
-    }
+/// `mantissa / 10^fraction` as the correctly rounded f64, when the
+/// mantissa is below 2^53 and the fraction has at most 22 digits: both are
+/// then exact f64s, and one IEEE division rounds correctly (Clinger's fast
+/// path). `None` otherwise (the caller parses the text).
+fn exact_decimal(mantissa: u64, fraction: usize) -> Option<f64> {
     if mantissa >= 1 << 53 {
         return None;
     }
-    Some(mantissa as f64 / EXACT_POWERS.get(fraction_digits)?)
+    Some(mantissa as f64 / EXACT_POWERS.get(fraction)?)
 }
 
-/// A cursor over the bytes of a piece.
+/// A run of decimal digits read as one integer: its value while it has at
+/// most 19 digits (which a u64 always holds), and how many digits it has.
+#[derive(Default)]
+struct Digits {
+    value: u64,
+    count: usize,
+}
+
+impl Digits {
+    /// Reads the digits from `i` on (eight at a time where it can), adding
+    /// them to the ones already read; returns where they end.
+    fn read(&mut self, text: &[u8], mut i: usize) -> usize {
+        while let Some(word) = text.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            let word = u64::from_le_bytes(word);
+            if !eight_digits(word) {
+                break;
+            }
+            if self.count + 8 <= 19 {
+                self.value = self.value * 100_000_000 + eight_digits_value(word);
+            }
+            self.count += 8;
+            i += 8;
+        }
+        while let Some(&digit @ b'0'..=b'9') = text.get(i) {
+            if self.count < 19 {
+                self.value = self.value * 10 + u64::from(digit - b'0');
+            }
+            self.count += 1;
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Whether the eight bytes of `word` (little-endian) are all ASCII digits.
+fn eight_digits(word: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    // A digit's high nibble is 3, and adding 6 keeps it 3 (`:` and above
+    // carry into it).
+    (word & HIGH) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4)
+        == 0x3333_3333_3333_3333
+}
+
+/// The value of eight ASCII digits (checked by [`eight_digits`]) read as a
+/// little-endian word, the first digit in its lowest byte: pairs, then
+/// quads, then the whole, each step one multiply.
+fn eight_digits_value(word: u64) -> u64 {
+    let digits = word - 0x3030_3030_3030_3030;
+    // Each even byte: its digit times 10 plus the next one's.
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    let low = pairs & 0x0000_00FF_0000_00FF;
+    let high = (pairs >> 16) & 0x0000_00FF_0000_00FF;
+    (low.wrapping_mul(100 + (1_000_000 << 32))).wrapping_add(high.wrapping_mul(1 + (10_000 << 32)))
+        >> 32
+}
+
+/// A cursor over the bytes of a piece. Strings are returned as bytes: a
+/// sample's stream and key are checked to be UTF-8 once per distinct pair
+/// (when the columns first keep it), any other string where it is read.
 struct Scan<'a> {
     text: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scan<'a> {
+    fn over(text: &'a [u8]) -> Self {
+        Self { text, at: 0 }
+    }
+
     fn skip_space(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.text.get(self.at) {
             self.at += 1;
@@ -122,8 +374,8 @@ impl<'a> Scan<'a> {
         (self.next()? == byte).then_some(())
     }
 
-    /// A string without escapes or control characters, borrowed.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string without escapes or control characters, borrowed as bytes.
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.at;
         let mut i = start;
@@ -134,9 +386,8 @@ impl<'a> Scan<'a> {
                 _ => i += 1,
             }
         }
-        let text = std::str::from_utf8(&self.text[start..i]).ok()?;
         self.at = i + 1;
-        Some(text)
+        Some(&self.text[start..i])
     }
 
     /// A field name of the flat shape, with its closing quote and colon.
@@ -163,36 +414,39 @@ impl<'a> Scan<'a> {
     /// A JSON number (`None`: not one, or a negative zero, which the serde
     /// path reads).
     fn number(&mut self) -> Option<Number<'a>> {
-        let digits = |text: &[u8], mut i: usize| {
-            while let Some(b'0'..=b'9') = text.get(i) {
-                i += 1;
-            }
-            i
-        };
         let text = self.text;
         let start = self.at;
         let negative = text.get(start) == Some(&b'-');
         let mut i = start + usize::from(negative);
         let first = i;
+        // The digits as one integer, while there are at most 19 of them.
+        let mut digits = Digits::default();
         match text.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => i = digits(text, i + 1),
+            Some(b'0') => {
+                i += 1;
+                digits.count = 1;
+            }
+            Some(b'1'..=b'9') => i = digits.read(text, i),
             _ => return None,
         }
         let whole = i;
+        let mut fraction = 0;
         if text.get(i) == Some(&b'.') {
-            let end = digits(text, i + 1);
+            let end = digits.read(text, i + 1);
             if end == i + 1 {
                 return None;
             }
+            fraction = end - (i + 1);
             i = end;
         }
+        let mut exponent = false;
         if let Some(b'e' | b'E') = text.get(i) {
+            exponent = true;
             i += 1;
             if let Some(b'+' | b'-') = text.get(i) {
                 i += 1;
             }
-            let end = digits(text, i);
+            let end = Digits::default().read(text, i);
             if end == i {
                 return None;
             }
@@ -207,19 +461,21 @@ impl<'a> Scan<'a> {
         {
             return None;
         }
-        if i == whole && whole - first <= 18 {
-            // At most 18 digits: no overflow.
-            let magnitude = text[first..whole]
-                .iter()
-                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-            return Some(Number::Integer(if negative {
-                -magnitude
-            } else {
-                magnitude
-            }));
-        }
-        if let Some(value) = exact_decimal(&text[first..i]) {
-            return Some(Number::Float(if negative { -value } else { value }));
+        if !exponent && digits.count <= 19 {
+            let mantissa = digits.value;
+            if i == whole {
+                // 19 digits fit a u64; the i64 range is checked.
+                let integer = if negative {
+                    0i64.checked_sub_unsigned(mantissa)
+                } else {
+                    i64::try_from(mantissa).ok()
+                };
+                if let Some(integer) = integer {
+                    return Some(Number::Integer(integer));
+                }
+            } else if let Some(value) = exact_decimal(mantissa, fraction) {
+                return Some(Number::Float(if negative { -value } else { value }));
+            }
         }
         let written = std::str::from_utf8(&text[start..i]).ok()?;
         Some(Number::Text(written, i == whole))
@@ -227,7 +483,7 @@ impl<'a> Scan<'a> {
 
     /// A sample's value: a number, as the serde path makes it (integers
     /// through i64 or u64, others parsed as f64 and required finite).
-    fn value(&mut self) -> Option<Value> {
+    fn value(&mut self) -> Option<f64> {
         let value = match self.number()? {
             Number::Integer(v) => v as f64,
             Number::Float(v) => v,
@@ -239,13 +495,13 @@ impl<'a> Scan<'a> {
                 written.parse::<f64>().ok().filter(|v| v.is_finite())?
             }
         };
-        Some(Value::Float(value))
+        Some(value)
     }
 
     /// One sample object of the flat shape, each field at most once.
-    fn object(&mut self) -> Option<WireObject<'a>> {
+    fn object(&mut self) -> Option<FlatObject<'a>> {
         self.eat(b'{')?;
-        let mut object = WireObject::default();
+        let mut object = FlatObject::default();
         self.skip_space();
         if self.text.get(self.at) == Some(&b'}') {
             self.at += 1;
@@ -253,22 +509,15 @@ impl<'a> Scan<'a> {
         }
         loop {
             match self.name()? {
-                Field::Stream if object.stream.is_none() => {
-                    object.stream = Some(WireStr(Cow::Borrowed(self.string()?)));
-                }
-                Field::Key if object.key.is_none() => {
-                    object.key = Some(WireStr(Cow::Borrowed(self.string()?)));
-                }
-                Field::Value if object.value.is_none() => {
-                    object.value = Some(WireValue(self.value()?));
-                }
+                Field::Stream if object.stream.is_none() => object.stream = Some(self.string()?),
+                Field::Key if object.key.is_none() => object.key = Some(self.string()?),
+                Field::Value if object.value.is_none() => object.value = Some(self.value()?),
                 Field::Ts if object.ts.is_none() => {
-                    let ts = match self.number()? {
+                    object.ts = Some(match self.number()? {
                         Number::Integer(ts) => ts,
                         Number::Text(written, true) => written.parse::<i64>().ok()?,
                         Number::Float(_) | Number::Text(_, false) => return None,
-                    };
-                    object.ts = Some(WireTs::One(ts));
+                    });
                 }
                 _ => return None,
             }
@@ -287,10 +536,22 @@ mod tests {
 
     /// What the serde path makes of `text`, beside what the scanner does.
     fn both(text: &str, stream: Option<&str>) -> (Option<String>, Option<String>) {
-        let show = |p: Option<PieceRecords<'_>>| p.map(|(r, e, n)| format!("{r:?} {e:?} {n}"));
+        let show = |p: Option<PieceRecords<'_>>| {
+            p.map(|(samples, e, n)| {
+                let parsed = super::super::Parsed {
+                    more: vec![(0, samples.into_part())],
+                    ..Default::default()
+                };
+                let samples: Vec<_> = parsed.samples().collect();
+                format!("{samples:?} {e:?} {n}")
+            })
+        };
         (
-            show(scan_piece(text.as_bytes(), stream)),
-            show(super::super::parse_piece_serde(text.as_bytes(), stream)),
+            show(scan_piece(text.as_bytes(), Brackets::BOTH, stream)),
+            show(super::super::fast::parse_piece_serde(
+                text.as_bytes(),
+                stream,
+            )),
         )
     }
 
@@ -331,8 +592,67 @@ mod tests {
             r#"[]"#,
             "[{\"key\":\"a\tb\",\"value\":1}]",
         ] {
-            assert!(scan_piece(text.as_bytes(), Some("s")).is_none(), "{text}");
+            assert!(
+                scan_piece(text.as_bytes(), Brackets::BOTH, Some("s")).is_none(),
+                "{text}"
+            );
         }
+    }
+
+    #[test]
+    fn a_string_that_is_not_utf8_goes_to_serde_wherever_it_stands() {
+        for text in [
+            &b"[{\"key\":\"k\xff\",\"value\":1}]"[..],
+            b"[{\"key\":\"k\",\"value\":1},{\"key\":\"k\xff\"}]",
+            b"[{\"stream\":\"s\xc3\",\"key\":\"k\",\"value\":1}]",
+            b"[{\"stream\":\"other\",\"key\":\"\xe9\",\"value\":1}]",
+        ] {
+            assert!(scan_piece(text, Brackets::BOTH, Some("s")).is_none());
+        }
+        // A character cut between two chunks is read whole.
+        let text = "[{\"key\":\"d\u{e9}v\",\"value\":1},{\"key\":\"d\u{e9}v\",\"value\":2}]";
+        let bytes = text.as_bytes();
+        let cut = text.find('\u{e9}').unwrap() + 1;
+        let (samples, errors, n) =
+            scan_chunks(&[&bytes[..cut], &bytes[cut..]], Brackets::BOTH, Some("s")).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(n, 2);
+        let Samples::Columns(columns) = samples else {
+            panic!("read by the scanner")
+        };
+        assert_eq!(
+            columns.series.len(),
+            1,
+            "one pair, owned once and borrowed once"
+        );
+        assert_eq!(columns.series[0].1, "d\u{e9}v");
+    }
+
+    #[test]
+    fn eight_digits_at_once_read_as_one_at_a_time() {
+        let mut random = Random(0x2545_F491_4F6C_DD1D);
+        for _ in 0..100_000 {
+            let n = random.next() % 100_000_000;
+            let text = format!("{n:08}");
+            let word = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
+            assert!(eight_digits(word), "{text}");
+            assert_eq!(eight_digits_value(word), n, "{text}");
+            let mut bytes = text.into_bytes();
+            let at = (random.next() % 8) as usize;
+            bytes[at] =
+                [b'/', b':', b'.', b'e', b' ', 0xFF, b'-', b'9' + 7][random.next() as usize % 8];
+            let word = u64::from_le_bytes(bytes[..].try_into().unwrap());
+            assert!(!eight_digits(word), "{bytes:?}");
+        }
+        let mut digits = Digits::default();
+        assert_eq!(digits.read(b"1700000000000000000,", 0), 19);
+        assert_eq!(
+            (digits.value, digits.count),
+            (1_700_000_000_000_000_000, 19)
+        );
+        let mut digits = Digits::default();
+        assert_eq!(digits.read(b"12345678901234567890}", 0), 20);
+        assert_eq!(digits.count, 20, "too long to hold: read as text");
     }
 
     /// A small deterministic generator (xorshift), for the differential test.

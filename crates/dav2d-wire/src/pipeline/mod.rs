@@ -7,10 +7,9 @@
 //! the pool; smaller bodies are parsed by one worker. Decoding errors are
 //! per record; the good records are applied beside them.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
-use dav2d_core::{RejectReason, SampleIn};
+use dav2d_core::RejectReason;
 use rayon::prelude::*;
 
 use crate::dto::{RecordError, WireObject, WireRecord};
@@ -21,16 +20,17 @@ mod careful;
 mod decompress;
 mod fast;
 mod flat;
+mod parsed;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
 pub use decompress::{DecompressError, decompress, decompress_charged};
-#[cfg(test)]
-use fast::parse_piece_serde;
-use fast::{cut_at, cut_points, parse_piece, parse_pieces, piece_specs};
+use fast::{cut_at, cut_points, parse_pieces, piece_specs};
+use parsed::Samples;
+pub use parsed::{Chunk, Columns, Parsed, Part};
 
-/// One piece's records, its per-record errors and its element count.
-pub(super) type PieceRecords<'a> = (Vec<WireRecord<'a>>, Vec<RecordError>, usize);
+/// One piece's good samples, its per-record errors and its element count.
+pub(super) type PieceRecords<'a> = (Samples<'a>, Vec<RecordError>, usize);
 
 /// The encodings of request bodies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,52 +59,6 @@ impl Default for ParseOptions {
             parallel_threshold: 1 << 20,
             max_body: 64 << 20,
         }
-    }
-}
-
-/// Records decoded from a body, and the ones that could not be.
-#[derive(Debug, Default)]
-pub struct Parsed<'a> {
-    /// Good records, in body order (their `index` is their body position).
-    pub records: Vec<WireRecord<'a>>,
-    /// Further good records, in body order after `records`, when parts were
-    /// parsed in parallel (kept apart rather than copied together): each
-    /// part's records, numbered from 0 within the part, and the body
-    /// position of the part's first element.
-    pub more: Vec<(usize, Cow<'a, [WireRecord<'a>]>)>,
-    /// Rejected records, in body order (indices are body positions).
-    pub errors: Vec<RecordError>,
-}
-
-impl<'a> Parsed<'a> {
-    /// How many good records there are.
-    pub fn len(&self) -> usize {
-        self.records.len() + self.more.iter().map(|(_, part)| part.len()).sum::<usize>()
-    }
-
-    /// Whether there is no good record.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Every good record with its body position, in body order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &WireRecord<'a>)> {
-        self.records.iter().map(|r| (r.index, r)).chain(
-            self.more
-                .iter()
-                .flat_map(|(first, part)| part.iter().map(move |r| (first + r.index, r))),
-        )
-    }
-
-    /// Every good record as the engine takes it, in body order.
-    pub fn samples(&self) -> impl Iterator<Item = SampleIn<'_>> {
-        self.iter().map(|(index, r)| SampleIn {
-            index,
-            stream: &r.stream,
-            key: &r.key,
-            value: r.value.clone(),
-            ts_ns: r.ts,
-        })
     }
 }
 
@@ -354,17 +308,17 @@ mod tests {
             &pool,
             |parsed| {
                 let records: Vec<(usize, String, String)> = parsed
-                    .iter()
-                    .map(|(i, r)| (i, r.key.to_string(), r.value.to_string()))
+                    .samples()
+                    .map(|s| (s.index, s.key.to_string(), s.value.to_string()))
                     .collect();
                 (records, parsed.more.len())
             },
         )
         .unwrap();
-        assert_eq!(more, 2, "three pieces were parsed");
+        assert_eq!(more, 3, "three pieces were parsed");
         let expected: Vec<(usize, String, String)> = serial
-            .iter()
-            .map(|(i, r)| (i, r.key.to_string(), r.value.to_string()))
+            .samples()
+            .map(|s| (s.index, s.key.to_string(), s.value.to_string()))
             .collect();
         assert_eq!(records, expected);
     }
