@@ -321,6 +321,20 @@ impl Digits {
     }
 }
 
+/// Whether none of the eight bytes of `word` is a quote, a backslash or a
+/// control character (below 0x20): the classic test for a zero byte, run on
+/// the word xor each of the two characters, and on the word for "less than
+/// 0x20". A byte of 0x80 and above (UTF-8) is plain.
+fn plain_string_bytes(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control == 0
+}
+
 /// Whether the eight bytes of `word` (little-endian) are all ASCII digits.
 fn eight_digits(word: u64) -> bool {
     const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
@@ -379,6 +393,19 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let mut i = start;
+        // Eight bytes at a time while none of them ends the string or is
+        // refused (a quote, a backslash, a control character).
+        while let Some(word) = self
+            .text
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            if plain_string_bytes(u64::from_le_bytes(word)) {
+                i += 8;
+            } else {
+                break;
+            }
+        }
         loop {
             match *self.text.get(i)? {
                 b'"' => break,
@@ -394,19 +421,25 @@ impl<'a> Scan<'a> {
     fn name(&mut self) -> Option<Field> {
         self.eat(b'"')?;
         let rest = &self.text[self.at..];
-        let (field, length) = if rest.starts_with(b"key\"") {
-            (Field::Key, 4)
-        } else if rest.starts_with(b"value\"") {
-            (Field::Value, 6)
-        } else if rest.starts_with(b"ts\"") {
-            (Field::Ts, 3)
-        } else if rest.starts_with(b"stream\"") {
-            (Field::Stream, 7)
-        } else {
-            return None;
+        // One branch on the first letter, then the rest of the name and its
+        // closing quote compared at once.
+        let (field, name): (Field, &[u8]) = match rest.first()? {
+            b's' => (Field::Stream, b"stream\""),
+            b'k' => (Field::Key, b"key\""),
+            b'v' => (Field::Value, b"value\""),
+            b't' => (Field::Ts, b"ts\""),
+            _ => return None,
         };
-        self.at += length;
-        self.eat(b':')?;
+        if !rest.starts_with(name) {
+            return None;
+        }
+        self.at += name.len();
+        // The colon, usually right after the name.
+        if self.text.get(self.at) == Some(&b':') {
+            self.at += 1;
+        } else {
+            self.eat(b':')?;
+        }
         self.skip_space();
         Some(field)
     }
@@ -626,6 +659,29 @@ mod tests {
             "one pair, owned once and borrowed once"
         );
         assert_eq!(columns.series[0].1, "d\u{e9}v");
+    }
+
+    #[test]
+    fn eight_string_bytes_at_once_are_judged_as_one_at_a_time() {
+        let mut random = Random(0x1234_5678_9ABC_DEF1);
+        let pool = [
+            b'a', b'"', b'\\', 0x1f, 0x20, 0x00, 0x7f, 0x80, 0xc3, 0xff, b'-', b'0',
+        ];
+        for _ in 0..200_000 {
+            let bytes: [u8; 8] = std::array::from_fn(|_| {
+                if random.one_in(4) {
+                    pool[random.next() as usize % pool.len()]
+                } else {
+                    (random.next() % 256) as u8
+                }
+            });
+            let one_at_a_time = bytes.iter().all(|&b| b != b'"' && b != b'\\' && b >= 0x20);
+            assert_eq!(
+                plain_string_bytes(u64::from_le_bytes(bytes)),
+                one_at_a_time,
+                "{bytes:?}"
+            );
+        }
     }
 
     #[test]
