@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value as Json, json};
 use tokio::sync::oneshot::Receiver;
 
+use crate::inflating::{STREAMED_COMPRESSED, ingest_inflating};
 use crate::state::{AppState, drain, error_response, json_response};
 
 /// What a body of unknown length takes from the body budget at first; it
@@ -322,12 +323,22 @@ async fn ingest_inner(
             return refuse(state, error).await;
         }
     };
+    if format == Format::Json
+        && bytes.len() >= STREAMED_COMPRESSED
+        && let Some(encoding) = encoding
+    {
+        // Inflated as a stream into pieces; this permit holds the
+        // compressed bytes until the answer.
+        let response = ingest_inflating(state, stream, bytes, encoding, ack).await;
+        drop(budget);
+        return response;
+    }
     // The permit goes with the body: what it inflates to is charged to it.
     ingest_bytes(state, bytes, encoding, format, stream, ack, Some(budget)).await
 }
 
 /// 503 with `Retry-After`: the bytes of bodies in flight are at the budget.
-fn budget_spent() -> Response {
+pub(crate) fn budget_spent() -> Response {
     let mut response = error_response(
         StatusCode::SERVICE_UNAVAILABLE,
         "the bodies in flight hold the whole body budget (ingest.body_budget); retry after a second",
@@ -340,7 +351,7 @@ fn budget_spent() -> Response {
 
 /// Ingests a body read whole: small ones on this I/O thread when the engine
 /// is free, others on the pool.
-async fn ingest_bytes(
+pub(crate) async fn ingest_bytes(
     state: &AppState,
     bytes: Vec<u8>,
     encoding: Option<String>,
@@ -384,7 +395,7 @@ async fn ingest_bytes(
 
 /// The answer to an outcome; with `ack=durable`, given only once the
 /// samples it applied are on disk (503 when they are not in time).
-async fn finish(state: &AppState, outcome: Outcome, ack: Ack) -> Response {
+pub(crate) async fn finish(state: &AppState, outcome: Outcome, ack: Ack) -> Response {
     let Outcome::Applied(report) = &outcome else {
         return respond(outcome);
     };
@@ -597,21 +608,21 @@ fn run_on<T: Send + 'static>(
 }
 
 /// Runs `work` on the parser pool; the receiver gets its result.
-fn on_pool<T: Send + 'static>(
+pub(crate) fn on_pool<T: Send + 'static>(
     intake: &Intake,
     work: impl FnOnce(&Intake) -> T + Send + 'static,
 ) -> Receiver<T> {
     run_on(intake, Lane::Pool, work)
 }
 
-fn pool_dropped() -> Response {
+pub(crate) fn pool_dropped() -> Response {
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the parser pool dropped the request",
     )
 }
 
-fn respond(outcome: Outcome) -> Response {
+pub(crate) fn respond(outcome: Outcome) -> Response {
     match outcome {
         Outcome::Applied(report) if report.errors.is_empty() && report.rejected == 0 => {
             // The common answer, written without building a JSON tree.

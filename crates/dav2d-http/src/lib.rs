@@ -18,6 +18,7 @@ mod dashboard;
 mod events;
 mod history;
 mod hub;
+mod inflating;
 mod ingest;
 mod preview;
 mod read;

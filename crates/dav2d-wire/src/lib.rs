@@ -19,7 +19,7 @@ pub mod scan;
 pub use dto::{RecordError, WireRecord};
 pub use encode::{UpdateKind, reading_json, update_json, value_json};
 pub use pipeline::{
-    ArrayCutter, Chunk, Columns, DecompressError, Format, ParseOptions, Parsed, ParsedPiece, Part,
-    PieceJob, assemble, decompress, decompress_charged, parse, parse_then,
+    ArrayCutter, Chunk, Columns, DecompressError, Format, Inflater, ParseOptions, Parsed,
+    ParsedPiece, Part, PieceJob, assemble, decompress, decompress_charged, parse, parse_then,
 };
 pub use scan::{BodyError, check_json_start, first_significant};

@@ -387,22 +387,7 @@ impl Intake {
                         inflated = bytes;
                         &inflated[..]
                     }
-                    Err(DecompressError::Budget(bytes)) => {
-                        self.reject(RejectReason::BodyBudget, 1);
-                        return Outcome::BodyBudget(format!(
-                            "the body inflated to {bytes} bytes and the bodies in flight hold the rest of ingest.body_budget; retry after a second"
-                        ));
-                    }
-                    Err(DecompressError::TooLarge(limit)) => {
-                        self.reject(RejectReason::TooLarge, 1);
-                        return Outcome::TooLarge(format!(
-                            "the body inflates past the {limit}-byte limit (max_body)"
-                        ));
-                    }
-                    Err(error) => {
-                        self.reject(RejectReason::BadEncoding, 1);
-                        return Outcome::BadEncoding(error.to_string());
-                    }
+                    Err(error) => return self.refuse_encoding(error),
                 }
             }
         };
@@ -420,6 +405,28 @@ impl Intake {
             Err(error) => {
                 self.reject(error.reason, 1);
                 Outcome::BadBody(error)
+            }
+        }
+    }
+
+    /// Counts and answers a compressed body that could not be inflated.
+    pub fn refuse_encoding(&self, error: DecompressError) -> Outcome {
+        match error {
+            DecompressError::Budget(bytes) => {
+                self.reject(RejectReason::BodyBudget, 1);
+                Outcome::BodyBudget(format!(
+                    "the body inflated to {bytes} bytes and the bodies in flight hold the rest of ingest.body_budget; retry after a second"
+                ))
+            }
+            DecompressError::TooLarge(limit) => {
+                self.reject(RejectReason::TooLarge, 1);
+                Outcome::TooLarge(format!(
+                    "the body inflates past the {limit}-byte limit (max_body)"
+                ))
+            }
+            error => {
+                self.reject(RejectReason::BadEncoding, 1);
+                Outcome::BadEncoding(error.to_string())
             }
         }
     }

@@ -8,7 +8,7 @@ pub fn decompress(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, 
 }
 
 /// How much is inflated between two charges.
-const CHARGE_STEP: usize = 64 << 10;
+pub(super) const CHARGE_STEP: usize = 64 << 10;
 
 /// [`decompress`], asking `charge` for each step of inflated bytes before
 /// it is held (the body budget): a `false` stops it with
@@ -52,7 +52,7 @@ pub fn decompress_charged(
     }
 }
 
-fn corrupt(encoding: &str, error: &std::io::Error) -> DecompressError {
+pub(super) fn corrupt(encoding: &str, error: &std::io::Error) -> DecompressError {
     DecompressError::Corrupt(format!("the {encoding} body cannot be decoded: {error}"))
 }
 

@@ -20,12 +20,14 @@ mod careful;
 mod decompress;
 mod fast;
 mod flat;
+mod inflate;
 mod parsed;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
 pub use decompress::{DecompressError, decompress, decompress_charged};
 use fast::{cut_at, cut_points, parse_pieces, piece_specs};
+pub use inflate::Inflater;
 use parsed::Samples;
 pub use parsed::{Chunk, Columns, Parsed, Part};
 
