@@ -29,7 +29,7 @@ pub fn decompress_charged(
         other => return Err(DecompressError::Unsupported(other.to_string())),
     };
     let mut out: Vec<u8> = Vec::new();
-    let mut charged = 0usize;
+    let mut meter = Meter::new(limit);
     let mut chunk = vec![0u8; CHARGE_STEP];
     loop {
         let read = match reader.read(&mut chunk) {
@@ -38,17 +38,47 @@ pub fn decompress_charged(
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(corrupt(encoding, &error)),
         };
-        if out.len() + read > limit {
-            return Err(DecompressError::TooLarge(limit));
-        }
-        if out.len() + read > charged {
-            let step = (out.len() + read - charged).max(CHARGE_STEP);
-            if !charge(step) {
-                return Err(DecompressError::Budget(out.len() + read));
-            }
-            charged += step;
-        }
+        meter.admit(read, charge)?;
         out.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// What was inflated, against the limit and the budget.
+pub(super) struct Meter {
+    limit: usize,
+    pub(super) inflated: usize,
+    charged: usize,
+}
+
+impl Meter {
+    pub(super) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            inflated: 0,
+            charged: 0,
+        }
+    }
+
+    /// Counts `len` more inflated bytes against the limit, asking `charge`
+    /// for each step of them before they are held.
+    pub(super) fn admit(
+        &mut self,
+        len: usize,
+        charge: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(), DecompressError> {
+        let total = self.inflated + len;
+        if total > self.limit {
+            return Err(DecompressError::TooLarge(self.limit));
+        }
+        if total > self.charged {
+            let step = (total - self.charged).max(CHARGE_STEP);
+            if !charge(step) {
+                return Err(DecompressError::Budget(total));
+            }
+            self.charged += step;
+        }
+        self.inflated = total;
+        Ok(())
     }
 }
 

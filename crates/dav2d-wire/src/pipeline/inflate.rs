@@ -9,7 +9,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 
-use super::decompress::{CHARGE_STEP, DecompressError, corrupt};
+use super::decompress::{DecompressError, Meter, corrupt};
 
 /// The decoder of one encoding, writing what it inflates into a `Vec`.
 enum Decoder {
@@ -53,41 +53,6 @@ pub struct Inflater {
     started: bool,
 }
 
-/// What was inflated, against the limit and the budget.
-struct Meter {
-    limit: usize,
-    inflated: usize,
-    charged: usize,
-}
-
-impl Meter {
-    /// Checks and charges `inflated`, then hands it on.
-    fn accept(
-        &mut self,
-        inflated: Vec<u8>,
-        charge: &mut dyn FnMut(usize) -> bool,
-        out: &mut dyn FnMut(Bytes),
-    ) -> Result<(), DecompressError> {
-        if inflated.is_empty() {
-            return Ok(());
-        }
-        let total = self.inflated + inflated.len();
-        if total > self.limit {
-            return Err(DecompressError::TooLarge(self.limit));
-        }
-        if total > self.charged {
-            let step = (total - self.charged).max(CHARGE_STEP);
-            if !charge(step) {
-                return Err(DecompressError::Budget(total));
-            }
-            self.charged += step;
-        }
-        self.inflated = total;
-        out(Bytes::from(inflated));
-        Ok(())
-    }
-}
-
 impl std::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inflater")
@@ -114,11 +79,7 @@ impl Inflater {
         Ok(Self {
             encoding: encoding.to_string(),
             decoder,
-            meter: Meter {
-                limit,
-                inflated: 0,
-                charged: 0,
-            },
+            meter: Meter::new(limit),
             started: false,
         })
     }
@@ -145,7 +106,8 @@ impl Inflater {
                 Err(error) => return Err(corrupt(&self.encoding, &error)),
             };
             compressed = &compressed[taken..];
-            self.meter.accept(self.decoder.take(), charge, out)?;
+            let inflated = self.decoder.take();
+            hand_on(&mut self.meter, inflated, charge, out)?;
             if taken == 0 {
                 // Nothing taken: the decoder saw the end of its stream and
                 // the rest is not another member or frame.
@@ -178,10 +140,24 @@ impl Inflater {
             )));
         }
         match decoder.finish() {
-            Ok(rest) => meter.accept(rest, charge, out),
+            Ok(rest) => hand_on(&mut meter, rest, charge, out),
             Err(error) => Err(corrupt(&encoding, &error)),
         }
     }
+}
+
+/// Counts and charges what was inflated, then hands it on.
+fn hand_on(
+    meter: &mut Meter,
+    inflated: Vec<u8>,
+    charge: &mut dyn FnMut(usize) -> bool,
+    out: &mut dyn FnMut(Bytes),
+) -> Result<(), DecompressError> {
+    if !inflated.is_empty() {
+        meter.admit(inflated.len(), charge)?;
+        out(Bytes::from(inflated));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
