@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use dav2d_component::{BodyPermit, Intake};
-use dav2d_wire::{ArrayCutter, DecompressError, Format, Inflater, ParsedPiece};
+use dav2d_wire::{ArrayCutter, DecompressError, Inflater, ParsedPiece};
 use tokio::sync::oneshot::Receiver;
 
-use crate::ingest::{Ack, budget_spent, finish, ingest_bytes, on_pool, pool_dropped, respond};
+use crate::answer::{Ack, budget_spent, finish, on_pool, pool_dropped, respond};
 use crate::state::AppState;
 
 /// Compressed bodies at least this large are inflated as a stream; smaller
@@ -31,18 +31,46 @@ struct Inflated {
     error: Option<DecompressError>,
 }
 
+/// How a compressed body ended.
+pub(crate) enum Inflating {
+    /// Applied, or refused: the answer.
+    Answered(Response),
+    /// It inflated to something other than an array, which is parsed whole
+    /// (its permit, charged with the inflated bytes, held until applied).
+    Whole {
+        body: Vec<u8>,
+        stream: Option<String>,
+        permit: BodyPermit,
+    },
+}
+
 /// Inflates `compressed` (`encoding`) as a stream into pieces parsed on the
-/// pool, then applies them; the answer.
+/// pool, then applies them.
 pub(crate) async fn ingest_inflating(
     state: &AppState,
     stream: Option<String>,
     compressed: Vec<u8>,
     encoding: String,
     ack: Ack,
-) -> Response {
+) -> Inflating {
+    Inflating::Answered(
+        match inflate_and_apply(state, stream, compressed, encoding, ack).await {
+            Ok(response) => response,
+            Err(whole) => return whole,
+        },
+    )
+}
+
+async fn inflate_and_apply(
+    state: &AppState,
+    stream: Option<String>,
+    compressed: Vec<u8>,
+    encoding: String,
+    ack: Ack,
+) -> Result<Response, Inflating> {
     let intake = &state.intake;
     let Some(permit) = intake.reserve_body(0) else {
-        return budget_spent();
+        return Ok(budget_spent());
     };
     let stream: Option<Arc<str>> = stream.map(Arc::from);
     let job_stream = stream.clone();
@@ -56,7 +84,7 @@ pub(crate) async fn ingest_inflating(
         error,
     }) = inflated.await
     else {
-        return pool_dropped();
+        return Ok(pool_dropped());
     };
     // The pieces hold inflated bytes: the permit is given back only once
     // they are done, refused or not.
@@ -71,34 +99,27 @@ pub(crate) async fn ingest_inflating(
     if let Some(error) = error {
         drop(pieces);
         drop(permit);
-        return respond(intake.refuse_encoding(error));
+        return Ok(respond(intake.refuse_encoding(error)));
     }
     if dropped {
-        return pool_dropped();
+        return Ok(pool_dropped());
     }
     if !cutter.has_pieces() {
-        // Not an array: parsed whole, the permit held until it is applied.
-        let stream = stream.as_deref().map(str::to_string);
-        return ingest_bytes(
-            state,
-            cutter.body(),
-            None,
-            Format::Json,
-            stream,
-            ack,
-            Some(permit),
-        )
-        .await;
+        return Err(Inflating::Whole {
+            body: cutter.body(),
+            stream: stream.as_deref().map(str::to_string),
+            permit,
+        });
     }
     let outcome = on_pool(intake, move |intake| {
         let outcome = intake.ingest_pieces(&pieces, &cutter, stream.as_deref(), false);
         drop(permit);
         outcome
     });
-    match outcome.await {
+    Ok(match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
-    }
+    })
 }
 
 /// The pool job: inflates a step at a time, cutting pieces off the

@@ -9,17 +9,18 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use dav2d_component::{Admission, BodyPermit, Intake, Outcome};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use dav2d_component::{Admission, BodyPermit, Intake};
 use dav2d_core::RejectReason;
 use dav2d_wire::{ArrayCutter, BodyError, Format, ParsedPiece, PieceJob, check_json_start};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use tokio::sync::oneshot::Receiver;
 
-use crate::inflating::{STREAMED_COMPRESSED, ingest_inflating};
+use crate::answer::{Ack, Lane, budget_spent, finish, on_pool, pool_dropped, run_on};
+use crate::inflating::{Inflating, STREAMED_COMPRESSED, ingest_inflating};
 use crate::state::{AppState, drain, error_response, json_response};
 
 /// What a body of unknown length takes from the body budget at first; it
@@ -46,31 +47,6 @@ pub(crate) async fn ingest_stream(
     let (parts, body) = request.into_parts();
     let ack = Ack::of(&parts.uri);
     ingest(state, "/ingest", Some(stream), &parts.headers, body, ack).await
-}
-
-/// When a request is answered: once applied (the default), or once the
-/// fsync covering it is done (`?ack=durable`), or never, when the query
-/// asks for something else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Ack {
-    Applied,
-    Durable,
-    Unknown,
-}
-
-impl Ack {
-    fn of(uri: &axum::http::Uri) -> Ack {
-        let mut ack = Ack::Applied;
-        for pair in uri.query().unwrap_or("").split('&') {
-            match pair.split_once('=') {
-                Some(("ack", "durable")) => ack = Ack::Durable,
-                Some(("ack", "applied")) => ack = Ack::Applied,
-                Some(("ack", _)) => return Ack::Unknown,
-                _ => {}
-            }
-        }
-        ack
-    }
 }
 
 /// The request's format from `Content-Type` (JSON when absent).
@@ -329,7 +305,15 @@ async fn ingest_inner(
     {
         // Inflated as a stream into pieces; this permit holds the
         // compressed bytes until the answer.
-        let response = ingest_inflating(state, stream, bytes, encoding, ack).await;
+        let response = match ingest_inflating(state, stream, bytes, encoding, ack).await {
+            Inflating::Answered(response) => response,
+            // Not an array: parsed whole, its permit held until applied.
+            Inflating::Whole {
+                body,
+                stream,
+                permit,
+            } => ingest_bytes(state, body, None, Format::Json, stream, ack, Some(permit)).await,
+        };
         drop(budget);
         return response;
     }
@@ -337,21 +321,9 @@ async fn ingest_inner(
     ingest_bytes(state, bytes, encoding, format, stream, ack, Some(budget)).await
 }
 
-/// 503 with `Retry-After`: the bytes of bodies in flight are at the budget.
-pub(crate) fn budget_spent() -> Response {
-    let mut response = error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the bodies in flight hold the whole body budget (ingest.body_budget); retry after a second",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
 /// Ingests a body read whole: small ones on this I/O thread when the engine
 /// is free, others on the pool.
-pub(crate) async fn ingest_bytes(
+async fn ingest_bytes(
     state: &AppState,
     bytes: Vec<u8>,
     encoding: Option<String>,
@@ -390,36 +362,6 @@ pub(crate) async fn ingest_bytes(
     match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
-    }
-}
-
-/// The answer to an outcome; with `ack=durable`, given only once the
-/// samples it applied are on disk (503 when they are not in time).
-pub(crate) async fn finish(state: &AppState, outcome: Outcome, ack: Ack) -> Response {
-    let Outcome::Applied(report) = &outcome else {
-        return respond(outcome);
-    };
-    if ack != Ack::Durable || report.accepted == 0 {
-        return respond(outcome);
-    }
-    let durable = state
-        .durability
-        .wait_for(report.settled, state.config.body_timeout)
-        .await;
-    let errors: Vec<Json> = report
-        .errors
-        .iter()
-        .map(|(index, error)| json!({"index": index, "error": error}))
-        .collect();
-    let body = json!({"accepted": report.accepted, "rejected": report.rejected, "errors": errors, "durable": durable});
-    if durable {
-        json_response(StatusCode::OK, &body)
-    } else {
-        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        response
     }
 }
 
@@ -573,107 +515,5 @@ pub(crate) async fn ingest_streamed(
     match outcome.await {
         Ok(outcome) => finish(state, outcome, ack).await,
         Err(_) => pool_dropped(),
-    }
-}
-
-/// Where a body's work runs.
-#[derive(Clone, Copy)]
-enum Lane {
-    /// The parser pool.
-    Pool,
-    /// A blocking thread of its own: a small body that found the engine
-    /// busy never queues behind the parsing of large bodies on the pool,
-    /// nor behind another small body waiting for the engine.
-    Own,
-}
-
-/// Runs `work` on `lane`; the receiver gets its result.
-fn run_on<T: Send + 'static>(
-    intake: &Intake,
-    lane: Lane,
-    work: impl FnOnce(&Intake) -> T + Send + 'static,
-) -> Receiver<T> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let worker = intake.clone();
-    let job = move || {
-        let _ = sender.send(work(&worker));
-    };
-    match lane {
-        Lane::Pool => intake.spawn(job),
-        Lane::Own => {
-            tokio::task::spawn_blocking(job);
-        }
-    }
-    receiver
-}
-
-/// Runs `work` on the parser pool; the receiver gets its result.
-pub(crate) fn on_pool<T: Send + 'static>(
-    intake: &Intake,
-    work: impl FnOnce(&Intake) -> T + Send + 'static,
-) -> Receiver<T> {
-    run_on(intake, Lane::Pool, work)
-}
-
-pub(crate) fn pool_dropped() -> Response {
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the parser pool dropped the request",
-    )
-}
-
-pub(crate) fn respond(outcome: Outcome) -> Response {
-    match outcome {
-        Outcome::Applied(report) if report.errors.is_empty() && report.rejected == 0 => {
-            // The common answer, written without building a JSON tree.
-            let mut response = (
-                StatusCode::OK,
-                format!(
-                    "{{\"accepted\":{},\"rejected\":0,\"errors\":[]}}",
-                    report.accepted
-                ),
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Outcome::Applied(report) => {
-            let errors: Vec<Json> = report
-                .errors
-                .iter()
-                .map(|(index, error)| json!({"index": index, "error": error}))
-                .collect();
-            let status = if report.accepted == 0 && report.rejected > 0 {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            };
-            json_response(
-                status,
-                &json!({"accepted": report.accepted, "rejected": report.rejected, "errors": errors}),
-            )
-        }
-        Outcome::BadBody(error) => json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": error.to_string(), "offset": error.offset}),
-        ),
-        Outcome::TooLarge(message) => error_response(StatusCode::PAYLOAD_TOO_LARGE, message),
-        Outcome::BadEncoding(message) => error_response(StatusCode::BAD_REQUEST, message),
-        Outcome::BodyBudget(_) => budget_spent(),
-        Outcome::Overloaded | Outcome::SinkBehind => {
-            let message = if matches!(outcome, Outcome::SinkBehind) {
-                "persistence is behind and keeps every update; retry after a second"
-            } else {
-                "the queue of samples for all-edge streams is full; retry after a second"
-            };
-            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, message);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
     }
 }

@@ -11,6 +11,7 @@
 //! `Content-Length` before a byte is read, and a body that cannot be JSON
 //! from its first bytes.
 
+mod answer;
 mod auth;
 mod config;
 mod config_route;

@@ -22,6 +22,7 @@ mod fast;
 mod flat;
 mod inflate;
 mod parsed;
+mod words;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
