@@ -481,18 +481,20 @@ impl<'a> Scan<'a> {
 mod tests {
     use super::*;
 
+    /// A piece's samples, errors and element count as written.
+    fn show(piece: Option<PieceRecords<'_>>) -> Option<String> {
+        piece.map(|(samples, e, n)| {
+            let parsed = super::super::Parsed {
+                more: vec![(0, samples.into_part())],
+                ..Default::default()
+            };
+            let samples: Vec<_> = parsed.samples().collect();
+            format!("{samples:?} {e:?} {n}")
+        })
+    }
+
     /// What the serde path makes of `text`, beside what the scanner does.
     fn both(text: &str, stream: Option<&str>) -> (Option<String>, Option<String>) {
-        let show = |p: Option<PieceRecords<'_>>| {
-            p.map(|(samples, e, n)| {
-                let parsed = super::super::Parsed {
-                    more: vec![(0, samples.into_part())],
-                    ..Default::default()
-                };
-                let samples: Vec<_> = parsed.samples().collect();
-                format!("{samples:?} {e:?} {n}")
-            })
-        };
         (
             show(scan_piece(text.as_bytes(), Brackets::BOTH, stream)),
             show(super::super::fast::parse_piece_serde(
@@ -678,6 +680,21 @@ mod tests {
             if flat.is_some() {
                 scanned += 1;
                 assert_eq!(flat, serde, "{text}");
+                // The same text cut into chunks anywhere (inside a number,
+                // a name or a character too) reads the same.
+                let bytes = text.as_bytes();
+                let mut cuts: Vec<usize> = (0..1 + random.next() % 4)
+                    .map(|_| (random.next() % bytes.len() as u64) as usize)
+                    .collect();
+                cuts.sort_unstable();
+                let mut chunks = Vec::new();
+                let mut from = 0;
+                for cut in cuts.into_iter().chain([bytes.len()]) {
+                    chunks.push(&bytes[from..cut]);
+                    from = cut;
+                }
+                let chunked = show(scan_chunks(&chunks, Brackets::BOTH, stream));
+                assert_eq!(chunked, flat, "{text} in {chunks:?}");
             }
         }
         assert!(
