@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use dav2d_core::{
     BatchReport, Bounds, Builtin, Graph, GraphOptions, LatePolicy, Limits, ManualClock, NodeSpec,
-    SampleIn, SeriesRow, Value,
+    SampleIn, SeriesRow, SubscriptionMode, Value,
 };
 
 use common::SECOND;
@@ -81,8 +81,28 @@ fn samples() -> Vec<Sample> {
 
 #[test]
 fn series_rows_apply_as_the_same_samples_one_by_one() {
+    check_series_against_records(false);
+}
+
+#[test]
+fn series_rows_seen_by_a_subscriber_apply_in_body_order() {
+    check_series_against_records(true);
+}
+
+/// `push_series` against `push_records` on twin graphs; with `subscribed`,
+/// a subscriber on `temp` sees every sample, and must see them in body
+/// order (applying a series' rows together would change it).
+fn check_series_against_records(subscribed: bool) {
     let samples = samples();
     let mut one_by_one = twin();
+    let mut interned = twin();
+    let subscriptions = subscribed.then(|| {
+        let mode = SubscriptionMode::EveryChange;
+        (
+            one_by_one.subscribe("temp", mode, 1 << 20).unwrap(),
+            interned.subscribe("temp", mode, 1 << 20).unwrap(),
+        )
+    });
     let mut report_a = BatchReport::default();
     one_by_one.push_records(
         samples
@@ -122,7 +142,6 @@ fn series_rows_apply_as_the_same_samples_one_by_one() {
             }
         })
         .collect();
-    let mut interned = twin();
     let mut report_b = BatchReport::default();
     interned.push_series(&series, &rows[..1234], 100, &mut report_b);
     interned.push_series(&series, &rows[1234..], 100, &mut report_b);
@@ -141,6 +160,23 @@ fn series_rows_apply_as_the_same_samples_one_by_one() {
         (a.samples_in, a.accepted, a.rejected, a.late),
         (b.samples_in, b.accepted, b.rejected, b.late)
     );
+    if let Some((a, b)) = subscriptions {
+        let drain = |s: &dav2d_core::Subscription| {
+            std::iter::from_fn(|| s.try_next())
+                .map(|u| format!("{} {:?} {}", u.key, u.value, u.ts_ns))
+                .collect::<Vec<_>>()
+        };
+        let (seen_a, seen_b) = (drain(&a), drain(&b));
+        assert!(
+            seen_a.len() > 2500,
+            "every accepted sample: {}",
+            seen_a.len()
+        );
+        assert_eq!(
+            seen_a, seen_b,
+            "the subscriber sees the same samples in the same order"
+        );
+    }
     for key in (0..60).map(|k| format!("k{k}")) {
         for name in ["temp", "avg", "other"] {
             // As written, for the NaNs of the stream without bounds.
