@@ -176,29 +176,10 @@ impl ArrayCutter {
 pub struct PieceText {
     chunks: Vec<Bytes>,
     len: usize,
-    open: bool,
-    close: bool,
+    /// The brackets of the array the piece holds itself.
+    brackets: super::flat::Brackets,
     default_stream: Option<String>,
     joined: std::cell::OnceCell<Vec<u8>>,
-}
-
-impl PieceText {
-    /// The piece copied whole, with its brackets (for the typed parser).
-    fn joined(&self) -> &[u8] {
-        self.joined.get_or_init(|| {
-            let mut text = Vec::with_capacity(self.len + 2);
-            if self.open {
-                text.push(b'[');
-            }
-            for chunk in &self.chunks {
-                text.extend_from_slice(chunk);
-            }
-            if self.close {
-                text.push(b']');
-            }
-            text
-        })
-    }
 }
 
 pub(super) type PieceOutcome<'a> = Option<PieceRecords<'a>>;
@@ -233,20 +214,24 @@ impl PieceJob {
         let owner = PieceText {
             chunks: self.chunks,
             len: self.len,
-            open: self.open,
-            close: self.close,
+            brackets: super::flat::Brackets {
+                open: !self.open,
+                close: !self.close,
+            },
             default_stream: default_stream.map(str::to_string),
             joined: std::cell::OnceCell::new(),
         };
         ParsedPiece::new(owner, |owner| {
             let chunks: Vec<&[u8]> = owner.chunks.iter().map(|c| &c[..]).collect();
-            let brackets = super::flat::Brackets {
-                open: !owner.open,
-                close: !owner.close,
-            };
             let default_stream = owner.default_stream.as_deref();
-            super::flat::scan_chunks(&chunks, brackets, default_stream)
-                .or_else(|| super::fast::parse_piece_serde(owner.joined(), default_stream))
+            super::flat::scan_chunks(&chunks, owner.brackets, default_stream).or_else(|| {
+                let joined = owner.joined.get_or_init(|| {
+                    let mut text = Vec::new();
+                    owner.brackets.standalone(&chunks, &mut text);
+                    text
+                });
+                super::fast::parse_piece_serde(joined, default_stream)
+            })
         })
     }
 }

@@ -119,14 +119,7 @@ pub(super) fn parse_pieces<'a>(
         if let Some(read) = super::flat::scan_piece(own, brackets, default_stream) {
             return Some(read);
         }
-        buffer.reserve(piece.range.len() + 2);
-        if piece.open {
-            buffer.push(b'[');
-        }
-        buffer.extend_from_slice(own);
-        if piece.close {
-            buffer.push(b']');
-        }
+        brackets.standalone(&[own], buffer);
         let buffer: &'a Vec<u8> = buffer;
         parse_piece_serde(buffer, default_stream)
     };

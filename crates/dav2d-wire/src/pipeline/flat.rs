@@ -27,6 +27,23 @@ pub(super) struct Brackets {
     pub(super) close: bool,
 }
 
+impl Brackets {
+    /// Copies `parts`, a piece's text, into `into` with the brackets it
+    /// lacks, so it stands alone as an array (for the typed parser).
+    pub(super) fn standalone(self, parts: &[&[u8]], into: &mut Vec<u8>) {
+        into.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 2);
+        if !self.open {
+            into.push(b'[');
+        }
+        for part in parts {
+            into.extend_from_slice(part);
+        }
+        if !self.close {
+            into.push(b']');
+        }
+    }
+}
+
 #[cfg(test)]
 impl Brackets {
     /// A standalone array.
@@ -62,7 +79,7 @@ pub(super) fn scan_chunks<'a>(
         index: 0,
         default_stream,
     };
-    let mut cursor = Cursor::new(chunks)?;
+    let mut cursor = Cursor::new(chunks);
     if brackets.open && cursor.next()? != b'[' {
         return None;
     }
@@ -173,12 +190,12 @@ struct Cursor<'c, 'a> {
 }
 
 impl<'c, 'a> Cursor<'c, 'a> {
-    fn new(chunks: &'c [&'a [u8]]) -> Option<Self> {
-        Some(Self {
+    fn new(chunks: &'c [&'a [u8]]) -> Self {
+        Self {
             chunks,
             chunk: 0,
             scan: Scan::over(chunks.first().copied().unwrap_or(&[])),
-        })
+        }
     }
 
     /// Moves to the next chunk; `None` at the end of the piece.
@@ -480,6 +497,7 @@ impl<'a> Scan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::words::Random;
 
     /// A piece's samples, errors and element count as written.
     fn show(piece: Option<PieceRecords<'_>>) -> Option<String> {
@@ -575,24 +593,6 @@ mod tests {
             "one pair, owned once and borrowed once"
         );
         assert_eq!(columns.series[0].1, "d\u{e9}v");
-    }
-
-    /// A small deterministic generator (xorshift), for the differential test.
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn one_in(&mut self, n: u64) -> bool {
-            self.next().is_multiple_of(n)
-        }
-        fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
-            from[(self.next() % from.len() as u64) as usize]
-        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Streaming decompression: a `gzip` or `zstd` body inflated as its
+//! Decompression of `gzip` and `zstd` bodies, and why one could not be
+//! used. One decoder serves both: a body inflated as its
 //! compressed chunks come, and handed on in chunks, so the pieces of an
 //! inflated array are cut and parsed while the rest still inflates and the
 //! inflated body is never held whole in one buffer. Capped at the body limit
@@ -8,8 +9,6 @@
 use std::io::Write;
 
 use bytes::Bytes;
-
-use super::decompress::{DecompressError, Meter, corrupt};
 
 /// The decoder of one encoding, writing what it inflates into a `Vec`.
 enum Decoder {
@@ -44,13 +43,53 @@ impl Decoder {
     }
 }
 
+/// How much is inflated between two charges.
+const CHARGE_STEP: usize = 64 << 10;
+
+/// What was inflated, against the limit and the budget.
+struct Meter {
+    limit: usize,
+    inflated: usize,
+    charged: usize,
+}
+
+impl Meter {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            inflated: 0,
+            charged: 0,
+        }
+    }
+
+    /// Counts `len` more inflated bytes against the limit, asking `charge`
+    /// for each step of them before they are held.
+    fn admit(
+        &mut self,
+        len: usize,
+        charge: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(), DecompressError> {
+        let total = self.inflated + len;
+        if total > self.limit {
+            return Err(DecompressError::TooLarge(self.limit));
+        }
+        if total > self.charged {
+            let step = (total - self.charged).max(CHARGE_STEP);
+            if !charge(step) {
+                return Err(DecompressError::Budget(total));
+            }
+            self.charged += step;
+        }
+        self.inflated = total;
+        Ok(())
+    }
+}
+
 /// Inflates a compressed body pushed a chunk at a time.
 pub struct Inflater {
     encoding: String,
     decoder: Decoder,
     meter: Meter,
-    /// Whether any compressed byte came.
-    started: bool,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -80,13 +119,7 @@ impl Inflater {
             encoding: encoding.to_string(),
             decoder,
             meter: Meter::new(limit),
-            started: false,
         })
-    }
-
-    /// Bytes inflated so far.
-    pub fn inflated(&self) -> usize {
-        self.meter.inflated
     }
 
     /// Inflates `compressed`, handing each inflated chunk to `out`; asks
@@ -98,7 +131,6 @@ impl Inflater {
         charge: &mut dyn FnMut(usize) -> bool,
         out: &mut dyn FnMut(Bytes),
     ) -> Result<(), DecompressError> {
-        self.started |= !compressed.is_empty();
         while !compressed.is_empty() {
             let taken = match self.decoder.write(compressed) {
                 Ok(taken) => taken,
@@ -122,7 +154,8 @@ impl Inflater {
     }
 
     /// Inflates what the decoder still holds once the body is in, checking
-    /// that the stream ended where the body did.
+    /// that the stream ended where the body did (an empty body never
+    /// started one).
     pub fn finish(
         self,
         charge: &mut dyn FnMut(usize) -> bool,
@@ -132,13 +165,7 @@ impl Inflater {
             encoding,
             decoder,
             mut meter,
-            started,
         } = self;
-        if !started {
-            return Err(DecompressError::Corrupt(format!(
-                "the {encoding} body is empty"
-            )));
-        }
         match decoder.finish() {
             Ok(rest) => hand_on(&mut meter, rest, charge, out),
             Err(error) => Err(corrupt(&encoding, &error)),
@@ -160,9 +187,59 @@ fn hand_on(
     Ok(())
 }
 
+/// Decompresses a `gzip` or `zstd` body, refusing to inflate past `limit`.
+pub fn decompress(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, DecompressError> {
+    decompress_charged(body, encoding, limit, &mut |_| true)
+}
+
+/// [`decompress`], asking `charge` for each step of inflated bytes before
+/// it is held (the body budget): a `false` stops it with
+/// [`DecompressError::Budget`], so what a small body inflates to is
+/// counted as it is made, not after. The [`Inflater`] a large body streams
+/// through, fed the whole body at once.
+pub fn decompress_charged(
+    body: &[u8],
+    encoding: &str,
+    limit: usize,
+    charge: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecompressError> {
+    let mut inflater = Inflater::new(encoding, limit)?;
+    let mut out: Vec<u8> = Vec::new();
+    inflater.push(body, charge, &mut |chunk| out.extend_from_slice(&chunk))?;
+    inflater.finish(charge, &mut |chunk| out.extend_from_slice(&chunk))?;
+    Ok(out)
+}
+
+pub(super) fn corrupt(encoding: &str, error: &std::io::Error) -> DecompressError {
+    DecompressError::Corrupt(format!("the {encoding} body cannot be decoded: {error}"))
+}
+
+/// Why a compressed body could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecompressError {
+    /// Not gzip or zstd.
+    #[error("unsupported Content-Encoding '{0}'; send identity, gzip or zstd")]
+    Unsupported(String),
+    /// Inflates past the limit.
+    #[error("the body inflates past the {0}-byte limit")]
+    TooLarge(usize),
+    /// Not valid for its encoding.
+    #[error("{0}")]
+    Corrupt(String),
+    /// What it inflated to (so far) did not fit the body budget.
+    #[error("the body inflated to {0} bytes, more than the body budget has room for; retry later")]
+    Budget(usize),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gzip_of(body: &[u8]) -> Vec<u8> {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(body).unwrap();
+        gzip.finish().unwrap()
+    }
 
     fn inflate_in(
         compressed: &[u8],
@@ -190,9 +267,7 @@ mod tests {
         let body: Vec<u8> = (0..200_000u32)
             .flat_map(|i| format!("{{\"key\":\"k{}\",\"value\":{i}}},", i % 97).into_bytes())
             .collect();
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gzip.write_all(&body).unwrap();
-        let gzip = gzip.finish().unwrap();
+        let gzip = gzip_of(&body);
         let zstd = zstd::encode_all(&body[..], 1).unwrap();
         for (encoding, compressed) in [("gzip", &gzip), ("zstd", &zstd)] {
             for step in [1, 7, 4096, 1 << 20] {
@@ -211,7 +286,7 @@ mod tests {
     }
 
     fn decompress_all(compressed: &[u8], encoding: &str) -> Vec<u8> {
-        super::super::decompress(compressed, encoding, 64 << 20).unwrap()
+        decompress(compressed, encoding, 64 << 20).unwrap()
     }
 
     #[test]
@@ -266,5 +341,27 @@ mod tests {
             Inflater::new("br", 1),
             Err(DecompressError::Unsupported(_))
         ));
+        // Empty, or with bytes after the end.
+        for encoding in ["gzip", "zstd"] {
+            let empty = decompress(b"", encoding, 1 << 20);
+            assert!(
+                matches!(empty, Err(DecompressError::Corrupt(_))),
+                "{empty:?}"
+            );
+        }
+        let mut trailing = zstd::encode_all(&b"[1]"[..], 1).unwrap();
+        trailing.extend_from_slice(b"xyz");
+        let trailing = decompress(&trailing, "zstd", 1 << 20);
+        assert!(
+            matches!(trailing, Err(DecompressError::Corrupt(_))),
+            "{trailing:?}"
+        );
+        let mut trailing = gzip_of(b"[1]");
+        trailing.extend_from_slice(b"xyz");
+        let trailing = decompress(&trailing, "gzip", 1 << 20);
+        assert!(
+            matches!(trailing, Err(DecompressError::Corrupt(_))),
+            "{trailing:?}"
+        );
     }
 }

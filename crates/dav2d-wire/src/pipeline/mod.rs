@@ -17,7 +17,6 @@ use crate::scan::{BodyError, check_json_start, split_array, split_lines};
 
 mod arriving;
 mod careful;
-mod decompress;
 mod fast;
 mod flat;
 mod inflate;
@@ -26,9 +25,9 @@ mod words;
 
 pub use arriving::{ArrayCutter, ParsedPiece, PieceJob, PieceText, assemble};
 use careful::scan_and_parse;
-pub use decompress::{DecompressError, decompress, decompress_charged};
+
 use fast::{cut_at, cut_points, parse_pieces, piece_specs};
-pub use inflate::Inflater;
+pub use inflate::{DecompressError, Inflater, decompress, decompress_charged};
 use parsed::Samples;
 pub use parsed::{Chunk, Columns, Parsed, Part};
 

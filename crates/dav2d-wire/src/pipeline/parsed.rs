@@ -150,24 +150,6 @@ impl<'a> Part<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Every sample with its body position (`first` is the body position of
-    /// the part's first element), in body order.
-    fn samples(&self, first: usize) -> Box<dyn Iterator<Item = SampleIn<'_>> + '_> {
-        match self {
-            Part::Records(records) => Box::new(records.iter().map(move |r| r.sample(first))),
-            Part::Columns(columns) => Box::new(columns.rows.iter().map(move |row| {
-                let (stream, key) = &columns.series[row.series as usize];
-                SampleIn {
-                    index: first + row.index as usize,
-                    stream,
-                    key,
-                    value: Value::Float(row.value),
-                    ts_ns: row.ts_ns,
-                }
-            })),
-        }
-    }
 }
 
 impl<'a> WireRecord<'a> {
@@ -211,11 +193,7 @@ impl<'a> Parsed<'a> {
     /// Every good sample as the engine takes it, with its body position, in
     /// body order.
     pub fn samples(&self) -> impl Iterator<Item = SampleIn<'_>> {
-        self.records.iter().map(|r| r.sample(0)).chain(
-            self.more
-                .iter()
-                .flat_map(|(first, part)| part.samples(*first)),
-        )
+        self.chunks(usize::MAX).flat_map(Chunk::samples)
     }
 
     /// The good samples in chunks of at most `size`, in body order, for an
@@ -320,18 +298,25 @@ pub enum Chunk<'p> {
     Columns(&'p Columns<'p>, &'p [SeriesRow], usize),
 }
 
-impl Chunk<'_> {
-    /// How many samples the chunk holds.
-    pub fn len(&self) -> usize {
+impl<'p> Chunk<'p> {
+    /// The chunk's samples as the engine takes them, with their body
+    /// positions.
+    fn samples(self) -> Box<dyn Iterator<Item = SampleIn<'p>> + 'p> {
         match self {
-            Chunk::Records(records, _) => records.len(),
-            Chunk::Columns(_, rows, _) => rows.len(),
+            Chunk::Records(records, first) => {
+                Box::new(records.iter().map(move |r| r.sample(first)))
+            }
+            Chunk::Columns(columns, rows, first) => Box::new(rows.iter().map(move |row| {
+                let (stream, key) = &columns.series[row.series as usize];
+                SampleIn {
+                    index: first + row.index as usize,
+                    stream,
+                    key,
+                    value: Value::Float(row.value),
+                    ts_ns: row.ts_ns,
+                }
+            })),
         }
-    }
-
-    /// Whether the chunk holds no sample.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Pushes the chunk's samples into `graph`, in order, counting them in

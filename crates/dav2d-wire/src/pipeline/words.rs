@@ -89,24 +89,31 @@ fn eight_digits_value(word: u64) -> u64 {
         >> 32
 }
 
+/// A small deterministic generator (xorshift) for the scanner's tests.
+#[cfg(test)]
+pub(super) struct Random(pub(super) u64);
+
+#[cfg(test)]
+impl Random {
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(super) fn one_in(&mut self, n: u64) -> bool {
+        self.next().is_multiple_of(n)
+    }
+
+    pub(super) fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A small deterministic generator (xorshift).
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn one_in(&mut self, n: u64) -> bool {
-            self.next().is_multiple_of(n)
-        }
-    }
 
     #[test]
     fn eight_string_bytes_at_once_are_judged_as_one_at_a_time() {
