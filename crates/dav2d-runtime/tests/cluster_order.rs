@@ -1,0 +1,219 @@
+//! An owner applies its partitions in the order JetStream stored them, its
+//! own messages and other instances' alike: two clustered instances on a
+//! real `nats-server -js` are POSTed samples of the same keys at once, so
+//! every partition interleaves both instances' messages; then every message
+//! of the stream, read back in order, is POSTed to an instance without
+//! clustering, and every key's window, average, `all`-edge ewma, alert and
+//! sample count on its owner equal that replay's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/brokers.rs"]
+mod brokers;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use brokers::{NatsServer, free_port, start};
+use dav2d_core::{SharedGraph, Value};
+
+const KEYS: usize = 40;
+const BATCHES: usize = 150;
+const BATCH: usize = 20;
+
+fn graph_yaml(extra: &str, http: u16) -> String {
+    format!(
+        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
+         \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
+         constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
+         {extra}http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+    )
+}
+
+fn clustered(port: u16, instance: usize) -> String {
+    graph_yaml(
+        &format!(
+            "cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 4\n  instance: o{instance}\n  lease_ttl: 1s\n  publish_every: 100ms\n"
+        ),
+        free_port(),
+    )
+}
+
+/// POSTs `body` to `path`; the status line.
+fn post(address: SocketAddr, path: &str, body: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+/// The value of the gauge `name` in `/metrics`.
+fn gauge(address: SocketAddr, name: &str) -> u64 {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            rest.split_once("} ").map(|(_, value)| value)
+        })
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Batch `b` of producer `t`: the same keys from both producers, their
+/// timestamps interleaved.
+fn batch(t: usize, b: usize) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = (0..BATCH)
+        .map(|j| {
+            let i = b * BATCH + j;
+            serde_json::json!({
+                "stream": "temperature",
+                "key": format!("k{}", (i * 7 + t) % KEYS),
+                "value": 40.0 + ((i * 31 + t * 17) % 47) as f64,
+                "ts": 1_700_000_000_000_000_000_i64 + (2 * i + t) as i64,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(records).to_string().into_bytes()
+}
+
+/// Every message of the cluster's input stream, in stream order.
+fn stream_messages(port: u16) -> Vec<(String, Vec<u8>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let mut stream = jetstream.get_stream(dav2d_cluster::STREAM).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut messages = Vec::new();
+        for sequence in 1..=last {
+            if let Ok(message) = stream.get_raw_message(sequence).await {
+                messages.push((message.subject.to_string(), message.payload.to_vec()));
+            }
+        }
+        messages
+    })
+}
+
+/// What one key holds: the window of samples, the average, the ewma, the
+/// alert and the sample count.
+type KeyState = (Vec<Option<Value>>, Value, Value, Value, u64);
+
+fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
+    let graph = graph.lock();
+    let window = graph.window("temperature", key, 3).ok()?;
+    let window = (0..window.len()).map(|i| window.value(i)).collect();
+    let latest = |name: &str| graph.latest(name, key).ok().flatten()?.sample;
+    Some((
+        window,
+        latest("avg")?.value,
+        latest("smooth")?.value,
+        latest("hot")?.value,
+        latest("temperature")?.seq,
+    ))
+}
+
+#[test]
+fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let owners: Vec<_> = (0..2).map(|i| start(&clustered(server.port, i))).collect();
+    let addresses: Vec<SocketAddr> = owners
+        .iter()
+        .map(|(runtime, _)| runtime.address("http").unwrap())
+        .collect();
+    // Both own partitions before anything is sent, so each publishes to
+    // its own partitions as their owner.
+    brokers::wait_for("both instances to own two partitions", || {
+        addresses
+            .iter()
+            .all(|a| gauge(*a, "dav2d_cluster_partitions_owned") == 2)
+    });
+    std::thread::scope(|scope| {
+        for (t, address) in addresses.iter().enumerate() {
+            scope.spawn(move || {
+                for b in 0..BATCHES {
+                    let status = post(*address, "/upload", &batch(t, b));
+                    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+                }
+            });
+        }
+    });
+    // Each owner applied messages of both instances.
+    for address in &addresses {
+        brokers::wait_for("the owners to apply messages", || {
+            gauge(*address, "dav2d_cluster_messages_applied") > 0
+        });
+    }
+    // The stream, replayed in its order on one instance without clustering.
+    let messages = stream_messages(server.port);
+    assert!(messages.len() >= 2 * BATCHES, "{} messages", messages.len());
+    let (replay_runtime, replay) = start(&graph_yaml("", free_port()));
+    let replay_address = replay_runtime.address("http").unwrap();
+    for (subject, payload) in &messages {
+        // `dav2d.in.<p>.<stream>`
+        let stream = subject.splitn(4, '.').nth(3).unwrap();
+        // 422: every sample of the message came too late for its key, on
+        // the owner as here.
+        let status = post(replay_address, &format!("/ingest/{stream}"), payload);
+        assert!(
+            status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.1 422"),
+            "{status}"
+        );
+    }
+    let expected: Vec<(String, KeyState)> = (0..KEYS)
+        .map(|k| {
+            let key = format!("k{k}");
+            let state = state(&replay, &key).unwrap();
+            (key, state)
+        })
+        .collect();
+    let wrong_keys = || -> Vec<String> {
+        expected
+            .iter()
+            .filter(|(key, want)| {
+                let held: Vec<_> = owners.iter().filter_map(|(_, g)| state(g, key)).collect();
+                held.len() != 1 || held[0] != *want
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    };
+    dav2d_testkit::holds_within(Duration::from_secs(30), || wrong_keys().is_empty());
+    let wrong = wrong_keys();
+    assert!(
+        wrong.is_empty(),
+        "{} keys differ from the stream replayed in order: {:?}; the first on its owner {:?}, replayed {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)],
+        owners
+            .iter()
+            .filter_map(|(_, g)| state(g, &wrong[0]))
+            .collect::<Vec<_>>(),
+        expected.iter().find(|(key, _)| *key == wrong[0]),
+    );
+    replay_runtime.stop();
+    for (runtime, _) in owners {
+        runtime.stop();
+    }
+}
