@@ -58,6 +58,9 @@ pub struct PyLogic {
     /// The window object passed last, reused for the next call when the
     /// logic kept no reference to it (see [`PyLogic::window`]).
     spare: Option<Py<PyWindow>>,
+    /// The one-item argument tuple of a single-input call, reused while
+    /// the logic kept no reference to it (see [`PyLogic::call_one`]).
+    args: Option<Py<PyTuple>>,
 }
 
 impl PyLogic {
@@ -78,7 +81,44 @@ impl PyLogic {
             last_logged: None,
             suppressed: 0,
             spare: None,
+            args: None,
         }
+    }
+
+    /// Calls the logic with `window` as its one argument, in a tuple made
+    /// once and reused while nothing else holds it (the interpreter was
+    /// given it item by item, so a function that kept its arguments kept the
+    /// window, not the tuple; one that kept `*args` gets a tuple of its own
+    /// next time). The window leaves the tuple after the call, so the tuple
+    /// does not keep it alive.
+    fn call_one<'py>(
+        &mut self,
+        py: Python<'py>,
+        window: &Bound<'py, PyWindow>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = match self.args.take() {
+            // SAFETY: a live tuple we hold; its reference count is only read.
+            Some(args) if unsafe { pyo3::ffi::Py_REFCNT(args.as_ptr()) } == 1 => args,
+            _ => PyTuple::new(py, [py.None()])?.unbind(),
+        };
+        let args = args.into_bound(py);
+        // SAFETY: the tuple has one item and only this reference (checked
+        // above, or new), so its item may be replaced; `PyTuple_SetItem`
+        // takes the new reference and releases the item it replaces.
+        let set = |item: *mut pyo3::ffi::PyObject| unsafe {
+            pyo3::ffi::Py_IncRef(item);
+            pyo3::ffi::PyTuple_SetItem(args.as_ptr(), 0, item)
+        };
+        if set(window.as_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let result = self.callable.bind(py).call1(&args);
+        // The tuple is reusable only if the call kept no reference to it.
+        // SAFETY: as above; the reference count is only read.
+        if unsafe { pyo3::ffi::Py_REFCNT(args.as_ptr()) } == 1 && set(py.None().as_ptr()) == 0 {
+            self.args = Some(args.unbind());
+        }
+        result
     }
 
     /// The window object for a single-input call: the one passed last
@@ -124,7 +164,7 @@ impl PyLogic {
             1 => {
                 let one = item.inputs.pop().unwrap_or_else(WindowSnapshot::none);
                 let window = self.window(py, one, &item.key)?;
-                let result = self.callable.bind(py).call1((&window,));
+                let result = self.call_one(py, &window);
                 drop(window);
                 // A window the logic let go of holds no snapshot until the
                 // next call, so the engine's next write needs no copy.

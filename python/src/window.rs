@@ -15,28 +15,42 @@ use crate::convert::to_python;
 /// write instead of changing what a kept view shows.
 #[pyclass(module = "dav2d._dav2d", name = "Window")]
 pub struct PyWindow {
-    snapshot: WindowSnapshot,
+    /// `None` between calls of a reused window (see [`PyWindow::release`]):
+    /// it reads as empty.
+    held: Option<WindowSnapshot>,
     key: std::sync::Arc<str>,
 }
+
+/// What a window that let go of its snapshot reads as.
+static EMPTY: std::sync::LazyLock<WindowSnapshot> = std::sync::LazyLock::new(WindowSnapshot::none);
 
 impl PyWindow {
     /// Wraps a snapshot (the key is shared, not copied).
     pub fn new(snapshot: WindowSnapshot, key: std::sync::Arc<str>) -> Self {
-        Self { snapshot, key }
+        Self {
+            held: Some(snapshot),
+            key,
+        }
     }
 
     /// Points a window no one else holds at another snapshot and key
     /// (node logic reuses its window object between calls).
     pub fn reset(&mut self, snapshot: WindowSnapshot, key: &std::sync::Arc<str>) {
-        self.snapshot = snapshot;
+        self.held = Some(snapshot);
         if !std::sync::Arc::ptr_eq(&self.key, key) {
             self.key = std::sync::Arc::clone(key);
         }
     }
 
-    /// Lets go of the snapshot (a window kept by no one between calls).
+    /// Lets go of the snapshot (a window kept by no one between calls),
+    /// without making an empty one: this is on every call's path.
     pub fn release(&mut self) {
-        self.snapshot = WindowSnapshot::none();
+        self.held = None;
+    }
+
+    /// The samples it shows.
+    fn snapshot(&self) -> &WindowSnapshot {
+        self.held.as_ref().unwrap_or(&EMPTY)
     }
 
     fn list<'py>(
@@ -46,8 +60,8 @@ impl PyWindow {
         end: usize,
         step: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        if self.snapshot.is_all_float() {
-            let numbers = self.snapshot.numbers();
+        if self.snapshot().is_all_float() {
+            let numbers = self.snapshot().numbers();
             if step <= 1 {
                 return PyList::new(py, &numbers[start.min(end)..end]);
             }
@@ -56,7 +70,7 @@ impl PyWindow {
         }
         let items = (start..end)
             .step_by(step.max(1))
-            .filter_map(|i| self.snapshot.value(i))
+            .filter_map(|i| self.snapshot().value(i))
             .map(|v| to_python(py, &v))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
@@ -66,7 +80,7 @@ impl PyWindow {
 #[pymethods]
 impl PyWindow {
     fn __len__(&self) -> usize {
-        self.snapshot.len()
+        self.snapshot().len()
     }
 
     fn __getitem__<'py>(
@@ -74,7 +88,7 @@ impl PyWindow {
         py: Python<'py>,
         index: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let len = self.snapshot.len();
+        let len = self.snapshot().len();
         if let Ok(slice) = index.cast::<PySlice>() {
             let indices = slice.indices(len as isize)?;
             if indices.step <= 0 {
@@ -95,21 +109,21 @@ impl PyWindow {
                 "window index {i} out of range for a window of {len}"
             )));
         }
-        match self.snapshot.value(position as usize) {
+        match self.snapshot().value(position as usize) {
             Some(value) => to_python(py, &value),
             None => Err(crate::error::out_of_range("window index out of range")),
         }
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let list = self.list(py, 0, self.snapshot.len(), 1)?;
+        let list = self.list(py, 0, self.snapshot().len(), 1)?;
         list.as_any().try_iter().map(|it| it.into_any())
     }
 
     /// NumPy's array interface: the float values, read-only, no copy.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let numbers = self.snapshot.numbers();
+        let numbers = self.snapshot().numbers();
         let dict = PyDict::new(py);
         dict.set_item("shape", (numbers.len(),))?;
         dict.set_item("typestr", "<f8")?;
@@ -121,7 +135,7 @@ impl PyWindow {
     /// The timestamps (ns since the epoch) of the samples, oldest first.
     #[getter]
     fn timestamps(&self) -> Vec<i64> {
-        self.snapshot.timestamps().to_vec()
+        self.snapshot().timestamps().to_vec()
     }
 
     /// The key this window belongs to.
@@ -131,11 +145,15 @@ impl PyWindow {
     }
 
     fn __repr__(&self) -> String {
-        let shown: Vec<String> = (0..self.snapshot.len().min(8))
-            .filter_map(|i| self.snapshot.value(i))
+        let shown: Vec<String> = (0..self.snapshot().len().min(8))
+            .filter_map(|i| self.snapshot().value(i))
             .map(|v| v.to_string())
             .collect();
-        let more = if self.snapshot.len() > 8 { ", ..." } else { "" };
+        let more = if self.snapshot().len() > 8 {
+            ", ..."
+        } else {
+            ""
+        };
         format!("Window(key={:?}, [{}{more}])", self.key, shown.join(", "))
     }
 }

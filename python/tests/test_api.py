@@ -110,6 +110,29 @@ def test_windows_node_logic_keeps_never_change_under_later_calls():
     assert graph.latest("kept", "other") == 6.0 and graph.latest("kept", "k") == 4.0
 
 
+def test_logic_that_keeps_its_argument_tuple_keeps_each_calls_own_window():
+    """The argument tuple of a single-input call is reused between calls
+    only while the logic kept no reference to it: every kept `args` still
+    holds the window of its own call, and later calls are unaffected."""
+    graph = Graph()
+    kept = []
+
+    def keep(*args):
+        if len(kept) < 3 and args[0][-1] % 2 == 0:
+            kept.append(args)
+        return sum(args[0][-2:])
+
+    Node("kept", input_source="s", window=2, policy="all", logic=keep).register(graph)
+    graph.push_many("s", np.arange(1.0, 11.0), keys=["k"] * 10)
+    graph.push_many("s", np.array([20.0, 21.0]), keys=["a", "b"])
+    assert [len(args) for args in kept] == [1, 1, 1]
+    assert [list(args[0]) for args in kept] == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert len({id(args) for args in kept}) == 3
+    assert graph.latest("kept", "k") == 19.0
+    assert graph.latest("kept", "a") == 20.0 and graph.latest("kept", "b") == 21.0
+    assert graph.stats()["nodes"]["kept"]["evaluations"] == 12
+
+
 def test_node_options_inputs_window_priority_deadband_policy():
     graph = Graph()
     calls = []

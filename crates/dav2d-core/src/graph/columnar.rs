@@ -341,19 +341,36 @@ impl Graph {
         // new sample reaches back as far as the widest window needs.
         let (ts, nums) = (Arc::new(input.ts.clone()), Arc::new(input.nums.clone()));
         let output = self.nodes[id.index()].output;
-        let key = &self.keys[self.streams[output.index()].slots[out as usize].key.index()];
-        let mut batch = Vec::with_capacity(input.new_len());
-        let mut targets = Vec::with_capacity(input.new_len());
-        for j in input.first_new..input.nums.len() {
+        let key =
+            Arc::clone(&self.keys[self.streams[output.index()].slots[out as usize].key.index()]);
+        // The evaluations and their input vectors are the waves' own, kept
+        // between runs, so a run allocates none of them.
+        let mut batch = std::mem::take(&mut self.custom_scratch.0);
+        let mut targets = std::mem::take(&mut self.custom_scratch.1);
+        targets.clear();
+        for (used, j) in (input.first_new..input.nums.len()).enumerate() {
             let len = window.min(j + 1);
-            batch.push(Evaluation {
-                key: Arc::clone(key),
-                inputs: vec![WindowSnapshot::of_column(&ts, &nums, j + 1, len)],
-                outcome: Outcome::Skip,
-            });
+            let snapshot = WindowSnapshot::of_column(&ts, &nums, j + 1, len);
+            match batch.get_mut(used) {
+                Some(evaluation) => {
+                    if !Arc::ptr_eq(&evaluation.key, &key) {
+                        evaluation.key = Arc::clone(&key);
+                    }
+                    evaluation.inputs.clear();
+                    evaluation.inputs.push(snapshot);
+                    evaluation.outcome = Outcome::Skip;
+                }
+                None => batch.push(Evaluation {
+                    key: Arc::clone(&key),
+                    inputs: vec![snapshot],
+                    outcome: Outcome::Skip,
+                }),
+            }
             targets.push((out, input.ts[j]));
         }
-        self.run_custom(id, &mut batch, &targets);
+        let used = targets.len();
+        self.run_custom(id, &mut batch[..used], &targets);
+        self.custom_scratch = (batch, targets);
     }
 
     fn evaluate_column(&mut self, id: NodeId, out: u32, input: &Column) {
