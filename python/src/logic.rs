@@ -38,14 +38,6 @@ pub fn refuse_reentry() -> PyResult<()> {
     Ok(())
 }
 
-/// Whether this struct's reference to `window` is its only one (the logic
-/// kept none). Read while attached to the interpreter.
-fn only_reference(window: &Py<PyWindow>) -> bool {
-    // SAFETY: `window` is a live object we hold a strong reference to, and
-    // its reference count is only read (callers hold the GIL).
-    unsafe { pyo3::ffi::Py_REFCNT(window.as_ptr()) == 1 }
-}
-
 /// A Python callable evaluated for each key with one `Window` per input.
 pub struct PyLogic {
     callable: Py<PyAny>,
@@ -130,23 +122,16 @@ impl PyLogic {
         snapshot: dav2d_core::WindowSnapshot,
         key: &Arc<str>,
     ) -> PyResult<Bound<'py, PyWindow>> {
-        if let Some(spare) = self.free_spare(py)
-            && let Ok(mut window) = spare.try_borrow_mut()
-        {
-            window.reset(snapshot, key);
-            drop(window);
-            return Ok(spare);
-        }
+        let snapshot = match &self.spare {
+            Some(spare) => match PyWindow::reset(spare, py, snapshot, key) {
+                Ok(()) => return Ok(spare.bind(py).clone()),
+                Err(snapshot) => snapshot,
+            },
+            None => snapshot,
+        };
         let window = Bound::new(py, PyWindow::new(snapshot, Arc::clone(key)))?;
         self.spare = Some(window.clone().unbind());
         Ok(window)
-    }
-
-    /// The spare window when nothing but this logic holds it (so it may
-    /// change: no one can see it).
-    fn free_spare<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyWindow>> {
-        let spare = self.spare.as_ref().filter(|spare| only_reference(spare))?;
-        Some(spare.bind(py).clone())
     }
 
     fn evaluate_one(
@@ -168,10 +153,8 @@ impl PyLogic {
                 drop(window);
                 // A window the logic let go of holds no snapshot until the
                 // next call, so the engine's next write needs no copy.
-                if let Some(spare) = self.free_spare(py)
-                    && let Ok(mut window) = spare.try_borrow_mut()
-                {
-                    window.release();
+                if let Some(spare) = &self.spare {
+                    PyWindow::release(spare, py);
                 }
                 result?
             }

@@ -1,6 +1,9 @@
 //! `Window`: the `data` argument of Python node logic, a zero-copy view of
 //! the newest samples of one key.
 
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+
 use dav2d_core::WindowSnapshot;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PySlice};
@@ -13,44 +16,100 @@ use crate::convert::to_python;
 /// `sum()`, and `numpy.asarray(window)` without copying (read-only). The
 /// view stays valid after the call: the engine copies its ring on the next
 /// write instead of changing what a kept view shows.
-#[pyclass(module = "dav2d._dav2d", name = "Window")]
+#[pyclass(module = "dav2d._dav2d", name = "Window", frozen)]
 pub struct PyWindow {
+    inner: UnsafeCell<Inner>,
+}
+
+struct Inner {
     /// `None` between calls of a reused window (see [`PyWindow::release`]):
     /// it reads as empty.
     held: Option<WindowSnapshot>,
-    key: std::sync::Arc<str>,
+    key: Arc<str>,
 }
+
+// SAFETY: the contents change only through `PyWindow::unshared`: while
+// attached to the interpreter (this module is built for the GIL's
+// interpreters only) and through the one reference to the window there
+// is, so no other thread and no Python code can be reading them then.
+// Reads (the methods below) happen through references that keep it
+// shared. Being frozen spares every call the class's borrow flag.
+unsafe impl Sync for PyWindow {}
 
 /// What a window that let go of its snapshot reads as.
 static EMPTY: std::sync::LazyLock<WindowSnapshot> = std::sync::LazyLock::new(WindowSnapshot::none);
 
 impl PyWindow {
     /// Wraps a snapshot (the key is shared, not copied).
-    pub fn new(snapshot: WindowSnapshot, key: std::sync::Arc<str>) -> Self {
+    pub fn new(snapshot: WindowSnapshot, key: Arc<str>) -> Self {
         Self {
-            held: Some(snapshot),
-            key,
+            inner: UnsafeCell::new(Inner {
+                held: Some(snapshot),
+                key,
+            }),
         }
     }
 
-    /// Points a window no one else holds at another snapshot and key
-    /// (node logic reuses its window object between calls).
-    pub fn reset(&mut self, snapshot: WindowSnapshot, key: &std::sync::Arc<str>) {
-        self.held = Some(snapshot);
-        if !std::sync::Arc::ptr_eq(&self.key, key) {
-            self.key = std::sync::Arc::clone(key);
+    /// Changes the window's contents with `change`, when `window` is its
+    /// only reference (node logic kept none, so no one can see it change);
+    /// whether it did.
+    fn change_unshared(
+        window: &Py<PyWindow>,
+        _attached: Python<'_>,
+        change: impl FnOnce(&mut Inner),
+    ) -> bool {
+        // SAFETY: `window` is a live object; its reference count is only
+        // read, while attached to the interpreter.
+        if unsafe { pyo3::ffi::Py_REFCNT(window.as_ptr()) } != 1 {
+            return false;
+        }
+        // SAFETY: see `impl Sync`: attached, and the only reference; the
+        // mutable reference does not outlive `change`.
+        change(unsafe { &mut *window.get().inner.get() });
+        true
+    }
+
+    /// Points a window only `window` holds at another snapshot and key
+    /// (node logic reuses its window object between calls); the snapshot
+    /// back when something else holds the window.
+    pub fn reset(
+        window: &Py<PyWindow>,
+        py: Python<'_>,
+        snapshot: WindowSnapshot,
+        key: &Arc<str>,
+    ) -> Result<(), WindowSnapshot> {
+        let mut snapshot = Some(snapshot);
+        Self::change_unshared(window, py, |inner| {
+            inner.held = snapshot.take();
+            if !Arc::ptr_eq(&inner.key, key) {
+                inner.key = Arc::clone(key);
+            }
+        });
+        match snapshot {
+            None => Ok(()),
+            Some(snapshot) => Err(snapshot),
         }
     }
 
-    /// Lets go of the snapshot (a window kept by no one between calls),
-    /// without making an empty one: this is on every call's path.
-    pub fn release(&mut self) {
-        self.held = None;
+    /// Lets go of the snapshot of a window only `window` holds (kept by no
+    /// one between calls), without making an empty one: this is on every
+    /// call's path.
+    pub fn release(window: &Py<PyWindow>, py: Python<'_>) {
+        Self::change_unshared(window, py, |inner| inner.held = None);
     }
 
     /// The samples it shows.
     fn snapshot(&self) -> &WindowSnapshot {
-        self.held.as_ref().unwrap_or(&EMPTY)
+        // SAFETY: see `impl Sync`: nothing changes the contents while a
+        // reference other than the changer's exists.
+        let inner = unsafe { &*self.inner.get() };
+        inner.held.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// The key it belongs to.
+    fn key_name(&self) -> &str {
+        // SAFETY: as in `snapshot`.
+        unsafe { &(*self.inner.get()).key }
     }
 
     fn list<'py>(
@@ -141,7 +200,7 @@ impl PyWindow {
     /// The key this window belongs to.
     #[getter]
     fn key(&self) -> &str {
-        &self.key
+        self.key_name()
     }
 
     fn __repr__(&self) -> String {
@@ -154,6 +213,10 @@ impl PyWindow {
         } else {
             ""
         };
-        format!("Window(key={:?}, [{}{more}])", self.key, shown.join(", "))
+        format!(
+            "Window(key={:?}, [{}{more}])",
+            self.key_name(),
+            shown.join(", ")
+        )
     }
 }
