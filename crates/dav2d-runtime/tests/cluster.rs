@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokers::{NatsServer, free_port, start};
+use brokers::{NatsServer, free_port, gauge, start};
 use dav2d_core::{
     Builtin, ConstraintSpec, EdgePolicy, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock,
     Value,
@@ -65,19 +65,6 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
         address,
         &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
     )
-}
-
-/// The value of the gauge `name` in `/metrics`.
-fn gauge(address: SocketAddr, name: &str) -> u64 {
-    let (_, body) = get(address, "/metrics");
-    body.lines()
-        .find_map(|line| {
-            // `name{component="cluster",kind="cluster"} 3`
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            rest.split_once("} ").map(|(_, value)| value)
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
 }
 
 fn post(address: SocketAddr, from: usize, to: usize) {

@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use brokers::{NatsServer, free_port, start};
+use brokers::{NatsServer, free_port, gauge, start};
 use dav2d_core::{SharedGraph, Value};
 
 const KEYS: usize = 40;
@@ -53,26 +53,6 @@ fn post(address: SocketAddr, path: &str, body: &[u8]) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer.lines().next().unwrap_or("").to_string()
-}
-
-/// The value of the gauge `name` in `/metrics`.
-fn gauge(address: SocketAddr, name: &str) -> u64 {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            rest.split_once("} ").map(|(_, value)| value)
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
 }
 
 /// Batch `b` of producer `t`: the same keys from both producers, their

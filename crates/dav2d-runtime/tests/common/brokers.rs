@@ -83,6 +83,28 @@ pub fn missing(graph: &SharedGraph, stream: &str, expected: &[usize]) -> Vec<usi
     missing()
 }
 
+/// The value of the gauge `name` in `/metrics` at `address` (a line
+/// `name{component="cluster",kind="cluster"} 3`); 0 when it has none.
+pub fn gauge(address: std::net::SocketAddr, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            rest.split_once("} ").map(|(_, value)| value)
+        })
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
 /// A nats-server with JetStream, of the test's own.
 pub struct NatsServer {
     child: Option<Child>,
