@@ -110,6 +110,39 @@ def test_windows_node_logic_keeps_never_change_under_later_calls():
     assert graph.latest("kept", "other") == 6.0 and graph.latest("kept", "k") == 4.0
 
 
+def test_a_reused_windows_numbers_are_right_over_many_keys_and_values():
+    """A reused window keeps the Python floats it made for its next calls;
+    what every call sees is still exactly its key's newest samples (signed
+    zeros, repeats and many distinct values over many keys)."""
+    import random
+    from collections import defaultdict, deque
+
+    rng = random.Random(11)
+    keys = [f"k{rng.randrange(60)}" for _ in range(6000)]
+    pool = [0.0, -0.0, 1.5, -1.5, 1e300, 5e-324]
+    values = [rng.choice(pool) if rng.random() < 0.2 else rng.uniform(-1e6, 1e6) for _ in keys]
+    seen = []
+
+    def record(window):
+        seen.append((window.key, window[-3:], list(window)))
+        return 0.0
+
+    graph = Graph()
+    Node("w", input_source="s", window=4, policy="all", logic=record).register(graph)
+    for begin in range(0, len(keys), 500):
+        graph.push_many("s", np.array(values[begin : begin + 500]), keys=keys[begin : begin + 500])
+    windows = defaultdict(lambda: deque(maxlen=4))
+    expected = []
+    for key, value in zip(keys, values):
+        windows[key].append(value)
+        expected.append((key, list(windows[key])[-3:], list(windows[key])))
+    assert len(seen) == len(expected)
+    for got, want in zip(seen, expected):
+        assert got[0] == want[0]
+        for g, w in zip(got[1] + got[2], want[1] + want[2]):
+            assert g == w and str(g) == str(w), (got, want)
+
+
 def test_logic_that_keeps_its_argument_tuple_keeps_each_calls_own_window():
     """The argument tuple of a single-input call is reused between calls
     only while the logic kept no reference to it: every kept `args` still

@@ -51,6 +51,15 @@ pub(crate) async fn connect(
                 match event {
                     async_nats::Event::Connected => events.connected(),
                     async_nats::Event::Disconnected => events.failed("disconnected".to_string()),
+                    // A connect attempt that failed (a refused login among
+                    // them): the client tries again, and health says why
+                    // until it is in.
+                    async_nats::Event::ClientError(error) => {
+                        events.failed(format!("cannot connect: {error}"))
+                    }
+                    async_nats::Event::ServerError(
+                        error @ async_nats::ServerError::AuthorizationViolation,
+                    ) => events.failed(format!("{error}; check the user and password")),
                     other => tracing::info!(event = %other, "NATS connection event."),
                 }
             }
