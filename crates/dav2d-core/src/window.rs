@@ -168,6 +168,10 @@ pub(crate) struct SeriesRing {
     /// Heap bytes of the values the ring holds (strings, records, bytes),
     /// for the graph's budget of retained values.
     pub(crate) value_bytes: usize,
+    /// The newest sample's timestamp and number, kept beside the rings so
+    /// reading the latest (every change's publication) touches no ring.
+    newest_ts: i64,
+    newest_num: f64,
 }
 
 impl SeriesRing {
@@ -181,6 +185,8 @@ impl SeriesRing {
             values: None,
             non_numeric_written: 0,
             value_bytes: 0,
+            newest_ts: 0,
+            newest_num: 0.0,
         }
     }
 
@@ -197,6 +203,7 @@ impl SeriesRing {
         let position = self.next_position();
         self.ts.write_at(position, ts_ns);
         self.num.write_at(position, value);
+        (self.newest_ts, self.newest_num) = (ts_ns, value);
         self.advance(position);
     }
 
@@ -274,6 +281,7 @@ impl SeriesRing {
         let position = self.next_position();
         self.ts.write_at(position, ts_ns);
         self.num.write_at(position, numeric.unwrap_or(f64::NAN));
+        (self.newest_ts, self.newest_num) = (ts_ns, numeric.unwrap_or(f64::NAN));
         let added = value.heap_size();
         if let Some(values) = self.values.as_mut() {
             let evicted = values.get(position).map_or(0, Value::heap_size);
@@ -285,21 +293,18 @@ impl SeriesRing {
 
     /// The newest value, if any.
     pub(crate) fn latest_value(&self) -> Option<Value> {
-        if self.count == 0 {
+        if self.held == 0 {
             return None;
         }
         match &self.values {
             Some(values) => values.slice_ending(self.last, self.k(1)).first().cloned(),
-            None => self
-                .num
-                .slice_ending(self.last, self.k(1))
-                .first()
-                .map(|v| Value::Float(*v)),
+            None => Some(Value::Float(self.newest_num)),
         }
     }
 
+    /// The newest timestamp, if any.
     pub(crate) fn latest_ts(&self) -> Option<i64> {
-        self.ts.slice_ending(self.last, self.k(1)).first().copied()
+        (self.held > 0).then_some(self.newest_ts)
     }
 
     /// Whether every value in the newest `n` is a number.
@@ -528,6 +533,67 @@ impl WindowSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_newest_sample_is_the_rings_newest_through_every_kind_of_write() {
+        // What the rings say is newest, read from them as before the
+        // newest was kept beside them.
+        fn from_rings(series: &SeriesRing) -> (Option<Value>, Option<i64>) {
+            let ts = series.timestamps(1).first().copied();
+            let value = match &series.values {
+                Some(values) => values
+                    .slice_ending(series.last, series.k(1))
+                    .first()
+                    .cloned(),
+                None => series.nums(1).first().map(|v| Value::Float(*v)),
+            };
+            (value, ts)
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..200 {
+            let mut series = SeriesRing::new(1 + (round % 7));
+            let mut ts = 0i64;
+            for _ in 0..60 {
+                ts += 1 + next(3) as i64;
+                match next(6) {
+                    0 | 1 => series.push_float(ts, next(1000) as f64 - 500.0),
+                    2 => {
+                        let n = next(12) as usize;
+                        let stamps: Vec<i64> = (0..n as i64).map(|i| ts + i).collect();
+                        let values: Vec<f64> = (0..n).map(|i| i as f64 * 0.5).collect();
+                        series.extend_floats(&stamps, &values);
+                        ts += n as i64;
+                    }
+                    3 => series.push_value(
+                        ts,
+                        match next(3) {
+                            0 => Value::Str(Arc::from("text")),
+                            1 => Value::Int(next(9) as i64),
+                            _ => Value::Float(1.25),
+                        },
+                    ),
+                    4 => series.resize(1 + next(9) as usize),
+                    _ => {
+                        // A late sample put in place, as the engine does.
+                        let mut samples = series.held_samples();
+                        samples.insert(0, (i64::MIN + ts, Value::Float(-1.0)));
+                        let count = series.count + 1;
+                        series.restore(count, &samples);
+                    }
+                }
+                assert_eq!(
+                    (series.latest_value(), series.latest_ts()),
+                    from_rings(&series)
+                );
+            }
+        }
+    }
 
     /// A view is the shared buffer and the range it showed when taken.
     type View = (Arc<Vec<u64>>, usize, usize, Vec<u64>);
