@@ -28,7 +28,7 @@ struct Inner {
     key: Arc<str>,
 }
 
-// SAFETY: the contents change only through `PyWindow::unshared`: while
+// SAFETY: the contents change only through `PyWindow::change_unshared`: while
 // attached to the interpreter (this module is built for the GIL's
 // interpreters only) and through the one reference to the window there
 // is, so no other thread and no Python code can be reading them then.

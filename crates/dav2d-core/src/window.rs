@@ -464,7 +464,7 @@ impl WindowSnapshot {
     }
 
     /// An empty window that allocates nothing: every one shares the same
-    /// empty vectors (for a holder letting go of its snapshot on a hot path).
+    /// empty vectors.
     pub fn none() -> Self {
         static TS: std::sync::LazyLock<Arc<Vec<i64>>> = std::sync::LazyLock::new(Arc::default);
         static NUM: std::sync::LazyLock<Arc<Vec<f64>>> = std::sync::LazyLock::new(Arc::default);

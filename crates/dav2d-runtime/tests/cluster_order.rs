@@ -87,9 +87,8 @@ fn stream_messages(port: u16) -> Vec<(String, Vec<u8>)> {
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut messages = Vec::new();
         for sequence in 1..=last {
-            if let Ok(message) = stream.get_raw_message(sequence).await {
-                messages.push((message.subject.to_string(), message.payload.to_vec()));
-            }
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            messages.push((message.subject.to_string(), message.payload.to_vec()));
         }
         messages
     })
@@ -140,12 +139,6 @@ fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
             });
         }
     });
-    // Each owner applied messages of both instances.
-    for address in &addresses {
-        brokers::wait_for("the owners to apply messages", || {
-            gauge(*address, "dav2d_cluster_messages_applied") > 0
-        });
-    }
     // The stream, replayed in its order on one instance without clustering.
     let messages = stream_messages(server.port);
     assert!(messages.len() >= 2 * BATCHES, "{} messages", messages.len());
