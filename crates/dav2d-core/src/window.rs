@@ -37,6 +37,7 @@ pub const DEFAULT_SPAN_SAMPLES: usize = 1024;
 /// Not `Clone` on purpose: the only way to share the buffer is
 /// [`MirrorRing::shared`], which records that it was shared.
 #[derive(Debug)]
+#[repr(C)] // The buffer first: an absent ring (`None`) reads as its null pointer.
 pub(crate) struct MirrorRing<T: Clone + Default> {
     buf: Arc<Vec<T>>,
     capacity: usize,
@@ -149,32 +150,55 @@ impl<T: Clone + Default> MirrorRing<T> {
 
 /// The samples of one (stream, key): timestamps and numeric values always,
 /// full values only once a non-float value has been seen.
+///
+/// `repr(C)`: the count, the newest sample, how many are held and whether
+/// there are full values come first, so that they lie in a slot's first
+/// cache line (see the graph's `Slot`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct SeriesRing {
     pub(crate) count: u64,
+    /// The newest sample's timestamp and number, kept beside the rings so
+    /// reading the latest (every change's publication) touches no ring.
+    newest_ts: i64,
+    newest_num: f64,
     /// How many of the newest samples the rings hold validly (at most the
     /// capacity; fewer right after a resize).
     held: usize,
+    /// Present once the series has held a value that is not a float; numeric
+    /// slots of such values hold `NaN`.
+    pub(crate) values: Option<MirrorRing<Value>>,
     /// Position of the newest sample in the rings (`(count - 1) % capacity`),
     /// kept so the hot path never divides.
     last: usize,
     pub(crate) ts: MirrorRing<i64>,
     pub(crate) num: MirrorRing<f64>,
-    /// Present once the series has held a value that is not a float; numeric
-    /// slots of such values hold `NaN`.
-    pub(crate) values: Option<MirrorRing<Value>>,
     /// How many of the values in `values` are not numbers at all.
     pub(crate) non_numeric_written: u64,
     /// Heap bytes of the values the ring holds (strings, records, bytes),
     /// for the graph's budget of retained values.
     pub(crate) value_bytes: usize,
-    /// The newest sample's timestamp and number, kept beside the rings so
-    /// reading the latest (every change's publication) touches no ring.
-    newest_ts: i64,
-    newest_num: f64,
 }
 
 impl SeriesRing {
+    /// Where the fields that publishing reads end, from the series' start:
+    /// the count, the newest sample, how many are held and whether there
+    /// are full values (the values ring's buffer pointer).
+    #[cfg(test)]
+    pub(crate) fn published_fields_end() -> usize {
+        use std::mem::offset_of;
+        [
+            offset_of!(Self, count) + 8,
+            offset_of!(Self, newest_ts) + 8,
+            offset_of!(Self, newest_num) + 8,
+            offset_of!(Self, held) + 8,
+            offset_of!(Self, values) + offset_of!(MirrorRing<Value>, buf) + 8,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             count: 0,
@@ -292,6 +316,7 @@ impl SeriesRing {
     }
 
     /// The newest value, if any.
+    #[inline]
     pub(crate) fn latest_value(&self) -> Option<Value> {
         if self.held == 0 {
             return None;
@@ -302,7 +327,15 @@ impl SeriesRing {
         }
     }
 
+    /// The newest sample's number and timestamp, when the series holds
+    /// floats only (no full values) and has a sample.
+    #[inline]
+    pub(crate) fn latest_float(&self) -> Option<(f64, i64)> {
+        (self.held > 0 && self.values.is_none()).then_some((self.newest_num, self.newest_ts))
+    }
+
     /// The newest timestamp, if any.
+    #[inline]
     pub(crate) fn latest_ts(&self) -> Option<i64> {
         (self.held > 0).then_some(self.newest_ts)
     }

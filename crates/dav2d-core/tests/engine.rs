@@ -512,3 +512,45 @@ fn subscribers_see_node_outputs() {
     assert_eq!(values(&latest), vec![6.0]);
     assert_eq!(latest.conflated(), 2);
 }
+
+#[test]
+fn the_read_model_follows_each_key_through_floats_other_values_errors_and_back() {
+    let (mut graph, _clock) = graph();
+    graph.declare_type("s", ValueType::Any).unwrap();
+    graph
+        .register(custom("fragile", &[("s", 1)], |_, w| match w[0][0] {
+            x if x.is_nan() => Outcome::Output(Value::Str(Arc::from("not a number"))),
+            x if x < 0.0 => Outcome::Failed(Arc::from("ValueError: negative")),
+            x => Outcome::Output(Value::Float(x.sqrt())),
+        }))
+        .unwrap();
+    let model = graph.read_model();
+    let steps = [
+        Value::Float(-4.0), // an error before any good value
+        Value::Float(4.0),
+        Value::Float(9.0),
+        Value::Float(-1.0), // an error beside a kept value
+        Value::Float(16.0),
+        Value::Str(Arc::from("warm")), // full values from here on
+        Value::Float(25.0),
+        Value::Int(36),
+    ];
+    for (step, value) in steps.into_iter().enumerate() {
+        for key in ["a", "b"] {
+            graph.push("s", key, value.clone(), None).unwrap();
+        }
+        graph.run_wave();
+        for name in ["s", "fragile"] {
+            for key in ["a", "b"] {
+                assert_eq!(
+                    model.latest(name, key).unwrap(),
+                    graph.latest(name, key).unwrap(),
+                    "step {step}: {name}/{key}"
+                );
+            }
+        }
+    }
+    let last = model.latest("fragile", "a").unwrap().unwrap();
+    assert_eq!(last.sample.unwrap().value, Value::Float(6.0));
+    assert_eq!(last.error, None);
+}

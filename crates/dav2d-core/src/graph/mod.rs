@@ -73,19 +73,24 @@ struct Consumer {
     policy: EdgePolicy,
 }
 
+/// One (stream, key). Laid out by hand (`repr(C)`, aligned to a cache
+/// line): what publishing a change reads (the flags, the key, the error,
+/// and the series' count, newest sample and whether it holds full values)
+/// lies in the slot's first 64 bytes, so it reads one cache line.
+#[repr(C, align(64))]
 struct Slot {
+    /// Whether the read model has yet to see this slot's latest change.
+    unpublished: bool,
+    /// Whether the read model holds this slot (and its key) already.
+    in_model: bool,
     key: KeyId,
-    series: SeriesRing,
     error: Option<Arc<str>>,
+    series: SeriesRing,
     /// The wave in which this slot last received a sample, when the stream
     /// has an `all` consumer.
     all_stamp: u64,
     /// For each consumer of the stream: that consumer's output slot for this key.
     downstream: Vec<u32>,
-    /// Whether the read model has yet to see this slot's latest change.
-    unpublished: bool,
-    /// Whether the read model holds this slot (and its key) already.
-    in_model: bool,
 }
 
 struct Stream {
@@ -623,5 +628,29 @@ impl Graph {
             });
         }
         slot
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::Slot;
+    use crate::window::SeriesRing;
+
+    /// What publishing a change reads lies in a slot's first cache line.
+    #[test]
+    fn what_publishing_reads_lies_in_a_slots_first_cache_line() {
+        assert_eq!(align_of::<Slot>(), 64);
+        assert_eq!(size_of::<Slot>() % 64, 0);
+        let series = offset_of!(Slot, series);
+        let ends = [
+            offset_of!(Slot, unpublished) + 1,
+            offset_of!(Slot, in_model) + 1,
+            offset_of!(Slot, key) + 4,
+            offset_of!(Slot, error) + 16,
+            series + SeriesRing::published_fields_end(),
+        ];
+        assert!(ends.iter().all(|&end| end <= 64), "{ends:?}");
     }
 }

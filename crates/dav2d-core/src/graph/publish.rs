@@ -120,16 +120,22 @@ impl Graph {
                 if series.count == 0 && slot_ref.error.is_none() {
                     continue;
                 }
+                let key = (!slot_ref.in_model).then(|| Arc::clone(&keys[slot_ref.key.index()]));
+                slot_ref.in_model = true;
+                let error = slot_ref.error.clone();
+                let seq = series.count.saturating_sub(1);
+                if let Some((value, ts_ns)) = series.latest_float() {
+                    changes.set_float(stream.index(), slot, key, (value, ts_ns, seq), error);
+                    continue;
+                }
                 let reading = Reading {
                     sample: series.latest_value().map(|value| Sample {
                         value,
                         ts_ns: series.latest_ts().unwrap_or_default(),
-                        seq: series.count - 1,
+                        seq,
                     }),
-                    error: slot_ref.error.clone(),
+                    error,
                 };
-                let key = (!slot_ref.in_model).then(|| Arc::clone(&keys[slot_ref.key.index()]));
-                slot_ref.in_model = true;
                 changes.set(stream.index(), slot, key, reading);
             }
         });
