@@ -327,6 +327,13 @@ impl SeriesRing {
         }
     }
 
+    /// The newest sample's number (`NaN` for a value that is not one), as
+    /// `nums(1)` would read it from the ring, if any.
+    #[inline]
+    pub(crate) fn latest_num(&self) -> Option<f64> {
+        (self.held > 0).then_some(self.newest_num)
+    }
+
     /// The newest sample's number and timestamp, when the series holds
     /// floats only (no full values) and has a sample.
     #[inline]
@@ -624,6 +631,14 @@ mod tests {
                     (series.latest_value(), series.latest_ts()),
                     from_rings(&series)
                 );
+                let ring_num = series.nums(1).first().map(|v| v.to_bits());
+                assert_eq!(series.latest_num().map(f64::to_bits), ring_num);
+                let ring_float = match series.values {
+                    None => ring_num.zip(series.latest_ts()),
+                    Some(_) => None,
+                };
+                let kept_float = series.latest_float().map(|(v, ts)| (v.to_bits(), ts));
+                assert_eq!(kept_float, ring_float);
             }
         }
     }

@@ -385,7 +385,7 @@ impl Graph {
                 let mut memory = node.keys[out as usize].memory;
                 let slot = &self.streams[output.index()].slots[out as usize];
                 let last = match (&slot.error, slot.series.count) {
-                    (None, count) if count > 0 => slot.series.nums(1).last().copied(),
+                    (None, count) if count > 0 => slot.series.latest_num(),
                     _ => None,
                 };
                 let mut column = self.column_prefix(output, out, input.new_len());

@@ -185,7 +185,7 @@ impl Graph {
             self.fail(id, out, error, now);
             return;
         }
-        let Some(&value) = series.nums(1).last() else {
+        let Some(value) = series.latest_num() else {
             return;
         };
         let ts = series.latest_ts().unwrap_or(now);
@@ -444,7 +444,8 @@ pub(super) fn differs(series: &SeriesRing, value: &Value, deadband: Option<f64>)
     }
     match (value, &series.values) {
         (Value::Float(new), None) => {
-            let old = series.nums(1).last().copied().unwrap_or(f64::NAN);
+            // The kept newest number: no ring is read.
+            let old = series.latest_num().unwrap_or(f64::NAN);
             float_changed(old, *new, deadband)
         }
         _ => match (series.latest_value(), deadband) {
