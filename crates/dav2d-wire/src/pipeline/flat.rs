@@ -353,18 +353,15 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let rest = &self.text[self.at..];
         // One branch on the first letter, then the rest of the name and its
-        // closing quote compared at once.
-        let (field, name): (Field, &[u8]) = match rest.first()? {
-            b's' => (Field::Stream, b"stream\""),
-            b'k' => (Field::Key, b"key\""),
-            b'v' => (Field::Value, b"value\""),
-            b't' => (Field::Ts, b"ts\""),
+        // closing quote compared at once (a fixed length each: no `memcmp`).
+        let (field, name_len) = match rest.first()? {
+            b's' if rest.starts_with(b"stream\"") => (Field::Stream, 7),
+            b'k' if rest.starts_with(b"key\"") => (Field::Key, 4),
+            b'v' if rest.starts_with(b"value\"") => (Field::Value, 6),
+            b't' if rest.starts_with(b"ts\"") => (Field::Ts, 3),
             _ => return None,
         };
-        if !rest.starts_with(name) {
-            return None;
-        }
-        self.at += name.len();
+        self.at += name_len;
         // The colon, usually right after the name.
         if self.text.get(self.at) == Some(&b':') {
             self.at += 1;

@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 
+use super::words::same_bytes;
 use crate::dto::{RecordError, WireRecord};
 
 /// Numbers in columns: the distinct (stream, key) pairs of a part of a
@@ -69,7 +70,7 @@ impl<'a> ColumnsBuilder<'a> {
         let hash = series_hash(stream, key);
         let found = table.find(hash, |&id| {
             let (s, k) = &columns.series[id as usize];
-            s.as_bytes() == stream && k.as_bytes() == key
+            same_bytes(k.as_bytes(), key) && same_bytes(s.as_bytes(), stream)
         });
         let series = match found {
             Some(&id) => id,

@@ -89,6 +89,34 @@ fn eight_digits_value(word: u64) -> u64 {
         >> 32
 }
 
+/// `a == b` for the short texts a body repeats (keys, stream names): up to
+/// 16 bytes as two overlapping words, so no `memcmp` is called; longer ones
+/// compared as usual. A call per key lookup and per field name was 6 % of
+/// parsing a 10 MB body.
+#[inline]
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The `N` bytes of `text` from `at` (zeros past its end, which the callers
+/// never ask for: they compare texts of the same length).
+#[inline]
+fn word<const N: usize>(text: &[u8], at: usize) -> [u8; N] {
+    text.get(at..at + N)
+        .and_then(|w| <[u8; N]>::try_from(w).ok())
+        .unwrap_or([0; N])
+}
+
 /// A small deterministic generator (xorshift) for the scanner's tests.
 #[cfg(test)]
 pub(super) struct Random(pub(super) u64);
@@ -135,6 +163,26 @@ mod tests {
                 one_at_a_time,
                 "{bytes:?}"
             );
+        }
+    }
+
+    #[test]
+    fn short_texts_compare_as_slices_do() {
+        let mut random = Random(0x0DDB_A11C_AFE0_F00D);
+        for _ in 0..200_000 {
+            let len = (random.next() % 24) as usize;
+            let a: Vec<u8> = (0..len).map(|_| b'a' + (random.next() % 3) as u8).collect();
+            let mut b = a.clone();
+            match random.next() % 4 {
+                0 => {}
+                1 if len > 0 => {
+                    let at = (random.next() % len as u64) as usize;
+                    b[at] ^= 1 << (random.next() % 8);
+                }
+                2 => b.push(b'a'),
+                _ => b = (0..len).map(|_| b'a' + (random.next() % 3) as u8).collect(),
+            }
+            assert_eq!(same_bytes(&a, &b), a == b, "{a:?} {b:?}");
         }
     }
 
