@@ -758,10 +758,14 @@ def main() -> None:
             f"one instance without clustering: {cluster['local']:,.0f} samples/s, {cluster['local_cpu_us']:.2f} CPU us a sample; "
             f"clustered, CPU us a sample: dav2d {cluster['one_cpu_us']:.2f} (instance and posting client), nats-server {cluster['one_nats_cpu_us']:.2f}; "
             f"push -> output of one POSTed sample (2,000 in a row): without clustering p50 {cluster['local_p50_us']:.0f} us, p99 {cluster['local_p99_us']:.0f} us; "
-            f"through the cluster p50 {cluster['one_p50_us']:.0f} us, p99 {cluster['one_p99_us']:.0f} us",
+            f"through the cluster p50 {cluster['one_p50_us']:.0f} us, p99 {cluster['one_p99_us']:.0f} us; "
+            f"4 producers POSTing at once (250 keys each; acknowledgements pipelined across their batches): "
+            f"without clustering {cluster['local_four']:,.0f} samples/s, one clustered instance {cluster['one_four']:,.0f} samples/s, "
+            f"CPU us a sample dav2d {cluster['one_four_cpu_us']:.2f}, nats-server {cluster['one_four_nats_cpu_us']:.2f}",
             f"the distribution layer costs {cluster['local'] / cluster['one']:.1f}x in throughput on one machine "
             f"({'meets' if cluster['local'] / cluster['one'] <= 1.5 else 'MISSES'} 1.5x; every sample through JetStream and back); "
             f"in CPU {(cluster['one_cpu_us'] + cluster['one_nats_cpu_us']) / max(cluster['local_cpu_us'], 1e-9):.1f}x; "
+            f"{cluster['local_four'] / max(cluster['one_four'], 1e-9):.1f}x with 4 producers; "
             "more instances on the same cores add no throughput here",
         )
     else:

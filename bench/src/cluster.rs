@@ -2,7 +2,9 @@
 //! every key is applied by its owner, with 1, 2 and 3 clustered instances
 //! beside one instance without clustering; failover (an instance stopped
 //! until the survivors answer for all its keys) and the replay speed of the
-//! new owners. Needs `nats-server` (Debian's package); prints JSON.
+//! new owners; and one instance with and without clustering fed by 4
+//! producers at once (so batches' acknowledgements overlap). Needs
+//! `nats-server` (Debian's package); prints JSON.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -58,11 +60,17 @@ fn start(yaml: &str) -> Result<(Runtime, SharedGraph), String> {
 }
 
 fn body(from: usize, to: usize) -> String {
+    body_of("", KEYS, from, to)
+}
+
+/// [`body`] for one of several producers: its own `keys` keys, named after
+/// `prefix`, so that no key gets samples from two producers out of order.
+fn body_of(prefix: &str, keys: usize, from: usize, to: usize) -> String {
     let records: Vec<String> = (from..to)
         .map(|i| {
             format!(
-                "{{\"key\":\"k{}\",\"value\":{},\"ts\":{}}}",
-                i % KEYS,
+                "{{\"key\":\"{prefix}k{}\",\"value\":{},\"ts\":{}}}",
+                i % keys,
                 (i % 97) as f64,
                 1_700_000_000_000_000_000i64 + i as i64
             )
@@ -134,7 +142,9 @@ fn throughput(
     nats_pid: Option<u32>,
     instances: usize,
     samples: usize,
+    producers: usize,
 ) -> Result<Run, String> {
+    let producers = producers.max(1);
     let http = free_port();
     let mut running = Vec::new();
     for i in 0..instances.max(1) {
@@ -151,16 +161,35 @@ fn throughput(
     }
     let graphs: Vec<&SharedGraph> = running.iter().map(|(_, g)| g).collect();
     let before = applied(&graphs);
-    let bodies: Vec<String> = (0..samples)
-        .step_by(1000)
-        .map(|from| body(from, (from + 1000).min(samples)))
+    // Each producer POSTs its share of the bodies, one after the other.
+    let bodies: Vec<Vec<String>> = (0..producers)
+        .map(|p| {
+            let prefix = if producers == 1 {
+                String::new()
+            } else {
+                format!("p{p}-")
+            };
+            let share = samples / producers;
+            (0..share)
+                .step_by(1000)
+                .map(|from| body_of(&prefix, KEYS / producers, from, (from + 1000).min(share)))
+                .collect()
+        })
         .collect();
+    let samples = (samples / producers) * producers;
     let nats_cpu = || nats_pid.map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
     let (own_before, nats_before) = (cpu_seconds("self"), nats_cpu());
     let started = Instant::now();
-    for b in &bodies {
-        post(address, b)?;
-    }
+    std::thread::scope(|scope| {
+        let posting: Vec<_> = bodies
+            .iter()
+            .map(|share| scope.spawn(move || share.iter().try_for_each(|b| post(address, b))))
+            .collect();
+        posting.into_iter().try_for_each(|p| {
+            p.join()
+                .unwrap_or_else(|_| Err("a producer panicked".into()))
+        })
+    })?;
     let seconds = until_applied(&graphs, before + samples as u64, started)
         .ok_or("the samples were never all applied")?;
     let per_sample = |cpu: f64| cpu * 1e6 / samples as f64;
@@ -344,13 +373,13 @@ impl Drop for Server {
 
 /// Runs the figures, each on a fresh server, and prints them as JSON.
 /// One clustered instance only (for a profiler): its figures as JSON.
-pub fn one(samples: usize) {
+pub fn one(samples: usize, producers: usize) {
     let Some(binary) = nats_server() else {
         println!("{{\"error\": \"nats-server is not installed\"}}");
         return;
     };
     let result = Server::start(&binary)
-        .and_then(|server| throughput(server.port, Some(server.child.id()), 1, samples));
+        .and_then(|server| throughput(server.port, Some(server.child.id()), 1, samples, producers));
     match result {
         Ok(run) => println!(
             "{{\"one\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}}}",
@@ -366,7 +395,12 @@ pub fn run(samples: usize) {
         return;
     };
     let result = (|| -> Result<String, String> {
-        let local = throughput(0, None, 0, samples)?;
+        let local = throughput(0, None, 0, samples, 1)?;
+        let local_four = throughput(0, None, 0, samples, 4)?;
+        let one_four = {
+            let server = Server::start(&binary)?;
+            throughput(server.port, Some(server.child.id()), 1, samples, 4)?
+        };
         let local_latency = push_to_output(None, 2_000)?;
         let one_latency = {
             let server = Server::start(&binary)?;
@@ -380,12 +414,13 @@ pub fn run(samples: usize) {
                 Some(server.child.id()),
                 n,
                 samples,
+                1,
             )?);
         }
         let server = Server::start(&binary)?;
         let (failover, replay) = failover(server.port, samples)?;
         Ok(format!(
-            "{{\"samples\": {samples}, \"local\": {}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}, \"local_cpu_us\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}, \"local_p50_us\": {}, \"local_p99_us\": {}, \"one_p50_us\": {}, \"one_p99_us\": {}}}",
+            "{{\"samples\": {samples}, \"local\": {}, \"one\": {}, \"two\": {}, \"three\": {}, \"failover_s\": {failover}, \"replay_per_s\": {replay}, \"local_cpu_us\": {}, \"one_cpu_us\": {}, \"one_nats_cpu_us\": {}, \"local_p50_us\": {}, \"local_p99_us\": {}, \"one_p50_us\": {}, \"one_p99_us\": {}, \"local_four\": {}, \"one_four\": {}, \"one_four_cpu_us\": {}, \"one_four_nats_cpu_us\": {}}}",
             local.rate,
             clustered[0].rate,
             clustered[1].rate,
@@ -397,6 +432,10 @@ pub fn run(samples: usize) {
             local_latency.1,
             one_latency.0,
             one_latency.1,
+            local_four.rate,
+            one_four.rate,
+            one_four.dav2d_us,
+            one_four.nats_us,
         ))
     })();
     match result {

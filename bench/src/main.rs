@@ -179,10 +179,10 @@ fn main() {
         ),
         Some("restart") => persist::restart(number(2, 1e6) as usize, &std::env::temp_dir()),
         Some("cluster") => cluster::run(number(2, 100_000.0) as usize),
-        Some("cluster-one") => cluster::one(number(2, 100_000.0) as usize),
+        Some("cluster-one") => cluster::one(number(2, 100_000.0) as usize, number(3, 1.0) as usize),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS | cluster SAMPLES | cluster-one SAMPLES"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS | cluster SAMPLES | cluster-one SAMPLES [PRODUCERS]"
             );
             std::process::exit(2);
         }

@@ -3,7 +3,9 @@
 //! `dav2d.in.<partition>.<stream>`, one message per partition and stream
 //! holding a JSON array of samples (`key`, `value`, `ts`) in batch order,
 //! and the batch counts as accepted once JetStream acknowledged every
-//! message of it.
+//! message of it. Batches from producers forwarding at once are published
+//! one after the other, each without waiting for the acknowledgements of
+//! the ones before it.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -44,7 +46,12 @@ impl Forwarder {
             .name("dav2d-cluster-forward".to_string())
             .spawn(move || {
                 while let Ok((messages, reply)) = received.recv() {
-                    let result = runtime.block_on(async {
+                    // Published here, one batch after the other, so the
+                    // stream holds them in the order they came; their
+                    // acknowledgements are awaited beside the next batches
+                    // (pipelined), each batch answered once all of its own
+                    // arrived.
+                    let published = runtime.block_on(async {
                         let mut acks = Vec::with_capacity(messages.len());
                         for (subject, payload) in messages {
                             let ack = context
@@ -53,12 +60,25 @@ impl Forwarder {
                                 .map_err(|e| e.to_string())?;
                             acks.push(ack);
                         }
-                        for ack in acks {
-                            ack.await.map_err(|e| e.to_string())?;
-                        }
-                        Ok::<(), String>(())
+                        Ok::<_, String>(acks)
                     });
-                    let _ = reply.send(result);
+                    match published {
+                        Ok(acks) => {
+                            runtime.spawn(async move {
+                                let mut result = Ok(());
+                                for ack in acks {
+                                    if let Err(error) = ack.await {
+                                        result = Err(error.to_string());
+                                        break;
+                                    }
+                                }
+                                let _ = reply.send(result);
+                            });
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
                 }
             })
             .ok();

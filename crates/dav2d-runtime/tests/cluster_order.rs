@@ -4,7 +4,10 @@
 //! every partition interleaves both instances' messages; then every message
 //! of the stream, read back in order, is POSTed to an instance without
 //! clustering, and every key's window, average, `all`-edge ewma, alert and
-//! sample count on its owner equal that replay's.
+//! sample count on its owner equal that replay's. And producers that POST
+//! to one instance at once (their batches' acknowledgements awaited side by
+//! side) each find their batches in the stream in the order they sent them,
+//! every sample once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -189,4 +192,72 @@ fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
     for (runtime, _) in owners {
         runtime.stop();
     }
+}
+
+#[test]
+fn producers_forwarding_at_once_find_their_batches_in_the_stream_in_their_order() {
+    const PRODUCERS: usize = 4;
+    const SENT: usize = 60;
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let (runtime, _graph) = start(&clustered(server.port, 0));
+    let address = runtime.address("http").unwrap();
+    brokers::wait_for("the instance to own every partition", || {
+        gauge(address, "dav2d_cluster_partitions_owned") == 4
+    });
+    // Producer t's sample j of batch b has the value t * 1e6 + b * 100 + j.
+    std::thread::scope(|scope| {
+        for t in 0..PRODUCERS {
+            scope.spawn(move || {
+                for b in 0..SENT {
+                    let records: Vec<serde_json::Value> = (0..BATCH)
+                        .map(|j| {
+                            serde_json::json!({
+                                "stream": "temperature",
+                                "key": format!("p{t}-k{}", j % 10),
+                                "value": (t * 1_000_000 + b * 100 + j) as f64,
+                                "ts": 1_700_000_000_000_000_000_i64 + (b * BATCH + j) as i64,
+                            })
+                        })
+                        .collect();
+                    let body = serde_json::Value::Array(records).to_string();
+                    let status = post(address, "/upload", body.as_bytes());
+                    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+                }
+            });
+        }
+    });
+    // Every batch was answered only once acknowledged: all are stored.
+    let mut seen: Vec<Vec<u64>> = vec![Vec::new(); PRODUCERS];
+    for (_, payload) in stream_messages(server.port) {
+        let samples: Vec<serde_json::Value> = serde_json::from_slice(&payload).unwrap();
+        for sample in samples {
+            let value = sample["value"].as_f64().unwrap() as u64;
+            seen[(value / 1_000_000) as usize].push(value % 1_000_000);
+        }
+    }
+    for (t, values) in seen.iter().enumerate() {
+        let sent: Vec<u64> = (0..SENT as u64)
+            .flat_map(|b| (0..BATCH as u64).map(move |j| b * 100 + j))
+            .collect();
+        let mut stored = values.clone();
+        stored.sort_unstable();
+        assert_eq!(stored, sent, "producer {t}: every sample once");
+        // One message per partition of a batch: within a partition the
+        // samples keep the batch's order, so the key's own order is what
+        // the stream must keep across batches.
+        for k in 0..10 {
+            let of_key: Vec<u64> = values
+                .iter()
+                .copied()
+                .filter(|v| v % 100 % 10 == k)
+                .collect();
+            assert!(
+                of_key.windows(2).all(|w| w[0] < w[1]),
+                "producer {t}, key k{k}: stored out of the order sent: {of_key:?}"
+            );
+        }
+    }
+    runtime.stop();
 }
