@@ -22,6 +22,23 @@ from timing import fastest
 # -- 8. frames: handoff of a 1080p BGRA frame to NumPy, y4m throughput ----------------
 
 
+# Peak resident memory, for the scripts below: `reset_peak()` sets the peak
+# to the current resident size (writing 5 to /proc/self/clear_refs) and
+# returns it; `peak()` is the peak since.
+PEAK = """
+def _status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status("VmRSS")
+def peak():
+    return _status("VmHWM")
+"""
+
+
 def frame_handoff(frames: int) -> dict:
     """ns per frame and net Python blocks per frame for each way of getting a
     1920x1080 BGRA frame into NumPy, all over one published frame (so the
@@ -295,31 +312,34 @@ def processor_bench(repeats: int, seconds: float) -> dict | None:
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] / 1e6 if latencies else float("nan"),
     }
 
-    # Peak memory of a batch of 64 1080p images, in a process of its own.
+    # Peak memory of a batch of 64 1080p images, in a process of its own:
+    # the peak resident size is reset just before the batch (Linux's
+    # clear_refs), so a higher mark left by making the images cannot hide
+    # what the batch itself takes.
     script = f"""
-import resource, numpy as np, dav2d
+import numpy as np, dav2d
 p = dav2d.Dav2dProcessor(config_path={config(cores, max_batch=8)!r})
 images = [np.random.default_rng(i).integers(0, 256, size=(1080, 1920, 3), dtype=np.uint8) for i in range(64)]
 p.run(images[0])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{PEAK}
+before = reset_peak()
 masks = p.run(images)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024, masks.nbytes)
+print(peak() - before, masks.nbytes)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     # The same batch the idiomatic way: one tensor for all 64 through onnxruntime.
     naive = f"""
-import resource, numpy as np, cv2, onnxruntime as ort
+import numpy as np, cv2, onnxruntime as ort
 s = ort.InferenceSession({str(model)!r}, providers=["CPUExecutionProvider"])
 images = [np.random.default_rng(i).integers(0, 256, size=(1080, 1920, 3), dtype=np.uint8) for i in range(64)]
 def run(batch):
     x = np.stack([(cv2.resize(i, (1024, 1024)).astype(np.float32) / 255).transpose(2, 0, 1) for i in batch])
     return ((1 / (1 + np.exp(-s.run(None, {{"x": x}})[0][:, 0]))) > 0.45).astype(np.uint8)
 run(images[:1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+{PEAK}
+before = reset_peak()
 masks = run(images)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024)
+print(peak() - before)
 """
     peer = subprocess.run([sys.executable, "-c", naive], capture_output=True, text=True, check=True).stdout.split()
     results["batch64"] = {"peak_growth": int(out[0]), "masks": int(out[1]), "naive_growth": int(peer[0])}

@@ -744,7 +744,8 @@ def main() -> None:
             f"{batch['peak_growth'] / 2**20:.0f} MiB (the 64 masks themselves: {batch['masks'] / 2**20:.0f} MiB)",
             "none set",
             f"the idiomatic pipeline with one tensor for all 64: {batch['naive_growth'] / 2**20:.0f} MiB",
-            f"{batch['naive_growth'] / max(batch['peak_growth'], 1):.1f}x less memory",
+            ("at least " if batch["peak_growth"] < 2**20 else "")
+            + f"{batch['naive_growth'] / max(batch['peak_growth'], 2**20):.1f}x less memory",
         )
 
     cluster = rust_bench(args.rust_bench, "cluster", str(100_000 // scale))
