@@ -9,10 +9,8 @@ Each figure is the best of a few repetitions for both dav2d and its peer.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -28,10 +26,10 @@ import numpy as np
 import dav2d
 from media import frame_handoff, processor_bench, x11_capture, y4m_throughput
 from calls import moving_average, python_call_shapes
+from results import write_results
 from timing import best_of
 
 REPEATS = 3
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 # -- 1. native chain vs a plain-Python deque loop ---------------------------------------
@@ -405,18 +403,6 @@ http {{ access_log off; client_body_temp_path {prefix}; proxy_temp_path {prefix}
             server.wait(timeout=10)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rust-bench", required=True, help="path to the dav2d-bench binary")
@@ -773,30 +759,7 @@ def main() -> None:
         print(f"cluster benchmark skipped: {cluster['error']}")
 
     if not args.quick:
-        write_results(rows)
-
-
-def write_results(rows) -> None:
-    today = datetime.date.today().isoformat()
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Measured {today} on {machine()} with `make bench`.",
-        "The machine is shared and noisy: compare the ratios, measured in the same run, not the absolute times.",
-        "Each figure is the best of 3 repetitions (latencies: the run with the lowest p99), for dav2d and its peer alike;",
-        f"the wrk figures are one 10 s run each for dav2d and nginx; the processor figures are the fastest call of {REPEATS * 6} turns of 5",
-        "back-to-back calls each, the three contenders taking turns, and its verdicts the median of the per-turn ratios.",
-        "",
-        "| benchmark | dav2d | bar | peer (same run) | result |",
-        "|---|---|---|---|---|",
-    ]
-    for name, figure, bar, peer, verdict in rows:
-        lines.append(f"| {name} | {figure} | {bar} | {peer} | {verdict} |")
-    # `make soak` appends its own section: keep the latest one.
-    previous = RESULTS.read_text() if RESULTS.exists() else ""
-    soak = previous[previous.rfind("## Soak"):] if "## Soak" in previous else ""
-    RESULTS.write_text("\n".join(lines) + "\n" + ("\n" + soak if soak else ""))
-    print(f"\nWrote {RESULTS}")
+        write_results(rows, REPEATS)
 
 
 if __name__ == "__main__":
