@@ -526,8 +526,8 @@ def main() -> None:
         f"{parsers['serde_json_gbps']:.3f}, sonic-rs {parsers['sonic_rs_gbps']:.3f}, "
         f"simd-json {parsers['simd_json_gbps']:.3f} GB/s; the ceiling: sonic-rs only skipping over the elements (no decoding) "
         f"{ceiling:.3f} GB/s on one core",
-        f"{ratio:.1f}x orjson ({'meets' if ratio >= 5 and every['gbps'] >= 1 else 'MISSES'} DESIGN.md's bars); "
-        f"{every['gbps'] / ceiling:.0%} of the ceiling and {ratio:.1f}x orjson "
+        f"{ratio:.2f}x orjson ({'meets' if ratio >= 5 and every['gbps'] >= 1 else 'MISSES'} DESIGN.md's bars); "
+        f"{every['gbps'] / ceiling:.0%} of the ceiling and {ratio:.2f}x orjson "
         f"({'meets' if every['gbps'] >= 0.6 * ceiling and ratio >= 3 else 'MISSES'} issue 26's bars)",
     )
     report(
