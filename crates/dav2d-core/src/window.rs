@@ -225,10 +225,17 @@ impl SeriesRing {
             return;
         }
         let position = self.next_position();
-        self.ts.write_at(position, ts_ns);
-        self.num.write_at(position, value);
-        (self.newest_ts, self.newest_num) = (ts_ns, value);
+        self.write_newest(position, ts_ns, value);
         self.advance(position);
+    }
+
+    /// Writes the timestamp and number of the sample at `position`, the new
+    /// newest, to the rings and beside them (see `newest_ts`).
+    #[inline]
+    fn write_newest(&mut self, position: usize, ts_ns: i64, num: f64) {
+        self.ts.write_at(position, ts_ns);
+        self.num.write_at(position, num);
+        (self.newest_ts, self.newest_num) = (ts_ns, num);
     }
 
     #[inline]
@@ -303,9 +310,7 @@ impl SeriesRing {
             self.non_numeric_written += 1;
         }
         let position = self.next_position();
-        self.ts.write_at(position, ts_ns);
-        self.num.write_at(position, numeric.unwrap_or(f64::NAN));
-        (self.newest_ts, self.newest_num) = (ts_ns, numeric.unwrap_or(f64::NAN));
+        self.write_newest(position, ts_ns, numeric.unwrap_or(f64::NAN));
         let added = value.heap_size();
         if let Some(values) = self.values.as_mut() {
             let evicted = values.get(position).map_or(0, Value::heap_size);

@@ -16,11 +16,11 @@
 
 use crate::constraint::ConstraintKeyState;
 use crate::graph::ingest::check_number;
-use crate::graph::wave::float_changed;
+use crate::graph::wave::{float_changed, scratch_evaluation};
 use crate::graph::{BatchReport, Graph, NodeId, NodeLogic, StreamId, UNRESOLVED};
 use std::sync::Arc;
 
-use crate::logic::{Builtin, Evaluation, Outcome};
+use crate::logic::Builtin;
 use crate::spec::EdgePolicy;
 use crate::window::WindowSnapshot;
 
@@ -351,21 +351,9 @@ impl Graph {
         for (used, j) in (input.first_new..input.nums.len()).enumerate() {
             let len = window.min(j + 1);
             let snapshot = WindowSnapshot::of_column(&ts, &nums, j + 1, len);
-            match batch.get_mut(used) {
-                Some(evaluation) => {
-                    if !Arc::ptr_eq(&evaluation.key, &key) {
-                        evaluation.key = Arc::clone(&key);
-                    }
-                    evaluation.inputs.clear();
-                    evaluation.inputs.push(snapshot);
-                    evaluation.outcome = Outcome::Skip;
-                }
-                None => batch.push(Evaluation {
-                    key: Arc::clone(&key),
-                    inputs: vec![snapshot],
-                    outcome: Outcome::Skip,
-                }),
-            }
+            scratch_evaluation(&mut batch, used, &key, 1)
+                .inputs
+                .push(snapshot);
             targets.push((out, input.ts[j]));
         }
         let used = targets.len();

@@ -276,16 +276,7 @@ impl Graph {
         let output = self.nodes[id.index()].output;
         'keys: for &out in pending {
             let key = &self.keys[self.streams[output.index()].slots[out as usize].key.index()];
-            if used == batch.len() {
-                batch.push(Evaluation {
-                    key: Arc::clone(key),
-                    inputs: Vec::with_capacity(input_count),
-                    outcome: Outcome::Skip,
-                });
-            } else if !Arc::ptr_eq(&batch[used].key, key) {
-                batch[used].key = Arc::clone(key);
-            }
-            batch[used].inputs.clear();
+            scratch_evaluation(batch, used, key, input_count);
             let mut ts = i64::MIN;
             for input in 0..input_count {
                 let Some(slot) = self.input_slot(id, out, input) else {
@@ -300,7 +291,6 @@ impl Graph {
                 batch[used].inputs.push(series.snapshot(window));
                 self.nodes[id.index()].stats.window_overflow += u64::from(overflow);
             }
-            batch[used].outcome = Outcome::Skip;
             targets.push((out, ts));
             used += 1;
         }
@@ -434,6 +424,32 @@ impl Graph {
         self.run_wave();
         self.stats.transitions - before
     }
+}
+
+/// Evaluation `used` of a wave's kept `batch`, made ready for `key` (no
+/// inputs yet, outcome [`Outcome::Skip`]): reused, or added with room for
+/// `inputs` windows. The steady path allocates nothing.
+pub(super) fn scratch_evaluation<'a>(
+    batch: &'a mut Vec<Evaluation>,
+    used: usize,
+    key: &Arc<str>,
+    inputs: usize,
+) -> &'a mut Evaluation {
+    if used == batch.len() {
+        batch.push(Evaluation {
+            key: Arc::clone(key),
+            inputs: Vec::with_capacity(inputs),
+            outcome: Outcome::Skip,
+        });
+    } else {
+        let evaluation = &mut batch[used];
+        if !Arc::ptr_eq(&evaluation.key, key) {
+            evaluation.key = Arc::clone(key);
+        }
+        evaluation.inputs.clear();
+        evaluation.outcome = Outcome::Skip;
+    }
+    &mut batch[used]
 }
 
 /// Whether `value` differs from the newest sample of `series` enough to be written.
