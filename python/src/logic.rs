@@ -11,7 +11,7 @@ use pyo3::types::PyTuple;
 
 use crate::convert::to_value;
 use crate::error::Dav2dError;
-use crate::window::PyWindow;
+use crate::window::{PyWindow, only_reference};
 
 thread_local! {
     static IN_LOGIC: Cell<bool> = const { Cell::new(false) };
@@ -89,8 +89,7 @@ impl PyLogic {
         window: &Bound<'py, PyWindow>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = match self.args.take() {
-            // SAFETY: a live tuple we hold; its reference count is only read.
-            Some(args) if unsafe { pyo3::ffi::Py_REFCNT(args.as_ptr()) } == 1 => args,
+            Some(args) if only_reference(args.bind(py).as_any()) => args,
             _ => PyTuple::new(py, [py.None()])?.unbind(),
         };
         let args = args.into_bound(py);
@@ -106,8 +105,7 @@ impl PyLogic {
         }
         let result = self.callable.bind(py).call1(&args);
         // The tuple is reusable only if the call kept no reference to it.
-        // SAFETY: as above; the reference count is only read.
-        if unsafe { pyo3::ffi::Py_REFCNT(args.as_ptr()) } == 1 && set(py.None().as_ptr()) == 0 {
+        if only_reference(args.as_any()) && set(py.None().as_ptr()) == 0 {
             self.args = Some(args.unbind());
         }
         result

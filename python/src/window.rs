@@ -36,6 +36,14 @@ struct Inner {
 // shared. Being frozen spares every call the class's borrow flag.
 unsafe impl Sync for PyWindow {}
 
+/// Whether the caller's reference to `object` is its only one (so nothing
+/// else can see it change). pyo3 deprecates its own `get_refcnt` for this.
+pub(crate) fn only_reference(object: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `object` is live (borrowed for the call, attached to the
+    // interpreter); its reference count is only read.
+    unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) == 1 }
+}
+
 /// What a window that let go of its snapshot reads as.
 static EMPTY: std::sync::LazyLock<WindowSnapshot> = std::sync::LazyLock::new(WindowSnapshot::none);
 
@@ -55,12 +63,10 @@ impl PyWindow {
     /// whether it did.
     fn change_unshared(
         window: &Py<PyWindow>,
-        _attached: Python<'_>,
+        py: Python<'_>,
         change: impl FnOnce(&mut Inner),
     ) -> bool {
-        // SAFETY: `window` is a live object; its reference count is only
-        // read, while attached to the interpreter.
-        if unsafe { pyo3::ffi::Py_REFCNT(window.as_ptr()) } != 1 {
+        if !only_reference(window.bind(py).as_any()) {
             return false;
         }
         // SAFETY: see `impl Sync`: attached, and the only reference; the
