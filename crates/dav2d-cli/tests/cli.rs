@@ -611,16 +611,7 @@ fn spawn_logged(config: &std::path::Path, log: &std::path::Path) -> (std::proces
 
 /// The value of the gauge `name` in a run's `/metrics`.
 fn gauge(address: &str, name: &str) -> u64 {
-    let answer = request(address, "GET", "/metrics", "");
-    answer
-        .lines()
-        .find_map(|line| {
-            // `name{component="cluster",kind="cluster"} 3`
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            rest.split_once("} ").map(|(_, value)| value)
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    dav2d_testkit::gauge_in(&request(address, "GET", "/metrics", ""), name)
 }
 
 /// Every reading of `name` a run's `/state` pages hold, by key.

@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokers::{NatsServer, free_port, gauge, start};
+use brokers::{
+    CLUSTER_GRAPH, KeyState, NatsServer, free_port, gauge, key_state, keys_held_otherwise, start,
+};
 use dav2d_core::{
     Builtin, ConstraintSpec, EdgePolicy, Graph, GraphOptions, NodeSpec, SharedGraph, SystemClock,
     Value,
@@ -31,9 +33,7 @@ const SAMPLES: usize = 100_000;
 
 fn yaml(port: u16, instance: usize, http: u16) -> String {
     format!(
-        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
-         \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
-         constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
+        "{CLUSTER_GRAPH}\
          cluster:\n  url: nats://127.0.0.1:{port}\n  partitions: 8\n  instance: i{instance}\n  lease_ttl: 1s\n  checkpoint_every: 100ms\n  publish_every: 100ms\n\
          http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
     )
@@ -85,22 +85,6 @@ fn post(address: SocketAddr, from: usize, to: usize) {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-}
-
-/// What one key holds: the latest average, the window of samples, the
-/// `all`-edge ewma, the alert, and how many samples the key received.
-type KeyState = (Value, Vec<Option<Value>>, Value, Value, u64);
-
-/// What `graph` holds of `key`, if anything.
-fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
-    let graph = graph.lock();
-    let avg = graph.latest("avg", key).ok()??.sample?.value;
-    let window = graph.window("temperature", key, 3).ok()?;
-    let window = (0..window.len()).map(|i| window.value(i)).collect();
-    let smooth = graph.latest("smooth", key).ok()??.sample?.value;
-    let hot = graph.latest("hot", key).ok()??.sample?.value;
-    let seq = graph.latest("temperature", key).ok()??.sample?.seq;
-    Some((avg, window, smooth, hot, seq))
 }
 
 /// `value` as `/state` writes it, read back as the answers are (serde_json
@@ -188,7 +172,7 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
     // The partitions are spread: every instance applies some keys.
     let holds = |graph: &SharedGraph| {
         (0..KEYS)
-            .filter(|k| state(graph, &format!("k{k}")).is_some())
+            .filter(|k| key_state(graph, &format!("k{k}")).is_some())
             .count()
     };
     brokers::wait_for("every instance to own partitions", || {
@@ -196,7 +180,7 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
     });
     let moved: Vec<String> = (0..KEYS)
         .map(|k| format!("k{k}"))
-        .filter(|key| state(&third.1, key).is_some())
+        .filter(|key| key_state(&third.1, key).is_some())
         .collect();
     assert!(
         !moved.is_empty() && moved.len() < KEYS,
@@ -224,24 +208,13 @@ fn partitions_move_to_the_survivors_and_every_key_ends_as_on_one_instance() {
     let expected: Vec<(String, KeyState)> = (0..KEYS)
         .map(|k| {
             let key = format!("k{k}");
-            let state = state(&reference, &key).unwrap();
+            let state = key_state(&reference, &key).unwrap();
             (key, state)
         })
         .collect();
     // Exactly one survivor holds each key (its partition's owner), and it
     // holds what the single instance holds: waited for, then reported.
-    let wrong_keys = || -> Vec<String> {
-        expected
-            .iter()
-            .filter(|(key, want)| {
-                // Exactly one survivor holds the key (its partition's owner),
-                // and it holds what the single instance holds.
-                let held: Vec<_> = survivors.iter().filter_map(|g| state(g, key)).collect();
-                held.len() != 1 || held[0] != *want
-            })
-            .map(|(key, _)| key.clone())
-            .collect()
-    };
+    let wrong_keys = || keys_held_otherwise(&expected, &survivors);
     dav2d_testkit::holds_within(Duration::from_secs(30), || wrong_keys().is_empty());
     let wrong = wrong_keys();
     assert!(

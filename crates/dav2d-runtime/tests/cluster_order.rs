@@ -18,8 +18,10 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use brokers::{NatsServer, free_port, gauge, start};
-use dav2d_core::{SharedGraph, Value};
+use brokers::{
+    CLUSTER_GRAPH, KeyState, NatsServer, free_port, gauge, key_state, keys_held_otherwise, start,
+};
+use dav2d_core::SharedGraph;
 
 const KEYS: usize = 40;
 const BATCHES: usize = 150;
@@ -27,10 +29,7 @@ const BATCH: usize = 20;
 
 fn graph_yaml(extra: &str, http: u16) -> String {
     format!(
-        "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
-         \x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
-         constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n\
-         {extra}http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
+        "{CLUSTER_GRAPH}{extra}http:\n  bind: 127.0.0.1:{http}\ntcp:\n  enabled: false\npersistence:\n  enabled: false\n"
     )
 }
 
@@ -97,24 +96,6 @@ fn stream_messages(port: u16) -> Vec<(String, Vec<u8>)> {
     })
 }
 
-/// What one key holds: the window of samples, the average, the ewma, the
-/// alert and the sample count.
-type KeyState = (Vec<Option<Value>>, Value, Value, Value, u64);
-
-fn state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
-    let graph = graph.lock();
-    let window = graph.window("temperature", key, 3).ok()?;
-    let window = (0..window.len()).map(|i| window.value(i)).collect();
-    let latest = |name: &str| graph.latest(name, key).ok().flatten()?.sample;
-    Some((
-        window,
-        latest("avg")?.value,
-        latest("smooth")?.value,
-        latest("hot")?.value,
-        latest("temperature")?.seq,
-    ))
-}
-
 #[test]
 fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
     let Some(server) = NatsServer::start() else {
@@ -161,20 +142,12 @@ fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
     let expected: Vec<(String, KeyState)> = (0..KEYS)
         .map(|k| {
             let key = format!("k{k}");
-            let state = state(&replay, &key).unwrap();
+            let state = key_state(&replay, &key).unwrap();
             (key, state)
         })
         .collect();
-    let wrong_keys = || -> Vec<String> {
-        expected
-            .iter()
-            .filter(|(key, want)| {
-                let held: Vec<_> = owners.iter().filter_map(|(_, g)| state(g, key)).collect();
-                held.len() != 1 || held[0] != *want
-            })
-            .map(|(key, _)| key.clone())
-            .collect()
-    };
+    let holders: Vec<&SharedGraph> = owners.iter().map(|(_, g)| g).collect();
+    let wrong_keys = || keys_held_otherwise(&expected, &holders);
     dav2d_testkit::holds_within(Duration::from_secs(30), || wrong_keys().is_empty());
     let wrong = wrong_keys();
     assert!(
@@ -184,7 +157,7 @@ fn an_owner_applies_its_own_and_others_messages_in_the_streams_order() {
         &wrong[..wrong.len().min(10)],
         owners
             .iter()
-            .filter_map(|(_, g)| state(g, &wrong[0]))
+            .filter_map(|(_, g)| key_state(g, &wrong[0]))
             .collect::<Vec<_>>(),
         expected.iter().find(|(key, _)| *key == wrong[0]),
     );

@@ -1,6 +1,7 @@
 //! Test support shared by the dav2d crates' tests (a dev-dependency only):
 //! waiting for a condition with a deadline, never sleeping a fixed time as
-//! synchronisation. A wait that times out panics naming what it waited for.
+//! synchronisation (a wait that times out panics naming what it waited
+//! for), and reading a gauge out of `/metrics`.
 
 use std::time::{Duration, Instant};
 
@@ -55,9 +56,37 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     wait_until(what, || condition().then_some(()));
 }
 
+/// The value of the gauge `name` in the Prometheus text `metrics` (its
+/// line `name{labels} value`); 0 when there is none. Panics on a value
+/// that is not a whole number, naming the line.
+pub fn gauge_in(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (_, value) = rest.split_once("} ")?;
+            Some(
+                value
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("gauge line {line:?}: {e}")),
+            )
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gauge_is_read_by_its_whole_name() {
+        let metrics = "# TYPE dav2d_cluster_partitions_owned gauge\n\
+                       dav2d_cluster_partitions_owned_max{kind=\"cluster\"} 9\n\
+                       dav2d_cluster_partitions_owned{component=\"cluster\",kind=\"cluster\"} 4\n";
+        assert_eq!(gauge_in(metrics, "dav2d_cluster_partitions_owned"), 4);
+        assert_eq!(gauge_in(metrics, "dav2d_cluster_members"), 0);
+    }
 
     #[test]
     fn a_condition_that_holds_returns_its_value_and_one_that_never_does_panics() {

@@ -1,6 +1,7 @@
 //! Helpers of the broker tests: finding a broker binary (Debian puts them
-//! in /usr/sbin), a free loopback port, a runtime from YAML, and bounded
-//! waits on the graph.
+//! in /usr/sbin), a free loopback port, a runtime from YAML, bounded waits
+//! on the graph, a gauge of `/metrics`, and the cluster tests' graph and
+//! what one of its keys holds.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Each test file uses some.
 
@@ -83,6 +84,48 @@ pub fn missing(graph: &SharedGraph, stream: &str, expected: &[usize]) -> Vec<usi
     missing()
 }
 
+/// The graph the cluster tests run on every instance (and on a reference
+/// without clustering): a 3-sample average, an `all`-edge ewma and an alert
+/// over the average, all of `temperature`.
+pub const CLUSTER_GRAPH: &str = "streams:\n  - name: temperature\nnodes:\n  - name: avg\n    kind: moving_average\n    n: 3\n    input: temperature\n\
+\x20 - name: smooth\n    kind: ewma\n    alpha: 0.25\n    input: temperature\n    policy: all\n\
+constraints:\n  - name: hot\n    input: avg\n    trip: 60\n    reset: 55\n";
+
+/// What one key of [`CLUSTER_GRAPH`] holds: the latest average, the window
+/// of samples, the ewma, the alert, and how many samples the key received.
+pub type KeyState = (Value, Vec<Option<Value>>, Value, Value, u64);
+
+/// What `graph` holds of `key`, if anything.
+pub fn key_state(graph: &SharedGraph, key: &str) -> Option<KeyState> {
+    let graph = graph.lock();
+    let latest = |name: &str| graph.latest(name, key).ok().flatten()?.sample;
+    let window = graph.window("temperature", key, 3).ok()?;
+    let window = (0..window.len()).map(|i| window.value(i)).collect();
+    Some((
+        latest("avg")?.value,
+        window,
+        latest("smooth")?.value,
+        latest("hot")?.value,
+        latest("temperature")?.seq,
+    ))
+}
+
+/// The keys of `expected` that not exactly one of `holders` holds, or that
+/// their holder holds otherwise.
+pub fn keys_held_otherwise(
+    expected: &[(String, KeyState)],
+    holders: &[&SharedGraph],
+) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(key, want)| {
+            let held: Vec<_> = holders.iter().filter_map(|g| key_state(g, key)).collect();
+            held.len() != 1 || held[0] != *want
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
 /// The value of the gauge `name` in `/metrics` at `address` (a line
 /// `name{component="cluster",kind="cluster"} 3`); 0 when it has none.
 pub fn gauge(address: std::net::SocketAddr, name: &str) -> u64 {
@@ -95,14 +138,7 @@ pub fn gauge(address: std::net::SocketAddr, name: &str) -> u64 {
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    answer
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            rest.split_once("} ").map(|(_, value)| value)
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    dav2d_testkit::gauge_in(&answer, name)
 }
 
 /// A nats-server with JetStream, of the test's own.
