@@ -506,6 +506,7 @@ def main() -> None:
         every = rust_bench(args.rust_bench, "ingest-body", str(body_path), "0", "5")
         parsers = rust_bench(args.rust_bench, "parsers", str(body_path), "5")
         paced = rust_bench(args.rust_bench, "ingest-paced", str(body_path), "0", "3")
+        applied = rust_bench(args.rust_bench, "apply-body", str(body_path), "10")
         python = python_json_gbps(body_path)
         # The cost as the body grows: 1, 10 and 100 MB (a tenth, the same, ten times).
         series = []
@@ -539,6 +540,13 @@ def main() -> None:
         f"10 MB {series[1][1]['seconds'] / max(series[0][1]['seconds'], 1e-9):.1f}x the time of 1 MB",
     )
     at_once_ms = paced["bytes"] / every["gbps"] / 1e6
+    report(
+        "The same body's apply alone: parsed once, then applied to a fresh graph on the one thread that applies (best of 10)",
+        f"{applied['seconds'] * 1e3:.2f} ms, {applied['ns_per_sample']:.1f} ns a sample ({applied['samples']:,} applied)",
+        "none set",
+        f"the body POSTed at once: {at_once_ms:.1f} ms end to end (row above)",
+        f"the serial apply is {applied['seconds'] * 1e3 / at_once_ms:.0%} of the end-to-end time",
+    )
     report(
         "The same body arriving at about 100 MB/s (1 MiB every 10 ms), parsed while it arrives",
         f"{paced['after_last_byte_seconds'] * 1e3:.1f} ms from its last byte to the answer ({paced['samples']:,} applied)",

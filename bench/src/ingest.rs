@@ -347,3 +347,34 @@ pub fn events(rate: f64, seconds: f64) {
         latencies.last().copied().unwrap_or(0) as f64 / 1e3
     );
 }
+
+/// Parses the body once, then applies its samples to a fresh graph
+/// `repeats` times on this thread, as the intake's single apply does
+/// (chunks in body order, then the wave): the serial part of a body's cost.
+pub fn apply(path: &str, repeats: usize) {
+    let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    // Cut and parsed as the HTTP route does a body that came in at once.
+    let mut cutter = dav2d_wire::ArrayCutter::new(body.len() / 8);
+    cutter.push(body.into());
+    let jobs: Vec<_> = cutter.cut().into_iter().chain(cutter.finish()).collect();
+    let pieces: Vec<_> = jobs.into_iter().map(|job| job.parse(None)).collect();
+    let parsed = dav2d_wire::assemble(&pieces).unwrap_or_else(|| panic!("{path} parsed"));
+    let mut best = f64::MAX;
+    let mut accepted = 0;
+    for _ in 0..repeats {
+        let shared = graph();
+        let mut graph = shared.lock();
+        let mut report = dav2d_core::BatchReport::default();
+        let start = Instant::now();
+        for chunk in parsed.chunks(16_384) {
+            chunk.push_into(&mut graph, &mut report);
+        }
+        graph.run_wave();
+        best = best.min(start.elapsed().as_secs_f64());
+        accepted = report.accepted;
+    }
+    println!(
+        "{{\"samples\": {accepted}, \"seconds\": {best}, \"ns_per_sample\": {}}}",
+        best * 1e9 / accepted.max(1) as f64
+    );
+}

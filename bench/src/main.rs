@@ -10,6 +10,8 @@
 //! - `ingest-body FILE WORKERS REPEATS`: POSTs a JSON body over loopback
 //!   until its samples are applied (best of REPEATS), with WORKERS parser
 //!   workers (0 = one per core).
+//! - `apply-body FILE REPEATS`: the body parsed once, then applied to a
+//!   fresh graph on one thread (best of REPEATS): the serial apply alone.
 //! - `parsers FILE REPEATS`: the same bytes parsed single-threaded into
 //!   typed samples by serde_json, sonic-rs and simd-json.
 //! - `events-latency RATE SECONDS`: HTTP POST → `/events` delivery latency.
@@ -167,6 +169,10 @@ fn main() {
             number(3, 0.0) as usize,
             number(4, 5.0) as usize,
         ),
+        Some("apply-body") => ingest::apply(
+            args.get(2).map_or("body.json", String::as_str),
+            number(3, 5.0) as usize,
+        ),
         Some("parsers") => ingest::parsers(
             args.get(2).map_or("body.json", String::as_str),
             number(3, 5.0) as usize,
@@ -182,7 +188,7 @@ fn main() {
         Some("cluster-one") => cluster::one(number(2, 100_000.0) as usize, number(3, 1.0) as usize),
         _ => {
             eprintln!(
-                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS | cluster SAMPLES | cluster-one SAMPLES [PRODUCERS]"
+                "usage: dav2d-bench chain N | latency RATE SECONDS | ingest-body FILE WORKERS REPEATS | ingest-paced FILE WORKERS REPEATS | apply-body FILE REPEATS | parsers FILE REPEATS | events-latency RATE SECONDS | persist N KEYS | restart KEYS | cluster SAMPLES | cluster-one SAMPLES [PRODUCERS]"
             );
             std::process::exit(2);
         }

@@ -8,15 +8,17 @@
 //!
 //! Buffers live behind `Arc`. A [`WindowSnapshot`] clones the `Arc`s (not the
 //! data) so a consumer such as Python can hold a view; the next write to a
-//! ring whose buffer is still shared copies it first (`Arc::make_mut`), so a
+//! ring whose buffer is still shared copies it first (`MirrorRing::unshare`), so a
 //! view that escapes its call stays valid and unchanged instead of racing
 //! with the engine.
 
-use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 
 use crate::value::Value;
+
+mod mirror;
+
+pub(crate) use mirror::MirrorRing;
 
 /// Samples of an input a node (or a window read) sees when none is given.
 pub const DEFAULT_WINDOW: usize = 16;
@@ -31,122 +33,6 @@ pub const MAX_WINDOW: usize = 1 << 20;
 /// count too; samples past it are left out and counted
 /// ([`NodeStats::window_overflow`]).
 pub const DEFAULT_SPAN_SAMPLES: usize = 1024;
-
-/// A mirrored ring of `capacity` elements.
-///
-/// Not `Clone` on purpose: the only way to share the buffer is
-/// [`MirrorRing::shared`], which records that it was shared.
-#[derive(Debug)]
-#[repr(C)] // The buffer first: an absent ring (`None`) reads as its null pointer.
-pub(crate) struct MirrorRing<T: Clone + Default> {
-    buf: Arc<Vec<T>>,
-    capacity: usize,
-    /// Set when the buffer's `Arc` was handed out; until then this ring holds
-    /// the only reference and writes need no atomic operation.
-    maybe_shared: Cell<bool>,
-}
-
-impl<T: Clone + Default> MirrorRing<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            buf: Arc::new(vec![T::default(); 2 * capacity]),
-            capacity,
-            maybe_shared: Cell::new(false),
-        }
-    }
-
-    /// The buffer for writing, copied first if a snapshot still holds it.
-    #[inline]
-    fn buf_mut(&mut self) -> &mut Vec<T> {
-        if self.maybe_shared.get() {
-            if Arc::strong_count(&self.buf) != 1 {
-                self.buf = Arc::new((*self.buf).clone());
-            }
-            // Pairs with the release decrement of the snapshot that was
-            // dropped on another thread, so its reads happen before our writes.
-            fence(Ordering::Acquire);
-            self.maybe_shared.set(false);
-        }
-        let pointer = Arc::as_ptr(&self.buf).cast_mut();
-        // SAFETY: `maybe_shared` is false, so the `Arc` was never cloned
-        // since it was created or last found unique (above), and no `Weak`
-        // is ever made from it: this ring holds the only reference, and
-        // `&mut self` makes this the only access.
-        unsafe { &mut *pointer }
-    }
-
-    /// Writes element number `count` (0-based) of the series.
-    #[inline]
-    pub(crate) fn write(&mut self, count: u64, value: T) {
-        let position = (count % self.capacity as u64) as usize;
-        self.write_at(position, value);
-    }
-
-    /// Writes at `position` (in `0..capacity`) and its mirror.
-    #[inline]
-    pub(crate) fn write_at(&mut self, position: usize, value: T) {
-        let capacity = self.capacity;
-        let buf = self.buf_mut();
-        buf[position] = value.clone();
-        buf[position + capacity] = value;
-    }
-
-    /// The element at `position` (in `0..capacity`).
-    #[inline]
-    pub(crate) fn get(&self, position: usize) -> Option<&T> {
-        self.buf.get(position)
-    }
-
-    /// The newest `k` elements when the newest sits at `last` (no division).
-    #[inline]
-    pub(crate) fn slice_ending(&self, last: usize, k: usize) -> &[T] {
-        let end = last + self.capacity + 1;
-        &self.buf[end - k..end]
-    }
-
-    /// The `[start, end)` range of the newest `n` elements when `count`
-    /// elements have been written.
-    #[inline]
-    pub(crate) fn range(&self, count: u64, n: usize) -> (usize, usize) {
-        if count == 0 {
-            return (self.capacity, self.capacity);
-        }
-        let k = n
-            .min(self.capacity)
-            .min(count.min(usize::MAX as u64) as usize);
-        let last = ((count - 1) % self.capacity as u64) as usize;
-        let end = last + self.capacity + 1;
-        (end - k, end)
-    }
-
-    #[inline]
-    pub(crate) fn slice(&self, count: u64, n: usize) -> &[T] {
-        let (start, end) = self.range(count, n);
-        &self.buf[start..end]
-    }
-
-    pub(crate) fn shared(&self) -> Arc<Vec<T>> {
-        self.maybe_shared.set(true);
-        Arc::clone(&self.buf)
-    }
-
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// A ring of `new_capacity` holding the newest of the `held` valid
-    /// elements of this one.
-    pub(crate) fn resized(&self, count: u64, held: usize, new_capacity: usize) -> Self {
-        let mut ring = Self::new(new_capacity);
-        let kept = self.slice(count, held.min(new_capacity)).to_vec();
-        let first = count - kept.len() as u64;
-        for (i, value) in kept.into_iter().enumerate() {
-            ring.write(first + i as u64, value);
-        }
-        ring
-    }
-}
 
 /// The samples of one (stream, key): timestamps and numeric values always,
 /// full values only once a non-float value has been seen.
@@ -483,9 +369,9 @@ impl SeriesRing {
 /// ring on its next write instead of mutating what a snapshot sees.
 #[derive(Clone, Debug)]
 pub struct WindowSnapshot {
-    ts: Arc<Vec<i64>>,
-    num: Arc<Vec<f64>>,
-    values: Option<Arc<Vec<Value>>>,
+    ts: Arc<[i64]>,
+    num: Arc<[f64]>,
+    values: Option<Arc<[Value]>>,
     start: usize,
     len: usize,
 }
@@ -493,12 +379,7 @@ pub struct WindowSnapshot {
 impl WindowSnapshot {
     /// The `len` samples ending before `end` of a column (timestamps and
     /// numbers shared, not copied): a window of a run evaluated column-wise.
-    pub(crate) fn of_column(
-        ts: &Arc<Vec<i64>>,
-        num: &Arc<Vec<f64>>,
-        end: usize,
-        len: usize,
-    ) -> Self {
+    pub(crate) fn of_column(ts: &Arc<[i64]>, num: &Arc<[f64]>, end: usize, len: usize) -> Self {
         Self {
             ts: Arc::clone(ts),
             num: Arc::clone(num),
@@ -511,8 +392,8 @@ impl WindowSnapshot {
     /// An empty window that allocates nothing: every one shares the same
     /// empty vectors.
     pub fn none() -> Self {
-        static TS: std::sync::LazyLock<Arc<Vec<i64>>> = std::sync::LazyLock::new(Arc::default);
-        static NUM: std::sync::LazyLock<Arc<Vec<f64>>> = std::sync::LazyLock::new(Arc::default);
+        static TS: std::sync::LazyLock<Arc<[i64]>> = std::sync::LazyLock::new(|| Arc::from([]));
+        static NUM: std::sync::LazyLock<Arc<[f64]>> = std::sync::LazyLock::new(|| Arc::from([]));
         Self {
             ts: Arc::clone(&TS),
             num: Arc::clone(&NUM),
@@ -525,8 +406,8 @@ impl WindowSnapshot {
     /// An empty window.
     pub fn empty() -> Self {
         Self {
-            ts: Arc::new(Vec::new()),
-            num: Arc::new(Vec::new()),
+            ts: Arc::from([]),
+            num: Arc::from([]),
             values: None,
             start: 0,
             len: 0,
@@ -649,7 +530,7 @@ mod tests {
     }
 
     /// A view is the shared buffer and the range it showed when taken.
-    type View = (Arc<Vec<u64>>, usize, usize, Vec<u64>);
+    type View = (Arc<[u64]>, usize, usize, Vec<u64>);
 
     #[test]
     fn views_held_on_other_threads_stay_unchanged_while_the_writer_wraps_many_times() {

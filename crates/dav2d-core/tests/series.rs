@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use dav2d_core::{
     BatchReport, Bounds, Builtin, Graph, GraphOptions, LatePolicy, Limits, ManualClock, NodeSpec,
-    SampleIn, SeriesRow, SubscriptionMode, Value,
+    RejectReason, SampleIn, SeriesRow, SubscriptionMode, Value, ValueType,
 };
 
 use common::SECOND;
@@ -33,6 +33,8 @@ fn twin() -> Graph {
     };
     graph.declare_stream("temp", bounds, None).unwrap();
     graph.set_late_policy("temp", LatePolicy::Drop).unwrap();
+    // A stream that refuses every float.
+    graph.declare_type("label", ValueType::String).unwrap();
     graph
         .register(NodeSpec::builtin(
             "avg",
@@ -46,7 +48,8 @@ fn twin() -> Graph {
 type Sample = (&'static str, String, f64, Option<i64>);
 
 /// Samples meeting every check: good ones, out of bounds, more keys than
-/// allowed, late, a node's output stream, an auto-created stream.
+/// allowed, late, a node's output stream, an auto-created stream, a stream
+/// whose type refuses numbers.
 fn samples() -> Vec<Sample> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
@@ -61,6 +64,7 @@ fn samples() -> Vec<Sample> {
             let stream = match r % 50 {
                 0 => "avg",
                 1 => "other",
+                2 => "label",
                 _ => "temp",
             };
             let key = format!("k{}", next() % 60);
@@ -154,6 +158,21 @@ fn check_series_against_records(subscribed: bool) {
     // Compared as written: a NaN in a rejection is never equal to itself.
     assert!(format!("{:?}", report_a.errors) == format!("{:?}", report_b.errors));
     assert_eq!(report_a.by_reason, report_b.by_reason);
+    for reason in [
+        RejectReason::TypeMismatch,
+        RejectReason::AboveMax,
+        RejectReason::NotFinite,
+        RejectReason::Late,
+    ] {
+        assert!(
+            report_b
+                .by_reason
+                .iter()
+                .any(|(r, n)| *r == reason && *n > 0),
+            "{reason:?} is among the rejections: {:?}",
+            report_b.by_reason
+        );
+    }
     assert_eq!(report_b.error, None);
     let (a, b) = (one_by_one.stats(), interned.stats());
     assert_eq!(

@@ -313,9 +313,7 @@ impl Graph {
             let consumer = self.streams[stream.index()].consumers[index];
             let mut out = self.streams[stream.index()].slots[slot as usize]
                 .downstream
-                .get(index)
-                .copied()
-                .unwrap_or(UNRESOLVED);
+                .get(index);
             if out == UNRESOLVED {
                 out = self.resolve_downstream(stream, slot, index, consumer);
             }
@@ -339,7 +337,8 @@ impl Graph {
         let window = self.nodes[id.index()].inputs[0].window;
         // Shared by every window of the run; the prefix before its first
         // new sample reaches back as far as the widest window needs.
-        let (ts, nums) = (Arc::new(input.ts.clone()), Arc::new(input.nums.clone()));
+        let (ts, nums): (Arc<[i64]>, Arc<[f64]>) =
+            (Arc::from(&input.ts[..]), Arc::from(&input.nums[..]));
         let output = self.nodes[id.index()].output;
         let key =
             Arc::clone(&self.keys[self.streams[output.index()].slots[out as usize].key.index()]);

@@ -227,14 +227,20 @@ impl Graph {
 
     /// Whether a sample at `ts` for (stream, slot) is in order, late but
     /// within the stream's allowed lateness, or refused as late.
-    #[inline]
+    #[inline(always)]
     pub(super) fn arrival(&mut self, stream: StreamId, slot: u32, ts: i64) -> Arrival {
+        let series = &self.streams[stream.index()].slots[slot as usize].series;
+        match series.latest_ts() {
+            Some(latest) if ts < latest => self.late_arrival(stream, slot, ts, latest),
+            _ => Arrival::InOrder,
+        }
+    }
+
+    /// [`Graph::arrival`] of a sample older than its key's `latest`.
+    #[cold]
+    fn late_arrival(&mut self, stream: StreamId, slot: u32, ts: i64, latest: i64) -> Arrival {
         let s = &self.streams[stream.index()];
         let slot_ref = &s.slots[slot as usize];
-        let latest = match slot_ref.series.latest_ts() {
-            Some(latest) if ts < latest => latest,
-            _ => return Arrival::InOrder,
-        };
         self.stats.late += 1;
         let behind_ns = latest.saturating_sub(ts);
         let policy = match s.late {
@@ -430,7 +436,7 @@ impl Graph {
         report.accepted += 1;
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn before_apply(&mut self, stream: StreamId, slot: u32) {
         let s = &mut self.streams[stream.index()];
         s.accepted += 1;
@@ -458,7 +464,7 @@ impl Graph {
         self.after_write(stream, slot, None);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn apply_float(&mut self, stream: StreamId, slot: u32, ts: i64, value: f64) {
         self.before_apply(stream, slot);
         let series = &mut self.streams[stream.index()].slots[slot as usize].series;
@@ -481,7 +487,7 @@ impl Graph {
     }
 
     /// Notifies subscribers of a new sample in (stream, slot) and queues consumers.
-    #[inline]
+    #[inline(always)]
     pub(super) fn after_write(
         &mut self,
         stream: StreamId,
@@ -523,14 +529,12 @@ impl Graph {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn mark_consumer(&mut self, stream: StreamId, slot: u32, consumer_index: usize) {
         let consumer = self.streams[stream.index()].consumers[consumer_index];
         let mut out = self.streams[stream.index()].slots[slot as usize]
             .downstream
-            .get(consumer_index)
-            .copied()
-            .unwrap_or(UNRESOLVED);
+            .get(consumer_index);
         if out == UNRESOLVED {
             out = self.resolve_downstream(stream, slot, consumer_index, consumer);
         }
@@ -539,14 +543,14 @@ impl Graph {
             self.evaluate_now(consumer.node, out);
             return;
         }
-        let node_key = &mut node.keys[out as usize];
-        if node_key.queued_wave == self.wave {
+        let queued = &mut node.queued[out as usize];
+        if *queued == self.wave {
             if consumer.policy == EdgePolicy::Latest {
                 node.stats.conflated += 1;
                 self.stats.conflated += 1;
             }
         } else {
-            node_key.queued_wave = self.wave;
+            *queued = self.wave;
             node.pending.push(out);
             self.pending.insert(consumer.node.index());
         }
@@ -563,11 +567,9 @@ impl Graph {
         let output = self.nodes[consumer.node.index()].output;
         let out = self.slot_for(output, key);
         self.nodes[consumer.node.index()].keys[out as usize].inputs[consumer.input] = slot;
-        let downstream = &mut self.streams[stream.index()].slots[slot as usize].downstream;
-        if downstream.len() <= consumer_index {
-            downstream.resize(consumer_index + 1, UNRESOLVED);
-        }
-        downstream[consumer_index] = out;
+        self.streams[stream.index()].slots[slot as usize]
+            .downstream
+            .set(consumer_index, out);
         out
     }
 }

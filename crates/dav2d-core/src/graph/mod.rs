@@ -90,7 +90,57 @@ struct Slot {
     /// has an `all` consumer.
     all_stamp: u64,
     /// For each consumer of the stream: that consumer's output slot for this key.
-    downstream: Vec<u32>,
+    downstream: Downstream,
+}
+
+/// A slot's output slot in each consumer of its stream (`UNRESOLVED` until
+/// resolved): the first consumer's held in the slot itself, so writing a
+/// sample reads no other allocation to find it; the others' in a list.
+struct Downstream {
+    first: u32,
+    rest: Vec<u32>,
+}
+
+impl Downstream {
+    fn new() -> Self {
+        Self {
+            first: UNRESOLVED,
+            rest: Vec::new(),
+        }
+    }
+
+    /// Consumer `index`'s output slot, `UNRESOLVED` when not yet known.
+    #[inline]
+    fn get(&self, index: usize) -> u32 {
+        match index {
+            0 => self.first,
+            _ => self.rest.get(index - 1).copied().unwrap_or(UNRESOLVED),
+        }
+    }
+
+    fn set(&mut self, index: usize, out: u32) {
+        match index {
+            0 => self.first = out,
+            _ => {
+                if self.rest.len() < index {
+                    self.rest.resize(index, UNRESOLVED);
+                }
+                self.rest[index - 1] = out;
+            }
+        }
+    }
+
+    /// Forgets consumer `index`'s entry; the later consumers' move down one.
+    fn remove(&mut self, index: usize) {
+        match index {
+            0 if self.rest.is_empty() => self.first = UNRESOLVED,
+            0 => self.first = self.rest.remove(0),
+            _ if index - 1 < self.rest.len() => {
+                self.rest.remove(index - 1);
+            }
+            _ => {}
+        }
+    }
 }
 
 struct Stream {
@@ -125,7 +175,6 @@ struct NodeInput {
 
 #[derive(Clone)]
 struct NodeKey {
-    queued_wave: u64,
     /// Waiting for the offloaded node's job in flight to come back.
     offload_waiting: bool,
     inputs: Box<[u32]>,
@@ -153,6 +202,10 @@ struct Node {
     priority: i32,
     deadband: Option<f64>,
     keys: Vec<NodeKey>,
+    /// The wave each key was last queued in (`u64::MAX`: never), one per
+    /// key beside `keys` rather than in them: queueing a key, once per
+    /// sample written to an input, reads a dense array.
+    queued: Vec<u64>,
     pending: Vec<u32>,
     stats: NodeStats,
     /// Native logic with a single `all` input: evaluated the moment its
@@ -605,7 +658,7 @@ impl Graph {
             series: SeriesRing::new(s.capacity),
             error: None,
             all_stamp: u64::MAX,
-            downstream: Vec::new(),
+            downstream: Downstream::new(),
             unpublished: false,
             in_model: false,
         });
@@ -616,8 +669,8 @@ impl Graph {
         }
         if let Some(node) = producer {
             let node = &mut self.nodes[node.index()];
+            node.queued.push(u64::MAX);
             node.keys.push(NodeKey {
-                queued_wave: u64::MAX,
                 offload_waiting: false,
                 inputs: vec![UNRESOLVED; node.inputs.len()].into_boxed_slice(),
                 memory: None,
@@ -628,6 +681,50 @@ impl Graph {
             });
         }
         slot
+    }
+}
+
+#[cfg(test)]
+mod downstream {
+    use super::{Downstream, UNRESOLVED};
+
+    /// Reads, writes and removals agree with a list padded with
+    /// `UNRESOLVED`, as the slot kept its downstream before.
+    #[test]
+    fn the_inline_first_entry_reads_as_a_padded_list_does() {
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as usize
+        };
+        for _ in 0..200 {
+            let (mut inline, mut list) = (Downstream::new(), Vec::<u32>::new());
+            for step in 0..40 {
+                let index = next(5);
+                match next(3) {
+                    0 => {
+                        inline.set(index, step);
+                        if list.len() <= index {
+                            list.resize(index + 1, UNRESOLVED);
+                        }
+                        list[index] = step;
+                    }
+                    1 => {
+                        inline.remove(index);
+                        if index < list.len() {
+                            list.remove(index);
+                        }
+                    }
+                    _ => {}
+                }
+                for index in 0..7 {
+                    let expected = list.get(index).copied().unwrap_or(UNRESOLVED);
+                    assert_eq!(inline.get(index), expected, "{list:?}");
+                }
+            }
+        }
     }
 }
 

@@ -299,6 +299,7 @@ impl Graph {
             priority: spec.priority,
             deadband: spec.deadband,
             keys: Vec::new(),
+            queued: Vec::new(),
             pending: Vec::new(),
             stats: NodeStats::default(),
             offload: spec.offload.then(offload::Offload::default),

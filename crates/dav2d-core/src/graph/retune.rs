@@ -82,9 +82,9 @@ impl Graph {
     pub(super) fn reevaluate_for_reload(&mut self, id: super::NodeId) -> u64 {
         let node = &mut self.nodes[id.index()];
         let wave = self.wave;
-        for (out, key) in node.keys.iter_mut().enumerate() {
-            if key.queued_wave != wave {
-                key.queued_wave = wave;
+        for (out, queued) in node.queued.iter_mut().enumerate() {
+            if *queued != wave {
+                *queued = wave;
                 node.pending.push(out as u32);
             }
         }

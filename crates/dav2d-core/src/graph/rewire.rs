@@ -161,9 +161,7 @@ impl Graph {
         while let Some(at) = s.consumers.iter().rposition(|c| c.node == node) {
             s.consumers.remove(at);
             for slot in &mut s.slots {
-                if at < slot.downstream.len() {
-                    slot.downstream.remove(at);
-                }
+                slot.downstream.remove(at);
             }
         }
         s.has_all_consumer = s.consumers.iter().any(|c| c.policy == EdgePolicy::All);

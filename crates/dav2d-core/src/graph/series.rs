@@ -6,9 +6,10 @@
 use std::borrow::Cow;
 
 use super::Graph;
-use super::ingest::BatchReport;
+use super::ingest::{BatchReport, check_number};
 use crate::error::Rejection;
 use crate::ids::StreamId;
+use crate::spec::Bounds;
 use crate::value::Value;
 
 /// One number of an interned batch: which of the batch's series it belongs
@@ -31,8 +32,8 @@ enum Resolved {
     Unresolved,
     /// Its stream is known; its key is admitted with its first value that
     /// passes the stream's bounds, as `push_to` admits it.
-    Stream(StreamId),
-    Slot(StreamId, u32),
+    Stream(StreamId, FloatCheck),
+    Slot(StreamId, u32, FloatCheck),
     /// Its key was refused (refusals only grow within a call: keys, windows
     /// and streams are never given back while samples are pushed).
     KeyRefused(StreamId, Rejection),
@@ -40,7 +41,30 @@ enum Resolved {
     StreamRefused(Rejection),
 }
 
+/// What a float must pass on its stream, found once per series and call
+/// (a stream's bounds and type do not change while samples are pushed).
+#[derive(Clone, Copy)]
+enum FloatCheck {
+    /// The stream takes any float.
+    Any,
+    /// The stream's numeric bounds.
+    Bounds(Bounds),
+    /// The stream refuses floats: [`Graph::check_bounds`] says why.
+    Refused,
+}
+
 impl Graph {
+    fn float_check(&self, stream: StreamId) -> FloatCheck {
+        let bounds = self.streams[stream.index()].bounds;
+        if bounds.is_numeric() {
+            FloatCheck::Bounds(bounds)
+        } else if self.value_type(stream).accepts(&Value::Float(0.0)) {
+            FloatCheck::Any
+        } else {
+            FloatCheck::Refused
+        }
+    }
+
     /// Pushes `rows`, each naming its (stream, key) by an index into
     /// `series`, in order, exactly as [`Graph::push_records`] pushes the
     /// same samples one by one (the same checks, in the same order, with
@@ -78,35 +102,43 @@ impl Graph {
                     }
                 };
                 *entry = match id {
-                    Ok(id) => Resolved::Stream(id),
+                    Ok(id) => Resolved::Stream(id, self.float_check(id)),
                     Err(rejection) => Resolved::StreamRefused(rejection),
                 };
             }
-            let id = match entry {
+            let (id, check) = match entry {
                 Resolved::StreamRefused(rejection) => {
                     let rejection = self.reject(None, rejection.clone());
                     report.push_rejection(index, rejection);
                     continue;
                 }
-                Resolved::Stream(id) | Resolved::Slot(id, _) | Resolved::KeyRefused(id, _) => *id,
+                Resolved::Stream(id, check) | Resolved::Slot(id, _, check) => (*id, *check),
+                Resolved::KeyRefused(id, _) => (*id, self.float_check(*id)),
                 Resolved::Unresolved => continue,
             };
             // `input_stream` refused streams that nodes write, and a float
             // holds no heap bytes: of `push_to`'s checks, the bounds remain.
-            if let Err(rejection) = self.check_bounds(id, &Value::Float(row.value)) {
+            let checked = match check {
+                FloatCheck::Any => Ok(()),
+                FloatCheck::Bounds(bounds) => {
+                    check_number(&self.streams[id.index()].name, bounds, row.value)
+                }
+                FloatCheck::Refused => self.check_bounds(id, &Value::Float(row.value)),
+            };
+            if let Err(rejection) = checked {
                 let rejection = self.reject(Some(id), rejection);
                 report.push_rejection(index, rejection);
                 continue;
             }
             let entry = &mut resolved[row.series as usize];
-            if let Resolved::Stream(id) = *entry {
+            if let Resolved::Stream(id, check) = *entry {
                 *entry = match self.admit_key(id, key) {
-                    Ok(slot) => Resolved::Slot(id, slot),
+                    Ok(slot) => Resolved::Slot(id, slot, check),
                     Err(rejection) => Resolved::KeyRefused(id, rejection),
                 };
             }
             match &resolved[row.series as usize] {
-                Resolved::Slot(id, slot) => {
+                Resolved::Slot(id, slot, _) => {
                     let ts = row.ts_ns.unwrap_or(now);
                     self.apply_float_arriving(*id, *slot, ts, row.value, index, report);
                 }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use super::PieceRecords;
 use super::parsed::{ColumnsBuilder, Samples};
-use super::words::{Digits, exact_decimal, plain_string_bytes};
+use super::words::{Digits, exact_decimal, plain_string_bytes, same_bytes};
 use crate::dto::{missing_value, sample_stream};
 
 /// Which of an array's brackets a piece holds itself: the first piece of a
@@ -78,6 +78,7 @@ pub(super) fn scan_chunks<'a>(
         errors: Vec::new(),
         index: 0,
         default_stream,
+        stream_seen: Vec::new(),
     };
     let mut cursor = Cursor::new(chunks);
     if brackets.open && cursor.next()? != b'[' {
@@ -112,6 +113,10 @@ struct Out<'a> {
     errors: Vec<crate::dto::RecordError>,
     index: usize,
     default_stream: Option<&'a str>,
+    /// The last stream a sample named that was found to be UTF-8 (with no
+    /// stream given by the door): a body names the same one again and
+    /// again, so it is checked once rather than per sample.
+    stream_seen: Vec<u8>,
 }
 
 impl<'a> Out<'a> {
@@ -134,9 +139,14 @@ impl<'a> Out<'a> {
         let stream = match (object.stream, door) {
             (Some(stream), Some(named)) if stream == named.as_bytes() => Ok((stream, true)),
             (None, Some(named)) => Ok((named.as_bytes(), true)),
+            (Some(stream), None) if same_bytes(stream, &self.stream_seen) => Ok((stream, false)),
             (Some(stream), _) => {
                 // Checked here: it is kept or named in an error.
                 let stream = text(stream)?;
+                if door.is_none() {
+                    self.stream_seen.clear();
+                    self.stream_seen.extend_from_slice(stream.as_bytes());
+                }
                 sample_stream(Some(Cow::Borrowed(stream)), door, index)
                     .map(|_| (stream.as_bytes(), false))
             }
