@@ -41,16 +41,16 @@ impl<T: Clone + Default> MirrorRing<T> {
         }
         let pointer = Arc::as_ptr(&self.buf).cast_mut();
         // SAFETY: `maybe_shared` is false, so the `Arc` was never cloned
-        // since it was created or last found unique (above), and no `Weak`
+        // since it was created or last found unique (`unshare`), and no `Weak`
         // is ever made from it: this ring holds the only reference, and
         // `&mut self` makes this the only access.
         unsafe { &mut *pointer }
     }
 
     /// Makes the buffer this ring's alone again after it was handed out:
-    /// copied if a snapshot still holds it. Out of line: the write path
-    /// rarely takes it.
-    #[cold]
+    /// copied if a snapshot still holds it. Out of line, so that the write
+    /// path stays small where it is inlined: only the first write after a
+    /// snapshot (a window lent to node logic) takes it.
     #[inline(never)]
     fn unshare(&mut self) {
         if Arc::strong_count(&self.buf) != 1 {
