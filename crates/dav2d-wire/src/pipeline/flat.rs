@@ -583,6 +583,23 @@ mod tests {
         ] {
             assert!(scan_piece(text, Brackets::BOTH, Some("s")).is_none());
         }
+        // With no stream from the door, a name seen valid is not checked
+        // again, but any other bytes are, after it as before it.
+        for text in [
+            &b"[{\"stream\":\"s\",\"key\":\"k\",\"value\":1},{\"stream\":\"s\xff\",\"key\":\"k\",\"value\":2}]"[..],
+            b"[{\"stream\":\"s\xc3\",\"key\":\"k\",\"value\":1},{\"stream\":\"s\",\"key\":\"k\",\"value\":2}]",
+        ] {
+            assert!(scan_piece(text, Brackets::BOTH, None).is_none());
+        }
+        let text = b"[{\"stream\":\"s\",\"key\":\"a\",\"value\":1},{\"stream\":\"t\",\"key\":\"a\",\"value\":2},{\"stream\":\"s\",\"key\":\"b\",\"value\":3}]";
+        let (samples, errors, n) = scan_piece(text, Brackets::BOTH, None).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(n, 3);
+        let Samples::Columns(columns) = samples else {
+            panic!("read by the scanner")
+        };
+        let pairs: Vec<(&str, &str)> = columns.series.iter().map(|(s, k)| (&**s, &**k)).collect();
+        assert_eq!(pairs, [("s", "a"), ("t", "a"), ("s", "b")]);
         // A character cut between two chunks is read whole.
         let text = "[{\"key\":\"d\u{e9}v\",\"value\":1},{\"key\":\"d\u{e9}v\",\"value\":2}]";
         let bytes = text.as_bytes();
