@@ -14,10 +14,10 @@ use std::sync::atomic::{Ordering, fence};
 #[repr(C)] // The buffer first: an absent ring (`None`) reads as its null pointer.
 pub(crate) struct MirrorRing<T: Clone + Default> {
     /// A slice, not a `Vec`: its elements lie right behind the `Arc`'s
-    /// counts and its length beside the pointer, so a write goes from the
-    /// ring to its element without reading a `Vec` header first.
+    /// counts and its length (twice the capacity) beside the pointer, so a
+    /// write goes from the ring to its element without reading a `Vec`
+    /// header first.
     pub(super) buf: Arc<[T]>,
-    capacity: usize,
     /// Set when the buffer's `Arc` was handed out; until then this ring holds
     /// the only reference and writes need no atomic operation.
     maybe_shared: Cell<bool>,
@@ -28,7 +28,6 @@ impl<T: Clone + Default> MirrorRing<T> {
         let capacity = capacity.max(1);
         Self {
             buf: (0..2 * capacity).map(|_| T::default()).collect(),
-            capacity,
             maybe_shared: Cell::new(false),
         }
     }
@@ -65,14 +64,14 @@ impl<T: Clone + Default> MirrorRing<T> {
     /// Writes element number `count` (0-based) of the series.
     #[inline]
     pub(crate) fn write(&mut self, count: u64, value: T) {
-        let position = (count % self.capacity as u64) as usize;
+        let position = (count % self.capacity() as u64) as usize;
         self.write_at(position, value);
     }
 
     /// Writes at `position` (in `0..capacity`) and its mirror.
     #[inline(always)]
     pub(crate) fn write_at(&mut self, position: usize, value: T) {
-        let capacity = self.capacity;
+        let capacity = self.capacity();
         let buf = self.buf_mut();
         buf[position] = value.clone();
         buf[position + capacity] = value;
@@ -87,7 +86,7 @@ impl<T: Clone + Default> MirrorRing<T> {
     /// The newest `k` elements when the newest sits at `last` (no division).
     #[inline]
     pub(crate) fn slice_ending(&self, last: usize, k: usize) -> &[T] {
-        let end = last + self.capacity + 1;
+        let end = last + self.capacity() + 1;
         &self.buf[end - k..end]
     }
 
@@ -96,13 +95,14 @@ impl<T: Clone + Default> MirrorRing<T> {
     #[inline]
     pub(crate) fn range(&self, count: u64, n: usize) -> (usize, usize) {
         if count == 0 {
-            return (self.capacity, self.capacity);
+            let capacity = self.capacity();
+            return (capacity, capacity);
         }
         let k = n
-            .min(self.capacity)
+            .min(self.capacity())
             .min(count.min(usize::MAX as u64) as usize);
-        let last = ((count - 1) % self.capacity as u64) as usize;
-        let end = last + self.capacity + 1;
+        let last = ((count - 1) % self.capacity() as u64) as usize;
+        let end = last + self.capacity() + 1;
         (end - k, end)
     }
 
@@ -117,8 +117,9 @@ impl<T: Clone + Default> MirrorRing<T> {
         Arc::clone(&self.buf)
     }
 
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.buf.len() / 2
     }
 
     /// A ring of `new_capacity` holding the newest of the `held` valid
